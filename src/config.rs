@@ -1,0 +1,395 @@
+//! The daemon's configuration: embedded defaults, then a TOML file, then `ESTCA_*` environment
+//! variables (`__` between nesting levels, e.g. `ESTCA_SERVER__LISTEN=127.0.0.1:9443`).
+//!
+//! Every struct refuses unknown keys, so a typo is reported with its name instead of being
+//! silently ignored, and [`Config::validate`] checks what serde cannot (ranges, relations).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The defaults compiled into the binary (`config/defaults.toml`).
+pub const DEFAULTS_TOML: &str = include_str!("../config/defaults.toml");
+
+/// Where production configuration is read from when `--config` is not given.
+pub const SYSTEM_CONFIG_PATH: &str = "/etc/estca/estca.toml";
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or parsed into the expected shape.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value parsed but is not acceptable.
+    #[error("configuration: {key}: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `auth.max_failed_attempts`.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTPS listener (EST and, later, the management API).
+    pub server: ServerConfig,
+    /// Where the database lives.
+    pub store: StoreConfig,
+    /// The operator's admin socket.
+    pub admin: AdminConfig,
+    /// The CA hierarchy.
+    pub ca: CaConfig,
+    /// The end-entity certificate profile.
+    pub certificate: CertificateConfig,
+    /// Passwords and lockout.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The HTTPS listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Names (DNS names or IP addresses) the self-issued server certificate is valid for.
+    pub hostnames: Vec<String>,
+    /// PEM certificate chain for the TLS server; when absent the CA issues one at start-up.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Time a request may take end to end.
+    pub request_timeout_secs: u64,
+    /// Time a client has to complete the TLS handshake.
+    pub handshake_timeout_secs: u64,
+    /// Connections served at once; further ones are closed at once.
+    pub max_connections: usize,
+}
+
+/// Where the database lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The data directory; the sled database is `<path>/db`.
+    pub path: PathBuf,
+}
+
+/// The operator's admin socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Path of the Unix socket.
+    pub socket: PathBuf,
+    /// Its permission bits, octal text such as `"0600"` or `"0660"`.
+    pub socket_mode: String,
+}
+
+impl AdminConfig {
+    /// The socket's permission bits.
+    pub fn mode(&self) -> Result<u32, ConfigError> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && m & 0o007 == 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "admin.socket_mode",
+                reason: format!(
+                    "'{}' is not an octal mode without permissions for others (e.g. \"0600\" or \"0660\")",
+                    self.socket_mode
+                ),
+            })
+    }
+}
+
+/// The key algorithm of CA keys that `estca init` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// ECDSA with NIST P-256 and SHA-256.
+    P256,
+    /// ECDSA with NIST P-384 and SHA-384.
+    P384,
+}
+
+/// The CA hierarchy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Directory holding `root-ca.pem`, `root-ca.key`, `issuing-ca.pem`, `issuing-ca.key`.
+    pub dir: PathBuf,
+    /// Create a development hierarchy at start-up when none exists.
+    pub create_if_missing: bool,
+    /// Key algorithm for `estca init`.
+    pub key_algorithm: KeyAlgorithm,
+    /// C of the CA names and of issued certificates.
+    pub country: String,
+    /// O of the CA names and of issued certificates.
+    pub organization: String,
+    /// CN of the root CA.
+    pub root_name: String,
+    /// CN of the issuing CA, and the first OU of issued certificates.
+    pub issuing_name: String,
+    /// Validity of a root created by `estca init`.
+    pub root_validity_years: u32,
+    /// Validity of an issuing CA created by `estca init`.
+    pub issuing_validity_years: u32,
+    /// Validity of the TLS server certificate the CA issues itself at start-up.
+    pub server_cert_validity_days: u32,
+}
+
+/// The end-entity certificate profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// CN template; `{id}` and `{contract}` are replaced.
+    pub common_name_template: String,
+}
+
+/// Passwords and lockout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Consecutive wrong passwords that lock an ID.
+    pub max_failed_attempts: u32,
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP minimum with 19 MiB: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (each takes `argon2_memory_kib`).
+    pub max_concurrent_hashes: usize,
+    /// Password checks allowed to wait for a hashing slot; beyond that, 503.
+    pub max_queued_hashes: usize,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `estca=debug,info`.
+    pub level: String,
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (or the system file when present), then
+    /// the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, env)
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests and tools).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        use config::{Environment, File, FileFormat};
+
+        let mut builder = config::Config::builder()
+            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        match file {
+            Some(path) => {
+                builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
+            }
+            None if Path::new(SYSTEM_CONFIG_PATH).exists() => {
+                builder = builder.add_source(File::new(SYSTEM_CONFIG_PATH, FileFormat::Toml))
+            }
+            None => {}
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ESTCA_"))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("ESTCA")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.hostnames")
+                .source(Some(env)),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde accepted but estca cannot work with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            }
+        }
+        let s = &self.server;
+        if s.hostnames.is_empty() {
+            return Err(invalid("server.hostnames", "give at least one host name"));
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err(invalid(
+                "server.tls_cert",
+                "set both server.tls_cert and server.tls_key, or neither",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&s.max_body_bytes) {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        for (key, v) in [
+            ("server.header_timeout_secs", s.header_timeout_secs),
+            ("server.request_timeout_secs", s.request_timeout_secs),
+            ("server.handshake_timeout_secs", s.handshake_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(invalid(key, "must be between 1 and 3600 seconds"));
+            }
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        self.admin.mode()?;
+        let ca = &self.ca;
+        if ca.country.len() != 2 || !ca.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid(
+                "ca.country",
+                "must be a two-letter ISO 3166 code in capitals, e.g. \"JP\"",
+            ));
+        }
+        for (key, v) in [
+            ("ca.organization", &ca.organization),
+            ("ca.root_name", &ca.root_name),
+            ("ca.issuing_name", &ca.issuing_name),
+        ] {
+            if v.trim().is_empty() || v.chars().count() > 64 {
+                return Err(invalid(key, "must be 1 to 64 characters"));
+            }
+        }
+        if ca.root_validity_years == 0 || ca.issuing_validity_years == 0 {
+            return Err(invalid("ca.root_validity_years", "CA validity must be at least one year"));
+        }
+        if !(1..=397).contains(&ca.server_cert_validity_days) {
+            return Err(invalid(
+                "ca.server_cert_validity_days",
+                "must be between 1 and 397 days",
+            ));
+        }
+        let template = &self.certificate.common_name_template;
+        if !template.contains("{id}") {
+            return Err(invalid(
+                "certificate.common_name_template",
+                "must contain {id} so that the certificate names its ID",
+            ));
+        }
+        let a = &self.auth;
+        if a.max_failed_attempts == 0 {
+            return Err(invalid("auth.max_failed_attempts", "must be at least 1"));
+        }
+        if argon2::Params::new(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
+            return Err(invalid(
+                "auth.argon2_memory_kib",
+                "Argon2 parameters out of range (memory at least 8 KiB per lane, iterations at least 1, 1 to 255 lanes)",
+            ));
+        }
+        if a.max_concurrent_hashes == 0 {
+            return Err(invalid("auth.max_concurrent_hashes", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!("'{}' is not a tracing filter such as \"info\"", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sled database directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.store.path.join("db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.admin.socket, PathBuf::from("./data/admin.sock"));
+        assert_eq!(c.admin.mode().unwrap(), 0o600);
+        assert_eq!(c.auth.max_failed_attempts, 5);
+        assert_eq!(c.auth.argon2_memory_kib, 19456);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("ESTCA_SERVER__LISTEN", "127.0.0.1:9443"),
+                ("ESTCA_AUTH__MAX_FAILED_ATTEMPTS", "3"),
+                ("ESTCA_SERVER__HOSTNAMES", "ca.example,10.0.0.1"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(c.auth.max_failed_attempts, 3);
+        assert_eq!(c.server.hostnames, vec!["ca.example", "10.0.0.1"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("estca.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+
+        std::fs::write(&file, "[auth]\nmax_failed_attempts = 0\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("auth.max_failed_attempts"), "{err}");
+
+        let err = Config::load_from(None, env(&[("ESTCA_SERVER__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load_from(Some(Path::new("/nonexistent/estca.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/estca.toml"), "{err}");
+    }
+}

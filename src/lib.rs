@@ -1,0 +1,14 @@
+//! estca: a certificate authority daemon that issues client certificates to IDs that enroll
+//! with a password over EST (RFC 7030), one active certificate per ID.
+//!
+//! The layers follow a public CA's separation of concerns:
+//! front ends ([`est`], [`api`], [`cli`]) parse and answer protocols;
+//! [`ra`] (registration authority) holds every policy decision;
+//! [`ca`] builds and signs; [`store`] keeps state behind a trait of atomic operations.
+//! [`config`], [`tls`] and [`server`] wire them together.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod model;

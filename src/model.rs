@@ -1,0 +1,657 @@
+//! Domain types shared by every layer: contracts, accounts, certificate records and history
+//! entries, and the small value types (IDs, serials, revocation reasons) that validate
+//! themselves on construction so that no layer has to re-check them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Why a value given by a person or a client was refused; the message says what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+/// The login ID of an account (the seed's お客様ID), e.g. `nozawa1`.
+///
+/// 1 to 32 characters from `A-Z a-z 0-9 . _ @ -`, so that it can stand in a certificate's
+/// common name, a URL path and a log line without escaping.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// Longest ID accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-');
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok_char) {
+            return Err(InvalidValue(format!(
+                "an ID is 1 to {} characters from A-Z, a-z, 0-9, '.', '_', '@' and '-'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for AccountId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<AccountId> for String {
+    fn from(id: AccountId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The short code of a contract (one corporate customer), e.g. `5110`.
+///
+/// 1 to 16 characters from `A-Z a-z 0-9 _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContractCode(String);
+
+impl ContractCode {
+    /// Longest code accepted.
+    pub const MAX_LEN: usize = 16;
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ContractCode {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok_char) {
+            return Err(InvalidValue(format!(
+                "a contract code is 1 to {} characters from A-Z, a-z, 0-9, '_' and '-'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for ContractCode {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<ContractCode> for String {
+    fn from(code: ContractCode) -> Self {
+        code.0
+    }
+}
+
+impl fmt::Display for ContractCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A certificate serial number as estca issues it: 16 bytes, first byte 0x01..=0x7f, so the
+/// DER INTEGER is positive, exactly 16 bytes long and never has a leading zero byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Serial([u8; 16]);
+
+impl Serial {
+    /// Draws a fresh serial from the operating system's CSPRNG.
+    pub fn random() -> Self {
+        use rand_core::{OsRng, RngCore};
+        let mut bytes = [0u8; 16];
+        loop {
+            OsRng.fill_bytes(&mut bytes);
+            bytes[0] &= 0x7f;
+            if bytes[0] != 0 {
+                return Self(bytes);
+            }
+        }
+    }
+
+    /// Wraps 16 bytes; refuses a first byte outside 0x01..=0x7f.
+    pub fn from_bytes(bytes: [u8; 16]) -> Result<Self, InvalidValue> {
+        if (0x01..=0x7f).contains(&bytes[0]) {
+            Ok(Self(bytes))
+        } else {
+            Err(InvalidValue(
+                "an estca serial is 16 bytes whose first byte is 01 to 7f".into(),
+            ))
+        }
+    }
+
+    /// The big-endian bytes of the serial (also its DER INTEGER content).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl FromStr for Serial {
+    type Err = InvalidValue;
+
+    /// Parses 32 hex digits, with or without `:` separators, in either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits: String = s.chars().filter(|c| *c != ':').collect();
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(&digits, &mut bytes).map_err(|_| {
+            InvalidValue("a serial is 32 hexadecimal digits (16 bytes), e.g. 441e22181c34f93d0f0e6bca0f6dcf52".into())
+        })?;
+        Self::from_bytes(bytes)
+    }
+}
+
+impl TryFrom<String> for Serial {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Serial> for String {
+    fn from(serial: Serial) -> Self {
+        serial.to_string()
+    }
+}
+
+impl fmt::Display for Serial {
+    /// Lower-case hex without separators, as the seed shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// SHA-256 of a DER SubjectPublicKeyInfo: how the store recognises a key it has seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyFingerprint(pub [u8; 32]);
+
+impl KeyFingerprint {
+    /// Fingerprints the DER encoding of a SubjectPublicKeyInfo.
+    pub fn of_spki_der(spki_der: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(spki_der).into())
+    }
+}
+
+/// The USERTYPE of an account, as it appears in the certificate subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// 管理者 / マスターID: manages the public IDs of its contract (USERTYPE - 1).
+    Master,
+    /// 利用者 / パブリックID: enrolls for its own certificate (USERTYPE - 2).
+    User,
+}
+
+impl Role {
+    /// The number written after `USERTYPE - ` in the subject.
+    pub fn usertype(self) -> u8 {
+        match self {
+            Role::Master => 1,
+            Role::User => 2,
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "master" => Ok(Role::Master),
+            "user" => Ok(Role::User),
+            _ => Err(InvalidValue("a role is 'master' or 'user'".into())),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Master => "master",
+            Role::User => "user",
+        })
+    }
+}
+
+/// A contract: one corporate customer, with one master ID and any number of public IDs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// Short code, written after the ID in certificate common names.
+    pub code: ContractCode,
+    /// The customer's name, for people.
+    pub name: String,
+    /// When the contract was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The administrator's last choice for an account's certificate (the seed's 編集 screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateChoice {
+    /// 継続利用する (or nothing chosen yet): an active certificate blocks a new enrollment.
+    #[default]
+    Continue,
+    /// 再発行する: the next enrollment is allowed and supersedes the current certificate.
+    Reissue,
+    /// 失効する: the certificate was revoked; enrollment is refused until reissue is chosen.
+    Revoked,
+}
+
+/// An account (ID) and everything the lifecycle needs to decide about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Login ID.
+    pub id: AccountId,
+    /// The contract the ID belongs to.
+    pub contract: ContractCode,
+    /// Master or public ID.
+    pub role: Role,
+    /// Display name, for people (利用者名).
+    pub name: String,
+    /// Argon2id hash of the password, as a PHC string. Never leaves the daemon.
+    pub password_hash: String,
+    /// Consecutive wrong passwords since the last success or unlock.
+    pub failed_attempts: u32,
+    /// Locked after too many wrong passwords (IDロック); only an unlock clears it.
+    pub locked: bool,
+    /// The administrator's last choice for the certificate.
+    pub choice: CertificateChoice,
+    /// The most recently issued certificate, whatever its status now.
+    pub current_certificate: Option<Serial>,
+    /// How many certificates this ID has been issued (CERTISSUEDNUM of the latest).
+    pub issued_count: u32,
+    /// Bumped by the store on every change; the basis of optimistic concurrency.
+    pub version: u64,
+    /// When the account was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// RFC 5280 CRLReason, named as the RFC names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RevocationReason {
+    /// unspecified (0)
+    Unspecified,
+    /// keyCompromise (1)
+    KeyCompromise,
+    /// cACompromise (2)
+    #[serde(rename = "cACompromise")]
+    CaCompromise,
+    /// affiliationChanged (3)
+    AffiliationChanged,
+    /// superseded (4): what a reissue or a renewal records for the old certificate.
+    Superseded,
+    /// cessationOfOperation (5)
+    CessationOfOperation,
+    /// privilegeWithdrawn (9)
+    PrivilegeWithdrawn,
+}
+
+impl RevocationReason {
+    /// Every reason an operator may choose, in RFC order.
+    pub const ALL: [RevocationReason; 7] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn,
+    ];
+
+    /// The RFC 5280 name, e.g. `keyCompromise`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "cACompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+
+    /// The CRLReason code of RFC 5280 section 5.3.1.
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::PrivilegeWithdrawn => 9,
+        }
+    }
+}
+
+impl FromStr for RevocationReason {
+    type Err = InvalidValue;
+
+    /// Accepts the RFC 5280 names, ignoring case. `certificateHold` and `removeFromCRL` are
+    /// refused: estca revokes for good, it does not suspend.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+                InvalidValue(format!(
+                    "unknown revocation reason '{s}'; use one of: {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// When and why a certificate was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The revocation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The RFC 5280 reason.
+    pub reason: RevocationReason,
+}
+
+/// A certificate estca issued, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// The serial number.
+    pub serial: Serial,
+    /// The account it was issued to.
+    pub account: AccountId,
+    /// The account's contract at issuance.
+    pub contract: ContractCode,
+    /// The account's role at issuance (its USERTYPE).
+    pub role: Role,
+    /// CERTISSUEDNUM written in the subject.
+    pub issued_num: u32,
+    /// The subject as text (RFC 4514 order of the certificate, for display).
+    pub subject: String,
+    /// notBefore.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Fingerprint of the certified public key.
+    pub key: KeyFingerprint,
+    /// `None` while unrevoked.
+    pub revocation: Option<Revocation>,
+    /// The certificate, DER.
+    #[serde(with = "der_base64")]
+    pub der: Vec<u8>,
+}
+
+impl CertificateRecord {
+    /// Unrevoked and within its validity at `now`: the state the one-per-ID invariant counts.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revocation.is_none() && self.not_before <= now && now < self.not_after
+    }
+
+    /// The status at `now`, for display.
+    pub fn status(&self, now: OffsetDateTime) -> CertificateStatus {
+        match self.revocation {
+            Some(_) => CertificateStatus::Revoked,
+            None if now >= self.not_after => CertificateStatus::Expired,
+            None => CertificateStatus::Active,
+        }
+    }
+}
+
+/// A certificate's status at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateStatus {
+    /// Unrevoked and unexpired.
+    Active,
+    /// Past its notAfter, never revoked.
+    Expired,
+    /// Revoked (see the record's revocation).
+    Revoked,
+}
+
+impl fmt::Display for CertificateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertificateStatus::Active => "active",
+            CertificateStatus::Expired => "expired",
+            CertificateStatus::Revoked => "revoked",
+        })
+    }
+}
+
+/// Who did something: recorded in history and used for authorisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Actor {
+    /// The CA operator, over the admin socket (with the Unix user ID when known).
+    Operator {
+        /// Unix user ID of the peer process, when the socket reported it.
+        uid: Option<u32>,
+    },
+    /// An account acting for itself (enrollment) or, later, as an administrator.
+    Account {
+        /// The account's ID.
+        id: AccountId,
+    },
+    /// Someone who claimed an ID that does not exist or did not authenticate.
+    Anonymous,
+    /// The daemon itself (e.g. a lock after too many failures).
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Operator { uid: Some(uid) } => write!(f, "operator(uid {uid})"),
+            Actor::Operator { uid: None } => f.write_str("operator"),
+            Actor::Account { id } => write!(f, "{id}"),
+            Actor::Anonymous => f.write_str("anonymous"),
+            Actor::System => f.write_str("estca"),
+        }
+    }
+}
+
+/// What happened, for the history (利用履歴照会).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// simpleenroll (ID and password).
+    Enroll,
+    /// simplereenroll (client certificate).
+    Reenroll,
+    /// 再発行する chosen.
+    Reissue,
+    /// 継続利用する chosen.
+    Continue,
+    /// 失効する chosen.
+    Revoke,
+    /// Locked after too many wrong passwords.
+    Lock,
+    /// Unlocked.
+    Unlock,
+    /// Password set or changed.
+    PasswordChange,
+    /// Account created.
+    AccountCreate,
+    /// Account renamed.
+    AccountUpdate,
+    /// Contract created.
+    ContractCreate,
+}
+
+impl EventKind {
+    /// The snake_case name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Enroll => "enroll",
+            EventKind::Reenroll => "reenroll",
+            EventKind::Reissue => "reissue",
+            EventKind::Continue => "continue",
+            EventKind::Revoke => "revoke",
+            EventKind::Lock => "lock",
+            EventKind::Unlock => "unlock",
+            EventKind::PasswordChange => "password_change",
+            EventKind::AccountCreate => "account_create",
+            EventKind::AccountUpdate => "account_update",
+            EventKind::ContractCreate => "contract_create",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How an event ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Done; `detail` says what (e.g. the serial issued).
+    Ok {
+        /// What was done, for people.
+        detail: String,
+    },
+    /// Refused; `reason` says why.
+    Refused {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok { detail } if detail.is_empty() => f.write_str("ok"),
+            Outcome::Ok { detail } => write!(f, "ok: {detail}"),
+            Outcome::Refused { reason } => write!(f, "refused: {reason}"),
+        }
+    }
+}
+
+/// One line of history, as a caller hands it to the store (which numbers it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The account concerned, when it exists.
+    pub account: Option<AccountId>,
+    /// The contract concerned, when known.
+    pub contract: Option<ContractCode>,
+    /// What happened.
+    pub kind: EventKind,
+    /// Who did it.
+    pub actor: Actor,
+    /// Where the request came from (IP address, or `admin-socket`).
+    pub source: String,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A history event as stored: numbered in the order the store appended it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Position in the append-only log; larger is newer.
+    pub seq: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: HistoryEvent,
+}
+
+/// Base64 (standard alphabet) for DER inside JSON.
+mod der_base64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(der: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(der))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_codes_validate() {
+        assert!("nozawa1".parse::<AccountId>().is_ok());
+        assert!("a b".parse::<AccountId>().is_err());
+        assert!("".parse::<AccountId>().is_err());
+        assert!("x".repeat(33).parse::<AccountId>().is_err());
+        assert!("5110".parse::<ContractCode>().is_ok());
+        assert!("51/10".parse::<ContractCode>().is_err());
+    }
+
+    #[test]
+    fn serials_are_positive_sixteen_bytes_and_round_trip() {
+        for _ in 0..1000 {
+            let s = Serial::random();
+            assert!((1..=0x7f).contains(&s.as_bytes()[0]));
+            assert_eq!(s.to_string().parse::<Serial>().unwrap(), s);
+        }
+        let seed: Serial = "441e22181c34f93d0f0e6bca0f6dcf52".parse().unwrap();
+        assert_eq!(seed.to_string(), "441e22181c34f93d0f0e6bca0f6dcf52");
+        assert!("80".repeat(16).parse::<Serial>().is_err());
+        assert!("00".repeat(16).parse::<Serial>().is_err());
+        assert!("44:1e".parse::<Serial>().is_err());
+    }
+
+    #[test]
+    fn revocation_reasons_use_rfc_names() {
+        assert_eq!(
+            "keycompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(RevocationReason::PrivilegeWithdrawn.code(), 9);
+        assert!("certificateHold".parse::<RevocationReason>().is_err());
+        let json = serde_json::to_string(&RevocationReason::CaCompromise).unwrap();
+        assert_eq!(json, "\"cACompromise\"");
+    }
+}

@@ -1,0 +1,167 @@
+//! The storage authority: a trait of atomic domain operations, and its sled implementation.
+//!
+//! Nothing above this module knows which database is underneath: the registration authority
+//! reads state, decides, and commits its decision with [`Store::update_account`] or
+//! [`Store::commit_issuance`]. Both are compare-and-swap on the account's `version`, so a
+//! decision taken on stale state is refused with [`StoreError::Conflict`] and retried on fresh
+//! state: that, not a lock, is what holds the one-active-certificate invariant under any
+//! concurrency. A commit is durable only after [`Store::flush`].
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::model::{
+    Account, AccountId, CertificateRecord, Contract, ContractCode, EventKind, HistoryEntry,
+    HistoryEvent, KeyFingerprint, Revocation, Serial,
+};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing named does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The thing named exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The account changed since it was read (or the serial was taken): read again and retry.
+    #[error("the account changed concurrently; retry")]
+    Conflict,
+    /// The public key was certified before, in the certificate with this serial.
+    #[error("this public key was already certified (serial {0}); generate a new key")]
+    KeyReused(Serial),
+    /// The database failed or holds something unreadable.
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// A change to one account, committed only if the account still has `expected_version`.
+#[derive(Debug, Clone)]
+pub struct AccountChange {
+    /// The version the decision was taken on.
+    pub expected_version: u64,
+    /// The account's new state (its `version` is set by the store to `expected_version + 1`).
+    pub account: Account,
+    /// A certificate of this account to revoke in the same step; it must be unrevoked.
+    pub revoke: Option<(Serial, Revocation)>,
+    /// History entries recorded in the same step.
+    pub events: Vec<HistoryEvent>,
+}
+
+/// A signed certificate to record, committed only if the account still has
+/// `expected_version`, the serial is unused and the key was never certified.
+///
+/// In the same atomic step the store: records the certificate (unrevoked); revokes the
+/// account's previous current certificate as `superseded` at `record.not_before` if it is
+/// unrevoked and unexpired at that instant; sets the account's current certificate,
+/// `issued_count = record.issued_num` (which must be the old count plus one), choice back to
+/// `Continue`; indexes the key; appends `event`.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// The version the decision was taken on.
+    pub expected_version: u64,
+    /// The certificate and its metadata; `revocation` must be `None`.
+    pub record: CertificateRecord,
+    /// The history entry of the issuance.
+    pub event: HistoryEvent,
+}
+
+/// A certificate that the store has recorded: the only way to obtain one is
+/// [`Store::commit_issuance`], so a certificate cannot leave estca without its record.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    record: CertificateRecord,
+    superseded: Option<Serial>,
+}
+
+impl IssuedCertificate {
+    /// The record as committed.
+    pub fn record(&self) -> &CertificateRecord {
+        &self.record
+    }
+
+    /// The certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.record.der
+    }
+
+    /// The previous certificate this issuance revoked as superseded, if any.
+    pub fn superseded(&self) -> Option<Serial> {
+        self.superseded
+    }
+}
+
+/// A history query; all filters combine with AND, results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only this account's events.
+    pub account: Option<AccountId>,
+    /// Only this contract's events.
+    pub contract: Option<ContractCode>,
+    /// Only this kind of event.
+    pub kind: Option<EventKind>,
+    /// Only events at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// Only events older than this sequence number (the pagination cursor).
+    pub before_seq: Option<u64>,
+    /// At most this many entries.
+    pub limit: usize,
+}
+
+/// The storage authority's interface.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a contract; [`StoreError::AlreadyExists`] if the code is taken.
+    async fn create_contract(
+        &self,
+        contract: Contract,
+        event: HistoryEvent,
+    ) -> Result<(), StoreError>;
+
+    /// One contract.
+    async fn contract(&self, code: &ContractCode) -> Result<Option<Contract>, StoreError>;
+
+    /// Every contract, by code.
+    async fn contracts(&self) -> Result<Vec<Contract>, StoreError>;
+
+    /// Creates an account (version 0); its contract must exist ([`StoreError::NotFound`]) and
+    /// its ID be free ([`StoreError::AlreadyExists`]).
+    async fn create_account(&self, account: Account, event: HistoryEvent)
+        -> Result<(), StoreError>;
+
+    /// One account.
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Every account, or those of one contract, by ID.
+    async fn accounts(&self, contract: Option<&ContractCode>) -> Result<Vec<Account>, StoreError>;
+
+    /// One certificate.
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError>;
+
+    /// The serial of the certificate that certified this key, if any ever did.
+    async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError>;
+
+    /// Applies an [`AccountChange`] atomically; returns the account as stored.
+    async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError>;
+
+    /// Records a [`NewCertificate`] atomically; the only constructor of [`IssuedCertificate`].
+    async fn commit_issuance(
+        &self,
+        issuance: NewCertificate,
+    ) -> Result<IssuedCertificate, StoreError>;
+
+    /// Appends one history entry on its own (for events that change nothing else).
+    async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError>;
+
+    /// Reads history, newest first.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Makes every commit so far durable on disk. Concurrent callers may share one flush.
+    async fn flush(&self) -> Result<(), StoreError>;
+}
