@@ -691,3 +691,914 @@ fn encode<T: Serialize>(tree: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value)
         .map_err(|e| StoreError::Backend(format!("cannot encode a value for tree `{tree}`: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::model::{Actor, EventKind, Outcome, Role};
+
+    const DAY: i64 = 86_400;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).unwrap()
+    }
+
+    fn id(s: &str) -> AccountId {
+        s.parse().unwrap()
+    }
+
+    fn code(s: &str) -> ContractCode {
+        s.parse().unwrap()
+    }
+
+    fn serial(b: u8) -> Serial {
+        Serial::from_bytes([b; 16]).unwrap()
+    }
+
+    fn event(
+        kind: EventKind,
+        account: Option<&str>,
+        contract: Option<&str>,
+        t: i64,
+    ) -> HistoryEvent {
+        HistoryEvent {
+            at: at(t),
+            account: account.map(id),
+            contract: contract.map(code),
+            kind,
+            actor: Actor::System,
+            source: "test".into(),
+            outcome: Outcome::Ok {
+                detail: String::new(),
+            },
+        }
+    }
+
+    fn contract(c: &str) -> Contract {
+        Contract {
+            code: code(c),
+            name: format!("Contract {c}"),
+            created_at: at(0),
+        }
+    }
+
+    fn account(i: &str, c: &str) -> Account {
+        Account {
+            id: id(i),
+            contract: code(c),
+            role: Role::User,
+            name: format!("User {i}"),
+            password_hash: "$argon2id$fake".into(),
+            failed_attempts: 0,
+            locked: false,
+            choice: CertificateChoice::Continue,
+            current_certificate: None,
+            issued_count: 0,
+            version: 7,
+            created_at: at(0),
+        }
+    }
+
+    /// A record with fake DER: the store never parses it.
+    fn record(
+        s: u8,
+        account: &str,
+        issued_num: u32,
+        key: u8,
+        not_before: i64,
+    ) -> CertificateRecord {
+        CertificateRecord {
+            serial: serial(s),
+            account: id(account),
+            contract: code("5110"),
+            role: Role::User,
+            issued_num,
+            subject: format!("CN={account}"),
+            not_before: at(not_before),
+            not_after: at(not_before + 365 * DAY),
+            key: KeyFingerprint([key; 32]),
+            revocation: None,
+            der: vec![0x30, 0x03, 0x02, 0x01, s],
+        }
+    }
+
+    fn issuance(expected_version: u64, record: CertificateRecord) -> NewCertificate {
+        let account = record.account.to_string();
+        NewCertificate {
+            expected_version,
+            record,
+            event: event(EventKind::Enroll, Some(&account), Some("5110"), 100),
+        }
+    }
+
+    /// A store with contract 5110 and its account `nozawa1`.
+    async fn setup() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        store
+            .create_contract(
+                contract("5110"),
+                event(EventKind::ContractCreate, None, Some("5110"), 0),
+            )
+            .await
+            .unwrap();
+        store
+            .create_account(
+                account("nozawa1", "5110"),
+                event(EventKind::AccountCreate, Some("nozawa1"), Some("5110"), 1),
+            )
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn all_history() -> HistoryQuery {
+        HistoryQuery {
+            limit: 1000,
+            ..HistoryQuery::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn contracts_and_accounts_are_created_once() {
+        let (_dir, store) = setup().await;
+
+        let dup = store
+            .create_contract(
+                contract("5110"),
+                event(EventKind::ContractCreate, None, None, 2),
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::AlreadyExists(ref w)) if w == "contract 5110"));
+        store
+            .create_contract(
+                contract("4000"),
+                event(EventKind::ContractCreate, None, None, 2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.contract(&code("5110")).await.unwrap(),
+            Some(contract("5110"))
+        );
+        assert_eq!(store.contract(&code("9999")).await.unwrap(), None);
+        let codes: Vec<String> = store
+            .contracts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.code.to_string())
+            .collect();
+        assert_eq!(codes, ["4000", "5110"]);
+
+        let missing = store
+            .create_account(
+                account("x", "9999"),
+                event(EventKind::AccountCreate, None, None, 3),
+            )
+            .await;
+        assert!(matches!(missing, Err(StoreError::NotFound(ref w)) if w == "contract 9999"));
+        let dup = store
+            .create_account(
+                account("nozawa1", "5110"),
+                event(EventKind::AccountCreate, None, None, 3),
+            )
+            .await;
+        assert!(matches!(dup, Err(StoreError::AlreadyExists(ref w)) if w == "account nozawa1"));
+
+        store
+            .create_account(
+                account("b-user", "4000"),
+                event(EventKind::AccountCreate, None, None, 4),
+            )
+            .await
+            .unwrap();
+        store
+            .create_account(
+                account("a-user", "5110"),
+                event(EventKind::AccountCreate, None, None, 4),
+            )
+            .await
+            .unwrap();
+
+        let stored = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!(stored.version, 0, "created accounts start at version 0");
+        assert_eq!(
+            stored,
+            Account {
+                version: 0,
+                ..account("nozawa1", "5110")
+            }
+        );
+        assert_eq!(store.account(&id("nobody")).await.unwrap(), None);
+
+        let ids = |accounts: Vec<Account>| -> Vec<String> {
+            accounts.into_iter().map(|a| a.id.to_string()).collect()
+        };
+        assert_eq!(
+            ids(store.accounts(None).await.unwrap()),
+            ["a-user", "b-user", "nozawa1"]
+        );
+        assert_eq!(
+            ids(store.accounts(Some(&code("5110"))).await.unwrap()),
+            ["a-user", "nozawa1"]
+        );
+        assert!(store
+            .accounts(Some(&code("9999")))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Refused operations leave no history behind: 2 contracts + 3 accounts.
+        assert_eq!(store.history(&all_history()).await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn update_account_is_compare_and_swap() {
+        let (_dir, store) = setup().await;
+        let mut acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        acc.name = "Renamed".into();
+        let updated = store
+            .update_account(AccountChange {
+                expected_version: 0,
+                account: acc.clone(),
+                revoke: None,
+                events: vec![event(
+                    EventKind::AccountUpdate,
+                    Some("nozawa1"),
+                    Some("5110"),
+                    10,
+                )],
+            })
+            .await
+            .unwrap();
+        assert_eq!(updated.version, 1);
+        assert_eq!(updated.name, "Renamed");
+        assert_eq!(
+            store.account(&id("nozawa1")).await.unwrap(),
+            Some(updated.clone())
+        );
+
+        // A decision taken on version 0 is stale now.
+        acc.name = "Stale".into();
+        let stale = store
+            .update_account(AccountChange {
+                expected_version: 0,
+                account: acc.clone(),
+                revoke: None,
+                events: vec![event(
+                    EventKind::AccountUpdate,
+                    Some("nozawa1"),
+                    Some("5110"),
+                    11,
+                )],
+            })
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)));
+        assert_eq!(store.account(&id("nozawa1")).await.unwrap(), Some(updated));
+
+        let unknown = store
+            .update_account(AccountChange {
+                expected_version: 0,
+                account: account("ghost", "5110"),
+                revoke: None,
+                events: vec![],
+            })
+            .await;
+        assert!(matches!(unknown, Err(StoreError::NotFound(ref w)) if w == "account ghost"));
+
+        let q = HistoryQuery {
+            kind: Some(EventKind::AccountUpdate),
+            ..all_history()
+        };
+        assert_eq!(
+            store.history(&q).await.unwrap().len(),
+            1,
+            "refusals append nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn update_account_revokes_in_the_same_step() {
+        let (_dir, store) = setup().await;
+        store
+            .create_account(
+                account("other", "5110"),
+                event(EventKind::AccountCreate, None, None, 2),
+            )
+            .await
+            .unwrap();
+        store
+            .commit_issuance(issuance(0, record(1, "nozawa1", 1, 1, 100)))
+            .await
+            .unwrap();
+        store
+            .commit_issuance(issuance(0, record(2, "other", 1, 2, 100)))
+            .await
+            .unwrap();
+
+        let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        let revocation = Revocation {
+            at: at(200),
+            reason: RevocationReason::KeyCompromise,
+        };
+        let change = |serial: Serial| AccountChange {
+            expected_version: acc.version,
+            account: Account {
+                choice: CertificateChoice::Revoked,
+                ..acc.clone()
+            },
+            revoke: Some((serial, revocation)),
+            events: vec![event(EventKind::Revoke, Some("nozawa1"), Some("5110"), 200)],
+        };
+
+        // Not this account's certificate, or no such certificate: nothing changes.
+        let foreign = store.update_account(change(serial(2))).await;
+        assert!(
+            matches!(foreign, Err(StoreError::NotFound(_))),
+            "{foreign:?}"
+        );
+        let missing = store.update_account(change(serial(9))).await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+        assert_eq!(
+            store.account(&id("nozawa1")).await.unwrap(),
+            Some(acc.clone())
+        );
+        assert_eq!(
+            store
+                .certificate(&serial(2))
+                .await
+                .unwrap()
+                .unwrap()
+                .revocation,
+            None
+        );
+
+        let updated = store.update_account(change(serial(1))).await.unwrap();
+        assert_eq!(updated.version, acc.version + 1);
+        assert_eq!(updated.choice, CertificateChoice::Revoked);
+        let cert = store.certificate(&serial(1)).await.unwrap().unwrap();
+        assert_eq!(cert.revocation, Some(revocation));
+
+        // Revoking again is refused, even on a fresh version.
+        let again = store
+            .update_account(AccountChange {
+                expected_version: updated.version,
+                ..change(serial(1))
+            })
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict)));
+        let revokes = HistoryQuery {
+            kind: Some(EventKind::Revoke),
+            ..all_history()
+        };
+        assert_eq!(store.history(&revokes).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn issuance_supersedes_the_previous_certificate() {
+        let (_dir, store) = setup().await;
+
+        let first = store
+            .commit_issuance(issuance(0, record(1, "nozawa1", 1, 1, 100)))
+            .await
+            .unwrap();
+        assert_eq!(first.superseded(), None);
+        assert_eq!(first.record(), &record(1, "nozawa1", 1, 1, 100));
+        assert_eq!(first.der(), record(1, "nozawa1", 1, 1, 100).der.as_slice());
+        let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!(acc.version, 1);
+        assert_eq!(acc.issued_count, 1);
+        assert_eq!(acc.current_certificate, Some(serial(1)));
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([1; 32]))
+                .await
+                .unwrap(),
+            Some(serial(1))
+        );
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([2; 32]))
+                .await
+                .unwrap(),
+            None
+        );
+
+        // The administrator chose reissue; the next issuance resets the choice.
+        let acc = store
+            .update_account(AccountChange {
+                expected_version: 1,
+                account: Account {
+                    choice: CertificateChoice::Reissue,
+                    ..acc
+                },
+                revoke: None,
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        let second = store
+            .commit_issuance(issuance(acc.version, record(2, "nozawa1", 2, 2, 5000)))
+            .await
+            .unwrap();
+        assert_eq!(second.superseded(), Some(serial(1)));
+        let old = store.certificate(&serial(1)).await.unwrap().unwrap();
+        assert_eq!(
+            old.revocation,
+            Some(Revocation {
+                at: at(5000),
+                reason: RevocationReason::Superseded
+            })
+        );
+        assert_eq!(
+            store
+                .certificate(&serial(2))
+                .await
+                .unwrap()
+                .unwrap()
+                .revocation,
+            None
+        );
+        let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!(acc.version, 3);
+        assert_eq!(acc.issued_count, 2);
+        assert_eq!(acc.current_certificate, Some(serial(2)));
+        assert_eq!(acc.choice, CertificateChoice::Continue);
+
+        // Exactly one unrevoked, unexpired certificate at the new notBefore.
+        let mut active = 0;
+        for s in [serial(1), serial(2)] {
+            let r = store.certificate(&s).await.unwrap().unwrap();
+            active += usize::from(r.is_active(at(5000)));
+        }
+        assert_eq!(active, 1);
+    }
+
+    /// Polls a future that completes without waiting (sled reads are synchronous).
+    fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("store read did not complete at once"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_certificate_is_not_superseded() {
+        let (_dir, store) = setup().await;
+        store
+            .commit_issuance(issuance(0, record(1, "nozawa1", 1, 1, 0)))
+            .await
+            .unwrap();
+        // The new certificate starts exactly when the old one expires.
+        let second = store
+            .commit_issuance(issuance(1, record(2, "nozawa1", 2, 2, 365 * DAY)))
+            .await
+            .unwrap();
+        assert_eq!(second.superseded(), None);
+        assert_eq!(
+            store
+                .certificate(&serial(1))
+                .await
+                .unwrap()
+                .unwrap()
+                .revocation,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn issuance_refusals_change_nothing() {
+        let (_dir, store) = setup().await;
+        store
+            .commit_issuance(issuance(0, record(1, "nozawa1", 1, 1, 100)))
+            .await
+            .unwrap();
+        let before = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        let history_before = store.history(&all_history()).await.unwrap();
+
+        let stale = store
+            .commit_issuance(issuance(0, record(2, "nozawa1", 2, 2, 200)))
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+
+        let dup_serial = store
+            .commit_issuance(issuance(1, record(1, "nozawa1", 2, 2, 200)))
+            .await;
+        assert!(
+            matches!(dup_serial, Err(StoreError::Conflict)),
+            "{dup_serial:?}"
+        );
+
+        let reused = store
+            .commit_issuance(issuance(1, record(2, "nozawa1", 2, 1, 200)))
+            .await;
+        assert!(
+            matches!(reused, Err(StoreError::KeyReused(s)) if s == serial(1)),
+            "{reused:?}"
+        );
+
+        for wrong in [1, 3, 0] {
+            let r = store
+                .commit_issuance(issuance(1, record(2, "nozawa1", wrong, 2, 200)))
+                .await;
+            assert!(
+                matches!(r, Err(StoreError::Conflict)),
+                "issued_num {wrong}: {r:?}"
+            );
+        }
+
+        let mut revoked = record(2, "nozawa1", 2, 2, 200);
+        revoked.revocation = Some(Revocation {
+            at: at(200),
+            reason: RevocationReason::Unspecified,
+        });
+        let r = store.commit_issuance(issuance(1, revoked)).await;
+        assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
+
+        let ghost = store
+            .commit_issuance(issuance(0, record(3, "ghost", 1, 3, 200)))
+            .await;
+        assert!(matches!(ghost, Err(StoreError::NotFound(_))), "{ghost:?}");
+
+        assert_eq!(store.account(&id("nozawa1")).await.unwrap(), Some(before));
+        assert_eq!(store.certificate(&serial(2)).await.unwrap(), None);
+        assert_eq!(
+            store
+                .certificate(&serial(1))
+                .await
+                .unwrap()
+                .unwrap()
+                .revocation,
+            None
+        );
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([2; 32]))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.history(&all_history()).await.unwrap(), history_before);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn concurrent_issuances_on_one_version_let_exactly_one_through() {
+        const TASKS: u8 = 50;
+        let (_dir, store) = setup().await;
+        let store = Arc::new(store);
+        let barrier = Arc::new(tokio::sync::Barrier::new(usize::from(TASKS)));
+        let mut tasks = Vec::new();
+        for i in 0..TASKS {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tasks.push(tokio::spawn(async move {
+                let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+                barrier.wait().await; // every task decides on the same state
+                let rec = record(i + 1, "nozawa1", acc.issued_count + 1, i, 100);
+                let result = store.commit_issuance(issuance(acc.version, rec)).await;
+                if result.is_ok() {
+                    store.flush().await.unwrap();
+                }
+                result
+            }));
+        }
+        let mut ok = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(issued) => ok.push(issued.record().serial),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(ok.len(), 1);
+        let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!(acc.version, 1);
+        assert_eq!(acc.issued_count, 1);
+        assert_eq!(acc.current_certificate, Some(ok[0]));
+        let enrolls = HistoryQuery {
+            kind: Some(EventKind::Enroll),
+            ..all_history()
+        };
+        assert_eq!(store.history(&enrolls).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn history_is_newest_first_and_filters_combine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        // (kind, account, contract, time); time deliberately not monotonic in seq.
+        let events = [
+            (EventKind::ContractCreate, None, Some("A"), 10),
+            (EventKind::AccountCreate, Some("alice"), Some("A"), 20),
+            (EventKind::Enroll, Some("alice"), Some("A"), 30),
+            (EventKind::AccountCreate, Some("bob"), Some("B"), 40),
+            (EventKind::Enroll, Some("bob"), Some("B"), 50),
+            (EventKind::Lock, Some("alice"), Some("A"), 60),
+            (EventKind::Enroll, Some("alice"), Some("A"), 70),
+            (EventKind::Enroll, None, None, 80),
+            (EventKind::Enroll, Some("alice"), Some("A"), 5),
+        ];
+        let mut seqs = Vec::new();
+        for (kind, acc, con, t) in events {
+            seqs.push(
+                store
+                    .append_history(event(kind, acc, con, t))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        let times = |q: HistoryQuery| -> Vec<i64> {
+            futures_lite_block(store.history(&q))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event.at.unix_timestamp() - 1_700_000_000)
+                .collect()
+        };
+
+        assert_eq!(times(all_history()), [5, 80, 70, 60, 50, 40, 30, 20, 10]);
+        assert_eq!(
+            times(HistoryQuery {
+                limit: 0,
+                ..all_history()
+            }),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                limit: 3,
+                ..all_history()
+            }),
+            [5, 80, 70]
+        );
+
+        let alice = || HistoryQuery {
+            account: Some(id("alice")),
+            ..all_history()
+        };
+        assert_eq!(times(alice()), [5, 70, 60, 30, 20]);
+        assert_eq!(
+            times(HistoryQuery {
+                account: Some(id("ali")),
+                ..all_history()
+            }),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                contract: Some(code("B")),
+                ..all_history()
+            }),
+            [50, 40]
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                contract: Some(code("A")),
+                ..all_history()
+            }),
+            [5, 70, 60, 30, 20, 10]
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                contract: Some(code("B")),
+                ..alice()
+            }),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                kind: Some(EventKind::Enroll),
+                ..all_history()
+            }),
+            [5, 80, 70, 50, 30]
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                kind: Some(EventKind::Enroll),
+                limit: 2,
+                ..alice()
+            }),
+            [5, 70]
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                since: Some(at(30)),
+                until: Some(at(70)),
+                ..all_history()
+            }),
+            [60, 50, 40, 30]
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                since: Some(at(30)),
+                until: Some(at(70)),
+                ..alice()
+            }),
+            [60, 30]
+        );
+
+        // Paging with the cursor: each page continues strictly below the last seq seen.
+        for base in [
+            all_history(),
+            alice(),
+            HistoryQuery {
+                contract: Some(code("A")),
+                ..all_history()
+            },
+        ] {
+            let everything = store.history(&base).await.unwrap();
+            let mut paged = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .history(&HistoryQuery {
+                        before_seq: cursor,
+                        limit: 2,
+                        ..base.clone()
+                    })
+                    .await
+                    .unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                assert!(page.len() <= 2);
+                cursor = page.last().map(|e| e.seq);
+                paged.extend(page);
+            }
+            assert_eq!(paged, everything);
+        }
+        assert_eq!(
+            times(HistoryQuery {
+                before_seq: Some(seqs[0]),
+                ..all_history()
+            }),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            times(HistoryQuery {
+                before_seq: Some(seqs[3]),
+                ..alice()
+            }),
+            [30, 20]
+        );
+    }
+
+    #[tokio::test]
+    async fn commits_survive_a_reopen_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let last_seq = {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .create_contract(
+                    contract("5110"),
+                    event(EventKind::ContractCreate, None, Some("5110"), 0),
+                )
+                .await
+                .unwrap();
+            store
+                .create_account(
+                    account("nozawa1", "5110"),
+                    event(EventKind::AccountCreate, Some("nozawa1"), Some("5110"), 1),
+                )
+                .await
+                .unwrap();
+            store
+                .commit_issuance(issuance(0, record(1, "nozawa1", 1, 1, 100)))
+                .await
+                .unwrap();
+            let seq = store
+                .append_history(event(EventKind::Lock, Some("nozawa1"), None, 2))
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+            seq
+        };
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.contract(&code("5110")).await.unwrap(),
+            Some(contract("5110"))
+        );
+        let acc = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!((acc.version, acc.current_certificate), (1, Some(serial(1))));
+        assert_eq!(
+            store.certificate(&serial(1)).await.unwrap(),
+            Some(record(1, "nozawa1", 1, 1, 100))
+        );
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([1; 32]))
+                .await
+                .unwrap(),
+            Some(serial(1))
+        );
+        let history = store.history(&all_history()).await.unwrap();
+        assert_eq!(history.len(), 4);
+        assert_eq!(history[0].seq, last_seq);
+        // Sequence numbers keep growing after a restart.
+        let next = store
+            .append_history(event(EventKind::Unlock, None, None, 3))
+            .await
+            .unwrap();
+        assert!(next > last_seq);
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Backend(msg)) => {
+                assert!(msg.contains("is in use by another process"), "{msg}");
+                assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+            }
+            other => panic!("expected the in-use error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_flushes_share_one() {
+        const TASKS: usize = 20;
+        let (_dir, store) = setup().await;
+        let store = Arc::new(store);
+        store.flush().await.unwrap();
+        let baseline = store.flushes.load(Ordering::SeqCst);
+        // Nothing new to flush: no flush at all.
+        store.flush().await.unwrap();
+        assert_eq!(store.flushes.load(Ordering::SeqCst), baseline);
+
+        let mut tasks = Vec::new();
+        for i in 0..TASKS {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append_history(event(EventKind::Lock, None, None, i as i64))
+                    .await
+                    .unwrap();
+                store.flush().await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let used = store.flushes.load(Ordering::SeqCst) - baseline;
+        assert!(
+            (1..TASKS as u64).contains(&used),
+            "{used} flushes for {TASKS} callers"
+        );
+        assert_eq!(
+            *store.flushed.lock().await,
+            store.commits.load(Ordering::SeqCst)
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_values_are_reported_not_panicked_on() {
+        let (_dir, store) = setup().await;
+        store
+            .accounts
+            .insert("broken", b"{not json".as_slice())
+            .unwrap();
+        match store.account(&id("broken")).await {
+            Err(StoreError::Backend(msg)) => {
+                assert!(
+                    msg.contains("`accounts`") && msg.contains("'broken'"),
+                    "{msg}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.accounts(None).await,
+            Err(StoreError::Backend(_))
+        ));
+        store.keys.insert([9u8; 32], b"short".as_slice()).unwrap();
+        assert!(matches!(
+            store.key_certified_by(&KeyFingerprint([9; 32])).await,
+            Err(StoreError::Backend(_))
+        ));
+        store
+            .history
+            .insert(u64::MAX.to_be_bytes(), b"[]".as_slice())
+            .unwrap();
+        match store.history(&all_history()).await {
+            Err(StoreError::Backend(msg)) => {
+                assert!(
+                    msg.contains("`history`") && msg.contains(&u64::MAX.to_string()),
+                    "{msg}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
