@@ -10,6 +10,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod ca;
+pub mod cli;
 pub mod config;
+pub mod est;
 pub mod model;
+pub mod ra;
+pub mod server;
 pub mod store;
+pub mod tls;

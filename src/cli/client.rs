@@ -1,0 +1,109 @@
+//! The operator's HTTP client for the admin Unix socket.
+
+use std::path::Path;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+use crate::api::ErrorBody;
+
+/// Largest answer the CLI reads.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Talks to the daemon's management API over its admin socket.
+pub struct AdminClient<'a> {
+    socket: &'a Path,
+}
+
+impl<'a> AdminClient<'a> {
+    /// A client of the daemon listening on `socket`.
+    pub fn new(socket: &'a Path) -> Self {
+        Self { socket }
+    }
+
+    /// `GET path`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, String> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, String> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, String> {
+        let stream = UnixStream::connect(self.socket).await.map_err(|e| {
+            format!(
+                "cannot reach the daemon at {} (is 'estca serve' running with the same configuration?): {e}",
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("admin socket: {e}"))?;
+        tokio::spawn(connection);
+        let payload = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| format!("cannot encode the request: {e}"))?,
+            None => Vec::new(),
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "estca-admin");
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(payload)))
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("admin socket: {e}"))?;
+        let status = response.status();
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
+            .to_bytes();
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the daemon's answer could not be read: {e}"))
+        } else {
+            Err(error_message(status, &bytes))
+        }
+    }
+}
+
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => e.error,
+        Err(_) => format!(
+            "the daemon answered {status}: {}",
+            String::from_utf8_lossy(body).trim()
+        ),
+    }
+}

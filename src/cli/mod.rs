@@ -1,0 +1,402 @@
+//! The `estca` command line: `serve` and `init` run locally; every other command is a client
+//! of the management API over the admin socket, so the CLI never opens the database itself.
+
+mod client;
+mod output;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::api::{CertificateActionBody, HistoryPage};
+use crate::ca::CertificateAuthority;
+use crate::config::{Config, KeyAlgorithm};
+use crate::model::{Contract, RevocationReason};
+use crate::ra::{AccountView, CertificateView, SystemClock};
+
+use client::AdminClient;
+
+/// estca: a certificate authority daemon for ID-and-password enrollment over EST (RFC 7030).
+#[derive(Debug, Parser)]
+#[command(name = "estca", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: /etc/estca/estca.toml if present, else the embedded defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (EST over HTTPS, management API on the admin socket).
+    Serve,
+    /// Create the root and issuing CA, or import an existing issuing CA.
+    Init(InitArgs),
+    /// Commands sent to the running daemon over the admin socket.
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+/// The commands that talk to the running daemon.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Contracts (corporate customers).
+    #[command(subcommand)]
+    Contract(ContractCommand),
+    /// Accounts (master and public IDs) and the administrator's certificate choices.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// History, newest first (利用履歴照会).
+    History(HistoryArgs),
+    /// Certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `estca init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Key algorithm of the new CA keys (default from the configuration: p256).
+    #[arg(long, value_enum)]
+    pub algorithm: Option<AlgorithmArg>,
+    /// Import this issuing CA certificate (PEM, optionally followed by its chain) instead of creating one.
+    #[arg(long, value_name = "FILE", requires = "import_key")]
+    pub import_cert: Option<PathBuf>,
+    /// The private key (PEM) of the imported issuing CA.
+    #[arg(long, value_name = "FILE", requires = "import_cert")]
+    pub import_key: Option<PathBuf>,
+}
+
+/// CA key algorithms.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AlgorithmArg {
+    /// ECDSA P-256 with SHA-256.
+    P256,
+    /// ECDSA P-384 with SHA-384.
+    P384,
+}
+
+/// `estca contract ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Create a contract.
+    Add {
+        /// Contract code (written after the ID in certificate names).
+        code: String,
+        /// Customer name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List contracts.
+    List,
+}
+
+/// `estca account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an ID; the password is read as one line from standard input.
+    Add {
+        /// Login ID.
+        id: String,
+        /// Its contract's code.
+        #[arg(long)]
+        contract: String,
+        /// master (管理者) or user (利用者).
+        #[arg(long, value_parser = ["master", "user"])]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an ID's password, read as one line from standard input.
+    Passwd {
+        /// Login ID.
+        id: String,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List IDs.
+    List {
+        /// Only this contract's IDs.
+        #[arg(long)]
+        contract: Option<String>,
+    },
+    /// Show an ID: state, lock, failures, current certificate.
+    Show {
+        /// Login ID.
+        id: String,
+    },
+    /// 再発行する: allow the next enrollment, which supersedes the current certificate.
+    Reissue {
+        /// Login ID.
+        id: String,
+    },
+    /// 継続利用する: cancel a pending reissue.
+    Continue {
+        /// Login ID.
+        id: String,
+    },
+    /// 失効する: revoke the current certificate now; enrollment is refused until reissue.
+    Revoke {
+        /// Login ID.
+        id: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// IDロック解除: unlock an ID locked by wrong passwords.
+    Unlock {
+        /// Login ID.
+        id: String,
+    },
+}
+
+/// `estca history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this ID.
+    pub id: Option<String>,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// `estca cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Show a certificate by serial (hex).
+    Show {
+        /// Serial, hex (colons allowed).
+        serial: String,
+    },
+}
+
+/// Runs the command line; the process exits with the returned code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let json = cli.json;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Init(args) => init(config, args, json),
+            Command::Admin(command) => administer(&config, command, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("estca: {message}");
+    ExitCode::FAILURE
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    init_logging(&config.log.level);
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+    };
+    crate::server::run(config, Arc::new(SystemClock), shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
+    if let Some(algorithm) = args.algorithm {
+        config.ca.key_algorithm = match algorithm {
+            AlgorithmArg::P256 => KeyAlgorithm::P256,
+            AlgorithmArg::P384 => KeyAlgorithm::P384,
+        };
+    }
+    let report = match (&args.import_cert, &args.import_key) {
+        (Some(cert), Some(key)) => CertificateAuthority::import(&config.ca, cert, key),
+        _ => CertificateAuthority::init(&config.ca),
+    }
+    .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", json!({ "ca_dir": config.ca.dir, "report": report.to_string() }));
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// Reads one line of standard input as a password (without its line ending).
+fn password_from_stdin(flag: bool) -> Result<zeroize::Zeroizing<String>, String> {
+    if !flag {
+        return Err("give --password-stdin and write the password on standard input (passwords never go on the command line)".into());
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+    if trimmed.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(zeroize::Zeroizing::new(trimmed))
+}
+
+/// Percent-encodes a path segment given on the command line.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), String> {
+    let client = AdminClient::new(&config.admin.socket);
+    let print_account = |view: &AccountView| output::account(view, json);
+    match command {
+        AdminCommand::Contract(ContractCommand::Add { code, name }) => {
+            let contract: Contract = client
+                .post("/api/v1/contracts", &json!({ "code": code, "name": name }))
+                .await?;
+            output::contract_created(&contract, json);
+        }
+        AdminCommand::Contract(ContractCommand::List) => {
+            let contracts: Vec<Contract> = client.get("/api/v1/contracts").await?;
+            output::contracts(&contracts, json);
+        }
+        AdminCommand::Account(AccountCommand::Add {
+            id,
+            contract,
+            role,
+            name,
+            password_stdin,
+        }) => {
+            let password = password_from_stdin(password_stdin)?;
+            let body = json!({
+                "id": id, "contract": contract, "role": role, "name": name,
+                "password": password.as_str(),
+            });
+            let view: AccountView = client.post("/api/v1/accounts", &body).await?;
+            print_account(&view);
+        }
+        AdminCommand::Account(AccountCommand::Passwd { id, password_stdin }) => {
+            let password = password_from_stdin(password_stdin)?;
+            let view: AccountView = client
+                .patch(
+                    &format!("/api/v1/accounts/{}", segment(&id)),
+                    &json!({ "password": password.as_str() }),
+                )
+                .await?;
+            print_account(&view);
+        }
+        AdminCommand::Account(AccountCommand::List { contract }) => {
+            let path = match contract {
+                Some(c) => format!("/api/v1/accounts?contract={}", segment(&c)),
+                None => "/api/v1/accounts".to_owned(),
+            };
+            let views: Vec<AccountView> = client.get(&path).await?;
+            output::accounts(&views, json);
+        }
+        AdminCommand::Account(AccountCommand::Show { id }) => {
+            let view: AccountView = client
+                .get(&format!("/api/v1/accounts/{}", segment(&id)))
+                .await?;
+            print_account(&view);
+        }
+        AdminCommand::Account(AccountCommand::Reissue { id }) => {
+            certificate_action(&client, &id, "reissue", None, json).await?
+        }
+        AdminCommand::Account(AccountCommand::Continue { id }) => {
+            certificate_action(&client, &id, "continue", None, json).await?
+        }
+        AdminCommand::Account(AccountCommand::Revoke { id, reason }) => {
+            let reason: RevocationReason = reason.parse().map_err(|e: crate::model::InvalidValue| e.0)?;
+            certificate_action(&client, &id, "revoke", Some(reason.name().to_owned()), json).await?
+        }
+        AdminCommand::Account(AccountCommand::Unlock { id }) => {
+            let view: AccountView = client
+                .post(&format!("/api/v1/accounts/{}/unlock", segment(&id)), &json!({}))
+                .await?;
+            print_account(&view);
+        }
+        AdminCommand::History(HistoryArgs { id, limit }) => {
+            let mut path = format!("/api/v1/history?limit={limit}");
+            if let Some(id) = id {
+                path.push_str(&format!("&account={}", segment(&id)));
+            }
+            let page: HistoryPage = client.get(&path).await?;
+            output::history(&page, json);
+        }
+        AdminCommand::Cert(CertCommand::Show { serial }) => {
+            let view: CertificateView = client
+                .get(&format!("/api/v1/certificates/{}", segment(&serial)))
+                .await?;
+            output::certificate(&view, json);
+        }
+    }
+    Ok(())
+}
+
+async fn certificate_action(
+    client: &AdminClient<'_>,
+    id: &str,
+    action: &str,
+    reason: Option<String>,
+    json: bool,
+) -> Result<(), String> {
+    let view: AccountView = client
+        .post(
+            &format!("/api/v1/accounts/{}/certificate", segment(id)),
+            &CertificateActionBody {
+                action: action.to_owned(),
+                reason,
+            },
+        )
+        .await?;
+    output::account(&view, json);
+    Ok(())
+}

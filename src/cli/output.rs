@@ -1,0 +1,190 @@
+//! How the command line prints answers: aligned text for people, or the API's JSON.
+
+use serde::Serialize;
+
+use crate::api::HistoryPage;
+use crate::model::Contract;
+use crate::ra::policy::rfc3339;
+use crate::ra::{AccountView, CertificateView};
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("estca: cannot print JSON: {e}"),
+    }
+}
+
+/// Prints rows as columns separated by two spaces, the first row being the header.
+fn table(rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// `contract add`.
+pub fn contract_created(contract: &Contract, json: bool) {
+    if json {
+        return print_json(contract);
+    }
+    println!("contract {} created ({})", contract.code, contract.name);
+}
+
+/// `contract list`.
+pub fn contracts(contracts: &[Contract], json: bool) {
+    if json {
+        return print_json(&contracts);
+    }
+    let mut rows = vec![vec!["CODE".into(), "NAME".into(), "CREATED".into()]];
+    rows.extend(contracts.iter().map(|c| {
+        vec![c.code.to_string(), c.name.clone(), rfc3339(c.created_at)]
+    }));
+    table(&rows);
+}
+
+fn state(view: &AccountView) -> String {
+    let mut parts = vec![];
+    if view.locked {
+        parts.push("locked".to_owned());
+    }
+    parts.push(match view.certificate_choice {
+        crate::model::CertificateChoice::Continue => "continue".to_owned(),
+        crate::model::CertificateChoice::Reissue => "reissue pending".to_owned(),
+        crate::model::CertificateChoice::Revoked => "revoked".to_owned(),
+    });
+    parts.join(", ")
+}
+
+/// `account show` and the answer of every account action.
+pub fn account(view: &AccountView, json: bool) {
+    if json {
+        return print_json(view);
+    }
+    let mut rows = vec![
+        ("id", view.id.to_string()),
+        ("contract", view.contract.to_string()),
+        ("role", view.role.to_string()),
+        ("name", view.name.clone()),
+        ("state", state(view)),
+        ("locked", view.locked.to_string()),
+        ("failed attempts", view.failed_attempts.to_string()),
+        ("certificates issued", view.issued_count.to_string()),
+    ];
+    match &view.certificate {
+        Some(c) => {
+            rows.push(("certificate serial", c.serial.to_string()));
+            rows.push(("certificate status", c.status.to_string()));
+            rows.push(("CERTISSUEDNUM", c.issued_num.to_string()));
+            rows.push(("not before", rfc3339(c.not_before)));
+            rows.push(("not after", rfc3339(c.not_after)));
+            if let Some(r) = &c.revocation {
+                rows.push(("revoked at", rfc3339(r.at)));
+                rows.push(("revocation reason", r.reason.to_string()));
+            }
+        }
+        None => rows.push(("certificate", "none issued".to_owned())),
+    }
+    for (key, value) in rows {
+        println!("{key:<20} {value}");
+    }
+}
+
+/// `account list`.
+pub fn accounts(views: &[AccountView], json: bool) {
+    if json {
+        return print_json(&views);
+    }
+    let mut rows = vec![vec![
+        "ID".into(),
+        "CONTRACT".into(),
+        "ROLE".into(),
+        "NAME".into(),
+        "STATE".into(),
+        "SERIAL".into(),
+        "STATUS".into(),
+        "NOT AFTER".into(),
+    ]];
+    rows.extend(views.iter().map(|v| {
+        let (serial, status, not_after) = match &v.certificate {
+            Some(c) => (c.serial.to_string(), c.status.to_string(), rfc3339(c.not_after)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        vec![
+            v.id.to_string(),
+            v.contract.to_string(),
+            v.role.to_string(),
+            v.name.clone(),
+            state(v),
+            serial,
+            status,
+            not_after,
+        ]
+    }));
+    table(&rows);
+}
+
+/// `history`.
+pub fn history(page: &HistoryPage, json: bool) {
+    if json {
+        return print_json(page);
+    }
+    let mut rows = vec![vec![
+        "TIME".into(),
+        "ID".into(),
+        "EVENT".into(),
+        "ACTOR".into(),
+        "SOURCE".into(),
+        "OUTCOME".into(),
+    ]];
+    rows.extend(page.entries.iter().map(|e| {
+        let ev = &e.event;
+        vec![
+            rfc3339(ev.at),
+            ev.account.as_ref().map_or("-".into(), |a| a.to_string()),
+            ev.kind.to_string(),
+            ev.actor.to_string(),
+            ev.source.clone(),
+            ev.outcome.to_string(),
+        ]
+    }));
+    table(&rows);
+}
+
+/// `cert show`.
+pub fn certificate(view: &CertificateView, json: bool) {
+    if json {
+        return print_json(view);
+    }
+    let s = &view.summary;
+    let mut rows = vec![
+        ("serial", s.serial.to_string()),
+        ("account", view.account.to_string()),
+        ("contract", view.contract.to_string()),
+        ("subject", view.subject.clone()),
+        ("CERTISSUEDNUM", s.issued_num.to_string()),
+        ("not before", rfc3339(s.not_before)),
+        ("not after", rfc3339(s.not_after)),
+        ("status", s.status.to_string()),
+    ];
+    if let Some(r) = &s.revocation {
+        rows.push(("revoked at", rfc3339(r.at)));
+        rows.push(("revocation reason", r.reason.to_string()));
+    }
+    for (key, value) in rows {
+        println!("{key:<18} {value}");
+    }
+}

@@ -1,0 +1,356 @@
+//! The EST front end (RFC 7030) under `/.well-known/est/`: parses requests, hands them to the
+//! registration authority, and encodes its answers. No policy and no storage here.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use zeroize::Zeroizing;
+
+use crate::ca;
+use crate::ra::{ErrorKind, RaError, RegistrationAuthority};
+use crate::server::PeerInfo;
+use crate::store::IssuedCertificate;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The media type of a PEM chain answer (RFC 8555 section 9.1), offered for curl users.
+pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
+
+/// What the EST handlers share.
+#[derive(Clone)]
+pub struct EstState {
+    ra: Arc<RegistrationAuthority>,
+    max_body_bytes: usize,
+    cacerts_base64: Arc<str>,
+    csrattrs_base64: Arc<str>,
+}
+
+/// The EST routes, ready to be served.
+pub fn router(ra: Arc<RegistrationAuthority>, max_body_bytes: usize) -> Result<Router, ca::CaError> {
+    let state = EstState {
+        cacerts_base64: B64.encode(ra.ca_certificates_pkcs7()).into(),
+        csrattrs_base64: B64.encode(ca::csr_attributes()?).into(),
+        ra,
+        max_body_bytes,
+    };
+    Ok(Router::new()
+        .route("/.well-known/est/cacerts", get(cacerts))
+        .route("/.well-known/est/csrattrs", get(csrattrs))
+        .route("/.well-known/est/simpleenroll", post(simpleenroll))
+        .route("/.well-known/est/simplereenroll", post(simplereenroll))
+        .with_state(state))
+}
+
+/// An EST error answer: a status and one sentence of `text/plain`.
+#[derive(Debug)]
+pub struct EstError {
+    status: StatusCode,
+    message: String,
+}
+
+impl EstError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RaError> for EstError {
+    fn from(e: RaError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "enrollment failed inside estca");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "estca could not complete the request; the operator has been told in the log",
+                );
+            }
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for EstError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.message),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"estca\", charset=\"UTF-8\""),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+async fn cacerts(State(state): State<EstState>, headers: HeaderMap) -> Response {
+    if wants_pem(&headers) {
+        let pem = pem_chain(&[state.ra.issuing_certificate_der()]);
+        return pem_response(pem);
+    }
+    base64_response("application/pkcs7-mime", state.cacerts_base64.to_string())
+}
+
+async fn csrattrs(State(state): State<EstState>) -> Response {
+    base64_response("application/csrattrs", state.csrattrs_base64.to_string())
+}
+
+async fn simpleenroll(
+    State(state): State<EstState>,
+    Extension(peer): Extension<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, EstError> {
+    let (id, password) = basic_credentials(&headers)?;
+    let csr = read_csr(&headers, body, state.max_body_bytes).await?;
+    let issued = state
+        .ra
+        .enroll_with_password(&peer.source(), &id, password, &csr)
+        .await?;
+    enrollment_response(&state, &headers, &issued)
+}
+
+async fn simplereenroll(
+    State(state): State<EstState>,
+    Extension(peer): Extension<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, EstError> {
+    let Some(client_cert) = peer.client_certificate() else {
+        return Err(EstError::new(
+            StatusCode::FORBIDDEN,
+            "simplereenroll needs the client certificate estca issued to your ID \
+             (e.g. curl --cert cert.pem --key key.pem); without one, use simpleenroll",
+        ));
+    };
+    let csr = read_csr(&headers, body, state.max_body_bytes).await?;
+    let issued = state
+        .ra
+        .reenroll_with_certificate(&peer.source(), client_cert, &csr)
+        .await?;
+    enrollment_response(&state, &headers, &issued)
+}
+
+/// The HTTP Basic credentials: the ID as text and the password as bytes.
+fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>), EstError> {
+    let unauthorized = |m: &str| EstError::new(StatusCode::UNAUTHORIZED, m);
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        unauthorized("enrollment needs your ID and password (HTTP Basic authentication, e.g. curl --user ID)")
+    })?;
+    let malformed =
+        || unauthorized("malformed Authorization header: send HTTP Basic credentials (curl --user ID)");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = Zeroizing::new(B64.decode(encoded.trim()).map_err(|_| malformed())?);
+    let colon = decoded.iter().position(|b| *b == b':').ok_or_else(malformed)?;
+    let id = std::str::from_utf8(&decoded[..colon])
+        .map_err(|_| unauthorized("the ID in the Authorization header is not UTF-8"))?
+        .to_owned();
+    let password = Zeroizing::new(decoded[colon + 1..].to_vec());
+    Ok((id, password))
+}
+
+/// Checks the media type, reads a bounded body, and decodes base64 (wrapped or not) or PEM.
+async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, EstError> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/pkcs10") {
+        return Err(EstError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the CSR as base64-encoded DER with Content-Type: application/pkcs10",
+        ));
+    }
+    let too_large = || {
+        EstError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes; a CSR is a few kilobytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                EstError::new(StatusCode::BAD_REQUEST, "the request body could not be read")
+            }
+        })?
+        .to_bytes();
+    decode_csr_body(&bytes)
+}
+
+/// Base64 DER (line breaks and spaces allowed, RFC 7030 section 4.2.1) or a PEM block.
+fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
+    let bad = |m: &str| EstError::new(StatusCode::BAD_REQUEST, m);
+    let trimmed = body.trim_ascii();
+    if trimmed.starts_with(b"-----BEGIN") {
+        let (label, der) = pem_rfc7468::decode_vec(trimmed)
+            .map_err(|_| bad("the body looks like PEM but is not a valid PEM block"))?;
+        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+            return Err(bad("the PEM block is not a CERTIFICATE REQUEST"));
+        }
+        return Ok(der);
+    }
+    let compact: Vec<u8> = trimmed
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(bad("the request body is empty; send a base64-encoded PKCS#10 CSR"));
+    }
+    B64.decode(&compact)
+        .map_err(|_| bad("the request body is not valid base64; send a base64-encoded DER PKCS#10 CSR"))
+}
+
+fn enrollment_response(
+    state: &EstState,
+    headers: &HeaderMap,
+    issued: &IssuedCertificate,
+) -> Result<Response, EstError> {
+    if wants_pem(headers) {
+        return Ok(pem_response(pem_chain(&[
+            issued.der(),
+            state.ra.issuing_certificate_der(),
+        ])));
+    }
+    let pkcs7 = ca::certs_only(&[issued.der()]).map_err(RaError::from)?;
+    Ok(base64_response(
+        "application/pkcs7-mime; smime-type=certs-only",
+        B64.encode(pkcs7),
+    ))
+}
+
+fn wants_pem(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(PEM_CHAIN))
+        })
+}
+
+fn pem_chain(ders: &[&[u8]]) -> String {
+    ders.iter()
+        .filter_map(|der| {
+            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).ok()
+        })
+        .collect()
+}
+
+fn pem_response(pem: String) -> Response {
+    ([(header::CONTENT_TYPE, PEM_CHAIN)], pem).into_response()
+}
+
+fn base64_response(content_type: &'static str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                "base64",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let h = headers(&[("authorization", &format!("Basic {}", B64.encode("nozawa1:pa:ss")))]);
+        let (id, pw) = basic_credentials(&h).unwrap();
+        assert_eq!(id, "nozawa1");
+        assert_eq!(pw.as_slice(), b"pa:ss");
+    }
+
+    #[test]
+    fn malformed_credentials_are_401() {
+        for value in ["Bearer abc", "Basic !!!", "Basic", &format!("Basic {}", B64.encode("nocolon"))] {
+            let err = basic_credentials(&headers(&[("authorization", value)])).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNAUTHORIZED, "{value}");
+        }
+        let err = basic_credentials(&HeaderMap::new()).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        let non_utf8 = format!("Basic {}", B64.encode([0xff, 0xfe, b':', b'x']));
+        let err = basic_credentials(&headers(&[("authorization", &non_utf8)])).unwrap_err();
+        assert!(err.message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn csr_bodies_accept_wrapped_and_unwrapped_base64_and_pem() {
+        let der = (0u8..=200).collect::<Vec<u8>>();
+        let b64 = B64.encode(&der);
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        assert_eq!(decode_csr_body(b64.as_bytes()).unwrap(), der);
+        assert_eq!(decode_csr_body(wrapped.as_bytes()).unwrap(), der);
+        let pem = pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+            .unwrap();
+        assert_eq!(decode_csr_body(pem.as_bytes()).unwrap(), der);
+        assert_eq!(decode_csr_body(b"%%%").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(decode_csr_body(b"  ").unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn pem_is_chosen_by_accept() {
+        assert!(wants_pem(&headers(&[("accept", "text/plain, application/pem-certificate-chain;q=0.9")])));
+        assert!(!wants_pem(&headers(&[("accept", "*/*")])));
+    }
+}

@@ -1,0 +1,800 @@
+//! The registration authority: who may get what, when.
+//!
+//! Front ends hand it authenticated-or-not requests; it checks credentials, asks the pure
+//! lifecycle rules in [`policy`], has the [`ca`](crate::ca) sign, and commits the outcome to
+//! the [`store`](crate::store) with compare-and-swap, retrying on a concurrent change. Every
+//! decision, granted or refused, is written to history. It is the only layer that knows both
+//! its neighbours, and the only place where authorisation is decided.
+
+mod clock;
+mod passwords;
+pub mod policy;
+mod views;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+pub use policy::{CertificateAction, EnrollVia, Refusal};
+pub use views::{AccountView, CertificateSummary, CertificateView};
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::ca::{self, CaError, CertificateAuthority, CsrError, EndEntityRequest};
+use crate::config::AuthConfig;
+use crate::model::{
+    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode,
+    EventKind, HistoryEntry, HistoryEvent, Outcome, Revocation, Role, Serial,
+};
+use crate::store::{
+    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, Store, StoreError,
+};
+
+/// How many times a decision is retried when the account changes under it.
+const MAX_ATTEMPTS: usize = 32;
+
+/// Largest page of history one query returns.
+pub const MAX_HISTORY_PAGE: usize = 1000;
+
+/// The category of a refusal, which a front end turns into its protocol's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is malformed or unacceptable (HTTP 400).
+    Invalid,
+    /// Credentials missing, wrong, or for a locked or unknown ID (HTTP 401).
+    Unauthenticated,
+    /// Authenticated but not allowed (HTTP 403).
+    Forbidden,
+    /// No such thing in the caller's scope (HTTP 404).
+    NotFound,
+    /// The request conflicts with the current state (HTTP 409).
+    Conflict,
+    /// Too busy now; retry later (HTTP 503).
+    Busy,
+    /// estca itself failed (HTTP 500).
+    Internal,
+}
+
+/// Why the registration authority refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RaError {
+    /// Unknown ID, wrong password or locked ID: deliberately indistinguishable.
+    #[error("authentication failed: check the ID and password (after repeated failures the ID is locked; ask your administrator)")]
+    Unauthenticated,
+    /// The client certificate was not issued by this CA.
+    #[error("this client certificate was not issued by this CA; present the certificate estca issued to your ID")]
+    UnknownCertificate,
+    /// The lifecycle refuses.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// The CSR is unacceptable.
+    #[error("{0}")]
+    BadCsr(#[from] CsrError),
+    /// The CSR's key was certified before.
+    #[error("this public key was already certified (serial {0}); generate a new key pair and a new CSR")]
+    KeyReused(Serial),
+    /// A value in the request is unacceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing (in the caller's scope).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// It exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Password hashing is saturated or failed.
+    #[error("{0}")]
+    Password(#[from] PasswordError),
+    /// Too much concurrent change to one account.
+    #[error("the account is changing too fast to decide; retry in a moment")]
+    Contended,
+    /// The CA could not sign.
+    #[error("{0}")]
+    Ca(#[from] CaError),
+    /// The store failed.
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RaError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => RaError::NotFound(what),
+            StoreError::AlreadyExists(what) => RaError::AlreadyExists(what),
+            StoreError::KeyReused(serial) => RaError::KeyReused(serial),
+            StoreError::Conflict => RaError::Contended,
+            other => RaError::Store(other),
+        }
+    }
+}
+
+impl RaError {
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RaError::Unauthenticated => ErrorKind::Unauthenticated,
+            RaError::UnknownCertificate | RaError::Forbidden(_) => ErrorKind::Forbidden,
+            RaError::Refused(Refusal::ActiveCertificate { .. })
+            | RaError::Refused(Refusal::NothingToContinue)
+            | RaError::Refused(Refusal::AlreadyRevoked)
+            | RaError::AlreadyExists(_) => ErrorKind::Conflict,
+            RaError::Refused(_) => ErrorKind::Forbidden,
+            RaError::BadCsr(_) | RaError::KeyReused(_) | RaError::Invalid(_) => ErrorKind::Invalid,
+            RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
+            RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
+            RaError::NotFound(_) => ErrorKind::NotFound,
+            RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+/// Who is asking, and from where: recorded in history with every decision.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated actor.
+    pub actor: Actor,
+    /// The peer's address, or `admin-socket`.
+    pub source: String,
+}
+
+/// A new account as an administrator asks for it.
+#[derive(Debug)]
+pub struct NewAccount {
+    /// Login ID.
+    pub id: AccountId,
+    /// Its contract.
+    pub contract: ContractCode,
+    /// Master or public ID.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Initial password.
+    pub password: Zeroizing<String>,
+}
+
+/// The registration authority.
+pub struct RegistrationAuthority {
+    store: Arc<dyn Store>,
+    ca: Arc<CertificateAuthority>,
+    clock: Arc<dyn Clock>,
+    passwords: Passwords,
+    max_failed_attempts: u32,
+}
+
+impl RegistrationAuthority {
+    /// Wires the registration authority to its neighbours.
+    pub fn new(
+        store: Arc<dyn Store>,
+        ca: Arc<CertificateAuthority>,
+        clock: Arc<dyn Clock>,
+        auth: &AuthConfig,
+    ) -> Result<Self, PasswordError> {
+        Ok(Self {
+            store,
+            ca,
+            clock,
+            passwords: Passwords::new(auth)?,
+            max_failed_attempts: auth.max_failed_attempts,
+        })
+    }
+
+    /// The `cacerts` answer (DER PKCS#7 certs-only of the issuing CA and root).
+    pub fn ca_certificates_pkcs7(&self) -> &[u8] {
+        self.ca.cacerts_pkcs7()
+    }
+
+    /// The issuing CA certificate, DER: follows the leaf in PEM chain answers.
+    pub fn issuing_certificate_der(&self) -> &[u8] {
+        self.ca.issuing_certificate_der()
+    }
+
+    /// Password checks waiting for a hashing slot.
+    pub fn password_queue_depth(&self) -> usize {
+        self.passwords.queue_depth()
+    }
+
+    /// simpleenroll: authenticates `id`/`password`, validates the CSR, applies the
+    /// lifecycle and issues. `id` is taken as the client sent it.
+    pub async fn enroll_with_password(
+        &self,
+        source: &str,
+        id: &str,
+        password: Zeroizing<Vec<u8>>,
+        csr_der: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
+        let account = self.authenticate(source, id, password).await?;
+        let caller = Caller {
+            actor: Actor::Account {
+                id: account.id.clone(),
+            },
+            source: source.to_owned(),
+        };
+        self.issue(&caller, &account, EventKind::Enroll, csr_der, EnrollVia::Password)
+            .await
+    }
+
+    /// simplereenroll: identifies the account by the client certificate it presented over
+    /// TLS (which must be a certificate this CA recorded, byte for byte), validates the CSR,
+    /// applies the lifecycle and issues.
+    pub async fn reenroll_with_certificate(
+        &self,
+        source: &str,
+        client_certificate_der: &[u8],
+        csr_der: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
+        let presented = self.recorded_certificate(client_certificate_der).await?;
+        let account = self
+            .store
+            .account(&presented.account)
+            .await?
+            .ok_or(RaError::UnknownCertificate)?;
+        let caller = Caller {
+            actor: Actor::Account {
+                id: account.id.clone(),
+            },
+            source: source.to_owned(),
+        };
+        self.issue(
+            &caller,
+            &account,
+            EventKind::Reenroll,
+            csr_der,
+            EnrollVia::Certificate(presented.serial),
+        )
+        .await
+    }
+
+    /// The store's record of a certificate a client presented, if this CA issued it.
+    async fn recorded_certificate(&self, der: &[u8]) -> Result<CertificateRecord, RaError> {
+        let serial = ca::serial_of(der).ok_or(RaError::UnknownCertificate)?;
+        match self.store.certificate(&serial).await? {
+            Some(record) if record.der == der => Ok(record),
+            _ => Err(RaError::UnknownCertificate),
+        }
+    }
+
+    /// Checks a password; counts failures and locks; all failures look the same outside.
+    async fn authenticate(
+        &self,
+        source: &str,
+        id: &str,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<Account, RaError> {
+        let id: Option<AccountId> = id.parse().ok();
+        let account = match &id {
+            Some(id) => self.store.account(id).await?,
+            None => None,
+        };
+        let matches = self
+            .passwords
+            .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
+            .await?;
+        let Some(account) = account else {
+            let claimed = id.map_or_else(|| "a malformed ID".to_owned(), |id| format!("unknown ID {id}"));
+            self.record_refusal(
+                &Caller { actor: Actor::Anonymous, source: source.to_owned() },
+                None,
+                EventKind::Enroll,
+                format!("authentication failed: {claimed}"),
+            )
+            .await?;
+            return Err(RaError::Unauthenticated);
+        };
+        let caller = Caller {
+            actor: Actor::Account {
+                id: account.id.clone(),
+            },
+            source: source.to_owned(),
+        };
+        if account.locked {
+            self.record_refusal(&caller, Some(&account), EventKind::Enroll, "authentication failed: ID locked".into())
+                .await?;
+            return Err(RaError::Unauthenticated);
+        }
+        if matches {
+            self.reset_failures(&account).await?;
+            return Ok(account);
+        }
+        self.count_failure(&caller, account).await?;
+        Err(RaError::Unauthenticated)
+    }
+
+    async fn reset_failures(&self, account: &Account) -> Result<(), RaError> {
+        let mut account = account.clone();
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(next) = policy::after_right_password(&account) else {
+                return Ok(());
+            };
+            match self
+                .store
+                .update_account(AccountChange {
+                    expected_version: account.version,
+                    account: next,
+                    revoke: None,
+                    events: vec![],
+                })
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    async fn count_failure(&self, caller: &Caller, mut account: Account) -> Result<(), RaError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (next, locks_now) = policy::after_wrong_password(&account, self.max_failed_attempts);
+            let mut events = vec![self.event(
+                caller,
+                Some(&account),
+                EventKind::Enroll,
+                Outcome::Refused {
+                    reason: format!(
+                        "authentication failed: wrong password ({} of {})",
+                        next.failed_attempts, self.max_failed_attempts
+                    ),
+                },
+            )];
+            if locks_now {
+                events.push(self.event(
+                    &Caller { actor: Actor::System, source: caller.source.clone() },
+                    Some(&account),
+                    EventKind::Lock,
+                    Outcome::Ok {
+                        detail: format!("locked after {} wrong passwords", next.failed_attempts),
+                    },
+                ));
+            }
+            match self
+                .store
+                .update_account(AccountChange {
+                    expected_version: account.version,
+                    account: next,
+                    revoke: None,
+                    events,
+                })
+                .await
+            {
+                Ok(_) => {
+                    if locks_now {
+                        tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    /// The issuance loop: decide on fresh state, sign, commit with compare-and-swap, flush.
+    async fn issue(
+        &self,
+        caller: &Caller,
+        account: &Account,
+        kind: EventKind,
+        csr_der: &[u8],
+        via: EnrollVia,
+    ) -> Result<IssuedCertificate, RaError> {
+        let key = match ca::validate_csr(csr_der) {
+            Ok(key) => key,
+            Err(e) => {
+                self.record_refusal(caller, Some(account), kind, e.to_string()).await?;
+                return Err(e.into());
+            }
+        };
+        let mut account = account.clone();
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.clock.now();
+            let current = self.current_certificate(&account).await?;
+            let decision = match policy::enrollment(&account, current.as_ref(), via, now) {
+                Ok(d) => d,
+                Err(refusal) => {
+                    self.record_refusal(caller, Some(&account), kind, refusal.to_string())
+                        .await?;
+                    return Err(refusal.into());
+                }
+            };
+            if let Some(serial) = self.store.key_certified_by(&key.fingerprint()).await? {
+                let err = RaError::KeyReused(serial);
+                self.record_refusal(caller, Some(&account), kind, err.to_string()).await?;
+                return Err(err);
+            }
+            let serial = Serial::random();
+            let signed = self.ca.sign_end_entity(&EndEntityRequest {
+                serial,
+                id: &account.id,
+                contract: &account.contract,
+                role: account.role,
+                issued_num: decision.issued_num,
+                not_before: now,
+                key: &key,
+            })?;
+            let detail = match decision.supersedes {
+                Some(old) => format!(
+                    "issued {serial} (CERTISSUEDNUM {}), superseding {old}",
+                    decision.issued_num
+                ),
+                None => format!("issued {serial} (CERTISSUEDNUM {})", decision.issued_num),
+            };
+            let record = CertificateRecord {
+                serial,
+                account: account.id.clone(),
+                contract: account.contract.clone(),
+                role: account.role,
+                issued_num: decision.issued_num,
+                subject: signed.subject,
+                not_before: signed.not_before,
+                not_after: signed.not_after,
+                key: key.fingerprint(),
+                revocation: None,
+                der: signed.der,
+            };
+            let event = self.event(caller, Some(&account), kind, Outcome::Ok { detail });
+            match self
+                .store
+                .commit_issuance(NewCertificate {
+                    expected_version: account.version,
+                    record,
+                    event,
+                })
+                .await
+            {
+                Ok(issued) => {
+                    self.store.flush().await?;
+                    tracing::info!(
+                        id = %account.id,
+                        serial = %issued.record().serial,
+                        issued_num = issued.record().issued_num,
+                        superseded = ?issued.superseded().map(|s| s.to_string()),
+                        "certificate issued"
+                    );
+                    return Ok(issued);
+                }
+                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
+                Err(StoreError::KeyReused(serial)) => {
+                    let err = RaError::KeyReused(serial);
+                    self.record_refusal(caller, Some(&account), kind, err.to_string()).await?;
+                    return Err(err);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    async fn current_certificate(
+        &self,
+        account: &Account,
+    ) -> Result<Option<CertificateRecord>, RaError> {
+        match &account.current_certificate {
+            Some(serial) => Ok(self.store.certificate(serial).await?),
+            None => Ok(None),
+        }
+    }
+
+    async fn reload(&self, id: &AccountId) -> Result<Account, RaError> {
+        self.store
+            .account(id)
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("account {id}")))
+    }
+
+    fn event(
+        &self,
+        caller: &Caller,
+        account: Option<&Account>,
+        kind: EventKind,
+        outcome: Outcome,
+    ) -> HistoryEvent {
+        HistoryEvent {
+            at: self.clock.now(),
+            account: account.map(|a| a.id.clone()),
+            contract: account.map(|a| a.contract.clone()),
+            kind,
+            actor: caller.actor.clone(),
+            source: caller.source.clone(),
+            outcome,
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        caller: &Caller,
+        account: Option<&Account>,
+        kind: EventKind,
+        reason: String,
+    ) -> Result<(), RaError> {
+        tracing::info!(
+            actor = %caller.actor,
+            id = account.map(|a| a.id.as_str()).unwrap_or("-"),
+            event = %kind,
+            %reason,
+            "refused"
+        );
+        self.store
+            .append_history(self.event(caller, account, kind, Outcome::Refused { reason }))
+            .await?;
+        Ok(())
+    }
+
+    // ----- administration ---------------------------------------------------------------
+
+    /// The one place where administration is authorised. The operator may do everything;
+    /// certificate-authenticated administrators arrive with the management API.
+    fn authorize(&self, caller: &Caller) -> Result<(), RaError> {
+        match caller.actor {
+            Actor::Operator { .. } => Ok(()),
+            _ => Err(RaError::Forbidden(
+                "administration is available to the operator only".into(),
+            )),
+        }
+    }
+
+    /// Creates a contract.
+    pub async fn create_contract(
+        &self,
+        caller: &Caller,
+        code: ContractCode,
+        name: String,
+    ) -> Result<Contract, RaError> {
+        self.authorize(caller)?;
+        let name = display_name(name)?;
+        let contract = Contract {
+            code: code.clone(),
+            name,
+            created_at: self.clock.now(),
+        };
+        let mut event = self.event(
+            caller,
+            None,
+            EventKind::ContractCreate,
+            Outcome::Ok {
+                detail: format!("contract {code} created"),
+            },
+        );
+        event.contract = Some(code);
+        self.store.create_contract(contract.clone(), event).await?;
+        self.store.flush().await?;
+        Ok(contract)
+    }
+
+    /// Every contract.
+    pub async fn contracts(&self, caller: &Caller) -> Result<Vec<Contract>, RaError> {
+        self.authorize(caller)?;
+        Ok(self.store.contracts().await?)
+    }
+
+    /// Creates an account with its first password.
+    pub async fn create_account(
+        &self,
+        caller: &Caller,
+        new: NewAccount,
+    ) -> Result<AccountView, RaError> {
+        self.authorize(caller)?;
+        let name = display_name(new.name)?;
+        if self.store.contract(&new.contract).await?.is_none() {
+            return Err(RaError::NotFound(format!("contract {}", new.contract)));
+        }
+        let password_hash = self.passwords.hash(new.password).await?;
+        let account = Account {
+            id: new.id,
+            contract: new.contract,
+            role: new.role,
+            name,
+            password_hash,
+            failed_attempts: 0,
+            locked: false,
+            choice: CertificateChoice::Continue,
+            current_certificate: None,
+            issued_count: 0,
+            version: 0,
+            created_at: self.clock.now(),
+        };
+        let event = self.event(
+            caller,
+            Some(&account),
+            EventKind::AccountCreate,
+            Outcome::Ok {
+                detail: format!("{} ID created", account.role),
+            },
+        );
+        self.store.create_account(account.clone(), event).await?;
+        self.store.flush().await?;
+        Ok(AccountView::new(&account, None, self.clock.now()))
+    }
+
+    /// Accounts, all or of one contract.
+    pub async fn accounts(
+        &self,
+        caller: &Caller,
+        contract: Option<&ContractCode>,
+    ) -> Result<Vec<AccountView>, RaError> {
+        self.authorize(caller)?;
+        let now = self.clock.now();
+        let mut views = Vec::new();
+        for account in self.store.accounts(contract).await? {
+            let current = self.current_certificate(&account).await?;
+            views.push(AccountView::new(&account, current.as_ref(), now));
+        }
+        Ok(views)
+    }
+
+    /// One account.
+    pub async fn account(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
+        self.authorize(caller)?;
+        let account = self.reload(id).await?;
+        let current = self.current_certificate(&account).await?;
+        Ok(AccountView::new(&account, current.as_ref(), self.clock.now()))
+    }
+
+    /// Renames an account and/or sets its password.
+    pub async fn update_account(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        name: Option<String>,
+        password: Option<Zeroizing<String>>,
+    ) -> Result<AccountView, RaError> {
+        self.authorize(caller)?;
+        let name = name.map(display_name).transpose()?;
+        let hash = match password {
+            Some(p) => Some(self.passwords.hash(p).await?),
+            None => None,
+        };
+        if name.is_none() && hash.is_none() {
+            return Err(RaError::Invalid("give a new name, a new password, or both".into()));
+        }
+        self.change_account(caller, id, |account, _current, _now| {
+            let mut next = account.clone();
+            let mut events = Vec::new();
+            if let Some(name) = &name {
+                next.name = name.clone();
+                events.push((EventKind::AccountUpdate, format!("renamed to {name}")));
+            }
+            if let Some(hash) = &hash {
+                next.password_hash = hash.clone();
+                events.push((EventKind::PasswordChange, "password set".to_owned()));
+            }
+            Ok((next, None, events))
+        })
+        .await
+    }
+
+    /// 継続利用する / 再発行する / 失効する.
+    pub async fn certificate_action(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        action: CertificateAction,
+    ) -> Result<AccountView, RaError> {
+        self.authorize(caller)?;
+        let kind = match action {
+            CertificateAction::Continue => EventKind::Continue,
+            CertificateAction::Reissue => EventKind::Reissue,
+            CertificateAction::Revoke(_) => EventKind::Revoke,
+        };
+        let result = self
+            .change_account(caller, id, |account, current, now| {
+                let effect = policy::certificate_action(account, current, action, now)?;
+                Ok((effect.account, effect.revoke, vec![(kind, effect.detail)]))
+            })
+            .await;
+        if let Err(RaError::Refused(refusal)) = &result {
+            let account = self.reload(id).await?;
+            self.record_refusal(caller, Some(&account), kind, refusal.to_string())
+                .await?;
+        }
+        result
+    }
+
+    /// IDロック解除: clears the lock and the failure count.
+    pub async fn unlock(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
+        self.authorize(caller)?;
+        self.change_account(caller, id, |account, _current, _now| {
+            let detail = if account.locked {
+                "unlocked"
+            } else {
+                "was not locked; failure count reset"
+            };
+            Ok((policy::unlocked(account), None, vec![(EventKind::Unlock, detail.to_owned())]))
+        })
+        .await
+    }
+
+    /// Reads, decides with `decide`, commits with compare-and-swap, retries on conflict.
+    async fn change_account<F>(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        mut decide: F,
+    ) -> Result<AccountView, RaError>
+    where
+        F: FnMut(&Account, Option<&CertificateRecord>, OffsetDateTime) -> Result<Decision, RaError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let account = self.reload(id).await?;
+            let current = self.current_certificate(&account).await?;
+            let now = self.clock.now();
+            let (next, revoke, events) = decide(&account, current.as_ref(), now)?;
+            let events = events
+                .into_iter()
+                .map(|(kind, detail)| self.event(caller, Some(&account), kind, Outcome::Ok { detail }))
+                .collect();
+            match self
+                .store
+                .update_account(AccountChange {
+                    expected_version: account.version,
+                    account: next,
+                    revoke,
+                    events,
+                })
+                .await
+            {
+                Ok(stored) => {
+                    self.store.flush().await?;
+                    let current = self.current_certificate(&stored).await?;
+                    return Ok(AccountView::new(&stored, current.as_ref(), self.clock.now()));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    /// History, newest first (利用履歴照会).
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        mut query: HistoryQuery,
+    ) -> Result<Vec<HistoryEntry>, RaError> {
+        self.authorize(caller)?;
+        if query.limit == 0 || query.limit > MAX_HISTORY_PAGE {
+            return Err(RaError::Invalid(format!(
+                "limit must be between 1 and {MAX_HISTORY_PAGE}"
+            )));
+        }
+        query.limit = query.limit.min(MAX_HISTORY_PAGE);
+        Ok(self.store.history(&query).await?)
+    }
+
+    /// One certificate with its status.
+    pub async fn certificate(
+        &self,
+        caller: &Caller,
+        serial: &Serial,
+    ) -> Result<CertificateView, RaError> {
+        self.authorize(caller)?;
+        let record = self
+            .store
+            .certificate(serial)
+            .await?
+            .ok_or_else(|| RaError::NotFound(format!("certificate {serial}")))?;
+        Ok(CertificateView::new(&record, self.clock.now()))
+    }
+}
+
+/// What an administrative decision changes: the account's new state, a certificate to revoke,
+/// and the history lines (kind, detail) to record with it.
+type Decision = (Account, Option<(Serial, Revocation)>, Vec<(EventKind, String)>);
+
+/// Checks a display name: 1 to 128 characters, no control characters.
+fn display_name(name: String) -> Result<String, RaError> {
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(RaError::Invalid(
+            "a name is 1 to 128 characters without control characters".into(),
+        ));
+    }
+    Ok(name)
+}

@@ -1,0 +1,474 @@
+//! The lifecycle rules of an ID's certificate (DESIGN.md section 3), as pure functions of the
+//! account, its current certificate and the time. No I/O: the registration authority reads
+//! state, asks these functions, and commits what they decide.
+
+use time::OffsetDateTime;
+
+use crate::model::{
+    Account, CertificateChoice, CertificateRecord, Revocation, RevocationReason, Serial,
+};
+
+/// How an enrollment authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollVia {
+    /// simpleenroll: ID and password (already verified).
+    Password,
+    /// simplereenroll: a client certificate of this account, with this serial.
+    Certificate(Serial),
+}
+
+/// A permitted issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issuance {
+    /// CERTISSUEDNUM of the new certificate.
+    pub issued_num: u32,
+    /// The certificate the issuance will supersede (revoke), if it is still active.
+    pub supersedes: Option<Serial>,
+}
+
+/// Why the lifecycle refuses something; each message tells the person what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The ID is locked after too many wrong passwords.
+    #[error("this ID is locked after too many wrong passwords; ask your administrator to unlock it")]
+    Locked,
+    /// The ID has an active certificate and no reissue was chosen.
+    #[error(
+        "this ID already has an active certificate (serial {serial}, valid until {not_after}); \
+         ask your administrator to choose reissue (再発行する) before enrolling again"
+    )]
+    ActiveCertificate {
+        /// The active certificate's serial.
+        serial: Serial,
+        /// Its notAfter, RFC 3339.
+        not_after: String,
+    },
+    /// The administrator revoked the ID's certificate (失効する).
+    #[error(
+        "this ID's certificate was revoked by its administrator; enrollment is refused until \
+         the administrator chooses reissue (再発行する)"
+    )]
+    RevokedByAdministrator,
+    /// The client certificate is not the ID's current certificate.
+    #[error(
+        "this client certificate is not the ID's current certificate; use the newest \
+         certificate, or enroll with ID and password after a reissue"
+    )]
+    NotCurrentCertificate,
+    /// The client certificate expired.
+    #[error(
+        "this client certificate has expired; enroll again with ID and password (simpleenroll)"
+    )]
+    CertificateExpired,
+    /// The client certificate was revoked.
+    #[error("this client certificate was revoked; ask your administrator to choose reissue")]
+    CertificateRevoked,
+    /// 継続利用する on a revoked certificate: nothing can be continued.
+    #[error(
+        "the certificate of this ID was revoked and cannot be continued; choose reissue to let \
+         the ID enroll again"
+    )]
+    NothingToContinue,
+    /// 失効する when the ID is already revoked.
+    #[error("the certificate of this ID is already revoked")]
+    AlreadyRevoked,
+    /// The certificate's notAfter would exceed a limit the policy cannot move.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Decides an enrollment (one row of the lifecycle table).
+///
+/// `current` is the record of `account.current_certificate`, if it has one.
+pub fn enrollment(
+    account: &Account,
+    current: Option<&CertificateRecord>,
+    via: EnrollVia,
+    now: OffsetDateTime,
+) -> Result<Issuance, Refusal> {
+    if account.locked {
+        return Err(Refusal::Locked);
+    }
+    if account.choice == CertificateChoice::Revoked {
+        return Err(Refusal::RevokedByAdministrator);
+    }
+    let active = current.filter(|c| c.is_active(now));
+    let issuance = Issuance {
+        issued_num: account.issued_count.saturating_add(1),
+        supersedes: active.map(|c| c.serial),
+    };
+    match via {
+        EnrollVia::Password => match (account.choice, active) {
+            (CertificateChoice::Reissue, _) | (_, None) => Ok(issuance),
+            (_, Some(c)) => Err(Refusal::ActiveCertificate {
+                serial: c.serial,
+                not_after: rfc3339(c.not_after),
+            }),
+        },
+        EnrollVia::Certificate(presented) => {
+            let current = current
+                .filter(|c| c.serial == presented)
+                .ok_or(Refusal::NotCurrentCertificate)?;
+            if current.revocation.is_some() {
+                Err(Refusal::CertificateRevoked)
+            } else if now >= current.not_after {
+                Err(Refusal::CertificateExpired)
+            } else {
+                Ok(issuance)
+            }
+        }
+    }
+}
+
+/// The administrator's three choices (the seed's 編集 screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateAction {
+    /// 継続利用する: cancel a pending reissue.
+    Continue,
+    /// 再発行する: allow the next enrollment, which supersedes the current certificate.
+    Reissue,
+    /// 失効する: revoke the current certificate now and block enrollment until reissue.
+    Revoke(RevocationReason),
+}
+
+/// What a [`CertificateAction`] changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionEffect {
+    /// The account's new state.
+    pub account: Account,
+    /// The certificate to revoke in the same step.
+    pub revoke: Option<(Serial, Revocation)>,
+    /// What was done, for history and for the caller.
+    pub detail: String,
+}
+
+/// Decides an administrator's choice for an account's certificate.
+pub fn certificate_action(
+    account: &Account,
+    current: Option<&CertificateRecord>,
+    action: CertificateAction,
+    now: OffsetDateTime,
+) -> Result<ActionEffect, Refusal> {
+    let mut next = account.clone();
+    let (revoke, detail) = match action {
+        CertificateAction::Continue => match account.choice {
+            CertificateChoice::Revoked => return Err(Refusal::NothingToContinue),
+            CertificateChoice::Reissue => {
+                next.choice = CertificateChoice::Continue;
+                (None, "pending reissue cancelled".to_owned())
+            }
+            CertificateChoice::Continue => (None, "no reissue was pending".to_owned()),
+        },
+        CertificateAction::Reissue => {
+            next.choice = CertificateChoice::Reissue;
+            (
+                None,
+                "reissue allowed: the next enrollment supersedes the current certificate"
+                    .to_owned(),
+            )
+        }
+        CertificateAction::Revoke(reason) => {
+            let active = current.filter(|c| c.is_active(now));
+            if account.choice == CertificateChoice::Revoked && active.is_none() {
+                return Err(Refusal::AlreadyRevoked);
+            }
+            next.choice = CertificateChoice::Revoked;
+            match active {
+                Some(c) => (
+                    Some((c.serial, Revocation { at: now, reason })),
+                    format!("certificate {} revoked ({reason})", c.serial),
+                ),
+                None => (
+                    None,
+                    "no active certificate; enrollment blocked until reissue".to_owned(),
+                ),
+            }
+        }
+    };
+    Ok(ActionEffect {
+        account: next,
+        revoke,
+        detail,
+    })
+}
+
+/// The account after a wrong password, and whether this failure locked it.
+pub fn after_wrong_password(account: &Account, max_failed_attempts: u32) -> (Account, bool) {
+    let mut next = account.clone();
+    next.failed_attempts = account.failed_attempts.saturating_add(1);
+    let locks_now = !account.locked && next.failed_attempts >= max_failed_attempts;
+    if locks_now {
+        next.locked = true;
+    }
+    (next, locks_now)
+}
+
+/// The account after a correct password, if anything needs to change (the failure count).
+pub fn after_right_password(account: &Account) -> Option<Account> {
+    (account.failed_attempts > 0 && !account.locked).then(|| Account {
+        failed_attempts: 0,
+        ..account.clone()
+    })
+}
+
+/// The account after an unlock (IDロック解除).
+pub fn unlocked(account: &Account) -> Account {
+    Account {
+        locked: false,
+        failed_attempts: 0,
+        ..account.clone()
+    }
+}
+
+/// RFC 3339 text of an instant, for messages.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{KeyFingerprint, Role};
+    use time::macros::datetime;
+    use time::Duration;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn account(choice: CertificateChoice, current: Option<Serial>, issued: u32) -> Account {
+        Account {
+            id: "nozawa1".parse().unwrap(),
+            contract: "5110".parse().unwrap(),
+            role: Role::User,
+            name: "Nozawa".into(),
+            password_hash: String::new(),
+            failed_attempts: 0,
+            locked: false,
+            choice,
+            current_certificate: current,
+            issued_count: issued,
+            version: 7,
+            created_at: NOW,
+        }
+    }
+
+    fn cert(serial: Serial, not_before: OffsetDateTime, revoked: bool) -> CertificateRecord {
+        CertificateRecord {
+            serial,
+            account: "nozawa1".parse().unwrap(),
+            contract: "5110".parse().unwrap(),
+            role: Role::User,
+            issued_num: 1,
+            subject: String::new(),
+            not_before,
+            not_after: not_before + Duration::days(365),
+            key: KeyFingerprint([0; 32]),
+            revocation: revoked.then_some(Revocation {
+                at: not_before,
+                reason: RevocationReason::Superseded,
+            }),
+            der: vec![],
+        }
+    }
+
+    #[test]
+    fn never_issued_enrolls_with_number_one() {
+        let a = account(CertificateChoice::Continue, None, 0);
+        assert_eq!(
+            enrollment(&a, None, EnrollVia::Password, NOW),
+            Ok(Issuance {
+                issued_num: 1,
+                supersedes: None
+            })
+        );
+    }
+
+    #[test]
+    fn active_certificate_refuses_password_enrollment_with_its_serial() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(10), false);
+        let a = account(CertificateChoice::Continue, Some(s), 1);
+        let err = enrollment(&a, Some(&c), EnrollVia::Password, NOW).unwrap_err();
+        assert!(matches!(err, Refusal::ActiveCertificate { serial, .. } if serial == s));
+        assert!(err.to_string().contains(&s.to_string()));
+        assert!(err.to_string().contains("reissue"));
+    }
+
+    #[test]
+    fn active_certificate_renews_by_certificate_superseding_it() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(10), false);
+        let a = account(CertificateChoice::Continue, Some(s), 1);
+        assert_eq!(
+            enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW),
+            Ok(Issuance {
+                issued_num: 2,
+                supersedes: Some(s)
+            })
+        );
+    }
+
+    #[test]
+    fn reissue_allows_both_ways_and_supersedes_the_active_one() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(10), false);
+        let a = account(CertificateChoice::Reissue, Some(s), 3);
+        let want = Ok(Issuance {
+            issued_num: 4,
+            supersedes: Some(s),
+        });
+        assert_eq!(enrollment(&a, Some(&c), EnrollVia::Password, NOW), want);
+        assert_eq!(enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW), want);
+    }
+
+    #[test]
+    fn continue_cancels_a_pending_reissue_only() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(10), false);
+        let a = account(CertificateChoice::Reissue, Some(s), 1);
+        let effect = certificate_action(&a, Some(&c), CertificateAction::Continue, NOW).unwrap();
+        assert_eq!(effect.account.choice, CertificateChoice::Continue);
+        assert_eq!(effect.revoke, None);
+        assert_eq!(
+            Account {
+                choice: CertificateChoice::Reissue,
+                ..effect.account.clone()
+            },
+            a,
+            "nothing else changes"
+        );
+        let after = effect.account;
+        assert!(matches!(
+            enrollment(&after, Some(&c), EnrollVia::Password, NOW),
+            Err(Refusal::ActiveCertificate { .. })
+        ));
+    }
+
+    #[test]
+    fn revoke_revokes_now_and_blocks_until_reissue() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(10), false);
+        let a = account(CertificateChoice::Continue, Some(s), 1);
+        let effect = certificate_action(
+            &a,
+            Some(&c),
+            CertificateAction::Revoke(RevocationReason::KeyCompromise),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            effect.revoke,
+            Some((
+                s,
+                Revocation {
+                    at: NOW,
+                    reason: RevocationReason::KeyCompromise
+                }
+            ))
+        );
+        let revoked = effect.account;
+        let mut c_revoked = c.clone();
+        c_revoked.revocation = effect.revoke.map(|r| r.1);
+        for via in [EnrollVia::Password, EnrollVia::Certificate(s)] {
+            assert_eq!(
+                enrollment(&revoked, Some(&c_revoked), via, NOW),
+                Err(Refusal::RevokedByAdministrator)
+            );
+        }
+        assert_eq!(
+            certificate_action(&revoked, Some(&c_revoked), CertificateAction::Continue, NOW)
+                .unwrap_err(),
+            Refusal::NothingToContinue
+        );
+        assert_eq!(
+            certificate_action(
+                &revoked,
+                Some(&c_revoked),
+                CertificateAction::Revoke(RevocationReason::Unspecified),
+                NOW
+            )
+            .unwrap_err(),
+            Refusal::AlreadyRevoked
+        );
+        let reissued =
+            certificate_action(&revoked, Some(&c_revoked), CertificateAction::Reissue, NOW)
+                .unwrap()
+                .account;
+        assert_eq!(
+            enrollment(&reissued, Some(&c_revoked), EnrollVia::Password, NOW),
+            Ok(Issuance {
+                issued_num: 2,
+                supersedes: None
+            })
+        );
+    }
+
+    #[test]
+    fn expired_certificate_allows_password_enrollment_but_not_renewal() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(400), false);
+        let a = account(CertificateChoice::Continue, Some(s), 1);
+        assert_eq!(
+            enrollment(&a, Some(&c), EnrollVia::Password, NOW),
+            Ok(Issuance {
+                issued_num: 2,
+                supersedes: None
+            })
+        );
+        assert_eq!(
+            enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW),
+            Err(Refusal::CertificateExpired)
+        );
+    }
+
+    #[test]
+    fn expiry_follows_the_injected_clock_to_the_second() {
+        let s = Serial::random();
+        let c = cert(s, NOW, false);
+        let a = account(CertificateChoice::Continue, Some(s), 1);
+        let just_before = c.not_after - Duration::seconds(1);
+        assert!(enrollment(&a, Some(&c), EnrollVia::Password, just_before).is_err());
+        assert!(enrollment(&a, Some(&c), EnrollVia::Password, c.not_after).is_ok());
+    }
+
+    #[test]
+    fn locked_refuses_both_ways() {
+        let s = Serial::random();
+        let c = cert(s, NOW - Duration::days(1), false);
+        let mut a = account(CertificateChoice::Reissue, Some(s), 1);
+        a.locked = true;
+        for via in [EnrollVia::Password, EnrollVia::Certificate(s)] {
+            assert_eq!(enrollment(&a, Some(&c), via, NOW), Err(Refusal::Locked));
+        }
+    }
+
+    #[test]
+    fn a_superseded_or_foreign_certificate_cannot_renew() {
+        let old = Serial::random();
+        let new = Serial::random();
+        let c = cert(new, NOW - Duration::days(1), false);
+        let a = account(CertificateChoice::Continue, Some(new), 2);
+        assert_eq!(
+            enrollment(&a, Some(&c), EnrollVia::Certificate(old), NOW),
+            Err(Refusal::NotCurrentCertificate)
+        );
+    }
+
+    #[test]
+    fn lockout_after_the_configured_failures_and_reset_on_success() {
+        let mut a = account(CertificateChoice::Continue, None, 0);
+        for i in 1..=4 {
+            let (next, locked) = after_wrong_password(&a, 5);
+            assert!(!locked && !next.locked, "failure {i} must not lock");
+            a = next;
+        }
+        assert_eq!(after_right_password(&a).unwrap().failed_attempts, 0);
+        let (locked, now_locked) = after_wrong_password(&a, 5);
+        assert!(now_locked && locked.locked);
+        assert_eq!(after_right_password(&locked), None, "a lock is not reset by a password");
+        let (still, again) = after_wrong_password(&locked, 5);
+        assert!(still.locked && !again, "locking is reported once");
+        let open = unlocked(&still);
+        assert!(!open.locked && open.failed_attempts == 0);
+    }
+}

@@ -1,0 +1,420 @@
+//! Wiring: opens the store, loads (or, on the embedded defaults, creates) the CA, builds the
+//! registration authority, and serves the EST front end over TLS and the management API over
+//! the admin Unix socket, with bounded connections, timeouts and a graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::ca::{CaError, CertificateAuthority};
+use crate::config::Config;
+use crate::ra::{Clock, RegistrationAuthority};
+use crate::store::{SledStore, Store, StoreError};
+
+/// How long in-flight requests may take to finish after a stop is asked.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Who is on the other end of a connection; attached to every request.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    remote: Remote,
+    client_certificate: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug, Clone)]
+enum Remote {
+    Tcp(SocketAddr),
+    AdminSocket { uid: Option<u32> },
+}
+
+impl PeerInfo {
+    /// The source recorded in history: the peer's IP address, or `admin-socket`.
+    pub fn source(&self) -> String {
+        match &self.remote {
+            Remote::Tcp(addr) => addr.ip().to_string(),
+            Remote::AdminSocket { .. } => "admin-socket".to_owned(),
+        }
+    }
+
+    /// The client certificate the peer presented in the TLS handshake, DER.
+    pub fn client_certificate(&self) -> Option<&[u8]> {
+        self.client_certificate.as_deref()
+    }
+
+    /// `Some(uid)` when the request came over the admin socket (the operator).
+    pub fn admin_socket_uid(&self) -> Option<Option<u32>> {
+        match self.remote {
+            Remote::AdminSocket { uid } => Some(uid),
+            Remote::Tcp(_) => None,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The CA is missing or unusable.
+    #[error("{0}")]
+    Ca(#[from] CaError),
+    /// The database could not be opened.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// TLS could not be configured.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// Password hashing could not be configured.
+    #[error("{0}")]
+    Passwords(#[from] crate::ra::PasswordError),
+    /// A directory, socket or port could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Some other start-up condition failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
+/// A running daemon: its addresses, and the handle that stops it.
+pub struct RunningDaemon {
+    /// The HTTPS address actually bound (useful when the configured port is 0).
+    pub https_addr: SocketAddr,
+    /// The admin socket path.
+    pub admin_socket: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    store: Arc<dyn Store>,
+}
+
+impl RunningDaemon {
+    /// Stops accepting, lets in-flight requests finish (bounded), flushes the store, and
+    /// removes the admin socket.
+    pub async fn stop(self) -> Result<(), StoreError> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = std::fs::remove_file(&self.admin_socket);
+        self.store.flush().await
+    }
+}
+
+/// Loads the CA, creating a development hierarchy first when allowed and none exists.
+pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeError> {
+    if !CertificateAuthority::exists(&config.ca) {
+        if !config.ca.create_if_missing {
+            return Err(ServeError::Other(format!(
+                "no CA in {}: run 'estca init' (or 'estca init --import-cert F --import-key K') first",
+                config.ca.dir.display()
+            )));
+        }
+        let report = CertificateAuthority::init(&config.ca)?;
+        tracing::warn!(
+            dir = %config.ca.dir.display(),
+            "created a DEVELOPMENT CA (root and issuing) because none existed; for production run 'estca init' with your own names, or import your intermediate: {report}"
+        );
+    }
+    Ok(CertificateAuthority::load(
+        &config.ca,
+        &config.certificate.common_name_template,
+    )?)
+}
+
+/// Starts the daemon on `config`, with `clock` as the registration authority's time.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
+    create_private_dir(&config.store.path)?;
+    let ca = Arc::new(load_or_create_ca(&config)?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.database_path())?);
+    let tls = crate::tls::server_config(&config.server, &ca, config.ca.server_cert_validity_days)?;
+    let ra = Arc::new(RegistrationAuthority::new(
+        store.clone(),
+        ca.clone(),
+        clock,
+        &config.auth,
+    )?);
+
+    let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
+    let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?;
+    let public = with_common_layers(est, request_timeout);
+    let admin = with_common_layers(crate::api::router(ra.clone()), request_timeout);
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(io_error(format!("cannot listen on {}", config.server.listen)))?;
+    let https_addr = listener
+        .local_addr()
+        .map_err(io_error("cannot read the bound address"))?;
+    let admin_listener = bind_admin_socket(&config.admin.socket, config.admin.mode().map_err(|e| ServeError::Other(e.to_string()))?).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let limits = Limits {
+        connections: Arc::new(Semaphore::new(config.server.max_connections)),
+        handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
+        header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+    };
+    let tasks = vec![
+        tokio::spawn(serve_tls(listener, TlsAcceptor::from(tls), public, limits.clone(), stopped.clone())),
+        tokio::spawn(serve_admin(admin_listener, admin, limits, stopped)),
+    ];
+    tracing::info!(
+        https = %https_addr,
+        admin_socket = %config.admin.socket.display(),
+        "estca ready"
+    );
+    Ok(RunningDaemon {
+        https_addr,
+        admin_socket: config.admin.socket.clone(),
+        stop,
+        tasks,
+        store,
+    })
+}
+
+/// Runs the daemon until `shutdown` completes, then stops it gracefully.
+pub async fn run(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let daemon = start(config, clock).await?;
+    shutdown.await;
+    tracing::info!("stopping: finishing in-flight requests");
+    daemon.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn with_common_layers(router: Router, timeout: Duration) -> Router {
+    router
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(4096))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => plain(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "the request took too long and was abandoned; retry",
+                ),
+            }
+        }))
+}
+
+fn plain(status: axum::http::StatusCode, message: &str) -> Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// One log line per request: method, path, status, latency, peer. Never bodies or headers.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let source = req
+        .extensions()
+        .get::<PeerInfo>()
+        .map(PeerInfo::source)
+        .unwrap_or_default();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        %source,
+        "request"
+    );
+    response
+}
+
+#[derive(Clone)]
+struct Limits {
+    connections: Arc<Semaphore>,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "connection limit reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let limits = limits.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%addr, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let client_certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
+            let peer = PeerInfo {
+                remote: Remote::Tcp(addr),
+                client_certificate,
+            };
+            serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
+            drop(permit);
+        });
+    }
+    wait_for_connections(graceful).await;
+}
+
+async fn serve_admin(
+    listener: UnixListener,
+    app: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        let peer = PeerInfo {
+            remote: Remote::AdminSocket { uid },
+            client_certificate: None,
+        };
+        let app = app.clone();
+        let header_timeout = limits.header_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            serve_connection(TokioIo::new(stream), app, peer, header_timeout, watcher).await;
+        });
+    }
+    wait_for_connections(graceful).await;
+}
+
+async fn serve_connection<IO>(
+    io: TokioIo<IO>,
+    app: Router,
+    peer: PeerInfo,
+    header_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        req
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
+    let builder = builder.http1_only();
+    let connection = builder.serve_connection(io, TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+async fn wait_for_connections(graceful: GracefulShutdown) {
+    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still busy after the grace period; closing them");
+    }
+}
+
+/// Creates a directory readable by the daemon's user only (if it does not exist).
+fn create_private_dir(path: &Path) -> Result<(), ServeError> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(io_error(format!("cannot create {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_error(format!("cannot set the mode of {}", path.display())))
+}
+
+/// Binds the admin socket with `mode`, replacing a stale socket file left by a crash but
+/// refusing to steal the socket of a daemon that is still running.
+async fn bind_admin_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(ServeError::Other(format!(
+                "another estca is already serving the admin socket {}",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path)
+            .map_err(io_error(format!("cannot remove the stale socket {}", path.display())))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(io_error(format!("cannot bind the admin socket {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_error(format!("cannot set the mode of {}", path.display())))?;
+    Ok(listener)
+}
