@@ -10,5 +10,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ca;
 pub mod config;
 pub mod model;
