@@ -1,0 +1,230 @@
+//! Certification requests (PKCS#10, RFC 2986): estca takes only the public key from them,
+//! after checking that the requester holds its private half (the CSR's own signature).
+
+use std::fmt;
+
+use const_oid::db::{rfc5912, rfc8410};
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::error::X509Error;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::model::KeyFingerprint;
+
+/// secp256k1 (SEC 2), named in refusals.
+const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10");
+
+/// The kinds of public key estca certifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA with a modulus of `bits` bits (2048 to 4096).
+    Rsa {
+        /// Modulus size in bits.
+        bits: u32,
+    },
+    /// ECDSA on NIST P-256 (secp256r1).
+    EcdsaP256,
+    /// ECDSA on NIST P-384 (secp384r1).
+    EcdsaP384,
+    /// Ed25519 (RFC 8410).
+    Ed25519,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Rsa { bits } => write!(f, "RSA {bits}-bit"),
+            KeyKind::EcdsaP256 => f.write_str("ECDSA P-256"),
+            KeyKind::EcdsaP384 => f.write_str("ECDSA P-384"),
+            KeyKind::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// A public key taken from a CSR whose signature verified: all the CA uses of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrKey {
+    spki_der: Vec<u8>,
+    kind: KeyKind,
+    fingerprint: KeyFingerprint,
+}
+
+impl CsrKey {
+    /// The DER SubjectPublicKeyInfo, exactly as the CSR carried it.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// What kind of key it is.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// SHA-256 of [`CsrKey::spki_der`], by which the store recognises a reused key.
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+}
+
+/// Why a CSR was refused. Each message is one sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsrError {
+    /// The bytes are not a DER PKCS#10 request.
+    #[error("the request is not a DER-encoded PKCS#10 certification request ({0}); send a CSR made by e.g. `openssl req -new`")]
+    NotDer(String),
+    /// Bytes follow the request.
+    #[error(
+        "the request has extra bytes after the PKCS#10 certification request; send exactly one CSR"
+    )]
+    TrailingData,
+    /// The signature does not verify with the CSR's own key.
+    #[error("the CSR's signature does not verify with its own public key; make a new CSR with the private key that matches it")]
+    BadSignature,
+    /// The public key is of a kind or size estca does not certify.
+    #[error("the CSR's key is not accepted: {0}")]
+    UnsupportedKey(String),
+    /// The CSR is signed with an algorithm estca cannot check.
+    #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
+    UnsupportedSignatureAlgorithm(String),
+}
+
+/// A readable name for an OID: its database name when known, else the dotted form.
+fn oid_name(oid: &ObjectIdentifier) -> String {
+    const_oid::db::DB
+        .by_oid(oid)
+        .map(str::to_owned)
+        .unwrap_or_else(|| oid.to_string())
+}
+
+const ACCEPTED: &str = "use ECDSA P-256 or P-384, RSA 2048 to 4096 bits, or Ed25519";
+
+/// Bit length of a big-endian unsigned integer.
+fn bit_length(bytes: &[u8]) -> u32 {
+    let bytes = match bytes.iter().position(|b| *b != 0) {
+        Some(i) => &bytes[i..],
+        None => return 0,
+    };
+    let extra = 8 - bytes[0].leading_zeros();
+    let full = u32::try_from(bytes.len() - 1).unwrap_or(u32::MAX / 16);
+    full.saturating_mul(8).saturating_add(extra)
+}
+
+/// Decides whether a public key is one estca certifies.
+fn classify(
+    spki: &SubjectPublicKeyInfoOwned,
+    parsed: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<KeyKind, CsrError> {
+    let alg = spki.algorithm.oid;
+    if alg == rfc5912::RSA_ENCRYPTION {
+        let Ok(PublicKey::RSA(rsa)) = parsed.parsed() else {
+            return Err(CsrError::UnsupportedKey(
+                "the RSA public key is malformed; make a new key".into(),
+            ));
+        };
+        let bits = bit_length(rsa.modulus);
+        if bits < 2048 {
+            return Err(CsrError::UnsupportedKey(format!(
+                "RSA {bits}-bit keys are too short: use 2048 to 4096 bits"
+            )));
+        }
+        if bits > 4096 {
+            return Err(CsrError::UnsupportedKey(format!(
+                "RSA {bits}-bit keys are too long: use 2048 to 4096 bits"
+            )));
+        }
+        match rsa.try_exponent() {
+            Ok(e) if e >= 3 && e % 2 == 1 => {}
+            Ok(e) => {
+                return Err(CsrError::UnsupportedKey(format!(
+                    "the RSA public exponent {e} is not valid: use 65537"
+                )))
+            }
+            Err(_) => {
+                return Err(CsrError::UnsupportedKey(
+                    "the RSA public exponent is not valid: use 65537".into(),
+                ))
+            }
+        }
+        return Ok(KeyKind::Rsa { bits });
+    }
+    if alg == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+            .ok_or_else(|| {
+                CsrError::UnsupportedKey(
+                    "EC keys must name their curve (explicit curve parameters are not accepted): use P-256 or P-384".into(),
+                )
+            })?;
+        return match curve {
+            c if c == rfc5912::SECP_256_R_1 => Ok(KeyKind::EcdsaP256),
+            c if c == rfc5912::SECP_384_R_1 => Ok(KeyKind::EcdsaP384),
+            c if c == SECP256K1 => Err(CsrError::UnsupportedKey(
+                "curve secp256k1 is not accepted: use P-256 or P-384".into(),
+            )),
+            c => Err(CsrError::UnsupportedKey(format!(
+                "curve {} is not accepted: use P-256 or P-384",
+                oid_name(&c)
+            ))),
+        };
+    }
+    if alg == rfc8410::ID_ED_25519 {
+        if spki.algorithm.parameters.is_some() || spki.subject_public_key.raw_bytes().len() != 32 {
+            return Err(CsrError::UnsupportedKey(
+                "the Ed25519 public key is malformed; make a new key".into(),
+            ));
+        }
+        return Ok(KeyKind::Ed25519);
+    }
+    Err(CsrError::UnsupportedKey(format!(
+        "{} keys are not accepted: {ACCEPTED}",
+        oid_name(&alg)
+    )))
+}
+
+/// Parses a DER PKCS#10 CSR (RFC 2986), refuses trailing bytes, classifies its key, verifies
+/// its signature with its own key (proof of possession), and returns only the key: subject,
+/// attributes and requested extensions are ignored.
+pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
+    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| {
+        CsrError::NotDer(match e {
+            x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
+            x509_parser::nom::Err::Incomplete(_) => "it is cut short".into(),
+        })
+    })?;
+    if !rest.is_empty() {
+        return Err(CsrError::TrailingData);
+    }
+    let parsed = &csr.certification_request_info.subject_pki;
+    // The RustCrypto decoder is strict DER; re-encoding must give back the same bytes, so the
+    // key written into the certificate is exactly the one the CSR carried.
+    let spki = SubjectPublicKeyInfoOwned::from_der(parsed.raw)
+        .map_err(|e| CsrError::NotDer(format!("its public key is not valid DER: {e}")))?;
+    if spki.to_der().ok().as_deref() != Some(parsed.raw) {
+        return Err(CsrError::NotDer(
+            "its public key is not in canonical DER".into(),
+        ));
+    }
+    let kind = classify(&spki, parsed)?;
+    csr.verify_signature().map_err(|e| match e {
+        X509Error::SignatureUnsupportedAlgorithm => {
+            let oid = csr.signature_algorithm.algorithm.to_id_string();
+            let name = oid
+                .parse::<ObjectIdentifier>()
+                .map(|o| oid_name(&o))
+                .unwrap_or(oid);
+            CsrError::UnsupportedSignatureAlgorithm(name)
+        }
+        _ => CsrError::BadSignature,
+    })?;
+    Ok(CsrKey {
+        spki_der: parsed.raw.to_vec(),
+        kind,
+        fingerprint: KeyFingerprint::of_spki_der(parsed.raw),
+    })
+}

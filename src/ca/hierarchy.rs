@@ -1,0 +1,553 @@
+//! The CA hierarchy on disk: creating a root and an issuing CA (`init`), taking over an
+//! existing intermediate (`import`), and loading the issuing CA at start-up (`load`), with
+//! the checks on key file permissions.
+//!
+//! Files in the CA directory: `root-ca.pem`, `root-ca.key` (absent after an import),
+//! `issuing-ca.pem` (the issuing CA, then any intermediates above it), `issuing-ca.key`
+//! (PKCS#8 PEM). Key files are created with mode 0600 and refused when group or others can
+//! access them.
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use der::{Decode, Encode};
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
+use time::OffsetDateTime;
+use x509_cert::Certificate;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
+
+use super::key::CaKey;
+use super::{pkcs7, profile, CaError, CertificateAuthority};
+use crate::config::{CaConfig, KeyAlgorithm};
+use crate::model::Serial;
+
+const ROOT_CERT: &str = "root-ca.pem";
+const ROOT_KEY: &str = "root-ca.key";
+const ISSUING_CERT: &str = "issuing-ca.pem";
+const ISSUING_KEY: &str = "issuing-ca.key";
+
+/// What `init` or `import` wrote, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// The CA directory.
+    pub dir: PathBuf,
+    /// The issuing CA certificate file.
+    pub issuing_certificate: PathBuf,
+    /// The issuing CA key file.
+    pub issuing_key: PathBuf,
+    /// The issuing CA's subject.
+    pub issuing_subject: String,
+    /// The issuing CA's notAfter.
+    pub issuing_not_after: OffsetDateTime,
+    /// The root certificate file, when one was written.
+    pub root_certificate: Option<PathBuf>,
+    /// The root key file, when `init` created one (keep it offline once set up).
+    pub root_key: Option<PathBuf>,
+    /// The root's subject, when known.
+    pub root_subject: Option<String>,
+}
+
+impl fmt::Display for InitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "CA directory: {}", self.dir.display())?;
+        if let (Some(cert), Some(subject)) = (&self.root_certificate, &self.root_subject) {
+            writeln!(f, "root CA:      {subject}")?;
+            writeln!(f, "  certificate {}", cert.display())?;
+        }
+        if let Some(key) = &self.root_key {
+            writeln!(
+                f,
+                "  key         {} (mode 0600; keep it offline)",
+                key.display()
+            )?;
+        }
+        writeln!(f, "issuing CA:   {}", self.issuing_subject)?;
+        writeln!(f, "  valid until {}", self.issuing_not_after)?;
+        writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
+        write!(
+            f,
+            "  key         {} (mode 0600)",
+            self.issuing_key.display()
+        )
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a new file with `mode`; refuses to replace an existing one.
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                CaError::AlreadyExists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                CaError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+    file.write_all(contents).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+fn create_dir(dir: &Path) -> Result<(), CaError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io_error(dir))
+}
+
+fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
+    match paths.iter().find(|p| p.exists()) {
+        Some(p) => Err(CaError::AlreadyExists {
+            path: p.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a key file that group or others may read or write.
+fn check_key_mode(path: &Path) -> Result<(), CaError> {
+    let mode = std::fs::metadata(path)
+        .map_err(io_error(path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(CaError::InsecureKeyFile {
+            path: path.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+fn read_key(path: &Path) -> Result<CaKey, CaError> {
+    check_key_mode(path)?;
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io_error(path))?);
+    CaKey::from_pem(&text, path)
+}
+
+/// Reads every certificate of a PEM file, as DER.
+fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let bad = |reason: String| CaError::BadCertificate {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = Certificate::load_pem_chain(&bytes)
+        .map_err(|e| bad(format!("not a PEM certificate chain ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    certs
+        .iter()
+        .map(|c| {
+            c.to_der()
+                .map_err(|e| bad(format!("cannot re-encode a certificate ({e})")))
+        })
+        .collect()
+}
+
+fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError> {
+    match X509Certificate::from_der(der) {
+        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        _ => Err(CaError::BadCertificate {
+            path: path.to_path_buf(),
+            reason: "a certificate is not valid DER X.509".into(),
+        }),
+    }
+}
+
+/// Refuses a certificate that cannot issue certificates.
+fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
+    let not_ca = |reason: &str| CaError::NotCa {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {}
+        Ok(_) => return Err(not_ca("basicConstraints CA:TRUE is missing")),
+        Err(_) => return Err(not_ca("its basicConstraints extension is malformed")),
+    }
+    match cert.key_usage() {
+        Ok(Some(ku)) if ku.value.key_cert_sign() => Ok(()),
+        Ok(_) => Err(not_ca("keyUsage keyCertSign is missing")),
+        Err(_) => Err(not_ca("its keyUsage extension is malformed")),
+    }
+}
+
+/// True when `cert` names itself as issuer and its signature verifies with its own key.
+fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
+    cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()
+}
+
+/// Checks that each certificate is signed by the next one (issuing CA first, root last).
+fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
+    for pair in ders.windows(2) {
+        let child = parse(pair[0], path)?;
+        let parent = parse(pair[1], path)?;
+        if child.issuer().as_raw() != parent.subject().as_raw()
+            || child.verify_signature(Some(parent.public_key())).is_err()
+        {
+            return Err(CaError::BadCertificate {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "'{}' is not signed by '{}': give the chain in order, issuing CA first and root last",
+                    child.subject(),
+                    parent.subject()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_key_matches(
+    key: &CaKey,
+    cert: &X509Certificate<'_>,
+    key_path: &Path,
+    cert_path: &Path,
+) -> Result<(), CaError> {
+    if key.public_key_der()? != cert.public_key().raw {
+        return Err(CaError::KeyMismatch {
+            key: key_path.to_path_buf(),
+            certificate: cert_path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn pem(der: &[u8]) -> Result<String, CaError> {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+        .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
+}
+
+fn key_pkcs8_pem(key: &CaKey) -> Result<Zeroizing<String>, CaError> {
+    match key {
+        CaKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
+        CaKey::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+    }
+    .map_err(|_| CaError::Internal("encoding the CA key as PKCS#8 failed".into()))
+}
+
+/// A random serial for a CA certificate, in rcgen's type.
+fn rcgen_serial() -> rcgen::SerialNumber {
+    rcgen::SerialNumber::from_slice(Serial::random().as_bytes())
+}
+
+/// C, O, CN with C as PrintableString (RFC 5280 appendix A).
+fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaError> {
+    let country =
+        rcgen::string::PrintableString::try_from(config.country.as_str()).map_err(|_| {
+            CaError::InvalidName(format!(
+                "country '{}' is not a two-letter code: fix ca.country",
+                config.country
+            ))
+        })?;
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(
+        rcgen::DnType::CountryName,
+        rcgen::DnValue::PrintableString(country),
+    );
+    name.push(
+        rcgen::DnType::OrganizationName,
+        config.organization.as_str(),
+    );
+    name.push(rcgen::DnType::CommonName, cn);
+    Ok(name)
+}
+
+/// RFC 5280 4.2.1.2 method (1) for an rcgen key pair.
+fn rcgen_key_id(key: &rcgen::KeyPair) -> Vec<u8> {
+    ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        key.public_key_raw(),
+    )
+    .as_ref()
+    .to_vec()
+}
+
+fn generate(e: rcgen::Error) -> CaError {
+    CaError::Generate(e.to_string())
+}
+
+impl CertificateAuthority {
+    /// True when the CA directory holds `issuing-ca.pem` and `issuing-ca.key`.
+    pub fn exists(config: &CaConfig) -> bool {
+        config.dir.join(ISSUING_CERT).exists() && config.dir.join(ISSUING_KEY).exists()
+    }
+
+    /// Creates a root and an issuing CA in `config.dir` (created if missing), refusing if any
+    /// of their files exists. Keys use `config.key_algorithm`; names are C, O and CN from the
+    /// configuration. The root is valid `root_validity_years`; the issuing CA (pathLen 0)
+    /// `issuing_validity_years` but never beyond the root.
+    pub fn init(config: &CaConfig) -> Result<InitReport, CaError> {
+        let dir = &config.dir;
+        let root_cert_path = dir.join(ROOT_CERT);
+        let root_key_path = dir.join(ROOT_KEY);
+        let issuing_cert_path = dir.join(ISSUING_CERT);
+        let issuing_key_path = dir.join(ISSUING_KEY);
+        refuse_existing(&[
+            &root_cert_path,
+            &root_key_path,
+            &issuing_cert_path,
+            &issuing_key_path,
+        ])?;
+        create_dir(dir)?;
+
+        let alg = match config.key_algorithm {
+            KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        };
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .map_err(|e| CaError::Internal(e.to_string()))?;
+
+        let root_key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+        let mut root = rcgen::CertificateParams::default();
+        root.distinguished_name = ca_name(config, &config.root_name)?;
+        root.serial_number = Some(rcgen_serial());
+        root.not_before = now;
+        root.not_after = profile::add_years(now, config.root_validity_years)?;
+        root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        root.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        root.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&root_key));
+        let root_cert = root.self_signed(&root_key).map_err(generate)?;
+
+        let issuing_key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+        let mut issuing = rcgen::CertificateParams::default();
+        issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
+        issuing.serial_number = Some(rcgen_serial());
+        issuing.not_before = now;
+        issuing.not_after =
+            profile::add_years(now, config.issuing_validity_years)?.min(root.not_after);
+        issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        issuing.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        issuing.use_authority_key_identifier_extension = true;
+        issuing.key_identifier_method =
+            rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&issuing_key));
+        let issuer = rcgen::Issuer::from_params(&root, &root_key);
+        let issuing_cert = issuing.signed_by(&issuing_key, &issuer).map_err(generate)?;
+
+        // Keys first: `exists` looks for the issuing certificate, written last.
+        let root_key_pem = Zeroizing::new(root_key.serialize_pem());
+        write_new(&root_key_path, root_key_pem.as_bytes(), 0o600)?;
+        write_new(&root_cert_path, root_cert.pem().as_bytes(), 0o644)?;
+        let issuing_key_pem = Zeroizing::new(issuing_key.serialize_pem());
+        write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
+        write_new(&issuing_cert_path, issuing_cert.pem().as_bytes(), 0o644)?;
+
+        let root_parsed = parse(root_cert.der(), &root_cert_path)?;
+        let issuing_parsed = parse(issuing_cert.der(), &issuing_cert_path)?;
+        Ok(InitReport {
+            dir: dir.clone(),
+            issuing_certificate: issuing_cert_path,
+            issuing_key: issuing_key_path,
+            issuing_subject: issuing_parsed.subject().to_string(),
+            issuing_not_after: issuing.not_after,
+            root_certificate: Some(root_cert_path),
+            root_key: Some(root_key_path),
+            root_subject: Some(root_parsed.subject().to_string()),
+        })
+    }
+
+    /// Takes over an existing intermediate. `cert_pem` holds the intermediate, optionally
+    /// followed by its chain (root last); `key_pem` its P-256 or P-384 key in PKCS#8 or SEC1
+    /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign),
+    /// that the chain is in order and that the intermediate has not expired; then writes
+    /// `issuing-ca.pem`, `issuing-ca.key` (0600) and, when the chain ends in a self-signed
+    /// certificate, `root-ca.pem`.
+    pub fn import(
+        config: &CaConfig,
+        cert_pem: &Path,
+        key_pem: &Path,
+    ) -> Result<InitReport, CaError> {
+        let dir = &config.dir;
+        let root_cert_path = dir.join(ROOT_CERT);
+        let issuing_cert_path = dir.join(ISSUING_CERT);
+        let issuing_key_path = dir.join(ISSUING_KEY);
+
+        let ders = read_certificates(cert_pem)?;
+        let key = {
+            let text = Zeroizing::new(std::fs::read_to_string(key_pem).map_err(io_error(key_pem))?);
+            CaKey::from_pem(&text, key_pem)?
+        };
+        let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        let issuing = parse(refs[0], cert_pem)?;
+        check_key_matches(&key, &issuing, key_pem, cert_pem)?;
+        check_is_ca(&issuing, cert_pem)?;
+        verify_chain(&refs, cert_pem)?;
+        let not_after = profile::from_x509_time(
+            &Certificate::from_der(refs[0])
+                .map_err(|e| CaError::BadCertificate {
+                    path: cert_pem.to_path_buf(),
+                    reason: format!("not a DER certificate ({e})"),
+                })?
+                .tbs_certificate
+                .validity
+                .not_after,
+        )?;
+        if not_after <= OffsetDateTime::now_utc() {
+            return Err(CaError::BadCertificate {
+                path: cert_pem.to_path_buf(),
+                reason: format!("the intermediate expired at {not_after}; import a current one"),
+            });
+        }
+        let (chain, root): (&[&[u8]], Option<&[u8]>) = match refs.split_last() {
+            Some((last, rest)) if refs.len() > 1 && is_self_signed(&parse(last, cert_pem)?) => {
+                (rest, Some(*last))
+            }
+            _ => (&refs[..], None),
+        };
+        if is_self_signed(&issuing) {
+            return Err(CaError::NotCa {
+                path: cert_pem.to_path_buf(),
+                reason: "it is a self-signed root; import an intermediate signed by it".into(),
+            });
+        }
+
+        let mut to_check: Vec<&Path> = vec![&issuing_cert_path, &issuing_key_path];
+        if root.is_some() {
+            to_check.push(&root_cert_path);
+        }
+        refuse_existing(&to_check)?;
+        create_dir(dir)?;
+
+        write_new(&issuing_key_path, key_pkcs8_pem(&key)?.as_bytes(), 0o600)?;
+        let mut root_subject = None;
+        if let Some(root) = root {
+            write_new(&root_cert_path, pem(root)?.as_bytes(), 0o644)?;
+            root_subject = Some(parse(root, cert_pem)?.subject().to_string());
+        }
+        let mut chain_pem = String::new();
+        for der in chain {
+            chain_pem.push_str(&pem(der)?);
+        }
+        write_new(&issuing_cert_path, chain_pem.as_bytes(), 0o644)?;
+
+        Ok(InitReport {
+            dir: dir.clone(),
+            issuing_certificate: issuing_cert_path,
+            issuing_key: issuing_key_path,
+            issuing_subject: issuing.subject().to_string(),
+            issuing_not_after: not_after,
+            root_certificate: root.map(|_| root_cert_path),
+            root_key: None,
+            root_subject,
+        })
+    }
+
+    /// Loads the issuing CA from `config.dir`. Refuses key files that group or others can
+    /// access, a key that does not match the certificate, a certificate that is not a CA and
+    /// a chain out of order. `root-ca.pem` is optional. `common_name_template` contains
+    /// `{id}` and maybe `{contract}`.
+    pub fn load(config: &CaConfig, common_name_template: &str) -> Result<Self, CaError> {
+        let dir = &config.dir;
+        let cert_path = dir.join(ISSUING_CERT);
+        let key_path = dir.join(ISSUING_KEY);
+        let root_path = dir.join(ROOT_CERT);
+        let root_key_path = dir.join(ROOT_KEY);
+        if !cert_path.exists() || !key_path.exists() {
+            return Err(CaError::NotInitialized { dir: dir.clone() });
+        }
+        if !common_name_template.contains("{id}") {
+            return Err(CaError::InvalidName(
+                "certificate.common_name_template must contain {id}".into(),
+            ));
+        }
+        if root_key_path.exists() {
+            check_key_mode(&root_key_path)?;
+        }
+        let key = read_key(&key_path)?;
+
+        let ders = read_certificates(&cert_path)?;
+        let root_der = if root_path.exists() {
+            let mut roots = read_certificates(&root_path)?;
+            if roots.len() != 1 {
+                return Err(CaError::BadCertificate {
+                    path: root_path,
+                    reason: "must hold exactly one certificate, the root".into(),
+                });
+            }
+            roots.pop()
+        } else {
+            None
+        };
+        let mut all: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        if let Some(root) = &root_der {
+            all.push(root);
+        }
+        verify_chain(&all, &cert_path)?;
+
+        let parsed = parse(&ders[0], &cert_path)?;
+        check_key_matches(&key, &parsed, &key_path, &cert_path)?;
+        check_is_ca(&parsed, &cert_path)?;
+        let cert = Certificate::from_der(&ders[0]).map_err(|e| CaError::BadCertificate {
+            path: cert_path.clone(),
+            reason: format!("not a DER certificate ({e})"),
+        })?;
+        let subject = cert.tbs_certificate.subject.clone();
+        if subject.to_der().ok().as_deref() != Some(parsed.subject().as_raw()) {
+            return Err(CaError::BadCertificate {
+                path: cert_path,
+                reason: "its subject name is not in canonical DER, so issued certificates \
+                         could not name it exactly"
+                    .into(),
+            });
+        }
+        let key_id = match parsed
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                    Some(id.0.to_vec())
+                }
+                _ => None,
+            }) {
+            Some(id) => id,
+            None => profile::key_identifier(&cert.tbs_certificate.subject_public_key_info),
+        };
+        let not_after = profile::from_x509_time(&cert.tbs_certificate.validity.not_after)?;
+        let cacerts = pkcs7::certs_only(&all)?;
+        let mut ders = ders;
+        let issuing_der = ders.remove(0);
+        Ok(CertificateAuthority {
+            key,
+            issuing_der,
+            issuing_subject: subject,
+            issuing_key_id: key_id,
+            issuing_not_after: not_after,
+            chain_der: ders,
+            root_der,
+            country: config.country.clone(),
+            organization: config.organization.clone(),
+            issuing_name: config.issuing_name.clone(),
+            common_name_template: common_name_template.to_owned(),
+            cacerts,
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! The certificate authority: the CA hierarchy on disk, the end-entity profile, CSR checks and
+//! the CMS answers of EST. It builds and signs; every policy decision (who may enroll, serial
+//! uniqueness, key reuse) belongs to the registration authority that calls it.
+
+use std::path::PathBuf;
+
+use der::Decode;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use x509_cert::name::Name;
+
+use crate::model::{AccountId, ContractCode, Role, Serial};
+
+pub mod csr;
+mod hierarchy;
+mod key;
+pub mod pkcs7;
+mod profile;
+
+pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
+pub use hierarchy::InitReport;
+
+use key::CaKey;
+use profile::IssuerContext;
+
+/// Why the CA could not do what was asked. Messages name files and say what to do; they
+/// never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A file or directory could not be read or written.
+    #[error("cannot access {}: {source}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA directory holds no issuing CA.
+    #[error("no CA in {}: it needs issuing-ca.pem and issuing-ca.key; run `estca init` to create a hierarchy or import an existing intermediate", .dir.display())]
+    NotInitialized {
+        /// The configured CA directory.
+        dir: PathBuf,
+    },
+    /// `init` or `import` would overwrite an existing CA file.
+    #[error("{} already exists: a CA is already set up there; move the files away or choose another ca.dir", .path.display())]
+    AlreadyExists {
+        /// The file that exists.
+        path: PathBuf,
+    },
+    /// A key file is accessible to group or others.
+    #[error("{} has mode {mode:04o}, so users other than the daemon's can read or change the CA key; run `chmod 600 {}` (and check who may have copied it)", .path.display(), .path.display())]
+    InsecureKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file holds no usable key.
+    #[error("{}: {reason}", .path.display())]
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong (never the key itself).
+        reason: String,
+    },
+    /// A certificate file holds no usable certificate.
+    #[error("{}: {reason}", .path.display())]
+    BadCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The private key does not match the certificate's public key.
+    #[error("the key in {} does not belong to the certificate in {}: give the matching key and certificate", .key.display(), .certificate.display())]
+    KeyMismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        certificate: PathBuf,
+    },
+    /// The certificate cannot issue certificates.
+    #[error("{} is not a CA certificate ({reason}): give an intermediate CA certificate with basicConstraints CA:TRUE and keyUsage keyCertSign", .path.display())]
+    NotCa {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// The certificate would outlive the issuing CA.
+    #[error("a certificate issued now would expire at {certificate_not_after}, after the issuing CA itself ({ca_not_after}): the operator must renew the issuing CA before more certificates can be issued")]
+    CaExpiresTooSoon {
+        /// The notAfter the certificate would have.
+        certificate_not_after: OffsetDateTime,
+        /// The issuing CA's notAfter.
+        ca_not_after: OffsetDateTime,
+    },
+    /// A configured name or host name cannot be put into a certificate.
+    #[error("{0}")]
+    InvalidName(String),
+    /// Creating keys or CA certificates failed.
+    #[error("creating the CA failed: {0}")]
+    Generate(String),
+    /// An encoding or signing step failed that should not (a bug, or a corrupted CA file).
+    #[error("internal CA error: {0}")]
+    Internal(String),
+}
+
+/// What the CA needs to issue one end-entity certificate; the registration authority has
+/// already decided that it may be issued.
+#[derive(Debug, Clone)]
+pub struct EndEntityRequest<'a> {
+    /// The serial (unique in the store).
+    pub serial: Serial,
+    /// The ID the certificate names.
+    pub id: &'a AccountId,
+    /// The ID's contract.
+    pub contract: &'a ContractCode,
+    /// The ID's role (USERTYPE).
+    pub role: Role,
+    /// CERTISSUEDNUM: how many certificates this ID has been issued, this one included.
+    pub issued_num: u32,
+    /// Start of validity (truncated to whole seconds); the end is one calendar year later.
+    pub not_before: OffsetDateTime,
+    /// The validated public key from the CSR.
+    pub key: &'a CsrKey,
+}
+
+/// An issued certificate and what the store records about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCertificate {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The subject for display, in certificate order, e.g.
+    /// `C=JP, O=…, OU=…, OU=USERTYPE - 2, OU=CERTISSUEDNUM - 1, CN=nozawa1 5110`.
+    pub subject: String,
+    /// notBefore as written.
+    pub not_before: OffsetDateTime,
+    /// notAfter as written.
+    pub not_after: OffsetDateTime,
+}
+
+/// The loaded issuing CA: its key, its certificate and chain, and the profile settings.
+#[derive(Debug)]
+pub struct CertificateAuthority {
+    key: CaKey,
+    issuing_der: Vec<u8>,
+    issuing_subject: Name,
+    issuing_key_id: Vec<u8>,
+    issuing_not_after: OffsetDateTime,
+    /// Intermediates between the issuing CA and the root, nearest first.
+    chain_der: Vec<Vec<u8>>,
+    root_der: Option<Vec<u8>>,
+    country: String,
+    organization: String,
+    issuing_name: String,
+    common_name_template: String,
+    cacerts: Vec<u8>,
+}
+
+impl CertificateAuthority {
+    /// The issuing CA certificate, DER.
+    pub fn issuing_certificate_der(&self) -> &[u8] {
+        &self.issuing_der
+    }
+
+    /// The root CA certificate, DER, when the CA directory holds `root-ca.pem`.
+    pub fn root_certificate_der(&self) -> Option<&[u8]> {
+        self.root_der.as_deref()
+    }
+
+    /// The issuing CA's notAfter.
+    pub fn issuing_not_after(&self) -> OffsetDateTime {
+        self.issuing_not_after
+    }
+
+    /// The `cacerts` answer: DER of a CMS certs-only SignedData (RFC 5652, RFC 7030 4.1.3)
+    /// holding the issuing CA, any intermediates above it, and the root when known.
+    pub fn cacerts_pkcs7(&self) -> &[u8] {
+        &self.cacerts
+    }
+
+    fn issuer_context(&self) -> IssuerContext<'_> {
+        IssuerContext {
+            name: &self.issuing_subject,
+            key_id: &self.issuing_key_id,
+            not_after: self.issuing_not_after,
+            country: &self.country,
+            organization: &self.organization,
+            issuing_name: &self.issuing_name,
+            common_name_template: &self.common_name_template,
+        }
+    }
+
+    /// Builds and signs an end-entity certificate with the estca profile: the subject
+    /// C, O, OU (issuing CA), OU USERTYPE, OU CERTISSUEDNUM, CN; one year of validity;
+    /// basicConstraints, keyUsage, extendedKeyUsage clientAuth, SKI and AKI. Nothing is
+    /// taken from the CSR but its key.
+    pub fn sign_end_entity(
+        &self,
+        request: &EndEntityRequest<'_>,
+    ) -> Result<SignedCertificate, CaError> {
+        let (tbs, subject, not_before, not_after) =
+            profile::end_entity_tbs(&self.issuer_context(), &self.key, request)?;
+        let der = profile::sign_tbs(&self.key, tbs)?;
+        Ok(SignedCertificate {
+            der,
+            subject,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// A TLS server certificate for the daemon itself, issued by the issuing CA for a fresh
+    /// ECDSA P-256 key: SANs = `hostnames` (IP addresses as iPAddress, others as dNSName),
+    /// EKU serverAuth, CN = the first host name, valid `validity_days` but never beyond the
+    /// issuing CA. Returns the chain (server, issuing CA, any intermediates above it) and
+    /// the private key.
+    pub fn issue_tls_server_certificate(
+        &self,
+        hostnames: &[String],
+        validity_days: u32,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+        use rcgen::PublicKeyData;
+
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| CaError::Generate(format!("generating the TLS server key: {e}")))?;
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(
+            &key_pair.subject_public_key_info(),
+        )
+        .map_err(|e| CaError::Internal(format!("reading the TLS server public key: {e}")))?;
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .map_err(|e| CaError::Internal(e.to_string()))?;
+        if now >= self.issuing_not_after {
+            return Err(CaError::CaExpiresTooSoon {
+                certificate_not_after: now,
+                ca_not_after: self.issuing_not_after,
+            });
+        }
+        // A little slack for clients whose clocks are behind.
+        let not_before = now - time::Duration::minutes(5);
+        let not_after =
+            (now + time::Duration::days(i64::from(validity_days))).min(self.issuing_not_after);
+        let serial = Serial::random();
+        let tbs = profile::tls_server_tbs(
+            &self.issuer_context(),
+            &self.key,
+            serial.as_bytes(),
+            hostnames,
+            spki,
+            not_before,
+            not_after,
+        )?;
+        let der = profile::sign_tbs(&self.key, tbs)?;
+        let mut chain = vec![
+            CertificateDer::from(der),
+            CertificateDer::from(self.issuing_der.clone()),
+        ];
+        chain.extend(self.chain_der.iter().cloned().map(CertificateDer::from));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
+        Ok((chain, key))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! The certificate profiles: what estca writes into an end-entity (client) certificate and
+//! into the daemon's own TLS server certificate.
+//!
+//! Building the to-be-signed certificate and signing it are separate steps
+//! ([`end_entity_tbs`] then [`sign_tbs`]) so that a pre-issuance check can sit between them.
+
+use std::net::IpAddr;
+
+use const_oid::db::{rfc4519, rfc5280};
+use const_oid::AssociatedOid;
+use der::asn1::{BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::asn1::{GeneralizedTime, UtcTime};
+use der::{Any, Decode, Encode};
+use time::{Date, Month, OffsetDateTime, UtcOffset};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::Extension;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::{Time, Validity};
+use x509_cert::{Certificate, TbsCertificate, Version};
+
+use super::csr::KeyKind;
+use super::key::CaKey;
+use super::{CaError, EndEntityRequest};
+
+/// What the profile needs to know about the issuing CA and the configured names.
+pub(crate) struct IssuerContext<'a> {
+    /// The issuing CA certificate's subject (becomes the issuer, byte for byte).
+    pub name: &'a Name,
+    /// The issuing CA's subject key identifier (becomes the authority key identifier).
+    pub key_id: &'a [u8],
+    /// The issuing CA's notAfter: nothing is issued beyond it.
+    pub not_after: OffsetDateTime,
+    /// C of issued certificates.
+    pub country: &'a str,
+    /// O of issued certificates.
+    pub organization: &'a str,
+    /// First OU of issued certificates (the issuing CA's name).
+    pub issuing_name: &'a str,
+    /// CN template with `{id}` and maybe `{contract}`.
+    pub common_name_template: &'a str,
+}
+
+/// Longest common name X.520 allows (ub-common-name).
+const MAX_COMMON_NAME: usize = 64;
+
+/// `t` in UTC, `years` calendar years later; 29 February becomes 28 February when the
+/// target year is not a leap year.
+pub(crate) fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime, CaError> {
+    let t = t.to_offset(UtcOffset::UTC);
+    let out_of_range = || CaError::Internal(format!("{t} plus {years} years is out of range"));
+    let year = i32::try_from(years)
+        .ok()
+        .and_then(|y| t.year().checked_add(y))
+        .ok_or_else(out_of_range)?;
+    let day = if t.month() == Month::February && t.day() == 29 && !time::util::is_leap_year(year) {
+        28
+    } else {
+        t.day()
+    };
+    let date = Date::from_calendar_date(year, t.month(), day).map_err(|_| out_of_range())?;
+    Ok(t.replace_date(date))
+}
+
+/// RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; whole seconds.
+pub(crate) fn to_x509_time(t: OffsetDateTime) -> Result<Time, CaError> {
+    let secs = u64::try_from(t.unix_timestamp())
+        .map_err(|_| CaError::Internal(format!("{t} is before 1970")))?;
+    let dt = der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
+        .map_err(|e| CaError::Internal(format!("{t} cannot be encoded: {e}")))?;
+    if dt.year() < 2050 {
+        UtcTime::from_date_time(dt).map(Time::UtcTime)
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
+    }
+    .map_err(|e| CaError::Internal(format!("{t} cannot be encoded: {e}")))
+}
+
+/// Converts an X.509 time to `OffsetDateTime`.
+pub(crate) fn from_x509_time(t: &Time) -> Result<OffsetDateTime, CaError> {
+    let secs = i64::try_from(t.to_unix_duration().as_secs())
+        .map_err(|_| CaError::Internal("a certificate time is out of range".into()))?;
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|_| CaError::Internal("a certificate time is out of range".into()))
+}
+
+/// RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING's bits.
+pub(crate) fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        spki.subject_public_key.raw_bytes(),
+    );
+    digest.as_ref().to_vec()
+}
+
+/// One RDN holding one attribute.
+fn rdn(oid: const_oid::ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, CaError> {
+    let set = SetOfVec::try_from(vec![AttributeTypeAndValue { oid, value }])
+        .map_err(|e| CaError::Internal(format!("building a name: {e}")))?;
+    Ok(RelativeDistinguishedName(set))
+}
+
+/// A UTF8String attribute value; `what` names the value in errors.
+fn utf8(value: &str, what: &str) -> Result<Any, CaError> {
+    Utf8StringRef::new(value)
+        .and_then(|s| Any::encode_from(&s))
+        .map_err(|e| CaError::InvalidName(format!("{what} '{value}' cannot be encoded: {e}")))
+}
+
+/// The common name from the template.
+fn common_name(template: &str, request: &EndEntityRequest<'_>) -> Result<String, CaError> {
+    let cn = template
+        .replace("{id}", request.id.as_str())
+        .replace("{contract}", request.contract.as_str());
+    if cn.chars().count() > MAX_COMMON_NAME {
+        return Err(CaError::InvalidName(format!(
+            "the common name '{cn}' is longer than {MAX_COMMON_NAME} characters: shorten \
+             certificate.common_name_template"
+        )));
+    }
+    Ok(cn)
+}
+
+/// The end-entity subject (C, O, OU issuing CA, OU USERTYPE, OU CERTISSUEDNUM, CN), one
+/// attribute per RDN, in that order; also its display form.
+pub(crate) fn end_entity_subject(
+    ctx: &IssuerContext<'_>,
+    request: &EndEntityRequest<'_>,
+) -> Result<(Name, String), CaError> {
+    let cn = common_name(ctx.common_name_template, request)?;
+    let usertype = format!("USERTYPE - {}", request.role.usertype());
+    let issued = format!("CERTISSUEDNUM - {}", request.issued_num);
+    let country = PrintableStringRef::new(ctx.country)
+        .and_then(|s| Any::encode_from(&s))
+        .map_err(|_| {
+            CaError::InvalidName(format!(
+                "country '{}' is not a two-letter code: fix ca.country",
+                ctx.country
+            ))
+        })?;
+    let rdns = vec![
+        rdn(rfc4519::C, country)?,
+        rdn(rfc4519::O, utf8(ctx.organization, "organization")?)?,
+        rdn(rfc4519::OU, utf8(ctx.issuing_name, "issuing CA name")?)?,
+        rdn(rfc4519::OU, utf8(&usertype, "USERTYPE")?)?,
+        rdn(rfc4519::OU, utf8(&issued, "CERTISSUEDNUM")?)?,
+        rdn(rfc4519::CN, utf8(&cn, "common name")?)?,
+    ];
+    let display = format!(
+        "C={}, O={}, OU={}, OU={usertype}, OU={issued}, CN={cn}",
+        ctx.country, ctx.organization, ctx.issuing_name
+    );
+    Ok((RdnSequence(rdns), display))
+}
+
+/// Wraps an extension value with its OID and criticality.
+fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension, CaError> {
+    let der = value
+        .to_der()
+        .map_err(|e| CaError::Internal(format!("encoding extension {}: {e}", T::OID)))?;
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(der)
+            .map_err(|e| CaError::Internal(format!("encoding extension {}: {e}", T::OID)))?,
+    })
+}
+
+fn octets(bytes: &[u8]) -> Result<OctetString, CaError> {
+    OctetString::new(bytes).map_err(|e| CaError::Internal(format!("encoding a key id: {e}")))
+}
+
+/// The extensions every estca leaf carries besides its usage: basicConstraints CA:FALSE
+/// (critical), keyUsage (critical), extendedKeyUsage (not critical), SKI, AKI.
+fn leaf_extensions(
+    ctx: &IssuerContext<'_>,
+    spki: &SubjectPublicKeyInfoOwned,
+    key_usage: KeyUsage,
+    eku: const_oid::ObjectIdentifier,
+) -> Result<Vec<Extension>, CaError> {
+    Ok(vec![
+        extension(
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+            true,
+        )?,
+        extension(&key_usage, true)?,
+        extension(&ExtendedKeyUsage(vec![eku]), false)?,
+        extension(&SubjectKeyIdentifier(octets(&key_identifier(spki))?), false)?,
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(octets(ctx.key_id)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            false,
+        )?,
+    ])
+}
+
+/// The to-be-signed end-entity certificate, with its subject's display form and validity.
+pub(crate) fn end_entity_tbs(
+    ctx: &IssuerContext<'_>,
+    key: &CaKey,
+    request: &EndEntityRequest<'_>,
+) -> Result<(TbsCertificate, String, OffsetDateTime, OffsetDateTime), CaError> {
+    let not_before = request
+        .not_before
+        .to_offset(UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .map_err(|e| CaError::Internal(format!("truncating notBefore: {e}")))?;
+    let not_after = add_years(not_before, 1)?;
+    if not_after > ctx.not_after {
+        return Err(CaError::CaExpiresTooSoon {
+            certificate_not_after: not_after,
+            ca_not_after: ctx.not_after,
+        });
+    }
+    let (subject, display) = end_entity_subject(ctx, request)?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(request.key.spki_der())
+        .map_err(|e| CaError::Internal(format!("re-reading a validated public key: {e}")))?;
+    let mut usages = KeyUsage(KeyUsages::DigitalSignature.into());
+    if matches!(request.key.kind(), KeyKind::Rsa { .. }) {
+        usages = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment);
+    }
+    let extensions = leaf_extensions(ctx, &spki, usages, rfc5280::ID_KP_CLIENT_AUTH)?;
+    let tbs = tbs_certificate(
+        request.serial.as_bytes(),
+        ctx,
+        key,
+        subject,
+        spki,
+        not_before,
+        not_after,
+        extensions,
+    )?;
+    Ok((tbs, display, not_before, not_after))
+}
+
+/// The to-be-signed TLS server certificate for `hostnames` (CN = the first).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tls_server_tbs(
+    ctx: &IssuerContext<'_>,
+    key: &CaKey,
+    serial: &[u8],
+    hostnames: &[String],
+    spki: SubjectPublicKeyInfoOwned,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<TbsCertificate, CaError> {
+    let first = hostnames.first().ok_or_else(|| {
+        CaError::InvalidName("give at least one host name for the server certificate".into())
+    })?;
+    let mut names = Vec::with_capacity(hostnames.len());
+    for host in hostnames {
+        let name = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => GeneralName::IpAddress(octets(&ip.octets())?),
+            Ok(IpAddr::V6(ip)) => GeneralName::IpAddress(octets(&ip.octets())?),
+            Err(_) => {
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*'));
+                if !valid {
+                    return Err(CaError::InvalidName(format!(
+                        "'{host}' is neither an IP address nor a DNS name: fix server.hostnames"
+                    )));
+                }
+                GeneralName::DnsName(Ia5String::new(host).map_err(|_| {
+                    CaError::InvalidName(format!("'{host}' is not an ASCII DNS name"))
+                })?)
+            }
+        };
+        names.push(name);
+    }
+    let subject = RdnSequence(vec![rdn(rfc4519::CN, utf8(first, "host name")?)?]);
+    let mut extensions = leaf_extensions(
+        ctx,
+        &spki,
+        KeyUsage(KeyUsages::DigitalSignature.into()),
+        rfc5280::ID_KP_SERVER_AUTH,
+    )?;
+    extensions.push(extension(&SubjectAltName(names), false)?);
+    tbs_certificate(
+        serial, ctx, key, subject, spki, not_before, not_after, extensions,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tbs_certificate(
+    serial: &[u8],
+    ctx: &IssuerContext<'_>,
+    key: &CaKey,
+    subject: Name,
+    spki: SubjectPublicKeyInfoOwned,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    extensions: Vec<Extension>,
+) -> Result<TbsCertificate, CaError> {
+    Ok(TbsCertificate {
+        version: Version::V3,
+        serial_number: SerialNumber::new(serial)
+            .map_err(|e| CaError::Internal(format!("encoding the serial: {e}")))?,
+        signature: key.signature_algorithm(),
+        issuer: ctx.name.clone(),
+        validity: Validity {
+            not_before: to_x509_time(not_before)?,
+            not_after: to_x509_time(not_after)?,
+        },
+        subject,
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    })
+}
+
+/// DER-encodes `tbs`, signs it with the CA key and returns the certificate's DER.
+pub(crate) fn sign_tbs(key: &CaKey, tbs: TbsCertificate) -> Result<Vec<u8>, CaError> {
+    let tbs_der = tbs
+        .to_der()
+        .map_err(|e| CaError::Internal(format!("encoding a certificate: {e}")))?;
+    let signature: BitString = key.sign(&tbs_der)?;
+    let cert = Certificate {
+        signature_algorithm: tbs.signature.clone(),
+        tbs_certificate: tbs,
+        signature,
+    };
+    cert.to_der()
+        .map_err(|e| CaError::Internal(format!("encoding a certificate: {e}")))
+}
