@@ -33,10 +33,13 @@ pub struct EstState {
 }
 
 /// The EST routes, ready to be served.
-pub fn router(ra: Arc<RegistrationAuthority>, max_body_bytes: usize) -> Result<Router, ca::CaError> {
+pub fn router(
+    ra: Arc<RegistrationAuthority>,
+    max_body_bytes: usize,
+) -> Result<Router, ca::CaError> {
     let state = EstState {
         cacerts_base64: B64.encode(ra.ca_certificates_pkcs7()).into(),
-        csrattrs_base64: B64.encode(ca::csr_attributes()?).into(),
+        csrattrs_base64: B64.encode(ca::pkcs7::csr_attributes()?).into(),
         ra,
         max_body_bytes,
     };
@@ -161,15 +164,19 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>)
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         unauthorized("enrollment needs your ID and password (HTTP Basic authentication, e.g. curl --user ID)")
     })?;
-    let malformed =
-        || unauthorized("malformed Authorization header: send HTTP Basic credentials (curl --user ID)");
+    let malformed = || {
+        unauthorized("malformed Authorization header: send HTTP Basic credentials (curl --user ID)")
+    };
     let value = value.to_str().map_err(|_| malformed())?;
     let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(malformed());
     }
     let decoded = Zeroizing::new(B64.decode(encoded.trim()).map_err(|_| malformed())?);
-    let colon = decoded.iter().position(|b| *b == b':').ok_or_else(malformed)?;
+    let colon = decoded
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or_else(malformed)?;
     let id = std::str::from_utf8(&decoded[..colon])
         .map_err(|_| unauthorized("the ID in the Authorization header is not UTF-8"))?
         .to_owned();
@@ -182,7 +189,13 @@ async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if media_type.as_deref() != Some("application/pkcs10") {
         return Err(EstError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -209,7 +222,10 @@ async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large()
             } else {
-                EstError::new(StatusCode::BAD_REQUEST, "the request body could not be read")
+                EstError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
             }
         })?
         .to_bytes();
@@ -234,10 +250,13 @@ fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     if compact.is_empty() {
-        return Err(bad("the request body is empty; send a base64-encoded PKCS#10 CSR"));
+        return Err(bad(
+            "the request body is empty; send a base64-encoded PKCS#10 CSR",
+        ));
     }
-    B64.decode(&compact)
-        .map_err(|_| bad("the request body is not valid base64; send a base64-encoded DER PKCS#10 CSR"))
+    B64.decode(&compact).map_err(|_| {
+        bad("the request body is not valid base64; send a base64-encoded DER PKCS#10 CSR")
+    })
 }
 
 fn enrollment_response(
@@ -251,7 +270,7 @@ fn enrollment_response(
             state.ra.issuing_certificate_der(),
         ])));
     }
-    let pkcs7 = ca::certs_only(&[issued.der()]).map_err(RaError::from)?;
+    let pkcs7 = ca::pkcs7::certs_only(&[issued.der()]).map_err(RaError::from)?;
     Ok(base64_response(
         "application/pkcs7-mime; smime-type=certs-only",
         B64.encode(pkcs7),
@@ -311,7 +330,10 @@ mod tests {
 
     #[test]
     fn basic_credentials_split_at_the_first_colon() {
-        let h = headers(&[("authorization", &format!("Basic {}", B64.encode("nozawa1:pa:ss")))]);
+        let h = headers(&[(
+            "authorization",
+            &format!("Basic {}", B64.encode("nozawa1:pa:ss")),
+        )]);
         let (id, pw) = basic_credentials(&h).unwrap();
         assert_eq!(id, "nozawa1");
         assert_eq!(pw.as_slice(), b"pa:ss");
@@ -319,7 +341,12 @@ mod tests {
 
     #[test]
     fn malformed_credentials_are_401() {
-        for value in ["Bearer abc", "Basic !!!", "Basic", &format!("Basic {}", B64.encode("nocolon"))] {
+        for value in [
+            "Bearer abc",
+            "Basic !!!",
+            "Basic",
+            &format!("Basic {}", B64.encode("nocolon")),
+        ] {
             let err = basic_credentials(&headers(&[("authorization", value)])).unwrap_err();
             assert_eq!(err.status, StatusCode::UNAUTHORIZED, "{value}");
         }
@@ -341,16 +368,26 @@ mod tests {
             .collect();
         assert_eq!(decode_csr_body(b64.as_bytes()).unwrap(), der);
         assert_eq!(decode_csr_body(wrapped.as_bytes()).unwrap(), der);
-        let pem = pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
-            .unwrap();
+        let pem =
+            pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+                .unwrap();
         assert_eq!(decode_csr_body(pem.as_bytes()).unwrap(), der);
-        assert_eq!(decode_csr_body(b"%%%").unwrap_err().status, StatusCode::BAD_REQUEST);
-        assert_eq!(decode_csr_body(b"  ").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            decode_csr_body(b"%%%").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            decode_csr_body(b"  ").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
     fn pem_is_chosen_by_accept() {
-        assert!(wants_pem(&headers(&[("accept", "text/plain, application/pem-certificate-chain;q=0.9")])));
+        assert!(wants_pem(&headers(&[(
+            "accept",
+            "text/plain, application/pem-certificate-chain;q=0.9"
+        )])));
         assert!(!wants_pem(&headers(&[("accept", "*/*")])));
     }
 }

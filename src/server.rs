@@ -163,11 +163,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
 
     let listener = TcpListener::bind(config.server.listen)
         .await
-        .map_err(io_error(format!("cannot listen on {}", config.server.listen)))?;
+        .map_err(io_error(format!(
+            "cannot listen on {}",
+            config.server.listen
+        )))?;
     let https_addr = listener
         .local_addr()
         .map_err(io_error("cannot read the bound address"))?;
-    let admin_listener = bind_admin_socket(&config.admin.socket, config.admin.mode().map_err(|e| ServeError::Other(e.to_string()))?).await?;
+    let admin_listener = bind_admin_socket(
+        &config.admin.socket,
+        config
+            .admin
+            .mode()
+            .map_err(|e| ServeError::Other(e.to_string()))?,
+    )
+    .await?;
 
     let (stop, stopped) = watch::channel(false);
     let limits = Limits {
@@ -176,7 +186,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
     };
     let tasks = vec![
-        tokio::spawn(serve_tls(listener, TlsAcceptor::from(tls), public, limits.clone(), stopped.clone())),
+        tokio::spawn(serve_tls(
+            listener,
+            TlsAcceptor::from(tls),
+            public,
+            limits.clone(),
+            stopped.clone(),
+        )),
         tokio::spawn(serve_admin(admin_listener, admin, limits, stopped)),
     ];
     tracing::info!(
@@ -211,22 +227,27 @@ fn with_common_layers(router: Router, timeout: Duration) -> Router {
     router
         .layer(axum::middleware::from_fn(log_request))
         .layer(tower::limit::ConcurrencyLimitLayer::new(4096))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(response) => response,
-                Err(_) => plain(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    "the request took too long and was abandoned; retry",
-                ),
-            }
-        }))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(response) => response,
+                    Err(_) => plain(
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                        "the request took too long and was abandoned; retry",
+                    ),
+                }
+            },
+        ))
 }
 
 fn plain(status: axum::http::StatusCode, message: &str) -> Response {
     use axum::response::IntoResponse;
     (
         status,
-        [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
         format!("{message}\n"),
     )
         .into_response()
@@ -292,17 +313,18 @@ async fn serve_tls(
         let limits = limits.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%addr, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%addr, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let client_certificate = tls
                 .get_ref()
                 .1
@@ -381,7 +403,10 @@ async fn serve_connection<IO>(
 }
 
 async fn wait_for_connections(graceful: GracefulShutdown) {
-    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections were still busy after the grace period; closing them");
     }
 }
@@ -392,8 +417,9 @@ fn create_private_dir(path: &Path) -> Result<(), ServeError> {
         return Ok(());
     }
     std::fs::create_dir_all(path).map_err(io_error(format!("cannot create {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-        .map_err(io_error(format!("cannot set the mode of {}", path.display())))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_error(
+        format!("cannot set the mode of {}", path.display()),
+    ))
 }
 
 /// Binds the admin socket with `mode`, replacing a stale socket file left by a crash but
@@ -409,12 +435,17 @@ async fn bind_admin_socket(path: &Path, mode: u32) -> Result<UnixListener, Serve
                 path.display()
             )));
         }
-        std::fs::remove_file(path)
-            .map_err(io_error(format!("cannot remove the stale socket {}", path.display())))?;
+        std::fs::remove_file(path).map_err(io_error(format!(
+            "cannot remove the stale socket {}",
+            path.display()
+        )))?;
     }
-    let listener = UnixListener::bind(path)
-        .map_err(io_error(format!("cannot bind the admin socket {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io_error(format!("cannot set the mode of {}", path.display())))?;
+    let listener = UnixListener::bind(path).map_err(io_error(format!(
+        "cannot bind the admin socket {}",
+        path.display()
+    )))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error(
+        format!("cannot set the mode of {}", path.display()),
+    ))?;
     Ok(listener)
 }

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::model::{AccountId, Actor, ContractCode, EventKind, RevocationReason, Role, Serial};
-use crate::ra::{CertificateAction, Caller, ErrorKind, NewAccount, RaError, RegistrationAuthority};
+use crate::ra::{Caller, CertificateAction, ErrorKind, NewAccount, RaError, RegistrationAuthority};
 use crate::server::PeerInfo;
 use crate::store::HistoryQuery;
 
@@ -100,7 +100,13 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -120,8 +126,11 @@ fn caller(peer: &PeerInfo) -> Result<Caller, ApiError> {
     }
 }
 
-fn parse<T: std::str::FromStr<Err = crate::model::InvalidValue>>(text: &str) -> Result<T, ApiError> {
-    text.parse().map_err(|e: crate::model::InvalidValue| ApiError::bad_request(e.0))
+fn parse<T: std::str::FromStr<Err = crate::model::InvalidValue>>(
+    text: &str,
+) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|e: crate::model::InvalidValue| ApiError::bad_request(e.0))
 }
 
 /// `POST /api/v1/contracts` body.
@@ -140,7 +149,9 @@ async fn create_contract(
     body: Result<Json<CreateContract>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::model::Contract>), ApiError> {
     let Json(body) = body?;
-    let contract = ra.create_contract(&caller(&peer)?, body.code, body.name).await?;
+    let contract = ra
+        .create_contract(&caller(&peer)?, body.code, body.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(contract)))
 }
 
@@ -258,10 +269,15 @@ async fn certificate_action(
         ("continue", None) => CertificateAction::Continue,
         ("reissue", None) => CertificateAction::Reissue,
         ("revoke", reason) => CertificateAction::Revoke(
-            reason.map(parse::<RevocationReason>).transpose()?.unwrap_or(RevocationReason::Unspecified),
+            reason
+                .map(parse::<RevocationReason>)
+                .transpose()?
+                .unwrap_or(RevocationReason::Unspecified),
         ),
         ("continue" | "reissue", Some(_)) => {
-            return Err(ApiError::bad_request("a reason is given only with \"revoke\""))
+            return Err(ApiError::bad_request(
+                "a reason is given only with \"revoke\"",
+            ))
         }
         (other, _) => {
             return Err(ApiError::bad_request(format!(
@@ -315,7 +331,9 @@ pub struct HistoryPage {
 fn parse_time(key: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     text.map(|t| {
         OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(|_| {
-            ApiError::bad_request(format!("{key} must be an RFC 3339 time such as 2026-01-20T09:00:00Z"))
+            ApiError::bad_request(format!(
+                "{key} must be an RFC 3339 time such as 2026-01-20T09:00:00Z"
+            ))
         })
     })
     .transpose()

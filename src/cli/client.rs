@@ -66,7 +66,9 @@ impl<'a> AdminClient<'a> {
             .map_err(|e| format!("admin socket: {e}"))?;
         tokio::spawn(connection);
         let payload = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| format!("cannot encode the request: {e}"))?,
+            Some(b) => {
+                serde_json::to_vec(b).map_err(|e| format!("cannot encode the request: {e}"))?
+            }
             None => Vec::new(),
         };
         let mut request = Request::builder()

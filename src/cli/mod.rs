@@ -192,7 +192,10 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
@@ -218,13 +221,14 @@ fn fail(message: &str) -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config.log.level);
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
@@ -257,7 +261,10 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if json {
-        println!("{}", json!({ "ca_dir": config.ca.dir, "report": report.to_string() }));
+        println!(
+            "{}",
+            json!({ "ca_dir": config.ca.dir, "report": report.to_string() })
+        );
     } else {
         println!("{report}");
     }
@@ -354,12 +361,17 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             certificate_action(&client, &id, "continue", None, json).await?
         }
         AdminCommand::Account(AccountCommand::Revoke { id, reason }) => {
-            let reason: RevocationReason = reason.parse().map_err(|e: crate::model::InvalidValue| e.0)?;
+            let reason: RevocationReason = reason
+                .parse()
+                .map_err(|e: crate::model::InvalidValue| e.0)?;
             certificate_action(&client, &id, "revoke", Some(reason.name().to_owned()), json).await?
         }
         AdminCommand::Account(AccountCommand::Unlock { id }) => {
             let view: AccountView = client
-                .post(&format!("/api/v1/accounts/{}/unlock", segment(&id)), &json!({}))
+                .post(
+                    &format!("/api/v1/accounts/{}/unlock", segment(&id)),
+                    &json!({}),
+                )
                 .await?;
             print_account(&view);
         }

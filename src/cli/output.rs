@@ -50,9 +50,11 @@ pub fn contracts(contracts: &[Contract], json: bool) {
         return print_json(&contracts);
     }
     let mut rows = vec![vec!["CODE".into(), "NAME".into(), "CREATED".into()]];
-    rows.extend(contracts.iter().map(|c| {
-        vec![c.code.to_string(), c.name.clone(), rfc3339(c.created_at)]
-    }));
+    rows.extend(
+        contracts
+            .iter()
+            .map(|c| vec![c.code.to_string(), c.name.clone(), rfc3339(c.created_at)]),
+    );
     table(&rows);
 }
 
@@ -120,7 +122,11 @@ pub fn accounts(views: &[AccountView], json: bool) {
     ]];
     rows.extend(views.iter().map(|v| {
         let (serial, status, not_after) = match &v.certificate {
-            Some(c) => (c.serial.to_string(), c.status.to_string(), rfc3339(c.not_after)),
+            Some(c) => (
+                c.serial.to_string(),
+                c.status.to_string(),
+                rfc3339(c.not_after),
+            ),
             None => ("-".into(), "-".into(), "-".into()),
         };
         vec![

@@ -72,7 +72,9 @@ pub enum RaError {
     #[error("{0}")]
     BadCsr(#[from] CsrError),
     /// The CSR's key was certified before.
-    #[error("this public key was already certified (serial {0}); generate a new key pair and a new CSR")]
+    #[error(
+        "this public key was already certified (serial {0}); generate a new key pair and a new CSR"
+    )]
     KeyReused(Serial),
     /// A value in the request is unacceptable.
     #[error("{0}")]
@@ -215,8 +217,14 @@ impl RegistrationAuthority {
             },
             source: source.to_owned(),
         };
-        self.issue(&caller, &account, EventKind::Enroll, csr_der, EnrollVia::Password)
-            .await
+        self.issue(
+            &caller,
+            &account,
+            EventKind::Enroll,
+            csr_der,
+            EnrollVia::Password,
+        )
+        .await
     }
 
     /// simplereenroll: identifies the account by the client certificate it presented over
@@ -252,7 +260,7 @@ impl RegistrationAuthority {
 
     /// The store's record of a certificate a client presented, if this CA issued it.
     async fn recorded_certificate(&self, der: &[u8]) -> Result<CertificateRecord, RaError> {
-        let serial = ca::serial_of(der).ok_or(RaError::UnknownCertificate)?;
+        let serial = serial_of(der).ok_or(RaError::UnknownCertificate)?;
         match self.store.certificate(&serial).await? {
             Some(record) if record.der == der => Ok(record),
             _ => Err(RaError::UnknownCertificate),
@@ -276,9 +284,15 @@ impl RegistrationAuthority {
             .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
             .await?;
         let Some(account) = account else {
-            let claimed = id.map_or_else(|| "a malformed ID".to_owned(), |id| format!("unknown ID {id}"));
+            let claimed = id.map_or_else(
+                || "a malformed ID".to_owned(),
+                |id| format!("unknown ID {id}"),
+            );
             self.record_refusal(
-                &Caller { actor: Actor::Anonymous, source: source.to_owned() },
+                &Caller {
+                    actor: Actor::Anonymous,
+                    source: source.to_owned(),
+                },
                 None,
                 EventKind::Enroll,
                 format!("authentication failed: {claimed}"),
@@ -293,8 +307,13 @@ impl RegistrationAuthority {
             source: source.to_owned(),
         };
         if account.locked {
-            self.record_refusal(&caller, Some(&account), EventKind::Enroll, "authentication failed: ID locked".into())
-                .await?;
+            self.record_refusal(
+                &caller,
+                Some(&account),
+                EventKind::Enroll,
+                "authentication failed: ID locked".into(),
+            )
+            .await?;
             return Err(RaError::Unauthenticated);
         }
         if matches {
@@ -331,7 +350,8 @@ impl RegistrationAuthority {
 
     async fn count_failure(&self, caller: &Caller, mut account: Account) -> Result<(), RaError> {
         for _ in 0..MAX_ATTEMPTS {
-            let (next, locks_now) = policy::after_wrong_password(&account, self.max_failed_attempts);
+            let (next, locks_now) =
+                policy::after_wrong_password(&account, self.max_failed_attempts);
             let mut events = vec![self.event(
                 caller,
                 Some(&account),
@@ -345,7 +365,10 @@ impl RegistrationAuthority {
             )];
             if locks_now {
                 events.push(self.event(
-                    &Caller { actor: Actor::System, source: caller.source.clone() },
+                    &Caller {
+                        actor: Actor::System,
+                        source: caller.source.clone(),
+                    },
                     Some(&account),
                     EventKind::Lock,
                     Outcome::Ok {
@@ -388,7 +411,8 @@ impl RegistrationAuthority {
         let key = match ca::validate_csr(csr_der) {
             Ok(key) => key,
             Err(e) => {
-                self.record_refusal(caller, Some(account), kind, e.to_string()).await?;
+                self.record_refusal(caller, Some(account), kind, e.to_string())
+                    .await?;
                 return Err(e.into());
             }
         };
@@ -406,7 +430,8 @@ impl RegistrationAuthority {
             };
             if let Some(serial) = self.store.key_certified_by(&key.fingerprint()).await? {
                 let err = RaError::KeyReused(serial);
-                self.record_refusal(caller, Some(&account), kind, err.to_string()).await?;
+                self.record_refusal(caller, Some(&account), kind, err.to_string())
+                    .await?;
                 return Err(err);
             }
             let serial = Serial::random();
@@ -463,7 +488,8 @@ impl RegistrationAuthority {
                 Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
                 Err(StoreError::KeyReused(serial)) => {
                     let err = RaError::KeyReused(serial);
-                    self.record_refusal(caller, Some(&account), kind, err.to_string()).await?;
+                    self.record_refusal(caller, Some(&account), kind, err.to_string())
+                        .await?;
                     return Err(err);
                 }
                 Err(e) => return Err(e.into()),
@@ -634,7 +660,11 @@ impl RegistrationAuthority {
         self.authorize(caller)?;
         let account = self.reload(id).await?;
         let current = self.current_certificate(&account).await?;
-        Ok(AccountView::new(&account, current.as_ref(), self.clock.now()))
+        Ok(AccountView::new(
+            &account,
+            current.as_ref(),
+            self.clock.now(),
+        ))
     }
 
     /// Renames an account and/or sets its password.
@@ -652,7 +682,9 @@ impl RegistrationAuthority {
             None => None,
         };
         if name.is_none() && hash.is_none() {
-            return Err(RaError::Invalid("give a new name, a new password, or both".into()));
+            return Err(RaError::Invalid(
+                "give a new name, a new password, or both".into(),
+            ));
         }
         self.change_account(caller, id, |account, _current, _now| {
             let mut next = account.clone();
@@ -706,7 +738,11 @@ impl RegistrationAuthority {
             } else {
                 "was not locked; failure count reset"
             };
-            Ok((policy::unlocked(account), None, vec![(EventKind::Unlock, detail.to_owned())]))
+            Ok((
+                policy::unlocked(account),
+                None,
+                vec![(EventKind::Unlock, detail.to_owned())],
+            ))
         })
         .await
     }
@@ -728,7 +764,9 @@ impl RegistrationAuthority {
             let (next, revoke, events) = decide(&account, current.as_ref(), now)?;
             let events = events
                 .into_iter()
-                .map(|(kind, detail)| self.event(caller, Some(&account), kind, Outcome::Ok { detail }))
+                .map(|(kind, detail)| {
+                    self.event(caller, Some(&account), kind, Outcome::Ok { detail })
+                })
                 .collect();
             match self
                 .store
@@ -743,7 +781,11 @@ impl RegistrationAuthority {
                 Ok(stored) => {
                     self.store.flush().await?;
                     let current = self.current_certificate(&stored).await?;
-                    return Ok(AccountView::new(&stored, current.as_ref(), self.clock.now()));
+                    return Ok(AccountView::new(
+                        &stored,
+                        current.as_ref(),
+                        self.clock.now(),
+                    ));
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -784,9 +826,20 @@ impl RegistrationAuthority {
     }
 }
 
+/// The serial of a DER certificate, if it has the shape of an estca serial.
+fn serial_of(der: &[u8]) -> Option<Serial> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let bytes: [u8; 16] = cert.tbs_certificate.raw_serial().try_into().ok()?;
+    Serial::from_bytes(bytes).ok()
+}
+
 /// What an administrative decision changes: the account's new state, a certificate to revoke,
 /// and the history lines (kind, detail) to record with it.
-type Decision = (Account, Option<(Serial, Revocation)>, Vec<(EventKind, String)>);
+type Decision = (
+    Account,
+    Option<(Serial, Revocation)>,
+    Vec<(EventKind, String)>,
+);
 
 /// Checks a display name: 1 to 128 characters, no control characters.
 fn display_name(name: String) -> Result<String, RaError> {

@@ -178,10 +178,16 @@ mod tests {
     #[tokio::test]
     async fn hash_then_verify() {
         let p = Passwords::new(&config(2, 8)).unwrap();
-        let hash = p.hash(Zeroizing::new("correct horse".into())).await.unwrap();
+        let hash = p
+            .hash(Zeroizing::new("correct horse".into()))
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         let ok = p
-            .verify(Zeroizing::new(b"correct horse".to_vec()), Some(hash.clone()))
+            .verify(
+                Zeroizing::new(b"correct horse".to_vec()),
+                Some(hash.clone()),
+            )
             .await
             .unwrap();
         assert!(ok);
@@ -191,7 +197,10 @@ mod tests {
             .unwrap();
         assert!(!wrong);
         let unknown = p
-            .verify(Zeroizing::new(b"estca dummy password for unknown IDs".to_vec()), None)
+            .verify(
+                Zeroizing::new(b"estca dummy password for unknown IDs".to_vec()),
+                None,
+            )
             .await
             .unwrap();
         assert!(!unknown, "the dummy hash must never authenticate");

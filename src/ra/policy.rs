@@ -30,7 +30,9 @@ pub struct Issuance {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The ID is locked after too many wrong passwords.
-    #[error("this ID is locked after too many wrong passwords; ask your administrator to unlock it")]
+    #[error(
+        "this ID is locked after too many wrong passwords; ask your administrator to unlock it"
+    )]
     Locked,
     /// The ID has an active certificate and no reissue was chosen.
     #[error(
@@ -318,7 +320,10 @@ mod tests {
             supersedes: Some(s),
         });
         assert_eq!(enrollment(&a, Some(&c), EnrollVia::Password, NOW), want);
-        assert_eq!(enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW), want);
+        assert_eq!(
+            enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW),
+            want
+        );
     }
 
     #[test]
@@ -465,7 +470,11 @@ mod tests {
         assert_eq!(after_right_password(&a).unwrap().failed_attempts, 0);
         let (locked, now_locked) = after_wrong_password(&a, 5);
         assert!(now_locked && locked.locked);
-        assert_eq!(after_right_password(&locked), None, "a lock is not reset by a password");
+        assert_eq!(
+            after_right_password(&locked),
+            None,
+            "a lock is not reset by a password"
+        );
         let (still, again) = after_wrong_password(&locked, 5);
         assert!(still.locked && !again, "locking is reported once");
         let open = unlocked(&still);

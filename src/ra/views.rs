@@ -37,7 +37,11 @@ pub struct AccountView {
 
 impl AccountView {
     /// The view of `account`, whose current certificate record is `current`, at `now`.
-    pub fn new(account: &Account, current: Option<&CertificateRecord>, now: OffsetDateTime) -> Self {
+    pub fn new(
+        account: &Account,
+        current: Option<&CertificateRecord>,
+        now: OffsetDateTime,
+    ) -> Self {
         Self {
             id: account.id.clone(),
             contract: account.contract.clone(),
@@ -110,8 +114,12 @@ impl CertificateView {
             account: record.account.clone(),
             contract: record.contract.clone(),
             subject: record.subject.clone(),
-            pem: pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &record.der)
-                .unwrap_or_default(),
+            pem: pem_rfc7468::encode_string(
+                "CERTIFICATE",
+                pem_rfc7468::LineEnding::LF,
+                &record.der,
+            )
+            .unwrap_or_default(),
         }
     }
 }
