@@ -131,10 +131,12 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
                 config.ca.dir.display()
             )));
         }
-        let report = CertificateAuthority::init(&config.ca)?;
+        CertificateAuthority::init(&config.ca)?;
         tracing::warn!(
             dir = %config.ca.dir.display(),
-            "created a DEVELOPMENT CA (root and issuing) because none existed; for production run 'estca init' with your own names, or import your intermediate: {report}"
+            root = %config.ca.root_name,
+            issuing = %config.ca.issuing_name,
+            "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
     Ok(CertificateAuthority::load(
