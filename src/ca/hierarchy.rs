@@ -167,7 +167,7 @@ fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
 
 fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         _ => Err(CaError::BadCertificate {
             path: path.to_path_buf(),
             reason: "a certificate is not valid DER X.509".into(),

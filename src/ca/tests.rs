@@ -1,1 +1,713 @@
-//! Tests of the CA module.
+//! Tests of the CA module: the seed's certificate block, validity rules, CSR checks, the CMS
+//! answers, the hierarchy on disk and the TLS server certificate. `openssl` checks the
+//! results independently where it can.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use der::{Decode, Encode};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use x509_parser::extensions::{GeneralName as PGeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::*;
+use crate::config::{CaConfig, KeyAlgorithm};
+use crate::model::KeyFingerprint;
+
+const ORG: &str = "The Shinkin Banks Information System Center Co.,Ltd.";
+const ISSUING: &str = "Shinkin Internet Banking Intermediate CA - TEST";
+
+fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
+    CaConfig {
+        dir: dir.to_path_buf(),
+        create_if_missing: false,
+        key_algorithm: alg,
+        country: "JP".into(),
+        organization: ORG.into(),
+        root_name: "Shinkin Internet Banking Root CA - TEST".into(),
+        issuing_name: ISSUING.into(),
+        root_validity_years: years,
+        issuing_validity_years: years,
+        server_cert_validity_days: 30,
+    }
+}
+
+fn new_ca(dir: &Path, alg: KeyAlgorithm, years: u32) -> CertificateAuthority {
+    CertificateAuthority::init(&config(dir, alg, years)).unwrap();
+    CertificateAuthority::load(&config(dir, alg, years), "{id} {contract}").unwrap()
+}
+
+fn rcgen_csr(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["ignored.example".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ignored");
+    params.serialize_request(&key).unwrap().der().to_vec()
+}
+
+/// A DER CSR made by `openssl req` for a key made by `openssl genpkey` with `args`.
+fn openssl_csr(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let status = Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl genpkey {args:?}");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/CN=ignored",
+            "-outform",
+            "DER",
+            "-key",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req {args:?}");
+    std::fs::read(csr).unwrap()
+}
+
+fn id() -> AccountId {
+    "nozawa1".parse().unwrap()
+}
+
+fn contract() -> ContractCode {
+    "5110".parse().unwrap()
+}
+
+fn issue(
+    ca: &CertificateAuthority,
+    key: &CsrKey,
+    not_before: OffsetDateTime,
+) -> Result<SignedCertificate, CaError> {
+    let (id, contract) = (id(), contract());
+    ca.sign_end_entity(&EndEntityRequest {
+        serial: Serial::random(),
+        id: &id,
+        contract: &contract,
+        role: Role::User,
+        issued_num: 1,
+        not_before,
+        key,
+    })
+}
+
+fn parsed(der: &[u8]) -> X509Certificate<'_> {
+    let (rest, cert) = X509Certificate::from_der(der).unwrap();
+    assert!(rest.is_empty());
+    cert
+}
+
+fn write_pem(path: &Path, der: &[u8]) {
+    let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap();
+    std::fs::write(path, pem).unwrap();
+}
+
+fn openssl_verify(ca_dir: &Path, leaf: &Path, purpose: &str) {
+    let out = Command::new("openssl")
+        .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
+        .arg(ca_dir.join("root-ca.pem"))
+        .arg("-untrusted")
+        .arg(ca_dir.join("issuing-ca.pem"))
+        .arg(leaf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sha1(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+#[test]
+fn end_entity_reproduces_the_seed_certificate_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let signed = issue(&ca, &key, now).unwrap();
+    let cert = parsed(&signed.der);
+
+    // Subject: one attribute per RDN, in the seed's order, with the right string types.
+    let rdns: Vec<(String, String, u32)> = cert
+        .subject()
+        .iter()
+        .map(|rdn| {
+            assert_eq!(rdn.iter().count(), 1, "one attribute per RDN");
+            let atv = rdn.iter().next().unwrap();
+            (
+                atv.attr_type().to_id_string(),
+                atv.as_str().unwrap().to_owned(),
+                atv.attr_value().header.tag().0,
+            )
+        })
+        .collect();
+    let expected = [
+        ("2.5.4.6", "JP", 19),
+        ("2.5.4.10", ORG, 12),
+        ("2.5.4.11", ISSUING, 12),
+        ("2.5.4.11", "USERTYPE - 2", 12),
+        ("2.5.4.11", "CERTISSUEDNUM - 1", 12),
+        ("2.5.4.3", "nozawa1 5110", 12),
+    ];
+    let expected: Vec<(String, String, u32)> = expected
+        .iter()
+        .map(|(o, v, t)| (o.to_string(), v.to_string(), *t))
+        .collect();
+    assert_eq!(rdns, expected);
+    assert_eq!(
+        signed.subject,
+        format!(
+            "C=JP, O={ORG}, OU={ISSUING}, OU=USERTYPE - 2, OU=CERTISSUEDNUM - 1, CN=nozawa1 5110"
+        )
+    );
+
+    // Issuer is the issuing CA's subject, byte for byte.
+    let issuing = parsed(ca.issuing_certificate_der());
+    assert_eq!(cert.issuer().as_raw(), issuing.subject().as_raw());
+
+    // Serial: 16 bytes, positive.
+    assert_eq!(cert.raw_serial().len(), 16);
+    assert!(cert.raw_serial()[0] & 0x80 == 0 && cert.raw_serial()[0] != 0);
+
+    // Validity: whole seconds, one calendar year.
+    let nb = cert.validity().not_before.to_datetime();
+    let na = cert.validity().not_after.to_datetime();
+    assert_eq!(nb, now.replace_nanosecond(0).unwrap());
+    assert_eq!(na, nb.replace_year(nb.year() + 1).unwrap());
+    assert_eq!((signed.not_before, signed.not_after), (nb, na));
+
+    // Version 3, ecdsa-with-SHA256.
+    assert_eq!(cert.version().0, 2);
+    assert_eq!(
+        cert.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.4.3.2"
+    );
+
+    // Extensions: exactly these, in this order, with this criticality.
+    let exts: Vec<(String, bool)> = cert
+        .extensions()
+        .iter()
+        .map(|e| (e.oid.to_id_string(), e.critical))
+        .collect();
+    let want = [
+        ("2.5.29.19", true),
+        ("2.5.29.15", true),
+        ("2.5.29.37", false),
+        ("2.5.29.14", false),
+        ("2.5.29.35", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(o, c)| (o.to_string(), *c)).collect();
+    assert_eq!(exts, want);
+    let bc = cert.basic_constraints().unwrap().unwrap().value;
+    assert!(!bc.ca && bc.path_len_constraint.is_none());
+    let ku = cert.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature());
+    assert_eq!(ku.flags, 1, "digitalSignature only: {ku}");
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth && eku.other.is_empty() && !eku.any);
+    let ski = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ski, sha1(&cert.public_key().subject_public_key.data));
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.clone(),
+            _ => None,
+        })
+        .unwrap();
+    let issuing_ski = issuing
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(aki.0, issuing_ski.as_slice());
+
+    // The CSR's key, and a signature by the issuing CA.
+    assert_eq!(cert.public_key().raw, key.spki_der());
+    cert.verify_signature(Some(issuing.public_key())).unwrap();
+
+    // openssl agrees that it chains and is good for client authentication.
+    let leaf = dir.path().join("leaf.pem");
+    write_pem(&leaf, &signed.der);
+    openssl_verify(dir.path(), &leaf, "sslclient");
+}
+
+#[test]
+fn rsa_leaf_gets_key_encipherment_and_other_keys_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let rsa = validate_csr(&openssl_csr(
+        dir.path(),
+        "rsa",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    ))
+    .unwrap();
+    assert_eq!(rsa.kind(), KeyKind::Rsa { bits: 2048 });
+    let signed = issue(&ca, &rsa, OffsetDateTime::now_utc()).unwrap();
+    let cert = parsed(&signed.der);
+    let ku = cert.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && ku.key_encipherment() && !ku.non_repudiation());
+    let leaf = dir.path().join("rsa.pem");
+    write_pem(&leaf, &signed.der);
+    openssl_verify(dir.path(), &leaf, "sslclient");
+
+    let ed = validate_csr(&rcgen_csr(&rcgen::PKCS_ED25519)).unwrap();
+    let signed = issue(&ca, &ed, OffsetDateTime::now_utc()).unwrap();
+    let cert = parsed(&signed.der);
+    let ku = cert.key_usage().unwrap().unwrap().value;
+    assert_eq!(ku.flags, 1);
+}
+
+#[test]
+fn validity_is_one_calendar_year_and_stays_within_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 30);
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+
+    let signed = issue(&ca, &key, datetime!(2028-02-29 12:34:56.789 UTC)).unwrap();
+    assert_eq!(signed.not_before, datetime!(2028-02-29 12:34:56 UTC));
+    assert_eq!(signed.not_after, datetime!(2029-02-28 12:34:56 UTC));
+    let cert = parsed(&signed.der);
+    assert_eq!(
+        cert.validity().not_after.to_datetime(),
+        datetime!(2029-02-28 12:34:56 UTC)
+    );
+
+    // A time zone other than UTC is converted, not mislabelled.
+    let signed = issue(&ca, &key, datetime!(2030-01-01 09:00:00 +9)).unwrap();
+    assert_eq!(signed.not_before, datetime!(2030-01-01 00:00:00 UTC));
+
+    // UTCTime through 2049, GeneralizedTime from 2050.
+    let signed = issue(&ca, &key, datetime!(2049-06-01 00:00:00 UTC)).unwrap();
+    let cert = x509_cert::Certificate::from_der(&signed.der).unwrap();
+    let validity = cert.tbs_certificate.validity;
+    assert!(matches!(
+        validity.not_before,
+        x509_cert::time::Time::UtcTime(_)
+    ));
+    assert!(matches!(
+        validity.not_after,
+        x509_cert::time::Time::GeneralTime(_)
+    ));
+
+    // A CA that expires in six months refuses.
+    let soon = ca.issuing_not_after() - time::Duration::days(182);
+    let err = issue(&ca, &key, soon).unwrap_err();
+    assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
+    assert!(err.to_string().contains("renew the issuing CA"), "{err}");
+}
+
+#[test]
+fn csr_keys_are_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    for (alg, kind) in [
+        (&rcgen::PKCS_ECDSA_P256_SHA256, KeyKind::EcdsaP256),
+        (&rcgen::PKCS_ECDSA_P384_SHA384, KeyKind::EcdsaP384),
+        (&rcgen::PKCS_ED25519, KeyKind::Ed25519),
+    ] {
+        let der = rcgen_csr(alg);
+        let key = validate_csr(&der).unwrap();
+        assert_eq!(key.kind(), kind);
+        assert_eq!(
+            key.fingerprint(),
+            KeyFingerprint::of_spki_der(key.spki_der())
+        );
+    }
+
+    let rsa1024 = openssl_csr(
+        dir.path(),
+        "rsa1024",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+    );
+    assert_eq!(
+        validate_csr(&rsa1024).unwrap_err(),
+        CsrError::UnsupportedKey("RSA 1024-bit keys are too short: use 2048 to 4096 bits".into())
+    );
+    let p521 = openssl_csr(
+        dir.path(),
+        "p521",
+        &[
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp521r1",
+        ],
+    );
+    let err = validate_csr(&p521).unwrap_err();
+    assert_eq!(
+        err,
+        CsrError::UnsupportedKey("curve secp521r1 is not accepted: use P-256 or P-384".into())
+    );
+    assert!(err.to_string().contains("P-256 or P-384"));
+    let k1 = openssl_csr(
+        dir.path(),
+        "k1",
+        &[
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp256k1",
+        ],
+    );
+    assert_eq!(
+        validate_csr(&k1).unwrap_err(),
+        CsrError::UnsupportedKey("curve secp256k1 is not accepted: use P-256 or P-384".into())
+    );
+    let ed448 = openssl_csr(dir.path(), "ed448", &["-algorithm", "ED448"]);
+    assert!(matches!(
+        validate_csr(&ed448).unwrap_err(),
+        CsrError::UnsupportedKey(_)
+    ));
+}
+
+#[test]
+fn csr_signature_and_encoding_are_checked() {
+    let good = rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256);
+    assert!(validate_csr(&good).is_ok());
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    assert_eq!(validate_csr(&flipped).unwrap_err(), CsrError::BadSignature);
+
+    let mut ed = rcgen_csr(&rcgen::PKCS_ED25519);
+    let last = ed.len() - 1;
+    ed[last] ^= 0x80;
+    assert_eq!(validate_csr(&ed).unwrap_err(), CsrError::BadSignature);
+
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(validate_csr(&trailing).unwrap_err(), CsrError::TrailingData);
+
+    for garbage in [
+        &b""[..],
+        b"hello",
+        b"\x30\x03\x02\x01\x00",
+        &good[..good.len() / 2],
+    ] {
+        let err = validate_csr(garbage).unwrap_err();
+        assert!(matches!(err, CsrError::NotDer(_)), "{err}");
+        assert!(err.to_string().contains("PKCS#10"), "{err}");
+    }
+}
+
+#[test]
+fn certs_only_pkcs7_holds_both_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let root = ca.root_certificate_der().unwrap();
+    let issuing = ca.issuing_certificate_der();
+    let p7 = pkcs7::certs_only(&[issuing, root]).unwrap();
+    assert_eq!(ca.cacerts_pkcs7(), p7.as_slice());
+
+    let ci = cms::content_info::ContentInfo::from_der(&p7).unwrap();
+    assert_eq!(ci.content_type, const_oid::db::rfc5911::ID_SIGNED_DATA);
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    assert_eq!(sd.version, cms::content_info::CmsVersion::V1);
+    assert!(sd.digest_algorithms.is_empty());
+    assert!(sd.signer_infos.0.is_empty());
+    assert!(sd.crls.is_none());
+    assert_eq!(
+        sd.encap_content_info.econtent_type,
+        const_oid::db::rfc5911::ID_DATA
+    );
+    assert!(sd.encap_content_info.econtent.is_none());
+    let mut certs: Vec<Vec<u8>> = sd
+        .certificates
+        .unwrap()
+        .0
+        .iter()
+        .map(|c| match c {
+            cms::cert::CertificateChoices::Certificate(c) => c.to_der().unwrap(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    certs.sort();
+    let mut want = vec![issuing.to_vec(), root.to_vec()];
+    want.sort();
+    assert_eq!(certs, want);
+
+    let file = dir.path().join("cacerts.p7");
+    std::fs::write(&file, &p7).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("subject=").count(), 2, "{text}");
+    assert!(
+        text.contains("Shinkin Internet Banking Root CA - TEST"),
+        "{text}"
+    );
+    assert!(text.contains(ISSUING), "{text}");
+}
+
+#[test]
+fn csr_attributes_name_the_accepted_keys() {
+    let der = pkcs7::csr_attributes().unwrap();
+    let attrs = Vec::<pkcs7::AttrOrOid>::from_der(&der).unwrap();
+    assert_eq!(attrs.len(), 3);
+    assert_eq!(
+        attrs[0],
+        pkcs7::AttrOrOid::Oid(const_oid::db::rfc5912::RSA_ENCRYPTION)
+    );
+    let pkcs7::AttrOrOid::Attribute(ec) = &attrs[1] else {
+        panic!("{:?}", attrs[1]);
+    };
+    assert_eq!(ec.oid, const_oid::db::rfc5912::ID_EC_PUBLIC_KEY);
+    let curves: Vec<const_oid::ObjectIdentifier> =
+        ec.values.iter().map(|v| v.decode_as().unwrap()).collect();
+    assert!(curves.contains(&const_oid::db::rfc5912::SECP_256_R_1));
+    assert!(curves.contains(&const_oid::db::rfc5912::SECP_384_R_1));
+    assert_eq!(
+        attrs[2],
+        pkcs7::AttrOrOid::Oid(const_oid::db::rfc8410::ID_ED_25519)
+    );
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_load_permissions_and_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let cfg = config(&dir, KeyAlgorithm::P256, 10);
+    assert!(!CertificateAuthority::exists(&cfg));
+    assert!(matches!(
+        CertificateAuthority::load(&cfg, "{id}").unwrap_err(),
+        CaError::NotInitialized { .. }
+    ));
+    let report = CertificateAuthority::init(&cfg).unwrap();
+    assert!(CertificateAuthority::exists(&cfg));
+    assert!(report.to_string().contains(ISSUING));
+    assert_eq!(mode(&dir.join("issuing-ca.key")), 0o600);
+    assert_eq!(mode(&dir.join("root-ca.key")), 0o600);
+    assert!(matches!(
+        CertificateAuthority::init(&cfg).unwrap_err(),
+        CaError::AlreadyExists { .. }
+    ));
+
+    // The hierarchy: root CA:TRUE critical, keyCertSign+cRLSign; issuing pathLen 0, signed
+    // by the root, within the root's validity.
+    let ca = CertificateAuthority::load(&cfg, "{id} {contract}").unwrap();
+    let root = parsed(ca.root_certificate_der().unwrap());
+    let issuing = parsed(ca.issuing_certificate_der());
+    let rbc = root.basic_constraints().unwrap().unwrap();
+    assert!(rbc.critical && rbc.value.ca);
+    let rku = root.key_usage().unwrap().unwrap();
+    assert!(rku.critical && rku.value.key_cert_sign() && rku.value.crl_sign());
+    assert!(!rku.value.digital_signature());
+    let ibc = issuing.basic_constraints().unwrap().unwrap();
+    assert!(ibc.critical && ibc.value.ca && ibc.value.path_len_constraint == Some(0));
+    let iku = issuing.key_usage().unwrap().unwrap();
+    assert!(iku.critical && iku.value.key_cert_sign() && iku.value.crl_sign());
+    assert!(iku.value.digital_signature());
+    issuing.verify_signature(Some(root.public_key())).unwrap();
+    assert!(issuing.validity().not_after <= root.validity().not_after);
+    assert_eq!(issuing.subject().to_string(), report.issuing_subject);
+    assert_eq!(ca.issuing_not_after(), report.issuing_not_after);
+    // O keeps its comma as a single value.
+    assert_eq!(
+        issuing
+            .subject()
+            .iter_organization()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        ORG
+    );
+
+    // Import of the issuing CA, with its chain, into a second directory.
+    let chain = tmp.path().join("chain.pem");
+    let chain_text = std::fs::read_to_string(dir.join("issuing-ca.pem")).unwrap()
+        + &std::fs::read_to_string(dir.join("root-ca.pem")).unwrap();
+    std::fs::write(&chain, chain_text).unwrap();
+    let dir2 = tmp.path().join("ca2");
+    let cfg2 = config(&dir2, KeyAlgorithm::P256, 10);
+    let report2 = CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key")).unwrap();
+    assert_eq!(report2.root_certificate, Some(dir2.join("root-ca.pem")));
+    assert_eq!(report2.root_key, None);
+    assert_eq!(mode(&dir2.join("issuing-ca.key")), 0o600);
+    assert!(!dir2.join("root-ca.key").exists());
+    let ca2 = CertificateAuthority::load(&cfg2, "{id} {contract}").unwrap();
+    assert_eq!(ca2.issuing_certificate_der(), ca.issuing_certificate_der());
+    assert_eq!(ca2.root_certificate_der(), ca.root_certificate_der());
+    assert_eq!(ca2.cacerts_pkcs7(), ca.cacerts_pkcs7());
+    assert!(matches!(
+        CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key")).unwrap_err(),
+        CaError::AlreadyExists { .. }
+    ));
+
+    // Import of the intermediate alone, with a SEC1 key.
+    let sec1 = tmp.path().join("sec1.key");
+    let status = Command::new("openssl")
+        .args(["ec", "-in"])
+        .arg(dir.join("issuing-ca.key"))
+        .arg("-out")
+        .arg(&sec1)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(std::fs::read_to_string(&sec1)
+        .unwrap()
+        .contains("BEGIN EC PRIVATE KEY"));
+    let dir3 = tmp.path().join("ca3");
+    let cfg3 = config(&dir3, KeyAlgorithm::P256, 10);
+    let report3 = CertificateAuthority::import(&cfg3, &dir.join("issuing-ca.pem"), &sec1).unwrap();
+    assert_eq!(report3.root_certificate, None);
+    let ca3 = CertificateAuthority::load(&cfg3, "{id}").unwrap();
+    assert_eq!(ca3.root_certificate_der(), None);
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let signed = issue(&ca3, &key, OffsetDateTime::now_utc()).unwrap();
+    parsed(&signed.der)
+        .verify_signature(Some(issuing.public_key()))
+        .unwrap();
+
+    // Wrong key, and a root given as the intermediate, are refused.
+    let dir4 = tmp.path().join("ca4");
+    let cfg4 = config(&dir4, KeyAlgorithm::P256, 10);
+    let err = CertificateAuthority::import(&cfg4, &chain, &dir.join("root-ca.key")).unwrap_err();
+    assert!(matches!(err, CaError::KeyMismatch { .. }), "{err}");
+    let err =
+        CertificateAuthority::import(&cfg4, &dir.join("root-ca.pem"), &dir.join("root-ca.key"))
+            .unwrap_err();
+    assert!(matches!(err, CaError::NotCa { .. }), "{err}");
+    assert!(!dir4.join("issuing-ca.key").exists());
+
+    // A key file readable by others is refused, naming the file.
+    let key_path = dir.join("issuing-ca.key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = CertificateAuthority::load(&cfg, "{id}").unwrap_err();
+    assert!(
+        matches!(err, CaError::InsecureKeyFile { mode: 0o644, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&key_path.display().to_string()), "{msg}");
+    assert!(msg.contains("0644") && msg.contains("chmod 600"), "{msg}");
+    assert!(!msg.contains("PRIVATE KEY"), "{msg}");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let root_key: PathBuf = dir.join("root-ca.key");
+    std::fs::set_permissions(&root_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(matches!(
+        CertificateAuthority::load(&cfg, "{id}").unwrap_err(),
+        CaError::InsecureKeyFile { .. }
+    ));
+}
+
+#[test]
+fn p384_hierarchy_signs_with_sha384() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P384, 10);
+    let issuing = parsed(ca.issuing_certificate_der());
+    assert_eq!(
+        issuing.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.4.3.3"
+    );
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let signed = issue(&ca, &key, OffsetDateTime::now_utc()).unwrap();
+    let cert = parsed(&signed.der);
+    assert_eq!(
+        cert.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.4.3.3"
+    );
+    cert.verify_signature(Some(issuing.public_key())).unwrap();
+    let leaf = dir.path().join("leaf.pem");
+    write_pem(&leaf, &signed.der);
+    openssl_verify(dir.path(), &leaf, "sslclient");
+}
+
+#[test]
+fn tls_server_certificate_has_the_names_and_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let hosts = vec![
+        "ca.example.jp".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let (chain, key) = ca.issue_tls_server_certificate(&hosts, 30).unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[1].as_ref(), ca.issuing_certificate_der());
+    assert!(matches!(key, rustls_pki_types::PrivateKeyDer::Pkcs8(_)));
+    let cert = parsed(chain[0].as_ref());
+    let issuing = parsed(ca.issuing_certificate_der());
+    cert.verify_signature(Some(issuing.public_key())).unwrap();
+    assert_eq!(
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "ca.example.jp"
+    );
+    let san = cert.subject_alternative_name().unwrap().unwrap().value;
+    assert_eq!(
+        san.general_names,
+        vec![
+            PGeneralName::DNSName("ca.example.jp"),
+            PGeneralName::IPAddress(&[127, 0, 0, 1]),
+            PGeneralName::IPAddress(&std::net::Ipv6Addr::LOCALHOST.octets()),
+        ]
+    );
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth);
+    let days = (cert.validity().not_after.to_datetime() - OffsetDateTime::now_utc()).whole_days();
+    assert!((29..=30).contains(&days), "{days}");
+
+    // The key is the certificate's, and rustls accepts the pair.
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let public = signing_key.public_key().unwrap();
+    assert_eq!(public.as_ref(), cert.public_key().raw);
+
+    let leaf = dir.path().join("server.pem");
+    write_pem(&leaf, chain[0].as_ref());
+    openssl_verify(dir.path(), &leaf, "sslserver");
+
+    assert!(matches!(
+        ca.issue_tls_server_certificate(&["bad host!".to_string()], 30),
+        Err(CaError::InvalidName(_))
+    ));
+}
