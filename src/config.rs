@@ -196,11 +196,12 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         use config::{Environment, File, FileFormat};
 
-        let mut builder = config::Config::builder()
-            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
         match file {
             Some(path) => {
-                builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
+                builder =
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
             }
             None if Path::new(SYSTEM_CONFIG_PATH).exists() => {
                 builder = builder.add_source(File::new(SYSTEM_CONFIG_PATH, FileFormat::Toml))
@@ -279,7 +280,10 @@ impl Config {
             }
         }
         if ca.root_validity_years == 0 || ca.issuing_validity_years == 0 {
-            return Err(invalid("ca.root_validity_years", "CA validity must be at least one year"));
+            return Err(invalid(
+                "ca.root_validity_years",
+                "CA validity must be at least one year",
+            ));
         }
         if !(1..=397).contains(&ca.server_cert_validity_days) {
             return Err(invalid(
@@ -317,7 +321,10 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
-                format!("'{}' is not a tracing filter such as \"info\"", self.log.level),
+                format!(
+                    "'{}' is not a tracing filter such as \"info\"",
+                    self.log.level
+                ),
             ));
         }
         Ok(())
@@ -372,11 +379,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("estca.toml");
         std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap();
-        let err = Config::load_from(Some(&file), env(&[])).unwrap_err().to_string();
+        let err = Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lisen"), "{err}");
 
         std::fs::write(&file, "[auth]\nmax_failed_attempts = 0\n").unwrap();
-        let err = Config::load_from(Some(&file), env(&[])).unwrap_err().to_string();
+        let err = Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("auth.max_failed_attempts"), "{err}");
 
         let err = Config::load_from(None, env(&[("ESTCA_SERVER__LISTEN", "nowhere")]))
