@@ -298,6 +298,26 @@ impl Config {
                 "must contain {id} so that the certificate names its ID",
             ));
         }
+        let longest_cn = template.chars().count() - "{id}".len()
+            + crate::model::AccountId::MAX_LEN
+            + if template.contains("{contract}") {
+                crate::model::ContractCode::MAX_LEN - "{contract}".len()
+            } else {
+                0
+            };
+        if template.matches("{id}").count() != 1
+            || template.matches("{contract}").count() > 1
+            || longest_cn > 64
+        {
+            return Err(invalid(
+                "certificate.common_name_template",
+                format!(
+                    "must hold {{id}} once and {{contract}} at most once, and stay within 64 characters with the longest ID ({}) and code ({}); this one can reach {longest_cn}",
+                    crate::model::AccountId::MAX_LEN,
+                    crate::model::ContractCode::MAX_LEN
+                ),
+            ));
+        }
         let a = &self.auth;
         if a.max_failed_attempts == 0 {
             return Err(invalid("auth.max_failed_attempts", "must be at least 1"));
@@ -394,6 +414,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn the_production_example_is_complete_and_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/estca.toml");
+        let c = Config::load_from(Some(&example), env(&[])).unwrap();
+        assert!(!c.ca.create_if_missing);
+        assert_eq!(
+            c.ca.organization,
+            "The Shinkin Banks Information System Center Co.,Ltd."
+        );
+        // Every key of the embedded defaults appears in the example, so it documents them all.
+        let defaults: toml_keys::Keys = toml_keys::keys(DEFAULTS_TOML);
+        let example_text = std::fs::read_to_string(&example).unwrap();
+        for key in defaults {
+            assert!(
+                example_text
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{key} ="))),
+                "config/estca.toml does not mention {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn common_names_that_could_exceed_64_characters_are_refused() {
+        let err = Config::load_from(
+            None,
+            env(&[(
+                "ESTCA_CERTIFICATE__COMMON_NAME_TEMPLATE",
+                "{id} {contract} of a very long organisation name",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("certificate.common_name_template"), "{err}");
+    }
+
+    /// The leaf key names of a TOML document, for the completeness check above.
+    mod toml_keys {
+        pub type Keys = Vec<String>;
+        pub fn keys(text: &str) -> Keys {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#') && !l.starts_with('[') && l.contains('='))
+                .filter_map(|l| l.split('=').next().map(|k| k.trim().to_owned()))
+                .collect()
+        }
     }
 
     #[test]
