@@ -112,7 +112,7 @@ impl IntoResponse for EstError {
 
 async fn cacerts(State(state): State<EstState>, headers: HeaderMap) -> Response {
     if wants_pem(&headers) {
-        let pem = pem_chain(&[state.ra.issuing_certificate_der()]);
+        let pem = pem_chain(&state.ra.ca_chain_der());
         return pem_response(pem);
     }
     base64_response("application/pkcs7-mime", state.cacerts_base64.to_string())

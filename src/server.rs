@@ -228,7 +228,6 @@ pub async fn run(
 fn with_common_layers(router: Router, timeout: Duration) -> Router {
     router
         .layer(axum::middleware::from_fn(log_request))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(4096))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| async move {
                 match tokio::time::timeout(timeout, next.run(req)).await {

@@ -196,6 +196,13 @@ impl RegistrationAuthority {
         self.ca.issuing_certificate_der()
     }
 
+    /// The CA chain, DER: the issuing CA, then the root when it is known.
+    pub fn ca_chain_der(&self) -> Vec<&[u8]> {
+        std::iter::once(self.ca.issuing_certificate_der())
+            .chain(self.ca.root_certificate_der())
+            .collect()
+    }
+
     /// Password checks waiting for a hashing slot.
     pub fn password_queue_depth(&self) -> usize {
         self.passwords.queue_depth()
