@@ -515,6 +515,8 @@ pub enum EventKind {
     AccountUpdate,
     /// Contract created.
     ContractCreate,
+    /// A read-only management call (list, show, history, certificate).
+    Query,
 }
 
 impl EventKind {
@@ -532,6 +534,7 @@ impl EventKind {
             EventKind::AccountCreate => "account_create",
             EventKind::AccountUpdate => "account_update",
             EventKind::ContractCreate => "contract_create",
+            EventKind::Query => "query",
         }
     }
 }

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::model::{AccountId, Actor, ContractCode, EventKind, RevocationReason, Role, Serial};
+use crate::model::{AccountId, ContractCode, EventKind, RevocationReason, Role, Serial};
 use crate::ra::{Caller, CertificateAction, ErrorKind, NewAccount, RaError, RegistrationAuthority};
 use crate::server::PeerInfo;
 use crate::store::HistoryQuery;
@@ -25,15 +26,31 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 /// The management API routes.
 pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
     Router::new()
-        .route("/api/v1/contracts", get(list_contracts).post(create_contract))
+        .route(
+            "/api/v1/contracts",
+            get(list_contracts).post(create_contract),
+        )
         .route("/api/v1/accounts", get(list_accounts).post(create_account))
-        .route("/api/v1/accounts/{id}", get(show_account).patch(update_account))
-        .route("/api/v1/accounts/{id}/certificate", post(certificate_action))
+        .route(
+            "/api/v1/accounts/{id}",
+            get(show_account).patch(update_account),
+        )
+        .route(
+            "/api/v1/accounts/{id}/certificate",
+            post(certificate_action),
+        )
         .route("/api/v1/accounts/{id}/unlock", post(unlock))
         .route("/api/v1/history", get(history))
         .route("/api/v1/certificates/{serial}", get(show_certificate))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /api/v1/accounts, /api/v1/contracts, /api/v1/history, /api/v1/certificates/{serial}") })
+        .route("/api/{*rest}", axum::routing::any(unknown_path))
         .with_state(ra)
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such API path; see /api/v1/openapi.json",
+    )
 }
 
 /// An API error: a status and `{"error": "<one sentence>"}`.
@@ -46,8 +63,10 @@ pub struct ApiError {
 /// The JSON body of every API error.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// One sentence a person can act on.
+    /// A short, stable code: `bad_request`, `forbidden`, `not_found`, `conflict`, ...
     pub error: String,
+    /// One sentence a person can act on.
+    pub detail: String,
 }
 
 impl ApiError {
@@ -100,10 +119,23 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::SERVICE_UNAVAILABLE => "busy",
+            _ => "internal",
+        };
         (
             self.status,
             Json(ErrorBody {
-                error: self.message,
+                error: code.to_owned(),
+                detail: self.message,
             }),
         )
             .into_response()
@@ -112,17 +144,36 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The caller of a request: the operator when it came over the admin socket.
-fn caller(peer: &PeerInfo) -> Result<Caller, ApiError> {
-    match peer.admin_socket_uid() {
-        Some(uid) => Ok(Caller {
-            actor: Actor::Operator { uid },
-            source: peer.source(),
-        }),
-        None => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "the management API is served on the admin socket only",
-        )),
+/// The authenticated caller of a management request: the operator on the admin socket, or
+/// the holder of a current master-ID certificate over TLS.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<Arc<RegistrationAuthority>> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ra: &Arc<RegistrationAuthority>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<PeerInfo>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "connection information missing",
+            )
+        })?;
+        if let Some(uid) = peer.admin_socket_uid() {
+            return Ok(ApiCaller(Caller::operator(uid)));
+        }
+        let Some(certificate) = peer.client_certificate() else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the management API needs a master ID's client certificate \
+                 (e.g. curl --cert master.pem --key master.key)",
+            ));
+        };
+        Ok(ApiCaller(
+            ra.administrator(certificate, &peer.source()).await?,
+        ))
     }
 }
 
@@ -145,21 +196,19 @@ pub struct CreateContract {
 
 async fn create_contract(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     body: Result<Json<CreateContract>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::model::Contract>), ApiError> {
     let Json(body) = body?;
-    let contract = ra
-        .create_contract(&caller(&peer)?, body.code, body.name)
-        .await?;
+    let contract = ra.create_contract(&caller, body.code, body.name).await?;
     Ok((StatusCode::CREATED, Json(contract)))
 }
 
 async fn list_contracts(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
 ) -> ApiResult<Vec<crate::model::Contract>> {
-    Ok(Json(ra.contracts(&caller(&peer)?).await?))
+    Ok(Json(ra.contracts(&caller).await?))
 }
 
 /// `POST /api/v1/accounts` body.
@@ -180,13 +229,13 @@ pub struct CreateAccount {
 
 async fn create_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     body: Result<Json<CreateAccount>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::ra::AccountView>), ApiError> {
     let Json(body) = body?;
     let view = ra
         .create_account(
-            &caller(&peer)?,
+            &caller,
             NewAccount {
                 id: body.id,
                 contract: body.contract,
@@ -209,20 +258,20 @@ pub struct AccountsQuery {
 
 async fn list_accounts(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     query: Result<Query<AccountsQuery>, QueryRejection>,
 ) -> ApiResult<Vec<crate::ra::AccountView>> {
     let Query(query) = query?;
     let contract: Option<ContractCode> = query.contract.as_deref().map(parse).transpose()?;
-    Ok(Json(ra.accounts(&caller(&peer)?, contract.as_ref()).await?))
+    Ok(Json(ra.accounts(&caller, contract.as_ref()).await?))
 }
 
 async fn show_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<crate::ra::AccountView> {
-    Ok(Json(ra.account(&caller(&peer)?, &parse(&id)?).await?))
+    Ok(Json(ra.account(&caller, &parse(&id)?).await?))
 }
 
 /// `PATCH /api/v1/accounts/{id}` body.
@@ -237,13 +286,13 @@ pub struct UpdateAccount {
 
 async fn update_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
     body: Result<Json<UpdateAccount>, JsonRejection>,
 ) -> ApiResult<crate::ra::AccountView> {
     let Json(body) = body?;
     Ok(Json(
-        ra.update_account(&caller(&peer)?, &parse(&id)?, body.name, body.password)
+        ra.update_account(&caller, &parse(&id)?, body.name, body.password)
             .await?,
     ))
 }
@@ -260,7 +309,7 @@ pub struct CertificateActionBody {
 
 async fn certificate_action(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
     body: Result<Json<CertificateActionBody>, JsonRejection>,
 ) -> ApiResult<crate::ra::AccountView> {
@@ -286,17 +335,16 @@ async fn certificate_action(
         }
     };
     Ok(Json(
-        ra.certificate_action(&caller(&peer)?, &parse(&id)?, action)
-            .await?,
+        ra.certificate_action(&caller, &parse(&id)?, action).await?,
     ))
 }
 
 async fn unlock(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<crate::ra::AccountView> {
-    Ok(Json(ra.unlock(&caller(&peer)?, &parse(&id)?).await?))
+    Ok(Json(ra.unlock(&caller, &parse(&id)?).await?))
 }
 
 /// `GET /api/v1/history` query.
@@ -341,7 +389,7 @@ fn parse_time(key: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, A
 
 async fn history(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
     let Query(p) = params?;
@@ -355,7 +403,7 @@ async fn history(
         before_seq: p.cursor,
         limit,
     };
-    let entries = ra.history(&caller(&peer)?, query).await?;
+    let entries = ra.history(&caller, query).await?;
     let next_cursor = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -367,9 +415,9 @@ async fn history(
 
 async fn show_certificate(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(serial): Path<String>,
 ) -> ApiResult<crate::ra::CertificateView> {
     let serial: Serial = parse(&serial)?;
-    Ok(Json(ra.certificate(&caller(&peer)?, &serial).await?))
+    Ok(Json(ra.certificate(&caller, &serial).await?))
 }
