@@ -112,7 +112,7 @@ impl IntoResponse for EstError {
 
 async fn cacerts(State(state): State<EstState>, headers: HeaderMap) -> Response {
     if wants_pem(&headers) {
-        let pem = pem_chain(&state.ra.ca_chain_der());
+        let pem = ca::pkcs7::pem_certificates(&state.ra.ca_chain_der());
         return pem_response(pem);
     }
     base64_response("application/pkcs7-mime", state.cacerts_base64.to_string())
@@ -234,29 +234,7 @@ async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
 
 /// Base64 DER (line breaks and spaces allowed, RFC 7030 section 4.2.1) or a PEM block.
 fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
-    let bad = |m: &str| EstError::new(StatusCode::BAD_REQUEST, m);
-    let trimmed = body.trim_ascii();
-    if trimmed.starts_with(b"-----BEGIN") {
-        let (label, der) = pem_rfc7468::decode_vec(trimmed)
-            .map_err(|_| bad("the body looks like PEM but is not a valid PEM block"))?;
-        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
-            return Err(bad("the PEM block is not a CERTIFICATE REQUEST"));
-        }
-        return Ok(der);
-    }
-    let compact: Vec<u8> = trimmed
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if compact.is_empty() {
-        return Err(bad(
-            "the request body is empty; send a base64-encoded PKCS#10 CSR",
-        ));
-    }
-    B64.decode(&compact).map_err(|_| {
-        bad("the request body is not valid base64; send a base64-encoded DER PKCS#10 CSR")
-    })
+    ca::csr::decode_text(body).map_err(|e| EstError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn enrollment_response(
@@ -265,7 +243,7 @@ fn enrollment_response(
     issued: &IssuedCertificate,
 ) -> Result<Response, EstError> {
     if wants_pem(headers) {
-        return Ok(pem_response(pem_chain(&[
+        return Ok(pem_response(ca::pkcs7::pem_certificates(&[
             issued.der(),
             state.ra.issuing_certificate_der(),
         ])));
@@ -288,14 +266,6 @@ fn wants_pem(headers: &HeaderMap) -> bool {
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case(PEM_CHAIN))
         })
-}
-
-fn pem_chain(ders: &[&[u8]]) -> String {
-    ders.iter()
-        .filter_map(|der| {
-            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).ok()
-        })
-        .collect()
 }
 
 fn pem_response(pem: String) -> Response {

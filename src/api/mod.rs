@@ -15,8 +15,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::model::{AccountId, ContractCode, EventKind, RevocationReason, Role, Serial};
-use crate::ra::{Caller, CertificateAction, ErrorKind, NewAccount, RaError, RegistrationAuthority};
+use crate::model::{
+    AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
+};
+use crate::ra::{
+    Caller, CertificateAction, ErrorKind, NewAccount, NewApp, RaError, RegistrationAuthority,
+};
 use crate::server::PeerInfo;
 use crate::store::HistoryQuery;
 
@@ -42,6 +46,8 @@ pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
         .route("/api/v1/accounts/{id}/unlock", post(unlock))
         .route("/api/v1/history", get(history))
         .route("/api/v1/certificates/{serial}", get(show_certificate))
+        .route("/api/v1/apps", get(list_apps).post(create_app))
+        .route("/api/v1/apps/{name}/revoke", post(revoke_app))
         .route("/api/{*rest}", axum::routing::any(unknown_path))
         .with_state(ra)
 }
@@ -420,4 +426,87 @@ async fn show_certificate(
 ) -> ApiResult<crate::ra::CertificateView> {
     let serial: Serial = parse(&serial)?;
     Ok(Json(ra.certificate(&caller, &serial).await?))
+}
+
+/// `POST /api/v1/apps` body (operator only).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// The application's name (CN of its certificate).
+    pub name: AppName,
+    /// The contracts it may manage; absent or null with `all`.
+    #[serde(default)]
+    pub contracts: Option<Vec<ContractCode>>,
+    /// Grant every contract, present and future.
+    #[serde(default)]
+    pub all: bool,
+    /// Allow it to create contracts and master IDs (requires `all`).
+    #[serde(default)]
+    pub can_create_contracts: bool,
+    /// The application's CSR: base64 DER or PEM.
+    pub csr: String,
+}
+
+/// The answer to `POST /api/v1/apps`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedApp {
+    /// The credential.
+    pub app: crate::ra::AppView,
+    /// Its certificate then the issuing CA, PEM.
+    pub certificate_pem: String,
+}
+
+async fn create_app(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    body: Result<Json<CreateApp>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedApp>), ApiError> {
+    let Json(body) = body?;
+    let scope = match (body.all, body.contracts) {
+        (true, None) => AppScope::All,
+        (false, Some(codes)) => AppScope::Contracts(codes),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either \"all\": true or a list of \"contracts\"",
+            ))
+        }
+    };
+    let csr_der = crate::ca::csr::decode_text(body.csr.as_bytes())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (app, issued) = ra
+        .create_app(
+            &caller,
+            NewApp {
+                name: body.name,
+                scope,
+                can_create_contracts: body.can_create_contracts,
+                csr_der: &csr_der,
+            },
+        )
+        .await?;
+    let certificate_pem =
+        crate::ca::pkcs7::pem_certificates(&[issued.der(), ra.issuing_certificate_der()]);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApp {
+            app,
+            certificate_pem,
+        }),
+    ))
+}
+
+async fn list_apps(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+) -> ApiResult<Vec<crate::ra::AppView>> {
+    Ok(Json(ra.apps(&caller).await?))
+}
+
+async fn revoke_app(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(name): Path<String>,
+) -> ApiResult<crate::ra::AppView> {
+    let name: AppName = parse(&name)?;
+    Ok(Json(ra.revoke_app(&caller, &name).await?))
 }

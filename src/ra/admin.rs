@@ -10,8 +10,8 @@ use super::policy::{self, CertificateAction};
 use super::views::{AccountView, CertificateView};
 use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
 use crate::model::{
-    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode,
-    EventKind, HistoryEntry, Outcome, Revocation, Role, Serial,
+    Account, AccountId, Actor, AppName, CertificateChoice, CertificateRecord, Contract,
+    ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, Role, Serial,
 };
 use crate::store::{AccountChange, HistoryQuery, StoreError};
 
@@ -33,12 +33,15 @@ impl RegistrationAuthority {
         source: &str,
     ) -> Result<Caller, RaError> {
         let record = self.recorded_certificate(client_certificate_der).await?;
-        let account = self
-            .store
-            .account(&record.account)
-            .await?
-            .ok_or(RaError::UnknownCertificate)?;
         let now = self.clock.now();
+        let account = match &record.holder {
+            Holder::App { name } => return self.application(&record, name, source, now).await,
+            Holder::Account { id, .. } => self
+                .store
+                .account(id)
+                .await?
+                .ok_or(RaError::UnknownCertificate)?,
+        };
         let refusal = if record.revocation.is_some() {
             Some("this client certificate was revoked")
         } else if now >= record.not_after {
@@ -69,6 +72,45 @@ impl RegistrationAuthority {
         Ok(caller)
     }
 
+    /// The caller behind an application certificate: the app must exist, be unrevoked, and
+    /// this must be its certificate, unexpired.
+    async fn application(
+        &self,
+        record: &CertificateRecord,
+        name: &AppName,
+        source: &str,
+        now: OffsetDateTime,
+    ) -> Result<Caller, RaError> {
+        let app = self
+            .store
+            .app(name)
+            .await?
+            .ok_or(RaError::UnknownCertificate)?;
+        let caller = Caller {
+            actor: Actor::App { name: name.clone() },
+            source: source.to_owned(),
+            authority: Authority::App {
+                scope: app.scope.clone(),
+                can_create_contracts: app.can_create_contracts,
+            },
+        };
+        let refusal = if app.revoked || record.revocation.is_some() {
+            Some("this application credential was revoked")
+        } else if now >= record.not_after {
+            Some("this application certificate has expired; ask the CA operator for a new one")
+        } else if app.certificate != record.serial {
+            Some("this application certificate was replaced; use the newest one")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.record_refusal(&caller, None, EventKind::Query, reason.to_owned())
+                .await?;
+            return Err(RaError::Forbidden(reason.to_owned()));
+        }
+        Ok(caller)
+    }
+
     /// Turns a [`Denial`] into the error the caller sees, recording it in history.
     async fn deny(
         &self,
@@ -82,6 +124,13 @@ impl RegistrationAuthority {
             Denial::NotFound => (RaError::NotFound(not_found.clone()), None),
             Denial::HelpDesk => (RaError::Forbidden(HELP_DESK.to_owned()), target),
             Denial::Forbidden(m) => (RaError::Forbidden(m.to_owned()), target),
+            Denial::NeedsContract => (
+                RaError::Invalid(
+                    "this application manages several contracts: name one with contract=CODE"
+                        .to_owned(),
+                ),
+                None,
+            ),
         };
         let reason = match &error {
             RaError::NotFound(_) => format!("out of scope: {not_found}"),
@@ -483,7 +532,13 @@ impl RegistrationAuthority {
                 .await);
         }
         let record = match self.store.certificate(serial).await? {
-            Some(r) if caller.authority.sees_contract(&r.contract) => r,
+            Some(r)
+                if r.contract()
+                    .is_some_and(|c| caller.authority.sees_contract(c))
+                    || caller.authority == Authority::Operator =>
+            {
+                r
+            }
             _ => {
                 return Err(self
                     .deny(

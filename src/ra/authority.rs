@@ -6,7 +6,7 @@
 //! *not found*, so a scope never reveals what exists beyond it. And the certificate of a master
 //! ID is reissued or revoked by the operator alone (the seed's help-desk procedure).
 
-use crate::model::{Account, ContractCode, Role};
+use crate::model::{Account, AppScope, ContractCode, Role};
 
 /// What a caller may administer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,15 @@ pub enum Authority {
     Master {
         /// The master's contract.
         contract: ContractCode,
+    },
+    /// An application credential: what a master may do, over the contracts it was granted;
+    /// with `can_create_contracts` (always with every contract in scope) it may also create
+    /// contracts and master IDs.
+    App {
+        /// The contracts it may manage.
+        scope: AppScope,
+        /// Whether it may create contracts and master IDs.
+        can_create_contracts: bool,
     },
     /// Enrollment callers and public IDs: no administration at all.
     Nothing,
@@ -46,6 +55,8 @@ pub enum Denial {
     HelpDesk,
     /// Anything else the caller may not do; the text says what it may do.
     Forbidden(&'static str),
+    /// The request must name one contract (an application managing several).
+    NeedsContract,
 }
 
 /// The help desk rule's message.
@@ -68,6 +79,7 @@ impl Authority {
         match self {
             Authority::Operator => true,
             Authority::Master { contract } => contract == code,
+            Authority::App { scope, .. } => scope.includes(code),
             Authority::Nothing => false,
         }
     }
@@ -101,8 +113,15 @@ impl Authority {
         }
         match (self, role) {
             (Authority::Operator, _) | (_, Role::User) => Ok(()),
+            (
+                Authority::App {
+                    can_create_contracts: true,
+                    ..
+                },
+                Role::Master,
+            ) => Ok(()),
             (_, Role::Master) => Err(Denial::Forbidden(
-                "master IDs are created by the help desk (the CA operator)",
+                "master IDs are created by the help desk (the CA operator), or by an application granted --can-create-contracts",
             )),
         }
     }
@@ -110,9 +129,13 @@ impl Authority {
     /// Whether the caller may create contracts.
     pub fn may_create_contract(&self) -> Result<(), Denial> {
         match self {
-            Authority::Operator => Ok(()),
+            Authority::Operator
+            | Authority::App {
+                can_create_contracts: true,
+                ..
+            } => Ok(()),
             _ => Err(Denial::Forbidden(
-                "contracts are created by the CA operator",
+                "contracts are created by the CA operator, or by an application granted --can-create-contracts",
             )),
         }
     }
@@ -128,6 +151,24 @@ impl Authority {
             (Authority::Operator, requested) => Ok(requested),
             (Authority::Master { contract }, None) => Ok(Some(contract.clone())),
             (Authority::Master { contract }, Some(code)) if *contract == code => Ok(Some(code)),
+            (Authority::App { scope, .. }, Some(code)) if scope.includes(&code) => Ok(Some(code)),
+            (
+                Authority::App {
+                    scope: AppScope::All,
+                    ..
+                },
+                None,
+            ) => Ok(None),
+            (
+                Authority::App {
+                    scope: AppScope::Contracts(codes),
+                    ..
+                },
+                None,
+            ) => match codes.as_slice() {
+                [only] => Ok(Some(only.clone())),
+                _ => Err(Denial::NeedsContract),
+            },
             _ => Err(Denial::NotFound),
         }
     }
@@ -220,6 +261,46 @@ mod tests {
             Authority::Operator.history_contract(Some(code_b.clone())),
             Ok(Some(code_b))
         );
+    }
+
+    #[test]
+    fn an_app_acts_like_a_master_over_its_granted_contracts() {
+        let code_a: ContractCode = "A".parse().unwrap();
+        let app = Authority::App {
+            scope: AppScope::Contracts(vec![code_a.clone(), "C".parse().unwrap()]),
+            can_create_contracts: false,
+        };
+        let user_a = account("u1", "A", Role::User);
+        let user_b = account("u2", "B", Role::User);
+        let master_a = account("m1", "A", Role::Master);
+        assert_eq!(app.may_manage(&user_a, Management::Revoke), Ok(()));
+        assert_eq!(
+            app.may_manage(&user_b, Management::Revoke),
+            Err(Denial::NotFound)
+        );
+        assert_eq!(
+            app.may_manage(&master_a, Management::Reissue),
+            Err(Denial::HelpDesk)
+        );
+        assert!(app.may_create_contract().is_err());
+        assert!(app.may_create_account(&code_a, Role::Master).is_err());
+        assert_eq!(app.history_contract(None), Err(Denial::NeedsContract));
+        assert_eq!(
+            app.history_contract(Some(code_a.clone())),
+            Ok(Some(code_a.clone()))
+        );
+
+        let creator = Authority::App {
+            scope: AppScope::All,
+            can_create_contracts: true,
+        };
+        assert_eq!(creator.may_create_contract(), Ok(()));
+        assert_eq!(creator.may_create_account(&code_a, Role::Master), Ok(()));
+        assert_eq!(
+            creator.may_manage(&master_a, Management::Revoke),
+            Err(Denial::HelpDesk)
+        );
+        assert_eq!(creator.history_contract(None), Ok(None));
     }
 
     #[test]

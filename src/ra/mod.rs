@@ -7,12 +7,14 @@
 //! its neighbours, and the only place where authorisation is decided.
 
 mod admin;
+mod apps;
 pub mod authority;
 mod clock;
 mod passwords;
 pub mod policy;
 mod views;
 
+pub use apps::{AppView, NewApp};
 pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
@@ -26,8 +28,8 @@ use zeroize::Zeroizing;
 use crate::ca::{self, CaError, CertificateAuthority, CsrError, EndEntityRequest};
 use crate::config::AuthConfig;
 use crate::model::{
-    Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Outcome,
-    Role, Serial,
+    Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
+    Outcome, Role, Serial,
 };
 use crate::store::{AccountChange, IssuedCertificate, NewCertificate, Store, StoreError};
 
@@ -88,6 +90,9 @@ pub enum RaError {
     /// It exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The request conflicts with the current state; the text says which.
+    #[error("{0}")]
+    Conflict(String),
     /// Password hashing is saturated or failed.
     #[error("{0}")]
     Password(#[from] PasswordError),
@@ -123,7 +128,8 @@ impl RaError {
             RaError::Refused(Refusal::ActiveCertificate { .. })
             | RaError::Refused(Refusal::NothingToContinue)
             | RaError::Refused(Refusal::AlreadyRevoked)
-            | RaError::AlreadyExists(_) => ErrorKind::Conflict,
+            | RaError::AlreadyExists(_)
+            | RaError::Conflict(_) => ErrorKind::Conflict,
             RaError::Refused(_) => ErrorKind::Forbidden,
             RaError::BadCsr(_) | RaError::KeyReused(_) | RaError::Invalid(_) => ErrorKind::Invalid,
             RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
@@ -267,9 +273,14 @@ impl RegistrationAuthority {
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
         let presented = self.recorded_certificate(client_certificate_der).await?;
+        let Some(id) = presented.account() else {
+            return Err(RaError::Forbidden(
+                "an application certificate cannot enroll; applications manage IDs through the management API".into(),
+            ));
+        };
         let account = self
             .store
-            .account(&presented.account)
+            .account(id)
             .await?
             .ok_or(RaError::UnknownCertificate)?;
         let caller = Caller::enrolling(
@@ -459,12 +470,15 @@ impl RegistrationAuthority {
                 return Err(err);
             }
             let serial = Serial::random();
-            let signed = self.ca.sign_end_entity(&EndEntityRequest {
-                serial,
-                id: &account.id,
-                contract: &account.contract,
+            let holder = Holder::Account {
+                id: account.id.clone(),
+                contract: account.contract.clone(),
                 role: account.role,
                 issued_num: decision.issued_num,
+            };
+            let signed = self.ca.sign_end_entity(&EndEntityRequest {
+                serial,
+                holder: &holder,
                 not_before: now,
                 key: &key,
             })?;
@@ -477,10 +491,7 @@ impl RegistrationAuthority {
             };
             let record = CertificateRecord {
                 serial,
-                account: account.id.clone(),
-                contract: account.contract.clone(),
-                role: account.role,
-                issued_num: decision.issued_num,
+                holder,
                 subject: signed.subject,
                 not_before: signed.not_before,
                 not_after: signed.not_after,
@@ -503,7 +514,7 @@ impl RegistrationAuthority {
                     tracing::info!(
                         id = %account.id,
                         serial = %issued.record().serial,
-                        issued_num = issued.record().issued_num,
+                        issued_num = decision.issued_num,
                         superseded = ?issued.superseded().map(|s| s.to_string()),
                         "certificate issued"
                     );
