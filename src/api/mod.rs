@@ -48,8 +48,24 @@ pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
         .route("/api/v1/certificates/{serial}", get(show_certificate))
         .route("/api/v1/apps", get(list_apps).post(create_app))
         .route("/api/v1/apps/{name}/revoke", post(revoke_app))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/{*rest}", axum::routing::any(unknown_path))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ra)
+}
+
+/// Largest JSON body accepted (a CSR inside `POST /api/v1/apps` is the largest field).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI 3 document of this API, kept in the repository beside this file.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn unknown_path() -> ApiError {
@@ -509,4 +525,69 @@ async fn revoke_app(
 ) -> ApiResult<crate::ra::AppView> {
     let name: AppName = parse(&name)?;
     Ok(Json(ra.revoke_app(&caller, &name).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// (method, path) pairs routed in this file's `router`, read from its source.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("mod.rs");
+        let router = &source[source.find("pub fn router").unwrap()..];
+        let router = &router[..router.find("\n}\n").unwrap()];
+        let mut pairs = BTreeSet::new();
+        for call in router.split(".route(").skip(1) {
+            let call = call.trim_start().trim_start_matches('"');
+            let (path, rest) = call.split_once('"').unwrap();
+            if path.contains('*') {
+                continue;
+            }
+            let end = rest.find(")\n").map_or(rest.len(), |i| i + 1);
+            let expression = &rest[..end];
+            for method in ["get", "post", "patch", "put", "delete"] {
+                let plain = format!(" {method}(");
+                let chained = format!(".{method}(");
+                if expression.contains(&plain) || expression.contains(&chained) {
+                    pairs.insert((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// (method, path) pairs the OpenAPI document describes.
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
+        let mut pairs = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if method != "parameters" {
+                    pairs.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_that_exist() {
+        let routed = routed();
+        assert!(routed.len() >= 12, "parsed too few routes: {routed:?}");
+        assert_eq!(routed, documented());
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let text = super::OPENAPI;
+        for reference in text.split("\"$ref\": \"#/").skip(1) {
+            let pointer = reference.split('"').next().unwrap();
+            assert!(
+                doc.pointer(&format!("/{pointer}")).is_some(),
+                "unresolved $ref #/{pointer}"
+            );
+        }
+    }
 }
