@@ -20,6 +20,10 @@ use crate::store::IssuedCertificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// How much of an oversized body is read and discarded before answering 413, so that a
+/// client that sends its body without waiting (no `Expect: 100-continue`) sees the answer.
+const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
 /// The media type of a PEM chain answer (RFC 8555 section 9.1), offered for curl users.
 pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -212,23 +216,43 @@ async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if declared.is_some_and(|n| n > limit as u64)
+        && (expects_continue || declared.is_some_and(|n| n > MAX_DRAIN_BYTES as u64))
+    {
+        // The client waits for our answer before sending, or the body is too large to
+        // swallow: answer from the headers.
         return Err(too_large());
     }
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                EstError::new(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                )
-            }
-        })?
-        .to_bytes();
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let mut received = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            EstError::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received = received.saturating_add(data.len());
+        if received > MAX_DRAIN_BYTES {
+            break;
+        }
+        if received <= limit {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if received > limit {
+        // The rest of an oversized body was read and dropped so that the client, still
+        // writing, receives this answer instead of a reset connection.
+        return Err(too_large());
+    }
     decode_csr_body(&bytes)
 }
 

@@ -257,18 +257,16 @@ fn fail(message: &str) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config.log.level);
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
+    // Install the handlers before the daemon says it is ready: a supervisor may send
+    // SIGTERM the moment it does, and the default action would skip the graceful stop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
         }
     };
     crate::server::run(config, Arc::new(SystemClock), shutdown)
