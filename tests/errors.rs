@@ -450,7 +450,7 @@ fn unknown_configuration_key_stops_serve_naming_it() {
         .unwrap()
         .replace("[auth]\n", "[auth]\nmax_failed_atempts = 3\n");
     std::fs::write(&dir.config, text).unwrap();
-    let (_, failure) = TestDaemon::try_start_in(dir)
+    let (_, failure) = *TestDaemon::try_start_in(dir)
         .err()
         .expect("serve must fail");
     assert!(
@@ -470,7 +470,7 @@ fn readable_ca_key_stops_serve_naming_the_file() {
     let dir = TestDaemon::start(Options::default()).stop();
     let key = dir.ca_dir().join("issuing-ca.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (dir, failure) = TestDaemon::try_start_in(dir)
+    let (dir, failure) = *TestDaemon::try_start_in(dir)
         .err()
         .expect("serve must fail");
     assert!(!failure.status.unwrap().success());

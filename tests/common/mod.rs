@@ -386,14 +386,17 @@ impl TestDaemon {
     pub fn start_in(dir: TestDir) -> Self {
         match Self::try_start_in(dir) {
             Ok(d) => d,
-            Err((_, f)) => panic!(
-                "estca serve exited ({:?}) before it was ready; stderr:\n{}",
-                f.status, f.stderr
-            ),
+            Err(failure) => {
+                let (_, f) = *failure;
+                panic!(
+                    "estca serve exited ({:?}) before it was ready; stderr:\n{}",
+                    f.status, f.stderr
+                )
+            }
         }
     }
 
-    pub fn try_start_in(dir: TestDir) -> Result<Self, (TestDir, StartFailure)> {
+    pub fn try_start_in(dir: TestDir) -> Result<Self, Box<(TestDir, StartFailure)>> {
         let mut command = Command::new(estca_bin());
         command
             .arg("serve")
@@ -407,7 +410,7 @@ impl TestDaemon {
                 port,
                 stderr,
             }),
-            Err(f) => Err((dir, f)),
+            Err(f) => Err(Box::new((dir, f))),
         }
     }
 
