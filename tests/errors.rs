@@ -213,21 +213,25 @@ async fn raw_https(d: &TestDaemon, request: Vec<u8>) -> String {
 #[tokio::test]
 async fn oversized_bodies_are_413() {
     let d = daemon_with_account(Options::default()); // max_body_bytes 65536
-    let body = vec![b'A'; 70 * 1024];
-    let answer = d
-        .client()
-        .enroll_raw(
-            Some((ID, PASSWORD)),
-            Some("application/pkcs10"),
-            body,
-            false,
-        )
-        .await;
-    answer.assert_error(413);
-    assert!(answer.body.contains("65536"), "{}", answer.body);
+                                                     // 70 KiB declared: the daemon answers from the headers. `Expect: 100-continue` (what curl
+                                                     // sends for large bodies) makes this deterministic; sending the whole body first may lose
+                                                     // the answer to a reset (see tests/known_bugs.rs).
+    let auth = B64.encode(format!("{ID}:{PASSWORD}"));
+    let request = format!(
+        "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/pkcs10\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        70 * 1024
+    );
+    let raw = raw_https(&d, request.into_bytes()).await;
+    assert!(raw.starts_with("HTTP/1.1 413"), "declared length: {raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{raw}"
+    );
+    assert!(raw.contains("65536"), "{raw}");
 
     // The same without Content-Length (chunked), so the limit is enforced while reading.
-    let auth = B64.encode(format!("{ID}:{PASSWORD}"));
     let mut request = format!(
         "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n\
          Content-Type: application/pkcs10\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -416,7 +420,7 @@ async fn tls_1_2_and_1_3_only() {
     for (flag, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
         let (ok, text) = s_client(d.port, &root, flag);
         assert!(ok, "{flag} refused: {text}");
-        assert!(text.contains(&format!("Protocol  : {name}")), "{text}");
+        assert!(text.contains(&format!("New, {name}, Cipher is ")), "{text}");
         assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     }
     // SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so a refusal is the server's.

@@ -215,6 +215,12 @@ async fn revoke_refuses_both_enrollments_until_reissue() {
     assert_eq!(d.dir().account(ID)["issued_count"], 1);
     d.dir().assert_at_most_one_active(ID);
 
+    // Nothing to continue once revoked: the CLI says so and exits non-zero.
+    let (status, _, err) = d.cli(&["account", "continue", ID], None);
+    assert!(!status.success(), "continue after revoke must fail");
+    assert!(err.contains("reissue"), "{err}");
+    assert_eq!(d.dir().account(ID)["certificate_choice"], "revoked");
+
     d.cli_ok(&["account", "reissue", ID], None);
     // The revoked certificate stays refused for renewal even after the reissue.
     d.client_with_cert(&chain1, &k1.key_der)
@@ -538,4 +544,66 @@ async fn key_types_and_key_reuse() {
         .await
         .pkcs7_certificate();
     assert_eq!(certissuednum(&der), 2);
+}
+
+/// An in-process daemon whose registration authority reads `clock`, with one user account.
+async fn in_process(
+    clock: Arc<estca::ra::ManualClock>,
+) -> (Arc<TestDir>, estca::server::RunningDaemon, EstClient) {
+    let dir = TestDir::new(Options::default());
+    let config = estca::config::Config::load_from(Some(&dir.config), Vec::new()).unwrap();
+    let daemon = estca::server::start(config, clock).await.unwrap();
+    let client = EstClient::new(daemon.https_addr.port(), &dir.root_ca_pem(), None);
+    let dir = Arc::new(dir);
+    let d = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        d.add_contract(CONTRACT);
+        d.add_account(ID, CONTRACT, "user");
+    })
+    .await
+    .unwrap();
+    (dir, daemon, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_29_february_start_ends_on_28_february() {
+    let start = time::macros::datetime!(2028-02-29 09:30:00 UTC);
+    let clock = Arc::new(estca::ra::ManualClock::new(start));
+    let (_dir, daemon, client) = in_process(clock).await;
+    let der = client
+        .enroll(ID, PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    let cert = parse(&der);
+    assert_eq!(
+        cert.validity().not_before.timestamp(),
+        start.unix_timestamp()
+    );
+    assert_eq!(
+        cert.validity().not_after.timestamp(),
+        time::macros::datetime!(2029-02-28 09:30:00 UTC).unix_timestamp()
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_outlives_the_issuing_ca() {
+    // The development issuing CA is valid 10 years; a year-long certificate starting 9.5
+    // years from now would end after it.
+    let clock = Arc::new(estca::ra::ManualClock::new(
+        time::OffsetDateTime::now_utc() + time::Duration::days(365 * 9 + 180),
+    ));
+    let (dir, daemon, client) = in_process(clock).await;
+    let answer = client.enroll(ID, PASSWORD, &p256().csr_der).await;
+    assert_ne!(
+        answer.status, 200,
+        "issued past the CA's expiry: {answer:?}"
+    );
+    assert!(answer.content_type().starts_with("text/plain"));
+    let account = tokio::task::spawn_blocking(move || dir.account(ID))
+        .await
+        .unwrap();
+    assert_eq!(account["issued_count"], 0);
+    assert!(account["certificate"].is_null());
+    daemon.stop().await.unwrap();
 }
