@@ -1,6 +1,5 @@
-//! Daemon bugs found while writing the suite, each reproduced by a test that fails today.
-//! They are `#[ignore]`d so the suite stays green; run them with
-//! `cargo test --test known_bugs -- --ignored`. Remove the `ignore` when the daemon is fixed.
+//! Regression tests for daemon bugs the integration suite found, each reproducing the
+//! original failure: they fail on the code before the fix.
 
 mod common;
 
@@ -9,13 +8,12 @@ use std::time::Duration;
 
 use common::*;
 
-/// `estca serve` logs `estca ready` before it installs its SIGTERM handler: `cli::serve`
+/// `estca serve` used to log `estca ready` before installing its SIGTERM handler: `cli::serve`
 /// builds the `shutdown` future (which calls `tokio::signal::unix::signal`) but polls it only
 /// after `server::start` returned and logged the ready line. A SIGTERM sent as soon as the
-/// daemon says it is ready (what a supervisor may do) kills it with the default action:
+/// daemon said it was ready (what a supervisor may do) killed it with the default action:
 /// exit by signal 15, no graceful stop, stale admin socket left behind.
 #[test]
-#[ignore = "bug: SIGTERM right after the ready line kills estca without a graceful stop"]
 fn sigterm_right_after_ready_stops_gracefully() {
     for attempt in 0..30 {
         let dir = TestDir::new(Options::default());
@@ -45,11 +43,10 @@ fn sigterm_right_after_ready_stops_gracefully() {
 }
 
 /// A body over `server.max_body_bytes` sent with its Content-Length (no `Expect:
-/// 100-continue`) should get the documented 413. The daemon answers from the headers and
-/// closes the connection without draining the body, so a client still writing it (reqwest,
+/// 100-continue`) should get the documented 413. The daemon used to answer from the headers and
+/// close the connection without draining the body, so a client still writing it (reqwest,
 /// or curl with `-H 'Expect:'`) often gets a broken pipe or a reset instead of the 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a 413 for an oversized body is often lost to a broken pipe/reset (no lingering close)"]
 async fn oversized_body_always_gets_a_413() {
     let d = TestDaemon::start(Options::default());
     with_account(&d, "nozawa1", "5110");
