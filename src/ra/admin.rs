@@ -11,7 +11,8 @@ use super::views::{AccountView, CertificateView};
 use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
 use crate::model::{
     Account, AccountId, Actor, AppName, CertificateChoice, CertificateRecord, Contract,
-    ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, Role, Serial,
+    ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role,
+    Serial,
 };
 use crate::store::{AccountChange, HistoryQuery, StoreError};
 
@@ -42,12 +43,16 @@ impl RegistrationAuthority {
                 .await?
                 .ok_or(RaError::UnknownCertificate)?,
         };
-        let refusal = if record.revocation.is_some() {
+        let superseded = account.current_certificate != Some(record.serial)
+            || record
+                .revocation
+                .is_some_and(|r| r.reason == RevocationReason::Superseded);
+        let refusal = if superseded {
+            Some("this client certificate was superseded; use the ID's newest certificate")
+        } else if record.revocation.is_some() {
             Some("this client certificate was revoked")
         } else if now >= record.not_after {
             Some("this client certificate has expired")
-        } else if account.current_certificate != Some(record.serial) {
-            Some("this client certificate was superseded; use the ID's newest certificate")
         } else if account.locked {
             Some("this ID is locked; ask the help desk to unlock it")
         } else if account.role != Role::Master {
