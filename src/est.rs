@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use zeroize::Zeroizing;
 
 use crate::ca;
-use crate::ra::{ErrorKind, RaError, RegistrationAuthority};
+use crate::ra::{RaError, RegistrationAuthority};
 use crate::server::PeerInfo;
 use crate::store::IssuedCertificate;
 
@@ -73,22 +73,8 @@ impl EstError {
 
 impl From<RaError> for EstError {
     fn from(e: RaError) -> Self {
-        let status = match e.kind() {
-            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => {
-                tracing::error!(error = %e, "enrollment failed inside estca");
-                return Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "estca could not complete the request; the operator has been told in the log",
-                );
-            }
-        };
-        Self::new(status, e.to_string())
+        let (status, message) = crate::server::http_error(&e);
+        Self::new(status, message)
     }
 }
 

@@ -65,6 +65,31 @@ impl PeerInfo {
     }
 }
 
+/// The HTTP status and message of a registration-authority error, for every HTTP front end.
+/// Failures inside estca are logged here and answered with a generic sentence, so that no
+/// internal detail (paths, database errors) reaches a client.
+pub fn http_error(error: &crate::ra::RaError) -> (axum::http::StatusCode, String) {
+    use crate::ra::ErrorKind;
+    use axum::http::StatusCode;
+    let status = match error.kind() {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => {
+            tracing::error!(error = %error, "request failed inside estca");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "estca could not complete the request; the operator has been told in the log"
+                    .to_owned(),
+            );
+        }
+    };
+    (status, error.to_string())
+}
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

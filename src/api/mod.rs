@@ -18,9 +18,7 @@ use zeroize::Zeroizing;
 use crate::model::{
     AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
 };
-use crate::ra::{
-    Caller, CertificateAction, ErrorKind, NewAccount, NewApp, RaError, RegistrationAuthority,
-};
+use crate::ra::{Caller, CertificateAction, NewAccount, NewApp, RaError, RegistrationAuthority};
 use crate::server::PeerInfo;
 use crate::store::HistoryQuery;
 
@@ -106,19 +104,8 @@ impl ApiError {
 
 impl From<RaError> for ApiError {
     fn from(e: RaError) -> Self {
-        let status = match e.kind() {
-            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => {
-                tracing::error!(error = %e, "management request failed inside estca");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        Self::new(status, e.to_string())
+        let (status, message) = crate::server::http_error(&e);
+        Self::new(status, message)
     }
 }
 
