@@ -135,6 +135,7 @@ async fn simpleenroll(
         .enroll_with_password(&peer.source(), &id, password, &csr)
         .await?;
     enrollment_response(&state, &headers, &issued)
+        .map(|r| crate::server::with_authenticated_id(r, issued.record().account.as_str()))
 }
 
 async fn simplereenroll(
@@ -156,6 +157,7 @@ async fn simplereenroll(
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
     enrollment_response(&state, &headers, &issued)
+        .map(|r| crate::server::with_authenticated_id(r, issued.record().account.as_str()))
 }
 
 /// The HTTP Basic credentials: the ID as text and the password as bytes.
