@@ -282,3 +282,55 @@ pub fn read(
         sha256,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Vec<u8> {
+        let mut w = BackupWriter::new();
+        let mut out = w.header(OffsetDateTime::UNIX_EPOCH).unwrap();
+        for code in ["5110", "5111"] {
+            let record = StoreRecord::Contract(Contract {
+                code: code.parse().unwrap(),
+                name: format!("Customer {code}"),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            });
+            out.extend(w.record(&record).unwrap());
+        }
+        out.extend(w.trailer().unwrap().0);
+        out
+    }
+
+    #[test]
+    fn a_written_file_reads_back_with_its_counts() {
+        let mut seen = Vec::new();
+        let summary = read(&file()[..], 1, false, |batch| {
+            seen.extend(batch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(summary.counts["contracts"], 2);
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn altered_truncated_and_foreign_files_are_refused() {
+        let text = String::from_utf8(file()).unwrap();
+        let altered = text.replacen("Customer 5111", "Customer 5112", 1);
+        let err = read(altered.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Mismatch(_)), "{err}");
+
+        let lines: Vec<&str> = text.lines().collect();
+        let cut = lines[..lines.len() - 1].join("\n") + "\n";
+        let err = read(cut.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Truncated), "{err}");
+
+        let dropped = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        let err = read(dropped.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Mismatch(_)), "{err}");
+
+        let err = read(&b"{\"type\":\"contract\"}\n"[..], 10, true, |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}
