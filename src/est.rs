@@ -20,6 +20,10 @@ use crate::store::IssuedCertificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// How much of an oversized body is read and discarded before answering 413, so that a
+/// client that sends its body without waiting (no `Expect: 100-continue`) sees the answer.
+const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
 /// The media type of a PEM chain answer (RFC 8555 section 9.1), offered for curl users.
 pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
@@ -112,7 +116,7 @@ impl IntoResponse for EstError {
 
 async fn cacerts(State(state): State<EstState>, headers: HeaderMap) -> Response {
     if wants_pem(&headers) {
-        let pem = pem_chain(&state.ra.ca_chain_der());
+        let pem = ca::pkcs7::pem_certificates(&state.ra.ca_chain_der());
         return pem_response(pem);
     }
     base64_response("application/pkcs7-mime", state.cacerts_base64.to_string())
@@ -134,8 +138,10 @@ async fn simpleenroll(
         .ra
         .enroll_with_password(&peer.source(), &id, password, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued)
-        .map(|r| crate::server::with_authenticated_id(r, issued.record().account.as_str()))
+    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
+        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        None => r,
+    })
 }
 
 async fn simplereenroll(
@@ -156,8 +162,10 @@ async fn simplereenroll(
         .ra
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued)
-        .map(|r| crate::server::with_authenticated_id(r, issued.record().account.as_str()))
+    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
+        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        None => r,
+    })
 }
 
 /// The HTTP Basic credentials: the ID as text and the password as bytes.
@@ -214,51 +222,49 @@ async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if declared.is_some_and(|n| n > limit as u64)
+        && (expects_continue || declared.is_some_and(|n| n > MAX_DRAIN_BYTES as u64))
+    {
+        // The client waits for our answer before sending, or the body is too large to
+        // swallow: answer from the headers.
         return Err(too_large());
     }
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                EstError::new(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                )
-            }
-        })?
-        .to_bytes();
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let mut received = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            EstError::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received = received.saturating_add(data.len());
+        if received > MAX_DRAIN_BYTES {
+            break;
+        }
+        if received <= limit {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if received > limit {
+        // The rest of an oversized body was read and dropped so that the client, still
+        // writing, receives this answer instead of a reset connection.
+        return Err(too_large());
+    }
     decode_csr_body(&bytes)
 }
 
 /// Base64 DER (line breaks and spaces allowed, RFC 7030 section 4.2.1) or a PEM block.
 fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
-    let bad = |m: &str| EstError::new(StatusCode::BAD_REQUEST, m);
-    let trimmed = body.trim_ascii();
-    if trimmed.starts_with(b"-----BEGIN") {
-        let (label, der) = pem_rfc7468::decode_vec(trimmed)
-            .map_err(|_| bad("the body looks like PEM but is not a valid PEM block"))?;
-        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
-            return Err(bad("the PEM block is not a CERTIFICATE REQUEST"));
-        }
-        return Ok(der);
-    }
-    let compact: Vec<u8> = trimmed
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if compact.is_empty() {
-        return Err(bad(
-            "the request body is empty; send a base64-encoded PKCS#10 CSR",
-        ));
-    }
-    B64.decode(&compact).map_err(|_| {
-        bad("the request body is not valid base64; send a base64-encoded DER PKCS#10 CSR")
-    })
+    ca::csr::decode_text(body).map_err(|e| EstError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn enrollment_response(
@@ -267,7 +273,7 @@ fn enrollment_response(
     issued: &IssuedCertificate,
 ) -> Result<Response, EstError> {
     if wants_pem(headers) {
-        return Ok(pem_response(pem_chain(&[
+        return Ok(pem_response(ca::pkcs7::pem_certificates(&[
             issued.der(),
             state.ra.issuing_certificate_der(),
         ])));
@@ -290,14 +296,6 @@ fn wants_pem(headers: &HeaderMap) -> bool {
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case(PEM_CHAIN))
         })
-}
-
-fn pem_chain(ders: &[&[u8]]) -> String {
-    ders.iter()
-        .filter_map(|der| {
-            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).ok()
-        })
-        .collect()
 }
 
 fn pem_response(pem: String) -> Response {

@@ -24,8 +24,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::model::{
-    Account, AccountId, CertificateRecord, Contract, ContractCode, HistoryEntry, HistoryEvent,
-    KeyFingerprint, RevocationReason, Role, Serial,
+    Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
+    HistoryEvent, KeyFingerprint, Revocation, RevocationReason, Role, Serial,
 };
 use crate::ra::{RaError, Refusal};
 use crate::store::{
@@ -372,6 +372,32 @@ impl<S: Store> Store for MeteredStore<S> {
         issuance: NewCertificate,
     ) -> Result<IssuedCertificate, StoreError> {
         self.inner.commit_issuance(issuance).await
+    }
+
+    async fn create_app(
+        &self,
+        app: App,
+        record: CertificateRecord,
+        event: HistoryEvent,
+    ) -> Result<IssuedCertificate, StoreError> {
+        self.inner.create_app(app, record, event).await
+    }
+
+    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
+        self.inner.app(name).await
+    }
+
+    async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.inner.apps().await
+    }
+
+    async fn revoke_app(
+        &self,
+        name: &AppName,
+        revocation: Revocation,
+        event: HistoryEvent,
+    ) -> Result<App, StoreError> {
+        self.inner.revoke_app(name, revocation, event).await
     }
 
     async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError> {

@@ -199,6 +199,96 @@ impl KeyFingerprint {
     }
 }
 
+/// The name of an application credential, e.g. `netbanking-login`.
+///
+/// 1 to 64 characters from `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AppName(String);
+
+impl AppName {
+    /// Longest name accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for AppName {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok_char) {
+            return Err(InvalidValue(format!(
+                "an application name is 1 to {} characters from A-Z, a-z, 0-9, '.', '_' and '-'",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for AppName {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<AppName> for String {
+    fn from(name: AppName) -> Self {
+        name.0
+    }
+}
+
+impl fmt::Display for AppName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The contracts an application may manage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppScope {
+    /// Every contract, present and future.
+    All,
+    /// These contracts only.
+    Contracts(Vec<ContractCode>),
+}
+
+impl AppScope {
+    /// Whether the contract is in scope.
+    pub fn includes(&self, code: &ContractCode) -> bool {
+        match self {
+            AppScope::All => true,
+            AppScope::Contracts(codes) => codes.contains(code),
+        }
+    }
+}
+
+/// An application credential: another system that delegates issuance to estca, with the
+/// powers of a master ID over the contracts it was granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// Its name (the CN of its certificate).
+    pub name: AppName,
+    /// The contracts it may manage.
+    pub scope: AppScope,
+    /// Whether it may create contracts and master IDs.
+    pub can_create_contracts: bool,
+    /// Its certificate; revoking the app revokes it.
+    pub certificate: Serial,
+    /// Whether the credential was revoked (for good).
+    pub revoked: bool,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
 /// The USERTYPE of an account, as it appears in the certificate subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -394,14 +484,8 @@ pub struct Revocation {
 pub struct CertificateRecord {
     /// The serial number.
     pub serial: Serial,
-    /// The account it was issued to.
-    pub account: AccountId,
-    /// The account's contract at issuance.
-    pub contract: ContractCode,
-    /// The account's role at issuance (its USERTYPE).
-    pub role: Role,
-    /// CERTISSUEDNUM written in the subject.
-    pub issued_num: u32,
+    /// Whom it was issued to.
+    pub holder: Holder,
     /// The subject as text (RFC 4514 order of the certificate, for display).
     pub subject: String,
     /// notBefore.
@@ -419,7 +503,45 @@ pub struct CertificateRecord {
     pub der: Vec<u8>,
 }
 
+/// Whom a certificate was issued to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Holder {
+    /// An ID (master or public), as it was at issuance.
+    Account {
+        /// The ID.
+        id: AccountId,
+        /// Its contract.
+        contract: ContractCode,
+        /// Its role (the USERTYPE in the subject).
+        role: Role,
+        /// CERTISSUEDNUM written in the subject.
+        issued_num: u32,
+    },
+    /// An application credential.
+    App {
+        /// The application's name.
+        name: AppName,
+    },
+}
+
 impl CertificateRecord {
+    /// The ID the certificate was issued to, unless it belongs to an application.
+    pub fn account(&self) -> Option<&AccountId> {
+        match &self.holder {
+            Holder::Account { id, .. } => Some(id),
+            Holder::App { .. } => None,
+        }
+    }
+
+    /// The contract of the ID the certificate was issued to.
+    pub fn contract(&self) -> Option<&ContractCode> {
+        match &self.holder {
+            Holder::Account { contract, .. } => Some(contract),
+            Holder::App { .. } => None,
+        }
+    }
+
     /// Unrevoked and within its validity at `now`: the state the one-per-ID invariant counts.
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         self.revocation.is_none() && self.not_before <= now && now < self.not_after
@@ -471,6 +593,11 @@ pub enum Actor {
         /// The account's ID.
         id: AccountId,
     },
+    /// An application credential.
+    App {
+        /// The application's name.
+        name: AppName,
+    },
     /// Someone who claimed an ID that does not exist or did not authenticate.
     Anonymous,
     /// The daemon itself (e.g. a lock after too many failures).
@@ -483,6 +610,7 @@ impl fmt::Display for Actor {
             Actor::Operator { uid: Some(uid) } => write!(f, "operator(uid {uid})"),
             Actor::Operator { uid: None } => f.write_str("operator"),
             Actor::Account { id } => write!(f, "{id}"),
+            Actor::App { name } => write!(f, "app:{name}"),
             Actor::Anonymous => f.write_str("anonymous"),
             Actor::System => f.write_str("estca"),
         }
@@ -515,6 +643,12 @@ pub enum EventKind {
     AccountUpdate,
     /// Contract created.
     ContractCreate,
+    /// A read-only management call (list, show, history, certificate).
+    Query,
+    /// An application credential issued.
+    AppCreate,
+    /// An application credential revoked.
+    AppRevoke,
 }
 
 impl EventKind {
@@ -532,6 +666,9 @@ impl EventKind {
             EventKind::AccountCreate => "account_create",
             EventKind::AccountUpdate => "account_update",
             EventKind::ContractCreate => "contract_create",
+            EventKind::Query => "query",
+            EventKind::AppCreate => "app_create",
+            EventKind::AppRevoke => "app_revoke",
         }
     }
 }

@@ -191,7 +191,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
     let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?;
-    let public = with_common_layers(est, request_timeout, metrics.clone());
+    let public = with_common_layers(
+        est.merge(crate::api::router(ra.clone()))
+            .fallback(|| async {
+                plain(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "no such path: EST is under /.well-known/est/, the management API under /api/v1/",
+                )
+            }),
+        request_timeout,
+        metrics.clone(),
+    );
     let admin = with_common_layers(
         crate::api::router(ra.clone()).merge(crate::api::backup::router(store.clone())),
         request_timeout,

@@ -28,10 +28,16 @@ pub fn router(store: Arc<dyn Store>) -> Router {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
+    let code = if status == StatusCode::FORBIDDEN {
+        "forbidden"
+    } else {
+        "internal"
+    };
     (
         status,
         Json(ErrorBody {
-            error: message.to_owned(),
+            error: code.to_owned(),
+            detail: message.to_owned(),
         }),
     )
         .into_response()

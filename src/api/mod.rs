@@ -7,7 +7,8 @@ pub mod backup;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,8 +17,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::model::{AccountId, Actor, ContractCode, EventKind, RevocationReason, Role, Serial};
-use crate::ra::{Caller, CertificateAction, ErrorKind, NewAccount, RaError, RegistrationAuthority};
+use crate::model::{
+    AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
+};
+use crate::ra::{
+    Caller, CertificateAction, ErrorKind, NewAccount, NewApp, RaError, RegistrationAuthority,
+};
 use crate::server::PeerInfo;
 use crate::store::HistoryQuery;
 
@@ -27,15 +32,49 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 /// The management API routes.
 pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
     Router::new()
-        .route("/api/v1/contracts", get(list_contracts).post(create_contract))
+        .route(
+            "/api/v1/contracts",
+            get(list_contracts).post(create_contract),
+        )
         .route("/api/v1/accounts", get(list_accounts).post(create_account))
-        .route("/api/v1/accounts/{id}", get(show_account).patch(update_account))
-        .route("/api/v1/accounts/{id}/certificate", post(certificate_action))
+        .route(
+            "/api/v1/accounts/{id}",
+            get(show_account).patch(update_account),
+        )
+        .route(
+            "/api/v1/accounts/{id}/certificate",
+            post(certificate_action),
+        )
         .route("/api/v1/accounts/{id}/unlock", post(unlock))
         .route("/api/v1/history", get(history))
         .route("/api/v1/certificates/{serial}", get(show_certificate))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API path; see /api/v1/accounts, /api/v1/contracts, /api/v1/history, /api/v1/certificates/{serial}") })
+        .route("/api/v1/apps", get(list_apps).post(create_app))
+        .route("/api/v1/apps/{name}/revoke", post(revoke_app))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/{*rest}", axum::routing::any(unknown_path))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ra)
+}
+
+/// Largest JSON body accepted (a CSR inside `POST /api/v1/apps` is the largest field).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI 3 document of this API, kept in the repository beside this file.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such API path; see /api/v1/openapi.json",
+    )
 }
 
 /// An API error: a status and `{"error": "<one sentence>"}`.
@@ -48,8 +87,10 @@ pub struct ApiError {
 /// The JSON body of every API error.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// One sentence a person can act on.
+    /// A short, stable code: `bad_request`, `forbidden`, `not_found`, `conflict`, ...
     pub error: String,
+    /// One sentence a person can act on.
+    pub detail: String,
 }
 
 impl ApiError {
@@ -102,10 +143,23 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::SERVICE_UNAVAILABLE => "busy",
+            _ => "internal",
+        };
         (
             self.status,
             Json(ErrorBody {
-                error: self.message,
+                error: code.to_owned(),
+                detail: self.message,
             }),
         )
             .into_response()
@@ -114,17 +168,36 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The caller of a request: the operator when it came over the admin socket.
-fn caller(peer: &PeerInfo) -> Result<Caller, ApiError> {
-    match peer.admin_socket_uid() {
-        Some(uid) => Ok(Caller {
-            actor: Actor::Operator { uid },
-            source: peer.source(),
-        }),
-        None => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "the management API is served on the admin socket only",
-        )),
+/// The authenticated caller of a management request: the operator on the admin socket, or
+/// the holder of a current master-ID certificate over TLS.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequestParts<Arc<RegistrationAuthority>> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ra: &Arc<RegistrationAuthority>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<PeerInfo>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "connection information missing",
+            )
+        })?;
+        if let Some(uid) = peer.admin_socket_uid() {
+            return Ok(ApiCaller(Caller::operator(uid)));
+        }
+        let Some(certificate) = peer.client_certificate() else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the management API needs a master ID's client certificate \
+                 (e.g. curl --cert master.pem --key master.key)",
+            ));
+        };
+        Ok(ApiCaller(
+            ra.administrator(certificate, &peer.source()).await?,
+        ))
     }
 }
 
@@ -147,21 +220,19 @@ pub struct CreateContract {
 
 async fn create_contract(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     body: Result<Json<CreateContract>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::model::Contract>), ApiError> {
     let Json(body) = body?;
-    let contract = ra
-        .create_contract(&caller(&peer)?, body.code, body.name)
-        .await?;
+    let contract = ra.create_contract(&caller, body.code, body.name).await?;
     Ok((StatusCode::CREATED, Json(contract)))
 }
 
 async fn list_contracts(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
 ) -> ApiResult<Vec<crate::model::Contract>> {
-    Ok(Json(ra.contracts(&caller(&peer)?).await?))
+    Ok(Json(ra.contracts(&caller).await?))
 }
 
 /// `POST /api/v1/accounts` body.
@@ -182,13 +253,13 @@ pub struct CreateAccount {
 
 async fn create_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     body: Result<Json<CreateAccount>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::ra::AccountView>), ApiError> {
     let Json(body) = body?;
     let view = ra
         .create_account(
-            &caller(&peer)?,
+            &caller,
             NewAccount {
                 id: body.id,
                 contract: body.contract,
@@ -211,20 +282,20 @@ pub struct AccountsQuery {
 
 async fn list_accounts(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     query: Result<Query<AccountsQuery>, QueryRejection>,
 ) -> ApiResult<Vec<crate::ra::AccountView>> {
     let Query(query) = query?;
     let contract: Option<ContractCode> = query.contract.as_deref().map(parse).transpose()?;
-    Ok(Json(ra.accounts(&caller(&peer)?, contract.as_ref()).await?))
+    Ok(Json(ra.accounts(&caller, contract.as_ref()).await?))
 }
 
 async fn show_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<crate::ra::AccountView> {
-    Ok(Json(ra.account(&caller(&peer)?, &parse(&id)?).await?))
+    Ok(Json(ra.account(&caller, &parse(&id)?).await?))
 }
 
 /// `PATCH /api/v1/accounts/{id}` body.
@@ -239,13 +310,13 @@ pub struct UpdateAccount {
 
 async fn update_account(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
     body: Result<Json<UpdateAccount>, JsonRejection>,
 ) -> ApiResult<crate::ra::AccountView> {
     let Json(body) = body?;
     Ok(Json(
-        ra.update_account(&caller(&peer)?, &parse(&id)?, body.name, body.password)
+        ra.update_account(&caller, &parse(&id)?, body.name, body.password)
             .await?,
     ))
 }
@@ -262,7 +333,7 @@ pub struct CertificateActionBody {
 
 async fn certificate_action(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
     body: Result<Json<CertificateActionBody>, JsonRejection>,
 ) -> ApiResult<crate::ra::AccountView> {
@@ -288,17 +359,16 @@ async fn certificate_action(
         }
     };
     Ok(Json(
-        ra.certificate_action(&caller(&peer)?, &parse(&id)?, action)
-            .await?,
+        ra.certificate_action(&caller, &parse(&id)?, action).await?,
     ))
 }
 
 async fn unlock(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<crate::ra::AccountView> {
-    Ok(Json(ra.unlock(&caller(&peer)?, &parse(&id)?).await?))
+    Ok(Json(ra.unlock(&caller, &parse(&id)?).await?))
 }
 
 /// `GET /api/v1/history` query.
@@ -343,7 +413,7 @@ fn parse_time(key: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, A
 
 async fn history(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
     let Query(p) = params?;
@@ -357,7 +427,7 @@ async fn history(
         before_seq: p.cursor,
         limit,
     };
-    let entries = ra.history(&caller(&peer)?, query).await?;
+    let entries = ra.history(&caller, query).await?;
     let next_cursor = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -369,9 +439,157 @@ async fn history(
 
 async fn show_certificate(
     State(ra): State<Arc<RegistrationAuthority>>,
-    Extension(peer): Extension<PeerInfo>,
+    ApiCaller(caller): ApiCaller,
     Path(serial): Path<String>,
 ) -> ApiResult<crate::ra::CertificateView> {
     let serial: Serial = parse(&serial)?;
-    Ok(Json(ra.certificate(&caller(&peer)?, &serial).await?))
+    Ok(Json(ra.certificate(&caller, &serial).await?))
+}
+
+/// `POST /api/v1/apps` body (operator only).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// The application's name (CN of its certificate).
+    pub name: AppName,
+    /// The contracts it may manage; absent or null with `all`.
+    #[serde(default)]
+    pub contracts: Option<Vec<ContractCode>>,
+    /// Grant every contract, present and future.
+    #[serde(default)]
+    pub all: bool,
+    /// Allow it to create contracts and master IDs (requires `all`).
+    #[serde(default)]
+    pub can_create_contracts: bool,
+    /// The application's CSR: base64 DER or PEM.
+    pub csr: String,
+}
+
+/// The answer to `POST /api/v1/apps`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedApp {
+    /// The credential.
+    pub app: crate::ra::AppView,
+    /// Its certificate then the issuing CA, PEM.
+    pub certificate_pem: String,
+}
+
+async fn create_app(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    body: Result<Json<CreateApp>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedApp>), ApiError> {
+    let Json(body) = body?;
+    let scope = match (body.all, body.contracts) {
+        (true, None) => AppScope::All,
+        (false, Some(codes)) => AppScope::Contracts(codes),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either \"all\": true or a list of \"contracts\"",
+            ))
+        }
+    };
+    let csr_der = crate::ca::csr::decode_text(body.csr.as_bytes())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (app, issued) = ra
+        .create_app(
+            &caller,
+            NewApp {
+                name: body.name,
+                scope,
+                can_create_contracts: body.can_create_contracts,
+                csr_der: &csr_der,
+            },
+        )
+        .await?;
+    let certificate_pem =
+        crate::ca::pkcs7::pem_certificates(&[issued.der(), ra.issuing_certificate_der()]);
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApp {
+            app,
+            certificate_pem,
+        }),
+    ))
+}
+
+async fn list_apps(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+) -> ApiResult<Vec<crate::ra::AppView>> {
+    Ok(Json(ra.apps(&caller).await?))
+}
+
+async fn revoke_app(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(name): Path<String>,
+) -> ApiResult<crate::ra::AppView> {
+    let name: AppName = parse(&name)?;
+    Ok(Json(ra.revoke_app(&caller, &name).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// (method, path) pairs routed in this file's `router`, read from its source.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("mod.rs");
+        let router = &source[source.find("pub fn router").unwrap()..];
+        let router = &router[..router.find("\n}\n").unwrap()];
+        let mut pairs = BTreeSet::new();
+        for call in router.split(".route(").skip(1) {
+            let call = call.trim_start().trim_start_matches('"');
+            let (path, rest) = call.split_once('"').unwrap();
+            if path.contains('*') {
+                continue;
+            }
+            let end = rest.find(")\n").map_or(rest.len(), |i| i + 1);
+            let expression = &rest[..end];
+            for method in ["get", "post", "patch", "put", "delete"] {
+                let plain = format!(" {method}(");
+                let chained = format!(".{method}(");
+                if expression.contains(&plain) || expression.contains(&chained) {
+                    pairs.insert((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// (method, path) pairs the OpenAPI document describes.
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
+        let mut pairs = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if method != "parameters" {
+                    pairs.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_that_exist() {
+        let routed = routed();
+        assert!(routed.len() >= 12, "parsed too few routes: {routed:?}");
+        assert_eq!(routed, documented());
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let text = super::OPENAPI;
+        for reference in text.split("\"$ref\": \"#/").skip(1) {
+            let pointer = reference.split('"').next().unwrap();
+            assert!(
+                doc.pointer(&format!("/{pointer}")).is_some(),
+                "unresolved $ref #/{pointer}"
+            );
+        }
+    }
 }

@@ -86,9 +86,47 @@ pub enum CsrError {
     /// The public key is of a kind or size estca does not certify.
     #[error("the CSR's key is not accepted: {0}")]
     UnsupportedKey(String),
+    /// The text form (base64 or PEM) of the request could not be decoded.
+    #[error("{0}")]
+    Encoding(&'static str),
     /// The CSR is signed with an algorithm estca cannot check.
     #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
     UnsupportedSignatureAlgorithm(String),
+}
+
+/// Decodes the text forms a CSR arrives in: base64 DER, with or without line breaks and
+/// spaces (RFC 7030 section 4.2.1), or a PEM `CERTIFICATE REQUEST` block.
+pub fn decode_text(text: &[u8]) -> Result<Vec<u8>, CsrError> {
+    use base64::Engine;
+    let trimmed = text.trim_ascii();
+    if trimmed.starts_with(b"-----BEGIN") {
+        let (label, der) = pem_rfc7468::decode_vec(trimmed).map_err(|_| {
+            CsrError::Encoding("the request looks like PEM but is not a valid PEM block")
+        })?;
+        if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+            return Err(CsrError::Encoding(
+                "the PEM block is not a CERTIFICATE REQUEST",
+            ));
+        }
+        return Ok(der);
+    }
+    let compact: Vec<u8> = trimmed
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(CsrError::Encoding(
+            "the request is empty; send a base64-encoded PKCS#10 CSR",
+        ));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|_| {
+            CsrError::Encoding(
+                "the request is not valid base64; send a base64-encoded DER PKCS#10 CSR",
+            )
+        })
 }
 
 /// A readable name for an OID: its database name when known, else the dotted form.

@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_cert::name::Name;
 
-use crate::model::{AccountId, ContractCode, Role, Serial};
+use crate::model::{Holder, Serial};
 
 pub mod csr;
 mod hierarchy;
@@ -113,14 +113,9 @@ pub enum CaError {
 pub struct EndEntityRequest<'a> {
     /// The serial (unique in the store).
     pub serial: Serial,
-    /// The ID the certificate names.
-    pub id: &'a AccountId,
-    /// The ID's contract.
-    pub contract: &'a ContractCode,
-    /// The ID's role (USERTYPE).
-    pub role: Role,
-    /// CERTISSUEDNUM: how many certificates this ID has been issued, this one included.
-    pub issued_num: u32,
+    /// Whom the certificate names: an ID (with its contract, USERTYPE and CERTISSUEDNUM,
+    /// this certificate included) or an application.
+    pub holder: &'a Holder,
     /// Start of validity (truncated to whole seconds); the end is one calendar year later.
     pub not_before: OffsetDateTime,
     /// The validated public key from the CSR.

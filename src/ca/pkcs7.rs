@@ -74,3 +74,13 @@ pub fn csr_attributes() -> Result<Vec<u8>, CaError> {
     ];
     attrs.to_der().map_err(|e| encoding("CsrAttrs", e))
 }
+
+/// Certificates as concatenated PEM `CERTIFICATE` blocks, in the order given (leaf first for
+/// a chain, as `application/pem-certificate-chain` requires).
+pub fn pem_certificates(ders: &[&[u8]]) -> String {
+    ders.iter()
+        .filter_map(|der| {
+            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).ok()
+        })
+        .collect()
+}

@@ -28,6 +28,7 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 use super::csr::KeyKind;
 use super::key::CaKey;
 use super::{CaError, EndEntityRequest};
+use crate::model::Holder;
 
 /// What the profile needs to know about the issuing CA and the configured names.
 pub(crate) struct IssuerContext<'a> {
@@ -114,10 +115,8 @@ fn utf8(value: &str, what: &str) -> Result<Any, CaError> {
 }
 
 /// The common name from the template.
-fn common_name(template: &str, request: &EndEntityRequest<'_>) -> Result<String, CaError> {
-    let cn = template
-        .replace("{id}", request.id.as_str())
-        .replace("{contract}", request.contract.as_str());
+fn common_name(template: &str, id: &str, contract: &str) -> Result<String, CaError> {
+    let cn = template.replace("{id}", id).replace("{contract}", contract);
     if cn.chars().count() > MAX_COMMON_NAME {
         return Err(CaError::InvalidName(format!(
             "the common name '{cn}' is longer than {MAX_COMMON_NAME} characters: shorten \
@@ -127,15 +126,28 @@ fn common_name(template: &str, request: &EndEntityRequest<'_>) -> Result<String,
     Ok(cn)
 }
 
-/// The end-entity subject (C, O, OU issuing CA, OU USERTYPE, OU CERTISSUEDNUM, CN), one
-/// attribute per RDN, in that order; also its display form.
+/// The end-entity subject, one attribute per RDN, and its display form. For an ID: C, O,
+/// OU (issuing CA), OU USERTYPE, OU CERTISSUEDNUM, CN from the template. For an application:
+/// C, O, OU (issuing CA), OU APP, CN = its name, so it never carries a person's USERTYPE.
 pub(crate) fn end_entity_subject(
     ctx: &IssuerContext<'_>,
-    request: &EndEntityRequest<'_>,
+    holder: &Holder,
 ) -> Result<(Name, String), CaError> {
-    let cn = common_name(ctx.common_name_template, request)?;
-    let usertype = format!("USERTYPE - {}", request.role.usertype());
-    let issued = format!("CERTISSUEDNUM - {}", request.issued_num);
+    let (units, cn) = match holder {
+        Holder::Account {
+            id,
+            contract,
+            role,
+            issued_num,
+        } => (
+            vec![
+                format!("USERTYPE - {}", role.usertype()),
+                format!("CERTISSUEDNUM - {issued_num}"),
+            ],
+            common_name(ctx.common_name_template, id.as_str(), contract.as_str())?,
+        ),
+        Holder::App { name } => (vec!["APP".to_owned()], name.to_string()),
+    };
     let country = PrintableStringRef::new(ctx.country)
         .and_then(|s| Any::encode_from(&s))
         .map_err(|_| {
@@ -144,18 +156,23 @@ pub(crate) fn end_entity_subject(
                 ctx.country
             ))
         })?;
-    let rdns = vec![
+    let mut rdns = vec![
         rdn(rfc4519::C, country)?,
         rdn(rfc4519::O, utf8(ctx.organization, "organization")?)?,
         rdn(rfc4519::OU, utf8(ctx.issuing_name, "issuing CA name")?)?,
-        rdn(rfc4519::OU, utf8(&usertype, "USERTYPE")?)?,
-        rdn(rfc4519::OU, utf8(&issued, "CERTISSUEDNUM")?)?,
-        rdn(rfc4519::CN, utf8(&cn, "common name")?)?,
     ];
-    let display = format!(
-        "C={}, O={}, OU={}, OU={usertype}, OU={issued}, CN={cn}",
+    for unit in &units {
+        rdns.push(rdn(rfc4519::OU, utf8(unit, "organizational unit")?)?);
+    }
+    rdns.push(rdn(rfc4519::CN, utf8(&cn, "common name")?)?);
+    let mut display = format!(
+        "C={}, O={}, OU={}",
         ctx.country, ctx.organization, ctx.issuing_name
     );
+    for unit in &units {
+        display.push_str(&format!(", OU={unit}"));
+    }
+    display.push_str(&format!(", CN={cn}"));
     Ok((RdnSequence(rdns), display))
 }
 
@@ -224,7 +241,7 @@ pub(crate) fn end_entity_tbs(
             ca_not_after: ctx.not_after,
         });
     }
-    let (subject, display) = end_entity_subject(ctx, request)?;
+    let (subject, display) = end_entity_subject(ctx, request.holder)?;
     let spki = SubjectPublicKeyInfoOwned::from_der(request.key.spki_der())
         .map_err(|e| CaError::Internal(format!("re-reading a validated public key: {e}")))?;
     let mut usages = KeyUsage(KeyUsages::DigitalSignature.into());

@@ -14,7 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::*;
 use crate::config::{CaConfig, KeyAlgorithm};
-use crate::model::KeyFingerprint;
+use crate::model::{AccountId, ContractCode, Holder, KeyFingerprint, Role};
 
 const ORG: &str = "The Shinkin Banks Information System Center Co.,Ltd.";
 const ISSUING: &str = "Shinkin Internet Banking Intermediate CA - TEST";
@@ -93,13 +93,14 @@ fn issue(
     key: &CsrKey,
     not_before: OffsetDateTime,
 ) -> Result<SignedCertificate, CaError> {
-    let (id, contract) = (id(), contract());
     ca.sign_end_entity(&EndEntityRequest {
         serial: Serial::random(),
-        id: &id,
-        contract: &contract,
-        role: Role::User,
-        issued_num: 1,
+        holder: &Holder::Account {
+            id: id(),
+            contract: contract(),
+            role: Role::User,
+            issued_num: 1,
+        },
         not_before,
         key,
     })

@@ -123,7 +123,7 @@ impl<'a> AdminClient<'a> {
 
 fn error_message(status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => e.error,
+        Ok(e) => e.detail,
         Err(_) => format!(
             "the daemon answered {status}: {}",
             String::from_utf8_lossy(body).trim()

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::api::{CertificateActionBody, HistoryPage};
+use crate::api::{CertificateActionBody, CreatedApp, HistoryPage};
 use crate::ca::CertificateAuthority;
 use crate::config::{Config, KeyAlgorithm};
 use crate::model::{Contract, RevocationReason};
-use crate::ra::{AccountView, CertificateView, SystemClock};
+use crate::ra::{AccountView, AppView, CertificateView, SystemClock};
 
 use client::AdminClient;
 
@@ -77,6 +77,43 @@ pub enum AdminCommand {
     /// Certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Application credentials (other systems that delegate issuance to estca).
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+/// `estca app ...`.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Grant an application a scope and print its client certificate (PEM, then the issuing CA).
+    Add {
+        /// The application's name (the CN of its certificate).
+        name: String,
+        /// The contracts it may manage, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        contracts: Vec<String>,
+        /// Every contract, present and future.
+        #[arg(long)]
+        all: bool,
+        /// Also allow it to create contracts and master IDs (requires --all).
+        #[arg(long)]
+        can_create_contracts: bool,
+        /// The application's CSR (PEM or base64 DER); its key stays with the application.
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+    },
+    /// List application credentials.
+    List,
+    /// Revoke an application credential and its certificate, for good.
+    Revoke {
+        /// The application's name.
+        name: String,
+    },
 }
 
 /// `estca init`.
@@ -395,6 +432,38 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             }
             let page: HistoryPage = client.get(&path).await?;
             output::history(&page, json);
+        }
+        AdminCommand::App(AppCommand::Add {
+            name,
+            contracts,
+            all,
+            can_create_contracts,
+            csr,
+        }) => {
+            let csr = std::fs::read_to_string(&csr)
+                .map_err(|e| format!("cannot read the CSR {}: {e}", csr.display()))?;
+            let body = json!({
+                "name": name,
+                "contracts": if all { None } else { Some(contracts) },
+                "all": all,
+                "can_create_contracts": can_create_contracts,
+                "csr": csr,
+            });
+            let created: CreatedApp = client.post("/api/v1/apps", &body).await?;
+            output::app_created(&created, json);
+        }
+        AdminCommand::App(AppCommand::List) => {
+            let apps: Vec<AppView> = client.get("/api/v1/apps").await?;
+            output::apps(&apps, json);
+        }
+        AdminCommand::App(AppCommand::Revoke { name }) => {
+            let app: AppView = client
+                .post(
+                    &format!("/api/v1/apps/{}/revoke", segment(&name)),
+                    &json!({}),
+                )
+                .await?;
+            output::apps(&[app], json);
         }
         AdminCommand::Cert(CertCommand::Show { serial }) => {
             let view: CertificateView = client

@@ -90,7 +90,9 @@ pub fn account(view: &AccountView, json: bool) {
         Some(c) => {
             rows.push(("certificate serial", c.serial.to_string()));
             rows.push(("certificate status", c.status.to_string()));
-            rows.push(("CERTISSUEDNUM", c.issued_num.to_string()));
+            if let Some(n) = c.issued_num {
+                rows.push(("CERTISSUEDNUM", n.to_string()));
+            }
             rows.push(("not before", rfc3339(c.not_before)));
             rows.push(("not after", rfc3339(c.not_after)));
             if let Some(r) = &c.revocation {
@@ -178,10 +180,20 @@ pub fn certificate(view: &CertificateView, json: bool) {
     let s = &view.summary;
     let mut rows = vec![
         ("serial", s.serial.to_string()),
-        ("account", view.account.to_string()),
-        ("contract", view.contract.to_string()),
+        (
+            "holder",
+            match (&view.account, &view.contract, &view.app) {
+                (Some(id), Some(code), _) => format!("{id} (contract {code})"),
+                (_, _, Some(app)) => format!("application {app}"),
+                _ => "-".to_owned(),
+            },
+        ),
         ("subject", view.subject.clone()),
-        ("CERTISSUEDNUM", s.issued_num.to_string()),
+        (
+            "CERTISSUEDNUM",
+            s.issued_num
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        ),
         ("not before", rfc3339(s.not_before)),
         ("not after", rfc3339(s.not_after)),
         ("status", s.status.to_string()),
@@ -193,4 +205,50 @@ pub fn certificate(view: &CertificateView, json: bool) {
     for (key, value) in rows {
         println!("{key:<18} {value}");
     }
+}
+
+/// `app add`: the certificate chain for the application, or JSON.
+pub fn app_created(created: &crate::api::CreatedApp, json: bool) {
+    if json {
+        return print_json(created);
+    }
+    print!("{}", created.certificate_pem);
+}
+
+/// `app list` and `app revoke`.
+pub fn apps(apps: &[crate::ra::AppView], json: bool) {
+    if json {
+        return print_json(&apps);
+    }
+    let mut rows = vec![vec![
+        "NAME".into(),
+        "SCOPE".into(),
+        "CREATES CONTRACTS".into(),
+        "STATE".into(),
+        "SERIAL".into(),
+        "NOT AFTER".into(),
+    ]];
+    rows.extend(apps.iter().map(|a| {
+        let scope = match &a.scope {
+            crate::model::AppScope::All => "all contracts".to_owned(),
+            crate::model::AppScope::Contracts(codes) => codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let (serial, not_after) = match &a.certificate {
+            Some(c) => (c.serial.to_string(), rfc3339(c.not_after)),
+            None => ("-".into(), "-".into()),
+        };
+        vec![
+            a.name.to_string(),
+            scope,
+            if a.can_create_contracts { "yes" } else { "no" }.into(),
+            if a.revoked { "revoked" } else { "active" }.into(),
+            serial,
+            not_after,
+        ]
+    }));
+    table(&rows);
 }

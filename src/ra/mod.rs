@@ -6,11 +6,16 @@
 //! decision, granted or refused, is written to history. It is the only layer that knows both
 //! its neighbours, and the only place where authorisation is decided.
 
+mod admin;
+mod apps;
+pub mod authority;
 mod clock;
 mod passwords;
 pub mod policy;
 mod views;
 
+pub use apps::{AppView, NewApp};
+pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use policy::{CertificateAction, EnrollVia, Refusal};
@@ -18,18 +23,15 @@ pub use views::{AccountView, CertificateSummary, CertificateView};
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::ca::{self, CaError, CertificateAuthority, CsrError, EndEntityRequest};
 use crate::config::AuthConfig;
 use crate::model::{
-    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode,
-    EventKind, HistoryEntry, HistoryEvent, Outcome, Revocation, Role, Serial,
+    Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
+    Outcome, Role, Serial,
 };
-use crate::store::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, Store, StoreError,
-};
+use crate::store::{AccountChange, IssuedCertificate, NewCertificate, Store, StoreError};
 
 /// How many times a decision is retried when the account changes under it.
 const MAX_ATTEMPTS: usize = 32;
@@ -88,6 +90,9 @@ pub enum RaError {
     /// It exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The request conflicts with the current state; the text says which.
+    #[error("{0}")]
+    Conflict(String),
     /// Password hashing is saturated or failed.
     #[error("{0}")]
     Password(#[from] PasswordError),
@@ -123,7 +128,8 @@ impl RaError {
             RaError::Refused(Refusal::ActiveCertificate { .. })
             | RaError::Refused(Refusal::NothingToContinue)
             | RaError::Refused(Refusal::AlreadyRevoked)
-            | RaError::AlreadyExists(_) => ErrorKind::Conflict,
+            | RaError::AlreadyExists(_)
+            | RaError::Conflict(_) => ErrorKind::Conflict,
             RaError::Refused(_) => ErrorKind::Forbidden,
             RaError::BadCsr(_) | RaError::KeyReused(_) | RaError::Invalid(_) => ErrorKind::Invalid,
             RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
@@ -136,13 +142,36 @@ impl RaError {
     }
 }
 
-/// Who is asking, and from where: recorded in history with every decision.
+/// Who is asking, from where, and what they may administer: recorded in history with every
+/// decision.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The authenticated actor.
     pub actor: Actor,
     /// The peer's address, or `admin-socket`.
     pub source: String,
+    /// What the caller may administer.
+    pub authority: Authority,
+}
+
+impl Caller {
+    /// The operator on the admin socket (with the peer's Unix user ID when known).
+    pub fn operator(uid: Option<u32>) -> Self {
+        Self {
+            actor: Actor::Operator { uid },
+            source: "admin-socket".to_owned(),
+            authority: Authority::Operator,
+        }
+    }
+
+    /// An enrolling ID or an anonymous client: no administration.
+    fn enrolling(actor: Actor, source: &str) -> Self {
+        Self {
+            actor,
+            source: source.to_owned(),
+            authority: Authority::Nothing,
+        }
+    }
 }
 
 /// A new account as an administrator asks for it.
@@ -207,7 +236,9 @@ impl RegistrationAuthority {
     ) -> Result<IssuedCertificate, RaError> {
         match &result {
             Ok(issued) => {
-                self.metrics.issued(issued.record().role);
+                if let crate::model::Holder::Account { role, .. } = issued.record().holder {
+                    self.metrics.issued(role);
+                }
                 if issued.superseded().is_some() {
                     self.metrics
                         .revoked(crate::model::RevocationReason::Superseded);
@@ -263,12 +294,12 @@ impl RegistrationAuthority {
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
         let account = self.authenticate(source, id, password).await?;
-        let caller = Caller {
-            actor: Actor::Account {
+        let caller = Caller::enrolling(
+            Actor::Account {
                 id: account.id.clone(),
             },
-            source: source.to_owned(),
-        };
+            source,
+        );
         self.issue(
             &caller,
             &account,
@@ -301,17 +332,22 @@ impl RegistrationAuthority {
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
         let presented = self.recorded_certificate(client_certificate_der).await?;
+        let Some(id) = presented.account() else {
+            return Err(RaError::Forbidden(
+                "an application certificate cannot enroll; applications manage IDs through the management API".into(),
+            ));
+        };
         let account = self
             .store
-            .account(&presented.account)
+            .account(id)
             .await?
             .ok_or(RaError::UnknownCertificate)?;
-        let caller = Caller {
-            actor: Actor::Account {
+        let caller = Caller::enrolling(
+            Actor::Account {
                 id: account.id.clone(),
             },
-            source: source.to_owned(),
-        };
+            source,
+        );
         self.issue(
             &caller,
             &account,
@@ -353,10 +389,7 @@ impl RegistrationAuthority {
                 |id| format!("unknown ID {id}"),
             );
             self.record_refusal(
-                &Caller {
-                    actor: Actor::Anonymous,
-                    source: source.to_owned(),
-                },
+                &Caller::enrolling(Actor::Anonymous, source),
                 None,
                 EventKind::Enroll,
                 format!("authentication failed: {claimed}"),
@@ -364,12 +397,12 @@ impl RegistrationAuthority {
             .await?;
             return Err(RaError::Unauthenticated);
         };
-        let caller = Caller {
-            actor: Actor::Account {
+        let caller = Caller::enrolling(
+            Actor::Account {
                 id: account.id.clone(),
             },
-            source: source.to_owned(),
-        };
+            source,
+        );
         if account.locked {
             self.record_refusal(
                 &caller,
@@ -429,10 +462,7 @@ impl RegistrationAuthority {
             )];
             if locks_now {
                 events.push(self.event(
-                    &Caller {
-                        actor: Actor::System,
-                        source: caller.source.clone(),
-                    },
+                    &Caller::enrolling(Actor::System, &caller.source),
                     Some(&account),
                     EventKind::Lock,
                     Outcome::Ok {
@@ -500,12 +530,15 @@ impl RegistrationAuthority {
                 return Err(err);
             }
             let serial = Serial::random();
-            let signed = self.ca.sign_end_entity(&EndEntityRequest {
-                serial,
-                id: &account.id,
-                contract: &account.contract,
+            let holder = Holder::Account {
+                id: account.id.clone(),
+                contract: account.contract.clone(),
                 role: account.role,
                 issued_num: decision.issued_num,
+            };
+            let signed = self.ca.sign_end_entity(&EndEntityRequest {
+                serial,
+                holder: &holder,
                 not_before: now,
                 key: &key,
             })?;
@@ -518,10 +551,7 @@ impl RegistrationAuthority {
             };
             let record = CertificateRecord {
                 serial,
-                account: account.id.clone(),
-                contract: account.contract.clone(),
-                role: account.role,
-                issued_num: decision.issued_num,
+                holder,
                 subject: signed.subject,
                 not_before: signed.not_before,
                 not_after: signed.not_after,
@@ -544,7 +574,7 @@ impl RegistrationAuthority {
                     tracing::info!(
                         id = %account.id,
                         serial = %issued.record().serial,
-                        issued_num = issued.record().issued_num,
+                        issued_num = decision.issued_num,
                         superseded = ?issued.superseded().map(|s| s.to_string()),
                         "certificate issued"
                     );
@@ -617,281 +647,6 @@ impl RegistrationAuthority {
             .await?;
         Ok(())
     }
-
-    // ----- administration ---------------------------------------------------------------
-
-    /// The one place where administration is authorised. The operator may do everything;
-    /// certificate-authenticated administrators arrive with the management API.
-    fn authorize(&self, caller: &Caller) -> Result<(), RaError> {
-        match caller.actor {
-            Actor::Operator { .. } => Ok(()),
-            _ => Err(RaError::Forbidden(
-                "administration is available to the operator only".into(),
-            )),
-        }
-    }
-
-    /// Creates a contract.
-    pub async fn create_contract(
-        &self,
-        caller: &Caller,
-        code: ContractCode,
-        name: String,
-    ) -> Result<Contract, RaError> {
-        self.authorize(caller)?;
-        let name = display_name(name)?;
-        let contract = Contract {
-            code: code.clone(),
-            name,
-            created_at: self.clock.now(),
-        };
-        let mut event = self.event(
-            caller,
-            None,
-            EventKind::ContractCreate,
-            Outcome::Ok {
-                detail: format!("contract {code} created"),
-            },
-        );
-        event.contract = Some(code);
-        self.store.create_contract(contract.clone(), event).await?;
-        self.store.flush().await?;
-        Ok(contract)
-    }
-
-    /// Every contract.
-    pub async fn contracts(&self, caller: &Caller) -> Result<Vec<Contract>, RaError> {
-        self.authorize(caller)?;
-        Ok(self.store.contracts().await?)
-    }
-
-    /// Creates an account with its first password.
-    pub async fn create_account(
-        &self,
-        caller: &Caller,
-        new: NewAccount,
-    ) -> Result<AccountView, RaError> {
-        self.authorize(caller)?;
-        let name = display_name(new.name)?;
-        if self.store.contract(&new.contract).await?.is_none() {
-            return Err(RaError::NotFound(format!("contract {}", new.contract)));
-        }
-        let password_hash = self.passwords.hash(new.password).await?;
-        let account = Account {
-            id: new.id,
-            contract: new.contract,
-            role: new.role,
-            name,
-            password_hash,
-            failed_attempts: 0,
-            locked: false,
-            choice: CertificateChoice::Continue,
-            current_certificate: None,
-            issued_count: 0,
-            version: 0,
-            created_at: self.clock.now(),
-        };
-        let event = self.event(
-            caller,
-            Some(&account),
-            EventKind::AccountCreate,
-            Outcome::Ok {
-                detail: format!("{} ID created", account.role),
-            },
-        );
-        self.store.create_account(account.clone(), event).await?;
-        self.store.flush().await?;
-        Ok(AccountView::new(&account, None, self.clock.now()))
-    }
-
-    /// Accounts, all or of one contract.
-    pub async fn accounts(
-        &self,
-        caller: &Caller,
-        contract: Option<&ContractCode>,
-    ) -> Result<Vec<AccountView>, RaError> {
-        self.authorize(caller)?;
-        let now = self.clock.now();
-        let mut views = Vec::new();
-        for account in self.store.accounts(contract).await? {
-            let current = self.current_certificate(&account).await?;
-            views.push(AccountView::new(&account, current.as_ref(), now));
-        }
-        Ok(views)
-    }
-
-    /// One account.
-    pub async fn account(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
-        self.authorize(caller)?;
-        let account = self.reload(id).await?;
-        let current = self.current_certificate(&account).await?;
-        Ok(AccountView::new(
-            &account,
-            current.as_ref(),
-            self.clock.now(),
-        ))
-    }
-
-    /// Renames an account and/or sets its password.
-    pub async fn update_account(
-        &self,
-        caller: &Caller,
-        id: &AccountId,
-        name: Option<String>,
-        password: Option<Zeroizing<String>>,
-    ) -> Result<AccountView, RaError> {
-        self.authorize(caller)?;
-        let name = name.map(display_name).transpose()?;
-        let hash = match password {
-            Some(p) => Some(self.passwords.hash(p).await?),
-            None => None,
-        };
-        if name.is_none() && hash.is_none() {
-            return Err(RaError::Invalid(
-                "give a new name, a new password, or both".into(),
-            ));
-        }
-        self.change_account(caller, id, |account, _current, _now| {
-            let mut next = account.clone();
-            let mut events = Vec::new();
-            if let Some(name) = &name {
-                next.name = name.clone();
-                events.push((EventKind::AccountUpdate, format!("renamed to {name}")));
-            }
-            if let Some(hash) = &hash {
-                next.password_hash = hash.clone();
-                events.push((EventKind::PasswordChange, "password set".to_owned()));
-            }
-            Ok((next, None, events))
-        })
-        .await
-    }
-
-    /// 継続利用する / 再発行する / 失効する.
-    pub async fn certificate_action(
-        &self,
-        caller: &Caller,
-        id: &AccountId,
-        action: CertificateAction,
-    ) -> Result<AccountView, RaError> {
-        self.authorize(caller)?;
-        let kind = match action {
-            CertificateAction::Continue => EventKind::Continue,
-            CertificateAction::Reissue => EventKind::Reissue,
-            CertificateAction::Revoke(_) => EventKind::Revoke,
-        };
-        let result = self
-            .change_account(caller, id, |account, current, now| {
-                let effect = policy::certificate_action(account, current, action, now)?;
-                Ok((effect.account, effect.revoke, vec![(kind, effect.detail)]))
-            })
-            .await;
-        if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
-            self.metrics.revoked(reason);
-        }
-        if let Err(RaError::Refused(refusal)) = &result {
-            let account = self.reload(id).await?;
-            self.record_refusal(caller, Some(&account), kind, refusal.to_string())
-                .await?;
-        }
-        result
-    }
-
-    /// IDロック解除: clears the lock and the failure count.
-    pub async fn unlock(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
-        self.authorize(caller)?;
-        self.change_account(caller, id, |account, _current, _now| {
-            let detail = if account.locked {
-                "unlocked"
-            } else {
-                "was not locked; failure count reset"
-            };
-            Ok((
-                policy::unlocked(account),
-                None,
-                vec![(EventKind::Unlock, detail.to_owned())],
-            ))
-        })
-        .await
-    }
-
-    /// Reads, decides with `decide`, commits with compare-and-swap, retries on conflict.
-    async fn change_account<F>(
-        &self,
-        caller: &Caller,
-        id: &AccountId,
-        mut decide: F,
-    ) -> Result<AccountView, RaError>
-    where
-        F: FnMut(&Account, Option<&CertificateRecord>, OffsetDateTime) -> Result<Decision, RaError>,
-    {
-        for _ in 0..MAX_ATTEMPTS {
-            let account = self.reload(id).await?;
-            let current = self.current_certificate(&account).await?;
-            let now = self.clock.now();
-            let (next, revoke, events) = decide(&account, current.as_ref(), now)?;
-            let events = events
-                .into_iter()
-                .map(|(kind, detail)| {
-                    self.event(caller, Some(&account), kind, Outcome::Ok { detail })
-                })
-                .collect();
-            match self
-                .store
-                .update_account(AccountChange {
-                    expected_version: account.version,
-                    account: next,
-                    revoke,
-                    events,
-                })
-                .await
-            {
-                Ok(stored) => {
-                    self.store.flush().await?;
-                    let current = self.current_certificate(&stored).await?;
-                    return Ok(AccountView::new(
-                        &stored,
-                        current.as_ref(),
-                        self.clock.now(),
-                    ));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RaError::Contended)
-    }
-
-    /// History, newest first (利用履歴照会).
-    pub async fn history(
-        &self,
-        caller: &Caller,
-        mut query: HistoryQuery,
-    ) -> Result<Vec<HistoryEntry>, RaError> {
-        self.authorize(caller)?;
-        if query.limit == 0 || query.limit > MAX_HISTORY_PAGE {
-            return Err(RaError::Invalid(format!(
-                "limit must be between 1 and {MAX_HISTORY_PAGE}"
-            )));
-        }
-        query.limit = query.limit.min(MAX_HISTORY_PAGE);
-        Ok(self.store.history(&query).await?)
-    }
-
-    /// One certificate with its status.
-    pub async fn certificate(
-        &self,
-        caller: &Caller,
-        serial: &Serial,
-    ) -> Result<CertificateView, RaError> {
-        self.authorize(caller)?;
-        let record = self
-            .store
-            .certificate(serial)
-            .await?
-            .ok_or_else(|| RaError::NotFound(format!("certificate {serial}")))?;
-        Ok(CertificateView::new(&record, self.clock.now()))
-    }
 }
 
 /// The serial of a DER certificate, if it has the shape of an estca serial.
@@ -899,23 +654,4 @@ fn serial_of(der: &[u8]) -> Option<Serial> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let bytes: [u8; 16] = cert.tbs_certificate.raw_serial().try_into().ok()?;
     Serial::from_bytes(bytes).ok()
-}
-
-/// What an administrative decision changes: the account's new state, a certificate to revoke,
-/// and the history lines (kind, detail) to record with it.
-type Decision = (
-    Account,
-    Option<(Serial, Revocation)>,
-    Vec<(EventKind, String)>,
-);
-
-/// Checks a display name: 1 to 128 characters, no control characters.
-fn display_name(name: String) -> Result<String, RaError> {
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(RaError::Invalid(
-            "a name is 1 to 128 characters without control characters".into(),
-        ));
-    }
-    Ok(name)
 }

@@ -231,7 +231,7 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KeyFingerprint, Role};
+    use crate::model::{Holder, KeyFingerprint, Role};
     use time::macros::datetime;
     use time::Duration;
 
@@ -257,10 +257,12 @@ mod tests {
     fn cert(serial: Serial, not_before: OffsetDateTime, revoked: bool) -> CertificateRecord {
         CertificateRecord {
             serial,
-            account: "nozawa1".parse().unwrap(),
-            contract: "5110".parse().unwrap(),
-            role: Role::User,
-            issued_num: 1,
+            holder: Holder::Account {
+                id: "nozawa1".parse().unwrap(),
+                contract: "5110".parse().unwrap(),
+                role: Role::User,
+                issued_num: 1,
+            },
             subject: String::new(),
             not_before,
             not_after: not_before + Duration::days(365),

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, AccountId, CertificateChoice, CertificateRecord, CertificateStatus, ContractCode,
-    Revocation, Role, Serial,
+    Account, AccountId, AppName, CertificateChoice, CertificateRecord, CertificateStatus,
+    ContractCode, Holder, Revocation, Role, Serial,
 };
 
 /// An account as shown to administrators (never its password hash).
@@ -62,8 +62,8 @@ impl AccountView {
 pub struct CertificateSummary {
     /// Serial, hex.
     pub serial: Serial,
-    /// CERTISSUEDNUM.
-    pub issued_num: u32,
+    /// CERTISSUEDNUM (absent for an application's certificate).
+    pub issued_num: Option<u32>,
     /// notBefore.
     #[serde(with = "time::serde::rfc3339")]
     pub not_before: OffsetDateTime,
@@ -81,7 +81,10 @@ impl CertificateSummary {
     pub fn new(record: &CertificateRecord, now: OffsetDateTime) -> Self {
         Self {
             serial: record.serial,
-            issued_num: record.issued_num,
+            issued_num: match record.holder {
+                Holder::Account { issued_num, .. } => Some(issued_num),
+                Holder::App { .. } => None,
+            },
             not_before: record.not_before,
             not_after: record.not_after,
             status: record.status(now),
@@ -96,10 +99,13 @@ pub struct CertificateView {
     /// Serial, status, validity, revocation.
     #[serde(flatten)]
     pub summary: CertificateSummary,
-    /// The account it was issued to.
-    pub account: AccountId,
-    /// The account's contract.
-    pub contract: ContractCode,
+    /// The ID it was issued to (absent for an application's certificate).
+    pub account: Option<AccountId>,
+    /// The ID's contract.
+    pub contract: Option<ContractCode>,
+    /// The application it was issued to (absent for an ID's certificate).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub app: Option<AppName>,
     /// The subject.
     pub subject: String,
     /// The certificate, PEM.
@@ -111,15 +117,14 @@ impl CertificateView {
     pub fn new(record: &CertificateRecord, now: OffsetDateTime) -> Self {
         Self {
             summary: CertificateSummary::new(record, now),
-            account: record.account.clone(),
-            contract: record.contract.clone(),
+            account: record.account().cloned(),
+            contract: record.contract().cloned(),
+            app: match &record.holder {
+                Holder::App { name } => Some(name.clone()),
+                Holder::Account { .. } => None,
+            },
             subject: record.subject.clone(),
-            pem: pem_rfc7468::encode_string(
-                "CERTIFICATE",
-                pem_rfc7468::LineEnding::LF,
-                &record.der,
-            )
-            .unwrap_or_default(),
+            pem: crate::ca::pkcs7::pem_certificates(&[&record.der]),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! ```text
 //! {"type":"header","format":"estca-backup","version":1,"created_at":"...","estca_version":"..."}
 //! {"type":"contract","record":{...}}          one line per record: contracts, accounts,
-//! {"type":"account","record":{...}}           certificates, then history, in that order
-//! {"type":"certificate","record":{...}}
+//! {"type":"account","record":{...}}           certificates, application credentials,
+//! {"type":"certificate","record":{...}}       then history, in that order
+//! {"type":"app","record":{...}}
 //! {"type":"history","record":{...}}
 //! {"type":"trailer","counts":{...},"sha256":"<hex>"}
 //! ```
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use crate::model::{Account, CertificateRecord, Contract, HistoryEntry};
+use crate::model::{Account, App, CertificateRecord, Contract, HistoryEntry};
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "estca-backup";
@@ -38,6 +39,8 @@ pub enum StoreRecord {
     Account(Account),
     /// A certificate with its revocation state.
     Certificate(CertificateRecord),
+    /// An application credential.
+    App(App),
     /// A history entry with its sequence number.
     History(HistoryEntry),
 }
@@ -49,6 +52,7 @@ impl StoreRecord {
             StoreRecord::Contract(_) => "contracts",
             StoreRecord::Account(_) => "accounts",
             StoreRecord::Certificate(_) => "certificates",
+            StoreRecord::App(_) => "apps",
             StoreRecord::History(_) => "history",
         }
     }
@@ -109,7 +113,7 @@ pub struct BackupSummary {
 
 impl std::fmt::Display for BackupSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let counts: Vec<String> = ["contracts", "accounts", "certificates", "history"]
+        let counts: Vec<String> = ["contracts", "accounts", "certificates", "apps", "history"]
             .iter()
             .map(|k| format!("{} {k}", self.counts.get(*k).copied().unwrap_or(0)))
             .collect();
@@ -132,7 +136,7 @@ impl Default for BackupWriter {
 impl BackupWriter {
     /// A writer whose counts start at zero.
     pub fn new() -> Self {
-        let counts = ["contracts", "accounts", "certificates", "history"]
+        let counts = ["contracts", "accounts", "certificates", "apps", "history"]
             .iter()
             .map(|k| ((*k).to_owned(), 0))
             .collect();

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, AccountId, CertificateRecord, Contract, ContractCode, EventKind, HistoryEntry,
-    HistoryEvent, KeyFingerprint, Revocation, Serial,
+    Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, EventKind,
+    HistoryEntry, HistoryEvent, KeyFingerprint, Revocation, Serial,
 };
 
 /// Why a store operation failed.
@@ -158,6 +158,32 @@ pub trait Store: Send + Sync + 'static {
         issuance: NewCertificate,
     ) -> Result<IssuedCertificate, StoreError>;
 
+    /// Records a new application credential and its certificate in one step: the name must
+    /// be free ([`StoreError::AlreadyExists`]), the serial unused ([`StoreError::Conflict`])
+    /// and the key never certified ([`StoreError::KeyReused`]); `record.holder` must name
+    /// the app and `app.certificate` the record's serial.
+    async fn create_app(
+        &self,
+        app: App,
+        record: CertificateRecord,
+        event: HistoryEvent,
+    ) -> Result<IssuedCertificate, StoreError>;
+
+    /// One application credential.
+    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError>;
+
+    /// Every application credential, by name.
+    async fn apps(&self) -> Result<Vec<App>, StoreError>;
+
+    /// Revokes an application credential for good, and its certificate (if unrevoked), in
+    /// one step; [`StoreError::Conflict`] if it was revoked already.
+    async fn revoke_app(
+        &self,
+        name: &AppName,
+        revocation: Revocation,
+        event: HistoryEvent,
+    ) -> Result<App, StoreError>;
+
     /// Appends one history entry on its own (for events that change nothing else).
     async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError>;
 
@@ -167,7 +193,8 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every commit so far durable on disk. Concurrent callers may share one flush.
     async fn flush(&self) -> Result<(), StoreError>;
 
-    /// Hands every domain record to `sink`: contracts, accounts, certificates, then history
+    /// Hands every domain record to `sink`: contracts, accounts, certificates, application
+    /// credentials, then history
     /// (oldest first), as one consistent snapshot (no commit lands halfway through). Derived
     /// data (indexes) is not exported. `sink` must not block for long: a backend may hold
     /// writers back while it runs (a database with snapshot reads need not).

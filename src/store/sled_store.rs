@@ -9,6 +9,7 @@
 //! | `accounts` | account ID | JSON [`Account`] |
 //! | `certificates` | 16 serial bytes | JSON [`CertificateRecord`] |
 //! | `keys` | 32-byte [`KeyFingerprint`] | 16 serial bytes |
+//! | `apps` | application name | JSON [`App`] |
 //! | `history` | sequence number, u64 big-endian | JSON [`HistoryEntry`] |
 //! | `history_by_account` | account ID, `0x00`, sequence big-endian | empty |
 //! | `history_by_contract` | contract code, `0x00`, sequence big-endian | empty |
@@ -35,14 +36,15 @@ use super::{
     AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, Store, StoreError, StoreRecord,
 };
 use crate::model::{
-    Account, AccountId, CertificateChoice, CertificateRecord, Contract, ContractCode, HistoryEntry,
-    HistoryEvent, KeyFingerprint, Revocation, RevocationReason, Serial,
+    Account, AccountId, App, AppName, CertificateChoice, CertificateRecord, Contract, ContractCode,
+    HistoryEntry, HistoryEvent, Holder, KeyFingerprint, Revocation, RevocationReason, Serial,
 };
 
 const CONTRACTS: &str = "contracts";
 const ACCOUNTS: &str = "accounts";
 const CERTIFICATES: &str = "certificates";
 const KEYS: &str = "keys";
+const APPS: &str = "apps";
 const HISTORY: &str = "history";
 const HISTORY_BY_ACCOUNT: &str = "history_by_account";
 const HISTORY_BY_CONTRACT: &str = "history_by_contract";
@@ -60,6 +62,7 @@ pub struct SledStore {
     accounts: Tree,
     certificates: Tree,
     keys: Tree,
+    apps: Tree,
     history: Tree,
     history_by_account: Tree,
     history_by_contract: Tree,
@@ -117,6 +120,7 @@ impl SledStore {
             accounts: tree(ACCOUNTS)?,
             certificates: tree(CERTIFICATES)?,
             keys: tree(KEYS)?,
+            apps: tree(APPS)?,
             history: tree(HISTORY)?,
             history_by_account: tree(HISTORY_BY_ACCOUNT)?,
             history_by_contract: tree(HISTORY_BY_CONTRACT)?,
@@ -377,7 +381,19 @@ impl Store for SledStore {
                 record.serial
             )));
         }
-        let account_key = record.account.as_str().as_bytes();
+        let Holder::Account {
+            id: holder_id,
+            issued_num,
+            ..
+        } = &record.holder
+        else {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} as an ID's: it belongs to an application",
+                record.serial
+            )));
+        };
+        let issued_num = *issued_num;
+        let account_key = holder_id.as_str().as_bytes();
         let serial_key = record.serial.as_bytes();
         let record_value = encode(CERTIFICATES, &record)?;
         let superseded = (
@@ -393,11 +409,10 @@ impl Store for SledStore {
                     let mut account: Account = tx_get(accounts, ACCOUNTS, account_key)?
                         .ok_or_else(|| {
                             ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "account {}",
-                                record.account
+                                "account {holder_id}"
                             )))
                         })?;
-                    if account.id != record.account {
+                    if &account.id != holder_id {
                         return abort(corrupt(ACCOUNTS, account_key, "stored under another ID"));
                     }
                     if account.version != expected_version {
@@ -411,7 +426,7 @@ impl Store for SledStore {
                             .map_err(ConflictableTransactionError::Abort)?;
                         return abort(StoreError::KeyReused(first));
                     }
-                    if account.issued_count.checked_add(1) != Some(record.issued_num) {
+                    if account.issued_count.checked_add(1) != Some(issued_num) {
                         return abort(StoreError::Conflict);
                     }
 
@@ -446,7 +461,7 @@ impl Store for SledStore {
                     keys.insert(&record.key.0, serial_key)?;
 
                     account.current_certificate = Some(record.serial);
-                    account.issued_count = record.issued_num;
+                    account.issued_count = issued_num;
                     account.choice = CertificateChoice::Continue;
                     account.version = expected_version.checked_add(1).ok_or_else(|| {
                         ConflictableTransactionError::Abort(StoreError::Backend(
@@ -464,6 +479,122 @@ impl Store for SledStore {
             .map_err(from_tx)?;
         self.committed();
         Ok(IssuedCertificate { record, superseded })
+    }
+
+    async fn create_app(
+        &self,
+        app: App,
+        record: CertificateRecord,
+        event: HistoryEvent,
+    ) -> Result<IssuedCertificate, StoreError> {
+        if record.holder
+            != (Holder::App {
+                name: app.name.clone(),
+            })
+            || app.certificate != record.serial
+            || record.revocation.is_some()
+        {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} for application {}: the record does not match",
+                record.serial, app.name
+            )));
+        }
+        let _writing = self.writing();
+        let name_key = app.name.as_str().as_bytes();
+        let serial_key = record.serial.as_bytes();
+        let app_value = encode(APPS, &app)?;
+        let record_value = encode(CERTIFICATES, &record)?;
+        (
+            &self.apps,
+            &self.certificates,
+            &self.keys,
+            &self.history,
+            &self.history_by_account,
+            &self.history_by_contract,
+        )
+            .transaction(
+                |(apps, certificates, keys, history, by_account, by_contract)| {
+                    if apps.get(name_key)?.is_some() {
+                        return abort(StoreError::AlreadyExists(format!(
+                            "application {}",
+                            app.name
+                        )));
+                    }
+                    if certificates.get(serial_key)?.is_some() {
+                        return abort(StoreError::Conflict);
+                    }
+                    if let Some(bytes) = keys.get(record.key.0)? {
+                        let first = decode_serial(KEYS, &record.key.0, &bytes)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        return abort(StoreError::KeyReused(first));
+                    }
+                    apps.insert(name_key, app_value.as_slice())?;
+                    certificates.insert(serial_key, record_value.as_slice())?;
+                    keys.insert(&record.key.0, serial_key)?;
+                    append(history, by_account, by_contract, &event)?;
+                    Ok(())
+                },
+            )
+            .map_err(from_tx)?;
+        self.committed();
+        Ok(IssuedCertificate {
+            record,
+            superseded: None,
+        })
+    }
+
+    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
+        self.get(&self.apps, APPS, name.as_str().as_bytes())
+    }
+
+    async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.all(&self.apps, APPS, |_: &App| true)
+    }
+
+    async fn revoke_app(
+        &self,
+        name: &AppName,
+        revocation: Revocation,
+        event: HistoryEvent,
+    ) -> Result<App, StoreError> {
+        let _writing = self.writing();
+        let name_key = name.as_str().as_bytes();
+        let app = (
+            &self.apps,
+            &self.certificates,
+            &self.history,
+            &self.history_by_account,
+            &self.history_by_contract,
+        )
+            .transaction(|(apps, certificates, history, by_account, by_contract)| {
+                let mut app: App = tx_get(apps, APPS, name_key)?.ok_or_else(|| {
+                    ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                        "application {name}"
+                    )))
+                })?;
+                if app.revoked {
+                    return abort(StoreError::Conflict);
+                }
+                app.revoked = true;
+                let serial_key = app.certificate.as_bytes();
+                if let Some(mut record) =
+                    tx_get::<CertificateRecord>(certificates, CERTIFICATES, serial_key)?
+                {
+                    if record.revocation.is_none() {
+                        record.revocation = Some(revocation);
+                        let value = encode(CERTIFICATES, &record)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        certificates.insert(serial_key, value)?;
+                    }
+                }
+                let value = encode(APPS, &app).map_err(ConflictableTransactionError::Abort)?;
+                apps.insert(name_key, value)?;
+                append(history, by_account, by_contract, &event)?;
+                Ok(app)
+            })
+            .map_err(from_tx)?;
+        self.committed();
+        Ok(app)
     }
 
     async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError> {
@@ -564,6 +695,7 @@ impl Store for SledStore {
             (&self.contracts, CONTRACTS),
             (&self.accounts, ACCOUNTS),
             (&self.certificates, CERTIFICATES),
+            (&self.apps, APPS),
             (&self.history, HISTORY),
         ] {
             for item in tree.iter() {
@@ -572,6 +704,7 @@ impl Store for SledStore {
                     CONTRACTS => StoreRecord::Contract(decode(name, &key, &value)?),
                     ACCOUNTS => StoreRecord::Account(decode(name, &key, &value)?),
                     CERTIFICATES => StoreRecord::Certificate(decode(name, &key, &value)?),
+                    APPS => StoreRecord::App(decode(name, &key, &value)?),
                     _ => StoreRecord::History(decode(name, &key, &value)?),
                 };
                 sink(record)?;
@@ -586,6 +719,7 @@ impl Store for SledStore {
             &self.accounts,
             &self.certificates,
             &self.keys,
+            &self.apps,
             &self.history,
             &self.history_by_account,
             &self.history_by_contract,
@@ -619,6 +753,12 @@ impl Store for SledStore {
                     self.keys
                         .insert(record.key.0, record.serial.as_bytes().as_slice())
                         .map_err(|e| storage(KEYS, e))?;
+                }
+                StoreRecord::App(app) => {
+                    let value = encode(APPS, &app)?;
+                    self.apps
+                        .insert(app.name.as_str().as_bytes(), value)
+                        .map_err(|e| storage(APPS, e))?;
                 }
                 StoreRecord::History(entry) => {
                     let value = encode(HISTORY, &entry)?;
@@ -731,7 +871,7 @@ fn revoke_certificate(
     };
     let mut record: CertificateRecord =
         tx_get(certificates, CERTIFICATES, serial.as_bytes())?.ok_or_else(not_found)?;
-    if &record.account != account {
+    if record.account() != Some(account) {
         return Err(not_found());
     }
     if record.revocation.is_some() {
@@ -905,10 +1045,12 @@ mod tests {
     ) -> CertificateRecord {
         CertificateRecord {
             serial: serial(s),
-            account: id(account),
-            contract: code("5110"),
-            role: Role::User,
-            issued_num,
+            holder: Holder::Account {
+                id: id(account),
+                contract: code("5110"),
+                role: Role::User,
+                issued_num,
+            },
             subject: format!("CN={account}"),
             not_before: at(not_before),
             not_after: at(not_before + 365 * DAY),
@@ -919,7 +1061,7 @@ mod tests {
     }
 
     fn issuance(expected_version: u64, record: CertificateRecord) -> NewCertificate {
-        let account = record.account.to_string();
+        let account = record.account().map(|a| a.to_string()).unwrap_or_default();
         NewCertificate {
             expected_version,
             record,
@@ -1692,6 +1834,112 @@ mod tests {
             *store.flushed.lock().await,
             store.commits.load(Ordering::SeqCst)
         );
+    }
+
+    #[tokio::test]
+    async fn applications_are_created_once_and_revoked_for_good() {
+        let (_dir, store) = setup().await;
+        let name: AppName = "bankapp".parse().unwrap();
+        let app_record = |s: u8, key: u8| CertificateRecord {
+            holder: Holder::App { name: name.clone() },
+            ..record(s, "nozawa1", 1, key, 10)
+        };
+        let app = App {
+            name: name.clone(),
+            scope: crate::model::AppScope::Contracts(vec![code("5110")]),
+            can_create_contracts: false,
+            certificate: serial(40),
+            revoked: false,
+            created_at: at(10),
+        };
+        let issued = store
+            .create_app(
+                app.clone(),
+                app_record(40, 40),
+                event(EventKind::AppCreate, None, None, 10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(issued.record().account(), None);
+        assert_eq!(store.app(&name).await.unwrap(), Some(app.clone()));
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([40; 32]))
+                .await
+                .unwrap(),
+            Some(serial(40))
+        );
+
+        // The name is taken; a second app cannot reuse the key either.
+        let again = store
+            .create_app(
+                app.clone(),
+                app_record(40, 41),
+                event(EventKind::AppCreate, None, None, 11),
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::AlreadyExists(_))),
+            "{again:?}"
+        );
+        let other = App {
+            name: "other".parse().unwrap(),
+            certificate: serial(42),
+            ..app.clone()
+        };
+        let reused = store
+            .create_app(
+                other.clone(),
+                CertificateRecord {
+                    holder: Holder::App {
+                        name: other.name.clone(),
+                    },
+                    ..record(42, "nozawa1", 1, 40, 10)
+                },
+                event(EventKind::AppCreate, None, None, 12),
+            )
+            .await;
+        assert!(
+            matches!(reused, Err(StoreError::KeyReused(s)) if s == serial(40)),
+            "{reused:?}"
+        );
+        // An application's certificate is never recorded as an ID's.
+        let wrong_holder = store
+            .commit_issuance(NewCertificate {
+                expected_version: 0,
+                record: app_record(43, 43),
+                event: event(EventKind::Enroll, None, None, 13),
+            })
+            .await;
+        assert!(
+            matches!(wrong_holder, Err(StoreError::Backend(_))),
+            "{wrong_holder:?}"
+        );
+
+        let revocation = Revocation {
+            at: at(20),
+            reason: RevocationReason::CessationOfOperation,
+        };
+        let revoked = store
+            .revoke_app(
+                &name,
+                revocation,
+                event(EventKind::AppRevoke, None, None, 20),
+            )
+            .await
+            .unwrap();
+        assert!(revoked.revoked);
+        let cert = store.certificate(&serial(40)).await.unwrap().unwrap();
+        assert_eq!(cert.revocation, Some(revocation));
+        let twice = store
+            .revoke_app(
+                &name,
+                revocation,
+                event(EventKind::AppRevoke, None, None, 21),
+            )
+            .await;
+        assert!(matches!(twice, Err(StoreError::Conflict)), "{twice:?}");
+        assert_eq!(store.apps().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -1,0 +1,572 @@
+//! Administration (the seed's 管理機能): contracts, IDs, the three certificate choices,
+//! unlocking, history and certificates, each checked against the caller's [`Authority`] and
+//! recorded in history, granted or refused.
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::authority::{Authority, Denial, Management, HELP_DESK};
+use super::policy::{self, CertificateAction};
+use super::views::{AccountView, CertificateView};
+use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
+use crate::model::{
+    Account, AccountId, Actor, AppName, CertificateChoice, CertificateRecord, Contract,
+    ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, Role, Serial,
+};
+use crate::store::{AccountChange, HistoryQuery, StoreError};
+
+/// What an administrative decision changes: the account's new state, a certificate to revoke,
+/// and the history lines (kind, detail) to record with it.
+type Decision = (
+    Account,
+    Option<(Serial, Revocation)>,
+    Vec<(EventKind, String)>,
+);
+
+impl RegistrationAuthority {
+    /// Authenticates a management-API caller by the client certificate it presented over
+    /// TLS: it must be a certificate this CA recorded, the current certificate of an unlocked
+    /// master ID, unrevoked and unexpired.
+    pub async fn administrator(
+        &self,
+        client_certificate_der: &[u8],
+        source: &str,
+    ) -> Result<Caller, RaError> {
+        let record = self.recorded_certificate(client_certificate_der).await?;
+        let now = self.clock.now();
+        let account = match &record.holder {
+            Holder::App { name } => return self.application(&record, name, source, now).await,
+            Holder::Account { id, .. } => self
+                .store
+                .account(id)
+                .await?
+                .ok_or(RaError::UnknownCertificate)?,
+        };
+        let refusal = if record.revocation.is_some() {
+            Some("this client certificate was revoked")
+        } else if now >= record.not_after {
+            Some("this client certificate has expired")
+        } else if account.current_certificate != Some(record.serial) {
+            Some("this client certificate was superseded; use the ID's newest certificate")
+        } else if account.locked {
+            Some("this ID is locked; ask the help desk to unlock it")
+        } else if account.role != Role::Master {
+            Some("a public ID cannot use the management API: log in with a master ID's certificate")
+        } else {
+            None
+        };
+        let caller = Caller {
+            actor: Actor::Account {
+                id: account.id.clone(),
+            },
+            source: source.to_owned(),
+            authority: Authority::Master {
+                contract: account.contract.clone(),
+            },
+        };
+        if let Some(reason) = refusal {
+            self.record_refusal(&caller, Some(&account), EventKind::Query, reason.to_owned())
+                .await?;
+            return Err(RaError::Forbidden(reason.to_owned()));
+        }
+        Ok(caller)
+    }
+
+    /// The caller behind an application certificate: the app must exist, be unrevoked, and
+    /// this must be its certificate, unexpired.
+    async fn application(
+        &self,
+        record: &CertificateRecord,
+        name: &AppName,
+        source: &str,
+        now: OffsetDateTime,
+    ) -> Result<Caller, RaError> {
+        let app = self
+            .store
+            .app(name)
+            .await?
+            .ok_or(RaError::UnknownCertificate)?;
+        let caller = Caller {
+            actor: Actor::App { name: name.clone() },
+            source: source.to_owned(),
+            authority: Authority::App {
+                scope: app.scope.clone(),
+                can_create_contracts: app.can_create_contracts,
+            },
+        };
+        let refusal = if app.revoked || record.revocation.is_some() {
+            Some("this application credential was revoked")
+        } else if now >= record.not_after {
+            Some("this application certificate has expired; ask the CA operator for a new one")
+        } else if app.certificate != record.serial {
+            Some("this application certificate was replaced; use the newest one")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.record_refusal(&caller, None, EventKind::Query, reason.to_owned())
+                .await?;
+            return Err(RaError::Forbidden(reason.to_owned()));
+        }
+        Ok(caller)
+    }
+
+    /// Turns a [`Denial`] into the error the caller sees, recording it in history.
+    async fn deny(
+        &self,
+        caller: &Caller,
+        target: Option<&Account>,
+        kind: EventKind,
+        denial: Denial,
+        not_found: String,
+    ) -> RaError {
+        let (error, visible_target) = match denial {
+            Denial::NotFound => (RaError::NotFound(not_found.clone()), None),
+            Denial::HelpDesk => (RaError::Forbidden(HELP_DESK.to_owned()), target),
+            Denial::Forbidden(m) => (RaError::Forbidden(m.to_owned()), target),
+            Denial::NeedsContract => (
+                RaError::Invalid(
+                    "this application manages several contracts: name one with contract=CODE"
+                        .to_owned(),
+                ),
+                None,
+            ),
+        };
+        let reason = match &error {
+            RaError::NotFound(_) => format!("out of scope: {not_found}"),
+            other => other.to_string(),
+        };
+        if let Err(e) = self
+            .record_refusal(caller, visible_target, kind, reason)
+            .await
+        {
+            return e;
+        }
+        error
+    }
+
+    /// Records a read-only management call.
+    async fn audit_query(
+        &self,
+        caller: &Caller,
+        account: Option<&Account>,
+        detail: String,
+    ) -> Result<(), RaError> {
+        let mut event = self.event(caller, account, EventKind::Query, Outcome::Ok { detail });
+        if account.is_none() {
+            if let Authority::Master { contract } = &caller.authority {
+                event.contract = Some(contract.clone());
+            }
+        }
+        self.store.append_history(event).await?;
+        Ok(())
+    }
+
+    /// Loads an ID the caller may see; out of scope is not found.
+    async fn visible_account(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        kind: EventKind,
+    ) -> Result<Account, RaError> {
+        if let Err(denial) = caller.authority.administers() {
+            return Err(self.deny(caller, None, kind, denial, String::new()).await);
+        }
+        match self.store.account(id).await? {
+            Some(account) if caller.authority.sees(&account) => Ok(account),
+            _ => Err(self
+                .deny(
+                    caller,
+                    None,
+                    kind,
+                    Denial::NotFound,
+                    format!("account {id}"),
+                )
+                .await),
+        }
+    }
+
+    /// Creates a contract.
+    pub async fn create_contract(
+        &self,
+        caller: &Caller,
+        code: ContractCode,
+        name: String,
+    ) -> Result<Contract, RaError> {
+        if let Err(denial) = caller.authority.may_create_contract() {
+            return Err(self
+                .deny(
+                    caller,
+                    None,
+                    EventKind::ContractCreate,
+                    denial,
+                    String::new(),
+                )
+                .await);
+        }
+        let name = display_name(name)?;
+        let contract = Contract {
+            code: code.clone(),
+            name,
+            created_at: self.clock.now(),
+        };
+        let mut event = self.event(
+            caller,
+            None,
+            EventKind::ContractCreate,
+            Outcome::Ok {
+                detail: format!("contract {code} created"),
+            },
+        );
+        event.contract = Some(code);
+        self.store.create_contract(contract.clone(), event).await?;
+        self.store.flush().await?;
+        Ok(contract)
+    }
+
+    /// The contracts in scope.
+    pub async fn contracts(&self, caller: &Caller) -> Result<Vec<Contract>, RaError> {
+        if let Err(denial) = caller.authority.administers() {
+            return Err(self
+                .deny(caller, None, EventKind::Query, denial, String::new())
+                .await);
+        }
+        let contracts: Vec<Contract> = self
+            .store
+            .contracts()
+            .await?
+            .into_iter()
+            .filter(|c| caller.authority.sees_contract(&c.code))
+            .collect();
+        self.audit_query(caller, None, "listed contracts".into())
+            .await?;
+        Ok(contracts)
+    }
+
+    /// Creates an ID with its first password.
+    pub async fn create_account(
+        &self,
+        caller: &Caller,
+        new: NewAccount,
+    ) -> Result<AccountView, RaError> {
+        if let Err(denial) = caller.authority.may_create_account(&new.contract, new.role) {
+            return Err(self
+                .deny(
+                    caller,
+                    None,
+                    EventKind::AccountCreate,
+                    denial,
+                    format!("contract {}", new.contract),
+                )
+                .await);
+        }
+        let name = display_name(new.name)?;
+        if self.store.contract(&new.contract).await?.is_none() {
+            return Err(RaError::NotFound(format!("contract {}", new.contract)));
+        }
+        let password_hash = self.passwords.hash(new.password).await?;
+        let account = Account {
+            id: new.id,
+            contract: new.contract,
+            role: new.role,
+            name,
+            password_hash,
+            failed_attempts: 0,
+            locked: false,
+            choice: CertificateChoice::Continue,
+            current_certificate: None,
+            issued_count: 0,
+            version: 0,
+            created_at: self.clock.now(),
+        };
+        let event = self.event(
+            caller,
+            Some(&account),
+            EventKind::AccountCreate,
+            Outcome::Ok {
+                detail: format!("{} ID created", account.role),
+            },
+        );
+        self.store.create_account(account.clone(), event).await?;
+        self.store.flush().await?;
+        Ok(AccountView::new(&account, None, self.clock.now()))
+    }
+
+    /// The IDs in scope, all or of one contract.
+    pub async fn accounts(
+        &self,
+        caller: &Caller,
+        contract: Option<&ContractCode>,
+    ) -> Result<Vec<AccountView>, RaError> {
+        if let Err(denial) = caller.authority.administers() {
+            return Err(self
+                .deny(caller, None, EventKind::Query, denial, String::new())
+                .await);
+        }
+        if let Some(code) = contract.filter(|c| !caller.authority.sees_contract(c)) {
+            return Err(self
+                .deny(
+                    caller,
+                    None,
+                    EventKind::Query,
+                    Denial::NotFound,
+                    format!("contract {code}"),
+                )
+                .await);
+        }
+        let now = self.clock.now();
+        let mut views = Vec::new();
+        for account in self.store.accounts(contract).await? {
+            if caller.authority.sees(&account) {
+                let current = self.current_certificate(&account).await?;
+                views.push(AccountView::new(&account, current.as_ref(), now));
+            }
+        }
+        self.audit_query(caller, None, "listed IDs".into()).await?;
+        Ok(views)
+    }
+
+    /// One ID in scope.
+    pub async fn account(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
+        let account = self.visible_account(caller, id, EventKind::Query).await?;
+        let current = self.current_certificate(&account).await?;
+        self.audit_query(caller, Some(&account), "viewed the ID".into())
+            .await?;
+        Ok(AccountView::new(
+            &account,
+            current.as_ref(),
+            self.clock.now(),
+        ))
+    }
+
+    /// Renames an ID and/or sets its password.
+    pub async fn update_account(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        name: Option<String>,
+        password: Option<Zeroizing<String>>,
+    ) -> Result<AccountView, RaError> {
+        let kind = if password.is_some() {
+            EventKind::PasswordChange
+        } else {
+            EventKind::AccountUpdate
+        };
+        self.permit(caller, id, Management::Update, kind).await?;
+        let name = name.map(display_name).transpose()?;
+        let hash = match password {
+            Some(p) => Some(self.passwords.hash(p).await?),
+            None => None,
+        };
+        if name.is_none() && hash.is_none() {
+            return Err(RaError::Invalid(
+                "give a new name, a new password, or both".into(),
+            ));
+        }
+        self.change_account(caller, id, |account, _current, _now| {
+            let mut next = account.clone();
+            let mut events = Vec::new();
+            if let Some(name) = &name {
+                next.name = name.clone();
+                events.push((EventKind::AccountUpdate, format!("renamed to {name}")));
+            }
+            if let Some(hash) = &hash {
+                next.password_hash = hash.clone();
+                events.push((EventKind::PasswordChange, "password set".to_owned()));
+            }
+            Ok((next, None, events))
+        })
+        .await
+    }
+
+    /// 継続利用する / 再発行する / 失効する.
+    pub async fn certificate_action(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        action: CertificateAction,
+    ) -> Result<AccountView, RaError> {
+        let (kind, management) = match action {
+            CertificateAction::Continue => (EventKind::Continue, Management::Continue),
+            CertificateAction::Reissue => (EventKind::Reissue, Management::Reissue),
+            CertificateAction::Revoke(_) => (EventKind::Revoke, Management::Revoke),
+        };
+        self.permit(caller, id, management, kind).await?;
+        let result = self
+            .change_account(caller, id, |account, current, now| {
+                let effect = policy::certificate_action(account, current, action, now)?;
+                Ok((effect.account, effect.revoke, vec![(kind, effect.detail)]))
+            })
+            .await;
+        if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
+            self.metrics.revoked(reason);
+        }
+        if let Err(RaError::Refused(refusal)) = &result {
+            let account = self.reload(id).await?;
+            self.record_refusal(caller, Some(&account), kind, refusal.to_string())
+                .await?;
+        }
+        result
+    }
+
+    /// IDロック解除: clears the lock and the failure count.
+    pub async fn unlock(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
+        self.permit(caller, id, Management::Unlock, EventKind::Unlock)
+            .await?;
+        self.change_account(caller, id, |account, _current, _now| {
+            let detail = if account.locked {
+                "unlocked"
+            } else {
+                "was not locked; failure count reset"
+            };
+            Ok((
+                policy::unlocked(account),
+                None,
+                vec![(EventKind::Unlock, detail.to_owned())],
+            ))
+        })
+        .await
+    }
+
+    /// Checks that the caller may apply `management` to the ID, recording a refusal.
+    async fn permit(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        management: Management,
+        kind: EventKind,
+    ) -> Result<(), RaError> {
+        let account = self.visible_account(caller, id, kind).await?;
+        match caller.authority.may_manage(&account, management) {
+            Ok(()) => Ok(()),
+            Err(denial) => Err(self
+                .deny(
+                    caller,
+                    Some(&account),
+                    kind,
+                    denial,
+                    format!("account {id}"),
+                )
+                .await),
+        }
+    }
+
+    /// Reads, decides with `decide`, commits with compare-and-swap, retries on conflict.
+    async fn change_account<F>(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        mut decide: F,
+    ) -> Result<AccountView, RaError>
+    where
+        F: FnMut(&Account, Option<&CertificateRecord>, OffsetDateTime) -> Result<Decision, RaError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let account = self.reload(id).await?;
+            let current = self.current_certificate(&account).await?;
+            let now = self.clock.now();
+            let (next, revoke, events) = decide(&account, current.as_ref(), now)?;
+            let events = events
+                .into_iter()
+                .map(|(kind, detail)| {
+                    self.event(caller, Some(&account), kind, Outcome::Ok { detail })
+                })
+                .collect();
+            match self
+                .store
+                .update_account(AccountChange {
+                    expected_version: account.version,
+                    account: next,
+                    revoke,
+                    events,
+                })
+                .await
+            {
+                Ok(stored) => {
+                    self.store.flush().await?;
+                    let current = self.current_certificate(&stored).await?;
+                    return Ok(AccountView::new(
+                        &stored,
+                        current.as_ref(),
+                        self.clock.now(),
+                    ));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    /// History in scope, newest first (利用履歴照会).
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        mut query: HistoryQuery,
+    ) -> Result<Vec<HistoryEntry>, RaError> {
+        query.contract = match caller.authority.history_contract(query.contract.take()) {
+            Ok(contract) => contract,
+            Err(denial) => {
+                return Err(self
+                    .deny(caller, None, EventKind::Query, denial, "contract".into())
+                    .await)
+            }
+        };
+        if query.limit == 0 || query.limit > MAX_HISTORY_PAGE {
+            return Err(RaError::Invalid(format!(
+                "limit must be between 1 and {MAX_HISTORY_PAGE}"
+            )));
+        }
+        let entries = self.store.history(&query).await?;
+        self.audit_query(caller, None, "viewed history".into())
+            .await?;
+        Ok(entries)
+    }
+
+    /// One certificate in scope, with its status.
+    pub async fn certificate(
+        &self,
+        caller: &Caller,
+        serial: &Serial,
+    ) -> Result<CertificateView, RaError> {
+        if let Err(denial) = caller.authority.administers() {
+            return Err(self
+                .deny(caller, None, EventKind::Query, denial, String::new())
+                .await);
+        }
+        let record = match self.store.certificate(serial).await? {
+            Some(r)
+                if r.contract()
+                    .is_some_and(|c| caller.authority.sees_contract(c))
+                    || caller.authority == Authority::Operator =>
+            {
+                r
+            }
+            _ => {
+                return Err(self
+                    .deny(
+                        caller,
+                        None,
+                        EventKind::Query,
+                        Denial::NotFound,
+                        format!("certificate {serial}"),
+                    )
+                    .await)
+            }
+        };
+        self.audit_query(caller, None, format!("viewed certificate {serial}"))
+            .await?;
+        Ok(CertificateView::new(&record, self.clock.now()))
+    }
+}
+
+/// Checks a display name: 1 to 128 characters, no control characters.
+fn display_name(name: String) -> Result<String, RaError> {
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(RaError::Invalid(
+            "a name is 1 to 128 characters without control characters".into(),
+        ));
+    }
+    Ok(name)
+}

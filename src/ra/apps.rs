@@ -1,0 +1,216 @@
+//! Application credentials: other systems that delegate issuance to estca. The operator
+//! grants each one a scope of contracts and a client certificate for the management API; the
+//! certificate's subject says `OU=APP`, never a person's USERTYPE.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::authority::Authority;
+use super::views::CertificateSummary;
+use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
+use crate::ca::{self, EndEntityRequest};
+use crate::model::{
+    App, AppName, AppScope, CertificateRecord, EventKind, Holder, Outcome, Revocation,
+    RevocationReason, Serial,
+};
+use crate::store::{IssuedCertificate, StoreError};
+
+/// An application credential as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppView {
+    /// Its name.
+    pub name: AppName,
+    /// The contracts it may manage.
+    pub scope: AppScope,
+    /// Whether it may create contracts and master IDs.
+    pub can_create_contracts: bool,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// Its certificate.
+    pub certificate: Option<CertificateSummary>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl AppView {
+    fn new(app: &App, certificate: Option<&CertificateRecord>, now: OffsetDateTime) -> Self {
+        Self {
+            name: app.name.clone(),
+            scope: app.scope.clone(),
+            can_create_contracts: app.can_create_contracts,
+            revoked: app.revoked,
+            certificate: certificate.map(|c| CertificateSummary::new(c, now)),
+            created_at: app.created_at,
+        }
+    }
+}
+
+/// A new application credential as the operator asks for it.
+#[derive(Debug)]
+pub struct NewApp<'a> {
+    /// Its name (the CN of its certificate).
+    pub name: AppName,
+    /// The contracts it may manage.
+    pub scope: AppScope,
+    /// Whether it may create contracts and master IDs (requires every contract in scope).
+    pub can_create_contracts: bool,
+    /// The application's CSR, DER: its key stays with the application.
+    pub csr_der: &'a [u8],
+}
+
+impl RegistrationAuthority {
+    fn operator_only(&self, caller: &Caller) -> Result<(), RaError> {
+        match caller.authority {
+            Authority::Operator => Ok(()),
+            _ => Err(RaError::Forbidden(
+                "application credentials are managed by the CA operator".into(),
+            )),
+        }
+    }
+
+    /// Grants an application its scope and issues its client certificate (one year, like
+    /// every certificate estca issues).
+    pub async fn create_app(
+        &self,
+        caller: &Caller,
+        new: NewApp<'_>,
+    ) -> Result<(AppView, IssuedCertificate), RaError> {
+        self.operator_only(caller)?;
+        if new.can_create_contracts && new.scope != AppScope::All {
+            return Err(RaError::Invalid(
+                "an application that creates contracts must be granted every contract (--all), \
+                 so that it can manage the contracts it creates"
+                    .into(),
+            ));
+        }
+        if let AppScope::Contracts(codes) = &new.scope {
+            if codes.is_empty() {
+                return Err(RaError::Invalid(
+                    "grant at least one contract, or every contract".into(),
+                ));
+            }
+            for code in codes {
+                if self.store.contract(code).await?.is_none() {
+                    return Err(RaError::NotFound(format!("contract {code}")));
+                }
+            }
+        }
+        if self.store.app(&new.name).await?.is_some() {
+            return Err(RaError::AlreadyExists(format!("application {}", new.name)));
+        }
+        let key = ca::validate_csr(new.csr_der)?;
+        if let Some(serial) = self.store.key_certified_by(&key.fingerprint()).await? {
+            return Err(RaError::KeyReused(serial));
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.clock.now();
+            let serial = Serial::random();
+            let holder = Holder::App {
+                name: new.name.clone(),
+            };
+            let signed = self.ca.sign_end_entity(&EndEntityRequest {
+                serial,
+                holder: &holder,
+                not_before: now,
+                key: &key,
+            })?;
+            let app = App {
+                name: new.name.clone(),
+                scope: new.scope.clone(),
+                can_create_contracts: new.can_create_contracts,
+                certificate: serial,
+                revoked: false,
+                created_at: now,
+            };
+            let record = CertificateRecord {
+                serial,
+                holder,
+                subject: signed.subject,
+                not_before: signed.not_before,
+                not_after: signed.not_after,
+                key: key.fingerprint(),
+                revocation: None,
+                der: signed.der,
+            };
+            let mut event = self.event(
+                caller,
+                None,
+                EventKind::AppCreate,
+                Outcome::Ok {
+                    detail: format!(
+                        "application {} created ({}), certificate {serial}",
+                        app.name,
+                        match &app.scope {
+                            AppScope::All => "every contract".to_owned(),
+                            AppScope::Contracts(codes) => format!(
+                                "contracts {}",
+                                codes
+                                    .iter()
+                                    .map(|c| c.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }
+                    ),
+                },
+            );
+            event.contract = match &app.scope {
+                AppScope::Contracts(codes) if codes.len() == 1 => codes.first().cloned(),
+                _ => None,
+            };
+            match self.store.create_app(app.clone(), record, event).await {
+                Ok(issued) => {
+                    self.store.flush().await?;
+                    let view = AppView::new(&app, Some(issued.record()), now);
+                    return Ok((view, issued));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    /// Every application credential.
+    pub async fn apps(&self, caller: &Caller) -> Result<Vec<AppView>, RaError> {
+        self.operator_only(caller)?;
+        let now = self.clock.now();
+        let mut views = Vec::new();
+        for app in self.store.apps().await? {
+            let certificate = self.store.certificate(&app.certificate).await?;
+            views.push(AppView::new(&app, certificate.as_ref(), now));
+        }
+        Ok(views)
+    }
+
+    /// Revokes an application credential and its certificate, for good.
+    pub async fn revoke_app(&self, caller: &Caller, name: &AppName) -> Result<AppView, RaError> {
+        self.operator_only(caller)?;
+        let now = self.clock.now();
+        let event = self.event(
+            caller,
+            None,
+            EventKind::AppRevoke,
+            Outcome::Ok {
+                detail: format!("application {name} revoked"),
+            },
+        );
+        let revocation = Revocation {
+            at: now,
+            reason: RevocationReason::CessationOfOperation,
+        };
+        let app = match self.store.revoke_app(name, revocation, event).await {
+            Ok(app) => app,
+            Err(StoreError::Conflict) => {
+                return Err(RaError::Conflict(format!(
+                    "application {name} is already revoked"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.store.flush().await?;
+        let certificate = self.store.certificate(&app.certificate).await?;
+        Ok(AppView::new(&app, certificate.as_ref(), now))
+    }
+}

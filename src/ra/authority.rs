@@ -1,0 +1,314 @@
+//! Who may administer what: the scopes of the operator, master IDs and applications, as pure
+//! functions. The registration authority asks these before every administrative action, so
+//! authorisation lives here and nowhere else.
+//!
+//! Two rules shape the answers. Out-of-scope IDs, contracts and certificates are reported as
+//! *not found*, so a scope never reveals what exists beyond it. And the certificate of a master
+//! ID is reissued or revoked by the operator alone (the seed's help-desk procedure).
+
+use crate::model::{Account, AppScope, ContractCode, Role};
+
+/// What a caller may administer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authority {
+    /// The operator (CA help desk) on the admin socket: everything.
+    Operator,
+    /// A master ID (管理者): sees the IDs of its own contract and manages its public IDs.
+    Master {
+        /// The master's contract.
+        contract: ContractCode,
+    },
+    /// An application credential: what a master may do, over the contracts it was granted;
+    /// with `can_create_contracts` (always with every contract in scope) it may also create
+    /// contracts and master IDs.
+    App {
+        /// The contracts it may manage.
+        scope: AppScope,
+        /// Whether it may create contracts and master IDs.
+        can_create_contracts: bool,
+    },
+    /// Enrollment callers and public IDs: no administration at all.
+    Nothing,
+}
+
+/// An administrative action on an existing ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Management {
+    /// 継続利用する.
+    Continue,
+    /// 再発行する.
+    Reissue,
+    /// 失効する.
+    Revoke,
+    /// IDロック解除.
+    Unlock,
+    /// Rename or set the password.
+    Update,
+}
+
+/// Why an administrative request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// Outside the caller's scope: answered as if it did not exist.
+    NotFound,
+    /// Reissuing or revoking a master ID's certificate: the help desk's job.
+    HelpDesk,
+    /// Anything else the caller may not do; the text says what it may do.
+    Forbidden(&'static str),
+    /// The request must name one contract (an application managing several).
+    NeedsContract,
+}
+
+/// The help desk rule's message.
+pub const HELP_DESK: &str = "the certificate of a master ID is reissued or revoked only by the \
+     help desk (the CA operator); contact the help desk";
+
+impl Authority {
+    /// Whether the caller may administer at all.
+    pub fn administers(&self) -> Result<(), Denial> {
+        match self {
+            Authority::Nothing => Err(Denial::Forbidden(
+                "this identity cannot use the management API: log in with a master ID's certificate",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the contract is in scope.
+    pub fn sees_contract(&self, code: &ContractCode) -> bool {
+        match self {
+            Authority::Operator => true,
+            Authority::Master { contract } => contract == code,
+            Authority::App { scope, .. } => scope.includes(code),
+            Authority::Nothing => false,
+        }
+    }
+
+    /// Whether the ID is in scope (visible).
+    pub fn sees(&self, account: &Account) -> bool {
+        self.sees_contract(&account.contract)
+    }
+
+    /// Whether the caller may apply `action` to `target`.
+    pub fn may_manage(&self, target: &Account, action: Management) -> Result<(), Denial> {
+        self.administers()?;
+        if !self.sees(target) {
+            return Err(Denial::NotFound);
+        }
+        match (self, target.role, action) {
+            (Authority::Operator, _, _) => Ok(()),
+            (_, Role::Master, Management::Reissue | Management::Revoke) => Err(Denial::HelpDesk),
+            (_, Role::Master, _) => Err(Denial::Forbidden(
+                "a master ID is managed by the help desk (the CA operator); masters manage their public IDs",
+            )),
+            (_, Role::User, _) => Ok(()),
+        }
+    }
+
+    /// Whether the caller may create an ID of `role` in `contract`.
+    pub fn may_create_account(&self, contract: &ContractCode, role: Role) -> Result<(), Denial> {
+        self.administers()?;
+        if !self.sees_contract(contract) {
+            return Err(Denial::NotFound);
+        }
+        match (self, role) {
+            (Authority::Operator, _) | (_, Role::User) => Ok(()),
+            (
+                Authority::App {
+                    can_create_contracts: true,
+                    ..
+                },
+                Role::Master,
+            ) => Ok(()),
+            (_, Role::Master) => Err(Denial::Forbidden(
+                "master IDs are created by the help desk (the CA operator), or by an application granted --can-create-contracts",
+            )),
+        }
+    }
+
+    /// Whether the caller may create contracts.
+    pub fn may_create_contract(&self) -> Result<(), Denial> {
+        match self {
+            Authority::Operator
+            | Authority::App {
+                can_create_contracts: true,
+                ..
+            } => Ok(()),
+            _ => Err(Denial::Forbidden(
+                "contracts are created by the CA operator, or by an application granted --can-create-contracts",
+            )),
+        }
+    }
+
+    /// The contract a history query is confined to: the master's own, whatever was asked
+    /// (an out-of-scope request is not found).
+    pub fn history_contract(
+        &self,
+        requested: Option<ContractCode>,
+    ) -> Result<Option<ContractCode>, Denial> {
+        self.administers()?;
+        match (self, requested) {
+            (Authority::Operator, requested) => Ok(requested),
+            (Authority::Master { contract }, None) => Ok(Some(contract.clone())),
+            (Authority::Master { contract }, Some(code)) if *contract == code => Ok(Some(code)),
+            (Authority::App { scope, .. }, Some(code)) if scope.includes(&code) => Ok(Some(code)),
+            (
+                Authority::App {
+                    scope: AppScope::All,
+                    ..
+                },
+                None,
+            ) => Ok(None),
+            (
+                Authority::App {
+                    scope: AppScope::Contracts(codes),
+                    ..
+                },
+                None,
+            ) => match codes.as_slice() {
+                [only] => Ok(Some(only.clone())),
+                _ => Err(Denial::NeedsContract),
+            },
+            _ => Err(Denial::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountId, CertificateChoice};
+    use time::OffsetDateTime;
+
+    fn account(id: &str, contract: &str, role: Role) -> Account {
+        Account {
+            id: id.parse::<AccountId>().unwrap(),
+            contract: contract.parse().unwrap(),
+            role,
+            name: id.into(),
+            password_hash: String::new(),
+            failed_attempts: 0,
+            locked: false,
+            choice: CertificateChoice::Continue,
+            current_certificate: None,
+            issued_count: 0,
+            version: 0,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn master_of(code: &str) -> Authority {
+        Authority::Master {
+            contract: code.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_master_manages_the_public_ids_of_its_own_contract_only() {
+        let a = master_of("A");
+        let user_a = account("u1", "A", Role::User);
+        let user_b = account("u2", "B", Role::User);
+        for action in [
+            Management::Continue,
+            Management::Reissue,
+            Management::Revoke,
+            Management::Unlock,
+            Management::Update,
+        ] {
+            assert_eq!(a.may_manage(&user_a, action), Ok(()));
+            assert_eq!(a.may_manage(&user_b, action), Err(Denial::NotFound));
+        }
+        assert!(a.sees(&user_a) && !a.sees(&user_b));
+    }
+
+    #[test]
+    fn only_the_operator_reissues_or_revokes_a_master() {
+        let master = account("m1", "A", Role::Master);
+        for action in [Management::Reissue, Management::Revoke] {
+            assert_eq!(
+                master_of("A").may_manage(&master, action),
+                Err(Denial::HelpDesk)
+            );
+            assert_eq!(Authority::Operator.may_manage(&master, action), Ok(()));
+        }
+        assert!(matches!(
+            master_of("A").may_manage(&master, Management::Unlock),
+            Err(Denial::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn creation_and_history_are_scoped() {
+        let a = master_of("A");
+        let code_a: ContractCode = "A".parse().unwrap();
+        let code_b: ContractCode = "B".parse().unwrap();
+        assert_eq!(a.may_create_account(&code_a, Role::User), Ok(()));
+        assert!(matches!(
+            a.may_create_account(&code_a, Role::Master),
+            Err(Denial::Forbidden(_))
+        ));
+        assert_eq!(
+            a.may_create_account(&code_b, Role::User),
+            Err(Denial::NotFound)
+        );
+        assert!(a.may_create_contract().is_err());
+        assert_eq!(a.history_contract(None), Ok(Some(code_a.clone())));
+        assert_eq!(
+            a.history_contract(Some(code_b.clone())),
+            Err(Denial::NotFound)
+        );
+        assert_eq!(
+            Authority::Operator.history_contract(Some(code_b.clone())),
+            Ok(Some(code_b))
+        );
+    }
+
+    #[test]
+    fn an_app_acts_like_a_master_over_its_granted_contracts() {
+        let code_a: ContractCode = "A".parse().unwrap();
+        let app = Authority::App {
+            scope: AppScope::Contracts(vec![code_a.clone(), "C".parse().unwrap()]),
+            can_create_contracts: false,
+        };
+        let user_a = account("u1", "A", Role::User);
+        let user_b = account("u2", "B", Role::User);
+        let master_a = account("m1", "A", Role::Master);
+        assert_eq!(app.may_manage(&user_a, Management::Revoke), Ok(()));
+        assert_eq!(
+            app.may_manage(&user_b, Management::Revoke),
+            Err(Denial::NotFound)
+        );
+        assert_eq!(
+            app.may_manage(&master_a, Management::Reissue),
+            Err(Denial::HelpDesk)
+        );
+        assert!(app.may_create_contract().is_err());
+        assert!(app.may_create_account(&code_a, Role::Master).is_err());
+        assert_eq!(app.history_contract(None), Err(Denial::NeedsContract));
+        assert_eq!(
+            app.history_contract(Some(code_a.clone())),
+            Ok(Some(code_a.clone()))
+        );
+
+        let creator = Authority::App {
+            scope: AppScope::All,
+            can_create_contracts: true,
+        };
+        assert_eq!(creator.may_create_contract(), Ok(()));
+        assert_eq!(creator.may_create_account(&code_a, Role::Master), Ok(()));
+        assert_eq!(
+            creator.may_manage(&master_a, Management::Revoke),
+            Err(Denial::HelpDesk)
+        );
+        assert_eq!(creator.history_contract(None), Ok(None));
+    }
+
+    #[test]
+    fn enrollment_callers_administer_nothing() {
+        let nobody = Authority::Nothing;
+        assert!(matches!(nobody.administers(), Err(Denial::Forbidden(_))));
+        assert!(nobody
+            .may_manage(&account("u1", "A", Role::User), Management::Update)
+            .is_err());
+    }
+}

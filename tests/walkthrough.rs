@@ -1,0 +1,180 @@
+//! Runs the README's walkthrough verbatim with the real `curl` and `openssl` against a daemon
+//! started the way the README says (no configuration: embedded defaults, in its own directory),
+//! so the walkthrough stays true.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+
+use common::*;
+
+/// Kills the daemon when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The ```sh blocks between the walkthrough markers, concatenated.
+fn walkthrough_script() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- walkthrough -->")
+        .expect("walkthrough start marker");
+    let end = readme
+        .find("<!-- /walkthrough -->")
+        .expect("walkthrough end marker");
+    let section = &readme[start..end];
+    let mut script = String::new();
+    let mut in_block = false;
+    let mut blocks = 0;
+    for line in section.lines() {
+        if !in_block && line.trim_start().starts_with("```sh") {
+            in_block = true;
+            blocks += 1;
+        } else if in_block && line.trim_start().starts_with("```") {
+            in_block = false;
+            script.push('\n');
+        } else if in_block {
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    assert!(!in_block, "unterminated code block in the walkthrough");
+    assert!(
+        blocks >= 8,
+        "only {blocks} sh blocks found in the walkthrough"
+    );
+    script
+}
+
+#[test]
+fn readme_walkthrough_runs_verbatim() {
+    if !have("curl") || !have("openssl") {
+        eprintln!("NOTICE: curl or openssl is missing; the README walkthrough test is SKIPPED");
+        return;
+    }
+    let script = walkthrough_script();
+    assert!(
+        script.contains("8443"),
+        "the walkthrough talks to port 8443"
+    );
+
+    let dir = tempfile::Builder::new()
+        .prefix("estca-walkthrough")
+        .tempdir()
+        .unwrap();
+    let mut serve = Command::new(estca_bin());
+    serve
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("ESTCA_SERVER__LISTEN", "127.0.0.1:0")
+        .env("ESTCA_LOG__LEVEL", "warn,estca::server=info");
+    let (child, port, stderr) = match spawn_and_wait(serve) {
+        Ok(x) => x,
+        Err(f) => panic!("estca serve failed ({:?}): {}", f.status, f.stderr),
+    };
+    let _guard = Guard(child);
+    // The embedded defaults put the CA and data under the working directory.
+    assert!(dir.path().join("certs/root-ca.pem").exists());
+    assert!(dir.path().join("data/admin.sock").exists());
+
+    let bin_dir = Path::new(estca_bin()).parent().unwrap();
+    let full = format!(
+        "set -euo pipefail\nexport PATH={}:$PATH\n{}",
+        shell_quote(bin_dir.to_str().unwrap()),
+        script.replace("8443", &port.to_string())
+    );
+    std::fs::write(dir.path().join("walkthrough.sh"), &full).unwrap();
+    let out = Command::new("bash")
+        .arg("walkthrough.sh")
+        .current_dir(dir.path())
+        .env_remove("ESTCA_SERVER__LISTEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = format!(
+        "script:\n{full}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr_text}\n--- daemon:\n{}",
+        stderr.lock().unwrap()
+    );
+    assert!(
+        out.status.success(),
+        "walkthrough failed ({}):\n{report}",
+        out.status
+    );
+
+    let all = format!("{stdout}{stderr_text}");
+    let pos = |needle: &str| {
+        all.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{report}"))
+    };
+    assert!(all.contains("nozawa1.pem: OK"), "{report}");
+    let subject = pos("OU = USERTYPE - 2, OU = CERTISSUEDNUM - 1, CN = nozawa1 5110");
+    assert!(
+        all.contains("C = JP, O = estca Development, OU = estca Development Issuing CA - DEVELOPMENT, OU = USERTYPE - 2, OU = CERTISSUEDNUM - 1, CN = nozawa1 5110"),
+        "the full subject of the README: {report}"
+    );
+    assert!(all.contains("CA:FALSE"), "{report}");
+    assert!(all.contains("TLS Web Client Authentication"), "{report}");
+    let conflict = pos("HTTP 409");
+    let second = pos("CERTISSUEDNUM - 2");
+    let superseded = pos("superseded");
+    let renewed = pos("CERTISSUEDNUM - 3");
+    let forbidden = pos("HTTP 403");
+    assert!(
+        subject < conflict
+            && conflict < second
+            && second < superseded
+            && superseded < renewed
+            && renewed < forbidden,
+        "steps out of order:\n{report}"
+    );
+    assert_eq!(all.matches("HTTP 409").count(), 1, "{report}");
+    assert_eq!(all.matches("HTTP 403").count(), 1, "{report}");
+    assert_eq!(all.matches("HTTP 401").count(), 5, "{report}");
+    assert!(all.rfind("HTTP 401").unwrap() > forbidden, "{report}");
+
+    // `account show` says locked, then `account unlock` says not locked.
+    let locked: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("locked "))
+        .map(str::trim)
+        .collect();
+    assert!(
+        locked.ends_with(&["true", "false"]),
+        "locked true then false, got {locked:?}:\n{report}"
+    );
+    // History shows the lock and the unlock.
+    assert!(stdout.contains(" lock "), "{report}");
+    assert!(stdout.contains(" unlock "), "{report}");
+
+    // The first certificate chains to the root on disk.
+    let verify = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            "certs/root-ca.pem",
+            "-untrusted",
+            "certs/issuing-ca.pem",
+            "nozawa1.pem",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && text.contains("nozawa1.pem: OK"),
+        "openssl verify: {text} {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
