@@ -49,6 +49,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The Prometheus metrics and health listener.
+    pub metrics: MetricsConfig,
 }
 
 /// The HTTPS listener.
@@ -75,6 +77,8 @@ pub struct ServerConfig {
     pub handshake_timeout_secs: u64,
     /// Connections served at once; further ones are closed at once.
     pub max_connections: usize,
+    /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
 }
 
 /// Where the database lives.
@@ -179,6 +183,29 @@ pub struct AuthConfig {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `estca=debug,info`.
     pub level: String,
+    /// `text` (human-readable) or `json` (one JSON object per line).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The Prometheus metrics and health listener (plain HTTP: keep it on loopback or a
+/// management network).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`, `/healthz` and `/readyz`.
+    pub enabled: bool,
+    /// Address and port of the listener.
+    pub listen: SocketAddr,
 }
 
 impl Config {
@@ -261,6 +288,12 @@ impl Config {
         }
         if s.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&s.shutdown_grace_secs) {
+            return Err(invalid(
+                "server.shutdown_grace_secs",
+                "must be between 1 and 3600 seconds",
+            ));
         }
         self.admin.mode()?;
         let ca = &self.ca;

@@ -124,7 +124,10 @@ async fn simpleenroll(
         .ra
         .enroll_with_password(&peer.source(), &id, password, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued)
+    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
+        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        None => r,
+    })
 }
 
 async fn simplereenroll(
@@ -145,7 +148,10 @@ async fn simplereenroll(
         .ra
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued)
+    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
+        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        None => r,
+    })
 }
 
 /// The HTTP Basic credentials: the ID as text and the password as bytes.

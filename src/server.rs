@@ -6,8 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -23,11 +26,22 @@ use tower::ServiceExt;
 
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
+use crate::metrics::{MeteredStore, Metrics};
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::store::{SledStore, Store, StoreError};
 
-/// How long in-flight requests may take to finish after a stop is asked.
-const GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// The authenticated ID a handler served, put in the response's extensions for the request
+/// log line.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedId(pub String);
+
+/// Marks `response` as served to the authenticated `id` (for the request log).
+pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
+    response
+        .extensions_mut()
+        .insert(AuthenticatedId(id.to_owned()));
+    response
+}
 
 /// Who is on the other end of a connection; attached to every request.
 #[derive(Debug, Clone)]
@@ -129,15 +143,23 @@ pub struct RunningDaemon {
     pub https_addr: SocketAddr,
     /// The admin socket path.
     pub admin_socket: PathBuf,
+    /// The metrics listener's address, when it is enabled and could bind.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
+    pub(crate) metrics: Metrics,
+    pub(crate) ca: Arc<CertificateAuthority>,
+    pub(crate) tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    pub(crate) grace_secs: Arc<AtomicU64>,
+    pub(crate) config: std::sync::Mutex<Config>,
 }
 
 impl RunningDaemon {
     /// Stops accepting, lets in-flight requests finish (bounded), flushes the store, and
     /// removes the admin socket.
     pub async fn stop(self) -> Result<(), StoreError> {
+        self.metrics.set_ready(false);
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -173,14 +195,23 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
     create_private_dir(&config.store.path)?;
+    let metrics = Metrics::new();
     let ca = Arc::new(load_or_create_ca(&config)?);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.database_path())?);
-    let tls = crate::tls::server_config(&config.server, &ca, config.ca.server_cert_validity_days)?;
-    let ra = Arc::new(RegistrationAuthority::new(
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
+        SledStore::open(&config.database_path())?,
+        metrics.clone(),
+    ));
+    let tls = Arc::new(ArcSwap::new(crate::tls::server_config(
+        &config.server,
+        &ca,
+        config.ca.server_cert_validity_days,
+    )?));
+    let ra = Arc::new(RegistrationAuthority::with_metrics(
         store.clone(),
         ca.clone(),
         clock,
         &config.auth,
+        metrics.clone(),
     )?);
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
@@ -194,8 +225,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
                 )
             }),
         request_timeout,
+        metrics.clone(),
     );
-    let admin = with_common_layers(crate::api::router(ra.clone()), request_timeout);
+    let admin = with_common_layers(
+        crate::api::router(ra.clone()).merge(crate::api::backup::router(store.clone())),
+        request_timeout,
+        metrics.clone(),
+    );
 
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -216,32 +252,50 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     .await?;
 
     let (stop, stopped) = watch::channel(false);
+    let grace_secs = Arc::new(AtomicU64::new(config.server.shutdown_grace_secs));
     let limits = Limits {
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+        grace_secs: grace_secs.clone(),
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(serve_tls(
             listener,
-            TlsAcceptor::from(tls),
+            tls.clone(),
             public,
             limits.clone(),
             stopped.clone(),
         )),
-        tokio::spawn(serve_admin(admin_listener, admin, limits, stopped)),
+        tokio::spawn(serve_admin(admin_listener, admin, limits, stopped.clone())),
     ];
+    let metrics_addr =
+        match crate::metrics::spawn_listener(&config.metrics, &metrics, &ra, stopped).await {
+            Some((addr, task)) => {
+                tasks.push(task);
+                Some(addr)
+            }
+            None => None,
+        };
+    metrics.set_ready(true);
     tracing::info!(
         https = %https_addr,
         admin_socket = %config.admin.socket.display(),
+        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "estca ready"
     );
     Ok(RunningDaemon {
         https_addr,
         admin_socket: config.admin.socket.clone(),
+        metrics_addr,
         stop,
         tasks,
         store,
+        metrics,
+        ca,
+        tls,
+        grace_secs,
+        config: std::sync::Mutex::new(config),
     })
 }
 
@@ -259,9 +313,9 @@ pub async fn run(
     Ok(())
 }
 
-fn with_common_layers(router: Router, timeout: Duration) -> Router {
+fn with_common_layers(router: Router, timeout: Duration, metrics: Metrics) -> Router {
     router
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(metrics, log_request))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| async move {
                 match tokio::time::timeout(timeout, next.run(req)).await {
@@ -288,25 +342,43 @@ fn plain(status: axum::http::StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// One log line per request: method, path, status, latency, peer. Never bodies or headers.
-async fn log_request(req: Request, next: Next) -> Response {
+/// One log line per request: method, path, status, latency, peer, and the authenticated ID
+/// when a handler named one; and the latency histogram by route template. Never bodies,
+/// headers (Authorization) or query strings.
+async fn log_request(
+    axum::extract::State(metrics): axum::extract::State<Metrics>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let endpoint = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let source = req
         .extensions()
         .get::<PeerInfo>()
         .map(PeerInfo::source)
         .unwrap_or_default();
     let response = next.run(req).await;
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    let id = response
+        .extensions()
+        .get::<AuthenticatedId>()
+        .map_or("-", |id| id.0.as_str());
     tracing::info!(
         %method,
         %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         %source,
+        id,
         "request"
     );
+    metrics.observe_request(&endpoint, method.as_str(), status, latency);
     response
 }
 
@@ -315,11 +387,13 @@ struct Limits {
     connections: Arc<Semaphore>,
     handshake_timeout: Duration,
     header_timeout: Duration,
+    /// `server.shutdown_grace_secs`, changed by a reload.
+    grace_secs: Arc<AtomicU64>,
 }
 
 async fn serve_tls(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
     app: Router,
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
@@ -343,7 +417,8 @@ async fn serve_tls(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        // Read per connection: a reload swaps the configuration for new connections only.
+        let acceptor = TlsAcceptor::from(tls.load_full());
         let app = app.clone();
         let limits = limits.clone();
         let watcher = graceful.watcher();
@@ -374,7 +449,7 @@ async fn serve_tls(
             drop(permit);
         });
     }
-    wait_for_connections(graceful).await;
+    wait_for_connections(graceful, &limits.grace_secs).await;
 }
 
 async fn serve_admin(
@@ -408,7 +483,7 @@ async fn serve_admin(
             serve_connection(TokioIo::new(stream), app, peer, header_timeout, watcher).await;
         });
     }
-    wait_for_connections(graceful).await;
+    wait_for_connections(graceful, &limits.grace_secs).await;
 }
 
 async fn serve_connection<IO>(
@@ -437,8 +512,9 @@ async fn serve_connection<IO>(
     }
 }
 
-async fn wait_for_connections(graceful: GracefulShutdown) {
-    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+async fn wait_for_connections(graceful: GracefulShutdown, grace_secs: &AtomicU64) {
+    let grace = Duration::from_secs(grace_secs.load(Ordering::SeqCst));
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {

@@ -2,6 +2,8 @@
 //! socket, and the `estca` command line is its client, so every administrative action has one
 //! implementation. Handlers parse and answer; the registration authority decides.
 
+pub mod backup;
+
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};

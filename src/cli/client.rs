@@ -49,12 +49,38 @@ impl<'a> AdminClient<'a> {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    /// `GET path`, answered with raw bytes (at most `limit`), for non-JSON answers.
+    pub async fn get_bytes(&self, path: &str, limit: usize) -> Result<Bytes, String> {
+        let (status, bytes) = self.send(Method::GET, path, None::<&()>, limit).await?;
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(error_message(status, &bytes))
+        }
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<T, String> {
+        let (status, bytes) = self.send(method, path, body, MAX_RESPONSE_BYTES).await?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the daemon's answer could not be read: {e}"))
+        } else {
+            Err(error_message(status, &bytes))
+        }
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
         let stream = UnixStream::connect(self.socket).await.map_err(|e| {
             format!(
                 "cannot reach the daemon at {} (is 'estca serve' running with the same configuration?): {e}",
@@ -86,17 +112,12 @@ impl<'a> AdminClient<'a> {
             .await
             .map_err(|e| format!("admin socket: {e}"))?;
         let status = response.status();
-        let bytes = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        let bytes = http_body_util::Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
             .to_bytes();
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| format!("the daemon's answer could not be read: {e}"))
-        } else {
-            Err(error_message(status, &bytes))
-        }
+        Ok((status, bytes))
     }
 }
 

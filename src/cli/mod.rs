@@ -2,6 +2,7 @@
 //! of the management API over the admin socket, so the CLI never opens the database itself.
 
 mod client;
+pub mod ops;
 mod output;
 
 use std::io::BufRead;
@@ -30,6 +31,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log format of `serve` (default: log.format from the configuration, "text").
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +46,18 @@ pub enum Command {
     Serve,
     /// Create the root and issuing CA, or import an existing issuing CA.
     Init(InitArgs),
+    /// Validate the configuration without starting anything and print the effective values.
+    CheckConfig,
+    /// Write a consistent snapshot of the running daemon's store to FILE (mode 0600).
+    Backup {
+        /// The backup file to write (replaced if it exists).
+        file: PathBuf,
+    },
+    /// Load a backup into the empty data directory of the configuration (daemon stopped).
+    Restore {
+        /// The backup file written by `estca backup`.
+        file: PathBuf,
+    },
     /// Commands sent to the running daemon over the admin socket.
     #[command(flatten)]
     Admin(AdminCommand),
@@ -112,6 +128,15 @@ pub struct InitArgs {
     /// The private key (PEM) of the imported issuing CA.
     #[arg(long, value_name = "FILE", requires = "import_cert")]
     pub import_key: Option<PathBuf>,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// CA key algorithms.
@@ -225,10 +250,17 @@ pub enum CertCommand {
 /// Runs the command line; the process exits with the returned code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    if let Some(format) = cli.log_format {
+        config.log.format = match format {
+            LogFormatArg::Text => crate::config::LogFormat::Text,
+            LogFormatArg::Json => crate::config::LogFormat::Json,
+        };
+    }
+    let config_path = cli.config.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,8 +271,11 @@ pub fn main() -> ExitCode {
     let json = cli.json;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config).await,
+            Command::Serve => serve(config, config_path).await,
             Command::Init(args) => init(config, args, json),
+            Command::CheckConfig => ops::check_config(&config, config_path.as_deref()),
+            Command::Backup { file } => ops::backup(&config, &file, json).await,
+            Command::Restore { file } => ops::restore(&config, &file, json).await,
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
@@ -255,33 +290,12 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(config: Config) -> Result<(), String> {
-    init_logging(&config.log.level);
-    // Install the handlers before the daemon says it is ready: a supervisor may send
-    // SIGTERM the moment it does, and the default action would skip the graceful stop.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = interrupt.recv() => tracing::info!("SIGINT received"),
-        }
-    };
-    crate::server::run(config, Arc::new(SystemClock), shutdown)
+async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
+    let log =
+        crate::logging::init(config.log.format, &config.log.level).map_err(|e| e.to_string())?;
+    crate::reload::serve_until_signalled(config_path, config, Arc::new(SystemClock), log)
         .await
         .map_err(|e| e.to_string())
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {

@@ -403,6 +403,9 @@ impl RegistrationAuthority {
                 Ok((effect.account, effect.revoke, vec![(kind, effect.detail)]))
             })
             .await;
+        if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
+            self.metrics.revoked(reason);
+        }
         if let Err(RaError::Refused(refusal)) = &result {
             let account = self.reload(id).await?;
             self.record_refusal(caller, Some(&account), kind, refusal.to_string())

@@ -196,6 +196,7 @@ pub struct RegistrationAuthority {
     clock: Arc<dyn Clock>,
     passwords: Passwords,
     max_failed_attempts: u32,
+    metrics: crate::metrics::Metrics,
 }
 
 impl RegistrationAuthority {
@@ -206,13 +207,46 @@ impl RegistrationAuthority {
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
     ) -> Result<Self, PasswordError> {
+        Self::with_metrics(store, ca, clock, auth, crate::metrics::Metrics::new())
+    }
+
+    /// As [`RegistrationAuthority::new`], counting issuances, refusals, authentication
+    /// failures, lockouts and revocations into `metrics`.
+    pub fn with_metrics(
+        store: Arc<dyn Store>,
+        ca: Arc<CertificateAuthority>,
+        clock: Arc<dyn Clock>,
+        auth: &AuthConfig,
+        metrics: crate::metrics::Metrics,
+    ) -> Result<Self, PasswordError> {
         Ok(Self {
             store,
             ca,
             clock,
             passwords: Passwords::new(auth)?,
             max_failed_attempts: auth.max_failed_attempts,
+            metrics,
         })
+    }
+
+    /// Counts the outcome of an enrollment in the metrics.
+    fn count_enrollment(
+        &self,
+        result: Result<IssuedCertificate, RaError>,
+    ) -> Result<IssuedCertificate, RaError> {
+        match &result {
+            Ok(issued) => {
+                if let crate::model::Holder::Account { role, .. } = issued.record().holder {
+                    self.metrics.issued(role);
+                }
+                if issued.superseded().is_some() {
+                    self.metrics
+                        .revoked(crate::model::RevocationReason::Superseded);
+                }
+            }
+            Err(e) => self.metrics.refused(e),
+        }
+        result
     }
 
     /// The `cacerts` answer (DER PKCS#7 certs-only of the issuing CA and root).
@@ -246,6 +280,19 @@ impl RegistrationAuthority {
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
+        let result = self
+            .enroll_with_password_uncounted(source, id, password, csr_der)
+            .await;
+        self.count_enrollment(result)
+    }
+
+    async fn enroll_with_password_uncounted(
+        &self,
+        source: &str,
+        id: &str,
+        password: Zeroizing<Vec<u8>>,
+        csr_der: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
         let account = self.authenticate(source, id, password).await?;
         let caller = Caller::enrolling(
             Actor::Account {
@@ -267,6 +314,18 @@ impl RegistrationAuthority {
     /// TLS (which must be a certificate this CA recorded, byte for byte), validates the CSR,
     /// applies the lifecycle and issues.
     pub async fn reenroll_with_certificate(
+        &self,
+        source: &str,
+        client_certificate_der: &[u8],
+        csr_der: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
+        let result = self
+            .reenroll_with_certificate_uncounted(source, client_certificate_der, csr_der)
+            .await;
+        self.count_enrollment(result)
+    }
+
+    async fn reenroll_with_certificate_uncounted(
         &self,
         source: &str,
         client_certificate_der: &[u8],
@@ -424,6 +483,7 @@ impl RegistrationAuthority {
                 Ok(_) => {
                     if locks_now {
                         tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
+                        self.metrics.locked_out();
                     }
                     return Ok(());
                 }

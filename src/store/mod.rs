@@ -7,8 +7,10 @@
 //! state: that, not a lock, is what holds the one-active-certificate invariant under any
 //! concurrency. A commit is durable only after [`Store::flush`].
 
+pub mod backup;
 mod sled_store;
 
+pub use backup::StoreRecord;
 pub use sled_store::SledStore;
 
 use async_trait::async_trait;
@@ -190,4 +192,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every commit so far durable on disk. Concurrent callers may share one flush.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Hands every domain record to `sink`: contracts, accounts, certificates, application
+    /// credentials, then history
+    /// (oldest first), as one consistent snapshot (no commit lands halfway through). Derived
+    /// data (indexes) is not exported. `sink` must not block for long: a backend may hold
+    /// writers back while it runs (a database with snapshot reads need not).
+    async fn export(
+        &self,
+        sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError>;
+
+    /// Whether the store holds no record at all (restores go into empty stores only).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Writes records of an [`export`](Store::export) into an empty store as they were
+    /// (versions, sequence numbers, revocations), rebuilding derived data; may be called
+    /// several times with consecutive batches. New history entries appended afterwards get
+    /// larger sequence numbers than any imported one. Durable after [`Store::flush`].
+    async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError>;
 }

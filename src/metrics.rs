@@ -1,0 +1,514 @@
+//! Prometheus metrics: the counters and histograms estca keeps, the [`MeteredStore`] decorator
+//! that times store flushes, and the plain-HTTP listener serving `/metrics`, `/healthz` and
+//! `/readyz`.
+//!
+//! Every label takes its value from a small closed set (an enum, a route template, an HTTP
+//! status): never an ID, a serial, or an error message, so the number of series stays bounded
+//! whatever clients send.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::model::{
+    Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
+    HistoryEvent, KeyFingerprint, Revocation, RevocationReason, Role, Serial,
+};
+use crate::ra::{RaError, Refusal};
+use crate::store::{
+    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, Store, StoreError, StoreRecord,
+};
+
+/// USERTYPE of an issued certificate, as a label.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum Usertype {
+    /// USERTYPE 1.
+    master,
+    /// USERTYPE 2.
+    public,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UsertypeLabels {
+    usertype: Usertype,
+}
+
+/// Why an enrollment was refused, as a label: a closed set, never the message.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RefusalReason {
+    /// Unknown ID, wrong password or locked ID.
+    unauthenticated,
+    /// A client certificate this CA does not know.
+    unknown_certificate,
+    /// The ID already has an active certificate.
+    active_certificate,
+    /// The ID is locked.
+    locked,
+    /// The administrator revoked the certificate.
+    revoked_by_administrator,
+    /// Renewal with a certificate that is not current, expired or revoked.
+    certificate_not_usable,
+    /// Another lifecycle refusal.
+    policy,
+    /// The CSR is unacceptable.
+    bad_csr,
+    /// The CSR's key was certified before.
+    key_reused,
+    /// Password hashing saturated or the account contended: 503.
+    busy,
+    /// Any other refusal (invalid input, forbidden, not found).
+    other,
+    /// estca failed (500).
+    internal,
+}
+
+impl RefusalReason {
+    /// The label of a registration authority error.
+    pub fn of(error: &RaError) -> Self {
+        use crate::ra::PasswordError;
+        match error {
+            RaError::Unauthenticated => Self::unauthenticated,
+            RaError::UnknownCertificate => Self::unknown_certificate,
+            RaError::Refused(refusal) => match refusal {
+                Refusal::ActiveCertificate { .. } => Self::active_certificate,
+                Refusal::Locked => Self::locked,
+                Refusal::RevokedByAdministrator => Self::revoked_by_administrator,
+                Refusal::NotCurrentCertificate
+                | Refusal::CertificateExpired
+                | Refusal::CertificateRevoked => Self::certificate_not_usable,
+                _ => Self::policy,
+            },
+            RaError::BadCsr(_) => Self::bad_csr,
+            RaError::KeyReused(_) => Self::key_reused,
+            RaError::Password(PasswordError::Busy) | RaError::Contended => Self::busy,
+            RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
+                Self::internal
+            }
+            _ => Self::other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: RefusalReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevocationLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+    method: String,
+    status: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+struct Inner {
+    registry: Registry,
+    issuances: Family<UsertypeLabels, Counter>,
+    refusals: Family<ReasonLabels, Counter>,
+    auth_failures: Counter,
+    lockouts: Counter,
+    revocations: Family<RevocationLabels, Counter>,
+    requests: HistogramFamily<EndpointLabels>,
+    flush: Histogram,
+    queue_depth: Gauge,
+    ready: AtomicBool,
+}
+
+/// A handle to estca's metrics; cheap to clone, shared by every layer that counts.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn request_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    /// A fresh set of metrics, all at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("estca");
+        let issuances = Family::<UsertypeLabels, Counter>::default();
+        registry.register(
+            "certificates_issued",
+            "Certificates issued, by USERTYPE (master = 1, public = 2)",
+            issuances.clone(),
+        );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "enrollments_refused",
+            "Enrollments refused or failed, by reason",
+            refusals.clone(),
+        );
+        let auth_failures = Counter::default();
+        registry.register(
+            "authentication_failures",
+            "Password authentications that failed (unknown ID, wrong password, locked ID)",
+            auth_failures.clone(),
+        );
+        let lockouts = Counter::default();
+        registry.register(
+            "lockouts",
+            "IDs locked after too many wrong passwords",
+            lockouts.clone(),
+        );
+        let revocations = Family::<RevocationLabels, Counter>::default();
+        registry.register(
+            "certificates_revoked",
+            "Certificates revoked, by RFC 5280 reason (superseded: by a reissue)",
+            revocations.clone(),
+        );
+        let requests: HistogramFamily<EndpointLabels> =
+            Family::new_with_constructor(request_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "HTTP request latency, by route template, method and status",
+            requests.clone(),
+        );
+        let flush = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "store_flush_duration_seconds",
+            "Time to make store commits durable on disk",
+            flush.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "argon2_queue_depth",
+            "Password checks waiting for an Argon2 hashing slot",
+            queue_depth.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                issuances,
+                refusals,
+                auth_failures,
+                lockouts,
+                revocations,
+                requests,
+                flush,
+                queue_depth,
+                ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Counts an issued certificate.
+    pub fn issued(&self, role: Role) {
+        let usertype = match role {
+            Role::Master => Usertype::master,
+            Role::User => Usertype::public,
+        };
+        self.inner
+            .issuances
+            .get_or_create(&UsertypeLabels { usertype })
+            .inc();
+    }
+
+    /// Counts a refused or failed enrollment.
+    pub fn refused(&self, error: &RaError) {
+        let reason = RefusalReason::of(error);
+        self.inner
+            .refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        if reason == RefusalReason::unauthenticated {
+            self.inner.auth_failures.inc();
+        }
+    }
+
+    /// Counts an ID locked after too many wrong passwords.
+    pub fn locked_out(&self) {
+        self.inner.lockouts.inc();
+    }
+
+    /// Counts a revoked certificate.
+    pub fn revoked(&self, reason: RevocationReason) {
+        self.inner
+            .revocations
+            .get_or_create(&RevocationLabels {
+                reason: reason.name().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one request's latency; `endpoint` is the route template (never the raw path).
+    pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, latency: Duration) {
+        self.inner
+            .requests
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Records one store flush.
+    pub fn observe_flush(&self, latency: Duration) {
+        self.inner.flush.observe(latency.as_secs_f64());
+    }
+
+    /// Marks the daemon ready (store open, CA loaded, listeners bound) or not (stopping).
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the daemon is ready.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    /// The Prometheus text exposition of every metric, with the queue depth as of now.
+    pub fn render(&self, queue_depth: usize) -> String {
+        self.inner
+            .queue_depth
+            .set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+}
+
+/// A [`Store`] that times [`Store::flush`] into [`Metrics`] and passes everything else
+/// through, so that the backend stays unaware of metrics.
+pub struct MeteredStore<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> MeteredStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for MeteredStore<S> {
+    async fn create_contract(
+        &self,
+        contract: Contract,
+        event: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.create_contract(contract, event).await
+    }
+
+    async fn contract(&self, code: &ContractCode) -> Result<Option<Contract>, StoreError> {
+        self.inner.contract(code).await
+    }
+
+    async fn contracts(&self) -> Result<Vec<Contract>, StoreError> {
+        self.inner.contracts().await
+    }
+
+    async fn create_account(
+        &self,
+        account: Account,
+        event: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.create_account(account, event).await
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.inner.account(id).await
+    }
+
+    async fn accounts(&self, contract: Option<&ContractCode>) -> Result<Vec<Account>, StoreError> {
+        self.inner.accounts(contract).await
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        self.inner.certificate(serial).await
+    }
+
+    async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError> {
+        self.inner.key_certified_by(key).await
+    }
+
+    async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {
+        self.inner.update_account(change).await
+    }
+
+    async fn commit_issuance(
+        &self,
+        issuance: NewCertificate,
+    ) -> Result<IssuedCertificate, StoreError> {
+        self.inner.commit_issuance(issuance).await
+    }
+
+    async fn create_app(
+        &self,
+        app: App,
+        record: CertificateRecord,
+        event: HistoryEvent,
+    ) -> Result<IssuedCertificate, StoreError> {
+        self.inner.create_app(app, record, event).await
+    }
+
+    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
+        self.inner.app(name).await
+    }
+
+    async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.inner.apps().await
+    }
+
+    async fn revoke_app(
+        &self,
+        name: &AppName,
+        revocation: Revocation,
+        event: HistoryEvent,
+    ) -> Result<App, StoreError> {
+        self.inner.revoke_app(name, revocation, event).await
+    }
+
+    async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError> {
+        self.inner.append_history(event).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(query).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.inner.flush().await;
+        self.metrics.observe_flush(started.elapsed());
+        result
+    }
+
+    async fn export(
+        &self,
+        sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        self.inner.export(sink).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.inner.is_empty().await
+    }
+
+    async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
+        self.inner.import(records).await
+    }
+}
+
+/// What the metrics listener needs to answer.
+#[derive(Clone)]
+struct MetricsState {
+    metrics: Metrics,
+    queue_depth: Arc<dyn Fn() -> usize + Send + Sync>,
+}
+
+/// The routes of the metrics listener: `/metrics`, `/healthz` (the process answers) and
+/// `/readyz` (store open, CA loaded, listeners bound, not stopping).
+pub fn router(metrics: Metrics, queue_depth: Arc<dyn Fn() -> usize + Send + Sync>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(MetricsState {
+            metrics,
+            queue_depth,
+        })
+}
+
+async fn scrape(State(state): State<MetricsState>) -> Response {
+    let body = state.metrics.render((state.queue_depth)());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<MetricsState>) -> Response {
+    if state.metrics.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+/// Binds and serves the metrics listener when it is enabled. A port that cannot be bound is
+/// logged as a warning and the daemon runs without metrics: they must never keep the CA
+/// from serving.
+pub(crate) async fn spawn_listener(
+    config: &crate::config::MetricsConfig,
+    metrics: &Metrics,
+    ra: &Arc<crate::ra::RegistrationAuthority>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !config.enabled {
+        return None;
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(listen = %config.listen, error = %e, "cannot bind the metrics listener; running without metrics (set metrics.listen or metrics.enabled = false)");
+            return None;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the metrics listener's address; running without metrics");
+            return None;
+        }
+    };
+    let ra = ra.clone();
+    let app = router(metrics.clone(), Arc::new(move || ra.password_queue_depth()));
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(error = %e, "the metrics listener failed");
+        }
+    });
+    Some((addr, task))
+}

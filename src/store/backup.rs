@@ -1,0 +1,340 @@
+//! The backup file: a backend-neutral snapshot of the store as JSON lines.
+//!
+//! ```text
+//! {"type":"header","format":"estca-backup","version":1,"created_at":"...","estca_version":"..."}
+//! {"type":"contract","record":{...}}          one line per record: contracts, accounts,
+//! {"type":"account","record":{...}}           certificates, application credentials,
+//! {"type":"certificate","record":{...}}       then history, in that order
+//! {"type":"app","record":{...}}
+//! {"type":"history","record":{...}}
+//! {"type":"trailer","counts":{...},"sha256":"<hex>"}
+//! ```
+//!
+//! The trailer counts the records of each kind and carries the SHA-256 of every byte before
+//! it, so a truncated or altered file is refused before anything is restored. The file holds
+//! password hashes: it is written with mode 0600.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::model::{Account, App, CertificateRecord, Contract, HistoryEntry};
+
+/// The value of the header's `format` field.
+pub const FORMAT: &str = "estca-backup";
+/// The version of the format this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One domain record of a store snapshot, independent of the database that holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "record", rename_all = "snake_case")]
+pub enum StoreRecord {
+    /// A contract.
+    Contract(Contract),
+    /// An account, with its password hash, lock state and version.
+    Account(Account),
+    /// A certificate with its revocation state.
+    Certificate(CertificateRecord),
+    /// An application credential.
+    App(App),
+    /// A history entry with its sequence number.
+    History(HistoryEntry),
+}
+
+impl StoreRecord {
+    /// The name of this kind of record, as counted in the trailer.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreRecord::Contract(_) => "contracts",
+            StoreRecord::Account(_) => "accounts",
+            StoreRecord::Certificate(_) => "certificates",
+            StoreRecord::App(_) => "apps",
+            StoreRecord::History(_) => "history",
+        }
+    }
+}
+
+/// Why a backup file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The file could not be read.
+    #[error("cannot read the backup: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not what the format says.
+    #[error("the backup is damaged at line {line}: {reason}")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The trailer is missing: the file was cut short.
+    #[error("the backup has no trailer line: it is incomplete (was the transfer interrupted?)")]
+    Truncated,
+    /// The checksum or the counts do not match.
+    #[error("the backup does not match its trailer: {0}; it was altered or damaged")]
+    Mismatch(String),
+    /// The store refused.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    #[serde(rename = "type")]
+    kind: String,
+    format: String,
+    version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    estca_version: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Trailer {
+    #[serde(rename = "type")]
+    kind: String,
+    counts: BTreeMap<String, u64>,
+    sha256: String,
+}
+
+/// What a verified backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSummary {
+    /// Records of each kind.
+    pub counts: BTreeMap<String, u64>,
+    /// SHA-256 of the file up to the trailer, hex.
+    pub sha256: String,
+}
+
+impl std::fmt::Display for BackupSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts: Vec<String> = ["contracts", "accounts", "certificates", "apps", "history"]
+            .iter()
+            .map(|k| format!("{} {k}", self.counts.get(*k).copied().unwrap_or(0)))
+            .collect();
+        write!(f, "{} (sha256 {})", counts.join(", "), self.sha256)
+    }
+}
+
+/// Produces the lines of a backup file one by one, hashing as it goes.
+pub struct BackupWriter {
+    hasher: Sha256,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Default for BackupWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BackupWriter {
+    /// A writer whose counts start at zero.
+    pub fn new() -> Self {
+        let counts = ["contracts", "accounts", "certificates", "apps", "history"]
+            .iter()
+            .map(|k| ((*k).to_owned(), 0))
+            .collect();
+        Self {
+            hasher: Sha256::new(),
+            counts,
+        }
+    }
+
+    fn line(&mut self, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+        let mut line = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Backend(format!("cannot encode a backup line: {e}")))?;
+        line.push(b'\n');
+        self.hasher.update(&line);
+        Ok(line)
+    }
+
+    /// The header line.
+    pub fn header(&mut self, created_at: OffsetDateTime) -> Result<Vec<u8>, StoreError> {
+        self.line(&Header {
+            kind: "header".into(),
+            format: FORMAT.into(),
+            version: VERSION,
+            created_at,
+            estca_version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    /// The line of one record.
+    pub fn record(&mut self, record: &StoreRecord) -> Result<Vec<u8>, StoreError> {
+        *self.counts.entry(record.kind().to_owned()).or_insert(0) += 1;
+        self.line(record)
+    }
+
+    /// The trailer line, which closes the file.
+    pub fn trailer(self) -> Result<(Vec<u8>, BackupSummary), StoreError> {
+        let summary = BackupSummary {
+            counts: self.counts,
+            sha256: hex::encode(self.hasher.finalize()),
+        };
+        let mut line = serde_json::to_vec(&Trailer {
+            kind: "trailer".into(),
+            counts: summary.counts.clone(),
+            sha256: summary.sha256.clone(),
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot encode a backup line: {e}")))?;
+        line.push(b'\n');
+        Ok((line, summary))
+    }
+}
+
+/// Reads a backup, checks its header, every line, the counts and the checksum, and hands the
+/// records to `each` in batches of at most `batch` (`each` is never called when `dry_run`).
+/// Returns what the file holds.
+pub fn read(
+    mut input: impl BufRead,
+    batch: usize,
+    dry_run: bool,
+    mut each: impl FnMut(Vec<StoreRecord>) -> Result<(), BackupError>,
+) -> Result<BackupSummary, BackupError> {
+    let mut hasher = Sha256::new();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut pending = Vec::new();
+    let mut buf = Vec::new();
+    let mut number = 0usize;
+    let mut trailer = None;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        number += 1;
+        let malformed = |reason: String| BackupError::Malformed {
+            line: number,
+            reason,
+        };
+        if trailer.is_some() {
+            return Err(malformed("text after the trailer line".into()));
+        }
+        if buf.last() != Some(&b'\n') {
+            return Err(BackupError::Truncated);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&buf).map_err(|e| malformed(e.to_string()))?;
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        match (number, kind) {
+            (1, "header") => {
+                let header: Header =
+                    serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+                if header.format != FORMAT || header.version != VERSION {
+                    return Err(malformed(format!(
+                        "this is {} version {}; this estca reads {FORMAT} version {VERSION}",
+                        header.format, header.version
+                    )));
+                }
+            }
+            (1, _) => {
+                return Err(malformed(
+                    "the first line is not an estca backup header".into(),
+                ))
+            }
+            (_, "trailer") => {
+                let t: Trailer =
+                    serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+                trailer = Some(t);
+                continue;
+            }
+            _ => {
+                let record: StoreRecord =
+                    serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+                *counts.entry(record.kind().to_owned()).or_insert(0) += 1;
+                if !dry_run {
+                    pending.push(record);
+                    if pending.len() >= batch.max(1) {
+                        each(std::mem::take(&mut pending))?;
+                    }
+                }
+            }
+        }
+        hasher.update(&buf);
+    }
+    let trailer = trailer.ok_or(BackupError::Truncated)?;
+    let sha256 = hex::encode(hasher.finalize());
+    if sha256 != trailer.sha256 {
+        return Err(BackupError::Mismatch(format!(
+            "checksum {sha256}, trailer says {}",
+            trailer.sha256
+        )));
+    }
+    let nonzero = |m: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        m.iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    if nonzero(&counts) != nonzero(&trailer.counts) {
+        return Err(BackupError::Mismatch(format!(
+            "counted {counts:?}, trailer says {:?}",
+            trailer.counts
+        )));
+    }
+    if !pending.is_empty() {
+        each(pending)?;
+    }
+    Ok(BackupSummary {
+        counts: trailer.counts,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Vec<u8> {
+        let mut w = BackupWriter::new();
+        let mut out = w.header(OffsetDateTime::UNIX_EPOCH).unwrap();
+        for code in ["5110", "5111"] {
+            let record = StoreRecord::Contract(Contract {
+                code: code.parse().unwrap(),
+                name: format!("Customer {code}"),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            });
+            out.extend(w.record(&record).unwrap());
+        }
+        out.extend(w.trailer().unwrap().0);
+        out
+    }
+
+    #[test]
+    fn a_written_file_reads_back_with_its_counts() {
+        let mut seen = Vec::new();
+        let summary = read(&file()[..], 1, false, |batch| {
+            seen.extend(batch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(summary.counts["contracts"], 2);
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn altered_truncated_and_foreign_files_are_refused() {
+        let text = String::from_utf8(file()).unwrap();
+        let altered = text.replacen("Customer 5111", "Customer 5112", 1);
+        let err = read(altered.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Mismatch(_)), "{err}");
+
+        let lines: Vec<&str> = text.lines().collect();
+        let cut = lines[..lines.len() - 1].join("\n") + "\n";
+        let err = read(cut.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Truncated), "{err}");
+
+        let dropped = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        let err = read(dropped.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, BackupError::Mismatch(_)), "{err}");
+
+        let err = read(&b"{\"type\":\"contract\"}\n"[..], 10, true, |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}
