@@ -228,7 +228,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         metrics.clone(),
     );
     let admin = with_common_layers(
-        crate::api::router(ra.clone()).merge(crate::api::backup::router(store.clone())),
+        crate::api::router(ra.clone()),
         request_timeout,
         metrics.clone(),
     );

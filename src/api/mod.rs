@@ -48,6 +48,7 @@ pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
         .route("/api/v1/certificates/{serial}", get(show_certificate))
         .route("/api/v1/apps", get(list_apps).post(create_app))
         .route("/api/v1/apps/{name}/revoke", post(revoke_app))
+        .route("/api/v1/backup", get(backup::backup))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/{*rest}", axum::routing::any(unknown_path))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
