@@ -547,8 +547,7 @@ mod tests {
         );
         assert_eq!(c.revocation.crl_next_update_hours, 24);
         for off in ["off", ""] {
-            let c =
-                Config::load_from(None, env(&[("ESTCA_REVOCATION__LISTEN", off)])).unwrap();
+            let c = Config::load_from(None, env(&[("ESTCA_REVOCATION__LISTEN", off)])).unwrap();
             assert_eq!(c.revocation.listen_addr().unwrap(), None);
         }
         for (key, value, named) in [

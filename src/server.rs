@@ -91,6 +91,9 @@ pub enum ServeError {
     /// Some other start-up condition failed.
     #[error("{0}")]
     Other(String),
+    /// Revocation status (CRL, OCSP) could not be set up.
+    #[error("{0}")]
+    Revocation(#[from] crate::revocation::RevocationError),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -104,6 +107,8 @@ pub struct RunningDaemon {
     pub https_addr: SocketAddr,
     /// The admin socket path.
     pub admin_socket: PathBuf,
+    /// The plain-HTTP revocation listener's address, when enabled.
+    pub revocation_http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
@@ -139,10 +144,10 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
             "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
-    Ok(CertificateAuthority::load(
-        &config.ca,
-        &config.certificate.common_name_template,
-    )?)
+    Ok(
+        CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
+            .with_public_url(&config.revocation.public_url)?,
+    )
 }
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
@@ -151,6 +156,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let ca = Arc::new(load_or_create_ca(&config)?);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.database_path())?);
     let tls = crate::tls::server_config(&config.server, &ca, config.ca.server_cert_validity_days)?;
+    let revocation = crate::revocation::RevocationServices::new(
+        store.clone(),
+        ca.clone(),
+        clock.clone(),
+        &config.revocation,
+    )
+    .await?;
     let ra = Arc::new(RegistrationAuthority::new(
         store.clone(),
         ca.clone(),
@@ -159,9 +171,33 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     )?);
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
-    let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?;
+    let revocation_routes = crate::revocation::routes::router(&revocation, &ca);
+    let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?
+        .merge(revocation_routes.clone());
     let public = with_common_layers(est, request_timeout);
-    let admin = with_common_layers(crate::api::router(ra.clone()), request_timeout);
+    let admin = with_common_layers(
+        crate::api::router(ra.clone()).merge(crate::revocation::routes::admin_router(
+            revocation.crl.clone(),
+        )),
+        request_timeout,
+    );
+    let revocation_listener = match config
+        .revocation
+        .listen_addr()
+        .map_err(|e| ServeError::Other(e.to_string()))?
+    {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(io_error(format!(
+            "cannot listen on {addr} (revocation.listen; \"off\" disables it)"
+        )))?),
+        None => None,
+    };
+    let revocation_http_addr = match &revocation_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(io_error("cannot read the bound address"))?,
+        ),
+        None => None,
+    };
 
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -187,7 +223,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(serve_tls(
             listener,
             TlsAcceptor::from(tls),
@@ -195,16 +231,33 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             limits.clone(),
             stopped.clone(),
         )),
-        tokio::spawn(serve_admin(admin_listener, admin, limits, stopped)),
+        tokio::spawn(serve_admin(
+            admin_listener,
+            admin,
+            limits.clone(),
+            stopped.clone(),
+        )),
+        revocation.crl.clone().spawn(stopped.clone()),
     ];
+    if let Some(listener) = revocation_listener {
+        tasks.push(tokio::spawn(serve_plain_http(
+            listener,
+            with_common_layers(revocation_routes, request_timeout),
+            limits,
+            stopped,
+        )));
+    }
+    let revocation_http = revocation_http_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
         https = %https_addr,
         admin_socket = %config.admin.socket.display(),
+        revocation_http = %revocation_http,
         "estca ready"
     );
     Ok(RunningDaemon {
         https_addr,
         admin_socket: config.admin.socket.clone(),
+        revocation_http_addr,
         stop,
         tasks,
         store,
@@ -373,6 +426,48 @@ async fn serve_admin(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             serve_connection(TokioIo::new(stream), app, peer, header_timeout, watcher).await;
+        });
+    }
+    wait_for_connections(graceful).await;
+}
+
+/// Serves `app` over plain HTTP (the revocation routes: CRLs and OCSP responses are signed,
+/// and relying parties must not need TLS to check revocation).
+async fn serve_plain_http(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on the revocation listener");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "connection limit reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let peer = PeerInfo {
+            remote: Remote::Tcp(addr),
+            client_certificate: None,
+        };
+        let app = app.clone();
+        let header_timeout = limits.header_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            serve_connection(TokioIo::new(tcp), app, peer, header_timeout, watcher).await;
+            drop(permit);
         });
     }
     wait_for_connections(graceful).await;
