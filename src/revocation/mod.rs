@@ -28,6 +28,7 @@ use crate::ra::Clock;
 use crate::store::{Store, StoreError};
 
 pub use crl_publisher::{CrlPublisher, PublishedCrl};
+pub use ocsp_responder::MAX_REQUESTS_PER_QUERY;
 pub use ocsp_responder::{OcspAnswer, OcspResponder};
 
 /// Why revocation status could not be published.
@@ -111,3 +112,6 @@ impl RevocationServices {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
