@@ -154,6 +154,13 @@ impl OcspResponder {
         self.current_signer().certificate_der().to_vec()
     }
 
+    /// Empties the response cache (the next answer for each serial is looked up and signed
+    /// anew). Revocations and signer rotation do this by themselves; this is for
+    /// measurements and diagnostics.
+    pub fn clear_cache(&self) {
+        self.lock_cache().entries.clear();
+    }
+
     /// How many statuses are cached now.
     pub fn cached_entries(&self) -> usize {
         self.lock_cache().entries.len()
