@@ -51,6 +51,46 @@ pub struct Config {
     pub log: LogConfig,
     /// The Prometheus metrics and health listener.
     pub metrics: MetricsConfig,
+    /// Publishing revocation status (CRL, OCSP) to relying parties.
+    pub revocation: RevocationConfig,
+}
+
+/// Publishing revocation status (CRL, OCSP) to relying parties.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// Base URL relying parties reach the revocation routes at (`/crl`, `/ocsp`, `/ca.crt`);
+    /// written into every issued certificate. Empty: certificates carry no CRL distribution
+    /// point and no AIA.
+    pub public_url: String,
+    /// Plain-HTTP listener for `/crl`, `/crl.pem`, `/ocsp`, `/ca.crt`, `/ca.pem`; `""` or
+    /// `"off"` disables it (the routes stay on the HTTPS port).
+    pub listen: String,
+    /// Hours between a CRL's thisUpdate and nextUpdate.
+    pub crl_next_update_hours: u32,
+    /// Minutes between an OCSP response's thisUpdate and nextUpdate.
+    pub ocsp_next_update_minutes: u32,
+    /// Validity of the delegated OCSP signing certificate, in hours; a new one is issued
+    /// when half of it has passed.
+    pub ocsp_signer_validity_hours: u32,
+    /// Longest `Cache-Control: max-age` of CRL and OCSP GET answers, in seconds, so that
+    /// HTTP caches pass a revocation on within that time.
+    pub http_max_age_secs: u32,
+}
+
+impl RevocationConfig {
+    /// The plain-HTTP listener's address, or `None` when disabled.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.listen.trim() {
+            "" | "off" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| ConfigError::Invalid {
+                key: "revocation.listen",
+                reason: format!(
+                    "'{text}' is not an address and port such as \"0.0.0.0:8080\" (or \"off\")"
+                ),
+            }),
+        }
+    }
 }
 
 /// The HTTPS listener.
@@ -371,6 +411,39 @@ impl Config {
         if a.max_concurrent_hashes == 0 {
             return Err(invalid("auth.max_concurrent_hashes", "must be at least 1"));
         }
+        let r = &self.revocation;
+        r.listen_addr()?;
+        if !r.public_url.is_empty() {
+            crate::ca::RevocationUrls::under(&r.public_url)
+                .map_err(|e| invalid("revocation.public_url", e.to_string()))?;
+        }
+        if !(1..=24 * 31).contains(&r.crl_next_update_hours) {
+            return Err(invalid(
+                "revocation.crl_next_update_hours",
+                "must be between 1 and 744 hours (31 days)",
+            ));
+        }
+        if !(1..=7 * 24 * 60).contains(&r.ocsp_next_update_minutes) {
+            return Err(invalid(
+                "revocation.ocsp_next_update_minutes",
+                "must be between 1 and 10080 minutes (7 days)",
+            ));
+        }
+        if !(2..=24 * 90).contains(&r.ocsp_signer_validity_hours)
+            || u64::from(r.ocsp_signer_validity_hours) * 60
+                < 2 * u64::from(r.ocsp_next_update_minutes)
+        {
+            return Err(invalid(
+                "revocation.ocsp_signer_validity_hours",
+                "must be between 2 and 2160 hours (90 days) and at least twice ocsp_next_update_minutes",
+            ));
+        }
+        if r.http_max_age_secs > 86_400 {
+            return Err(invalid(
+                "revocation.http_max_age_secs",
+                "must be at most 86400 seconds",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
@@ -494,6 +567,44 @@ mod tests {
                 .filter(|l| !l.starts_with('#') && !l.starts_with('[') && l.contains('='))
                 .filter_map(|l| l.split('=').next().map(|k| k.trim().to_owned()))
                 .collect()
+        }
+    }
+
+    #[test]
+    fn revocation_defaults_and_checks() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.revocation.public_url, "http://localhost:8080");
+        assert_eq!(
+            c.revocation.listen_addr().unwrap(),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(c.revocation.crl_next_update_hours, 24);
+        for off in ["off", ""] {
+            let c = Config::load_from(None, env(&[("ESTCA_REVOCATION__LISTEN", off)])).unwrap();
+            assert_eq!(c.revocation.listen_addr().unwrap(), None);
+        }
+        for (key, value, named) in [
+            ("ESTCA_REVOCATION__LISTEN", "localhost", "revocation.listen"),
+            (
+                "ESTCA_REVOCATION__PUBLIC_URL",
+                "ca.example.com",
+                "revocation.public_url",
+            ),
+            (
+                "ESTCA_REVOCATION__CRL_NEXT_UPDATE_HOURS",
+                "0",
+                "revocation.crl_next_update_hours",
+            ),
+            (
+                "ESTCA_REVOCATION__OCSP_SIGNER_VALIDITY_HOURS",
+                "1",
+                "revocation.ocsp_signer_validity_hours",
+            ),
+        ] {
+            let err = Config::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! front ends ([`est`], [`api`], [`cli`]) parse and answer protocols;
 //! [`ra`] (registration authority) holds every policy decision;
 //! [`ca`] builds and signs; [`store`] keeps state behind a trait of atomic operations.
+//! [`revocation`] publishes revocation status (CRL, OCSP) to relying parties.
 //! [`config`], [`tls`] and [`server`] wire them together.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod model;
 pub mod notify;
 pub mod ra;
 pub mod reload;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -29,7 +29,8 @@ use crate::model::{
 };
 use crate::ra::{RaError, Refusal};
 use crate::store::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, Store, StoreError, StoreRecord,
+    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, RevokedCertificate, Store,
+    StoreError, StoreRecord,
 };
 
 /// USERTYPE of an issued certificate, as a label.
@@ -428,6 +429,18 @@ impl<S: Store> Store for MeteredStore<S> {
 
     async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
         self.inner.import(records).await
+    }
+
+    async fn revoked_certificates(&self) -> Result<Vec<RevokedCertificate>, StoreError> {
+        self.inner.revoked_certificates().await
+    }
+
+    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+        self.inner.next_crl_number().await
+    }
+
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.revocations()
     }
 }
 

@@ -130,6 +130,9 @@ pub enum ServeError {
     /// Some other start-up condition failed.
     #[error("{0}")]
     Other(String),
+    /// Revocation status (CRL, OCSP) could not be set up.
+    #[error("{0}")]
+    Revocation(#[from] crate::revocation::RevocationError),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -145,6 +148,8 @@ pub struct RunningDaemon {
     pub admin_socket: PathBuf,
     /// The metrics listener's address, when it is enabled and could bind.
     pub metrics_addr: Option<SocketAddr>,
+    /// The plain-HTTP revocation listener's address, when enabled.
+    pub revocation_http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
@@ -186,10 +191,10 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
             "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
-    Ok(CertificateAuthority::load(
-        &config.ca,
-        &config.certificate.common_name_template,
-    )?)
+    Ok(
+        CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
+            .with_public_url(&config.revocation.public_url)?,
+    )
 }
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
@@ -206,6 +211,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         &ca,
         config.ca.server_cert_validity_days,
     )?));
+    let revocation = crate::revocation::RevocationServices::new(
+        store.clone(),
+        ca.clone(),
+        clock.clone(),
+        &config.revocation,
+    )
+    .await?;
     let ra = Arc::new(RegistrationAuthority::with_metrics(
         store.clone(),
         ca.clone(),
@@ -215,9 +227,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     )?);
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
+    let revocation_routes = crate::revocation::routes::router(&revocation, &ca);
     let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?;
     let public = with_common_layers(
         est.merge(crate::api::router(ra.clone()))
+            .merge(revocation_routes.clone())
             .fallback(|| async {
                 plain(
                     axum::http::StatusCode::NOT_FOUND,
@@ -228,10 +242,29 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         metrics.clone(),
     );
     let admin = with_common_layers(
-        crate::api::router(ra.clone()),
+        crate::api::router(ra.clone()).merge(crate::revocation::routes::admin_router(
+            revocation.crl.clone(),
+        )),
         request_timeout,
         metrics.clone(),
     );
+    let revocation_listener = match config
+        .revocation
+        .listen_addr()
+        .map_err(|e| ServeError::Other(e.to_string()))?
+    {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(io_error(format!(
+            "cannot listen on {addr} (revocation.listen; \"off\" disables it)"
+        )))?),
+        None => None,
+    };
+    let revocation_http_addr = match &revocation_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(io_error("cannot read the bound address"))?,
+        ),
+        None => None,
+    };
 
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -267,8 +300,22 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             limits.clone(),
             stopped.clone(),
         )),
-        tokio::spawn(serve_admin(admin_listener, admin, limits, stopped.clone())),
+        tokio::spawn(serve_admin(
+            admin_listener,
+            admin,
+            limits.clone(),
+            stopped.clone(),
+        )),
+        revocation.crl.clone().spawn(stopped.clone()),
     ];
+    if let Some(listener) = revocation_listener {
+        tasks.push(tokio::spawn(serve_plain_http(
+            listener,
+            with_common_layers(revocation_routes, request_timeout, metrics.clone()),
+            limits,
+            stopped.clone(),
+        )));
+    }
     let metrics_addr =
         match crate::metrics::spawn_listener(&config.metrics, &metrics, &ra, stopped).await {
             Some((addr, task)) => {
@@ -278,16 +325,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             None => None,
         };
     metrics.set_ready(true);
+    let revocation_http = revocation_http_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
         https = %https_addr,
         admin_socket = %config.admin.socket.display(),
         metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        revocation_http = %revocation_http,
         "estca ready"
     );
     Ok(RunningDaemon {
         https_addr,
         admin_socket: config.admin.socket.clone(),
         metrics_addr,
+        revocation_http_addr,
         stop,
         tasks,
         store,
@@ -481,6 +531,48 @@ async fn serve_admin(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             serve_connection(TokioIo::new(stream), app, peer, header_timeout, watcher).await;
+        });
+    }
+    wait_for_connections(graceful, &limits.grace_secs).await;
+}
+
+/// Serves `app` over plain HTTP (the revocation routes: CRLs and OCSP responses are signed,
+/// and relying parties must not need TLS to check revocation).
+async fn serve_plain_http(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on the revocation listener");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "connection limit reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let peer = PeerInfo {
+            remote: Remote::Tcp(addr),
+            client_certificate: None,
+        };
+        let app = app.clone();
+        let header_timeout = limits.header_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            serve_connection(TokioIo::new(tcp), app, peer, header_timeout, watcher).await;
+            drop(permit);
         });
     }
     wait_for_connections(graceful, &limits.grace_secs).await;

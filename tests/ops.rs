@@ -55,7 +55,8 @@ impl Dir {
             "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 5\n{server_extra}\n\
              [store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\ndir = {}\n\n\
              [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmax_failed_attempts = 3\n\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\n{more}",
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[revocation]\nlisten = \"127.0.0.1:0\"\n\n\
+             [log]\nlevel = \"info\"\n{more}",
             q(&root.join("data")),
             q(&root.join("data/admin.sock")),
             q(&root.join("certs")),

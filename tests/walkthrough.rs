@@ -19,16 +19,22 @@ impl Drop for Guard {
     }
 }
 
-/// The ```sh blocks between the walkthrough markers, concatenated.
+/// The ```sh blocks of the walkthrough, concatenated.
 fn walkthrough_script() -> String {
+    readme_script("walkthrough", 8)
+}
+
+/// The ```sh blocks between `<!-- NAME -->` and `<!-- /NAME -->` in the README, concatenated;
+/// there must be at least `min_blocks` of them.
+fn readme_script(name: &str, min_blocks: usize) -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
     let start = readme
-        .find("<!-- walkthrough -->")
-        .expect("walkthrough start marker");
+        .find(&format!("<!-- {name} -->"))
+        .expect("start marker");
     let end = readme
-        .find("<!-- /walkthrough -->")
-        .expect("walkthrough end marker");
+        .find(&format!("<!-- /{name} -->"))
+        .expect("end marker");
     let section = &readme[start..end];
     let mut script = String::new();
     let mut in_block = false;
@@ -47,8 +53,8 @@ fn walkthrough_script() -> String {
     }
     assert!(!in_block, "unterminated code block in the walkthrough");
     assert!(
-        blocks >= 8,
-        "only {blocks} sh blocks found in the walkthrough"
+        blocks >= min_blocks,
+        "only {blocks} sh blocks found in the {name} section"
     );
     script
 }
@@ -74,6 +80,8 @@ fn readme_walkthrough_runs_verbatim() {
         .arg("serve")
         .current_dir(dir.path())
         .env("ESTCA_SERVER__LISTEN", "127.0.0.1:0")
+        .env("ESTCA_REVOCATION__LISTEN", "127.0.0.1:0")
+        .env("ESTCA_METRICS__LISTEN", "127.0.0.1:0")
         .env("ESTCA_LOG__LEVEL", "warn,estca::server=info");
     let (child, port, stderr) = match spawn_and_wait(serve) {
         Ok(x) => x,
@@ -173,6 +181,58 @@ fn readme_walkthrough_runs_verbatim() {
         "openssl verify: {text} {}",
         String::from_utf8_lossy(&verify.stderr)
     );
+
+    // Then the README's "Checking revocation" commands, on the files the walkthrough left.
+    // `openssl verify` of a revoked certificate exits non-zero by design, so this part runs
+    // without `set -e` and is judged by what it prints.
+    let ready = stderr.lock().unwrap().clone();
+    let revocation_port = ready
+        .split("revocation_http=127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no revocation_http address in the ready line: {ready}"));
+    let revocation = format!(
+        "set -uo pipefail\nexport PATH={}:$PATH\n{}",
+        shell_quote(bin_dir.to_str().unwrap()),
+        readme_script("revocation", 4)
+            .replace("8443", &port.to_string())
+            .replace("8080", &revocation_port.to_string())
+    );
+    std::fs::write(dir.path().join("revocation.sh"), &revocation).unwrap();
+    let out = Command::new("bash")
+        .arg("revocation.sh")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = format!("script:\n{revocation}\n--- output:\n{all}");
+    for needle in [
+        "verify OK",
+        "crlNumber",
+        "current-chain.pem: OK",
+        "current-chain.pem: good",
+        "nozawa1.pem: revoked",
+        "Reason: superseded",
+        "renewed-chain.pem: revoked",
+        "Reason: keyCompromise",
+        ": unknown",
+        "Response verify OK",
+        "/crl",
+        "/ocsp",
+    ] {
+        assert!(all.contains(needle), "{needle:?} missing:\n{report}");
+    }
+    assert_eq!(
+        all.matches("certificate revoked").count(),
+        2,
+        "nozawa1.pem and renewed-chain.pem fail the CRL check:\n{report}"
+    );
+    assert!(!all.contains("WARNING: no nonce in response"), "{report}");
 }
 
 fn shell_quote(s: &str) -> String {

@@ -548,6 +548,7 @@ impl CertificateAuthority {
             issuing_name: config.issuing_name.clone(),
             common_name_template: common_name_template.to_owned(),
             cacerts,
+            revocation_urls: None,
         })
     }
 }

@@ -11,14 +11,17 @@ use x509_cert::name::Name;
 
 use crate::model::{Holder, Serial};
 
+pub mod crl;
 pub mod csr;
 mod hierarchy;
 mod key;
+pub mod ocsp;
 pub mod pkcs7;
 mod profile;
 
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use hierarchy::InitReport;
+pub use profile::RevocationUrls;
 
 use key::CaKey;
 use profile::IssuerContext;
@@ -152,6 +155,7 @@ pub struct CertificateAuthority {
     issuing_name: String,
     common_name_template: String,
     cacerts: Vec<u8>,
+    revocation_urls: Option<RevocationUrls>,
 }
 
 impl CertificateAuthority {
@@ -185,7 +189,31 @@ impl CertificateAuthority {
             organization: &self.organization,
             issuing_name: &self.issuing_name,
             common_name_template: &self.common_name_template,
+            revocation_urls: self.revocation_urls.as_ref(),
         }
+    }
+
+    /// Makes issued end-entity certificates carry a CRL distribution point
+    /// (`<public_url>/crl`) and an authority information access extension (OCSP
+    /// `<public_url>/ocsp`, caIssuers `<public_url>/ca.crt`). An empty `public_url` leaves
+    /// both extensions out.
+    pub fn with_public_url(mut self, public_url: &str) -> Result<Self, CaError> {
+        self.revocation_urls = if public_url.is_empty() {
+            None
+        } else {
+            Some(RevocationUrls::under(public_url)?)
+        };
+        Ok(self)
+    }
+
+    /// The revocation URLs issued certificates carry, if any.
+    pub fn revocation_urls(&self) -> Option<&RevocationUrls> {
+        self.revocation_urls.as_ref()
+    }
+
+    /// Intermediates between the issuing CA and the root, nearest first, DER.
+    pub fn intermediate_certificates_der(&self) -> &[Vec<u8>] {
+        &self.chain_der
     }
 
     /// Builds and signs an end-entity certificate with the estca profile: the subject

@@ -13,10 +13,12 @@ use der::asn1::{GeneralizedTime, UtcTime};
 use der::{Any, Decode, Encode};
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectAltName, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -46,6 +48,51 @@ pub(crate) struct IssuerContext<'a> {
     pub issuing_name: &'a str,
     /// CN template with `{id}` and maybe `{contract}`.
     pub common_name_template: &'a str,
+    /// Where relying parties check revocation; `None` leaves the extensions out.
+    pub revocation_urls: Option<&'a RevocationUrls>,
+}
+
+/// The revocation URLs written into end-entity certificates: the CRL distribution point and
+/// the authority information access (OCSP responder, issuing CA certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationUrls {
+    /// `<public_url>/crl`.
+    pub crl: Ia5String,
+    /// `<public_url>/ocsp`.
+    pub ocsp: Ia5String,
+    /// `<public_url>/ca.crt`.
+    pub ca_issuers: Ia5String,
+}
+
+impl RevocationUrls {
+    /// The URLs under `public_url` (an `http://` or `https://` base URL without query or
+    /// fragment; a trailing `/` is ignored).
+    pub fn under(public_url: &str) -> Result<Self, CaError> {
+        let base = public_url.trim_end_matches('/');
+        let valid = (base.starts_with("http://") || base.starts_with("https://"))
+            && base.len() > "https://".len()
+            && base.is_ascii()
+            && !base.contains(['?', '#', ' ', '"', '<', '>', '\\'])
+            && !base.chars().any(|c| c.is_ascii_control());
+        if !valid {
+            return Err(CaError::InvalidName(format!(
+                "'{public_url}' is not an http:// or https:// base URL without query or \
+                 fragment: fix revocation.public_url"
+            )));
+        }
+        let uri = |path: &str| {
+            Ia5String::new(&format!("{base}{path}")).map_err(|e| {
+                CaError::InvalidName(format!(
+                    "revocation.public_url '{public_url}' cannot be put into a certificate: {e}"
+                ))
+            })
+        };
+        Ok(Self {
+            crl: uri("/crl")?,
+            ocsp: uri("/ocsp")?,
+            ca_issuers: uri("/ca.crt")?,
+        })
+    }
 }
 
 /// Longest common name X.520 allows (ub-common-name).
@@ -176,8 +223,36 @@ pub(crate) fn end_entity_subject(
     Ok((RdnSequence(rdns), display))
 }
 
+/// C, O and OU = the issuing CA's name: the start of the subjects of certificates the CA
+/// issues to its own services (the OCSP responder).
+pub(crate) fn subject_prefix(
+    ctx: &IssuerContext<'_>,
+) -> Result<Vec<RelativeDistinguishedName>, CaError> {
+    let country = PrintableStringRef::new(ctx.country)
+        .and_then(|s| Any::encode_from(&s))
+        .map_err(|_| {
+            CaError::InvalidName(format!(
+                "country '{}' is not a two-letter code: fix ca.country",
+                ctx.country
+            ))
+        })?;
+    Ok(vec![
+        rdn(rfc4519::C, country)?,
+        rdn(rfc4519::O, utf8(ctx.organization, "organization")?)?,
+        rdn(rfc4519::OU, utf8(ctx.issuing_name, "issuing CA name")?)?,
+    ])
+}
+
+/// An RDN holding one common name.
+pub(crate) fn common_name_rdn(cn: &str) -> Result<RelativeDistinguishedName, CaError> {
+    rdn(rfc4519::CN, utf8(cn, "common name")?)
+}
+
 /// Wraps an extension value with its OID and criticality.
-fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension, CaError> {
+pub(crate) fn extension<T: Encode + AssociatedOid>(
+    value: &T,
+    critical: bool,
+) -> Result<Extension, CaError> {
     let der = value
         .to_der()
         .map_err(|e| CaError::Internal(format!("encoding extension {}: {e}", T::OID)))?;
@@ -189,13 +264,41 @@ fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Ext
     })
 }
 
-fn octets(bytes: &[u8]) -> Result<OctetString, CaError> {
+/// The CRL distribution point and AIA extensions for `urls` (RFC 5280 4.2.1.13, 4.2.2.1).
+fn revocation_extensions(urls: &RevocationUrls) -> Result<Vec<Extension>, CaError> {
+    let uri = |u: &Ia5String| GeneralName::UniformResourceIdentifier(u.clone());
+    Ok(vec![
+        extension(
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl)])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+            false,
+        )?,
+        extension(
+            &AuthorityInfoAccessSyntax(vec![
+                AccessDescription {
+                    access_method: rfc5280::ID_AD_OCSP,
+                    access_location: uri(&urls.ocsp),
+                },
+                AccessDescription {
+                    access_method: rfc5280::ID_AD_CA_ISSUERS,
+                    access_location: uri(&urls.ca_issuers),
+                },
+            ]),
+            false,
+        )?,
+    ])
+}
+
+pub(crate) fn octets(bytes: &[u8]) -> Result<OctetString, CaError> {
     OctetString::new(bytes).map_err(|e| CaError::Internal(format!("encoding a key id: {e}")))
 }
 
 /// The extensions every estca leaf carries besides its usage: basicConstraints CA:FALSE
 /// (critical), keyUsage (critical), extendedKeyUsage (not critical), SKI, AKI.
-fn leaf_extensions(
+pub(crate) fn leaf_extensions(
     ctx: &IssuerContext<'_>,
     spki: &SubjectPublicKeyInfoOwned,
     key_usage: KeyUsage,
@@ -248,7 +351,10 @@ pub(crate) fn end_entity_tbs(
     if matches!(request.key.kind(), KeyKind::Rsa { .. }) {
         usages = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment);
     }
-    let extensions = leaf_extensions(ctx, &spki, usages, rfc5280::ID_KP_CLIENT_AUTH)?;
+    let mut extensions = leaf_extensions(ctx, &spki, usages, rfc5280::ID_KP_CLIENT_AUTH)?;
+    if let Some(urls) = ctx.revocation_urls {
+        extensions.extend(revocation_extensions(urls)?);
+    }
     let tbs = tbs_certificate(
         request.serial.as_bytes(),
         ctx,
@@ -313,7 +419,7 @@ pub(crate) fn tls_server_tbs(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tbs_certificate(
+pub(crate) fn tbs_certificate(
     serial: &[u8],
     ctx: &IssuerContext<'_>,
     key: &CaKey,

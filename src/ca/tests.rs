@@ -143,7 +143,9 @@ fn sha1(bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn end_entity_reproduces_the_seed_certificate_block() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10)
+        .with_public_url("http://ca.example.com:8080/")
+        .unwrap();
     let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
     let now = OffsetDateTime::now_utc();
     let signed = issue(&ca, &key, now).unwrap();
@@ -217,9 +219,61 @@ fn end_entity_reproduces_the_seed_certificate_block() {
         ("2.5.29.37", false),
         ("2.5.29.14", false),
         ("2.5.29.35", false),
+        ("2.5.29.31", false),
+        ("1.3.6.1.5.5.7.1.1", false),
     ];
     let want: Vec<(String, bool)> = want.iter().map(|(o, c)| (o.to_string(), *c)).collect();
     assert_eq!(exts, want);
+    // The revocation URLs under the public URL (its trailing slash ignored).
+    let uris = |names: &[PGeneralName<'_>]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| match n {
+                PGeneralName::URI(u) => u.to_string(),
+                other => panic!("not a URI: {other:?}"),
+            })
+            .collect()
+    };
+    let mut crl_urls = Vec::new();
+    let mut access = Vec::new();
+    for e in cert.extensions() {
+        match e.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(points) => {
+                for point in points.iter() {
+                    assert!(point.reasons.is_none() && point.crl_issuer.is_none());
+                    match &point.distribution_point {
+                        Some(x509_parser::extensions::DistributionPointName::FullName(n)) => {
+                            crl_urls.extend(uris(n))
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                for d in aia.iter() {
+                    access.push((
+                        d.access_method.to_id_string(),
+                        uris(std::slice::from_ref(&d.access_location)),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(crl_urls, ["http://ca.example.com:8080/crl"]);
+    assert_eq!(
+        access,
+        [
+            (
+                "1.3.6.1.5.5.7.48.1".to_owned(),
+                vec!["http://ca.example.com:8080/ocsp".to_owned()]
+            ),
+            (
+                "1.3.6.1.5.5.7.48.2".to_owned(),
+                vec!["http://ca.example.com:8080/ca.crt".to_owned()]
+            ),
+        ]
+    );
     let bc = cert.basic_constraints().unwrap().unwrap().value;
     assert!(!bc.ca && bc.path_len_constraint.is_none());
     let ku = cert.key_usage().unwrap().unwrap().value;
@@ -711,4 +765,31 @@ fn tls_server_certificate_has_the_names_and_chains() {
         ca.issue_tls_server_certificate(&["bad host!".to_string()], 30),
         Err(CaError::InvalidName(_))
     ));
+}
+
+#[test]
+fn without_a_public_url_no_revocation_extensions_are_written_and_bad_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10)
+        .with_public_url("")
+        .unwrap();
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let signed = issue(&ca, &key, OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(parsed(&signed.der).extensions().len(), 5);
+    for bad in [
+        "ftp://ca.example",
+        "ca.example",
+        "http://",
+        "http://ca.example/?x=1",
+        "http://ca.example/#f",
+        "http://ca.exämple",
+    ] {
+        let err = new_ca(tempfile::tempdir().unwrap().path(), KeyAlgorithm::P256, 10)
+            .with_public_url(bad)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("revocation.public_url"),
+            "{bad}: {err}"
+        );
+    }
 }

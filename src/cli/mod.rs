@@ -2,6 +2,7 @@
 //! of the management API over the admin socket, so the CLI never opens the database itself.
 
 mod client;
+mod crl;
 pub mod ops;
 mod output;
 
@@ -77,6 +78,9 @@ pub enum AdminCommand {
     /// Certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The certificate revocation list the daemon publishes.
+    #[command(subcommand)]
+    Crl(crl::CrlCommand),
     /// Application credentials (other systems that delegate issuance to estca).
     #[command(subcommand)]
     App(AppCommand),
@@ -471,6 +475,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                 .await?;
             output::certificate(&view, json);
         }
+        AdminCommand::Crl(command) => crl::run(&client, command, json).await?,
     }
     Ok(())
 }

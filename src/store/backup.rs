@@ -43,6 +43,8 @@ pub enum StoreRecord {
     App(App),
     /// A history entry with its sequence number.
     History(HistoryEntry),
+    /// The last CRL number drawn, so that a restored CA keeps numbering upwards.
+    CrlNumber(u64),
 }
 
 impl StoreRecord {
@@ -54,6 +56,7 @@ impl StoreRecord {
             StoreRecord::Certificate(_) => "certificates",
             StoreRecord::App(_) => "apps",
             StoreRecord::History(_) => "history",
+            StoreRecord::CrlNumber(_) => "crl_number",
         }
     }
 }

@@ -211,4 +211,32 @@ pub trait Store: Send + Sync + 'static {
     /// several times with consecutive batches. New history entries appended afterwards get
     /// larger sequence numbers than any imported one. Durable after [`Store::flush`].
     async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError>;
+    /// Every revoked certificate, by serial, from an index that the revoking operations
+    /// ([`Store::update_account`] with `revoke`, [`Store::commit_issuance`] superseding)
+    /// maintain in the same atomic step: what a CRL lists, without scanning all certificates.
+    async fn revoked_certificates(&self) -> Result<Vec<RevokedCertificate>, StoreError>;
+
+    /// Draws the next CRL number: strictly greater than every number drawn before, across
+    /// restarts (it is durable on disk before it is returned), and never handed out twice
+    /// even to concurrent callers.
+    async fn next_crl_number(&self) -> Result<u64, StoreError>;
+
+    /// A change feed of revocations: the value is bumped after each committed revocation
+    /// (an explicit revoke or a superseding issuance), so a publisher of revocation status
+    /// can wait with `changed()` or compare the value it last saw, without the registration
+    /// authority knowing about it. The value starts at 0 when the store is opened.
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// A revoked certificate as the revocation index holds it: what a CRL entry needs, and the
+/// end of validity so that expired certificates can be left out of the CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevokedCertificate {
+    /// The serial number.
+    pub serial: Serial,
+    /// When and why it was revoked.
+    pub revocation: Revocation,
+    /// The certificate's notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
 }

@@ -123,7 +123,7 @@ impl TestDir {
             ca += &format!("issuing_name = {}\n", toml_str(o));
         }
         let text = format!(
-            "[server]\n{server}\n[store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\n{ca}\n[auth]\n{auth}\n[log]\n# the ready line is logged at info by estca::server\nlevel = \"warn,estca::server=info\"\n{}",
+            "[server]\n{server}\n[store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\n{ca}\n[auth]\n{auth}\n[log]\n# the ready line is logged at info by estca::server\nlevel = \"warn,estca::server=info\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[revocation]\nlisten = \"127.0.0.1:0\"\n{}",
             p("data"),
             p("data/admin.sock"),
             options.extra_toml

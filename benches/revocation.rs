@@ -1,0 +1,295 @@
+//! Revocation benchmarks (`cargo bench --bench revocation`):
+//!
+//! - signing a CRL of 100,000 revoked certificates (the CA alone), and the publisher's
+//!   whole re-signing (reading the sled revocation index, drawing a CRL number, signing);
+//! - OCSP responses per second for a cached serial (the signed bytes are reused) and for
+//!   uncached serials (store lookup and a fresh signature each time), and with a nonce
+//!   (cached status, fresh signature).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use der::asn1::{Null, OctetString};
+use der::{Decode, Encode};
+use time::{Duration, OffsetDateTime};
+
+use estca::ca::crl::{CrlEntry, CrlRequest};
+use estca::ca::CertificateAuthority;
+use estca::config::{CaConfig, KeyAlgorithm};
+use estca::model::{
+    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
+    Holder, KeyFingerprint, Outcome, RevocationReason, Role, Serial,
+};
+use estca::ra::SystemClock;
+use estca::revocation::{CrlPublisher, OcspResponder};
+use estca::store::{NewCertificate, SledStore, Store};
+
+const REVOKED: usize = 100_000;
+
+fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
+    let config = CaConfig {
+        dir: dir.join("ca"),
+        create_if_missing: false,
+        key_algorithm: KeyAlgorithm::P256,
+        country: "JP".into(),
+        organization: "Bench".into(),
+        root_name: "Bench Root".into(),
+        issuing_name: "Bench Issuing".into(),
+        root_validity_years: 10,
+        issuing_validity_years: 10,
+        server_cert_validity_days: 30,
+    };
+    CertificateAuthority::init(&config).expect("init the CA");
+    Arc::new(CertificateAuthority::load(&config, "{id}").expect("load the CA"))
+}
+
+fn event(kind: EventKind) -> HistoryEvent {
+    HistoryEvent {
+        at: OffsetDateTime::now_utc(),
+        account: None,
+        contract: None,
+        kind,
+        actor: Actor::System,
+        source: "bench".into(),
+        outcome: Outcome::Ok {
+            detail: String::new(),
+        },
+    }
+}
+
+/// A store where one account was issued `REVOKED + 1` certificates in turn, each one
+/// superseding the one before: `REVOKED` revoked certificates and one good one.
+fn store_with_revocations(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+) -> (Arc<SledStore>, Vec<Serial>) {
+    let store = Arc::new(SledStore::open(&dir.join("db")).expect("open the store"));
+    let now = OffsetDateTime::now_utc();
+    let serials: Vec<Serial> = (0..=REVOKED).map(|_| Serial::random()).collect();
+    rt.block_on(async {
+        store
+            .create_contract(
+                Contract {
+                    code: "5110".parse().expect("code"),
+                    name: "Bench".into(),
+                    created_at: now,
+                },
+                event(EventKind::ContractCreate),
+            )
+            .await
+            .expect("contract");
+        store
+            .create_account(
+                Account {
+                    id: "bench".parse().expect("id"),
+                    contract: "5110".parse().expect("code"),
+                    role: Role::User,
+                    name: "Bench".into(),
+                    password_hash: "x".into(),
+                    failed_attempts: 0,
+                    locked: false,
+                    choice: CertificateChoice::Continue,
+                    current_certificate: None,
+                    issued_count: 0,
+                    version: 0,
+                    created_at: now,
+                },
+                event(EventKind::AccountCreate),
+            )
+            .await
+            .expect("account");
+        for (i, serial) in serials.iter().enumerate() {
+            let n = u32::try_from(i).expect("count");
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            let not_before = now + Duration::seconds(i64::from(n));
+            store
+                .commit_issuance(NewCertificate {
+                    expected_version: u64::from(n),
+                    record: CertificateRecord {
+                        serial: *serial,
+                        holder: Holder::Account {
+                            id: "bench".parse().expect("id"),
+                            contract: "5110".parse().expect("code"),
+                            role: Role::User,
+                            issued_num: n + 1,
+                        },
+                        subject: "CN=bench".into(),
+                        not_before,
+                        not_after: not_before + Duration::days(365),
+                        key: KeyFingerprint(key),
+                        revocation: None,
+                        der: vec![0x30, 0x00],
+                    },
+                    event: event(EventKind::Enroll),
+                })
+                .await
+                .expect("issue");
+        }
+        store.flush().await.expect("flush");
+    });
+    (store, serials)
+}
+
+/// A DER OCSPRequest for `serial` under the CA, with or without a nonce.
+fn ocsp_request(ca: &CertificateAuthority, serial: &Serial, nonce: bool) -> Vec<u8> {
+    use const_oid::db::{rfc5912, rfc6960};
+    let issuing = x509_cert::Certificate::from_der(ca.issuing_certificate_der()).expect("CA");
+    let sha1 = |b: &[u8]| {
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
+            .as_ref()
+            .to_vec()
+    };
+    let cert_id = x509_ocsp::CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_SHA_1,
+            parameters: Some(Null.into()),
+        },
+        issuer_name_hash: OctetString::new(sha1(
+            &issuing.tbs_certificate.subject.to_der().expect("name"),
+        ))
+        .expect("hash"),
+        issuer_key_hash: OctetString::new(sha1(
+            issuing
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
+        ))
+        .expect("hash"),
+        serial_number: x509_cert::serial_number::SerialNumber::new(serial.as_bytes())
+            .expect("serial"),
+    };
+    let nonce = nonce.then(|| {
+        vec![x509_cert::ext::Extension {
+            extn_id: rfc6960::ID_PKIX_OCSP_NONCE,
+            critical: false,
+            extn_value: OctetString::new(
+                OctetString::new(vec![7u8; 16])
+                    .expect("nonce")
+                    .to_der()
+                    .expect("nonce"),
+            )
+            .expect("nonce"),
+        }]
+    });
+    x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
+            request_extensions: nonce,
+            ..Default::default()
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .expect("request")
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ca = ca(dir.path());
+
+    // CRL signing alone, 100,000 entries with mixed reasons.
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("time");
+    let entries: Vec<CrlEntry> = (0..REVOKED)
+        .map(|i| CrlEntry {
+            serial: Serial::random(),
+            revoked_at: now,
+            reason: if i % 2 == 0 {
+                RevocationReason::Superseded
+            } else {
+                RevocationReason::KeyCompromise
+            },
+        })
+        .collect();
+    let mut group = c.benchmark_group("crl");
+    group.sample_size(10);
+    group.bench_function("sign 100k entries", |b| {
+        b.iter(|| {
+            let der = ca
+                .sign_crl(&CrlRequest {
+                    number: 1,
+                    this_update: now,
+                    next_update: now + Duration::hours(24),
+                    entries: black_box(&entries),
+                })
+                .expect("sign");
+            black_box(der.len())
+        })
+    });
+
+    eprintln!("filling a sled store with {REVOKED} revoked certificates...");
+    let (store, serials) = store_with_revocations(&rt, dir.path());
+    let publisher = rt
+        .block_on(CrlPublisher::new(
+            store.clone(),
+            ca.clone(),
+            Arc::new(SystemClock),
+            Duration::hours(24),
+        ))
+        .expect("publisher");
+    assert_eq!(publisher.last().entries.len(), REVOKED);
+    group.bench_function("publisher re-sign, 100k revoked in sled", |b| {
+        b.iter(|| {
+            let crl = rt.block_on(publisher.sign_now()).expect("re-sign");
+            black_box(crl.der.len())
+        })
+    });
+    group.finish();
+
+    let responder = OcspResponder::new(
+        store.clone(),
+        ca.clone(),
+        Arc::new(SystemClock),
+        Duration::minutes(60),
+        Duration::hours(168),
+    )
+    .expect("responder");
+    let mut group = c.benchmark_group("ocsp");
+    group.throughput(Throughput::Elements(1));
+    let good = ocsp_request(&ca, &serials[REVOKED], false);
+    group.bench_function("cached serial", |b| {
+        b.iter(|| black_box(rt.block_on(responder.respond(black_box(&good))).der.len()))
+    });
+    let requests: Vec<Vec<u8>> = serials
+        .iter()
+        .take(1000)
+        .map(|s| ocsp_request(&ca, s, false))
+        .collect();
+    let mut next = 0usize;
+    group.bench_function("uncached serial", |b| {
+        b.iter_batched(
+            || {
+                responder.clear_cache();
+                next = (next + 1) % requests.len();
+                &requests[next]
+            },
+            |request| black_box(rt.block_on(responder.respond(request)).der.len()),
+            BatchSize::SmallInput,
+        )
+    });
+    let with_nonce = ocsp_request(&ca, &serials[REVOKED], true);
+    group.bench_function("cached serial with nonce", |b| {
+        b.iter(|| {
+            black_box(
+                rt.block_on(responder.respond(black_box(&with_nonce)))
+                    .der
+                    .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(revocation, benches);
+criterion_main!(revocation);

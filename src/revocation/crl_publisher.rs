@@ -1,0 +1,278 @@
+//! The CRL publisher: keeps the current signed CRL and replaces it when it goes stale.
+//!
+//! A CRL is stale when the store's revocation feed has moved since it was built (a
+//! certificate was revoked or superseded) or when half of its thisUpdate..nextUpdate
+//! interval has passed. The background task ([`CrlPublisher::spawn`]) re-signs at once on
+//! either; [`CrlPublisher::current`] also checks before answering, so a CRL fetched right
+//! after a revocation lists it even if the task has not run yet. Certificates past their
+//! notAfter are left out (RFC 5280 3.3 lets a CRL drop them). Every CRL gets a new number
+//! from the store, which keeps numbers strictly increasing across restarts.
+
+use std::sync::{Arc, RwLock};
+
+use hyper::body::Bytes;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+
+use super::{CrlEntryView, CrlView, RevocationError};
+use crate::ca::crl::{CrlEntry, CrlRequest};
+use crate::ca::CertificateAuthority;
+use crate::ra::Clock;
+use crate::store::Store;
+
+/// How long the background task waits after a failed attempt before trying again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A signed CRL and what it says.
+#[derive(Debug)]
+pub struct PublishedCrl {
+    /// The CRL number.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// The listed certificates.
+    pub entries: Vec<CrlEntry>,
+    /// The CRL, DER.
+    pub der: Bytes,
+    /// The CRL, PEM (`X509 CRL`).
+    pub pem: Bytes,
+    /// The revocation feed's value when the CRL was built.
+    generation: u64,
+}
+
+impl PublishedCrl {
+    /// When it should be replaced: halfway between thisUpdate and nextUpdate.
+    pub fn refresh_at(&self) -> OffsetDateTime {
+        self.this_update + (self.next_update - self.this_update) / 2
+    }
+
+    /// The operator's view.
+    pub fn view(&self) -> CrlView {
+        let mut entries: Vec<CrlEntryView> = self
+            .entries
+            .iter()
+            .map(|e| CrlEntryView {
+                serial: e.serial,
+                revoked_at: e.revoked_at,
+                reason: e.reason,
+            })
+            .collect();
+        entries.sort_by_key(|e| e.serial);
+        CrlView {
+            number: self.number,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            entries,
+        }
+    }
+}
+
+/// Keeps the current CRL.
+pub struct CrlPublisher {
+    store: Arc<dyn Store>,
+    ca: Arc<CertificateAuthority>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    feed: watch::Receiver<u64>,
+    current: RwLock<Arc<PublishedCrl>>,
+    /// Held while signing, so that concurrent callers who find the CRL stale sign it once.
+    signing: tokio::sync::Mutex<()>,
+}
+
+impl CrlPublisher {
+    /// Signs the first CRL; `interval` is nextUpdate minus thisUpdate.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        ca: Arc<CertificateAuthority>,
+        clock: Arc<dyn Clock>,
+        interval: Duration,
+    ) -> Result<Arc<Self>, RevocationError> {
+        let feed = store.revocations();
+        let first = build(&*store, &ca, &*clock, interval, &feed).await?;
+        tracing::info!(
+            number = first.number,
+            entries = first.entries.len(),
+            next_update = %first.next_update,
+            "CRL signed"
+        );
+        Ok(Arc::new(Self {
+            store,
+            ca,
+            clock,
+            interval,
+            feed,
+            current: RwLock::new(Arc::new(first)),
+            signing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The CRL as last published, stale or not.
+    pub fn last(&self) -> Arc<PublishedCrl> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn is_stale(&self, crl: &PublishedCrl) -> bool {
+        crl.generation != *self.feed.borrow() || self.clock.now() >= crl.refresh_at()
+    }
+
+    /// The current CRL, re-signed first if a revocation happened since it was built or it
+    /// is due. If re-signing fails, the last CRL is returned (it is still valid until its
+    /// nextUpdate) and the failure logged.
+    pub async fn current(&self) -> Arc<PublishedCrl> {
+        let last = self.last();
+        if !self.is_stale(&last) {
+            return last;
+        }
+        match self.refresh().await {
+            Ok(crl) => crl,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot re-sign the CRL; serving the previous one");
+                self.last()
+            }
+        }
+    }
+
+    /// Re-signs the CRL if it is stale (checked again under the signing lock, so that a
+    /// burst of callers signs once) and returns the current one.
+    pub async fn refresh(&self) -> Result<Arc<PublishedCrl>, RevocationError> {
+        let _signing = self.signing.lock().await;
+        let last = self.last();
+        if !self.is_stale(&last) {
+            return Ok(last);
+        }
+        self.sign_now_locked().await
+    }
+
+    /// Signs a new CRL now, stale or not.
+    pub async fn sign_now(&self) -> Result<Arc<PublishedCrl>, RevocationError> {
+        let _signing = self.signing.lock().await;
+        self.sign_now_locked().await
+    }
+
+    async fn sign_now_locked(&self) -> Result<Arc<PublishedCrl>, RevocationError> {
+        let crl = Arc::new(
+            build(
+                &*self.store,
+                &self.ca,
+                &*self.clock,
+                self.interval,
+                &self.feed,
+            )
+            .await?,
+        );
+        match self.current.write() {
+            Ok(mut guard) => *guard = crl.clone(),
+            Err(poisoned) => *poisoned.into_inner() = crl.clone(),
+        }
+        tracing::info!(
+            number = crl.number,
+            entries = crl.entries.len(),
+            next_update = %crl.next_update,
+            "CRL signed"
+        );
+        Ok(crl)
+    }
+
+    /// Runs the publisher until `stopped` changes: re-signs at once after each revocation
+    /// the store reports, and when the CRL is due.
+    pub fn spawn(
+        self: Arc<Self>,
+        mut stopped: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut feed = self.feed.clone();
+        tokio::spawn(async move {
+            let mut wait = self.until_due();
+            loop {
+                tokio::select! {
+                    changed = feed.changed() => {
+                        if changed.is_err() {
+                            break; // the store is gone
+                        }
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped.changed() => break,
+                }
+                wait = match self.refresh().await {
+                    Ok(_) => self.until_due(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot re-sign the CRL; retrying in 30 seconds");
+                        RETRY_AFTER
+                    }
+                };
+            }
+        })
+    }
+
+    /// Time until the current CRL is due to be replaced (at least one second).
+    fn until_due(&self) -> std::time::Duration {
+        let due = self.last().refresh_at() - self.clock.now();
+        std::time::Duration::try_from(due)
+            .unwrap_or_default()
+            .max(std::time::Duration::from_secs(1))
+    }
+}
+
+/// Reads the revocation index and signs a CRL of the unexpired revoked certificates.
+async fn build(
+    store: &dyn Store,
+    ca: &Arc<CertificateAuthority>,
+    clock: &dyn Clock,
+    interval: Duration,
+    feed: &watch::Receiver<u64>,
+) -> Result<PublishedCrl, RevocationError> {
+    // The feed's value is read before the index: a revocation committed after this read
+    // moves the feed past `generation`, so the CRL will be found stale and rebuilt.
+    let generation = *feed.borrow();
+    let this_update = clock
+        .now()
+        .replace_nanosecond(0)
+        .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
+    let next_update = this_update + interval;
+    let entries: Vec<CrlEntry> = store
+        .revoked_certificates()
+        .await?
+        .into_iter()
+        .filter(|r| r.not_after > this_update)
+        .map(|r| CrlEntry {
+            serial: r.serial,
+            // The CRL holds whole seconds; so does what the operator is shown.
+            revoked_at: r
+                .revocation
+                .at
+                .replace_nanosecond(0)
+                .unwrap_or(r.revocation.at),
+            reason: r.revocation.reason,
+        })
+        .collect();
+    let number = store.next_crl_number().await?;
+    // Signing a large CRL takes a while: keep it off the async worker threads.
+    let signer = ca.clone();
+    let (der, entries) = tokio::task::spawn_blocking(move || {
+        let der = signer.sign_crl(&CrlRequest {
+            number,
+            this_update,
+            next_update,
+            entries: &entries,
+        });
+        (der, entries)
+    })
+    .await
+    .map_err(|e| RevocationError::Task(e.to_string()))?;
+    let der = der?;
+    let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &der)
+        .map_err(|e| RevocationError::Task(format!("PEM-encoding the CRL: {e}")))?;
+    Ok(PublishedCrl {
+        number,
+        this_update,
+        next_update,
+        entries,
+        der: Bytes::from(der),
+        pem: Bytes::from(pem),
+        generation,
+    })
+}

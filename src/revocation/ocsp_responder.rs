@@ -1,0 +1,441 @@
+//! The OCSP responder (RFC 6960): parses a DER OCSPRequest, looks each CertID up, and answers
+//! with a BasicOCSPResponse signed by a delegated signing certificate.
+//!
+//! - A CertID is answered `good` or `revoked` (with time and reason) only when its hash
+//!   algorithm is SHA-1 or SHA-256 and its issuer name and key hashes are the issuing CA's,
+//!   and the store holds the serial; anything else is `unknown`.
+//! - The responderID is byKey; `certs` carries the delegated certificate; each
+//!   SingleResponse has thisUpdate and nextUpdate; a nonce in the request is echoed (RFC
+//!   8954: 1 to 32 octets, longer ones are refused as malformed).
+//! - Malformed requests get an OCSPResponse with status `malformedRequest`, failures of estca
+//!   itself `internalError`; nothing a client sends makes the responder panic.
+//! - Answers for known serials are cached per (hash algorithm, serial): a single-request,
+//!   nonce-free query is answered with the cached signed bytes; other queries reuse the
+//!   cached status and sign anew. The cache is emptied when the store's revocation feed
+//!   moves (so a revocation shows at once), when the signer is rotated, and entries are used
+//!   for half of the response validity at most. Unknown serials are never cached (a serial
+//!   may be issued later).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use const_oid::db::rfc6960;
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::watch;
+use x509_cert::ext::Extension;
+use x509_ocsp::{
+    CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponseData, RevokedInfo,
+    SingleResponse, Version,
+};
+
+use super::RevocationError;
+use crate::ca::crl::crl_reason;
+use crate::ca::ocsp::{CertIdHash, IssuerHashes, OcspSigner};
+use crate::ca::CertificateAuthority;
+use crate::model::Serial;
+use crate::ra::Clock;
+use crate::store::Store;
+
+/// Most CertIDs answered in one request.
+pub const MAX_REQUESTS_PER_QUERY: usize = 16;
+
+/// Most entries kept in the response cache; when full it is emptied and refilled.
+const MAX_CACHED: usize = 100_000;
+
+/// Longest nonce echoed (RFC 8954 section 2.1).
+const MAX_NONCE: usize = 32;
+
+/// An OCSP answer: the DER OCSPResponse, and how long HTTP caches may keep it.
+#[derive(Debug, Clone)]
+pub struct OcspAnswer {
+    /// The OCSPResponse, DER.
+    pub der: Arc<[u8]>,
+    /// The response status (successful, malformedRequest, internalError).
+    pub status: x509_ocsp::OcspResponseStatus,
+    /// For a successful answer that any client may reuse (no nonce): its thisUpdate and
+    /// nextUpdate, for `Last-Modified` and `Cache-Control` headers.
+    pub cacheable: Option<(OffsetDateTime, OffsetDateTime)>,
+}
+
+impl OcspAnswer {
+    fn status_only(response: OcspResponse) -> Self {
+        let status = response.response_status;
+        let der: Arc<[u8]> = match response.to_der() {
+            Ok(der) => der.into(),
+            // Encoding a bare status cannot fail; answer with nothing rather than panic.
+            Err(_) => Arc::from(Vec::new()),
+        };
+        Self {
+            der,
+            status,
+            cacheable: None,
+        }
+    }
+
+    /// `malformedRequest`.
+    pub fn malformed() -> Self {
+        Self::status_only(OcspResponse::malformed_request())
+    }
+
+    /// `internalError`.
+    pub fn internal_error() -> Self {
+        Self::status_only(OcspResponse::internal_error())
+    }
+}
+
+/// What a cached entry holds.
+#[derive(Clone)]
+struct Cached {
+    single: SingleResponse,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    /// The signed single-request, nonce-free response, once one was made.
+    der: Option<Arc<[u8]>>,
+}
+
+/// The cache and the state it is valid for.
+#[derive(Default)]
+struct Cache {
+    /// The revocation feed's value the entries were made under.
+    generation: u64,
+    entries: HashMap<(CertIdHash, Serial), Cached>,
+}
+
+/// The current signer and when it is to be replaced.
+struct CurrentSigner {
+    signer: Arc<OcspSigner>,
+    rotate_at: OffsetDateTime,
+}
+
+/// Answers OCSP requests.
+pub struct OcspResponder {
+    store: Arc<dyn Store>,
+    ca: Arc<CertificateAuthority>,
+    clock: Arc<dyn Clock>,
+    issuer: IssuerHashes,
+    /// nextUpdate minus thisUpdate of each response.
+    validity: Duration,
+    signer_validity: Duration,
+    signer: RwLock<CurrentSigner>,
+    cache: Mutex<Cache>,
+    feed: watch::Receiver<u64>,
+}
+
+impl OcspResponder {
+    /// Issues the first delegated signer. `validity` is each response's nextUpdate minus
+    /// thisUpdate; `signer_validity` the delegated certificate's lifetime (it is replaced
+    /// when half of it has passed).
+    pub fn new(
+        store: Arc<dyn Store>,
+        ca: Arc<CertificateAuthority>,
+        clock: Arc<dyn Clock>,
+        validity: Duration,
+        signer_validity: Duration,
+    ) -> Result<Self, RevocationError> {
+        let issuer = ca.ocsp_issuer_hashes()?;
+        let signer = issue_signer(&ca, &*clock, signer_validity)?;
+        Ok(Self {
+            feed: store.revocations(),
+            store,
+            ca,
+            clock,
+            issuer,
+            validity,
+            signer_validity,
+            signer: RwLock::new(signer),
+            cache: Mutex::new(Cache::default()),
+        })
+    }
+
+    /// The delegated signer now in use, DER (for tests and diagnostics).
+    pub fn signer_certificate_der(&self) -> Vec<u8> {
+        self.current_signer().certificate_der().to_vec()
+    }
+
+    /// Empties the response cache (the next answer for each serial is looked up and signed
+    /// anew). Revocations and signer rotation do this by themselves; this is for
+    /// measurements and diagnostics.
+    pub fn clear_cache(&self) {
+        self.lock_cache().entries.clear();
+    }
+
+    /// How many statuses are cached now.
+    pub fn cached_entries(&self) -> usize {
+        self.lock_cache().entries.len()
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn current_signer(&self) -> Arc<OcspSigner> {
+        match self.signer.read() {
+            Ok(guard) => guard.signer.clone(),
+            Err(poisoned) => poisoned.into_inner().signer.clone(),
+        }
+    }
+
+    /// The signer to use at `now`, issuing a new one (and emptying the cache, whose signed
+    /// responses name the old one) when the current one is due.
+    fn signer_at(&self, now: OffsetDateTime) -> Result<Arc<OcspSigner>, RevocationError> {
+        {
+            let guard = self
+                .signer
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if now < guard.rotate_at {
+                return Ok(guard.signer.clone());
+            }
+        }
+        let mut guard = self
+            .signer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now >= guard.rotate_at {
+            *guard = issue_signer(&self.ca, &*self.clock, self.signer_validity)?;
+            self.lock_cache().entries.clear();
+            tracing::info!(not_after = %guard.signer.not_after(), "issued a new OCSP signing certificate");
+        }
+        Ok(guard.signer.clone())
+    }
+
+    /// Answers a DER OCSPRequest. Never fails: problems become `malformedRequest` or
+    /// `internalError` answers.
+    pub async fn respond(&self, request_der: &[u8]) -> OcspAnswer {
+        let request = match OcspRequest::from_der(request_der) {
+            Ok(r) => r,
+            Err(_) => return OcspAnswer::malformed(),
+        };
+        let requests = &request.tbs_request.request_list;
+        if requests.is_empty() || requests.len() > MAX_REQUESTS_PER_QUERY {
+            return OcspAnswer::malformed();
+        }
+        let nonce = match nonce_of(&request) {
+            Ok(n) => n,
+            Err(()) => return OcspAnswer::malformed(),
+        };
+        match self.answer(&request, nonce).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot answer an OCSP request");
+                OcspAnswer::internal_error()
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        request: &OcspRequest,
+        nonce: Option<Extension>,
+    ) -> Result<OcspAnswer, RevocationError> {
+        let now = self
+            .clock
+            .now()
+            .replace_nanosecond(0)
+            .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
+        let signer = self.signer_at(now)?;
+        let requests = &request.tbs_request.request_list;
+
+        // The common case: one CertID, no nonce, answered before: the cached bytes.
+        if let ([only], None) = (requests.as_slice(), &nonce) {
+            if let Some(key) = self.cache_key(&only.req_cert) {
+                if let Some(cached) = self.cached(&key, now) {
+                    if let Some(der) = cached.der {
+                        return Ok(OcspAnswer {
+                            der,
+                            status: x509_ocsp::OcspResponseStatus::Successful,
+                            cacheable: Some((cached.this_update, cached.next_update)),
+                        });
+                    }
+                }
+            }
+        }
+
+        let mut singles = Vec::with_capacity(requests.len());
+        let mut validity = None;
+        for one in requests {
+            let (cached, key, generation) = self.status(&one.req_cert, now, &signer).await?;
+            validity = Some((cached.this_update, cached.next_update));
+            singles.push((cached, key, generation));
+        }
+        let data = ResponseData {
+            version: Version::V1,
+            responder_id: signer.responder_id()?,
+            produced_at: ocsp_time(now)?,
+            responses: singles.iter().map(|(c, _, _)| c.single.clone()).collect(),
+            response_extensions: nonce.clone().map(|n| vec![n]),
+        };
+        let der: Arc<[u8]> = signer.sign(data)?.into();
+
+        let reusable = nonce.is_none() && singles.len() == 1;
+        if reusable {
+            if let Some((cached, Some(key), generation)) = singles.pop() {
+                self.remember(
+                    key,
+                    generation,
+                    Cached {
+                        der: Some(der.clone()),
+                        ..cached
+                    },
+                );
+            }
+        }
+        Ok(OcspAnswer {
+            der,
+            status: x509_ocsp::OcspResponseStatus::Successful,
+            cacheable: validity.filter(|_| reusable),
+        })
+    }
+
+    /// The cache key of a CertID naming the issuing CA and an estca-shaped serial.
+    fn cache_key(&self, cert_id: &CertId) -> Option<(CertIdHash, Serial)> {
+        let hash = self.issuer.matches(cert_id)?;
+        let serial = serial_of(cert_id)?;
+        Some((hash, serial))
+    }
+
+    /// A cached entry still fresh at `now` and made under the current revocation feed.
+    fn cached(&self, key: &(CertIdHash, Serial), now: OffsetDateTime) -> Option<Cached> {
+        let generation = *self.feed.borrow();
+        let mut cache = self.lock_cache();
+        if cache.generation != generation {
+            cache.entries.clear();
+            cache.generation = generation;
+            return None;
+        }
+        let cached = cache.entries.get(key)?;
+        (now < cached.this_update + self.validity / 2).then(|| cached.clone())
+    }
+
+    /// Keeps `cached` unless a revocation happened since `generation` was read.
+    fn remember(&self, key: (CertIdHash, Serial), generation: u64, cached: Cached) {
+        let mut cache = self.lock_cache();
+        let current = *self.feed.borrow();
+        if cache.generation != current {
+            cache.entries.clear();
+            cache.generation = current;
+        }
+        if generation != current {
+            return;
+        }
+        if cache.entries.len() >= MAX_CACHED {
+            cache.entries.clear();
+        }
+        cache.entries.insert(key, cached);
+    }
+
+    /// The status of one CertID: from the cache, or from the store (and then cached unless
+    /// unknown). Also returns the cache key and the feed value read before the lookup.
+    async fn status(
+        &self,
+        cert_id: &CertId,
+        now: OffsetDateTime,
+        signer: &OcspSigner,
+    ) -> Result<(Cached, Option<(CertIdHash, Serial)>, u64), RevocationError> {
+        let key = self.cache_key(cert_id);
+        let generation = *self.feed.borrow();
+        if let Some(key) = &key {
+            if let Some(cached) = self.cached(key, now) {
+                return Ok((cached, Some(*key), generation));
+            }
+        }
+        let record = match &key {
+            Some((_, serial)) => self.store.certificate(serial).await?,
+            None => None,
+        };
+        let status = match &record {
+            None => CertStatus::unknown(),
+            Some(r) => match r.revocation {
+                None => CertStatus::good(),
+                Some(revocation) => CertStatus::Revoked(RevokedInfo {
+                    revocation_time: ocsp_time(revocation.at)?,
+                    revocation_reason: Some(crl_reason(revocation.reason)),
+                }),
+            },
+        };
+        let next_update = (now + self.validity).min(signer.not_after());
+        let cached = Cached {
+            single: SingleResponse {
+                cert_id: cert_id.clone(),
+                cert_status: status,
+                this_update: ocsp_time(now)?,
+                next_update: Some(ocsp_time(next_update)?),
+                single_extensions: None,
+            },
+            this_update: now,
+            next_update,
+            der: None,
+        };
+        let key = key.filter(|_| record.is_some());
+        if let Some(key) = key {
+            self.remember(key, generation, cached.clone());
+        }
+        Ok((cached, key, generation))
+    }
+}
+
+fn issue_signer(
+    ca: &CertificateAuthority,
+    clock: &dyn Clock,
+    validity: Duration,
+) -> Result<CurrentSigner, RevocationError> {
+    let now = clock.now();
+    let signer = ca.issue_ocsp_signer(now, validity)?;
+    // Replace it when half its life has passed, so that responses (valid for less than
+    // half of it, as the configuration checks) never outlive it.
+    let rotate_at = now + (signer.not_after() - now) / 2;
+    Ok(CurrentSigner {
+        signer: Arc::new(signer),
+        rotate_at,
+    })
+}
+
+/// The estca serial a CertID names, if it has that shape (16 bytes, positive).
+fn serial_of(cert_id: &CertId) -> Option<Serial> {
+    let bytes: [u8; 16] = cert_id.serial_number.as_bytes().try_into().ok()?;
+    Serial::from_bytes(bytes).ok()
+}
+
+/// The request's nonce extension, to echo; `Err` for a nonce RFC 8954 refuses (empty or
+/// longer than 32 octets) or more than one nonce.
+fn nonce_of(request: &OcspRequest) -> Result<Option<Extension>, ()> {
+    let Some(extensions) = &request.tbs_request.request_extensions else {
+        return Ok(None);
+    };
+    let mut nonces = extensions
+        .iter()
+        .filter(|e| e.extn_id == rfc6960::ID_PKIX_OCSP_NONCE);
+    let Some(nonce) = nonces.next() else {
+        return Ok(None);
+    };
+    if nonces.next().is_some() {
+        return Err(());
+    }
+    // RFC 8954: the extension's value is an OCTET STRING holding the nonce. Some older
+    // clients put the nonce bytes there directly; both are echoed as sent.
+    let value = nonce.extn_value.as_bytes();
+    let length = match OctetString::from_der(value) {
+        Ok(inner) => inner.as_bytes().len(),
+        Err(_) => value.len(),
+    };
+    if !(1..=MAX_NONCE).contains(&length) {
+        return Err(());
+    }
+    Ok(Some(Extension {
+        extn_id: rfc6960::ID_PKIX_OCSP_NONCE,
+        critical: false,
+        extn_value: nonce.extn_value.clone(),
+    }))
+}
+
+fn ocsp_time(t: OffsetDateTime) -> Result<OcspGeneralizedTime, RevocationError> {
+    let secs = u64::try_from(t.unix_timestamp())
+        .map_err(|_| RevocationError::Task(format!("{t} is before 1970")))?;
+    der::asn1::GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs))
+        .map(OcspGeneralizedTime)
+        .map_err(|e| RevocationError::Task(format!("{t} cannot be encoded: {e}")))
+}

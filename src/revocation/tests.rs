@@ -1,0 +1,491 @@
+//! Tests of the CRL publisher and the OCSP responder on a real sled store and CA, with a
+//! manual clock.
+
+use std::sync::Arc;
+
+use const_oid::db::{rfc5912, rfc6960};
+use der::asn1::{Null, OctetString};
+use der::{Decode, Encode};
+use spki::AlgorithmIdentifierOwned;
+use time::{Duration, OffsetDateTime};
+use x509_cert::crl::CertificateList;
+use x509_cert::ext::Extension;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::Certificate;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request,
+    TbsRequest,
+};
+
+use super::*;
+use crate::config::{CaConfig, KeyAlgorithm};
+use crate::model::{
+    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, EventKind,
+    HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, Role,
+};
+use crate::ra::ManualClock;
+use crate::store::{AccountChange, NewCertificate, SledStore};
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<SledStore>,
+    ca: Arc<CertificateAuthority>,
+    clock: Arc<ManualClock>,
+}
+
+fn start() -> OffsetDateTime {
+    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+}
+
+fn event(kind: EventKind) -> HistoryEvent {
+    HistoryEvent {
+        at: start(),
+        account: None,
+        contract: None,
+        kind,
+        actor: Actor::System,
+        source: "test".into(),
+        outcome: Outcome::Ok {
+            detail: String::new(),
+        },
+    }
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CaConfig {
+        dir: dir.path().join("ca"),
+        create_if_missing: false,
+        key_algorithm: KeyAlgorithm::P256,
+        country: "JP".into(),
+        organization: "Test".into(),
+        root_name: "Test Root".into(),
+        issuing_name: "Test Issuing".into(),
+        root_validity_years: 10,
+        issuing_validity_years: 10,
+        server_cert_validity_days: 30,
+    };
+    CertificateAuthority::init(&config).unwrap();
+    let ca = Arc::new(CertificateAuthority::load(&config, "{id}").unwrap());
+    let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
+    store
+        .create_contract(
+            Contract {
+                code: "5110".parse().unwrap(),
+                name: "C".into(),
+                created_at: start(),
+            },
+            event(EventKind::ContractCreate),
+        )
+        .await
+        .unwrap();
+    World {
+        _dir: dir,
+        store,
+        ca,
+        clock: Arc::new(ManualClock::new(start())),
+    }
+}
+
+fn serial(b: u8) -> Serial {
+    Serial::from_bytes([b; 16]).unwrap()
+}
+
+impl World {
+    /// Creates account `id` and issues it a certificate with serial `[s; 16]`, valid for
+    /// `days` from the clock's now.
+    async fn issue(&self, id: &str, s: u8, days: i64) {
+        let account_id: AccountId = id.parse().unwrap();
+        if self.store.account(&account_id).await.unwrap().is_none() {
+            self.store
+                .create_account(
+                    Account {
+                        id: account_id.clone(),
+                        contract: "5110".parse().unwrap(),
+                        role: Role::User,
+                        name: id.into(),
+                        password_hash: "x".into(),
+                        failed_attempts: 0,
+                        locked: false,
+                        choice: CertificateChoice::Continue,
+                        current_certificate: None,
+                        issued_count: 0,
+                        version: 0,
+                        created_at: start(),
+                    },
+                    event(EventKind::AccountCreate),
+                )
+                .await
+                .unwrap();
+        }
+        let account = self.store.account(&account_id).await.unwrap().unwrap();
+        let now = self.clock.now();
+        self.store
+            .commit_issuance(NewCertificate {
+                expected_version: account.version,
+                record: CertificateRecord {
+                    serial: serial(s),
+                    holder: Holder::Account {
+                        id: account_id,
+                        contract: "5110".parse().unwrap(),
+                        role: Role::User,
+                        issued_num: account.issued_count + 1,
+                    },
+                    subject: "CN=x".into(),
+                    not_before: now,
+                    not_after: now + Duration::days(days),
+                    key: KeyFingerprint([s; 32]),
+                    revocation: None,
+                    der: vec![0x30, 0x00],
+                },
+                event: event(EventKind::Enroll),
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn revoke(&self, id: &str, s: u8, reason: RevocationReason) {
+        let account = self
+            .store
+            .account(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .update_account(AccountChange {
+                expected_version: account.version,
+                account: account.clone(),
+                revoke: Some((
+                    serial(s),
+                    Revocation {
+                        at: self.clock.now(),
+                        reason,
+                    },
+                )),
+                events: vec![],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn publisher(&self) -> Arc<CrlPublisher> {
+        CrlPublisher::new(
+            self.store.clone(),
+            self.ca.clone(),
+            self.clock.clone(),
+            Duration::hours(24),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn responder(&self) -> OcspResponder {
+        OcspResponder::new(
+            self.store.clone(),
+            self.ca.clone(),
+            self.clock.clone(),
+            Duration::minutes(60),
+            Duration::hours(168),
+        )
+        .unwrap()
+    }
+
+    fn cert_id(&self, serial_bytes: &[u8]) -> CertId {
+        let issuing = Certificate::from_der(self.ca.issuing_certificate_der()).unwrap();
+        let sha1 = |b: &[u8]| {
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
+                .as_ref()
+                .to_vec()
+        };
+        CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: rfc5912::ID_SHA_1,
+                parameters: Some(Null.into()),
+            },
+            issuer_name_hash: OctetString::new(sha1(
+                &issuing.tbs_certificate.subject.to_der().unwrap(),
+            ))
+            .unwrap(),
+            issuer_key_hash: OctetString::new(sha1(
+                issuing
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .raw_bytes(),
+            ))
+            .unwrap(),
+            serial_number: SerialNumber::new(serial_bytes).unwrap(),
+        }
+    }
+}
+
+fn request(cert_ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
+    OcspRequest {
+        tbs_request: TbsRequest {
+            request_list: cert_ids
+                .into_iter()
+                .map(|req_cert| Request {
+                    req_cert,
+                    single_request_extensions: None,
+                })
+                .collect(),
+            request_extensions: nonce.map(|n| {
+                vec![Extension {
+                    extn_id: rfc6960::ID_PKIX_OCSP_NONCE,
+                    critical: false,
+                    extn_value: OctetString::new(OctetString::new(n).unwrap().to_der().unwrap())
+                        .unwrap(),
+                }]
+            }),
+            ..Default::default()
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .unwrap()
+}
+
+fn basic(answer: &OcspAnswer) -> BasicOcspResponse {
+    let response = OcspResponse::from_der(&answer.der).unwrap();
+    assert_eq!(response.response_status, OcspResponseStatus::Successful);
+    let bytes = response.response_bytes.unwrap();
+    assert_eq!(bytes.response_type, rfc6960::ID_PKIX_OCSP_BASIC);
+    BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap()
+}
+
+fn statuses(answer: &OcspAnswer) -> Vec<CertStatus> {
+    basic(answer)
+        .tbs_response_data
+        .responses
+        .iter()
+        .map(|r| r.cert_status)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_crl_follows_revocations_at_once_and_drops_expired_certificates() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    w.issue("bob", 2, 10).await;
+    let publisher = w.publisher().await;
+    let first = publisher.current().await;
+    assert_eq!(first.number, 1);
+    assert!(first.entries.is_empty());
+    // Not stale: the same CRL.
+    assert!(Arc::ptr_eq(&first, &publisher.current().await));
+
+    w.revoke("alice", 1, RevocationReason::KeyCompromise).await;
+    w.issue("bob", 3, 365).await; // supersedes serial 2, which expires in 10 days
+    let second = publisher.current().await;
+    assert_eq!(second.number, 2);
+    let view = second.view();
+    assert_eq!(
+        view.entries
+            .iter()
+            .map(|e| (e.serial, e.reason))
+            .collect::<Vec<_>>(),
+        [
+            (serial(1), RevocationReason::KeyCompromise),
+            (serial(2), RevocationReason::Superseded)
+        ]
+    );
+    let crl = CertificateList::from_der(&second.der).unwrap();
+    assert_eq!(crl.tbs_cert_list.revoked_certificates.unwrap().len(), 2);
+    assert!(std::str::from_utf8(&second.pem)
+        .unwrap()
+        .starts_with("-----BEGIN X509 CRL-----"));
+
+    // Half-way to nextUpdate the CRL is due, and re-signed with the same entries.
+    w.clock.advance(Duration::hours(12));
+    let third = publisher.current().await;
+    assert_eq!(third.number, 3);
+    assert_eq!(third.entries.len(), 2);
+    // Once serial 2 has expired (10 days), the next CRL leaves it out.
+    w.clock.advance(Duration::days(10));
+    let fourth = publisher.current().await;
+    assert_eq!(fourth.number, 4);
+    assert_eq!(
+        fourth.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
+        [serial(1)]
+    );
+    assert_eq!(fourth.next_update - fourth.this_update, Duration::hours(24));
+}
+
+#[tokio::test]
+async fn the_background_task_re_signs_after_a_revocation() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let publisher = w.publisher().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = publisher.clone().spawn(stopped);
+    w.revoke("alice", 1, RevocationReason::Unspecified).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while publisher.last().number < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "not re-signed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(publisher.last().entries.len(), 1);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn ocsp_answers_good_revoked_and_unknown_and_echoes_the_nonce() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let responder = w.responder();
+
+    let good = responder
+        .respond(&request(
+            vec![w.cert_id(serial(1).as_bytes())],
+            Some(b"0123456789abcdef"),
+        ))
+        .await;
+    assert_eq!(good.status, OcspResponseStatus::Successful);
+    assert!(
+        good.cacheable.is_none(),
+        "a nonce makes it one client's answer"
+    );
+    let b = basic(&good);
+    assert!(matches!(
+        b.tbs_response_data.responses[0].cert_status,
+        CertStatus::Good(_)
+    ));
+    let single = &b.tbs_response_data.responses[0];
+    assert_eq!(single.cert_id, w.cert_id(serial(1).as_bytes()));
+    assert!(single.next_update.is_some());
+    let nonce = b.tbs_response_data.nonce().unwrap();
+    assert_eq!(nonce.0.as_bytes(), b"0123456789abcdef");
+    // The delegated signer is in `certs`, and its key signed the response.
+    let signer = &b.certs.as_ref().unwrap()[0];
+    assert_eq!(signer.to_der().unwrap(), responder.signer_certificate_der());
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(
+        signer
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
+    )
+    .unwrap();
+    let sig = p256::ecdsa::DerSignature::try_from(b.signature.raw_bytes()).unwrap();
+    signature::Verifier::verify(&key, &b.tbs_response_data.to_der().unwrap(), &sig).unwrap();
+
+    // Unknown: a serial never issued, a serial of another shape, another issuer.
+    let mut other_issuer = w.cert_id(serial(1).as_bytes());
+    other_issuer.issuer_name_hash = OctetString::new(vec![0; 20]).unwrap();
+    let answer = responder
+        .respond(&request(
+            vec![
+                w.cert_id(serial(9).as_bytes()),
+                w.cert_id(&[0x12, 0x34]),
+                other_issuer,
+            ],
+            None,
+        ))
+        .await;
+    assert!(statuses(&answer)
+        .iter()
+        .all(|s| matches!(s, CertStatus::Unknown(_))));
+
+    w.revoke("alice", 1, RevocationReason::KeyCompromise).await;
+    let revoked = responder
+        .respond(&request(vec![w.cert_id(serial(1).as_bytes())], None))
+        .await;
+    match statuses(&revoked)[0] {
+        CertStatus::Revoked(info) => assert_eq!(
+            info.revocation_reason,
+            Some(x509_cert::ext::pkix::CrlReason::KeyCompromise)
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cached_answers_are_reused_until_a_revocation_or_half_their_validity() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    w.issue("bob", 2, 365).await;
+    let responder = w.responder();
+    let query = request(vec![w.cert_id(serial(1).as_bytes())], None);
+    let first = responder.respond(&query).await;
+    assert!(first.cacheable.is_some());
+    let again = responder.respond(&query).await;
+    assert!(Arc::ptr_eq(&first.der, &again.der), "served from the cache");
+    assert_eq!(responder.cached_entries(), 1);
+
+    // A revocation of another certificate empties the cache: fresh bytes, still good.
+    w.revoke("bob", 2, RevocationReason::Unspecified).await;
+    let after = responder.respond(&query).await;
+    assert!(!Arc::ptr_eq(&first.der, &after.der));
+    assert!(matches!(statuses(&after)[0], CertStatus::Good(_)));
+    let cached = responder.respond(&query).await;
+    assert!(Arc::ptr_eq(&after.der, &cached.der));
+
+    // Half of the hour of validity later, a new answer is signed.
+    w.clock.advance(Duration::minutes(31));
+    let later = responder.respond(&query).await;
+    assert!(!Arc::ptr_eq(&cached.der, &later.der));
+
+    // Unknown serials are never cached.
+    let unknown = request(vec![w.cert_id(serial(7).as_bytes())], None);
+    let a = responder.respond(&unknown).await;
+    let b = responder.respond(&unknown).await;
+    assert!(!Arc::ptr_eq(&a.der, &b.der));
+}
+
+#[tokio::test]
+async fn the_signer_is_rotated_half_way_through_its_life() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let responder = w.responder();
+    let first = responder.signer_certificate_der();
+    let query = request(vec![w.cert_id(serial(1).as_bytes())], None);
+    responder.respond(&query).await;
+    w.clock.advance(Duration::hours(83));
+    responder.respond(&query).await;
+    assert_eq!(responder.signer_certificate_der(), first);
+    w.clock.advance(Duration::hours(2));
+    let answer = responder.respond(&query).await;
+    let second = responder.signer_certificate_der();
+    assert_ne!(second, first);
+    assert_eq!(basic(&answer).certs.unwrap()[0].to_der().unwrap(), second);
+    let next_update = basic(&answer).tbs_response_data.responses[0]
+        .next_update
+        .unwrap();
+    let signer = Certificate::from_der(&second).unwrap();
+    assert!(
+        next_update.0.to_unix_duration()
+            <= signer.tbs_certificate.validity.not_after.to_unix_duration()
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_malformed_request_never_a_panic() {
+    let w = world().await;
+    let responder = w.responder();
+    let id = w.cert_id(serial(1).as_bytes());
+    let mut truncated = request(vec![id.clone()], None);
+    truncated.truncate(truncated.len() - 3);
+    let too_many = request(vec![id.clone(); MAX_REQUESTS_PER_QUERY + 1], None);
+    let long_nonce = request(vec![id.clone()], Some(&[7; 33]));
+    let empty_nonce = request(vec![id.clone()], Some(&[]));
+    for (what, bytes) in [
+        ("empty", Vec::new()),
+        ("garbage", b"not DER at all".to_vec()),
+        ("truncated", truncated),
+        ("no request", request(vec![], None)),
+        ("too many", too_many),
+        ("33-octet nonce", long_nonce),
+        ("empty nonce", empty_nonce),
+    ] {
+        let answer = responder.respond(&bytes).await;
+        assert_eq!(
+            answer.status,
+            OcspResponseStatus::MalformedRequest,
+            "{what}"
+        );
+        let parsed = OcspResponse::from_der(&answer.der).unwrap();
+        assert_eq!(parsed.response_status, OcspResponseStatus::MalformedRequest);
+        assert!(parsed.response_bytes.is_none());
+    }
+}
