@@ -521,10 +521,19 @@ async fn revoke_app(
 mod tests {
     use std::collections::BTreeSet;
 
-    /// (method, path) pairs routed in this file's `router`, read from its source.
+    /// (method, path) pairs routed under `/api/v1`: this file's `router` and the CRL view
+    /// that the revocation module adds to the admin socket, read from their sources.
     fn routed() -> BTreeSet<(String, String)> {
-        let source = include_str!("mod.rs");
-        let router = &source[source.find("pub fn router").unwrap()..];
+        let mut pairs = routes_in(include_str!("mod.rs"), "pub fn router");
+        pairs.extend(routes_in(
+            include_str!("../revocation/routes.rs"),
+            "pub fn admin_router",
+        ));
+        pairs
+    }
+
+    fn routes_in(source: &str, function: &str) -> BTreeSet<(String, String)> {
+        let router = &source[source.find(function).unwrap()..];
         let router = &router[..router.find("\n}\n").unwrap()];
         let mut pairs = BTreeSet::new();
         for call in router.split(".route(").skip(1) {
