@@ -272,11 +272,11 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
     let kind = classify(&spki, parsed)?;
     csr.verify_signature().map_err(|e| match e {
         X509Error::SignatureUnsupportedAlgorithm => {
-            let oid = csr.signature_algorithm.algorithm.to_id_string();
-            let name = oid
-                .parse::<ObjectIdentifier>()
+            // From the DER bytes: const-oid's dotted-string parser overflows on huge arcs
+            // (found by fuzzing), its DER decoder checks them.
+            let name = ObjectIdentifier::from_bytes(csr.signature_algorithm.algorithm.as_bytes())
                 .map(|o| oid_name(&o))
-                .unwrap_or(oid);
+                .unwrap_or_else(|_| csr.signature_algorithm.algorithm.to_id_string());
             CsrError::UnsupportedSignatureAlgorithm(name)
         }
         _ => CsrError::BadSignature,
@@ -286,4 +286,17 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
         kind,
         fingerprint: KeyFingerprint::of_spki_der(parsed.raw),
     })
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by `cargo fuzz run csr`: a CSR whose signature algorithm OID has an arc too large
+    /// for 32 bits made const-oid's string parser overflow (a panic with overflow checks).
+    #[test]
+    fn a_huge_oid_arc_in_the_signature_algorithm_is_an_error() {
+        let der = include_bytes!("../../fuzz/corpus/csr/regression-oid-overflow");
+        assert!(validate_csr(der).is_err());
+    }
 }
