@@ -63,16 +63,22 @@ struct Figures {
     failed: AtomicU64,
 }
 
+/// Certificates clients hold now, by ID: (PEM chain, PKCS#8 key).
+type Holding = Arc<Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>>;
+/// Every certificate a client received: (ID, DER).
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// One client per ID: enrolls with its password, renews with its certificate, and asks the
 /// operator for a reissue, at random, until told to stop.
+#[allow(clippy::too_many_arguments)]
 async fn client_loop(
     id: String,
     port: u16,
     root: Vec<u8>,
     socket: PathBuf,
     seed: u64,
-    holding: Arc<Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>>,
-    received: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    holding: Holding,
+    received: Received,
     figures: Arc<Figures>,
     stop: Arc<AtomicBool>,
 ) {
