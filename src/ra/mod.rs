@@ -266,30 +266,24 @@ impl RegistrationAuthority {
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        let token = match self.failures_by_source.take(source) {
-            Ok(token) => token,
-            Err(throttled) => {
-                self.record_refusal(
-                    &Caller::enrolling(Actor::Anonymous, source),
-                    None,
-                    EventKind::Enroll,
-                    format!("authentication refused: {throttled}"),
-                )
-                .await?;
-                return Err(throttled.into());
-            }
-        };
+        if let Err(throttled) = self.failures_by_source.admit(source) {
+            self.record_refusal(
+                &Caller::enrolling(Actor::Anonymous, source),
+                None,
+                EventKind::Enroll,
+                format!("authentication refused: {throttled}"),
+            )
+            .await?;
+            return Err(throttled.into());
+        }
         let account = match self.authenticate(source, id, password).await {
-            Ok(account) => {
-                self.failures_by_source.refund(token);
-                account
+            Ok(account) => account,
+            // Only a password that was checked and failed counts against the source.
+            Err(RaError::Unauthenticated) => {
+                self.failures_by_source.failed(source);
+                return Err(RaError::Unauthenticated);
             }
-            // Only a password that was checked and failed spends the token.
-            Err(RaError::Unauthenticated) => return Err(RaError::Unauthenticated),
-            Err(other) => {
-                self.failures_by_source.refund(token);
-                return Err(other);
-            }
+            Err(other) => return Err(other),
         };
         let caller = Caller::enrolling(
             Actor::Account {

@@ -1,11 +1,12 @@
 //! A per-source-address limit on failed authentications: a token bucket per address.
 //!
-//! Each password check costs its source one token before it starts, so a burst of guesses
-//! cannot slip past the limit while earlier guesses are still hashing; a check that succeeds
-//! (or that never ran, e.g. refused as busy) gets its token back. A bucket holds
-//! `max_failures_per_source` tokens and refills at that many per `failure_window_secs`. An
-//! address whose bucket is empty is refused at once (HTTP 429 with `Retry-After`), before any
-//! Argon2 work. Memory is bounded: at most [`MAX_TRACKED_SOURCES`] addresses are tracked;
+//! A password check is admitted while its source's bucket holds a token, and only a failed
+//! check spends one, so any number of right passwords from one address (a company behind one
+//! NAT) is never throttled. A bucket holds `max_failures_per_source` tokens and refills at
+//! that many per `failure_window_secs`. An address whose bucket is empty is refused at once
+//! (HTTP 429 with `Retry-After`), before any Argon2 work. Guesses admitted together may
+//! overdraw the bucket (at most by the password-check queue, which bounds them); the debt is
+//! paid in waiting time, down to minus one full bucket. Memory is bounded: at most [`MAX_TRACKED_SOURCES`] addresses are tracked;
 //! full buckets are forgotten first, then the least recently used.
 //!
 //! This complements, and does not replace, the per-ID lockout: the lockout protects one ID
@@ -43,14 +44,6 @@ pub struct FailureThrottle {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-/// A token taken for one password check: give it back with [`FailureThrottle::refund`] when
-/// the check did not fail.
-#[derive(Debug)]
-#[must_use = "a token is refunded or spent explicitly"]
-pub struct Token {
-    source: Option<String>,
-}
-
 impl FailureThrottle {
     /// `max_failures` per `window`; `max_failures == 0` disables the limit.
     pub fn new(max_failures: u32, window: Duration) -> Self {
@@ -67,14 +60,40 @@ impl FailureThrottle {
         }
     }
 
-    /// Takes a token for one password check from `source`, or says how long to wait.
-    pub fn take(&self, source: &str) -> Result<Token, Throttled> {
-        self.take_at(source, Instant::now())
+    /// Admits a password check from `source`, or says how long to wait.
+    pub fn admit(&self, source: &str) -> Result<(), Throttled> {
+        self.admit_at(source, Instant::now())
     }
 
-    fn take_at(&self, source: &str, now: Instant) -> Result<Token, Throttled> {
+    /// Spends one token of `source` for a password check that failed.
+    pub fn failed(&self, source: &str) {
+        self.failed_at(source, Instant::now())
+    }
+
+    fn admit_at(&self, source: &str, now: Instant) -> Result<(), Throttled> {
         if self.capacity == 0.0 {
-            return Ok(Token { source: None });
+            return Ok(());
+        }
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(bucket) = buckets.get_mut(source) else {
+            return Ok(());
+        };
+        self.refill(bucket, now);
+        if bucket.tokens < 1.0 {
+            let wait = (1.0 - bucket.tokens) / self.per_second;
+            return Err(Throttled {
+                retry_after_secs: (wait.ceil() as u64).max(1),
+            });
+        }
+        Ok(())
+    }
+
+    fn failed_at(&self, source: &str, now: Instant) {
+        if self.capacity == 0.0 {
+            return;
         }
         let mut buckets = self
             .buckets
@@ -88,30 +107,7 @@ impl FailureThrottle {
             updated: now,
         });
         self.refill(bucket, now);
-        if bucket.tokens < 1.0 {
-            let wait = (1.0 - bucket.tokens) / self.per_second;
-            return Err(Throttled {
-                retry_after_secs: (wait.ceil() as u64).max(1),
-            });
-        }
-        bucket.tokens -= 1.0;
-        Ok(Token {
-            source: Some(source.to_owned()),
-        })
-    }
-
-    /// Gives a token back: the check it paid for succeeded or never ran.
-    pub fn refund(&self, token: Token) {
-        let Some(source) = token.source else {
-            return;
-        };
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(bucket) = buckets.get_mut(&source) {
-            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
-        }
+        bucket.tokens = (bucket.tokens - 1.0).max(-self.capacity);
     }
 
     /// Addresses tracked now (for tests and metrics).
@@ -155,35 +151,48 @@ mod tests {
         let t = FailureThrottle::new(3, Duration::from_secs(60));
         let now = Instant::now();
         for _ in 0..3 {
-            let _spent = t.take_at("192.0.2.1", now).unwrap();
+            t.admit_at("192.0.2.1", now).unwrap();
+            t.failed_at("192.0.2.1", now);
         }
-        let refused = t.take_at("192.0.2.1", now).unwrap_err();
+        let refused = t.admit_at("192.0.2.1", now).unwrap_err();
         assert_eq!(refused.retry_after_secs, 20, "one token per 20 s");
         assert!(refused.to_string().contains("20 seconds"));
         // Another address is not affected.
-        let _other = t.take_at("192.0.2.2", now).unwrap();
+        t.admit_at("192.0.2.2", now).unwrap();
         // The bucket refills with time.
-        let _later = t
-            .take_at("192.0.2.1", now + Duration::from_secs(20))
+        t.admit_at("192.0.2.1", now + Duration::from_secs(20))
             .unwrap();
     }
 
     #[test]
-    fn successes_give_their_token_back() {
-        let t = FailureThrottle::new(1, Duration::from_secs(60));
-        for _ in 0..10 {
-            let token = t.take("192.0.2.1").unwrap();
-            t.refund(token);
+    fn only_failures_count_and_a_burst_is_paid_for_later() {
+        let t = FailureThrottle::new(2, Duration::from_secs(60));
+        // Admissions alone (right passwords) never throttle.
+        for _ in 0..100 {
+            t.admit("192.0.2.1").unwrap();
         }
-        let _spent = t.take("192.0.2.1").unwrap();
-        assert!(t.take("192.0.2.1").is_err());
+        // A burst of 5 admitted together, all failing, overdraws the bucket of 2 (down to -2,
+        // one bucket of debt at most).
+        let now = Instant::now();
+        for _ in 0..5 {
+            t.admit_at("192.0.2.1", now).unwrap();
+        }
+        for _ in 0..5 {
+            t.failed_at("192.0.2.1", now);
+        }
+        let refused = t.admit_at("192.0.2.1", now).unwrap_err();
+        assert_eq!(
+            refused.retry_after_secs, 120,
+            "4 tokens short at one per 30 s"
+        );
     }
 
     #[test]
     fn zero_disables_the_limit() {
         let t = FailureThrottle::new(0, Duration::from_secs(60));
         for _ in 0..1000 {
-            let _ = t.take("192.0.2.1").unwrap();
+            t.admit("192.0.2.1").unwrap();
+            t.failed("192.0.2.1");
         }
         assert_eq!(t.tracked_sources(), 0);
     }
@@ -193,20 +202,20 @@ mod tests {
         let t = FailureThrottle::with_capacity(2, Duration::from_secs(60), 100);
         let now = Instant::now();
         for i in 0..10_000u32 {
-            let _ = t.take_at(
+            t.failed_at(
                 &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
                 now,
             );
             assert!(t.tracked_sources() <= 100);
         }
         // A source that just failed is still remembered after a wave of others.
-        let _ = t.take_at("192.0.2.9", now);
-        let _ = t.take_at("192.0.2.9", now);
+        t.failed_at("192.0.2.9", now);
+        t.failed_at("192.0.2.9", now);
         for i in 0..50u32 {
-            let _ = t.take_at(&format!("198.51.100.{i}"), now + Duration::from_millis(1));
+            t.failed_at(&format!("198.51.100.{i}"), now + Duration::from_millis(1));
         }
         assert!(t
-            .take_at("192.0.2.9", now + Duration::from_millis(2))
+            .admit_at("192.0.2.9", now + Duration::from_millis(2))
             .is_err());
     }
 }
