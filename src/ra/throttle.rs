@@ -182,8 +182,8 @@ mod tests {
         }
         let refused = t.admit_at("192.0.2.1", now).unwrap_err();
         assert_eq!(
-            refused.retry_after_secs, 120,
-            "4 tokens short at one per 30 s"
+            refused.retry_after_secs, 90,
+            "3 tokens short at one per 30 s (the debt stops at minus one bucket)"
         );
     }
 
