@@ -8,7 +8,7 @@
 //! each ID's CERTISSUEDNUM count equals the certificates recorded for it (numbered 1..n); and
 //! history has an issuance entry for every certificate.
 //!
-//! `cargo test --test crash` makes 20 kills; `ESTCA_CRASH_KILLS=200 cargo test --release
+//! `cargo test --test crash` makes 20 kills; `TEST_CRASH_KILLS=200 cargo test --release
 //! --test crash -- --nocapture` is the long run.
 
 mod common;
@@ -272,11 +272,11 @@ async fn check_store(db: &Path, received: &[(String, Vec<u8>)]) -> (usize, Vec<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_at_random_moments_loses_nothing() {
-    let kills: usize = std::env::var("ESTCA_CRASH_KILLS")
+    let kills: usize = std::env::var("TEST_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let seed = std::env::var("ESTCA_CRASH_SEED")
+    let seed = std::env::var("TEST_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| {
@@ -285,7 +285,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    eprintln!("crash harness: {kills} kills, seed {seed} (ESTCA_CRASH_SEED to replay)");
+    eprintln!("crash harness: {kills} kills, seed {seed} (TEST_CRASH_SEED to replay)");
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
     let daemon = TestDaemon::start(Options::default());

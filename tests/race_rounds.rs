@@ -4,7 +4,7 @@
 //! the responses: at most one unrevoked unexpired certificate, it is the account's current
 //! one, and CERTISSUEDNUM counts every issuance recorded.
 //!
-//! `cargo test --test race_rounds` runs 200 rounds; `ESTCA_RACE_ROUNDS=1000 cargo test
+//! `cargo test --test race_rounds` runs 200 rounds; `TEST_RACE_ROUNDS=1000 cargo test
 //! --release --test race_rounds -- --nocapture` is the full run.
 
 mod common;
@@ -123,7 +123,7 @@ impl Checker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rounds_of_enroll_reenroll_reissue_and_revoke_keep_one_active_certificate() {
-    let rounds: usize = std::env::var("ESTCA_RACE_ROUNDS")
+    let rounds: usize = std::env::var("TEST_RACE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
