@@ -215,6 +215,11 @@ pub struct AuthConfig {
     pub max_concurrent_hashes: usize,
     /// Password checks allowed to wait for a hashing slot; beyond that, 503.
     pub max_queued_hashes: usize,
+    /// Failed authentications one source address may make per `failure_window_secs` before
+    /// it gets 429 with Retry-After (a token bucket); 0 disables the limit.
+    pub max_failures_per_source: u32,
+    /// The window of `max_failures_per_source`, in seconds.
+    pub failure_window_secs: u64,
 }
 
 /// Logging.
@@ -406,6 +411,12 @@ impl Config {
             return Err(invalid(
                 "auth.argon2_memory_kib",
                 "Argon2 parameters out of range (memory at least 8 KiB per lane, iterations at least 1, 1 to 255 lanes)",
+            ));
+        }
+        if !(1..=86_400).contains(&a.failure_window_secs) {
+            return Err(invalid(
+                "auth.failure_window_secs",
+                "must be between 1 and 86400 seconds",
             ));
         }
         if a.max_concurrent_hashes == 0 {

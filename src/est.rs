@@ -60,6 +60,7 @@ pub fn router(
 pub struct EstError {
     status: StatusCode,
     message: String,
+    retry_after_secs: Option<u64>,
 }
 
 impl EstError {
@@ -67,6 +68,7 @@ impl EstError {
         Self {
             status,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 }
@@ -74,7 +76,10 @@ impl EstError {
 impl From<RaError> for EstError {
     fn from(e: RaError) -> Self {
         let (status, message) = crate::server::http_error(&e);
-        Self::new(status, message)
+        Self {
+            retry_after_secs: e.retry_after_secs(),
+            ..Self::new(status, message)
+        }
     }
 }
 
@@ -93,7 +98,9 @@ impl IntoResponse for EstError {
                 HeaderValue::from_static("Basic realm=\"estca\", charset=\"UTF-8\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response

@@ -43,6 +43,8 @@ pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
     response
 }
 
+mod overload;
+
 /// Who is on the other end of a connection; attached to every request.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -79,6 +81,26 @@ impl PeerInfo {
     }
 }
 
+impl PeerInfo {
+    /// A client over TCP at `addr`, with the certificate it presented (DER), if any. The
+    /// listeners attach this themselves; the constructor lets tests and fuzzers drive the
+    /// routers in-process.
+    pub fn tcp(addr: SocketAddr, client_certificate: Option<Vec<u8>>) -> Self {
+        Self {
+            remote: Remote::Tcp(addr),
+            client_certificate: client_certificate.map(Arc::from),
+        }
+    }
+
+    /// The operator on the admin socket, as the admin listener attaches it.
+    pub fn admin_socket(uid: Option<u32>) -> Self {
+        Self {
+            remote: Remote::AdminSocket { uid },
+            client_certificate: None,
+        }
+    }
+}
+
 /// The HTTP status and message of a registration-authority error, for every HTTP front end.
 /// Failures inside estca are logged here and answered with a generic sentence, so that no
 /// internal detail (paths, database errors) reaches a client.
@@ -92,6 +114,7 @@ pub fn http_error(error: &crate::ra::RaError) -> (axum::http::StatusCode, String
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Internal => {
             tracing::error!(error = %error, "request failed inside estca");
             return (
@@ -288,6 +311,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let grace_secs = Arc::new(AtomicU64::new(config.server.shutdown_grace_secs));
     let limits = Limits {
         connections: Arc::new(Semaphore::new(config.server.max_connections)),
+        refusals: overload::refusal_slots(),
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
         grace_secs: grace_secs.clone(),
@@ -435,6 +459,8 @@ async fn log_request(
 #[derive(Clone)]
 struct Limits {
     connections: Arc<Semaphore>,
+    /// Over-limit connections being answered 503 (see `overload`).
+    refusals: Arc<Semaphore>,
     handshake_timeout: Duration,
     header_timeout: Duration,
     /// `server.shutdown_grace_secs`, changed by a reload.
@@ -462,8 +488,13 @@ async fn serve_tls(
             _ = stopped.changed() => break,
         };
         let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "connection limit reached; closing a new connection");
-            drop(tcp);
+            tracing::warn!(%addr, "connection limit reached; answering 503");
+            overload::refuse(
+                tcp,
+                addr,
+                TlsAcceptor::from(tls.load_full()),
+                &limits.refusals,
+            );
             continue;
         };
         let _ = tcp.set_nodelay(true);

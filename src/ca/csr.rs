@@ -89,10 +89,23 @@ pub enum CsrError {
     /// The text form (base64 or PEM) of the request could not be decoded.
     #[error("{0}")]
     Encoding(&'static str),
+    /// The CSR carries more attributes or requested extensions than any real client sends.
+    #[error("the CSR carries {attributes} attributes and {extensions} requested extensions; estca ignores them all and accepts at most {MAX_CSR_ATTRIBUTES} and {MAX_CSR_EXTENSIONS}: send a plain CSR")]
+    TooLarge {
+        /// Attributes in the request.
+        attributes: usize,
+        /// Extensions requested.
+        extensions: usize,
+    },
     /// The CSR is signed with an algorithm estca cannot check.
     #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
     UnsupportedSignatureAlgorithm(String),
 }
+
+/// Most attributes a CSR may carry (real ones carry zero to three).
+pub const MAX_CSR_ATTRIBUTES: usize = 16;
+/// Most extensions a CSR may request (real ones request a handful); they are ignored anyway.
+pub const MAX_CSR_EXTENSIONS: usize = 64;
 
 /// Decodes the text forms a CSR arrives in: base64 DER, with or without line breaks and
 /// spaces (RFC 7030 section 4.2.1), or a PEM `CERTIFICATE REQUEST` block.
@@ -238,6 +251,14 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
     if !rest.is_empty() {
         return Err(CsrError::TrailingData);
     }
+    let attributes = csr.certification_request_info.attributes().len();
+    let extensions = csr.requested_extensions().map_or(0, Iterator::count);
+    if attributes > MAX_CSR_ATTRIBUTES || extensions > MAX_CSR_EXTENSIONS {
+        return Err(CsrError::TooLarge {
+            attributes,
+            extensions,
+        });
+    }
     let parsed = &csr.certification_request_info.subject_pki;
     // The RustCrypto decoder is strict DER; re-encoding must give back the same bytes, so the
     // key written into the certificate is exactly the one the CSR carried.
@@ -251,11 +272,11 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
     let kind = classify(&spki, parsed)?;
     csr.verify_signature().map_err(|e| match e {
         X509Error::SignatureUnsupportedAlgorithm => {
-            let oid = csr.signature_algorithm.algorithm.to_id_string();
-            let name = oid
-                .parse::<ObjectIdentifier>()
+            // From the DER bytes: const-oid's dotted-string parser overflows on huge arcs
+            // (found by fuzzing), its DER decoder checks them.
+            let name = ObjectIdentifier::from_bytes(csr.signature_algorithm.algorithm.as_bytes())
                 .map(|o| oid_name(&o))
-                .unwrap_or(oid);
+                .unwrap_or_else(|_| csr.signature_algorithm.algorithm.to_id_string());
             CsrError::UnsupportedSignatureAlgorithm(name)
         }
         _ => CsrError::BadSignature,
@@ -265,4 +286,17 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
         kind,
         fingerprint: KeyFingerprint::of_spki_der(parsed.raw),
     })
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by `cargo fuzz run csr`: a CSR whose signature algorithm OID has an arc too large
+    /// for 32 bits made const-oid's string parser overflow (a panic with overflow checks).
+    #[test]
+    fn a_huge_oid_arc_in_the_signature_algorithm_is_an_error() {
+        let der = include_bytes!("../../fuzz/corpus/csr/regression-oid-overflow");
+        assert!(validate_csr(der).is_err());
+    }
 }

@@ -15,6 +15,7 @@ pub mod crl;
 pub mod csr;
 mod hierarchy;
 mod key;
+pub mod lint;
 pub mod ocsp;
 pub mod pkcs7;
 mod profile;
@@ -108,6 +109,15 @@ pub enum CaError {
     /// An encoding or signing step failed that should not (a bug, or a corrupted CA file).
     #[error("internal CA error: {0}")]
     Internal(String),
+    /// The pre-issuance check found the certificate about to be signed outside the profile,
+    /// so it was not signed: a bug in estca's policy or profile, never the client's doing.
+    #[error("refused to sign certificate {serial}: it breaks the certificate profile ({violation}); nothing was issued; report this as a bug in estca")]
+    PreIssuanceCheck {
+        /// The serial the certificate would have had.
+        serial: Serial,
+        /// What is wrong.
+        violation: String,
+    },
 }
 
 /// What the CA needs to issue one end-entity certificate; the registration authority has
@@ -226,6 +236,16 @@ impl CertificateAuthority {
     ) -> Result<SignedCertificate, CaError> {
         let (tbs, subject, not_before, not_after) =
             profile::end_entity_tbs(&self.issuer_context(), &self.key, request)?;
+        lint::check_end_entity(
+            &tbs,
+            &self.issuer_context(),
+            request,
+            &self.key.signature_algorithm(),
+        )
+        .map_err(|violation| CaError::PreIssuanceCheck {
+            serial: request.serial,
+            violation,
+        })?;
         let der = profile::sign_tbs(&self.key, tbs)?;
         Ok(SignedCertificate {
             der,

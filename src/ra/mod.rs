@@ -12,6 +12,7 @@ pub mod authority;
 mod clock;
 mod passwords;
 pub mod policy;
+pub mod throttle;
 mod views;
 
 pub use apps::{AppView, NewApp};
@@ -54,6 +55,8 @@ pub enum ErrorKind {
     Conflict,
     /// Too busy now; retry later (HTTP 503).
     Busy,
+    /// Too many failed attempts from this source; retry later (HTTP 429).
+    TooManyRequests,
     /// estca itself failed (HTTP 500).
     Internal,
 }
@@ -96,6 +99,9 @@ pub enum RaError {
     /// Password hashing is saturated or failed.
     #[error("{0}")]
     Password(#[from] PasswordError),
+    /// The client's address has failed to authenticate too often recently.
+    #[error("{0}")]
+    Throttled(#[from] throttle::Throttled),
     /// Too much concurrent change to one account.
     #[error("the account is changing too fast to decide; retry in a moment")]
     Contended,
@@ -120,6 +126,14 @@ impl From<StoreError> for RaError {
 }
 
 impl RaError {
+    /// Seconds the client should wait before retrying, for 429 and 503 answers.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            RaError::Throttled(t) => Some(t.retry_after_secs),
+            _ => None,
+        }
+    }
+
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -135,6 +149,7 @@ impl RaError {
             RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
             RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
             RaError::NotFound(_) => ErrorKind::NotFound,
+            RaError::Throttled(_) => ErrorKind::TooManyRequests,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 ErrorKind::Internal
             }
@@ -197,6 +212,7 @@ pub struct RegistrationAuthority {
     passwords: Passwords,
     max_failed_attempts: u32,
     metrics: crate::metrics::Metrics,
+    failures_by_source: throttle::FailureThrottle,
 }
 
 impl RegistrationAuthority {
@@ -226,6 +242,10 @@ impl RegistrationAuthority {
             passwords: Passwords::new(auth)?,
             max_failed_attempts: auth.max_failed_attempts,
             metrics,
+            failures_by_source: throttle::FailureThrottle::new(
+                auth.max_failures_per_source,
+                std::time::Duration::from_secs(auth.failure_window_secs),
+            ),
         })
     }
 
@@ -293,7 +313,25 @@ impl RegistrationAuthority {
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        let account = self.authenticate(source, id, password).await?;
+        if let Err(throttled) = self.failures_by_source.admit(source) {
+            self.record_refusal(
+                &Caller::enrolling(Actor::Anonymous, source),
+                None,
+                EventKind::Enroll,
+                format!("authentication refused: {throttled}"),
+            )
+            .await?;
+            return Err(throttled.into());
+        }
+        let account = match self.authenticate(source, id, password).await {
+            Ok(account) => account,
+            // Only a password that was checked and failed counts against the source.
+            Err(RaError::Unauthenticated) => {
+                self.failures_by_source.failed(source);
+                return Err(RaError::Unauthenticated);
+            }
+            Err(other) => return Err(other),
+        };
         let caller = Caller::enrolling(
             Actor::Account {
                 id: account.id.clone(),

@@ -5,11 +5,16 @@
 //! (`max_queued_hashes`): a flood of password guesses gets 503s instead of exhausting memory.
 //! Unknown IDs are checked against a dummy hash made with the same parameters, so an unknown
 //! ID costs the same time as a wrong password.
+//!
+//! Hashes run on a fixed set of `max_concurrent_hashes` threads of their own rather than on
+//! tokio's blocking pool: the allocator keeps a freed Argon2 block (19 MiB by default) per
+//! thread arena, so spreading hashes over the blocking pool's many threads let a password
+//! flood grow the daemon to hundreds of MiB; a fixed set bounds that to one block per thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{self, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
@@ -44,6 +49,7 @@ pub struct Passwords {
     admitted: AtomicUsize,
     capacity: usize,
     dummy_hash: String,
+    pool: HashThreads,
 }
 
 impl Passwords {
@@ -64,6 +70,7 @@ impl Passwords {
             admitted: AtomicUsize::new(0),
             capacity: config.max_concurrent_hashes + config.max_queued_hashes,
             dummy_hash,
+            pool: HashThreads::new(config.max_concurrent_hashes)?,
         })
     }
 
@@ -98,13 +105,7 @@ impl Passwords {
             .run(move || {
                 // Over-long passwords are checked as an empty one: same cost, never a match.
                 let candidate: &[u8] = if too_long { b"" } else { &password };
-                let parsed =
-                    PasswordHash::new(&hash).map_err(|e| PasswordError::Hashing(e.to_string()))?;
-                Ok::<bool, PasswordError>(
-                    Argon2::default()
-                        .verify_password(candidate, &parsed)
-                        .is_ok(),
-                )
+                verify_now(candidate, &hash)
             })
             .await??;
         Ok(known && !too_long && matches)
@@ -133,13 +134,68 @@ impl Passwords {
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(permit);
-            out
+        self.pool
+            .run(move || {
+                let out = work();
+                drop(permit);
+                out
+            })
+            .await
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that compute hashes; they end when the [`Passwords`] is dropped.
+#[derive(Debug)]
+struct HashThreads {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl HashThreads {
+    fn new(threads: usize) -> Result<Self, PasswordError> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for i in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("estca-argon2-{i}"))
+                .spawn(move || loop {
+                    let job = match receiver.lock() {
+                        Ok(r) => match r.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    // A panicking job loses its answer (the caller sees an error), not the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                })
+                .map_err(|e| {
+                    PasswordError::Hashing(format!("cannot start a hashing thread: {e}"))
+                })?;
+        }
+        Ok(Self {
+            jobs: std::sync::Mutex::new(sender),
         })
-        .await
-        .map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| PasswordError::Hashing("the hashing threads are gone".into()))?
+            .send(job)
+            .map_err(|_| PasswordError::Hashing("the hashing threads are gone".into()))?;
+        answered
+            .await
+            .map_err(|_| PasswordError::Hashing("a password hash failed unexpectedly".into()))
     }
 }
 
@@ -150,6 +206,49 @@ impl Drop for Admission<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+thread_local! {
+    /// The Argon2 memory of this hashing thread, reused by every check it runs.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks `candidate` against the PHC string `stored` in this thread's reused Argon2 memory
+/// (wiped after each use), comparing in constant time.
+fn verify_now(candidate: &[u8], stored: &str) -> Result<bool, PasswordError> {
+    let bad = |e: password_hash::Error| PasswordError::Hashing(e.to_string());
+    let parsed = PasswordHash::new(stored).map_err(bad)?;
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::Hashing(
+            "a stored password hash lacks its salt or output".into(),
+        ));
+    };
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(bad)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() != params.block_count() {
+            *blocks = vec![argon2::Block::new(); params.block_count()];
+        }
+        let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        let result =
+            argon2.hash_password_into_with_memory(candidate, salt, &mut out, &mut blocks[..]);
+        // Wipe what the password left in the reused memory.
+        blocks.iter_mut().for_each(|b| *b = argon2::Block::new());
+        result.map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        let computed = password_hash::Output::new(&out).map_err(bad)?;
+        Ok(computed == expected)
+    })
 }
 
 fn hash_now(params: &Params, password: &[u8]) -> Result<String, PasswordError> {
@@ -172,6 +271,8 @@ mod tests {
             argon2_parallelism: 1,
             max_concurrent_hashes: concurrent,
             max_queued_hashes: queued,
+            max_failures_per_source: 0,
+            failure_window_secs: 60,
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Options {
     pub issuing_name: Option<String>,
     /// Raw TOML appended to the file (e.g. to test unknown keys).
     pub extra_toml: String,
+    /// Environment variables for `estca serve`, e.g. `ESTCA_SERVER__MAX_CONNECTIONS`
+    /// (settings of sections the file already has).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             organization: None,
             issuing_name: None,
             extra_toml: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -441,6 +445,7 @@ impl TestDaemon {
             .arg("serve")
             .arg("--config")
             .arg(&dir.config)
+            .envs(dir.options.env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path());
         match spawn_and_wait(command) {
             Ok((child, port, stderr)) => Ok(Self {
