@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// window (100/s without a floor file), plus one per connection.
     #[arg(long)]
     ids: Option<usize>,
+    /// A label copied into every JSON line (e.g. `ids=100000`).
+    #[arg(long)]
+    label: Option<String>,
     /// Also append the JSON lines to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -249,6 +252,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             for &connections in &args.connections {
                 let mut line = measure(&target, &args, scenario, connections, floor).await?;
                 line["daemon"] = daemon_info("after");
+                if let Some(label) = &args.label {
+                    line["label"] = json!(label);
+                }
                 let text = line.to_string();
                 println!("{text}");
                 if let Some(out) = &args.out {
