@@ -105,15 +105,22 @@ fn svg(title: &str, note: &str, points: &[Point]) -> String {
         W / 2.0,
         escape(note)
     );
-    panel(&mut s, 70.0, "issuances/s", "#1f77b4", points, |p| {
-        p.throughput
-    });
+    panel(
+        &mut s,
+        70.0,
+        "throughput (requests/s)",
+        "#1f77b4",
+        points,
+        false,
+        |p| p.throughput,
+    );
     panel(
         &mut s,
         70.0 + PANEL_W + 90.0,
-        "p99 latency (ms)",
+        "p99 latency (ms, log scale)",
         "#d62728",
         points,
+        true,
         |p| p.p99_ms,
     );
     s.push_str("</svg>\n");
@@ -126,6 +133,7 @@ fn panel(
     label: &str,
     color: &str,
     points: &[Point],
+    log: bool,
     value: impl Fn(&Point) -> f64,
 ) {
     let max_c = points
@@ -134,17 +142,43 @@ fn panel(
         .fold(1.0, f64::max)
         .max(2.0);
     let log_max = max_c.log2().ceil().max(1.0);
-    let y_max = nice_max(points.iter().map(&value).fold(0.0, f64::max));
+    let top = points.iter().map(&value).fold(0.0, f64::max);
+    // Linear from 0 to a round maximum, or log10 between powers of ten around the values.
+    let (y_min, y_max) = if log {
+        let low = points
+            .iter()
+            .map(&value)
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let low = if low.is_finite() { low } else { 1.0 };
+        let lo = low.log10().floor();
+        let hi = top.max(low).log10().ceil().max(lo + 1.0);
+        (lo, hi)
+    } else {
+        (0.0, nice_max(top))
+    };
     let x = |c: f64| left + c.max(1.0).log2() / log_max * PANEL_W;
-    let y = |v: f64| TOP + PANEL_H - v / y_max * PANEL_H;
+    let y = |v: f64| {
+        let t = if log {
+            (v.max(f64::MIN_POSITIVE).log10() - y_min) / (y_max - y_min)
+        } else {
+            v / y_max
+        };
+        TOP + PANEL_H - t.clamp(0.0, 1.0) * PANEL_H
+    };
     let bottom = TOP + PANEL_H;
     let _ = writeln!(
         s,
         "<rect x=\"{left}\" y=\"{TOP}\" width=\"{PANEL_W}\" height=\"{PANEL_H}\" fill=\"none\" stroke=\"#999\"/>"
     );
     // Value grid and labels.
-    for i in 0..=5 {
-        let v = y_max * f64::from(i) / 5.0;
+    let ticks: Vec<f64> = if log {
+        let (lo, hi) = (y_min as i32, y_max as i32);
+        (lo..=hi).map(|e| 10f64.powi(e)).collect()
+    } else {
+        (0..=5).map(|i| y_max * f64::from(i) / 5.0).collect()
+    };
+    for v in ticks {
         let yy = y(v);
         let _ = writeln!(
             s,
@@ -206,8 +240,10 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 0.1 {
         format!("{v:.2}")
+    } else {
+        format!("{v}")
     }
 }
 
