@@ -68,6 +68,12 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(RenewalTolerantVerifier { inner }))
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Session resumption: stateless tickets (keys rotate every 6 hours, see
+    // `rustls::crypto::ring::Ticketer`), so a client that reconnects skips the certificate
+    // signature and verification of a full handshake. A resumed session carries the client
+    // certificate of the full handshake it resumes; the registration authority checks that
+    // certificate against its record (revocation, expiry) on every request regardless.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))
 }
 

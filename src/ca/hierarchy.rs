@@ -241,8 +241,8 @@ fn pem(der: &[u8]) -> Result<String, CaError> {
 
 fn key_pkcs8_pem(key: &CaKey) -> Result<Zeroizing<String>, CaError> {
     match key {
-        CaKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
-        CaKey::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+        CaKey::P256(k, _) => k.to_pkcs8_pem(LineEnding::LF),
+        CaKey::P384(k, _) => k.to_pkcs8_pem(LineEnding::LF),
     }
     .map_err(|_| CaError::Internal("encoding the CA key as PKCS#8 failed".into()))
 }

@@ -2,7 +2,7 @@
 //!
 //! A CRL is stale when the store's revocation feed has moved since it was built (a
 //! certificate was revoked or superseded) or when half of its thisUpdate..nextUpdate
-//! interval has passed. The background task ([`CrlPublisher::spawn`]) re-signs at once on
+//! interval has passed. The background task ([`CrlPublisher::spawn`]) re-signs on
 //! either; [`CrlPublisher::current`] also checks before answering, so a CRL fetched right
 //! after a revocation lists it even if the task has not run yet. Certificates past their
 //! notAfter are left out (RFC 5280 3.3 lets a CRL drop them). Every CRL gets a new number
@@ -19,6 +19,9 @@ use crate::ca::crl::{CrlEntry, CrlRequest};
 use crate::ca::CertificateAuthority;
 use crate::ra::Clock;
 use crate::store::Store;
+
+/// How long the background task gathers further revocations before re-signing.
+const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long the background task waits after a failed attempt before trying again.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -178,7 +181,7 @@ impl CrlPublisher {
         Ok(crl)
     }
 
-    /// Runs the publisher until `stopped` changes: re-signs at once after each revocation
+    /// Runs the publisher until `stopped` changes: re-signs within a second after revocations
     /// the store reports, and when the CRL is due.
     pub fn spawn(
         self: Arc<Self>,
@@ -192,6 +195,14 @@ impl CrlPublisher {
                     changed = feed.changed() => {
                         if changed.is_err() {
                             break; // the store is gone
+                        }
+                        // Every renewal supersedes a certificate: coalesce a burst of
+                        // revocations into one re-signing per COALESCE instead of reading
+                        // the whole index and signing after each. A CRL fetched meanwhile
+                        // is still re-signed on demand (`current`), so none is ever stale.
+                        tokio::select! {
+                            _ = tokio::time::sleep(COALESCE) => {}
+                            _ = stopped.changed() => break,
                         }
                     }
                     _ = tokio::time::sleep(wait) => {}

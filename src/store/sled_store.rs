@@ -63,6 +63,10 @@ const META_CRL_NUMBER: &[u8] = b"crl_number";
 /// `meta` key present once the `revoked` index covers every certificate.
 const META_REVOKED_INDEX: &[u8] = b"revoked_index";
 
+/// sled's page cache (its default is 1 GiB): bounds the daemon's memory with millions of IDs;
+/// what does not fit is read back from the operating system's file cache.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// The result of a step inside a sled transaction closure.
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
@@ -110,7 +114,11 @@ impl SledStore {
     /// Fails with a [`StoreError::Backend`] saying so if another process (for instance the
     /// running daemon) has the database open.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| {
             let in_use = matches!(&e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
             if in_use {
                 StoreError::Backend(format!(

@@ -1,0 +1,343 @@
+//! Issuance microbenchmarks (`cargo bench --bench issuance`): the irreducible parts of one
+//! enrollment, measured one by one with criterion.
+//!
+//! - the CSR check (parse, key classification, signature) for ECDSA P-256 and RSA-2048;
+//! - building and signing one end-entity certificate with the issuing CA (P-256);
+//! - the PKCS#7 certs-only encoding of the answer;
+//! - one issuance in the sled store, in memory (`commit_issuance`) and durable
+//!   (`commit_issuance` + `flush`, one fsync per issuance: nothing to share it with here);
+//! - one Argon2id verification at the default parameters (`config/defaults.toml`).
+//!
+//! At the end it sums them into the CPU cost floor of one enrollment and writes it to
+//! `<criterion dir>/issuance-floor.json` (the criterion dir is `$CRITERION_HOME`, else
+//! `$CARGO_TARGET_DIR/criterion`, else `target/criterion`), where `estca-bench` reads it:
+//!
+//! - `floor_reenroll_ns` = CSR P-256 + sign + PKCS#7 + store commit (CPU; the fsync is I/O,
+//!   shared by concurrent issuances through group commit);
+//! - `floor_enroll_ns` = `floor_reenroll_ns` + one Argon2id verification.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration as StdDuration, Instant};
+
+use criterion::Criterion;
+use time::{Duration, OffsetDateTime};
+
+use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
+use estca::config::{CaConfig, Config, KeyAlgorithm};
+use estca::model::{
+    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
+    Holder, KeyFingerprint, Outcome, Role, Serial,
+};
+use estca::store::{NewCertificate, SledStore, Store};
+
+/// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
+const PARTS: &[&str] = &[
+    "csr_p256",
+    "csr_rsa2048",
+    "sign_certificate",
+    "pkcs7_certs_only",
+    "store_commit",
+    "store_commit_flush",
+    "argon2id_verify",
+];
+
+fn ca(dir: &std::path::Path) -> CertificateAuthority {
+    let config = CaConfig {
+        dir: dir.join("ca"),
+        create_if_missing: false,
+        key_algorithm: KeyAlgorithm::P256,
+        country: "JP".into(),
+        organization: "Bench".into(),
+        root_name: "Bench Root".into(),
+        issuing_name: "Bench Issuing".into(),
+        root_validity_years: 10,
+        issuing_validity_years: 10,
+        server_cert_validity_days: 30,
+    };
+    CertificateAuthority::init(&config).expect("init the CA");
+    CertificateAuthority::load(&config, "{id} {contract}").expect("load the CA")
+}
+
+fn p256_csr() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bench");
+    params.serialize_request(&key).expect("CSR").der().to_vec()
+}
+
+fn event(kind: EventKind) -> HistoryEvent {
+    HistoryEvent {
+        at: OffsetDateTime::now_utc(),
+        account: Some("bench".parse().expect("id")),
+        contract: Some("5110".parse().expect("code")),
+        kind,
+        actor: Actor::System,
+        source: "bench".into(),
+        outcome: Outcome::Ok {
+            detail: "issued 0123456789abcdef0123456789abcdef (CERTISSUEDNUM 1)".into(),
+        },
+    }
+}
+
+/// A store with contract `5110` and account `bench`, issued nothing yet.
+fn store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> SledStore {
+    let store = SledStore::open(&dir.join("db")).expect("open the store");
+    let now = OffsetDateTime::now_utc();
+    rt.block_on(async {
+        store
+            .create_contract(
+                Contract {
+                    code: "5110".parse().expect("code"),
+                    name: "Bench".into(),
+                    created_at: now,
+                },
+                event(EventKind::ContractCreate),
+            )
+            .await
+            .expect("contract");
+        store
+            .create_account(
+                Account {
+                    id: "bench".parse().expect("id"),
+                    contract: "5110".parse().expect("code"),
+                    role: Role::User,
+                    name: "Bench".into(),
+                    password_hash: "x".into(),
+                    failed_attempts: 0,
+                    locked: false,
+                    choice: CertificateChoice::Continue,
+                    current_certificate: None,
+                    issued_count: 0,
+                    version: 0,
+                    created_at: now,
+                },
+                event(EventKind::AccountCreate),
+            )
+            .await
+            .expect("account");
+    });
+    store
+}
+
+/// The `n`th issuance (0-based) to account `bench`: superseding the one before, like a
+/// renewal; a real certificate's size.
+fn issuance(n: u64, der: &[u8]) -> NewCertificate {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&n.to_be_bytes());
+    let not_before = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("time");
+    NewCertificate {
+        expected_version: n,
+        record: CertificateRecord {
+            serial: Serial::random(),
+            holder: Holder::Account {
+                id: "bench".parse().expect("id"),
+                contract: "5110".parse().expect("code"),
+                role: Role::User,
+                issued_num: u32::try_from(n + 1).expect("count"),
+            },
+            subject: "C=JP, O=Bench, OU=Bench Issuing, OU=USERTYPE - 2, OU=CERTISSUEDNUM - 1, CN=bench 5110".into(),
+            not_before,
+            not_after: not_before + Duration::days(365),
+            key: KeyFingerprint(key),
+            revocation: None,
+            der: der.to_vec(),
+        },
+        event: event(EventKind::Reenroll),
+    }
+}
+
+/// Times `iters` issuances (with or without a flush after each) on one shared store.
+fn time_issuances(
+    rt: &tokio::runtime::Runtime,
+    store: &SledStore,
+    next: &Cell<u64>,
+    der: &[u8],
+    iters: u64,
+    flush: bool,
+) -> StdDuration {
+    // The record is built outside the timed part: the RA does that work in any case.
+    let batch: Vec<NewCertificate> = (0..iters).map(|i| issuance(next.get() + i, der)).collect();
+    next.set(next.get() + iters);
+    rt.block_on(async {
+        let start = Instant::now();
+        for one in batch {
+            store.commit_issuance(one).await.expect("issue");
+            if flush {
+                store.flush().await.expect("flush");
+            }
+        }
+        start.elapsed()
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ca = ca(dir.path());
+
+    let p256 = p256_csr();
+    let rsa = include_bytes!("data/rsa2048.csr.der");
+    let key = validate_csr(&p256).expect("P-256 CSR");
+    validate_csr(rsa).expect("RSA-2048 CSR");
+    let holder = Holder::Account {
+        id: "nozawa1".parse().expect("id"),
+        contract: "5110".parse().expect("code"),
+        role: Role::User,
+        issued_num: 1,
+    };
+    let now = OffsetDateTime::now_utc();
+    let request = EndEntityRequest {
+        serial: Serial::random(),
+        holder: &holder,
+        not_before: now,
+        key: &key,
+    };
+    let signed = ca.sign_end_entity(&request).expect("sign");
+
+    let mut group = c.benchmark_group("issuance");
+    group.bench_function("csr_p256", |b| {
+        b.iter(|| validate_csr(black_box(&p256)).expect("valid"))
+    });
+    group.bench_function("csr_rsa2048", |b| {
+        b.iter(|| validate_csr(black_box(rsa)).expect("valid"))
+    });
+    group.bench_function("sign_certificate", |b| {
+        b.iter(|| {
+            ca.sign_end_entity(black_box(&EndEntityRequest {
+                serial: Serial::random(),
+                ..request.clone()
+            }))
+            .expect("sign")
+        })
+    });
+    group.bench_function("pkcs7_certs_only", |b| {
+        b.iter(|| estca::ca::pkcs7::certs_only(&[black_box(&signed.der)]).expect("encode"))
+    });
+
+    let store = store(&rt, dir.path());
+    let next = Cell::new(0u64);
+    group.bench_function("store_commit", |b| {
+        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters, false))
+    });
+    group.sample_size(20);
+    group.measurement_time(StdDuration::from_secs(10));
+    group.bench_function("store_commit_flush", |b| {
+        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters, true))
+    });
+
+    // Argon2id at the default parameters, exactly as the daemon verifies.
+    let defaults = default_config();
+    let params = argon2::Params::new(
+        defaults.auth.argon2_memory_kib,
+        defaults.auth.argon2_iterations,
+        defaults.auth.argon2_parallelism,
+        None,
+    )
+    .expect("Argon2 parameters");
+    let hash = {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut rand_core::OsRng);
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"correct horse battery", &salt)
+            .expect("hash")
+            .to_string()
+    };
+    group.bench_function("argon2id_verify", |b| {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        b.iter(|| {
+            let parsed = PasswordHash::new(&hash).expect("PHC");
+            argon2::Argon2::default()
+                .verify_password(black_box(b"correct horse battery"), &parsed)
+                .is_ok()
+        })
+    });
+    group.finish();
+}
+
+/// The embedded defaults (`config/defaults.toml`), ignoring any system file or environment.
+fn default_config() -> Config {
+    let empty = tempfile::NamedTempFile::new().expect("temporary file");
+    Config::load_from(Some(empty.path()), Vec::<(String, String)>::new()).expect("defaults")
+}
+
+/// Where criterion writes its results.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(target) => PathBuf::from(target).join("criterion"),
+        None => PathBuf::from("target/criterion"),
+    }
+}
+
+/// The time of benchmark `issuance/<name>` in nanoseconds, from criterion's estimates.
+fn mean_ns(dir: &std::path::Path, name: &str) -> Option<f64> {
+    let path = dir.join("issuance").join(name).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    // The headline estimate criterion prints: the slope of linear sampling when it has one.
+    json["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| json["mean"]["point_estimate"].as_f64())
+}
+
+/// Sums the parts into the floor and writes `issuance-floor.json` (when every part ran).
+fn write_floor() {
+    let dir = criterion_dir();
+    let mut parts = serde_json::Map::new();
+    for name in PARTS {
+        match mean_ns(&dir, name) {
+            Some(ns) => {
+                parts.insert(format!("{name}_ns"), ns.round().into());
+            }
+            None => {
+                eprintln!(
+                    "issuance floor: no estimate for {name} (filtered out?); floor not written"
+                );
+                return;
+            }
+        }
+    }
+    let get = |k: &str| parts[&format!("{k}_ns")].as_f64().unwrap_or(0.0);
+    let reenroll =
+        get("csr_p256") + get("sign_certificate") + get("pkcs7_certs_only") + get("store_commit");
+    let enroll = reenroll + get("argon2id_verify");
+    let durable = reenroll - get("store_commit") + get("store_commit_flush");
+    let mut out = serde_json::Map::new();
+    out.insert("floor_reenroll_ns".into(), reenroll.round().into());
+    out.insert("floor_enroll_ns".into(), enroll.round().into());
+    out.insert(
+        "durable_one_at_a_time_reenroll_ns".into(),
+        durable.round().into(),
+    );
+    out.insert("parts".into(), parts.into());
+    let json = serde_json::Value::Object(out);
+    let path = dir.join("issuance-floor.json");
+    match std::fs::write(&path, format!("{json}\n")) {
+        Ok(()) => eprintln!(
+            "issuance floor: simplereenroll {:.1} µs, simpleenroll {:.1} µs of CPU (written to {})",
+            reenroll / 1000.0,
+            enroll / 1000.0,
+            path.display()
+        ),
+        Err(e) => eprintln!("issuance floor: cannot write {}: {e}", path.display()),
+    }
+    println!("{json}");
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+    write_floor();
+}

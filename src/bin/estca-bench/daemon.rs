@@ -1,0 +1,306 @@
+//! The daemon under test: a bench directory (configuration, CA, data), starting `estca serve`
+//! on it and waiting for its ready line, and reading its CPU time and memory from `/proc`.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// A directory holding `estca.toml`, `certs/`, `data/` and `daemon.log`.
+#[derive(Debug)]
+pub struct BenchDir {
+    /// The directory.
+    pub root: PathBuf,
+    /// Removed on drop (a scratch directory the tool created).
+    remove: bool,
+}
+
+impl BenchDir {
+    /// Uses `dir` (created if needed), or a new scratch directory removed afterwards.
+    pub fn new(dir: Option<&Path>) -> Result<Self> {
+        let (root, remove) = match dir {
+            Some(d) => (d.to_path_buf(), false),
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                let d = std::env::temp_dir()
+                    .join(format!("estca-bench-{}-{nanos:08x}", std::process::id()));
+                (d, true)
+            }
+        };
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let dir = Self { root, remove };
+        dir.write_config()?;
+        Ok(dir)
+    }
+
+    /// The daemon's configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("estca.toml")
+    }
+
+    /// The CA directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.root.join("certs")
+    }
+
+    /// The data directory (store and admin socket).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Writes `estca.toml` unless it exists: ephemeral loopback ports, everything inside
+    /// the directory, all else the embedded defaults (Argon2id parameters, `info` logs).
+    fn write_config(&self) -> Result<()> {
+        let path = self.config();
+        if path.exists() {
+            return Ok(());
+        }
+        let quote = |p: PathBuf| -> Result<String> {
+            let s = p
+                .to_str()
+                .ok_or_else(|| anyhow!("{} is not UTF-8", p.display()))?;
+            Ok(serde_json::to_string(s)?)
+        };
+        let text = format!(
+            "# written by estca-bench: ephemeral loopback ports, defaults otherwise\n\
+             [server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4096\n\n\
+             [store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\ndir = {}\n\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[revocation]\nlisten = \"127.0.0.1:0\"\n",
+            quote(self.data_dir())?,
+            quote(self.data_dir().join("admin.sock"))?,
+            quote(self.ca_dir())?,
+        );
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Where a daemon listens.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The HTTPS (EST) address.
+    pub https: SocketAddr,
+    /// The admin socket.
+    pub admin_socket: PathBuf,
+    /// The plain-HTTP revocation listener, if any.
+    pub revocation_http: Option<SocketAddr>,
+    /// The daemon's process ID (for its CPU time), if known.
+    pub pid: Option<u32>,
+}
+
+/// A daemon this tool started; stopped (SIGTERM) on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// Its addresses.
+    pub endpoints: Endpoints,
+    /// From spawning to the ready line.
+    pub startup: Duration,
+}
+
+impl Daemon {
+    /// Starts `estca serve --config DIR/estca.toml` with its log in `DIR/daemon.log`, and
+    /// waits (up to `timeout`) for the ready line.
+    pub fn start(estca: &Path, dir: &BenchDir, timeout: Duration) -> Result<Self> {
+        let log_path = dir.root.join("daemon.log");
+        let log = File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let started = Instant::now();
+        let mut child = Command::new(estca)
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.config())
+            .current_dir(&dir.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot run {}", estca.display()))?;
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("estca ready")) {
+                let startup = started.elapsed();
+                let endpoints = parse_ready(line, child.id())?;
+                return Ok(Self {
+                    child,
+                    endpoints,
+                    startup,
+                });
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "estca exited ({status}) before it was ready; its log ({}):\n{text}",
+                    log_path.display()
+                );
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "estca was not ready after {timeout:?}; its log ({}):\n{text}",
+                    log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `https=… admin_socket=… metrics=… revocation_http=…` from the ready line.
+fn parse_ready(line: &str, pid: u32) -> Result<Endpoints> {
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .map(|v| v.trim_matches('"').to_owned())
+    };
+    let https = field("https")
+        .ok_or_else(|| anyhow!("no https= in the ready line: {line}"))?
+        .parse()
+        .with_context(|| format!("bad https= in the ready line: {line}"))?;
+    let admin_socket = field("admin_socket")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("no admin_socket= in the ready line: {line}"))?;
+    let revocation_http = field("revocation_http").and_then(|v| v.parse().ok());
+    Ok(Endpoints {
+        https,
+        admin_socket,
+        revocation_http,
+        pid: Some(pid),
+    })
+}
+
+/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`, else 100).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user + system) of process `pid` so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("{path}: unexpected format"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime) of proc(5); `after` starts at field 3.
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("{path}: no field {}", i + 3))
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
+}
+
+/// CPU time of this process so far, in seconds.
+pub fn own_cpu_seconds() -> Result<f64> {
+    cpu_seconds(std::process::id())
+}
+
+/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let get = |key: &str| {
+        status.lines().find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    Some((get("VmRSS:")?, get("VmHWM:")?))
+}
+
+/// The load averages (1, 5, 15 minutes) from `/proc/loadavg`.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+/// Total size in bytes of the regular files under `path`.
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_line_is_parsed() {
+        let line = "2025-01-01T00:00:00Z  INFO estca::server: estca ready https=127.0.0.1:4433 admin_socket=/tmp/x/admin.sock metrics=127.0.0.1:9 revocation_http=127.0.0.1:8081";
+        let e = parse_ready(line, 7).unwrap();
+        assert_eq!(e.https.port(), 4433);
+        assert_eq!(e.admin_socket, PathBuf::from("/tmp/x/admin.sock"));
+        assert_eq!(e.revocation_http.map(|a| a.port()), Some(8081));
+        let off = parse_ready(
+            "estca ready https=127.0.0.1:1 admin_socket=/s metrics=off revocation_http=off",
+            7,
+        )
+        .unwrap();
+        assert!(off.revocation_http.is_none());
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(own_cpu_seconds().unwrap() >= 0.0);
+        assert!(memory_kib(std::process::id()).is_some());
+    }
+}

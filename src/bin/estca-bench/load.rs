@@ -1,0 +1,770 @@
+//! `estca-bench run`: the scenarios, their preparation, and the JSON line of each
+//! measurement.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use hyper::body::Bytes;
+use hyper::StatusCode;
+use rustls::{ClientConfig, RootCertStore};
+use serde_json::{json, Value};
+use tokio::sync::Barrier;
+
+use crate::daemon::{self, BenchDir, Daemon, Endpoints};
+use crate::http::{self, Connection};
+use crate::keys::{self, KeyAndCsr};
+use crate::stats::Tally;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The contract every bench ID belongs to.
+const CONTRACT: &str = "bench";
+
+/// How many setup requests (account creation, first enrollment) run at once.
+const SETUP_PARALLELISM: usize = 8;
+
+/// A load scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// `GET /.well-known/est/cacerts`.
+    Cacerts,
+    /// `POST simpleenroll` with HTTP Basic, one fresh ID per request.
+    Simpleenroll,
+    /// `POST simplereenroll`: each client renews its own certificate, a new key each time.
+    Simplereenroll,
+    /// `POST /ocsp` on the revocation listener, for issued serials.
+    Ocsp,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Cacerts => "cacerts",
+            Scenario::Simpleenroll => "simpleenroll",
+            Scenario::Simplereenroll => "simplereenroll",
+            Scenario::Ocsp => "ocsp",
+        }
+    }
+}
+
+/// Arguments of `estca-bench run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenarios to run, in order (comma-separated).
+    #[arg(
+        long,
+        short = 's',
+        value_enum,
+        value_delimiter = ',',
+        default_value = "cacerts,simpleenroll,simplereenroll,ocsp"
+    )]
+    scenario: Vec<Scenario>,
+    /// Concurrent connections (clients); a comma-separated list runs each in turn.
+    #[arg(long, short = 'c', value_delimiter = ',', default_value = "32")]
+    connections: Vec<usize>,
+    /// Length of each timed window, in seconds.
+    #[arg(long, short = 't', default_value_t = 10.0)]
+    duration: f64,
+    /// A new TCP and TLS connection for every request (TLS sessions are resumed when the
+    /// server allows). simplereenroll always connects anew: the client certificate changes
+    /// with every renewal.
+    #[arg(long)]
+    no_keepalive: bool,
+    /// The bench directory (configuration, CA, data) to start the daemon on: reuse one made
+    /// by `populate` to measure at scale. Default: a scratch directory, removed afterwards.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The estca binary to start. Default: `estca` next to this program.
+    #[arg(long)]
+    estca: Option<PathBuf>,
+    /// The floor written by `cargo bench --bench issuance`. Default:
+    /// `$CARGO_TARGET_DIR/criterion/issuance-floor.json` (or `target/criterion/...`).
+    #[arg(long)]
+    floor: Option<PathBuf>,
+    /// Keys and CSRs prepared per simplereenroll measurement. Default: 4,000 per second of
+    /// window plus one per connection.
+    #[arg(long)]
+    keys: Option<usize>,
+    /// IDs prepared per simpleenroll measurement. Default: 1.5 x the Argon2 bound x the
+    /// window (100/s without a floor file), plus one per connection.
+    #[arg(long)]
+    ids: Option<usize>,
+    /// A label copied into every JSON line (e.g. `ids=100000`).
+    #[arg(long)]
+    label: Option<String>,
+    /// Also append the JSON lines to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads of this load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Attach to a running daemon at this HTTPS address instead of starting one (needs
+    /// --admin-socket and --ca-dir; --pid for its CPU time; --revocation-http for ocsp).
+    #[arg(long, requires_all = ["admin_socket", "ca_dir"])]
+    https: Option<SocketAddr>,
+    /// The running daemon's admin socket (with --https).
+    #[arg(long)]
+    admin_socket: Option<PathBuf>,
+    /// The running daemon's CA directory, holding root-ca.pem and issuing-ca.pem (with --https).
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// The running daemon's revocation listener (with --https).
+    #[arg(long)]
+    revocation_http: Option<SocketAddr>,
+    /// The running daemon's process ID (with --https).
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// The microbenchmarked floor.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    reenroll_s: f64,
+    enroll_s: f64,
+    argon2_s: f64,
+}
+
+fn read_floor(path: &Path) -> Option<Floor> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(Floor {
+        reenroll_s: v["floor_reenroll_ns"].as_f64()? / 1e9,
+        enroll_s: v["floor_enroll_ns"].as_f64()? / 1e9,
+        argon2_s: v["parts"]["argon2id_verify_ns"].as_f64()? / 1e9,
+    })
+}
+
+/// Everything the clients share.
+struct Target {
+    endpoints: Endpoints,
+    roots: Arc<RootCertStore>,
+    /// Session cache shared by every connection without a client certificate.
+    anonymous: Arc<ClientConfig>,
+    issuing_der: Vec<u8>,
+    password: String,
+    run_id: String,
+}
+
+/// Runs `estca-bench run`.
+pub fn run(args: RunArgs) -> Result<()> {
+    if args.duration <= 0.0 || !args.duration.is_finite() {
+        bail!("--duration must be a positive number of seconds");
+    }
+    if args.connections.contains(&0) {
+        bail!("--connections must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let floor_path = args.floor.clone().unwrap_or_else(crate::default_floor_file);
+    let floor = read_floor(&floor_path);
+    if floor.is_none() {
+        eprintln!(
+            "estca-bench: no floor in {} (run `cargo bench --bench issuance` first); ratios are left out",
+            floor_path.display()
+        );
+    }
+
+    // The daemon: attach, or start one on a bench directory.
+    let (_dir, daemon, endpoints, ca_dir) = match args.https {
+        Some(https) => {
+            let admin_socket = args
+                .admin_socket
+                .clone()
+                .ok_or_else(|| anyhow!("--https needs --admin-socket"))?;
+            let ca_dir = args
+                .ca_dir
+                .clone()
+                .ok_or_else(|| anyhow!("--https needs --ca-dir"))?;
+            let endpoints = Endpoints {
+                https,
+                admin_socket,
+                revocation_http: args.revocation_http,
+                pid: args.pid,
+            };
+            (None, None, endpoints, ca_dir)
+        }
+        None => {
+            let dir = BenchDir::new(args.dir.as_deref())?;
+            let estca = match &args.estca {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()?
+                    .parent()
+                    .ok_or_else(|| anyhow!("cannot locate the estca binary; pass --estca"))?
+                    .join("estca"),
+            };
+            let daemon = Daemon::start(&estca, &dir, Duration::from_secs(600))?;
+            let endpoints = daemon.endpoints.clone();
+            let ca_dir = dir.ca_dir();
+            (Some(dir), Some(daemon), endpoints, ca_dir)
+        }
+    };
+    let daemon_info = |label: &str| -> Value {
+        let Some(d) = &daemon else { return json!(null) };
+        let mem = daemon::memory_kib(d.pid());
+        json!({
+            "startup_ms": round(d.startup.as_secs_f64() * 1000.0, 1),
+            "rss_kib": mem.map(|m| m.0),
+            "peak_rss_kib": mem.map(|m| m.1),
+            "when": label,
+        })
+    };
+    let at_ready = daemon_info("ready");
+    eprintln!("estca-bench: daemon {at_ready}");
+
+    let roots = http::roots(&ca_dir.join("root-ca.pem"))?;
+    let issuing_pem = std::fs::read(ca_dir.join("issuing-ca.pem"))
+        .with_context(|| format!("cannot read {}/issuing-ca.pem", ca_dir.display()))?;
+    let issuing_der = pem_rfc7468::decode_vec(&issuing_pem)
+        .map_err(|e| anyhow!("issuing-ca.pem: {e}"))?
+        .1;
+    let run_id = format!(
+        "{:06x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64 & 0xff_ffff)
+            .unwrap_or(0)
+    );
+    let target = Arc::new(Target {
+        anonymous: http::client_config(roots.clone(), None)?,
+        endpoints,
+        roots,
+        issuing_der,
+        password: "correct horse battery".to_owned(),
+        run_id,
+    });
+
+    runtime.block_on(async {
+        let mut admin = Connection::unix(&target.endpoints.admin_socket).await?;
+        http::admin_post(
+            &mut admin,
+            "/api/v1/contracts",
+            &json!({"code": CONTRACT, "name": "estca-bench"}),
+        )
+        .await?;
+        for &scenario in &args.scenario {
+            for &connections in &args.connections {
+                let mut line = measure(&target, &args, scenario, connections, floor).await?;
+                line["daemon"] = daemon_info("after");
+                if let Some(label) = &args.label {
+                    line["label"] = json!(label);
+                }
+                let text = line.to_string();
+                println!("{text}");
+                if let Some(out) = &args.out {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(out)
+                        .with_context(|| format!("cannot open {}", out.display()))?;
+                    writeln!(f, "{text}")?;
+                }
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    drop(daemon);
+    Ok(())
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+/// Prepares and runs one scenario at one concurrency; returns its JSON line.
+async fn measure(
+    target: &Arc<Target>,
+    args: &RunArgs,
+    scenario: Scenario,
+    connections: usize,
+    floor: Option<Floor>,
+) -> Result<Value> {
+    let duration = Duration::from_secs_f64(args.duration);
+    let keepalive = !args.no_keepalive;
+    let cores = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1);
+    eprintln!(
+        "estca-bench: preparing {} with {connections} connections",
+        scenario.name()
+    );
+    let barrier = Arc::new(Barrier::new(connections + 1));
+    let mut tasks = Vec::with_capacity(connections);
+    match scenario {
+        Scenario::Cacerts => {
+            for _ in 0..connections {
+                tasks.push(tokio::spawn(cacerts_client(
+                    target.clone(),
+                    barrier.clone(),
+                    duration,
+                    keepalive,
+                )));
+            }
+        }
+        Scenario::Simpleenroll => {
+            let bound = floor.map(|f| cores as f64 / f.argon2_s).unwrap_or(100.0);
+            let n = args
+                .ids
+                .unwrap_or((bound * 1.5 * args.duration) as usize + connections);
+            let ids: Vec<String> = (0..n)
+                .map(|i| format!("b{}e{connections}-{i}", target.run_id))
+                .collect();
+            eprintln!("estca-bench: creating {n} IDs and keys");
+            create_accounts(target, &ids).await?;
+            let pool = tokio::task::spawn_blocking(move || keys::pool(n)).await??;
+            let work = Arc::new(EnrollWork {
+                ids,
+                keys: pool,
+                next: AtomicUsize::new(0),
+            });
+            for _ in 0..connections {
+                tasks.push(tokio::spawn(simpleenroll_client(
+                    target.clone(),
+                    barrier.clone(),
+                    duration,
+                    keepalive,
+                    work.clone(),
+                )));
+            }
+        }
+        Scenario::Simplereenroll => {
+            let ids: Vec<String> = (0..connections)
+                .map(|i| format!("b{}r{connections}-{i}", target.run_id))
+                .collect();
+            let n = args
+                .keys
+                .unwrap_or((4000.0 * args.duration) as usize + connections);
+            eprintln!("estca-bench: creating and enrolling {connections} IDs; {n} keys");
+            create_accounts(target, &ids).await?;
+            let enrolled = enroll_accounts(target, &ids).await?;
+            let pool = tokio::task::spawn_blocking(move || keys::pool(n)).await??;
+            let pool = Arc::new(KeyPool {
+                keys: pool,
+                next: AtomicUsize::new(0),
+            });
+            for (cert, key) in enrolled {
+                tasks.push(tokio::spawn(simplereenroll_client(
+                    target.clone(),
+                    barrier.clone(),
+                    duration,
+                    pool.clone(),
+                    cert,
+                    key,
+                )));
+            }
+        }
+        Scenario::Ocsp => {
+            let addr = target.endpoints.revocation_http.ok_or_else(|| {
+                anyhow!(
+                    "the daemon has no revocation listener (revocation.listen); cannot run ocsp"
+                )
+            })?;
+            let ids: Vec<String> = (0..16)
+                .map(|i| format!("b{}o{connections}-{i}", target.run_id))
+                .collect();
+            create_accounts(target, &ids).await?;
+            let enrolled = enroll_accounts(target, &ids).await?;
+            let requests = enrolled
+                .iter()
+                .map(|(cert, _)| ocsp_request(&target.issuing_der, cert).map(Bytes::from))
+                .collect::<Result<Vec<_>>>()?;
+            let requests = Arc::new(requests);
+            for i in 0..connections {
+                tasks.push(tokio::spawn(ocsp_client(
+                    addr,
+                    barrier.clone(),
+                    duration,
+                    keepalive,
+                    requests.clone(),
+                    i,
+                )));
+            }
+        }
+    }
+
+    // The window: every client is connected and waiting at the barrier.
+    let load_before = daemon::load_average();
+    let pid = target.endpoints.pid;
+    let cpu_before = pid.map(daemon::cpu_seconds).transpose()?;
+    let own_before = daemon::own_cpu_seconds()?;
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    for t in tasks {
+        tally.merge(t.await?);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = pid.map(daemon::cpu_seconds).transpose()?;
+    let own_after = daemon::own_cpu_seconds()?;
+    let load_after = daemon::load_average();
+
+    let ok = tally.ok_count();
+    let [p50, p90, p99, max] = tally.percentiles_ms();
+    let throughput = ok as f64 / elapsed;
+    let server_cpu = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let per_request = server_cpu.filter(|_| ok > 0).map(|c| c / ok as f64);
+    let floor_s = match scenario {
+        Scenario::Simplereenroll => floor.map(|f| f.reenroll_s),
+        Scenario::Simpleenroll => floor.map(|f| f.enroll_s),
+        _ => None,
+    };
+    let mut line = json!({
+        "scenario": scenario.name(),
+        "connections": connections,
+        "keepalive": keepalive && scenario != Scenario::Simplereenroll,
+        "window_s": round(elapsed, 3),
+        "ok": ok,
+        "errors": tally.errors,
+        "prepared_work_ran_out": tally.exhausted,
+        "throughput_per_s": round(throughput, 1),
+        "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max},
+        "server_cpu_s": server_cpu.map(|c| round(c, 3)),
+        "server_cpu_ms_per_request": per_request.map(|c| round(c * 1000.0, 4)),
+        "floor_ms": floor_s.map(|f| round(f * 1000.0, 4)),
+        "ratio_to_floor": match (per_request, floor_s) {
+            (Some(c), Some(f)) if f > 0.0 => Some(round(c / f, 2)),
+            _ => None,
+        },
+        "client_cpu_s": round(own_after - own_before, 3),
+        "cores": cores,
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+    });
+    if scenario == Scenario::Simpleenroll {
+        if let Some(f) = floor {
+            let bound = cores as f64 / f.argon2_s;
+            line["argon2_bound_per_s"] = json!(round(bound, 1));
+            line["fraction_of_argon2_bound"] = json!(round(throughput / bound, 3));
+        }
+    }
+    Ok(line)
+}
+
+/// Runs `f` for items `0..n` on up to [`SETUP_PARALLELISM`] tasks, in order of results.
+async fn in_parallel<T, F, Fut>(n: usize, f: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T>> + Send,
+{
+    let f = Arc::new(f);
+    let mut handles = Vec::new();
+    for worker in 0..SETUP_PARALLELISM.min(n.max(1)) {
+        let f = f.clone();
+        handles.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            let mut i = worker;
+            while i < n {
+                out.push((i, f(i).await?));
+                i += SETUP_PARALLELISM;
+            }
+            Ok::<_, anyhow::Error>(out)
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for h in handles {
+        all.extend(h.await??);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Creates the IDs (role user, the bench password) through the admin socket.
+async fn create_accounts(target: &Arc<Target>, ids: &[String]) -> Result<()> {
+    let ids = Arc::new(ids.to_vec());
+    let t = target.clone();
+    in_parallel(ids.len(), move |i| {
+        let (t, ids) = (t.clone(), ids.clone());
+        async move {
+            let mut admin = Connection::unix(&t.endpoints.admin_socket).await?;
+            http::admin_post(
+                &mut admin,
+                "/api/v1/accounts",
+                &json!({
+                    "id": ids[i],
+                    "contract": CONTRACT,
+                    "role": "user",
+                    "name": "estca-bench",
+                    "password": t.password,
+                }),
+            )
+            .await
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Enrolls each ID once with simpleenroll; returns (certificate DER, key PKCS#8 DER).
+async fn enroll_accounts(target: &Arc<Target>, ids: &[String]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let ids = Arc::new(ids.to_vec());
+    let t = target.clone();
+    in_parallel(ids.len(), move |i| {
+        let (t, ids) = (t.clone(), ids.clone());
+        async move {
+            let k = tokio::task::spawn_blocking(keys::one).await??;
+            let mut conn = Connection::tls(t.endpoints.https, t.anonymous.clone()).await?;
+            let (status, body) = conn
+                .send(enroll_request(&ids[i], &t.password, k.csr_base64.clone())?)
+                .await?;
+            if status != StatusCode::OK {
+                bail!(
+                    "enrolling {} failed: {status}: {}",
+                    ids[i],
+                    String::from_utf8_lossy(&body).trim()
+                );
+            }
+            Ok((keys::certificate_of(&body)?, k.key_der))
+        }
+    })
+    .await
+}
+
+fn enroll_request(id: &str, password: &str, csr: Bytes) -> Result<hyper::Request<http::Body>> {
+    let mut r = http::request(
+        "POST",
+        "/.well-known/est/simpleenroll",
+        Some("application/pkcs10"),
+        csr,
+    )?;
+    let credentials = B64.encode(format!("{id}:{password}"));
+    r.headers_mut()
+        .insert("authorization", format!("Basic {credentials}").parse()?);
+    Ok(r)
+}
+
+/// Sends `request` on `conn` (opening it when absent); records the outcome; keeps the
+/// connection open after a success when `keep`.
+async fn exchange(
+    tally: &mut Tally,
+    conn: &mut Option<Connection>,
+    open: impl std::future::Future<Output = Result<Connection>>,
+    request: hyper::Request<http::Body>,
+    keep: bool,
+) -> Option<Bytes> {
+    let started = Instant::now();
+    let result = async {
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => open.await?,
+        };
+        let answer = c.send(request).await?;
+        Ok::<_, anyhow::Error>((c, answer))
+    }
+    .await;
+    match result {
+        Ok((c, (status, body))) => {
+            if keep {
+                *conn = Some(c);
+            }
+            if status == StatusCode::OK {
+                tally.ok(started.elapsed());
+                Some(body)
+            } else {
+                tally.error(status.as_u16().to_string());
+                None
+            }
+        }
+        Err(_) => {
+            tally.error("transport");
+            None
+        }
+    }
+}
+
+async fn cacerts_client(
+    target: Arc<Target>,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    keepalive: bool,
+) -> Tally {
+    let mut tally = Tally::default();
+    let open = || Connection::tls(target.endpoints.https, target.anonymous.clone());
+    let mut conn = if keepalive { open().await.ok() } else { None };
+    barrier.wait().await;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let Ok(request) = http::request("GET", "/.well-known/est/cacerts", None, Bytes::new())
+        else {
+            break;
+        };
+        exchange(&mut tally, &mut conn, open(), request, keepalive).await;
+    }
+    tally
+}
+
+/// IDs and keys for simpleenroll, each used once.
+struct EnrollWork {
+    ids: Vec<String>,
+    keys: Vec<KeyAndCsr>,
+    next: AtomicUsize,
+}
+
+async fn simpleenroll_client(
+    target: Arc<Target>,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    keepalive: bool,
+    work: Arc<EnrollWork>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let open = || Connection::tls(target.endpoints.https, target.anonymous.clone());
+    let mut conn = if keepalive { open().await.ok() } else { None };
+    barrier.wait().await;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let i = work.next.fetch_add(1, Ordering::Relaxed);
+        let (Some(id), Some(key)) = (work.ids.get(i), work.keys.get(i)) else {
+            tally.exhausted = true;
+            break;
+        };
+        let Ok(request) = enroll_request(id, &target.password, key.csr_base64.clone()) else {
+            break;
+        };
+        exchange(&mut tally, &mut conn, open(), request, keepalive).await;
+    }
+    tally
+}
+
+/// Keys for simplereenroll, each used once.
+struct KeyPool {
+    keys: Vec<KeyAndCsr>,
+    next: AtomicUsize,
+}
+
+async fn simplereenroll_client(
+    target: Arc<Target>,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    pool: Arc<KeyPool>,
+    mut cert: Vec<u8>,
+    mut key: Vec<u8>,
+) -> Tally {
+    let mut tally = Tally::default();
+    barrier.wait().await;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let i = pool.next.fetch_add(1, Ordering::Relaxed);
+        let Some(next) = pool.keys.get(i) else {
+            tally.exhausted = true;
+            break;
+        };
+        // The client certificate changes with every renewal, so every renewal is a new TLS
+        // connection presenting the current certificate.
+        let Ok(config) = http::client_config(target.roots.clone(), Some((&cert, &key))) else {
+            tally.error("client-config");
+            break;
+        };
+        let Ok(request) = http::request(
+            "POST",
+            "/.well-known/est/simplereenroll",
+            Some("application/pkcs10"),
+            next.csr_base64.clone(),
+        ) else {
+            break;
+        };
+        let mut conn = None;
+        let open = Connection::tls(target.endpoints.https, config);
+        if let Some(body) = exchange(&mut tally, &mut conn, open, request, false).await {
+            match keys::certificate_of(&body) {
+                Ok(new) => {
+                    cert = new;
+                    key = next.key_der.clone();
+                }
+                Err(_) => {
+                    tally.error("bad-answer");
+                    break;
+                }
+            }
+        }
+    }
+    tally
+}
+
+async fn ocsp_client(
+    addr: SocketAddr,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    keepalive: bool,
+    requests: Arc<Vec<Bytes>>,
+    offset: usize,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut conn = if keepalive {
+        Connection::plain(addr).await.ok()
+    } else {
+        None
+    };
+    barrier.wait().await;
+    let deadline = Instant::now() + duration;
+    let mut n = offset;
+    while Instant::now() < deadline {
+        let body = requests[n % requests.len()].clone();
+        n += 1;
+        let Ok(request) = http::request("POST", "/ocsp", Some("application/ocsp-request"), body)
+        else {
+            break;
+        };
+        exchange(
+            &mut tally,
+            &mut conn,
+            Connection::plain(addr),
+            request,
+            keepalive,
+        )
+        .await;
+    }
+    tally
+}
+
+/// A DER OCSPRequest (SHA-1 CertID, no nonce) for the certificate `cert_der` issued by
+/// `issuing_der`.
+fn ocsp_request(issuing_der: &[u8], cert_der: &[u8]) -> Result<Vec<u8>> {
+    use const_oid::db::rfc5912;
+    use der::asn1::{Null, OctetString};
+    use der::{Decode, Encode};
+    let issuing = x509_cert::Certificate::from_der(issuing_der)?;
+    let cert = x509_cert::Certificate::from_der(cert_der)?;
+    let sha1 = |b: &[u8]| {
+        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
+            .as_ref()
+            .to_vec()
+    };
+    let cert_id = x509_ocsp::CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_SHA_1,
+            parameters: Some(Null.into()),
+        },
+        issuer_name_hash: OctetString::new(sha1(&issuing.tbs_certificate.subject.to_der()?))?,
+        issuer_key_hash: OctetString::new(sha1(
+            issuing
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
+        ))?,
+        serial_number: cert.tbs_certificate.serial_number.clone(),
+    };
+    Ok(x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
+            ..Default::default()
+        },
+        optional_signature: None,
+    }
+    .to_der()?)
+}

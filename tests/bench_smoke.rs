@@ -1,0 +1,133 @@
+//! Smoke run of `estca-bench` (a few seconds, debug build): every scenario against a daemon it
+//! starts on ephemeral ports, a small `populate`, a run on the populated directory, and a
+//! plot. It proves the tool works; it measures nothing.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_estca-bench"))
+}
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn every_scenario_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("run.jsonl");
+    let out = bench()
+        .args([
+            "run",
+            "--scenario",
+            "cacerts,simpleenroll,simplereenroll,ocsp",
+            "--connections",
+            "1,2",
+            "--duration",
+            "0.5",
+            "--ids",
+            "4",
+            "--keys",
+            "200",
+            "--floor",
+        ])
+        .arg(dir.path().join("no-floor.json"))
+        .arg("--estca")
+        .arg(env!("CARGO_BIN_EXE_estca"))
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "estca-bench run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out.stdout);
+    assert_eq!(lines.len(), 8, "one line per scenario and connection count");
+    for line in &lines {
+        assert!(
+            line["ok"].as_u64().unwrap() > 0,
+            "no successful request: {line}"
+        );
+        assert!(line["errors"].as_object().unwrap().is_empty(), "{line}");
+        assert!(line["server_cpu_s"].as_f64().is_some(), "{line}");
+        assert!(line["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["daemon"]["startup_ms"].as_f64().is_some(), "{line}");
+    }
+    assert_eq!(lines[4]["scenario"], "simplereenroll");
+    assert_eq!(lines[4]["keepalive"], false);
+
+    let svg = dir.path().join("plot.svg");
+    let plot = bench()
+        .args(["plot", "--input"])
+        .arg(&out_file)
+        .arg("--output")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        plot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plot.stderr)
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn populate_then_run_on_the_populated_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench_dir = dir.path().join("b");
+    for _ in 0..2 {
+        let out = bench()
+            .args(["populate", "25", "--dir"])
+            .arg(&bench_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "populate failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = bench()
+        .args(["populate", "5", "--dir"])
+        .arg(&bench_dir)
+        .output()
+        .unwrap();
+    let line = &lines(&out.stdout)[0];
+    assert_eq!(line["ids_before"], 50);
+    assert_eq!(line["ids_total"], 55);
+    assert!(line["data_dir_bytes"].as_u64().unwrap() > 0);
+
+    let out = bench()
+        .args([
+            "run",
+            "--scenario",
+            "simplereenroll",
+            "--connections",
+            "2",
+            "--duration",
+            "0.5",
+            "--keys",
+            "100",
+            "--dir",
+        ])
+        .arg(&bench_dir)
+        .arg("--estca")
+        .arg(env!("CARGO_BIN_EXE_estca"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run on a populated directory failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = &lines(&out.stdout)[0];
+    assert!(line["ok"].as_u64().unwrap() > 0, "{line}");
+}
