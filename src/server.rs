@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::Listener;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -468,7 +469,7 @@ struct Limits {
 }
 
 async fn serve_tls(
-    listener: TcpListener,
+    mut listener: TcpListener,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     app: Router,
     limits: Limits,
@@ -477,14 +478,7 @@ async fn serve_tls(
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = Listener::accept(&mut listener) => pair,
             _ = stopped.changed() => break,
         };
         let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
@@ -534,22 +528,15 @@ async fn serve_tls(
 }
 
 async fn serve_admin(
-    listener: UnixListener,
+    mut listener: UnixListener,
     app: Router,
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (stream, _) = tokio::select! {
+            pair = Listener::accept(&mut listener) => pair,
             _ = stopped.changed() => break,
         };
         let uid = stream.peer_cred().ok().map(|c| c.uid());
@@ -570,7 +557,7 @@ async fn serve_admin(
 /// Serves `app` over plain HTTP (the revocation routes: CRLs and OCSP responses are signed,
 /// and relying parties must not need TLS to check revocation).
 async fn serve_plain_http(
-    listener: TcpListener,
+    mut listener: TcpListener,
     app: Router,
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
@@ -578,14 +565,7 @@ async fn serve_plain_http(
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed on the revocation listener");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = Listener::accept(&mut listener) => pair,
             _ = stopped.changed() => break,
         };
         let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
