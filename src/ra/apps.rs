@@ -8,10 +8,10 @@ use time::OffsetDateTime;
 use super::authority::Authority;
 use super::views::CertificateSummary;
 use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
-use crate::ca::{self, EndEntityRequest};
+use crate::ca;
 use crate::model::{
     App, AppName, AppScope, CertificateRecord, EventKind, Holder, Outcome, Revocation,
-    RevocationReason, Serial,
+    RevocationReason,
 };
 use crate::store::{IssuedCertificate, StoreError};
 
@@ -105,16 +105,11 @@ impl RegistrationAuthority {
         }
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
-            let serial = Serial::random();
             let holder = Holder::App {
                 name: new.name.clone(),
             };
-            let signed = self.ca.sign_end_entity(&EndEntityRequest {
-                serial,
-                holder: &holder,
-                not_before: now,
-                key: &key,
-            })?;
+            let record = self.sign(holder, &key, now)?;
+            let serial = record.serial;
             let app = App {
                 name: new.name.clone(),
                 scope: new.scope.clone(),
@@ -122,16 +117,6 @@ impl RegistrationAuthority {
                 certificate: serial,
                 revoked: false,
                 created_at: now,
-            };
-            let record = CertificateRecord {
-                serial,
-                holder,
-                subject: signed.subject,
-                not_before: signed.not_before,
-                not_after: signed.not_after,
-                key: key.fingerprint(),
-                revocation: None,
-                der: signed.der,
             };
             let mut event = self.event(
                 caller,

@@ -567,35 +567,20 @@ impl RegistrationAuthority {
                     .await?;
                 return Err(err);
             }
-            let serial = Serial::random();
             let holder = Holder::Account {
                 id: account.id.clone(),
                 contract: account.contract.clone(),
                 role: account.role,
                 issued_num: decision.issued_num,
             };
-            let signed = self.ca.sign_end_entity(&EndEntityRequest {
-                serial,
-                holder: &holder,
-                not_before: now,
-                key: &key,
-            })?;
+            let record = self.sign(holder, &key, now)?;
+            let serial = record.serial;
             let detail = match decision.supersedes {
                 Some(old) => format!(
                     "issued {serial} (CERTISSUEDNUM {}), superseding {old}",
                     decision.issued_num
                 ),
                 None => format!("issued {serial} (CERTISSUEDNUM {})", decision.issued_num),
-            };
-            let record = CertificateRecord {
-                serial,
-                holder,
-                subject: signed.subject,
-                not_before: signed.not_before,
-                not_after: signed.not_after,
-                key: key.fingerprint(),
-                revocation: None,
-                der: signed.der,
             };
             let event = self.event(caller, Some(&account), kind, Outcome::Ok { detail });
             match self
@@ -629,6 +614,33 @@ impl RegistrationAuthority {
             }
         }
         Err(RaError::Contended)
+    }
+
+    /// Has the CA sign a certificate for `holder` and `key` with a fresh serial, starting
+    /// `now`, and returns it as the (unrevoked) record the store is asked to commit.
+    fn sign(
+        &self,
+        holder: Holder,
+        key: &ca::CsrKey,
+        now: time::OffsetDateTime,
+    ) -> Result<CertificateRecord, RaError> {
+        let serial = Serial::random();
+        let signed = self.ca.sign_end_entity(&EndEntityRequest {
+            serial,
+            holder: &holder,
+            not_before: now,
+            key,
+        })?;
+        Ok(CertificateRecord {
+            serial,
+            holder,
+            subject: signed.subject,
+            not_before: signed.not_before,
+            not_after: signed.not_after,
+            key: key.fingerprint(),
+            revocation: None,
+            der: signed.der,
+        })
     }
 
     async fn current_certificate(
