@@ -257,32 +257,15 @@ pub fn decode_get_path(encoded: &str) -> Option<Vec<u8>> {
     if encoded.is_empty() || encoded.len() > 2 * MAX_OCSP_REQUEST_BYTES {
         return None;
     }
-    let text = percent_decode(encoded)?;
+    let text = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
     let text = text.trim_end_matches('=');
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     STANDARD_NO_PAD
         .decode(text)
         .or_else(|_| URL_SAFE_NO_PAD.decode(text))
         .ok()
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape or a result that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
