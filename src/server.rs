@@ -468,35 +468,44 @@ struct Limits {
     grace_secs: Arc<AtomicU64>,
 }
 
-async fn serve_tls(
-    mut listener: TcpListener,
-    tls: Arc<ArcSwap<rustls::ServerConfig>>,
-    app: Router,
-    limits: Limits,
+/// Accepts connections on `listener` until a stop is asked, hands each to `open` with a
+/// watcher for the graceful stop, then gives open connections the grace period to finish.
+async fn accept_until_stopped<L: Listener>(
+    mut listener: L,
     mut stopped: watch::Receiver<bool>,
+    grace_secs: &AtomicU64,
+    mut open: impl FnMut(L::Io, L::Addr, hyper_util::server::graceful::Watcher),
 ) {
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, addr) = tokio::select! {
+        let (io, addr) = tokio::select! {
             pair = Listener::accept(&mut listener) => pair,
             _ = stopped.changed() => break,
         };
-        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "connection limit reached; answering 503");
-            overload::refuse(
-                tcp,
-                addr,
-                TlsAcceptor::from(tls.load_full()),
-                &limits.refusals,
-            );
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
+        open(io, addr, graceful.watcher());
+    }
+    wait_for_connections(graceful, grace_secs).await;
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    app: Router,
+    limits: Limits,
+    stopped: watch::Receiver<bool>,
+) {
+    let grace_secs = limits.grace_secs.clone();
+    accept_until_stopped(listener, stopped, &grace_secs, |tcp, addr, watcher| {
         // Read per connection: a reload swaps the configuration for new connections only.
         let acceptor = TlsAcceptor::from(tls.load_full());
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "connection limit reached; answering 503");
+            overload::refuse(tcp, addr, acceptor, &limits.refusals);
+            return;
+        };
+        let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let limits = limits.clone();
-        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
@@ -523,70 +532,69 @@ async fn serve_tls(
             serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
             drop(permit);
         });
-    }
-    wait_for_connections(graceful, &limits.grace_secs).await;
+    })
+    .await;
 }
 
 async fn serve_admin(
-    mut listener: UnixListener,
+    listener: UnixListener,
     app: Router,
     limits: Limits,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, _) = tokio::select! {
-            pair = Listener::accept(&mut listener) => pair,
-            _ = stopped.changed() => break,
-        };
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let peer = PeerInfo {
-            remote: Remote::AdminSocket { uid },
-            client_certificate: None,
-        };
-        let app = app.clone();
-        let header_timeout = limits.header_timeout;
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            serve_connection(TokioIo::new(stream), app, peer, header_timeout, watcher).await;
-        });
-    }
-    wait_for_connections(graceful, &limits.grace_secs).await;
+    accept_until_stopped(
+        listener,
+        stopped,
+        &limits.grace_secs,
+        |stream, _, watcher| {
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            let peer = PeerInfo {
+                remote: Remote::AdminSocket { uid },
+                client_certificate: None,
+            };
+            tokio::spawn(serve_connection(
+                TokioIo::new(stream),
+                app.clone(),
+                peer,
+                limits.header_timeout,
+                watcher,
+            ));
+        },
+    )
+    .await;
 }
 
 /// Serves `app` over plain HTTP (the revocation routes: CRLs and OCSP responses are signed,
 /// and relying parties must not need TLS to check revocation).
 async fn serve_plain_http(
-    mut listener: TcpListener,
+    listener: TcpListener,
     app: Router,
     limits: Limits,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, addr) = tokio::select! {
-            pair = Listener::accept(&mut listener) => pair,
-            _ = stopped.changed() => break,
-        };
-        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "connection limit reached; closing a new connection");
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let peer = PeerInfo {
-            remote: Remote::Tcp(addr),
-            client_certificate: None,
-        };
-        let app = app.clone();
-        let header_timeout = limits.header_timeout;
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            serve_connection(TokioIo::new(tcp), app, peer, header_timeout, watcher).await;
-            drop(permit);
-        });
-    }
-    wait_for_connections(graceful, &limits.grace_secs).await;
+    accept_until_stopped(
+        listener,
+        stopped,
+        &limits.grace_secs,
+        |tcp, addr, watcher| {
+            let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+                tracing::warn!(%addr, "connection limit reached; closing a new connection");
+                return;
+            };
+            let _ = tcp.set_nodelay(true);
+            let peer = PeerInfo {
+                remote: Remote::Tcp(addr),
+                client_certificate: None,
+            };
+            let app = app.clone();
+            let header_timeout = limits.header_timeout;
+            tokio::spawn(async move {
+                serve_connection(TokioIo::new(tcp), app, peer, header_timeout, watcher).await;
+                drop(permit);
+            });
+        },
+    )
+    .await;
 }
 
 async fn serve_connection<IO>(
