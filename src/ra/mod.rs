@@ -179,6 +179,11 @@ impl Caller {
         }
     }
 
+    /// An ID acting for itself (enrollment, renewal): no administration.
+    fn account(id: &AccountId, source: &str) -> Self {
+        Self::enrolling(Actor::Account { id: id.clone() }, source)
+    }
+
     /// An enrolling ID or an anonymous client: no administration.
     fn enrolling(actor: Actor, source: &str) -> Self {
         Self {
@@ -332,12 +337,7 @@ impl RegistrationAuthority {
             }
             Err(other) => return Err(other),
         };
-        let caller = Caller::enrolling(
-            Actor::Account {
-                id: account.id.clone(),
-            },
-            source,
-        );
+        let caller = Caller::account(&account.id, source);
         self.issue(
             &caller,
             &account,
@@ -380,12 +380,7 @@ impl RegistrationAuthority {
             .account(id)
             .await?
             .ok_or(RaError::UnknownCertificate)?;
-        let caller = Caller::enrolling(
-            Actor::Account {
-                id: account.id.clone(),
-            },
-            source,
-        );
+        let caller = Caller::account(&account.id, source);
         self.issue(
             &caller,
             &account,
@@ -435,12 +430,7 @@ impl RegistrationAuthority {
             .await?;
             return Err(RaError::Unauthenticated);
         };
-        let caller = Caller::enrolling(
-            Actor::Account {
-                id: account.id.clone(),
-            },
-            source,
-        );
+        let caller = Caller::account(&account.id, source);
         if account.locked {
             self.record_refusal(
                 &caller,
