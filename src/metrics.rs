@@ -484,15 +484,15 @@ async fn readyz(State(state): State<MetricsState>) -> Response {
     }
 }
 
-/// Binds and serves the metrics listener when it is enabled. A port that cannot be bound is
-/// logged as a warning and the daemon runs without metrics: they must never keep the CA
-/// from serving.
-pub(crate) async fn spawn_listener(
+/// Binds the metrics listener when it is enabled, returning it with its address and routes
+/// for the server to serve (with the same timeouts as every listener). A port that cannot be
+/// bound is logged as a warning and the daemon runs without metrics: they must never keep
+/// the CA from serving.
+pub(crate) async fn bind_listener(
     config: &crate::config::MetricsConfig,
     metrics: &Metrics,
     ra: &Arc<crate::ra::RegistrationAuthority>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) -> Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> Option<(tokio::net::TcpListener, std::net::SocketAddr, axum::Router)> {
     if !config.enabled {
         return None;
     }
@@ -512,16 +512,5 @@ pub(crate) async fn spawn_listener(
     };
     let ra = ra.clone();
     let app = router(metrics.clone(), Arc::new(move || ra.password_queue_depth()));
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = stopped.changed().await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(error = %e, "the metrics listener failed");
-        }
-    });
-    Some((addr, task))
+    Some((listener, addr, app))
 }

@@ -46,6 +46,9 @@ pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
 
 mod overload;
 
+/// Connections the metrics listener serves at once (scrapers and health checks).
+const METRICS_CONNECTIONS: usize = 64;
+
 /// Who is on the other end of a connection; attached to every request.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -337,18 +340,24 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         tasks.push(tokio::spawn(serve_plain_http(
             listener,
             with_common_layers(revocation_routes, request_timeout, metrics.clone()),
-            limits,
+            limits.clone(),
             stopped.clone(),
         )));
     }
-    let metrics_addr =
-        match crate::metrics::spawn_listener(&config.metrics, &metrics, &ra, stopped).await {
-            Some((addr, task)) => {
-                tasks.push(task);
-                Some(addr)
-            }
-            None => None,
-        };
+    let metrics_addr = match crate::metrics::bind_listener(&config.metrics, &metrics, &ra).await {
+        Some((listener, addr, app)) => {
+            // A budget of its own, so that a flood on the other listeners cannot hide it.
+            let limits = Limits {
+                connections: Arc::new(Semaphore::new(METRICS_CONNECTIONS)),
+                ..limits
+            };
+            tasks.push(tokio::spawn(serve_plain_http(
+                listener, app, limits, stopped,
+            )));
+            Some(addr)
+        }
+        None => None,
+    };
     metrics.set_ready(true);
     let revocation_http = revocation_http_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
