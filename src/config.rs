@@ -119,6 +119,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// IPv6 clients are counted per network of this prefix length by the per-source limits
+    /// (an IPv6 host can pick a new address from its /64 for every request); 1 to 128.
+    pub ipv6_source_prefix: u8,
 }
 
 /// Where the database lives.
@@ -338,6 +341,12 @@ impl Config {
             return Err(invalid(
                 "server.shutdown_grace_secs",
                 "must be between 1 and 3600 seconds",
+            ));
+        }
+        if !(1..=crate::source::MAX_IPV6_PREFIX).contains(&s.ipv6_source_prefix) {
+            return Err(invalid(
+                "server.ipv6_source_prefix",
+                "must be between 1 and 128 bits (64: one source per /64 network)",
             ));
         }
         self.admin.mode()?;

@@ -24,5 +24,6 @@ pub mod ra;
 pub mod reload;
 pub mod revocation;
 pub mod server;
+pub mod source;
 pub mod store;
 pub mod tls;

@@ -29,6 +29,7 @@ use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
 use crate::metrics::{MeteredStore, Metrics};
 use crate::ra::{Clock, RegistrationAuthority};
+use crate::source::SourceKey;
 use crate::store::{SledStore, Store, StoreError};
 
 /// The authenticated ID a handler served, put in the response's extensions for the request
@@ -54,6 +55,8 @@ const METRICS_CONNECTIONS: usize = 64;
 pub struct PeerInfo {
     remote: Remote,
     client_certificate: Option<Arc<[u8]>>,
+    /// What the per-source limits count this peer as (TCP peers only).
+    source_key: Option<SourceKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +74,11 @@ impl PeerInfo {
         }
     }
 
+    /// What the per-source limits count this peer as; `None` on the admin socket.
+    pub fn source_key(&self) -> Option<SourceKey> {
+        self.source_key
+    }
+
     /// The client certificate the peer presented in the TLS handshake, DER.
     pub fn client_certificate(&self) -> Option<&[u8]> {
         self.client_certificate.as_deref()
@@ -86,13 +94,19 @@ impl PeerInfo {
 }
 
 impl PeerInfo {
-    /// A client over TCP at `addr`, with the certificate it presented (DER), if any. The
+    /// A client over TCP at `addr`, with the certificate it presented (DER), if any, counted
+    /// by the per-source limits with IPv6 networks of `ipv6_source_prefix` bits. The
     /// listeners attach this themselves; the constructor lets tests and fuzzers drive the
     /// routers in-process.
-    pub fn tcp(addr: SocketAddr, client_certificate: Option<Vec<u8>>) -> Self {
+    pub fn tcp(
+        addr: SocketAddr,
+        client_certificate: Option<Vec<u8>>,
+        ipv6_source_prefix: u8,
+    ) -> Self {
         Self {
             remote: Remote::Tcp(addr),
             client_certificate: client_certificate.map(Arc::from),
+            source_key: Some(SourceKey::new(addr.ip(), ipv6_source_prefix)),
         }
     }
 
@@ -101,6 +115,7 @@ impl PeerInfo {
         Self {
             remote: Remote::AdminSocket { uid },
             client_certificate: None,
+            source_key: None,
         }
     }
 }
@@ -318,6 +333,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         refusals: overload::refusal_slots(),
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+        ipv6_source_prefix: config.server.ipv6_source_prefix,
         grace_secs: grace_secs.clone(),
     };
     let mut tasks = vec![
@@ -473,6 +489,8 @@ struct Limits {
     refusals: Arc<Semaphore>,
     handshake_timeout: Duration,
     header_timeout: Duration,
+    /// `server.ipv6_source_prefix`: how IPv6 peers are grouped into sources.
+    ipv6_source_prefix: u8,
     /// `server.shutdown_grace_secs`, changed by a reload.
     grace_secs: Arc<AtomicU64>,
 }
@@ -535,8 +553,8 @@ async fn serve_tls(
                 .and_then(|chain| chain.first())
                 .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
             let peer = PeerInfo {
-                remote: Remote::Tcp(addr),
                 client_certificate,
+                ..PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
             };
             serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
             drop(permit);
@@ -557,10 +575,7 @@ async fn serve_admin(
         &limits.grace_secs,
         |stream, _, watcher| {
             let uid = stream.peer_cred().ok().map(|c| c.uid());
-            let peer = PeerInfo {
-                remote: Remote::AdminSocket { uid },
-                client_certificate: None,
-            };
+            let peer = PeerInfo::admin_socket(uid);
             tokio::spawn(serve_connection(
                 TokioIo::new(stream),
                 app.clone(),
@@ -591,10 +606,7 @@ async fn serve_plain_http(
                 return;
             };
             let _ = tcp.set_nodelay(true);
-            let peer = PeerInfo {
-                remote: Remote::Tcp(addr),
-                client_certificate: None,
-            };
+            let peer = PeerInfo::tcp(addr, None, limits.ipv6_source_prefix);
             let app = app.clone();
             let header_timeout = limits.header_timeout;
             tokio::spawn(async move {

@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let peer = estca::server::PeerInfo::tcp(
         SocketAddr::from(([127, 0, 0, 1], 40000)),
         client_certificate,
+        64,
     );
     let mut request = http::Request::builder().method(method).uri(path);
     for (name, value) in &headers {
