@@ -129,7 +129,7 @@ async fn simpleenroll(
     let csr = read_csr(&headers, body, state.max_body_bytes).await?;
     let issued = state
         .ra
-        .enroll_with_password(&peer.source(), &id, password, &csr)
+        .enroll_with_password(&peer.source(), peer.source_key(), &id, password, &csr)
         .await?;
     enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
         Some(id) => crate::server::with_authenticated_id(r, id.as_str()),

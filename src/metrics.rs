@@ -29,8 +29,8 @@ use crate::model::{
 };
 use crate::ra::{RaError, Refusal};
 use crate::store::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, RevokedCertificate, Store,
-    StoreError, StoreRecord,
+    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, PasswordAttempt,
+    RevokedCertificate, Store, StoreError, StoreRecord,
 };
 
 /// USERTYPE of an issued certificate, as a label.
@@ -362,6 +362,14 @@ impl<S: Store> Store for MeteredStore<S> {
 
     async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError> {
         self.inner.key_certified_by(key).await
+    }
+
+    async fn count_password_attempt(
+        &self,
+        id: &AccountId,
+        limit: u32,
+    ) -> Result<PasswordAttempt, StoreError> {
+        self.inner.count_password_attempt(id, limit).await
     }
 
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {

@@ -72,17 +72,7 @@ async fn read_all<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, limit: Durati
 
 /// An EST client whose connections come from `source` (an address of 127.0.0.0/8).
 fn client_from(port: u16, root_pem: &[u8], source: Ipv4Addr) -> EstClient {
-    let tls = (*tls_config(root_pem)).clone();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .local_address(IpAddr::V4(source))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    EstClient {
-        http,
-        base: format!("https://127.0.0.1:{port}/.well-known/est"),
-    }
+    EstClient::from_source(port, root_pem, IpAddr::V4(source))
 }
 
 /// A CSR (DER) whose key is of an `openssl req -newkey` kind that estca refuses, e.g.

@@ -32,7 +32,10 @@ use crate::model::{
     Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
     Outcome, Role, Serial,
 };
-use crate::store::{AccountChange, IssuedCertificate, NewCertificate, Store, StoreError};
+use crate::source::SourceKey;
+use crate::store::{
+    AccountChange, IssuedCertificate, NewCertificate, PasswordAttempt, Store, StoreError,
+};
 
 /// How many times a decision is retried when the account changes under it.
 const MAX_ATTEMPTS: usize = 32;
@@ -297,16 +300,19 @@ impl RegistrationAuthority {
     }
 
     /// simpleenroll: authenticates `id`/`password`, validates the CSR, applies the
-    /// lifecycle and issues. `id` is taken as the client sent it.
+    /// lifecycle and issues. `id` is taken as the client sent it; `source` is the peer's
+    /// address for history and `source_key` what the per-source throttle counts it as
+    /// (`None`: not limited).
     pub async fn enroll_with_password(
         &self,
         source: &str,
+        source_key: Option<SourceKey>,
         id: &str,
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
         let result = self
-            .enroll_with_password_uncounted(source, id, password, csr_der)
+            .enroll_with_password_uncounted(source, source_key, id, password, csr_der)
             .await;
         self.count_enrollment(result)
     }
@@ -314,38 +320,56 @@ impl RegistrationAuthority {
     async fn enroll_with_password_uncounted(
         &self,
         source: &str,
+        source_key: Option<SourceKey>,
         id: &str,
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        if let Err(throttled) = self.failures_by_source.admit(source) {
-            self.record_refusal(
-                &Caller::enrolling(Actor::Anonymous, source),
-                None,
-                EventKind::Enroll,
-                format!("authentication refused: {throttled}"),
-            )
-            .await?;
-            return Err(throttled.into());
-        }
+        let admitted = match self.failures_by_source.admit(source_key) {
+            Ok(admitted) => admitted,
+            Err(throttled) => {
+                self.record_refusal(
+                    &Caller::enrolling(Actor::Anonymous, source),
+                    None,
+                    EventKind::Enroll,
+                    format!("authentication refused: {throttled}"),
+                )
+                .await?;
+                return Err(throttled.into());
+            }
+        };
         let account = match self.authenticate(source, id, password).await {
-            Ok(account) => account,
-            // Only a password that was checked and failed counts against the source.
+            Ok(account) => {
+                admitted.refund();
+                account
+            }
+            // A failed authentication keeps the source's token spent.
             Err(RaError::Unauthenticated) => {
-                self.failures_by_source.failed(source);
+                drop(admitted);
                 return Err(RaError::Unauthenticated);
             }
-            Err(other) => return Err(other),
+            // Busy or broken: no password was judged, so the source pays nothing.
+            Err(other) => {
+                admitted.refund();
+                return Err(other);
+            }
         };
         let caller = Caller::account(&account.id, source);
-        self.issue(
-            &caller,
-            &account,
-            EventKind::Enroll,
-            csr_der,
-            EnrollVia::Password,
-        )
-        .await
+        match self
+            .issue(
+                &caller,
+                &account,
+                EventKind::Enroll,
+                csr_der,
+                EnrollVia::Password,
+            )
+            .await
+        {
+            // Locked while the password was being checked (by concurrent wrong guesses): the
+            // answer must not tell this guess from a wrong one.
+            Err(RaError::Refused(Refusal::Locked)) => Err(RaError::Unauthenticated),
+            other => other,
+        }
     }
 
     /// simplereenroll: identifies the account by the client certificate it presented over
@@ -400,60 +424,102 @@ impl RegistrationAuthority {
         }
     }
 
-    /// Checks a password; counts failures and locks; all failures look the same outside.
+    /// Checks a password; all failures look the same outside (401, one Argon2 check each).
+    ///
+    /// The attempt is counted in the store *before* the password is checked, and only while
+    /// fewer than `max_failed_attempts` are counted: so under any concurrency, on any number of
+    /// daemons sharing the store, at most that many wrong passwords are ever checked for one
+    /// ID between two successes or unlocks. An attempt over the limit, on a locked ID or on an
+    /// unknown one is not checked at all; it costs a check against the dummy hash, so that its
+    /// answer takes as long as any other.
     async fn authenticate(
         &self,
         source: &str,
         id: &str,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<Account, RaError> {
+        // A place among the password checks first: a busy daemon refuses before it counts.
+        let slot = self.passwords.admit()?;
         let id: Option<AccountId> = id.parse().ok();
-        let account = match &id {
-            Some(id) => self.store.account(id).await?,
-            None => None,
+        let attempt = match &id {
+            Some(id) => {
+                self.store
+                    .count_password_attempt(id, self.max_failed_attempts)
+                    .await?
+            }
+            None => PasswordAttempt::UnknownId,
         };
-        let matches = self
-            .passwords
-            .verify(password, account.as_ref().map(|a| a.password_hash.clone()))
-            .await?;
-        let Some(account) = account else {
-            let claimed = id.map_or_else(
-                || "a malformed ID".to_owned(),
-                |id| format!("unknown ID {id}"),
-            );
-            self.record_refusal(
-                &Caller::enrolling(Actor::Anonymous, source),
-                None,
-                EventKind::Enroll,
-                format!("authentication failed: {claimed}"),
-            )
-            .await?;
-            return Err(RaError::Unauthenticated);
+        let account = match attempt {
+            PasswordAttempt::Counted(account) => account,
+            PasswordAttempt::UnknownId => {
+                slot.verify(password, None).await?;
+                let claimed = id.map_or_else(
+                    || "a malformed ID".to_owned(),
+                    |id| format!("unknown ID {id}"),
+                );
+                self.record_refusal(
+                    &Caller::enrolling(Actor::Anonymous, source),
+                    None,
+                    EventKind::Enroll,
+                    format!("authentication failed: {claimed}"),
+                )
+                .await?;
+                return Err(RaError::Unauthenticated);
+            }
+            PasswordAttempt::OverLimit(account) => {
+                slot.verify(password, None).await?;
+                let why = if account.locked {
+                    "ID locked".to_owned()
+                } else {
+                    format!(
+                        "{} password checks already counted; password not checked",
+                        account.failed_attempts
+                    )
+                };
+                self.record_refusal(
+                    &Caller::account(&account.id, source),
+                    Some(&account),
+                    EventKind::Enroll,
+                    format!("authentication failed: {why}"),
+                )
+                .await?;
+                return Err(RaError::Unauthenticated);
+            }
         };
+        // The count is on disk before the guess is judged: a crash cannot give a guess back.
+        self.store.flush().await?;
         let caller = Caller::account(&account.id, source);
-        if account.locked {
-            self.record_refusal(
-                &caller,
-                Some(&account),
-                EventKind::Enroll,
-                "authentication failed: ID locked".into(),
-            )
-            .await?;
-            return Err(RaError::Unauthenticated);
+        if slot
+            .verify(password, Some(account.password_hash.clone()))
+            .await?
+        {
+            self.accept_right_password(&caller, account).await
+        } else {
+            self.settle_wrong_password(&caller, account).await?;
+            Err(RaError::Unauthenticated)
         }
-        if matches {
-            self.reset_failures(&account).await?;
-            return Ok(account);
-        }
-        self.count_failure(&caller, account).await?;
-        Err(RaError::Unauthenticated)
     }
 
-    async fn reset_failures(&self, account: &Account) -> Result<(), RaError> {
-        let mut account = account.clone();
+    /// A right password: resets the failure count, unless the ID was locked meanwhile by
+    /// concurrent wrong guesses, in which case the answer is the same as for a wrong one.
+    async fn accept_right_password(
+        &self,
+        caller: &Caller,
+        mut account: Account,
+    ) -> Result<Account, RaError> {
         for _ in 0..MAX_ATTEMPTS {
+            if account.locked {
+                self.record_refusal(
+                    caller,
+                    Some(&account),
+                    EventKind::Enroll,
+                    "authentication failed: ID locked while the password was checked".into(),
+                )
+                .await?;
+                return Err(RaError::Unauthenticated);
+            }
             let Some(next) = policy::after_right_password(&account) else {
-                return Ok(());
+                return Ok(account);
             };
             match self
                 .store
@@ -465,7 +531,7 @@ impl RegistrationAuthority {
                 })
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(stored) => return Ok(stored),
                 Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
                 Err(e) => return Err(e.into()),
             }
@@ -473,46 +539,52 @@ impl RegistrationAuthority {
         Err(RaError::Contended)
     }
 
-    async fn count_failure(&self, caller: &Caller, mut account: Account) -> Result<(), RaError> {
+    /// A wrong password: records it (the store counted it already) and locks the ID when the
+    /// count has reached the limit.
+    async fn settle_wrong_password(
+        &self,
+        caller: &Caller,
+        counted: Account,
+    ) -> Result<(), RaError> {
+        let failed = self.event(
+            caller,
+            Some(&counted),
+            EventKind::Enroll,
+            Outcome::Refused {
+                reason: format!(
+                    "authentication failed: wrong password ({} of {})",
+                    counted.failed_attempts, self.max_failed_attempts
+                ),
+            },
+        );
+        let mut account = counted;
         for _ in 0..MAX_ATTEMPTS {
-            let (next, locks_now) =
-                policy::after_wrong_password(&account, self.max_failed_attempts);
-            let mut events = vec![self.event(
-                caller,
+            let Some(locked) = policy::lock_after_failed_check(&account, self.max_failed_attempts)
+            else {
+                self.store.append_history(failed).await?;
+                return Ok(());
+            };
+            let lock = self.event(
+                &Caller::enrolling(Actor::System, &caller.source),
                 Some(&account),
-                EventKind::Enroll,
-                Outcome::Refused {
-                    reason: format!(
-                        "authentication failed: wrong password ({} of {})",
-                        next.failed_attempts, self.max_failed_attempts
-                    ),
+                EventKind::Lock,
+                Outcome::Ok {
+                    detail: format!("locked after {} wrong passwords", locked.failed_attempts),
                 },
-            )];
-            if locks_now {
-                events.push(self.event(
-                    &Caller::enrolling(Actor::System, &caller.source),
-                    Some(&account),
-                    EventKind::Lock,
-                    Outcome::Ok {
-                        detail: format!("locked after {} wrong passwords", next.failed_attempts),
-                    },
-                ));
-            }
+            );
             match self
                 .store
                 .update_account(AccountChange {
                     expected_version: account.version,
-                    account: next,
+                    account: locked,
                     revoke: None,
-                    events,
+                    events: vec![failed.clone(), lock],
                 })
                 .await
             {
                 Ok(_) => {
-                    if locks_now {
-                        tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
-                        self.metrics.locked_out();
-                    }
+                    tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
+                    self.metrics.locked_out();
                     return Ok(());
                 }
                 Err(StoreError::Conflict) => account = self.reload(&account.id).await?,

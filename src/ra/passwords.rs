@@ -87,7 +87,8 @@ impl Passwords {
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
         Self::check_new(&password)?;
         let params = self.params.clone();
-        self.run(move || hash_now(&params, password.as_bytes()))
+        self.admit()?
+            .run(move || hash_now(&params, password.as_bytes()))
             .await?
     }
 
@@ -98,8 +99,47 @@ impl Passwords {
         password: Zeroizing<Vec<u8>>,
         stored: Option<String>,
     ) -> Result<bool, PasswordError> {
+        self.admit()?.verify(password, stored).await
+    }
+
+    /// Takes a place among the checks hashing or waiting, or refuses at once
+    /// ([`PasswordError::Busy`]) when `max_concurrent_hashes + max_queued_hashes` are taken.
+    /// Admission is decided here, before the caller commits anything (such as counting the
+    /// attempt against the ID), and the place is held until the slot is used or dropped.
+    pub fn admit(&self) -> Result<CheckSlot<'_>, PasswordError> {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Busy);
+        }
+        Ok(CheckSlot {
+            passwords: self,
+            _admission: Admission(&self.admitted),
+        })
+    }
+
+    /// Password checks waiting for a hashing slot now (for metrics and tests).
+    pub fn queue_depth(&self) -> usize {
+        self.admitted
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.concurrent)
+    }
+}
+
+/// A place among the password checks admitted by [`Passwords::admit`].
+pub struct CheckSlot<'a> {
+    passwords: &'a Passwords,
+    _admission: Admission<'a>,
+}
+
+impl CheckSlot<'_> {
+    /// As [`Passwords::verify`], in this place.
+    pub async fn verify(
+        self,
+        password: Zeroizing<Vec<u8>>,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = stored.unwrap_or_else(|| self.passwords.dummy_hash.clone());
         let too_long = password.len() > MAX_PASSWORD_LEN;
         let matches = self
             .run(move || {
@@ -111,36 +151,32 @@ impl Passwords {
         Ok(known && !too_long && matches)
     }
 
-    /// Password checks waiting for a hashing slot now (for metrics and tests).
-    pub fn queue_depth(&self) -> usize {
-        self.admitted
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.concurrent)
-    }
-
+    /// Waits for a hashing thread and runs `work` on it.
     async fn run<T: Send + 'static>(
-        &self,
+        self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        // Admission: at most `capacity` checks hashing or waiting; the rest are refused now.
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.admitted.fetch_sub(1, Ordering::AcqRel);
-            return Err(PasswordError::Busy);
-        }
-        let _admission = Admission(&self.admitted);
         let permit = self
+            .passwords
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Busy)?;
-        self.pool
+        self.passwords
+            .pool
             .run(move || {
                 let out = work();
                 drop(permit);
                 out
             })
             .await
+    }
+}
+
+impl std::fmt::Debug for CheckSlot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckSlot").finish_non_exhaustive()
     }
 }
 

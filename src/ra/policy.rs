@@ -194,18 +194,23 @@ pub fn certificate_action(
     })
 }
 
-/// The account after a wrong password, and whether this failure locked it.
-pub fn after_wrong_password(account: &Account, max_failed_attempts: u32) -> (Account, bool) {
-    let mut next = account.clone();
-    next.failed_attempts = account.failed_attempts.saturating_add(1);
-    let locks_now = !account.locked && next.failed_attempts >= max_failed_attempts;
-    if locks_now {
-        next.locked = true;
-    }
-    (next, locks_now)
+/// The account after a password check that failed, if the failure locks it.
+///
+/// The store counted the attempt before the password was checked
+/// ([`Store::count_password_attempt`](crate::store::Store::count_password_attempt)), so
+/// `failed_attempts` already includes it (and any attempt still being checked). The ID locks
+/// once `max_failed_attempts` are counted; a success that resets the count before this
+/// failure is decided leaves it unlocked.
+pub fn lock_after_failed_check(account: &Account, max_failed_attempts: u32) -> Option<Account> {
+    (!account.locked && account.failed_attempts >= max_failed_attempts).then(|| Account {
+        locked: true,
+        ..account.clone()
+    })
 }
 
 /// The account after a correct password, if anything needs to change (the failure count).
+/// `None` for a locked ID too: a lock is lifted by an unlock only, and a locked ID's password
+/// is never accepted.
 pub fn after_right_password(account: &Account) -> Option<Account> {
     (account.failed_attempts > 0 && !account.locked).then(|| Account {
         failed_attempts: 0,
@@ -464,22 +469,26 @@ mod tests {
     #[test]
     fn lockout_after_the_configured_failures_and_reset_on_success() {
         let mut a = account(CertificateChoice::Continue, None, 0);
-        for i in 1..=4 {
-            let (next, locked) = after_wrong_password(&a, 5);
-            assert!(!locked && !next.locked, "failure {i} must not lock");
-            a = next;
+        // The store counts each attempt before it is checked; a failure locks only at the limit.
+        for counted in 1..=4 {
+            a.failed_attempts = counted;
+            assert_eq!(lock_after_failed_check(&a, 5), None, "failure {counted}");
         }
         assert_eq!(after_right_password(&a).unwrap().failed_attempts, 0);
-        let (locked, now_locked) = after_wrong_password(&a, 5);
-        assert!(now_locked && locked.locked);
+        a.failed_attempts = 5;
+        let locked = lock_after_failed_check(&a, 5).expect("the fifth failure locks");
+        assert!(locked.locked && locked.failed_attempts == 5);
         assert_eq!(
             after_right_password(&locked),
             None,
             "a lock is not reset by a password"
         );
-        let (still, again) = after_wrong_password(&locked, 5);
-        assert!(still.locked && !again, "locking is reported once");
-        let open = unlocked(&still);
+        assert_eq!(
+            lock_after_failed_check(&locked, 5),
+            None,
+            "locking is decided once"
+        );
+        let open = unlocked(&locked);
         assert!(!open.locked && open.failed_attempts == 0);
     }
 }

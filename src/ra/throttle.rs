@@ -1,22 +1,29 @@
-//! A per-source-address limit on failed authentications: a token bucket per address.
+//! A per-source limit on failed authentications: a token bucket per source.
 //!
-//! A password check is admitted while its source's bucket holds a token, and only a failed
-//! check spends one, so any number of right passwords from one address (a company behind one
-//! NAT) is never throttled. A bucket holds `max_failures_per_source` tokens and refills at
-//! that many per `failure_window_secs`. An address whose bucket is empty is refused at once
-//! (HTTP 429 with `Retry-After`), before any Argon2 work. Guesses admitted together may
-//! overdraw the bucket (at most by the password-check queue, which bounds them); the debt is
-//! paid in waiting time, down to minus one full bucket. Memory is bounded: at most [`MAX_TRACKED_SOURCES`] addresses are tracked;
-//! full buckets are forgotten first, then the least recently used.
+//! A source is an IPv4 address or an IPv6 network ([`SourceKey`], aggregated by
+//! `server.ipv6_source_prefix`). A bucket holds `max_failures_per_source` tokens and refills
+//! at that many per `failure_window_secs`. Admitting a password check *takes* a token at once
+//! ([`FailureThrottle::admit`]), so a burst of guesses sent together from one source is bounded
+//! by its tokens, not by the password-check queue; a check that ends well (right password, or
+//! never checked because estca was busy) gives its token back ([`AdmittedCheck::refund`]).
+//! Only failures therefore cost anything, and any number of right passwords from one address
+//! (a company behind one NAT) is never throttled. A source without a token is refused at once
+//! (HTTP 429 with `Retry-After`), before any Argon2 work.
 //!
-//! This complements, and does not replace, the per-ID lockout: the lockout protects one ID
-//! against guesses from anywhere, this protects every ID against one guessing address.
+//! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] sources are tracked; full buckets are
+//! forgotten first, then the least recently used.
+//!
+//! This complements, and does not replace, the per-ID lockout (counted in the store, so it
+//! holds across daemons): the lockout protects one ID against guesses from anywhere, this
+//! protects every ID against one guessing source.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Most addresses whose failures are remembered at once.
+use crate::source::SourceKey;
+
+/// Most sources whose failures are remembered at once.
 pub const MAX_TRACKED_SOURCES: usize = 65_536;
 
 /// The source has used up its failed authentications for now.
@@ -35,13 +42,32 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Token buckets of failed authentications, by source address.
+/// Token buckets of failed authentications, by source.
 #[derive(Debug)]
 pub struct FailureThrottle {
     capacity: f64,
     per_second: f64,
     max_sources: usize,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<HashMap<SourceKey, Bucket>>,
+}
+
+/// A password check admitted by [`FailureThrottle::admit`], holding one token of its source.
+/// Dropped, it keeps the token spent (the check failed, or was abandoned half-way);
+/// [`AdmittedCheck::refund`] gives it back.
+#[derive(Debug)]
+#[must_use = "dropping the admission spends the token; refund it when the check succeeds"]
+pub struct AdmittedCheck<'a> {
+    throttle: &'a FailureThrottle,
+    source: Option<SourceKey>,
+}
+
+impl AdmittedCheck<'_> {
+    /// Gives the token back: the check succeeded, or never ran.
+    pub fn refund(self) {
+        if let Some(source) = self.source {
+            self.throttle.refund_at(source, Instant::now());
+        }
+    }
 }
 
 impl FailureThrottle {
@@ -60,27 +86,34 @@ impl FailureThrottle {
         }
     }
 
-    /// Admits a password check from `source`, or says how long to wait.
-    pub fn admit(&self, source: &str) -> Result<(), Throttled> {
-        self.admit_at(source, Instant::now())
-    }
-
-    /// Spends one token of `source` for a password check that failed.
-    pub fn failed(&self, source: &str) {
-        self.failed_at(source, Instant::now())
-    }
-
-    fn admit_at(&self, source: &str, now: Instant) -> Result<(), Throttled> {
-        if self.capacity == 0.0 {
-            return Ok(());
-        }
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(bucket) = buckets.get_mut(source) else {
-            return Ok(());
+    /// Admits a password check from `source`, taking one of its tokens, or says how long to
+    /// wait. `None` (the operator's admin socket) is never limited.
+    pub fn admit(&self, source: Option<SourceKey>) -> Result<AdmittedCheck<'_>, Throttled> {
+        let source = match source {
+            Some(source) if self.capacity > 0.0 => source,
+            _ => {
+                return Ok(AdmittedCheck {
+                    throttle: self,
+                    source: None,
+                })
+            }
         };
+        self.take_at(source, Instant::now())?;
+        Ok(AdmittedCheck {
+            throttle: self,
+            source: Some(source),
+        })
+    }
+
+    fn take_at(&self, source: SourceKey, now: Instant) -> Result<(), Throttled> {
+        let mut buckets = self.lock();
+        if !buckets.contains_key(&source) && buckets.len() >= self.max_sources {
+            self.evict(&mut buckets, now);
+        }
+        let bucket = buckets.entry(source).or_insert(Bucket {
+            tokens: self.capacity,
+            updated: now,
+        });
         self.refill(bucket, now);
         if bucket.tokens < 1.0 {
             let wait = (1.0 - bucket.tokens) / self.per_second;
@@ -88,34 +121,27 @@ impl FailureThrottle {
                 retry_after_secs: (wait.ceil() as u64).max(1),
             });
         }
+        bucket.tokens -= 1.0;
         Ok(())
     }
 
-    fn failed_at(&self, source: &str, now: Instant) {
-        if self.capacity == 0.0 {
-            return;
+    fn refund_at(&self, source: SourceKey, now: Instant) {
+        let mut buckets = self.lock();
+        if let Some(bucket) = buckets.get_mut(&source) {
+            self.refill(bucket, now);
+            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
         }
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !buckets.contains_key(source) && buckets.len() >= self.max_sources {
-            self.evict(&mut buckets, now);
-        }
-        let bucket = buckets.entry(source.to_owned()).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
-        self.refill(bucket, now);
-        bucket.tokens = (bucket.tokens - 1.0).max(-self.capacity);
     }
 
-    /// Addresses tracked now (for tests and metrics).
+    /// Sources tracked now (for tests and metrics).
     pub fn tracked_sources(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SourceKey, Bucket>> {
         self.buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
     }
 
     fn refill(&self, bucket: &mut Bucket, now: Instant) {
@@ -126,7 +152,7 @@ impl FailureThrottle {
 
     /// Makes room: forgets buckets that have refilled (they equal a fresh one), then, if the
     /// map is still full, the least recently updated quarter.
-    fn evict(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
+    fn evict(&self, buckets: &mut HashMap<SourceKey, Bucket>, now: Instant) {
         buckets.retain(|_, b| {
             let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
             b.tokens + elapsed * self.per_second < self.capacity
@@ -146,53 +172,64 @@ impl FailureThrottle {
 mod tests {
     use super::*;
 
+    fn src(ip: &str) -> SourceKey {
+        SourceKey::new(ip.parse().unwrap(), 64)
+    }
+
     #[test]
     fn a_source_gets_its_failures_then_waits() {
         let t = FailureThrottle::new(3, Duration::from_secs(60));
         let now = Instant::now();
         for _ in 0..3 {
-            t.admit_at("192.0.2.1", now).unwrap();
-            t.failed_at("192.0.2.1", now);
+            t.take_at(src("192.0.2.1"), now).unwrap();
         }
-        let refused = t.admit_at("192.0.2.1", now).unwrap_err();
+        let refused = t.take_at(src("192.0.2.1"), now).unwrap_err();
         assert_eq!(refused.retry_after_secs, 20, "one token per 20 s");
         assert!(refused.to_string().contains("20 seconds"));
         // Another address is not affected.
-        t.admit_at("192.0.2.2", now).unwrap();
+        t.take_at(src("192.0.2.2"), now).unwrap();
         // The bucket refills with time.
-        t.admit_at("192.0.2.1", now + Duration::from_secs(20))
+        t.take_at(src("192.0.2.1"), now + Duration::from_secs(20))
             .unwrap();
     }
 
     #[test]
-    fn only_failures_count_and_a_burst_is_paid_for_later() {
-        let t = FailureThrottle::new(2, Duration::from_secs(60));
-        // Admissions alone (right passwords) never throttle.
+    fn a_burst_is_bounded_by_the_tokens_and_successes_cost_nothing() {
+        let t = FailureThrottle::new(5, Duration::from_secs(60));
+        // Right passwords (refunded) never throttle.
         for _ in 0..100 {
-            t.admit("192.0.2.1").unwrap();
+            t.admit(Some(src("192.0.2.1"))).unwrap().refund();
         }
-        // A burst of 5 admitted together, all failing, overdraws the bucket of 2 (down to -2,
-        // one bucket of debt at most).
-        let now = Instant::now();
-        for _ in 0..5 {
-            t.admit_at("192.0.2.1", now).unwrap();
-        }
-        for _ in 0..5 {
-            t.failed_at("192.0.2.1", now);
-        }
-        let refused = t.admit_at("192.0.2.1", now).unwrap_err();
-        assert_eq!(
-            refused.retry_after_secs, 90,
-            "3 tokens short at one per 30 s (the debt stops at minus one bucket)"
-        );
+        // A burst admitted together, none finished yet: exactly five are admitted.
+        let admitted: Vec<_> = (0..40)
+            .filter_map(|_| t.admit(Some(src("192.0.2.1"))).ok())
+            .collect();
+        assert_eq!(admitted.len(), 5);
+        // They fail (dropped): the source waits for a refill.
+        drop(admitted);
+        assert!(t.admit(Some(src("192.0.2.1"))).is_err());
     }
 
     #[test]
-    fn zero_disables_the_limit() {
+    fn ipv6_hosts_of_one_network_share_a_bucket() {
+        let t = FailureThrottle::new(2, Duration::from_secs(60));
+        let now = Instant::now();
+        t.take_at(src("2001:db8:1:2::1"), now).unwrap();
+        t.take_at(src("2001:db8:1:2::2"), now).unwrap();
+        assert!(t.take_at(src("2001:db8:1:2:abcd::3"), now).is_err());
+        t.take_at(src("2001:db8:1:3::1"), now).unwrap();
+    }
+
+    #[test]
+    fn zero_disables_the_limit_and_the_admin_socket_is_never_limited() {
         let t = FailureThrottle::new(0, Duration::from_secs(60));
         for _ in 0..1000 {
-            t.admit("192.0.2.1").unwrap();
-            t.failed("192.0.2.1");
+            drop(t.admit(Some(src("192.0.2.1"))).unwrap());
+        }
+        assert_eq!(t.tracked_sources(), 0);
+        let t = FailureThrottle::new(1, Duration::from_secs(60));
+        for _ in 0..10 {
+            drop(t.admit(None).unwrap());
         }
         assert_eq!(t.tracked_sources(), 0);
     }
@@ -202,20 +239,25 @@ mod tests {
         let t = FailureThrottle::with_capacity(2, Duration::from_secs(60), 100);
         let now = Instant::now();
         for i in 0..10_000u32 {
-            t.failed_at(
-                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+            t.take_at(
+                src(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)),
                 now,
-            );
+            )
+            .unwrap();
             assert!(t.tracked_sources() <= 100);
         }
         // A source that just failed is still remembered after a wave of others.
-        t.failed_at("192.0.2.9", now);
-        t.failed_at("192.0.2.9", now);
+        t.take_at(src("192.0.2.9"), now).unwrap();
+        t.take_at(src("192.0.2.9"), now).unwrap();
         for i in 0..50u32 {
-            t.failed_at(&format!("198.51.100.{i}"), now + Duration::from_millis(1));
+            t.take_at(
+                src(&format!("198.51.100.{i}")),
+                now + Duration::from_millis(1),
+            )
+            .unwrap();
         }
         assert!(t
-            .admit_at("192.0.2.9", now + Duration::from_millis(2))
+            .take_at(src("192.0.2.9"), now + Duration::from_millis(2))
             .is_err());
     }
 }

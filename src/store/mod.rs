@@ -97,6 +97,20 @@ impl IssuedCertificate {
     }
 }
 
+/// The store's answer to [`Store::count_password_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordAttempt {
+    /// The attempt is counted (`failed_attempts` was below the limit and the ID unlocked):
+    /// the account as stored now, its `failed_attempts` including this attempt. Check the
+    /// password.
+    Counted(Account),
+    /// Nothing was written: the ID is locked, or `limit` attempts are counted already
+    /// (failed, or still being checked). Do not check the password.
+    OverLimit(Account),
+    /// No account has this ID.
+    UnknownId,
+}
+
 /// A history query; all filters combine with AND, results are newest first.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -148,6 +162,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The serial of the certificate that certified this key, if any ever did.
     async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError>;
+
+    /// Counts a password attempt against `id` before the password is checked, atomically:
+    /// `failed_attempts` goes up by one (and the version with it) only if the ID is unlocked
+    /// and fewer than `limit` attempts are counted. An attempt is counted as failed until the
+    /// registration authority, having checked the password, resets the count (right password)
+    /// or locks the ID (wrong password at the limit) with [`Store::update_account`]. This is
+    /// what bounds the guesses checked for one ID under any concurrency, whichever daemon
+    /// checks them.
+    async fn count_password_attempt(
+        &self,
+        id: &AccountId,
+        limit: u32,
+    ) -> Result<PasswordAttempt, StoreError>;
 
     /// Applies an [`AccountChange`] atomically; returns the account as stored.
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError>;

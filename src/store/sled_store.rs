@@ -40,8 +40,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 use super::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, RevokedCertificate, Store,
-    StoreError, StoreRecord,
+    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, PasswordAttempt,
+    RevokedCertificate, Store, StoreError, StoreRecord,
 };
 use crate::model::{
     Account, AccountId, App, AppName, CertificateChoice, CertificateRecord, Contract, ContractCode,
@@ -377,6 +377,43 @@ impl Store for SledStore {
             Some(bytes) => decode_serial(KEYS, &key.0, &bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn count_password_attempt(
+        &self,
+        id: &AccountId,
+        limit: u32,
+    ) -> Result<PasswordAttempt, StoreError> {
+        let _writing = self.writing();
+        let key = id.as_str().as_bytes();
+        let attempt = self
+            .accounts
+            .transaction(|accounts| {
+                let Some(stored): Option<Account> = tx_get(accounts, ACCOUNTS, key)? else {
+                    return Ok(PasswordAttempt::UnknownId);
+                };
+                if stored.locked || stored.failed_attempts >= limit {
+                    return Ok(PasswordAttempt::OverLimit(stored));
+                }
+                let counted = Account {
+                    failed_attempts: stored.failed_attempts + 1,
+                    version: stored.version.checked_add(1).ok_or_else(|| {
+                        ConflictableTransactionError::Abort(StoreError::Backend(
+                            "account version overflow".into(),
+                        ))
+                    })?,
+                    ..stored
+                };
+                let value =
+                    encode(ACCOUNTS, &counted).map_err(ConflictableTransactionError::Abort)?;
+                accounts.insert(key, value)?;
+                Ok(PasswordAttempt::Counted(counted))
+            })
+            .map_err(from_tx)?;
+        if matches!(attempt, PasswordAttempt::Counted(_)) {
+            self.committed();
+        }
+        Ok(attempt)
     }
 
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {
@@ -1422,6 +1459,57 @@ mod tests {
             store.history(&q).await.unwrap().len(),
             1,
             "refusals append nothing"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_attempts_are_counted_up_to_the_limit_under_concurrency() {
+        let (_dir, store) = setup().await;
+        let store = std::sync::Arc::new(store);
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .count_password_attempt(&id("nozawa1"), 5)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut counted = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                PasswordAttempt::Counted(a) => counted.push(a.failed_attempts),
+                PasswordAttempt::OverLimit(a) => assert_eq!(a.failed_attempts, 5),
+                PasswordAttempt::UnknownId => panic!("the account exists"),
+            }
+        }
+        counted.sort_unstable();
+        assert_eq!(counted, vec![1, 2, 3, 4, 5], "each count drawn once");
+        let stored = store.account(&id("nozawa1")).await.unwrap().unwrap();
+        assert_eq!((stored.failed_attempts, stored.version), (5, 5));
+
+        // A locked ID counts nothing; an unknown one is said so.
+        let mut locked = stored.clone();
+        locked.locked = true;
+        locked.failed_attempts = 0;
+        store
+            .update_account(AccountChange {
+                expected_version: 5,
+                account: locked,
+                revoke: None,
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.count_password_attempt(&id("nozawa1"), 5).await.unwrap(),
+            PasswordAttempt::OverLimit(a) if a.locked && a.failed_attempts == 0
+        ));
+        assert_eq!(
+            store.count_password_attempt(&id("ghost"), 5).await.unwrap(),
+            PasswordAttempt::UnknownId
         );
     }
 

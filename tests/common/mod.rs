@@ -658,6 +658,21 @@ pub fn pkcs7_certificates(base64_body: &str) -> Vec<Vec<u8>> {
 
 impl EstClient {
     pub fn new(port: u16, root_pem: &[u8], client: Option<(&[u8], &[u8])>) -> Self {
+        Self::with_source(port, root_pem, client, None)
+    }
+
+    /// A client whose connections come from `source` (any 127.x.y.z works on Linux's
+    /// loopback): another address to the per-source limits.
+    pub fn from_source(port: u16, root_pem: &[u8], source: std::net::IpAddr) -> Self {
+        Self::with_source(port, root_pem, None, Some(source))
+    }
+
+    fn with_source(
+        port: u16,
+        root_pem: &[u8],
+        client: Option<(&[u8], &[u8])>,
+        source: Option<std::net::IpAddr>,
+    ) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(root_pem) {
             roots.add(cert.unwrap()).unwrap();
@@ -680,6 +695,7 @@ impl EstClient {
         };
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .local_address(source)
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
