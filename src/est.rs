@@ -164,9 +164,17 @@ async fn simplereenroll(
 /// The HTTP Basic credentials: the ID as text and the password as bytes.
 fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>), EstError> {
     let unauthorized = |m: &str| EstError::new(StatusCode::UNAUTHORIZED, m);
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or_else(|| {
         unauthorized("enrollment needs your ID and password (HTTP Basic authentication, e.g. curl --user ID)")
     })?;
+    if values.next().is_some() {
+        // Which one a proxy, a log or estca would read is anybody's guess: refuse them all.
+        return Err(EstError::new(
+            StatusCode::BAD_REQUEST,
+            "the request has several Authorization headers; send exactly one (HTTP Basic, curl --user ID)",
+        ));
+    }
     let malformed = || {
         unauthorized("malformed Authorization header: send HTTP Basic credentials (curl --user ID)")
     };

@@ -124,6 +124,42 @@ async fn credentials_failures_are_401_and_look_the_same() {
     }
 }
 
+/// Issue 10 finding 12: two Authorization headers (the right credentials in one of them) are
+/// refused with 400, and nothing is checked, counted or issued.
+#[tokio::test]
+async fn several_authorization_headers_are_400() {
+    let d = daemon_with_account(Options::default());
+    let c = d.client();
+    let basic = |password: &str| format!("Basic {}", B64.encode(format!("{ID}:{password}")));
+    for pair in [
+        [basic(PASSWORD), basic("wrong password")],
+        [basic("wrong password"), basic(PASSWORD)],
+        [basic(PASSWORD), basic(PASSWORD)],
+    ] {
+        let request = c
+            .http
+            .post(format!("{}/simpleenroll", c.base))
+            .header("content-type", "application/pkcs10")
+            .header("authorization", &pair[0])
+            .header("authorization", &pair[1])
+            .body(B64.encode(p256().csr_der));
+        let answer = c.send(request).await;
+        answer.assert_error(400);
+        assert!(
+            answer.body.contains("several Authorization headers"),
+            "{}",
+            answer.body
+        );
+    }
+    let account = d.dir().account(ID);
+    assert_eq!(account["failed_attempts"], 0, "{account}");
+    assert_eq!(account["issued_count"], 0, "{account}");
+    // One header works.
+    c.enroll(ID, PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(200);
+}
+
 #[tokio::test]
 async fn reenroll_without_a_current_certificate_is_403() {
     let d = daemon_with_account(Options::default());
