@@ -546,3 +546,62 @@ fn cert_request_pem(der: &[u8]) -> String {
 fn parse(der: &[u8]) -> x509_parser::certificate::X509Certificate<'_> {
     x509_parser::parse_x509_certificate(der).unwrap().1
 }
+
+/// Issue 10 finding 13: a master's password reset is the help desk's unlock. A public ID
+/// locked by wrong passwords gets a new password from its master and enrolls at once; history
+/// says both what was set and that the ID was unlocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_unlocks_the_id() {
+    let (d, (ma_key, ma_chain), _) = two_contracts().await;
+    let master = Api::of(&d, &ma_chain, &ma_key.key_der);
+    let c = d.client();
+    for _ in 0..5 {
+        c.enroll("ua", "forgotten password", &p256().csr_der)
+            .await
+            .assert_error(401);
+    }
+    assert_eq!(d.dir().account("ua")["locked"], true);
+
+    let (status, view) = master
+        .call(
+            Method::PATCH,
+            "/accounts/ua",
+            Some(json!({ "password": "a brand new password" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["locked"], false, "{view}");
+    assert_eq!(view["failed_attempts"], 0, "{view}");
+    c.enroll("ua", "a brand new password", &p256().csr_der)
+        .await
+        .assert_status(200);
+
+    let history = d.dir().history("ua");
+    let details: Vec<&str> = history
+        .iter()
+        .filter(|e| e["actor"]["id"] == "ma")
+        .filter_map(|e| e["outcome"]["detail"].as_str())
+        .collect();
+    assert!(details.contains(&"password set"), "{details:?}");
+    assert!(
+        details.contains(&"unlocked by the password reset"),
+        "{details:?}"
+    );
+
+    // The operator's `estca account passwd` does the same for a master it resets.
+    for _ in 0..5 {
+        c.enroll("ma", "forgotten password", &p256().csr_der)
+            .await
+            .assert_error(401);
+    }
+    assert_eq!(d.dir().account("ma")["locked"], true);
+    d.cli_ok(
+        &["account", "passwd", "ma", "--password-stdin"],
+        Some("another new password\n"),
+    );
+    let ma = d.dir().account("ma");
+    assert_eq!(
+        (ma["locked"].clone(), ma["failed_attempts"].clone()),
+        (json!(false), json!(0))
+    );
+}

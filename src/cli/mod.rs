@@ -187,7 +187,8 @@ pub enum AccountCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Set an ID's password, read as one line from standard input.
+    /// Set an ID's password, read as one line from standard input; this also unlocks the ID
+    /// and clears its failure count (the help desk's reset).
     Passwd {
         /// Login ID.
         id: String,

@@ -345,6 +345,11 @@ impl RegistrationAuthority {
     }
 
     /// Renames an ID and/or sets its password.
+    ///
+    /// Setting a password is the help desk's reset: it also unlocks the ID and clears its
+    /// failure count (a user locked out by forgotten passwords gets a new one and can enroll
+    /// at once). Whoever may set an ID's password may unlock it (see
+    /// [`Authority::may_manage`]); both permissions are checked.
     pub async fn update_account(
         &self,
         caller: &Caller,
@@ -358,6 +363,9 @@ impl RegistrationAuthority {
             EventKind::AccountUpdate
         };
         self.permit(caller, id, Management::Update, kind).await?;
+        if password.is_some() {
+            self.permit(caller, id, Management::Unlock, kind).await?;
+        }
         let name = name.map(display_name).transpose()?;
         let hash = match password {
             Some(p) => Some(self.passwords.hash(p).await?),
@@ -376,8 +384,15 @@ impl RegistrationAuthority {
                 events.push((EventKind::AccountUpdate, format!("renamed to {name}")));
             }
             if let Some(hash) = &hash {
-                next.password_hash = hash.clone();
+                let was_locked = next.locked;
+                next = policy::password_reset(&next, hash.clone());
                 events.push((EventKind::PasswordChange, "password set".to_owned()));
+                if was_locked {
+                    events.push((
+                        EventKind::Unlock,
+                        "unlocked by the password reset".to_owned(),
+                    ));
+                }
             }
             Ok((next, None, events))
         })

@@ -227,6 +227,15 @@ pub fn unlocked(account: &Account) -> Account {
     }
 }
 
+/// The account after an administrator set its password (the help desk's reset): the new
+/// hash, unlocked, no failures counted.
+pub fn password_reset(account: &Account, password_hash: String) -> Account {
+    Account {
+        password_hash,
+        ..unlocked(account)
+    }
+}
+
 /// RFC 3339 text of an instant, for messages.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
