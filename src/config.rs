@@ -362,9 +362,7 @@ impl Config {
             ("ca.root_name", &ca.root_name),
             ("ca.issuing_name", &ca.issuing_name),
         ] {
-            if v.trim().is_empty() || v.chars().count() > 64 {
-                return Err(invalid(key, "must be 1 to 64 characters"));
-            }
+            crate::model::human_text(v, 64, "the name").map_err(|e| invalid(key, e.0))?;
         }
         if ca.root_validity_years == 0 || ca.issuing_validity_years == 0 {
             return Err(invalid(
@@ -626,6 +624,17 @@ mod tests {
                 .to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn ca_names_refuse_invisible_characters() {
+        let err = Config::load_from(None, env(&[("ESTCA_CA__ORGANIZATION", "Bank\u{202E}knaB")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ca.organization") && err.contains("U+202E"),
+            "{err}"
+        );
     }
 
     #[test]

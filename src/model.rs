@@ -13,6 +13,38 @@ use time::OffsetDateTime;
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
+/// A name for people (a contract's or an ID's 利用者名), checked: trimmed, 1 to `max_chars`
+/// characters, and none that hides or disguises text where it is shown (history, the
+/// operator's terminal, an administrator's screen): control characters (Unicode category Cc),
+/// format characters (Cf: bidirectional overrides such as U+202E, zero-width spaces such as
+/// U+200B, U+FEFF), and line and paragraph separators (Zl U+2028, Zp U+2029). `what` names
+/// the field in the refusal.
+pub fn human_text(text: &str, max_chars: usize, what: &str) -> Result<String, InvalidValue> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let text = text.trim();
+    let hidden = text.chars().find(|c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+    });
+    if text.is_empty() || text.chars().count() > max_chars {
+        return Err(InvalidValue(format!(
+            "{what} is 1 to {max_chars} characters"
+        )));
+    }
+    if let Some(c) = hidden {
+        return Err(InvalidValue(format!(
+            "{what} contains U+{:04X}, an invisible or layout-changing character (control, format or separator); type the name without it",
+            u32::from(c)
+        )));
+    }
+    Ok(text.to_owned())
+}
+
 /// The login ID of an account (the seed's お客様ID), e.g. `nozawa1`.
 ///
 /// 1 to 32 characters from `A-Z a-z 0-9 . _ @ -`, so that it can stand in a certificate's
@@ -754,6 +786,35 @@ mod der_base64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_refuse_invisible_and_layout_changing_characters() {
+        for (bad, code) in [
+            ("Evil\u{202E}gnp.exe", "U+202E"),
+            ("two\u{2028}lines", "U+2028"),
+            ("para\u{2029}graph", "U+2029"),
+            ("zero\u{200B}width", "U+200B"),
+            ("bom\u{FEFF}", "U+FEFF"),
+            ("bell\u{7}", "U+0007"),
+            ("new\nline", "U+000A"),
+            ("isolate\u{2066}x", "U+2066"),
+        ] {
+            let err = super::human_text(bad, 128, "a name")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(code), "{bad:?}: {err}");
+        }
+        assert_eq!(
+            super::human_text("  大手町エステート株式会社 ", 128, "a name").unwrap(),
+            "大手町エステート株式会社"
+        );
+        assert_eq!(
+            super::human_text("O'Brien & Söhne, Ltd.", 128, "a name").unwrap(),
+            "O'Brien & Söhne, Ltd."
+        );
+        assert!(super::human_text("   ", 128, "a name").is_err());
+        assert!(super::human_text(&"x".repeat(129), 128, "a name").is_err());
+    }
+
     use super::*;
 
     #[test]

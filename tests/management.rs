@@ -605,3 +605,45 @@ async fn a_password_reset_unlocks_the_id() {
         (json!(false), json!(0))
     );
 }
+
+/// Issue 10 finding 8: names that would hide or disguise text in history or on the operator's
+/// terminal (U+202E right-to-left override, U+2028 line separator, U+200B zero-width space)
+/// are refused wherever a name is set: contracts and IDs, through the CLI and the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_invisible_or_direction_changing_characters_are_refused() {
+    let (d, (ma_key, ma_chain), _) = two_contracts().await;
+    let master = Api::of(&d, &ma_chain, &ma_key.key_der);
+    for (name, code) in [
+        ("Kiyo\u{202E}cod.exe", "U+202E"),
+        ("Kiyo\u{2028}forged line", "U+2028"),
+        ("Ki\u{200B}yo", "U+200B"),
+    ] {
+        let (status, body) = master
+            .post(
+                "/accounts",
+                json!({"id": "kiyo1", "contract": "A", "role": "user", "name": name,
+                       "password": "first password 1"}),
+            )
+            .await;
+        assert_eq!(status, 400, "{name:?}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains(code), "{body}");
+        let (status, body) = master
+            .call(Method::PATCH, "/accounts/ua", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(status, 400, "{name:?}: {body}");
+        let (status, _, err) = d.cli(&["contract", "add", "C9", "--name", name], None);
+        assert!(!status.success() && err.contains(code), "{name:?}: {err}");
+    }
+    assert_eq!(d.dir().account("ua")["name"], "Name of ua");
+    let (status, _) = master.get("/accounts/kiyo1").await;
+    assert_eq!(status, 404, "nothing was created");
+    // Japanese names are names.
+    let (status, body) = master
+        .call(
+            Method::PATCH,
+            "/accounts/ua",
+            Some(json!({ "name": "大手町 花子" })),
+        )
+        .await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("大手町 花子")));
+}

@@ -619,11 +619,5 @@ impl RegistrationAuthority {
 
 /// Checks a display name: 1 to 128 characters, no control characters.
 fn display_name(name: String) -> Result<String, RaError> {
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(RaError::Invalid(
-            "a name is 1 to 128 characters without control characters".into(),
-        ));
-    }
-    Ok(name)
+    crate::model::human_text(&name, 128, "a name").map_err(|e| RaError::Invalid(e.0))
 }
