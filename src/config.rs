@@ -223,6 +223,12 @@ pub struct AuthConfig {
     pub max_failures_per_source: u32,
     /// The window of `max_failures_per_source`, in seconds.
     pub failure_window_secs: u64,
+    /// ID creations a master or application may have refused as "not available" (the ID
+    /// exists, in any contract) per `refused_ids_window_secs`, before its creations get 429:
+    /// probing for other customers' IDs stays slow and visible. Kept in the store.
+    pub max_refused_ids_per_caller: u32,
+    /// The window of `max_refused_ids_per_caller`, in seconds.
+    pub refused_ids_window_secs: u64,
 }
 
 /// Logging.
@@ -424,6 +430,18 @@ impl Config {
             return Err(invalid(
                 "auth.failure_window_secs",
                 "must be between 1 and 86400 seconds",
+            ));
+        }
+        if a.max_refused_ids_per_caller == 0 {
+            return Err(invalid(
+                "auth.max_refused_ids_per_caller",
+                "must be at least 1 (an administrator mistyping an ID must be told once)",
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&a.refused_ids_window_secs) {
+            return Err(invalid(
+                "auth.refused_ids_window_secs",
+                "must be between 1 and 604800 seconds (7 days)",
             ));
         }
         if a.max_concurrent_hashes == 0 {

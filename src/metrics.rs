@@ -29,8 +29,8 @@ use crate::model::{
 };
 use crate::ra::{RaError, Refusal};
 use crate::store::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, PasswordAttempt,
-    RevokedCertificate, Store, StoreError, StoreRecord,
+    AccountChange, Budget, BudgetSpend, HistoryQuery, IssuedCertificate, NewCertificate,
+    PasswordAttempt, RevokedCertificate, Store, StoreError, StoreRecord,
 };
 
 /// USERTYPE of an issued certificate, as a label.
@@ -370,6 +370,24 @@ impl<S: Store> Store for MeteredStore<S> {
         limit: u32,
     ) -> Result<PasswordAttempt, StoreError> {
         self.inner.count_password_attempt(id, limit).await
+    }
+
+    async fn take_from_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: time::OffsetDateTime,
+    ) -> Result<BudgetSpend, StoreError> {
+        self.inner.take_from_budget(key, budget, now).await
+    }
+
+    async fn refund_to_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.refund_to_budget(key, budget, now).await
     }
 
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {

@@ -61,6 +61,31 @@ impl AccountId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An unguessable ID for estca to give when the administrator names none: 80 bits from
+    /// the operating system's CSPRNG as 16 characters of Crockford's base32 (lower case, no
+    /// `i l o u`), in groups of four, e.g. `k7qm-3x9p-2hvd-8rtc`: easy to read out and type,
+    /// and useless to guess.
+    pub fn generate() -> Self {
+        use rand_core::{OsRng, RngCore};
+        const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+        let mut bytes = [0u8; 16];
+        OsRng.fill_bytes(&mut bytes);
+        let mut id = String::with_capacity(19);
+        for (i, b) in bytes.iter().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                id.push('-');
+            }
+            id.push(char::from(ALPHABET[usize::from(b & 31)]));
+        }
+        Self(id)
+    }
+
+    /// The ID with its letters in lower case: two IDs with the same folded form may not both
+    /// exist (`UA1` and `uA1` would be told apart by nobody who reads them).
+    pub fn case_folded(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
 }
 
 impl FromStr for AccountId {

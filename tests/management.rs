@@ -647,3 +647,146 @@ async fn names_with_invisible_or_direction_changing_characters_are_refused() {
         .await;
     assert_eq!((status, body["name"].as_str()), (200, Some("大手町 花子")));
 }
+
+/// Issue 10 finding 3: IDs are one login namespace, so a master cannot be told whether an ID
+/// is free; it must not be told *where* it is taken. Taken here and taken elsewhere read the
+/// same; IDs differing by case only are taken; refusals are recorded and budgeted per caller
+/// (even for a burst sent at once); and the server can choose an unguessable ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn probing_for_other_customers_ids_is_useless_and_visible() {
+    let d = TestDaemon::start(Options {
+        env: vec![("ESTCA_AUTH__MAX_REFUSED_IDS_PER_CALLER".into(), "4".into())],
+        ..Options::default()
+    });
+    for (contract, master, user) in [("A", "ma", "ua"), ("B", "mb", "ub")] {
+        d.dir().add_contract(contract);
+        d.dir().add_account(master, contract, "master");
+        d.dir().add_account(user, contract, "user");
+    }
+    let (ma_key, ma_chain) = enroll_new(&d, "ma").await;
+    let master = Arc::new(Api::of(&d, &ma_chain, &ma_key.key_der));
+    let create = |id: &str| json!({"id": id, "contract": "A", "role": "user", "name": "New", "password": "first password 1"});
+
+    // Taken in my contract, taken in another, and a case variant of each: one answer.
+    let mut details = Vec::new();
+    for id in ["ua", "ub", "UA", "uB"] {
+        let (status, body) = master.post("/accounts", create(id)).await;
+        assert_eq!(status, 409, "{id}: {body}");
+        details.push(body["detail"].as_str().unwrap().replace(id, "ID"));
+    }
+    assert!(
+        details.iter().all(|d| d == &details[0]),
+        "the answers differ: {details:?}"
+    );
+    assert!(details[0].contains("not available"), "{}", details[0]);
+    assert!(!details[0].contains("exist"), "{}", details[0]);
+
+    // The budget (4) is spent: any creation now answers 429, a free ID's too, so that the
+    // answer says nothing about the ID.
+    let (status, body) = master.post("/accounts", create("free1")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("wait"), "{body}");
+    let (status, _) = master.get("/accounts/free1").await;
+    assert_eq!(status, 404, "nothing was created");
+
+    // Recorded in the contract's history, under the master, never under the other
+    // contract's ID.
+    let (_, history) = master.get("/history?contract=A&limit=100").await;
+    let refusals: Vec<&Value> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "account_create" && e["outcome"]["result"] == "refused")
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        5,
+        "4 unavailable + 1 over budget: {refusals:#?}"
+    );
+    assert!(refusals
+        .iter()
+        .all(|e| e["actor"]["id"] == "ma" && e["account"].is_null()));
+    let b_history = d.cli_json(&["history", "ub", "--limit", "100"]);
+    assert!(
+        !b_history.to_string().contains("\"ma\""),
+        "contract B's history must not show A's probes: {b_history}"
+    );
+
+    // The operator is not limited, and case variants are refused to it too.
+    let (status, _, err) = d.cli(
+        &[
+            "account",
+            "add",
+            "UB",
+            "--contract",
+            "A",
+            "--role",
+            "user",
+            "--name",
+            "X",
+            "--password-stdin",
+        ],
+        Some("first password 1\n"),
+    );
+    assert!(!status.success() && err.contains("not available"), "{err}");
+
+    // A burst of probes sent at once from a fresh caller (an application) learns at most
+    // its budget.
+    let app_key = p256();
+    let csr_path = d.dir().path().join("app.csr");
+    std::fs::write(&csr_path, cert_request_pem(&app_key.csr_der)).unwrap();
+    let app_pem = d.cli_ok(
+        &[
+            "app",
+            "add",
+            "prober",
+            "--contracts",
+            "A",
+            "--csr",
+            csr_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    let app = Arc::new(Api::of(&d, app_pem.as_bytes(), &app_key.key_der));
+    let burst: Vec<_> = (0..20)
+        .map(|i| {
+            let app = app.clone();
+            let id = if i % 2 == 0 { "ua" } else { "ub" };
+            tokio::spawn(async move { app.post("/accounts", create(id)).await.0 })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for t in burst {
+        *statuses.entry(t.await.unwrap()).or_default() += 1;
+    }
+    eprintln!("20 probes at once with a budget of 4: {statuses:?}");
+    assert_eq!(statuses.get(&409).copied(), Some(4), "{statuses:?}");
+    assert_eq!(statuses.get(&429).copied(), Some(16), "{statuses:?}");
+
+    // Letting estca choose: an unguessable ID that works at once.
+    let out = d.cli_ok(
+        &[
+            "--json",
+            "account",
+            "add",
+            "--contract",
+            "B",
+            "--role",
+            "user",
+            "--name",
+            "Chosen",
+            "--password-stdin",
+        ],
+        Some("first password 1\n"),
+    );
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 19, "{id}");
+    assert!(id
+        .chars()
+        .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_lowercase()));
+    d.client()
+        .enroll(&id, "first password 1", &p256().csr_der)
+        .await
+        .assert_status(200);
+}

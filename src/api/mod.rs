@@ -81,6 +81,7 @@ async fn unknown_path() -> ApiError {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after_secs: Option<u64>,
 }
 
 /// The JSON body of every API error.
@@ -97,6 +98,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -108,7 +110,10 @@ impl ApiError {
 impl From<RaError> for ApiError {
     fn from(e: RaError) -> Self {
         let (status, message) = crate::server::http_error(&e);
-        Self::new(status, message)
+        Self {
+            retry_after_secs: e.retry_after_secs(),
+            ..Self::new(status, message)
+        }
     }
 }
 
@@ -140,17 +145,30 @@ impl IntoResponse for ApiError {
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
             StatusCode::SERVICE_UNAVAILABLE => "busy",
             _ => "internal",
         };
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: code.to_owned(),
                 detail: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        let retry_after = match (self.retry_after_secs, self.status) {
+            (Some(secs), _) => Some(secs),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -227,8 +245,8 @@ async fn list_contracts(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
-    /// Login ID.
-    pub id: AccountId,
+    /// Login ID; left out, estca chooses an unguessable one (returned in the answer).
+    pub id: Option<AccountId>,
     /// Contract code.
     pub contract: ContractCode,
     /// `master` or `user`.

@@ -172,8 +172,8 @@ pub enum ContractCommand {
 pub enum AccountCommand {
     /// Create an ID; the password is read as one line from standard input.
     Add {
-        /// Login ID.
-        id: String,
+        /// Login ID; left out, estca chooses an unguessable one and prints it.
+        id: Option<String>,
         /// Its contract's code.
         #[arg(long)]
         contract: String,
@@ -378,10 +378,13 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             password_stdin,
         }) => {
             let password = password_from_stdin(password_stdin)?;
-            let body = json!({
-                "id": id, "contract": contract, "role": role, "name": name,
+            let mut body = json!({
+                "contract": contract, "role": role, "name": name,
                 "password": password.as_str(),
             });
+            if let Some(id) = id {
+                body["id"] = json!(id);
+            }
             let view: AccountView = client.post("/api/v1/accounts", &body).await?;
             print_account(&view);
         }

@@ -14,7 +14,7 @@ use crate::model::{
     ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role,
     Serial,
 };
-use crate::store::{AccountChange, HistoryQuery, StoreError};
+use crate::store::{AccountChange, BudgetSpend, HistoryQuery, StoreError};
 
 /// What an administrative decision changes: the account's new state, a certificate to revoke,
 /// and the history lines (kind, detail) to record with it.
@@ -249,6 +249,15 @@ impl RegistrationAuthority {
     }
 
     /// Creates an ID with its first password.
+    ///
+    /// IDs are one login namespace across contracts, so an ID that exists anywhere (or differs
+    /// from one by letter case only) cannot be created; the refusal is the same whichever
+    /// contract holds it ([`RaError::IdUnavailable`]), is recorded in the caller's history,
+    /// and spends one token of the caller's budget (`auth.max_refused_ids_per_caller`, kept
+    /// in the store so that it holds across daemons). Every creation takes a token before the
+    /// ID is looked up and gives it back unless the ID was unavailable, so that even a burst
+    /// of creations sent at once cannot learn more than the budget allows; with the budget
+    /// spent, every creation of the caller answers 429. Without an ID, estca chooses one.
     pub async fn create_account(
         &self,
         caller: &Caller,
@@ -265,36 +274,108 @@ impl RegistrationAuthority {
                 )
                 .await);
         }
-        let name = display_name(new.name)?;
+        let name = display_name(new.name.clone())?;
+        super::Passwords::check_new(&new.password)?;
+        let budget = caller.refused_ids_budget();
+        if let Some(key) = &budget {
+            let now = self.clock.now();
+            if let BudgetSpend::Exhausted { retry_after_secs } = self
+                .store
+                .take_from_budget(key, self.refused_ids, now)
+                .await?
+            {
+                let error = RaError::TooManyRefusedIds { retry_after_secs };
+                self.record_refusal_in(caller, &new.contract, error.to_string())
+                    .await?;
+                return Err(error);
+            }
+        }
+        let result = self.create_account_in_budget(caller, new, name).await;
+        if let (Some(key), false) = (&budget, matches!(result, Err(RaError::IdUnavailable(_)))) {
+            self.store
+                .refund_to_budget(key, self.refused_ids, self.clock.now())
+                .await?;
+        }
+        result
+    }
+
+    async fn create_account_in_budget(
+        &self,
+        caller: &Caller,
+        new: NewAccount,
+        name: String,
+    ) -> Result<AccountView, RaError> {
         if self.store.contract(&new.contract).await?.is_none() {
             return Err(RaError::NotFound(format!("contract {}", new.contract)));
         }
         let password_hash = self.passwords.hash(new.password).await?;
-        let account = Account {
-            id: new.id,
-            contract: new.contract,
-            role: new.role,
-            name,
-            password_hash,
-            failed_attempts: 0,
-            locked: false,
-            choice: CertificateChoice::Continue,
-            current_certificate: None,
-            issued_count: 0,
-            version: 0,
-            created_at: self.clock.now(),
-        };
-        let event = self.event(
+        // A chosen ID is tried once; a generated one is drawn again in the (80-bit) unlikely
+        // case that it is taken.
+        let attempts = if new.id.is_some() { 1 } else { 8 };
+        for _ in 0..attempts {
+            let id = new.id.clone().unwrap_or_else(AccountId::generate);
+            let account = Account {
+                id,
+                contract: new.contract.clone(),
+                role: new.role,
+                name: name.clone(),
+                password_hash: password_hash.clone(),
+                failed_attempts: 0,
+                locked: false,
+                choice: CertificateChoice::Continue,
+                current_certificate: None,
+                issued_count: 0,
+                version: 0,
+                created_at: self.clock.now(),
+            };
+            let detail = if new.id.is_some() {
+                format!("{} ID created", account.role)
+            } else {
+                format!("{} ID created (ID chosen by estca)", account.role)
+            };
+            let event = self.event(
+                caller,
+                Some(&account),
+                EventKind::AccountCreate,
+                Outcome::Ok { detail },
+            );
+            match self.store.create_account(account.clone(), event).await {
+                Ok(()) => {
+                    self.store.flush().await?;
+                    return Ok(AccountView::new(&account, None, self.clock.now()));
+                }
+                Err(StoreError::AlreadyExists(_)) if new.id.is_none() => continue,
+                Err(StoreError::AlreadyExists(_)) => {
+                    let error = RaError::IdUnavailable(account.id);
+                    self.record_refusal_in(caller, &new.contract, error.to_string())
+                        .await?;
+                    self.store.flush().await?;
+                    return Err(error);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+
+    /// Records a refused ID creation in the history of `contract` (the one the caller asked
+    /// for and administers), never under the ID it named, which may be another contract's.
+    async fn record_refusal_in(
+        &self,
+        caller: &Caller,
+        contract: &ContractCode,
+        reason: String,
+    ) -> Result<(), RaError> {
+        tracing::info!(actor = %caller.actor, %contract, %reason, "refused");
+        let mut event = self.event(
             caller,
-            Some(&account),
+            None,
             EventKind::AccountCreate,
-            Outcome::Ok {
-                detail: format!("{} ID created", account.role),
-            },
+            Outcome::Refused { reason },
         );
-        self.store.create_account(account.clone(), event).await?;
-        self.store.flush().await?;
-        Ok(AccountView::new(&account, None, self.clock.now()))
+        event.contract = Some(contract.clone());
+        self.store.append_history(event).await?;
+        Ok(())
     }
 
     /// The IDs in scope, all or of one contract.

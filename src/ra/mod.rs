@@ -96,6 +96,18 @@ pub enum RaError {
     /// It exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// An ID that exists, in the caller's contract or another (IDs are one login namespace),
+    /// or differs from an existing one by letter case only: the answer does not say which.
+    #[error(
+        "the ID {0} is not available; choose another, or leave out the ID and estca chooses one"
+    )]
+    IdUnavailable(AccountId),
+    /// The caller had too many ID creations refused as not available recently.
+    #[error("too many of your ID choices were not available; wait {retry_after_secs} seconds, or leave out the ID and estca chooses one")]
+    TooManyRefusedIds {
+        /// Seconds until the caller's budget allows another attempt.
+        retry_after_secs: u64,
+    },
     /// The request conflicts with the current state; the text says which.
     #[error("{0}")]
     Conflict(String),
@@ -133,6 +145,7 @@ impl RaError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             RaError::Throttled(t) => Some(t.retry_after_secs),
+            RaError::TooManyRefusedIds { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -146,13 +159,14 @@ impl RaError {
             | RaError::Refused(Refusal::NothingToContinue)
             | RaError::Refused(Refusal::AlreadyRevoked)
             | RaError::AlreadyExists(_)
+            | RaError::IdUnavailable(_)
             | RaError::Conflict(_) => ErrorKind::Conflict,
             RaError::Refused(_) => ErrorKind::Forbidden,
             RaError::BadCsr(_) | RaError::KeyReused(_) | RaError::Invalid(_) => ErrorKind::Invalid,
             RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
             RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
             RaError::NotFound(_) => ErrorKind::NotFound,
-            RaError::Throttled(_) => ErrorKind::TooManyRequests,
+            RaError::Throttled(_) | RaError::TooManyRefusedIds { .. } => ErrorKind::TooManyRequests,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 ErrorKind::Internal
             }
@@ -182,6 +196,15 @@ impl Caller {
         }
     }
 
+    /// The name of the caller's budget of IDs refused as not available; `None` for the
+    /// operator, who sees every ID anyway and is not limited.
+    fn refused_ids_budget(&self) -> Option<String> {
+        match (&self.authority, &self.actor) {
+            (Authority::Operator, _) => None,
+            (_, actor) => Some(format!("refused-ids/{actor}")),
+        }
+    }
+
     /// An ID acting for itself (enrollment, renewal): no administration.
     fn account(id: &AccountId, source: &str) -> Self {
         Self::enrolling(Actor::Account { id: id.clone() }, source)
@@ -200,8 +223,8 @@ impl Caller {
 /// A new account as an administrator asks for it.
 #[derive(Debug)]
 pub struct NewAccount {
-    /// Login ID.
-    pub id: AccountId,
+    /// Login ID; `None`: estca chooses an unguessable one ([`AccountId::generate`]).
+    pub id: Option<AccountId>,
     /// Its contract.
     pub contract: ContractCode,
     /// Master or public ID.
@@ -219,6 +242,7 @@ pub struct RegistrationAuthority {
     clock: Arc<dyn Clock>,
     passwords: Passwords,
     max_failed_attempts: u32,
+    refused_ids: crate::store::Budget,
     metrics: crate::metrics::Metrics,
     failures_by_source: throttle::FailureThrottle,
 }
@@ -249,6 +273,10 @@ impl RegistrationAuthority {
             clock,
             passwords: Passwords::new(auth)?,
             max_failed_attempts: auth.max_failed_attempts,
+            refused_ids: crate::store::Budget {
+                capacity: auth.max_refused_ids_per_caller,
+                window: std::time::Duration::from_secs(auth.refused_ids_window_secs),
+            },
             metrics,
             failures_by_source: throttle::FailureThrottle::new(
                 auth.max_failures_per_source,

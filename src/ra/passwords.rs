@@ -309,6 +309,8 @@ mod tests {
             max_queued_hashes: queued,
             max_failures_per_source: 0,
             failure_window_secs: 60,
+            max_refused_ids_per_caller: 10,
+            refused_ids_window_secs: 3600,
         }
     }
 

@@ -111,6 +111,28 @@ pub enum PasswordAttempt {
     UnknownId,
 }
 
+/// A limit kept in the store as a token bucket, so that it holds across daemons sharing the
+/// store: `capacity` tokens, refilled at `capacity` per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Tokens when full.
+    pub capacity: u32,
+    /// Time to refill from empty.
+    pub window: std::time::Duration,
+}
+
+/// The store's answer to [`Store::take_from_budget`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetSpend {
+    /// A token was taken.
+    Taken,
+    /// No token left; the next one comes in this many seconds.
+    Exhausted {
+        /// Seconds until a token is available.
+        retry_after_secs: u64,
+    },
+}
+
 /// A history query; all filters combine with AND, results are newest first.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -147,7 +169,8 @@ pub trait Store: Send + Sync + 'static {
     async fn contracts(&self) -> Result<Vec<Contract>, StoreError>;
 
     /// Creates an account (version 0); its contract must exist ([`StoreError::NotFound`]) and
-    /// its ID be free ([`StoreError::AlreadyExists`]).
+    /// its ID be free ([`StoreError::AlreadyExists`]), also of any ID that differs from it
+    /// only by letter case ([`AccountId::case_folded`]).
     async fn create_account(&self, account: Account, event: HistoryEvent)
         -> Result<(), StoreError>;
 
@@ -175,6 +198,24 @@ pub trait Store: Send + Sync + 'static {
         id: &AccountId,
         limit: u32,
     ) -> Result<PasswordAttempt, StoreError>;
+
+    /// Takes one token from the budget named `key` (created full on first use), atomically:
+    /// under any concurrency, on any number of daemons, no more than `budget.capacity` tokens
+    /// are taken per `budget.window`.
+    async fn take_from_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<BudgetSpend, StoreError>;
+
+    /// Gives back a token taken from the budget named `key` (never beyond its capacity).
+    async fn refund_to_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Applies an [`AccountChange`] atomically; returns the account as stored.
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError>;

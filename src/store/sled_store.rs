@@ -14,12 +14,15 @@
 //! | `history_by_account` | account ID, `0x00`, sequence big-endian | empty |
 //! | `history_by_contract` | contract code, `0x00`, sequence big-endian | empty |
 //! | `revoked` | 16 serial bytes | JSON [`RevokedCertificate`] (the revocation index) |
+//! | `account_ids_folded` | account ID in lower case | the account ID (no two IDs differ by case only) |
+//! | `budgets` | budget name | JSON token bucket of a [`Budget`] |
 //! | `meta` | `crl_number` | the last CRL number drawn, u64 big-endian |
 //! | `meta` | `revoked_index` | present once the revocation index covers every certificate |
+//! | `meta` | `folded_ids_index` | present once `account_ids_folded` covers every account |
 //!
-//! The `revoked` tree is written in the same transaction that revokes a certificate, so it
-//! always agrees with `certificates`. A database written before the index existed gets it
-//! built once, at open.
+//! The `revoked` tree is written in the same transaction that revokes a certificate, and
+//! `account_ids_folded` in the one that creates an account, so each always agrees with its
+//! source. A database written before an index existed gets it built once, at open.
 //!
 //! Sequence numbers come from sled's monotonic ID generator, drawn inside the transaction that
 //! appends the entry; sled transactions run under a global write lock, so a larger sequence
@@ -38,10 +41,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
+use time::OffsetDateTime;
 
 use super::{
-    AccountChange, HistoryQuery, IssuedCertificate, NewCertificate, PasswordAttempt,
-    RevokedCertificate, Store, StoreError, StoreRecord,
+    AccountChange, Budget, BudgetSpend, HistoryQuery, IssuedCertificate, NewCertificate,
+    PasswordAttempt, RevokedCertificate, Store, StoreError, StoreRecord,
 };
 use crate::model::{
     Account, AccountId, App, AppName, CertificateChoice, CertificateRecord, Contract, ContractCode,
@@ -58,10 +62,14 @@ const HISTORY_BY_ACCOUNT: &str = "history_by_account";
 const HISTORY_BY_CONTRACT: &str = "history_by_contract";
 const REVOKED: &str = "revoked";
 const META: &str = "meta";
+const ACCOUNT_IDS_FOLDED: &str = "account_ids_folded";
+const BUDGETS: &str = "budgets";
 /// `meta` key of the last CRL number drawn.
 const META_CRL_NUMBER: &[u8] = b"crl_number";
 /// `meta` key present once the `revoked` index covers every certificate.
 const META_REVOKED_INDEX: &[u8] = b"revoked_index";
+/// Marks a database whose `account_ids_folded` index is complete.
+const META_FOLDED_IDS_INDEX: &[u8] = b"folded_ids_index";
 
 /// sled's page cache (its default is 1 GiB): bounds the daemon's memory with millions of IDs;
 /// what does not fit is read back from the operating system's file cache.
@@ -86,6 +94,8 @@ pub struct SledStore {
     history_by_contract: Tree,
     revoked: Tree,
     meta: Tree,
+    account_ids_folded: Tree,
+    budgets: Tree,
     /// Bumped after each committed revocation (see [`Store::revocations`]).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Number of write operations applied so far (the commit generation).
@@ -152,6 +162,8 @@ impl SledStore {
             history_by_contract: tree(HISTORY_BY_CONTRACT)?,
             revoked: tree(REVOKED)?,
             meta: tree(META)?,
+            account_ids_folded: tree(ACCOUNT_IDS_FOLDED)?,
+            budgets: tree(BUDGETS)?,
             revocations: tokio::sync::watch::channel(0).0,
             db,
             commits: AtomicU64::new(0),
@@ -159,7 +171,47 @@ impl SledStore {
             flushes: AtomicU64::new(0),
             snapshot: std::sync::RwLock::new(()),
         }
-        .with_revoked_index()
+        .with_revoked_index()?
+        .with_folded_id_index()
+    }
+
+    /// Builds the `account_ids_folded` index when the database predates it (once). Two IDs
+    /// that already differ by case only both stay (the index keeps the first); new ones are
+    /// refused from now on.
+    fn with_folded_id_index(self) -> Result<Self, StoreError> {
+        if self
+            .meta
+            .contains_key(META_FOLDED_IDS_INDEX)
+            .map_err(|e| storage(META, e))?
+        {
+            return Ok(self);
+        }
+        for item in self.accounts.iter() {
+            let (key, value) = item.map_err(|e| storage(ACCOUNTS, e))?;
+            let account: Account = decode(ACCOUNTS, &key, &value)?;
+            let folded = account.id.case_folded();
+            let previous = self
+                .account_ids_folded
+                .compare_and_swap(folded.as_bytes(), None as Option<&[u8]>, Some(&key[..]))
+                .map_err(|e| storage(ACCOUNT_IDS_FOLDED, e))?;
+            if let Err(existing) = previous {
+                tracing::warn!(
+                    id = %account.id,
+                    other = %String::from_utf8_lossy(existing.current.as_deref().unwrap_or_default()),
+                    "two IDs differ only by letter case; both stay, no new one like them can be created"
+                );
+            }
+        }
+        self.meta
+            .insert(META_FOLDED_IDS_INDEX, &[])
+            .map_err(|e| storage(META, e))?;
+        self.db.flush().map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot flush the database at {} to disk: {e}",
+                self.path.display()
+            ))
+        })?;
+        Ok(self)
     }
 
     /// Builds the `revoked` index from `certificates` when the database predates it (once:
@@ -330,29 +382,35 @@ impl Store for SledStore {
         };
         let _writing = self.writing();
         let key = account.id.as_str().as_bytes();
+        let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
         let value = encode(ACCOUNTS, &account)?;
         (
             &self.contracts,
             &self.accounts,
+            &self.account_ids_folded,
             &self.history,
             &self.history_by_account,
             &self.history_by_contract,
         )
-            .transaction(|(contracts, accounts, history, by_account, by_contract)| {
-                if contracts.get(contract_key)?.is_none() {
-                    return abort(StoreError::NotFound(format!(
-                        "contract {}",
-                        account.contract
-                    )));
-                }
-                if accounts.get(key)?.is_some() {
-                    return abort(StoreError::AlreadyExists(format!("account {}", account.id)));
-                }
-                accounts.insert(key, value.as_slice())?;
-                append(history, by_account, by_contract, &event)?;
-                Ok(())
-            })
+            .transaction(
+                |(contracts, accounts, folded_ids, history, by_account, by_contract)| {
+                    if contracts.get(contract_key)?.is_none() {
+                        return abort(StoreError::NotFound(format!(
+                            "contract {}",
+                            account.contract
+                        )));
+                    }
+                    if accounts.get(key)?.is_some() || folded_ids.get(folded.as_bytes())?.is_some()
+                    {
+                        return abort(StoreError::AlreadyExists(format!("account {}", account.id)));
+                    }
+                    accounts.insert(key, value.as_slice())?;
+                    folded_ids.insert(folded.as_bytes(), key)?;
+                    append(history, by_account, by_contract, &event)?;
+                    Ok(())
+                },
+            )
             .map_err(from_tx)?;
         self.committed();
         Ok(())
@@ -414,6 +472,51 @@ impl Store for SledStore {
             self.committed();
         }
         Ok(attempt)
+    }
+
+    async fn take_from_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<BudgetSpend, StoreError> {
+        let _writing = self.writing();
+        let spend = self
+            .budgets
+            .transaction(|budgets| {
+                let mut bucket = tx_get::<TokenBucket>(budgets, BUDGETS, key.as_bytes())?
+                    .unwrap_or_else(|| TokenBucket::full(budget, now));
+                let spend = bucket.take(budget, now);
+                let value =
+                    encode(BUDGETS, &bucket).map_err(ConflictableTransactionError::Abort)?;
+                budgets.insert(key.as_bytes(), value)?;
+                Ok(spend)
+            })
+            .map_err(from_tx)?;
+        self.committed();
+        Ok(spend)
+    }
+
+    async fn refund_to_budget(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        self.budgets
+            .transaction(|budgets| {
+                if let Some(mut bucket) = tx_get::<TokenBucket>(budgets, BUDGETS, key.as_bytes())? {
+                    bucket.refund(budget, now);
+                    let value =
+                        encode(BUDGETS, &bucket).map_err(ConflictableTransactionError::Abort)?;
+                    budgets.insert(key.as_bytes(), value)?;
+                }
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        self.committed();
+        Ok(())
     }
 
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {
@@ -886,6 +989,14 @@ impl Store for SledStore {
                     self.accounts
                         .insert(account.id.as_str().as_bytes(), value)
                         .map_err(|e| storage(ACCOUNTS, e))?;
+                    self.account_ids_folded
+                        .compare_and_swap(
+                            account.id.case_folded().as_bytes(),
+                            None as Option<&[u8]>,
+                            Some(account.id.as_str().as_bytes()),
+                        )
+                        .map_err(|e| storage(ACCOUNT_IDS_FOLDED, e))?
+                        .ok(); // an older pair differing by case keeps its first entry
                 }
                 StoreRecord::Certificate(record) => {
                     let value = encode(CERTIFICATES, &record)?;
@@ -997,6 +1108,58 @@ impl Store for SledStore {
 }
 
 /// The revocation index entry of a certificate revoked with `revocation`.
+/// A [`Budget`]'s state as the `budgets` tree keeps it.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct TokenBucket {
+    tokens: f64,
+    /// When `tokens` was last brought up to date, Unix time in milliseconds.
+    updated_ms: i64,
+}
+
+impl TokenBucket {
+    fn full(budget: Budget, now: OffsetDateTime) -> Self {
+        Self {
+            tokens: f64::from(budget.capacity),
+            updated_ms: unix_ms(now),
+        }
+    }
+
+    fn refill(&mut self, budget: Budget, now: OffsetDateTime) {
+        let capacity = f64::from(budget.capacity);
+        let per_ms = capacity / (budget.window.as_millis().max(1) as f64);
+        let now_ms = unix_ms(now);
+        let elapsed = now_ms.saturating_sub(self.updated_ms).max(0) as f64;
+        self.tokens = (self.tokens + elapsed * per_ms).min(capacity);
+        self.updated_ms = self.updated_ms.max(now_ms);
+    }
+
+    fn take(&mut self, budget: Budget, now: OffsetDateTime) -> BudgetSpend {
+        self.refill(budget, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return BudgetSpend::Taken;
+        }
+        let per_sec = f64::from(budget.capacity) / budget.window.as_secs_f64().max(0.001);
+        let wait = if per_sec > 0.0 {
+            (1.0 - self.tokens) / per_sec
+        } else {
+            budget.window.as_secs_f64()
+        };
+        BudgetSpend::Exhausted {
+            retry_after_secs: (wait.ceil() as u64).max(1),
+        }
+    }
+
+    fn refund(&mut self, budget: Budget, now: OffsetDateTime) {
+        self.refill(budget, now);
+        self.tokens = (self.tokens + 1.0).min(f64::from(budget.capacity));
+    }
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
 fn revoked_entry(record: &CertificateRecord, revocation: Revocation) -> RevokedCertificate {
     RevokedCertificate {
         serial: record.serial,
@@ -1511,6 +1674,68 @@ mod tests {
             store.count_password_attempt(&id("ghost"), 5).await.unwrap(),
             PasswordAttempt::UnknownId
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn budgets_hold_under_concurrency_refill_and_take_refunds() {
+        let (_dir, store) = setup().await;
+        let store = std::sync::Arc::new(store);
+        let budget = Budget {
+            capacity: 3,
+            window: std::time::Duration::from_secs(30),
+        };
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.take_from_budget("b", budget, at(0)).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut taken = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                BudgetSpend::Taken => taken += 1,
+                BudgetSpend::Exhausted { retry_after_secs } => assert_eq!(retry_after_secs, 10),
+            }
+        }
+        assert_eq!(taken, 3);
+        store.refund_to_budget("b", budget, at(0)).await.unwrap();
+        assert_eq!(
+            store.take_from_budget("b", budget, at(0)).await.unwrap(),
+            BudgetSpend::Taken
+        );
+        // One token per 10 s comes back; other budgets are separate.
+        assert!(matches!(
+            store.take_from_budget("b", budget, at(9)).await.unwrap(),
+            BudgetSpend::Exhausted { .. }
+        ));
+        assert_eq!(
+            store.take_from_budget("b", budget, at(10)).await.unwrap(),
+            BudgetSpend::Taken
+        );
+        assert_eq!(
+            store.take_from_budget("c", budget, at(10)).await.unwrap(),
+            BudgetSpend::Taken
+        );
+    }
+
+    #[tokio::test]
+    async fn ids_differing_by_case_only_are_refused() {
+        let (_dir, store) = setup().await;
+        for variant in ["NOZAWA1", "Nozawa1", "nozawA1"] {
+            let refused = store
+                .create_account(
+                    account(variant, "5110"),
+                    event(EventKind::AccountCreate, None, None, 2),
+                )
+                .await;
+            assert!(
+                matches!(refused, Err(StoreError::AlreadyExists(_))),
+                "{variant}: {refused:?}"
+            );
+        }
+        assert!(store.account(&id("NOZAWA1")).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -2453,6 +2678,43 @@ mod tests {
         assert_eq!(revoked.len(), 1);
         assert_eq!(revoked[0].serial, serial(1));
         assert_eq!(revoked[0].revocation.reason, RevocationReason::Superseded);
+    }
+
+    #[tokio::test]
+    async fn the_folded_id_index_is_built_for_a_database_that_predates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .create_contract(
+                    contract("5110"),
+                    event(EventKind::ContractCreate, None, None, 0),
+                )
+                .await
+                .unwrap();
+            store
+                .create_account(
+                    account("Nozawa1", "5110"),
+                    event(EventKind::AccountCreate, None, None, 1),
+                )
+                .await
+                .unwrap();
+            // What an older estca left: no index and no marker.
+            store.account_ids_folded.clear().unwrap();
+            store.meta.remove(META_FOLDED_IDS_INDEX).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let refused = store
+            .create_account(
+                account("nozawa1", "5110"),
+                event(EventKind::AccountCreate, None, None, 2),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::AlreadyExists(_))),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
