@@ -356,7 +356,10 @@ impl Config {
         }
         for (key, budget) in [
             ("server.max_connections", s.max_connections),
-            ("revocation.max_connections", self.revocation.max_connections),
+            (
+                "revocation.max_connections",
+                self.revocation.max_connections,
+            ),
             ("metrics.max_connections", self.metrics.max_connections),
             ("admin.max_connections", self.admin.max_connections),
         ] {
@@ -680,7 +683,10 @@ mod tests {
     fn connection_budgets_and_per_source_caps_are_checked() {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert_eq!(
-            (c.server.max_connections, c.server.max_connections_per_source),
+            (
+                c.server.max_connections,
+                c.server.max_connections_per_source
+            ),
             (1024, 128)
         );
         assert_eq!(c.server.first_byte_timeout_secs, 5);
@@ -691,7 +697,10 @@ mod tests {
             ),
             (1024, 128)
         );
-        assert_eq!((c.admin.max_connections, c.metrics.max_connections), (64, 64));
+        assert_eq!(
+            (c.admin.max_connections, c.metrics.max_connections),
+            (64, 64)
+        );
         for (key, value, named) in [
             (
                 "ESTCA_SERVER__MAX_CONNECTIONS",

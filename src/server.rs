@@ -674,8 +674,14 @@ async fn serve_admin(
                     tracing::debug!("admin connection silent past the first-byte deadline; closed");
                     return;
                 }
-                serve_connection(TokioIo::new(stream), app, peer, limits.header_timeout, watcher)
-                    .await;
+                serve_connection(
+                    TokioIo::new(stream),
+                    app,
+                    peer,
+                    limits.header_timeout,
+                    watcher,
+                )
+                .await;
             });
         },
     )

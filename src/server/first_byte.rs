@@ -7,7 +7,10 @@
 //! idle flood relies on. Once the first byte has arrived, the handshake and header timeouts
 //! bound the rest as before.
 
+use std::mem::MaybeUninit;
 use std::time::Duration;
+
+use tokio::io::Interest;
 
 use tokio::net::{TcpStream, UnixStream};
 
@@ -21,12 +24,16 @@ pub(crate) async fn tcp(tcp: &TcpStream, deadline: Duration) -> bool {
     )
 }
 
-/// Waits until `stream` (an admin-socket connection) is readable, at most `deadline`;
-/// `false` when nothing arrived in time. A close also makes it readable: the HTTP server then
-/// sees the end at once.
+/// Waits until `stream` (an admin-socket connection) has data to read, at most `deadline`;
+/// `false` when nothing arrived in time or the peer closed without sending anything.
+///
+/// Tokio has no `peek` for Unix streams, and its readiness alone may be spurious (it was, on
+/// accepted admin connections), so the byte is peeked through socket2 with `MSG_PEEK`, retried
+/// on every readiness until it is really there.
 pub(crate) async fn unix(stream: &UnixStream, deadline: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(deadline, stream.readable()).await,
-        Ok(Ok(()))
-    )
+    let peek = stream.async_io(Interest::READABLE, || {
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        socket2::SockRef::from(stream).peek(&mut byte)
+    });
+    matches!(tokio::time::timeout(deadline, peek).await, Ok(Ok(n)) if n > 0)
 }
