@@ -76,6 +76,12 @@ pub struct RevocationConfig {
     /// Longest `Cache-Control: max-age` of CRL and OCSP GET answers, in seconds, so that
     /// HTTP caches pass a revocation on within that time.
     pub http_max_age_secs: u32,
+    /// Connections the plain-HTTP revocation listener serves at once: a budget of its own,
+    /// so that a flood of it cannot block enrollment, nor one of HTTPS block `/crl`.
+    pub max_connections: usize,
+    /// Of those, connections one source may hold (see `server.ipv6_source_prefix`); further
+    /// ones from it are closed at once. 1 to `max_connections`.
+    pub max_connections_per_source: usize,
 }
 
 impl RevocationConfig {
@@ -115,8 +121,16 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Time a client has to complete the TLS handshake.
     pub handshake_timeout_secs: u64,
-    /// Connections served at once; further ones are closed at once.
+    /// Connections the HTTPS listener serves at once; further ones get a quick 503.
     pub max_connections: usize,
+    /// Of those, connections one source may hold (an IPv4 address, an IPv6 network of
+    /// `ipv6_source_prefix` bits); further ones from it are closed at once. 1 to
+    /// `max_connections`.
+    pub max_connections_per_source: usize,
+    /// Seconds a new connection may stay silent (no TLS byte on HTTPS, no request byte on
+    /// the plain-HTTP listeners) before it is closed; much shorter than the handshake and
+    /// header timeouts, so that idle connections cannot hold the budgets.
+    pub first_byte_timeout_secs: u64,
     /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
     /// IPv6 clients are counted per network of this prefix length by the per-source limits
@@ -140,6 +154,9 @@ pub struct AdminConfig {
     pub socket: PathBuf,
     /// Its permission bits, octal text such as `"0600"` or `"0660"`.
     pub socket_mode: String,
+    /// Connections the admin socket serves at once, so that a local process cannot exhaust
+    /// the daemon's file descriptors through it.
+    pub max_connections: usize,
 }
 
 impl AdminConfig {
@@ -260,6 +277,8 @@ pub struct MetricsConfig {
     pub enabled: bool,
     /// Address and port of the listener.
     pub listen: SocketAddr,
+    /// Connections the metrics listener serves at once (a budget of its own).
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -335,13 +354,45 @@ impl Config {
             ("server.header_timeout_secs", s.header_timeout_secs),
             ("server.request_timeout_secs", s.request_timeout_secs),
             ("server.handshake_timeout_secs", s.handshake_timeout_secs),
+            ("server.first_byte_timeout_secs", s.first_byte_timeout_secs),
         ] {
             if !(1..=3600).contains(&v) {
                 return Err(invalid(key, "must be between 1 and 3600 seconds"));
             }
         }
-        if s.max_connections == 0 {
-            return Err(invalid("server.max_connections", "must be at least 1"));
+        for (key, budget) in [
+            ("server.max_connections", s.max_connections),
+            (
+                "revocation.max_connections",
+                self.revocation.max_connections,
+            ),
+            ("metrics.max_connections", self.metrics.max_connections),
+            ("admin.max_connections", self.admin.max_connections),
+        ] {
+            if budget == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, per_source, budget, budget_key) in [
+            (
+                "server.max_connections_per_source",
+                s.max_connections_per_source,
+                s.max_connections,
+                "server.max_connections",
+            ),
+            (
+                "revocation.max_connections_per_source",
+                self.revocation.max_connections_per_source,
+                self.revocation.max_connections,
+                "revocation.max_connections",
+            ),
+        ] {
+            if !(1..=budget).contains(&per_source) {
+                return Err(invalid(
+                    key,
+                    format!("must be between 1 and {budget_key} ({budget})"),
+                ));
+            }
         }
         if !(1..=3600).contains(&s.shutdown_grace_secs) {
             return Err(invalid(
@@ -653,6 +704,59 @@ mod tests {
             err.contains("ca.organization") && err.contains("U+202E"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn connection_budgets_and_per_source_caps_are_checked() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            (
+                c.server.max_connections,
+                c.server.max_connections_per_source
+            ),
+            (1024, 128)
+        );
+        assert_eq!(c.server.first_byte_timeout_secs, 5);
+        assert_eq!(
+            (
+                c.revocation.max_connections,
+                c.revocation.max_connections_per_source
+            ),
+            (1024, 128)
+        );
+        assert_eq!(
+            (c.admin.max_connections, c.metrics.max_connections),
+            (64, 64)
+        );
+        for (key, value, named) in [
+            (
+                "ESTCA_SERVER__MAX_CONNECTIONS",
+                "100",
+                "server.max_connections_per_source: must be between 1 and server.max_connections (100)",
+            ),
+            (
+                "ESTCA_SERVER__MAX_CONNECTIONS_PER_SOURCE",
+                "0",
+                "server.max_connections_per_source",
+            ),
+            (
+                "ESTCA_REVOCATION__MAX_CONNECTIONS_PER_SOURCE",
+                "2000",
+                "revocation.max_connections_per_source",
+            ),
+            ("ESTCA_ADMIN__MAX_CONNECTIONS", "0", "admin.max_connections"),
+            ("ESTCA_METRICS__MAX_CONNECTIONS", "0", "metrics.max_connections"),
+            (
+                "ESTCA_SERVER__FIRST_BYTE_TIMEOUT_SECS",
+                "0",
+                "server.first_byte_timeout_secs",
+            ),
+        ] {
+            let err = Config::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,10 +45,11 @@ pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
     response
 }
 
+mod budget;
+mod first_byte;
 mod overload;
 
-/// Connections the metrics listener serves at once (scrapers and health checks).
-const METRICS_CONNECTIONS: usize = 64;
+use budget::{ConnectionBudget, Refused};
 
 /// Who is on the other end of a connection; attached to every request.
 #[derive(Debug, Clone)]
@@ -168,6 +169,18 @@ pub enum ServeError {
         what: String,
         /// The operating system's error.
         source: std::io::Error,
+    },
+    /// Something other than a socket is at the admin socket's path. estca removes only a
+    /// stale socket there, never a file, directory or symbolic link someone else put there.
+    #[error(
+        "the admin socket path {path} is taken by {what}: estca replaces only a stale socket \
+         there; move it away, or set admin.socket to another path"
+    )]
+    AdminSocketPathTaken {
+        /// The configured `admin.socket`.
+        path: PathBuf,
+        /// What is there: "a regular file", "a directory", "a symbolic link to …", ….
+        what: String,
     },
     /// Some other start-up condition failed.
     #[error("{0}")]
@@ -328,9 +341,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
 
     let (stop, stopped) = watch::channel(false);
     let grace_secs = Arc::new(AtomicU64::new(config.server.shutdown_grace_secs));
-    let limits = Limits {
-        connections: Arc::new(Semaphore::new(config.server.max_connections)),
+    // Every listener has a connection budget of its own, so that no listener's flood can
+    // starve another: enrollment, revocation status, the operator and monitoring.
+    let limits = |listener: &'static str, budget: Arc<ConnectionBudget>| Limits {
+        listener,
+        budget,
         refusals: overload::refusal_slots(),
+        first_byte_timeout: Duration::from_secs(config.server.first_byte_timeout_secs),
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
         ipv6_source_prefix: config.server.ipv6_source_prefix,
@@ -341,13 +358,22 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             listener,
             tls.clone(),
             public,
-            limits.clone(),
+            limits(
+                "https",
+                ConnectionBudget::new(
+                    config.server.max_connections,
+                    config.server.max_connections_per_source,
+                ),
+            ),
             stopped.clone(),
         )),
         tokio::spawn(serve_admin(
             admin_listener,
             admin,
-            limits.clone(),
+            limits(
+                "admin",
+                ConnectionBudget::new(config.admin.max_connections, config.admin.max_connections),
+            ),
             stopped.clone(),
         )),
         revocation.crl.clone().spawn(stopped.clone()),
@@ -356,19 +382,26 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         tasks.push(tokio::spawn(serve_plain_http(
             listener,
             with_common_layers(revocation_routes, request_timeout, metrics.clone()),
-            limits.clone(),
+            limits(
+                "revocation",
+                ConnectionBudget::new(
+                    config.revocation.max_connections,
+                    config.revocation.max_connections_per_source,
+                ),
+            ),
             stopped.clone(),
         )));
     }
     let metrics_addr = match crate::metrics::bind_listener(&config.metrics, &metrics, &ra).await {
         Some((listener, addr, app)) => {
-            // A budget of its own, so that a flood on the other listeners cannot hide it.
-            let limits = Limits {
-                connections: Arc::new(Semaphore::new(METRICS_CONNECTIONS)),
-                ..limits
-            };
+            // No per-source cap: the few scrapers of a management network are known, and
+            // this listener's budget is its own, so a flood here hides only the metrics.
+            let max = config.metrics.max_connections;
             tasks.push(tokio::spawn(serve_plain_http(
-                listener, app, limits, stopped,
+                listener,
+                app,
+                limits("metrics", ConnectionBudget::new(max, max)),
+                stopped,
             )));
             Some(addr)
         }
@@ -482,17 +515,49 @@ async fn log_request(
     response
 }
 
+/// What one listener enforces on its connections.
 #[derive(Clone)]
 struct Limits {
-    connections: Arc<Semaphore>,
+    /// The listener's name in log lines.
+    listener: &'static str,
+    /// The listener's own connection budget, with its per-source cap.
+    budget: Arc<ConnectionBudget>,
     /// Over-limit connections being answered 503 (see `overload`).
     refusals: Arc<Semaphore>,
+    /// `server.first_byte_timeout_secs`: how long a new connection may stay silent.
+    first_byte_timeout: Duration,
     handshake_timeout: Duration,
     header_timeout: Duration,
     /// `server.ipv6_source_prefix`: how IPv6 peers are grouped into sources.
     ipv6_source_prefix: u8,
     /// `server.shutdown_grace_secs`, changed by a reload.
     grace_secs: Arc<AtomicU64>,
+}
+
+impl Limits {
+    /// What the per-source cap counts a peer at `addr` as.
+    fn source(&self, addr: SocketAddr) -> SourceKey {
+        SourceKey::new(addr.ip(), self.ipv6_source_prefix)
+    }
+
+    /// One warning per refused connection, naming the listener, the source and the limit.
+    fn log_refusal(&self, addr: SocketAddr, why: Refused, action: &str) {
+        let source = self.source(addr);
+        match why {
+            Refused::ListenerFull => tracing::warn!(
+                listener = self.listener,
+                %addr,
+                %source,
+                "connection limit reached; {action}"
+            ),
+            Refused::SourceFull => tracing::warn!(
+                listener = self.listener,
+                %addr,
+                %source,
+                "this source holds its whole share of connections; {action}"
+            ),
+        }
+    }
 }
 
 /// Accepts connections on `listener` until a stop is asked, hands each to `open` with a
@@ -525,15 +590,32 @@ async fn serve_tls(
     accept_until_stopped(listener, stopped, &grace_secs, |tcp, addr, watcher| {
         // Read per connection: a reload swaps the configuration for new connections only.
         let acceptor = TlsAcceptor::from(tls.load_full());
-        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "connection limit reached; answering 503");
-            overload::refuse(tcp, addr, acceptor, &limits.refusals);
-            return;
+        let permit = match limits.budget.admit(Some(limits.source(addr))) {
+            Ok(permit) => permit,
+            Err(Refused::ListenerFull) => {
+                limits.log_refusal(addr, Refused::ListenerFull, "answering 503");
+                overload::refuse(tcp, addr, acceptor, &limits.refusals);
+                return;
+            }
+            // Closed at once, not answered 503 like a full listener: the source already holds
+            // its whole share, so this is a flood or a runaway client rather than a person
+            // waiting, and a TLS answer would cost a handshake and one of the shared refusal
+            // slots that such a source could otherwise keep busy. A client behind a NAT that
+            // has room sees nothing of this.
+            Err(Refused::SourceFull) => {
+                limits.log_refusal(addr, Refused::SourceFull, "closing");
+                return;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
+            let _permit = permit; // given back however this connection ends
+            if !first_byte::tcp(&tcp, limits.first_byte_timeout).await {
+                tracing::debug!(%addr, "no TLS bytes within the first-byte deadline; closed");
+                return;
+            }
             let tls =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
@@ -557,7 +639,6 @@ async fn serve_tls(
                 ..PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
             };
             serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
-            drop(permit);
         });
     })
     .await;
@@ -574,15 +655,34 @@ async fn serve_admin(
         stopped,
         &limits.grace_secs,
         |stream, _, watcher| {
+            // A bound here too: whoever may connect must not exhaust the daemon's file
+            // descriptors. Over it, a connection is closed at once.
+            let Ok(permit) = limits.budget.admit(None) else {
+                tracing::warn!(
+                    listener = limits.listener,
+                    "connection limit reached; closing a new connection"
+                );
+                return;
+            };
             let uid = stream.peer_cred().ok().map(|c| c.uid());
             let peer = PeerInfo::admin_socket(uid);
-            tokio::spawn(serve_connection(
-                TokioIo::new(stream),
-                app.clone(),
-                peer,
-                limits.header_timeout,
-                watcher,
-            ));
+            let app = app.clone();
+            let limits = limits.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if !first_byte::unix(&stream, limits.first_byte_timeout).await {
+                    tracing::debug!("admin connection silent past the first-byte deadline; closed");
+                    return;
+                }
+                serve_connection(
+                    TokioIo::new(stream),
+                    app,
+                    peer,
+                    limits.header_timeout,
+                    watcher,
+                )
+                .await;
+            });
         },
     )
     .await;
@@ -601,17 +701,27 @@ async fn serve_plain_http(
         stopped,
         &limits.grace_secs,
         |tcp, addr, watcher| {
-            let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                tracing::warn!(%addr, "connection limit reached; closing a new connection");
-                return;
+            // Over the budget or the source's cap, a connection is closed at once: plain HTTP
+            // has no handshake to answer through cheaply, and relying parties retry.
+            let permit = match limits.budget.admit(Some(limits.source(addr))) {
+                Ok(permit) => permit,
+                Err(why) => {
+                    limits.log_refusal(addr, why, "closing");
+                    return;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let peer = PeerInfo::tcp(addr, None, limits.ipv6_source_prefix);
             let app = app.clone();
-            let header_timeout = limits.header_timeout;
+            let limits = limits.clone();
             tokio::spawn(async move {
-                serve_connection(TokioIo::new(tcp), app, peer, header_timeout, watcher).await;
-                drop(permit);
+                let _permit = permit; // given back however this connection ends
+                if !first_byte::tcp(&tcp, limits.first_byte_timeout).await {
+                    tracing::debug!(%addr, "no request byte within the first-byte deadline; closed");
+                    return;
+                }
+                serve_connection(TokioIo::new(tcp), app, peer, limits.header_timeout, watcher)
+                    .await;
             });
         },
     )
@@ -654,6 +764,26 @@ async fn wait_for_connections(graceful: GracefulShutdown, grace_secs: &AtomicU64
     }
 }
 
+/// What a non-socket at `path` is, for the refusal to start: "a regular file", ….
+fn describe_file(path: &Path, file_type: &std::fs::FileType) -> String {
+    if file_type.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(target) => format!("a symbolic link to {}", target.display()),
+            Err(_) => "a symbolic link".to_owned(),
+        }
+    } else if file_type.is_dir() {
+        "a directory".to_owned()
+    } else if file_type.is_file() {
+        "a regular file".to_owned()
+    } else if file_type.is_fifo() {
+        "a named pipe".to_owned()
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device".to_owned()
+    } else {
+        "something that is not a socket".to_owned()
+    }
+}
+
 /// Creates a directory readable by the daemon's user only (if it does not exist).
 fn create_private_dir(path: &Path) -> Result<(), ServeError> {
     if path.exists() {
@@ -666,22 +796,40 @@ fn create_private_dir(path: &Path) -> Result<(), ServeError> {
 }
 
 /// Binds the admin socket with `mode`, replacing a stale socket file left by a crash but
-/// refusing to steal the socket of a daemon that is still running.
+/// refusing to steal the socket of a daemon that is still running, and refusing to remove
+/// anything at the path that is not a socket (a regular file, a directory, a symbolic link:
+/// the path may be mistyped, or point at something that matters).
 async fn bind_admin_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir(parent)?;
     }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Err(ServeError::Other(format!(
-                "another estca is already serving the admin socket {}",
-                path.display()
-            )));
+    // symlink_metadata: the link itself, never what it points at.
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(ServeError::Io {
+                what: format!("cannot inspect the admin socket path {}", path.display()),
+                source: e,
+            })
         }
-        std::fs::remove_file(path).map_err(io_error(format!(
-            "cannot remove the stale socket {}",
-            path.display()
-        )))?;
+        Ok(found) if found.file_type().is_socket() => {
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                return Err(ServeError::Other(format!(
+                    "another estca is already serving the admin socket {}",
+                    path.display()
+                )));
+            }
+            std::fs::remove_file(path).map_err(io_error(format!(
+                "cannot remove the stale socket {}",
+                path.display()
+            )))?;
+        }
+        Ok(found) => {
+            return Err(ServeError::AdminSocketPathTaken {
+                path: path.to_owned(),
+                what: describe_file(path, &found.file_type()),
+            })
+        }
     }
     let listener = UnixListener::bind(path).map_err(io_error(format!(
         "cannot bind the admin socket {}",

@@ -69,10 +69,13 @@ impl BenchDir {
             Ok(serde_json::to_string(s)?)
         };
         let text = format!(
-            "# written by estca-bench: ephemeral loopback ports, defaults otherwise\n\
-             [server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4096\n\n\
+            "# written by estca-bench: ephemeral loopback ports, defaults otherwise; the load\n\
+             # generator is one source, so its per-source caps are the whole budgets\n\
+             [server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4096\n\
+             max_connections_per_source = 4096\n\n\
              [store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\ndir = {}\n\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[revocation]\nlisten = \"127.0.0.1:0\"\n",
+             [metrics]\nlisten = \"127.0.0.1:0\"\n\n[revocation]\nlisten = \"127.0.0.1:0\"\n\
+             max_connections = 4096\nmax_connections_per_source = 4096\n",
             quote(self.data_dir())?,
             quote(self.data_dir().join("admin.sock"))?,
             quote(self.ca_dir())?,
