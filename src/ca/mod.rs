@@ -19,6 +19,7 @@ pub mod lint;
 pub mod ocsp;
 pub mod pkcs7;
 mod profile;
+mod public_key;
 
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use hierarchy::InitReport;
