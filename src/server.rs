@@ -216,16 +216,12 @@ impl RunningDaemon {
     }
 }
 
-/// Loads the CA, creating a development hierarchy first when allowed and none exists.
+/// Loads the CA, creating a development hierarchy first when allowed and the CA directory
+/// holds none of the CA files.
 pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeError> {
-    if !CertificateAuthority::exists(&config.ca) {
-        if !config.ca.create_if_missing {
-            return Err(ServeError::Other(format!(
-                "no CA in {}: run 'estca init' (or 'estca init --import-cert F --import-key K') first",
-                config.ca.dir.display()
-            )));
-        }
-        CertificateAuthority::init(&config.ca)?;
+    let (ca, created) =
+        CertificateAuthority::load_or_create(&config.ca, &config.certificate.common_name_template)?;
+    if created.is_some() {
         tracing::warn!(
             dir = %config.ca.dir.display(),
             root = %config.ca.root_name,
@@ -233,10 +229,7 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
             "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
-    Ok(
-        CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
-            .with_public_url(&config.revocation.public_url)?,
-    )
+    Ok(ca.with_public_url(&config.revocation.public_url)?)
 }
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.

@@ -47,6 +47,17 @@ pub enum CaError {
         /// The configured CA directory.
         dir: PathBuf,
     },
+    /// The CA directory holds some CA files but not both of the issuing CA's: a file was lost
+    /// or moved. Nothing is created over it.
+    #[error("the CA in {} is incomplete: {} (present: {}); restore the missing file from your backup of the CA directory. estca does not create a new CA over part of an old one: to start afresh, move the directory away", .dir.display(), missing_files(.missing), .present.join(", "))]
+    Incomplete {
+        /// The configured CA directory.
+        dir: PathBuf,
+        /// The files of the issuing CA that are missing, e.g. `issuing-ca.key`.
+        missing: Vec<&'static str>,
+        /// The CA files that are there.
+        present: Vec<&'static str>,
+    },
     /// `init` or `import` would overwrite an existing CA file.
     #[error("{} already exists: a CA is already set up there; move the files away or choose another ca.dir", .path.display())]
     AlreadyExists {
@@ -119,6 +130,14 @@ pub enum CaError {
         /// What is wrong.
         violation: String,
     },
+}
+
+/// "x is missing" or "x and y are missing".
+fn missing_files(names: &[&str]) -> String {
+    match names {
+        [one] => format!("{one} is missing"),
+        many => format!("{} are missing", many.join(" and ")),
+    }
 }
 
 /// What the CA needs to issue one end-entity certificate; the registration authority has

@@ -793,3 +793,111 @@ fn without_a_public_url_no_revocation_extensions_are_written_and_bad_urls_are_re
         );
     }
 }
+
+/// Review item 15: at load, the error names exactly which CA file is missing or unreadable,
+/// and a partial CA directory is never mistaken for an empty one (before, a lost
+/// `issuing-ca.key` made the daemon try `init` and report "root-ca.pem already exists").
+mod missing_files {
+    use super::*;
+
+    /// A fresh hierarchy in `dir`, and its configuration with `create_if_missing` set.
+    fn hierarchy(dir: &Path) -> CaConfig {
+        let cfg = CaConfig {
+            create_if_missing: true,
+            ..config(dir, KeyAlgorithm::P256, 10)
+        };
+        CertificateAuthority::init(&cfg).unwrap();
+        cfg
+    }
+
+    fn load_error(cfg: &CaConfig) -> String {
+        let err = CertificateAuthority::load_or_create(cfg, "{id}").unwrap_err();
+        let load_err = CertificateAuthority::load(cfg, "{id}").unwrap_err();
+        assert_eq!(err.to_string(), load_err.to_string());
+        let message = err.to_string();
+        assert!(!message.contains("already exists"), "{message}");
+        message
+    }
+
+    #[test]
+    fn a_missing_issuing_key_is_named_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        let root_before = std::fs::read(tmp.path().join("root-ca.pem")).unwrap();
+        std::fs::remove_file(tmp.path().join("issuing-ca.key")).unwrap();
+        let message = load_error(&cfg);
+        assert!(message.contains("issuing-ca.key is missing"), "{message}");
+        assert!(message.contains("backup"), "{message}");
+        assert!(!tmp.path().join("issuing-ca.key").exists());
+        assert_eq!(
+            std::fs::read(tmp.path().join("root-ca.pem")).unwrap(),
+            root_before
+        );
+    }
+
+    #[test]
+    fn a_missing_issuing_certificate_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("issuing-ca.pem")).unwrap();
+        let message = load_error(&cfg);
+        assert!(message.contains("issuing-ca.pem is missing"), "{message}");
+    }
+
+    #[test]
+    fn a_root_without_any_issuing_file_names_both() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("issuing-ca.pem")).unwrap();
+        std::fs::remove_file(tmp.path().join("issuing-ca.key")).unwrap();
+        let message = load_error(&cfg);
+        assert!(
+            message.contains("issuing-ca.pem and issuing-ca.key are missing"),
+            "{message}"
+        );
+        assert!(message.contains("root-ca.pem"), "{message}");
+    }
+
+    #[test]
+    fn an_unreadable_issuing_key_or_root_certificate_is_named() {
+        // A directory in the file's place: unreadable even for root, who ignores modes.
+        for name in ["issuing-ca.key", "issuing-ca.pem", "root-ca.pem"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let cfg = hierarchy(tmp.path());
+            let path = tmp.path().join(name);
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(&path)
+                .unwrap();
+            let message = load_error(&cfg);
+            assert!(
+                message.contains(&format!("cannot access {}", path.display())),
+                "{name}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_is_created_only_when_allowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path(), KeyAlgorithm::P256, 10);
+        let err = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap_err();
+        assert!(matches!(err, CaError::NotInitialized { .. }), "{err}");
+        let cfg = CaConfig {
+            create_if_missing: true,
+            ..cfg
+        };
+        let (_, created) = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap();
+        assert!(created.is_some());
+        let (_, created) = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap();
+        assert!(created.is_none(), "a second start loads the same CA");
+    }
+
+    #[test]
+    fn an_offline_root_key_is_not_required() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("root-ca.key")).unwrap();
+        CertificateAuthority::load(&cfg, "{id}").unwrap();
+    }
+}
