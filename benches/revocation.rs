@@ -247,14 +247,15 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let responder = OcspResponder::new(
-        store.clone(),
-        ca.clone(),
-        Arc::new(SystemClock),
-        Duration::minutes(60),
-        Duration::hours(168),
-    )
-    .expect("responder");
+    let responder = rt
+        .block_on(OcspResponder::new(
+            store.clone(),
+            ca.clone(),
+            Arc::new(SystemClock),
+            Duration::minutes(60),
+            Duration::hours(168),
+        ))
+        .expect("responder");
     let mut group = c.benchmark_group("ocsp");
     group.throughput(Throughput::Elements(1));
     let good = ocsp_request(&ca, &serials[REVOKED], false);

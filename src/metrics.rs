@@ -384,6 +384,13 @@ impl<S: Store> Store for MeteredStore<S> {
         self.inner.create_app(app, record, event).await
     }
 
+    async fn record_service_certificate(
+        &self,
+        record: CertificateRecord,
+    ) -> Result<IssuedCertificate, StoreError> {
+        self.inner.record_service_certificate(record).await
+    }
+
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
         self.inner.app(name).await
     }

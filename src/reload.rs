@@ -99,12 +99,16 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
 
 impl RunningDaemon {
     /// Applies `new` to the running daemon as far as it can change live; see the module
-    /// documentation. On error nothing changed.
-    pub fn reload(&self, new: &Config, log: &LogHandle) -> Result<ReloadReport, ReloadError> {
-        let mut current = self
+    /// documentation. On error nothing changed (a TLS server certificate the CA issued for
+    /// it may have been recorded, unused).
+    pub async fn reload(&self, new: &Config, log: &LogHandle) -> Result<ReloadReport, ReloadError> {
+        // Reloads come one at a time from the signal loop; the lock is not held across the
+        // await below.
+        let current = self
             .config
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let changed = changed_keys(&current, new);
         let (applied, needs_restart): (Vec<String>, Vec<String>) = changed
             .into_iter()
@@ -116,11 +120,15 @@ impl RunningDaemon {
             k.starts_with("server.tls_") || k == "server.hostnames" || k.starts_with("ca.server_")
         });
         let tls = if tls_files || tls_changed {
-            Some(crate::tls::server_config(
-                &new.server,
-                &self.ca,
-                new.ca.server_cert_validity_days,
-            )?)
+            Some(
+                crate::tls::server_config(
+                    &new.server,
+                    &self.ca,
+                    new.ca.server_cert_validity_days,
+                    &*self.store,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -133,6 +141,10 @@ impl RunningDaemon {
         }
         self.grace_secs
             .store(new.server.shutdown_grace_secs, Ordering::SeqCst);
+        let mut current = self
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         current.server.tls_cert = new.server.tls_cert.clone();
         current.server.tls_key = new.server.tls_key.clone();
         current.server.hostnames = new.server.hostnames.clone();
@@ -181,7 +193,7 @@ pub async fn serve_until_signalled(
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => {
                 crate::notify::reloading();
-                let status = reload_from(&daemon, config_path.as_deref(), &log);
+                let status = reload_from(&daemon, config_path.as_deref(), &log).await;
                 crate::notify::reloaded(&status);
             }
         }
@@ -198,14 +210,19 @@ pub async fn serve_until_signalled(
 }
 
 /// One SIGHUP: loads, validates and applies; returns a status line for systemd.
-fn reload_from(daemon: &RunningDaemon, path: Option<&std::path::Path>, log: &LogHandle) -> String {
+async fn reload_from(
+    daemon: &RunningDaemon,
+    path: Option<&std::path::Path>,
+    log: &LogHandle,
+) -> String {
     let shown = path.map_or_else(
         || "the default configuration".to_owned(),
         |p| p.display().to_string(),
     );
-    let result = Config::load(path)
-        .map_err(ReloadError::from)
-        .and_then(|new| daemon.reload(&new, log));
+    let result = match Config::load(path) {
+        Ok(new) => daemon.reload(&new, log).await,
+        Err(e) => Err(e.into()),
+    };
     match result {
         Ok(report) => {
             for key in &report.needs_restart {

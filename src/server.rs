@@ -194,7 +194,7 @@ pub struct RunningDaemon {
     pub revocation_http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Metrics,
     pub(crate) ca: Arc<CertificateAuthority>,
     pub(crate) tls: Arc<ArcSwap<rustls::ServerConfig>>,
@@ -241,11 +241,15 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         SledStore::open(&config.database_path())?,
         metrics.clone(),
     ));
-    let tls = Arc::new(ArcSwap::new(crate::tls::server_config(
-        &config.server,
-        &ca,
-        config.ca.server_cert_validity_days,
-    )?));
+    let tls = Arc::new(ArcSwap::new(
+        crate::tls::server_config(
+            &config.server,
+            &ca,
+            config.ca.server_cert_validity_days,
+            &*store,
+        )
+        .await?,
+    ));
     let revocation = crate::revocation::RevocationServices::new(
         store.clone(),
         ca.clone(),

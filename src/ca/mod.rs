@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_cert::name::Name;
 
-use crate::model::{Holder, Serial};
+use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
 
 pub mod crl;
 pub mod csr;
@@ -20,10 +20,12 @@ pub mod ocsp;
 pub mod pkcs7;
 mod profile;
 mod public_key;
+mod service;
 
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use hierarchy::InitReport;
 pub use profile::RevocationUrls;
+pub use service::Unrecorded;
 
 use key::CaKey;
 use profile::IssuerContext;
@@ -121,6 +123,16 @@ pub enum CaError {
     /// An encoding or signing step failed that should not (a bug, or a corrupted CA file).
     #[error("internal CA error: {0}")]
     Internal(String),
+    /// A certificate signed for one of estca's own services could not be recorded, so it is
+    /// not used.
+    #[error("certificate {serial}, signed for estca's own use, could not be recorded, so it is not used: {source}")]
+    Record {
+        /// Its serial.
+        serial: Serial,
+        /// Why the store refused or failed.
+        #[source]
+        source: crate::store::StoreError,
+    },
     /// The pre-issuance check found the certificate about to be signed outside the profile,
     /// so it was not signed: a bug in estca's policy or profile, never the client's doing.
     #[error("refused to sign certificate {serial}: it breaks the certificate profile ({violation}); nothing was issued; report this as a bug in estca")]
@@ -167,6 +179,15 @@ pub struct SignedCertificate {
     pub not_before: OffsetDateTime,
     /// notAfter as written.
     pub not_after: OffsetDateTime,
+}
+
+/// The daemon's own TLS server certificate chain and private key, once recorded.
+#[derive(Debug)]
+pub struct TlsServerCredentials {
+    /// The server certificate, the issuing CA, and any intermediates above it.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server's private key (a fresh ECDSA P-256 key, in memory only).
+    pub key: PrivateKeyDer<'static>,
 }
 
 /// The loaded issuing CA: its key, its certificate and chain, and the profile settings.
@@ -278,21 +299,20 @@ impl CertificateAuthority {
     /// A TLS server certificate for the daemon itself, issued by the issuing CA for a fresh
     /// ECDSA P-256 key: SANs = `hostnames` (IP addresses as iPAddress, others as dNSName),
     /// EKU serverAuth, CN = the first host name, valid `validity_days` but never beyond the
-    /// issuing CA. Returns the chain (server, issuing CA, any intermediates above it) and
-    /// the private key.
+    /// issuing CA. The chain (server, issuing CA, any intermediates above it) and the private
+    /// key are handed out once the certificate is recorded ([`Unrecorded::record_in`]).
     pub fn issue_tls_server_certificate(
         &self,
         hostnames: &[String],
         validity_days: u32,
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+    ) -> Result<Unrecorded<TlsServerCredentials>, CaError> {
         use rcgen::PublicKeyData;
 
         let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CaError::Generate(format!("generating the TLS server key: {e}")))?;
-        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(
-            &key_pair.subject_public_key_info(),
-        )
-        .map_err(|e| CaError::Internal(format!("reading the TLS server public key: {e}")))?;
+        let spki_der = key_pair.subject_public_key_info();
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
+            .map_err(|e| CaError::Internal(format!("reading the TLS server public key: {e}")))?;
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .map_err(|e| CaError::Internal(e.to_string()))?;
@@ -318,12 +338,24 @@ impl CertificateAuthority {
         )?;
         let der = profile::sign_tbs(&self.key, tbs)?;
         let mut chain = vec![
-            CertificateDer::from(der),
+            CertificateDer::from(der.clone()),
             CertificateDer::from(self.issuing_der.clone()),
         ];
         chain.extend(self.chain_der.iter().cloned().map(CertificateDer::from));
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-        Ok((chain, key))
+        let record = CertificateRecord {
+            serial,
+            holder: Holder::TlsServer {
+                names: hostnames.to_vec(),
+            },
+            subject: format!("CN={}", hostnames.first().map_or("", String::as_str)),
+            not_before,
+            not_after,
+            key: KeyFingerprint::of_spki_der(&spki_der),
+            revocation: None,
+            der,
+        };
+        Ok(Unrecorded::new(record, TlsServerCredentials { chain, key }))
     }
 }
 

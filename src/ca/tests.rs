@@ -106,6 +106,23 @@ fn issue(
     })
 }
 
+/// Records a service certificate in a fresh store, as the daemon does, and returns what the
+/// service gets, with the record read back from the store.
+pub(super) fn recorded<T>(unrecorded: Unrecorded<T>) -> (T, crate::model::CertificateRecord) {
+    use crate::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::SledStore::open(&dir.path().join("db")).unwrap();
+    let serial = unrecorded.record().serial;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let service = unrecorded.record_in(&store).await.unwrap();
+            let record = store.certificate(&serial).await.unwrap().unwrap();
+            (service, record)
+        })
+}
+
 fn parsed(der: &[u8]) -> X509Certificate<'_> {
     let (rest, cert) = X509Certificate::from_der(der).unwrap();
     assert!(rest.is_empty());
@@ -722,7 +739,20 @@ fn tls_server_certificate_has_the_names_and_chains() {
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    let (chain, key) = ca.issue_tls_server_certificate(&hosts, 30).unwrap();
+    let (TlsServerCredentials { chain, key }, record) =
+        recorded(ca.issue_tls_server_certificate(&hosts, 30).unwrap());
+    assert_eq!(record.der, chain[0].as_ref());
+    assert_eq!(
+        record.holder,
+        Holder::TlsServer {
+            names: hosts.clone()
+        }
+    );
+    assert_eq!(record.subject, "CN=ca.example.jp");
+    assert_eq!(
+        parsed(chain[0].as_ref()).raw_serial(),
+        record.serial.as_bytes()
+    );
     assert_eq!(chain.len(), 2);
     assert_eq!(chain[1].as_ref(), ca.issuing_certificate_der());
     assert!(matches!(key, rustls_pki_types::PrivateKeyDer::Pkcs8(_)));
@@ -756,6 +786,15 @@ fn tls_server_certificate_has_the_names_and_chains() {
     let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
     let public = signing_key.public_key().unwrap();
     assert_eq!(public.as_ref(), cert.public_key().raw);
+    assert_eq!(
+        record.key,
+        KeyFingerprint::of_spki_der(cert.public_key().raw)
+    );
+    assert_eq!(
+        record.not_after,
+        cert.validity().not_after.to_datetime(),
+        "the record's validity is the certificate's"
+    );
 
     let leaf = dir.path().join("server.pem");
     write_pem(&leaf, chain[0].as_ref());

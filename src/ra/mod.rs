@@ -20,7 +20,7 @@ pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use policy::{CertificateAction, EnrollVia, Refusal};
-pub use views::{AccountView, CertificateSummary, CertificateView};
+pub use views::{AccountView, CertificateSummary, CertificateView, ServiceView};
 
 use std::sync::Arc;
 
