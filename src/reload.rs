@@ -5,8 +5,9 @@
 //!   Otherwise the settings that can change live take effect at once (the TLS certificate
 //!   and key, re-read even when the file names did not change, for certificate rotation;
 //!   the host names of the self-issued certificate; the log level; the shutdown grace
-//!   period): new connections get the new TLS configuration, open ones keep theirs. Every
-//!   other changed key is logged as "changed; takes effect after restart".
+//!   period; the issuing CA's expiry warning lead time): new connections get the new TLS
+//!   configuration, open ones keep theirs. Every other changed key is logged as "changed;
+//!   takes effect after restart". Every reload checks the issuing CA's expiry again.
 //! - SIGTERM and SIGINT stop the daemon gracefully (see [`RunningDaemon::stop`]).
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "server.hostnames",
     "server.shutdown_grace_secs",
     "ca.server_cert_validity_days",
+    "ca.expiry_warning_days",
     "log.level",
 ];
 
@@ -150,7 +152,10 @@ impl RunningDaemon {
         current.server.hostnames = new.server.hostnames.clone();
         current.server.shutdown_grace_secs = new.server.shutdown_grace_secs;
         current.ca.server_cert_validity_days = new.ca.server_cert_validity_days;
+        current.ca.expiry_warning_days = new.ca.expiry_warning_days;
         current.log.level = new.log.level.clone();
+        drop(current);
+        crate::server::check_issuing_ca_expiry(&self.ca, new.ca.expiry_warning_days);
         Ok(ReloadReport {
             applied,
             needs_restart,

@@ -132,7 +132,7 @@ pub fn http_error(error: &crate::ra::RaError) -> (axum::http::StatusCode, String
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Internal => {
             tracing::error!(error = %error, "request failed inside estca");
@@ -232,11 +232,23 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
     Ok(ca.with_public_url(&config.revocation.public_url)?)
 }
 
+/// Logs how soon the issuing CA stops issuing, warning `warning_days` before its notAfter
+/// (see [`crate::ca::CaExpiry`]); at start and at every reload.
+pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u32) {
+    let lead = time::Duration::days(i64::from(warning_days));
+    match ca.expiry_at(time::OffsetDateTime::now_utc(), lead) {
+        Ok(outlook) => outlook.log(),
+        Err(e) => tracing::error!(error = %e, "cannot tell when the issuing CA stops issuing"),
+    }
+}
+
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
     create_private_dir(&config.store.path)?;
     let metrics = Metrics::new();
     let ca = Arc::new(load_or_create_ca(&config)?);
+    check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
+    metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
         SledStore::open(&config.database_path())?,
         metrics.clone(),

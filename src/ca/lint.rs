@@ -414,6 +414,7 @@ mod tests {
             root_validity_years: 20,
             issuing_validity_years: 20,
             server_cert_validity_days: 30,
+            expiry_warning_days: 400,
         };
         CertificateAuthority::init(&config).unwrap();
         let ca = CertificateAuthority::load(&config, "{id} {contract}").unwrap();

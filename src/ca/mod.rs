@@ -13,6 +13,7 @@ use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
 
 pub mod crl;
 pub mod csr;
+mod expiry;
 mod hierarchy;
 mod key;
 pub mod lint;
@@ -23,6 +24,7 @@ mod public_key;
 mod service;
 
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
+pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;
 pub use profile::RevocationUrls;
 pub use service::Unrecorded;
@@ -106,8 +108,9 @@ pub enum CaError {
         /// What is missing.
         reason: String,
     },
-    /// The certificate would outlive the issuing CA.
-    #[error("a certificate issued now would expire at {certificate_not_after}, after the issuing CA itself ({ca_not_after}): the operator must renew the issuing CA before more certificates can be issued")]
+    /// The certificate would outlive the issuing CA: issuance has stopped until a new
+    /// issuing CA is in place (HTTP 503 to clients).
+    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must put a new issuing CA in place before enrollment works again", rfc3339(*.certificate_not_after), rfc3339(*.ca_not_after))]
     CaExpiresTooSoon {
         /// The notAfter the certificate would have.
         certificate_not_after: OffsetDateTime,
@@ -142,6 +145,12 @@ pub enum CaError {
         /// What is wrong.
         violation: String,
     },
+}
+
+/// RFC 3339 text of an instant, for messages and logs.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// "x is missing" or "x and y are missing".

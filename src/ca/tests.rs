@@ -31,6 +31,7 @@ fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
         root_validity_years: years,
         issuing_validity_years: years,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     }
 }
 
@@ -939,4 +940,50 @@ mod missing_files {
         std::fs::remove_file(tmp.path().join("root-ca.key")).unwrap();
         CertificateAuthority::load(&cfg, "{id}").unwrap();
     }
+}
+
+/// Review item 14: the outlook of an issuing CA valid one year: issuance has stopped at once
+/// (a one-year certificate no longer fits), was approaching within the lead time before, and
+/// distant before that; signing refuses exactly when the outlook says it stopped.
+#[test]
+fn the_expiry_outlook_follows_the_one_year_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 1);
+    let lead = time::Duration::days(400);
+    // A moment after the CA was made (valid exactly one year from then, to the second).
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    assert_eq!(
+        ca.expiry_at(now, lead).unwrap(),
+        CaExpiry::IssuanceStopped {
+            not_after: ca.issuing_not_after()
+        }
+    );
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let err = issue(&ca, &key, now).unwrap_err();
+    assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("cannot issue certificates now") && message.contains("new issuing CA"),
+        "{message}"
+    );
+
+    let ends = ca.issuance_ends().unwrap();
+    assert!(
+        ends < now && now - ends < time::Duration::minutes(1),
+        "{ends}"
+    );
+    let earlier = ends - time::Duration::days(10);
+    assert_eq!(
+        ca.expiry_at(earlier, lead).unwrap(),
+        CaExpiry::Approaching {
+            not_after: ca.issuing_not_after(),
+            issuance_ends: ends
+        }
+    );
+    issue(&ca, &key, earlier).unwrap();
+    assert_eq!(
+        ca.expiry_at(ends - time::Duration::days(100), time::Duration::days(367))
+            .unwrap(),
+        CaExpiry::Distant
+    );
 }

@@ -64,6 +64,7 @@ async fn world() -> World {
         root_validity_years: 10,
         issuing_validity_years: 10,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     };
     CertificateAuthority::init(&config).unwrap();
     let ca = Arc::new(CertificateAuthority::load(&config, "{id}").unwrap());
