@@ -171,6 +171,11 @@ async fn an_rsa_key_without_its_null_parameters_is_not_certified_twice() {
         "{second:?}"
     );
     assert_eq!(daemon.dir().account("bob")["issued_count"], 0);
+    eprintln!(
+        "item 5: the stripped CSR of alice's RSA key for bob: {} {}",
+        second.status,
+        second.body.trim()
+    );
 
     // A new key sent that way is certified once, in its canonical encoding (with the NULL),
     // so the certificate conforms to RFC 3279 and estca's own TLS layer accepts it.
@@ -190,6 +195,11 @@ async fn an_rsa_key_without_its_null_parameters_is_not_certified_twice() {
         .reenroll(&p256().csr_der, false)
         .await;
     renewal.pkcs7_certificate();
+    eprintln!(
+        "item 5: a new RSA key sent without NULL: certified once with the NULL restored; \
+         renewing over mTLS with that certificate: {}",
+        renewal.status
+    );
 }
 
 // ----- item 11: every certificate the CA signs is recorded -----------------------------------
@@ -371,6 +381,17 @@ async fn the_tls_server_and_ocsp_signer_certificates_are_recorded_before_use() {
     }
     let crl = dir.cli_json(&["crl", "show"]);
     assert_eq!(crl["entries"], serde_json::json!([]), "{crl}");
+    let records = text
+        .lines()
+        .filter(|l| l.contains("\"type\":\"certificate\""))
+        .count();
+    eprintln!(
+        "item 11: recorded and good by openssl ocsp: TLS server {} (start), {} (reload), \
+         OCSP signer {}; backup holds {records} certificate records; CRL entries: 0",
+        serial_hex(&server),
+        serial_hex(&reloaded),
+        serial_hex(&signer)
+    );
 }
 
 #[tokio::test]
@@ -486,6 +507,15 @@ async fn an_issuing_ca_within_a_year_of_expiry_warns_and_enrollment_gets_503() {
         Some(1.0),
         "{text}"
     );
+    eprintln!(
+        "item 14: issuing CA notAfter in {:.1} days, enrollment stopped {:.0} s ago; \
+         simpleenroll: {} (Retry-After {}) {}",
+        (not_after - now_unix()) / 86_400.0,
+        now_unix() - stops,
+        answer.status,
+        answer.headers["retry-after"].to_str().unwrap(),
+        answer.body.trim()
+    );
 }
 
 /// A root (ten years) and an intermediate valid `days` days, as PEM files in `dir`: the chain
@@ -564,6 +594,11 @@ async fn an_issuing_ca_within_the_warning_lead_time_warns_and_still_issues() {
         .enroll("nozawa1", PASSWORD, &p256().csr_der)
         .await
         .pkcs7_certificate();
+    eprintln!(
+        "item 14: a 380-day issuing CA: warned at start, enrollment stops in {:.1} days, \
+         simpleenroll: 200",
+        (stops - now_unix()) / 86_400.0
+    );
 }
 
 // ----- item 15: start-up names the missing CA file -------------------------------------------
@@ -588,4 +623,5 @@ fn a_missing_issuing_key_is_named_at_start() {
         failure.stderr
     );
     assert!(!dir.ca_dir().join("issuing-ca.key").exists());
+    eprintln!("item 15: {}", failure.stderr.trim());
 }
