@@ -398,7 +398,10 @@ fn validity_is_one_calendar_year_and_stays_within_the_ca() {
     let soon = ca.issuing_not_after() - time::Duration::days(182);
     let err = issue(&ca, &key, soon).unwrap_err();
     assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
-    assert!(err.to_string().contains("renew the issuing CA"), "{err}");
+    assert!(
+        err.to_string().contains("put a new issuing CA in place"),
+        "{err}"
+    );
 }
 
 #[test]
