@@ -48,9 +48,9 @@ pub struct CsrKey {
 }
 
 impl CsrKey {
-    /// The DER SubjectPublicKeyInfo in its one canonical encoding (see
-    /// [`public_key`](super::public_key)), which the certificate carries: not necessarily the
-    /// bytes the CSR carried.
+    /// The DER SubjectPublicKeyInfo in its one canonical encoding (RFC 3279, 5480, 8410;
+    /// see `src/ca/public_key.rs`), which the certificate carries: not necessarily the bytes
+    /// the CSR carried.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
     }
