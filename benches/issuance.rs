@@ -55,6 +55,7 @@ fn ca(dir: &std::path::Path) -> CertificateAuthority {
         root_validity_years: 10,
         issuing_validity_years: 10,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     };
     CertificateAuthority::init(&config).expect("init the CA");
     CertificateAuthority::load(&config, "{id} {contract}").expect("load the CA")

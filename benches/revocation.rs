@@ -39,6 +39,7 @@ fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
         root_validity_years: 10,
         issuing_validity_years: 10,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     };
     CertificateAuthority::init(&config).expect("init the CA");
     Arc::new(CertificateAuthority::load(&config, "{id}").expect("load the CA"))
@@ -247,14 +248,15 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let responder = OcspResponder::new(
-        store.clone(),
-        ca.clone(),
-        Arc::new(SystemClock),
-        Duration::minutes(60),
-        Duration::hours(168),
-    )
-    .expect("responder");
+    let responder = rt
+        .block_on(OcspResponder::new(
+            store.clone(),
+            ca.clone(),
+            Arc::new(SystemClock),
+            Duration::minutes(60),
+            Duration::hours(168),
+        ))
+        .expect("responder");
     let mut group = c.benchmark_group("ocsp");
     group.throughput(Throughput::Elements(1));
     let good = ocsp_request(&ca, &serials[REVOKED], false);

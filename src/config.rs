@@ -209,6 +209,9 @@ pub struct CaConfig {
     pub issuing_validity_years: u32,
     /// Validity of the TLS server certificate the CA issues itself at start-up.
     pub server_cert_validity_days: u32,
+    /// Days before the issuing CA's notAfter from which the daemon warns (at start and
+    /// reload). Enrollment stops one year before that notAfter, so this must exceed a year.
+    pub expiry_warning_days: u32,
 }
 
 /// The end-entity certificate profile.
@@ -431,6 +434,14 @@ impl Config {
             return Err(invalid(
                 "ca.server_cert_validity_days",
                 "must be between 1 and 397 days",
+            ));
+        }
+        if !(367..=3660).contains(&ca.expiry_warning_days) {
+            return Err(invalid(
+                "ca.expiry_warning_days",
+                "must be between 367 and 3660 days: enrollment stops up to 366 days before the \
+                 issuing CA expires (a one-year certificate no longer fits), so a shorter lead \
+                 time would warn only after it stopped",
             ));
         }
         let template = &self.certificate.common_name_template;
@@ -666,6 +677,11 @@ mod tests {
             Some("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(c.revocation.crl_next_update_hours, 24);
+        assert_eq!(c.ca.expiry_warning_days, 400);
+        let err = Config::load_from(None, env(&[("ESTCA_CA__EXPIRY_WARNING_DAYS", "365")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ca.expiry_warning_days"), "{err}");
         for off in ["off", ""] {
             let c = Config::load_from(None, env(&[("ESTCA_REVOCATION__LISTEN", off)])).unwrap();
             assert_eq!(c.revocation.listen_addr().unwrap(), None);

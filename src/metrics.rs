@@ -72,6 +72,8 @@ pub enum RefusalReason {
     key_reused,
     /// Password hashing saturated or the account contended: 503.
     busy,
+    /// The issuing CA expires within a year, so no certificate fits: 503.
+    issuing_ca_expiring,
     /// Any other refusal (invalid input, forbidden, not found).
     other,
     /// estca failed (500).
@@ -97,6 +99,7 @@ impl RefusalReason {
             RaError::BadCsr(_) => Self::bad_csr,
             RaError::KeyReused(_) => Self::key_reused,
             RaError::Password(PasswordError::Busy) | RaError::Contended => Self::busy,
+            RaError::Ca(crate::ca::CaError::CaExpiresTooSoon { .. }) => Self::issuing_ca_expiring,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 Self::internal
             }
@@ -134,6 +137,8 @@ struct Inner {
     requests: HistogramFamily<EndpointLabels>,
     flush: Histogram,
     queue_depth: Gauge,
+    issuing_ca_not_after: Gauge,
+    enrollment_stops: Gauge,
     ready: AtomicBool,
 }
 
@@ -213,6 +218,18 @@ impl Metrics {
             "Password checks waiting for an Argon2 hashing slot",
             queue_depth.clone(),
         );
+        let issuing_ca_not_after = Gauge::default();
+        registry.register(
+            "issuing_ca_not_after_timestamp_seconds",
+            "The issuing CA's notAfter, in seconds since the Unix epoch",
+            issuing_ca_not_after.clone(),
+        );
+        let enrollment_stops = Gauge::default();
+        registry.register(
+            "enrollment_stops_timestamp_seconds",
+            "When enrollment stops because a one-year certificate no longer fits before the issuing CA's notAfter (one year before it), in seconds since the Unix epoch",
+            enrollment_stops.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -224,6 +241,8 @@ impl Metrics {
                 requests,
                 flush,
                 queue_depth,
+                issuing_ca_not_after,
+                enrollment_stops,
                 ready: AtomicBool::new(false),
             }),
         }
@@ -283,6 +302,21 @@ impl Metrics {
     /// Records one store flush.
     pub fn observe_flush(&self, latency: Duration) {
         self.inner.flush.observe(latency.as_secs_f64());
+    }
+
+    /// Sets the issuing CA's notAfter and the instant enrollment stops (one year before it),
+    /// so that alerting can fire long before either.
+    pub fn set_issuing_ca_expiry(
+        &self,
+        not_after: time::OffsetDateTime,
+        enrollment_stops: time::OffsetDateTime,
+    ) {
+        self.inner
+            .issuing_ca_not_after
+            .set(not_after.unix_timestamp());
+        self.inner
+            .enrollment_stops
+            .set(enrollment_stops.unix_timestamp());
     }
 
     /// Marks the daemon ready (store open, CA loaded, listeners bound) or not (stopping).
@@ -408,6 +442,13 @@ impl<S: Store> Store for MeteredStore<S> {
         event: HistoryEvent,
     ) -> Result<IssuedCertificate, StoreError> {
         self.inner.create_app(app, record, event).await
+    }
+
+    async fn record_service_certificate(
+        &self,
+        record: CertificateRecord,
+    ) -> Result<IssuedCertificate, StoreError> {
+        self.inner.record_service_certificate(record).await
     }
 
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {

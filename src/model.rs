@@ -580,6 +580,25 @@ pub enum Holder {
         /// The application's name.
         name: AppName,
     },
+    /// estca's own TLS server certificate, issued by the CA at each start and reload (unless
+    /// the server certificate comes from files).
+    #[serde(rename = "tls_server")]
+    TlsServer {
+        /// The names it is valid for (`server.hostnames`: DNS names and IP addresses).
+        names: Vec<String>,
+    },
+    /// A delegated OCSP signing certificate of estca's responder (RFC 6960 4.2.2.2).
+    #[serde(rename = "ocsp_signer")]
+    OcspSigner,
+}
+
+impl Holder {
+    /// Whether the certificate belongs to one of estca's own services (TLS server, OCSP
+    /// responder) rather than to an ID or an application: such a certificate never
+    /// authenticates a client.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Holder::TlsServer { .. } | Holder::OcspSigner)
+    }
 }
 
 impl CertificateRecord {
@@ -587,7 +606,7 @@ impl CertificateRecord {
     pub fn account(&self) -> Option<&AccountId> {
         match &self.holder {
             Holder::Account { id, .. } => Some(id),
-            Holder::App { .. } => None,
+            Holder::App { .. } | Holder::TlsServer { .. } | Holder::OcspSigner => None,
         }
     }
 
@@ -595,7 +614,7 @@ impl CertificateRecord {
     pub fn contract(&self) -> Option<&ContractCode> {
         match &self.holder {
             Holder::Account { contract, .. } => Some(contract),
-            Holder::App { .. } => None,
+            Holder::App { .. } | Holder::TlsServer { .. } | Holder::OcspSigner => None,
         }
     }
 

@@ -5,8 +5,9 @@
 //!   Otherwise the settings that can change live take effect at once (the TLS certificate
 //!   and key, re-read even when the file names did not change, for certificate rotation;
 //!   the host names of the self-issued certificate; the log level; the shutdown grace
-//!   period): new connections get the new TLS configuration, open ones keep theirs. Every
-//!   other changed key is logged as "changed; takes effect after restart".
+//!   period; the issuing CA's expiry warning lead time): new connections get the new TLS
+//!   configuration, open ones keep theirs. Every other changed key is logged as "changed;
+//!   takes effect after restart". Every reload checks the issuing CA's expiry again.
 //! - SIGTERM and SIGINT stop the daemon gracefully (see [`RunningDaemon::stop`]).
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "server.hostnames",
     "server.shutdown_grace_secs",
     "ca.server_cert_validity_days",
+    "ca.expiry_warning_days",
     "log.level",
 ];
 
@@ -99,12 +101,16 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
 
 impl RunningDaemon {
     /// Applies `new` to the running daemon as far as it can change live; see the module
-    /// documentation. On error nothing changed.
-    pub fn reload(&self, new: &Config, log: &LogHandle) -> Result<ReloadReport, ReloadError> {
-        let mut current = self
+    /// documentation. On error nothing changed (a TLS server certificate the CA issued for
+    /// it may have been recorded, unused).
+    pub async fn reload(&self, new: &Config, log: &LogHandle) -> Result<ReloadReport, ReloadError> {
+        // Reloads come one at a time from the signal loop; the lock is not held across the
+        // await below.
+        let current = self
             .config
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let changed = changed_keys(&current, new);
         let (applied, needs_restart): (Vec<String>, Vec<String>) = changed
             .into_iter()
@@ -116,11 +122,15 @@ impl RunningDaemon {
             k.starts_with("server.tls_") || k == "server.hostnames" || k.starts_with("ca.server_")
         });
         let tls = if tls_files || tls_changed {
-            Some(crate::tls::server_config(
-                &new.server,
-                &self.ca,
-                new.ca.server_cert_validity_days,
-            )?)
+            Some(
+                crate::tls::server_config(
+                    &new.server,
+                    &self.ca,
+                    new.ca.server_cert_validity_days,
+                    &*self.store,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -133,12 +143,19 @@ impl RunningDaemon {
         }
         self.grace_secs
             .store(new.server.shutdown_grace_secs, Ordering::SeqCst);
+        let mut current = self
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         current.server.tls_cert = new.server.tls_cert.clone();
         current.server.tls_key = new.server.tls_key.clone();
         current.server.hostnames = new.server.hostnames.clone();
         current.server.shutdown_grace_secs = new.server.shutdown_grace_secs;
         current.ca.server_cert_validity_days = new.ca.server_cert_validity_days;
+        current.ca.expiry_warning_days = new.ca.expiry_warning_days;
         current.log.level = new.log.level.clone();
+        drop(current);
+        crate::server::check_issuing_ca_expiry(&self.ca, new.ca.expiry_warning_days);
         Ok(ReloadReport {
             applied,
             needs_restart,
@@ -181,7 +198,7 @@ pub async fn serve_until_signalled(
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => {
                 crate::notify::reloading();
-                let status = reload_from(&daemon, config_path.as_deref(), &log);
+                let status = reload_from(&daemon, config_path.as_deref(), &log).await;
                 crate::notify::reloaded(&status);
             }
         }
@@ -198,14 +215,19 @@ pub async fn serve_until_signalled(
 }
 
 /// One SIGHUP: loads, validates and applies; returns a status line for systemd.
-fn reload_from(daemon: &RunningDaemon, path: Option<&std::path::Path>, log: &LogHandle) -> String {
+async fn reload_from(
+    daemon: &RunningDaemon,
+    path: Option<&std::path::Path>,
+    log: &LogHandle,
+) -> String {
     let shown = path.map_or_else(
         || "the default configuration".to_owned(),
         |p| p.display().to_string(),
     );
-    let result = Config::load(path)
-        .map_err(ReloadError::from)
-        .and_then(|new| daemon.reload(&new, log));
+    let result = match Config::load(path) {
+        Ok(new) => daemon.reload(&new, log).await,
+        Err(e) => Err(e.into()),
+    };
     match result {
         Ok(report) => {
             for key in &report.needs_restart {

@@ -133,7 +133,7 @@ pub fn http_error(error: &crate::ra::RaError) -> (axum::http::StatusCode, String
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Internal => {
             tracing::error!(error = %error, "request failed inside estca");
@@ -207,7 +207,7 @@ pub struct RunningDaemon {
     pub revocation_http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Metrics,
     pub(crate) ca: Arc<CertificateAuthority>,
     pub(crate) tls: Arc<ArcSwap<rustls::ServerConfig>>,
@@ -229,16 +229,12 @@ impl RunningDaemon {
     }
 }
 
-/// Loads the CA, creating a development hierarchy first when allowed and none exists.
+/// Loads the CA, creating a development hierarchy first when allowed and the CA directory
+/// holds none of the CA files.
 pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeError> {
-    if !CertificateAuthority::exists(&config.ca) {
-        if !config.ca.create_if_missing {
-            return Err(ServeError::Other(format!(
-                "no CA in {}: run 'estca init' (or 'estca init --import-cert F --import-key K') first",
-                config.ca.dir.display()
-            )));
-        }
-        CertificateAuthority::init(&config.ca)?;
+    let (ca, created) =
+        CertificateAuthority::load_or_create(&config.ca, &config.certificate.common_name_template)?;
+    if created.is_some() {
         tracing::warn!(
             dir = %config.ca.dir.display(),
             root = %config.ca.root_name,
@@ -246,10 +242,17 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
             "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
-    Ok(
-        CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
-            .with_public_url(&config.revocation.public_url)?,
-    )
+    Ok(ca.with_public_url(&config.revocation.public_url)?)
+}
+
+/// Logs how soon the issuing CA stops issuing, warning `warning_days` before its notAfter
+/// (see [`crate::ca::CaExpiry`]); at start and at every reload.
+pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u32) {
+    let lead = time::Duration::days(i64::from(warning_days));
+    match ca.expiry_at(time::OffsetDateTime::now_utc(), lead) {
+        Ok(outlook) => outlook.log(),
+        Err(e) => tracing::error!(error = %e, "cannot tell when the issuing CA stops issuing"),
+    }
 }
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
@@ -257,15 +260,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     create_private_dir(&config.store.path)?;
     let metrics = Metrics::new();
     let ca = Arc::new(load_or_create_ca(&config)?);
+    check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
+    metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
         SledStore::open(&config.database_path())?,
         metrics.clone(),
     ));
-    let tls = Arc::new(ArcSwap::new(crate::tls::server_config(
-        &config.server,
-        &ca,
-        config.ca.server_cert_validity_days,
-    )?));
+    let tls = Arc::new(ArcSwap::new(
+        crate::tls::server_config(
+            &config.server,
+            &ca,
+            config.ca.server_cert_validity_days,
+            &*store,
+        )
+        .await?,
+    ));
     let revocation = crate::revocation::RevocationServices::new(
         store.clone(),
         ca.clone(),

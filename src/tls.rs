@@ -16,6 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::ca::CertificateAuthority;
 use crate::config::ServerConfig as ServerSettings;
+use crate::store::Store;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +45,28 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server configuration.
-pub fn server_config(
+/// Builds the server configuration. Without `server.tls_cert` the CA issues the server
+/// certificate, and it is recorded in `store` (and flushed) before it is used; from files,
+/// nothing is signed and nothing is recorded.
+pub async fn server_config(
     settings: &ServerSettings,
     ca: &CertificateAuthority,
     server_cert_validity_days: u32,
+    store: &dyn Store,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let (chain, key) = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
-        _ => ca.issue_tls_server_certificate(&settings.hostnames, server_cert_validity_days)?,
+        _ => {
+            let issued = ca
+                .issue_tls_server_certificate(&settings.hostnames, server_cert_validity_days)?
+                .record_in(store)
+                .await?;
+            tracing::info!(
+                names = %settings.hostnames.join(","),
+                "issued and recorded the TLS server certificate"
+            );
+            (issued.chain, issued.key)
+        }
     };
     let provider = provider();
     let mut roots = RootCertStore::empty();

@@ -141,6 +141,7 @@ mod tests {
             root_validity_years: 10,
             issuing_validity_years: 10,
             server_cert_validity_days: 30,
+            expiry_warning_days: 400,
         };
         CertificateAuthority::init(&config).unwrap();
         CertificateAuthority::load(&config, "{id}").unwrap()

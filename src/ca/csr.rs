@@ -3,19 +3,14 @@
 
 use std::fmt;
 
-use const_oid::db::{rfc5912, rfc8410};
 use const_oid::ObjectIdentifier;
-use der::{Decode, Encode};
+use der::Decode;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
 
 use crate::model::KeyFingerprint;
-
-/// secp256k1 (SEC 2), named in refusals.
-const SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10");
 
 /// The kinds of public key estca certifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +48,9 @@ pub struct CsrKey {
 }
 
 impl CsrKey {
-    /// The DER SubjectPublicKeyInfo, exactly as the CSR carried it.
+    /// The DER SubjectPublicKeyInfo in its one canonical encoding (RFC 3279, 5480, 8410;
+    /// see `src/ca/public_key.rs`), which the certificate carries: not necessarily the bytes
+    /// the CSR carried.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
     }
@@ -63,7 +60,8 @@ impl CsrKey {
         self.kind
     }
 
-    /// SHA-256 of [`CsrKey::spki_der`], by which the store recognises a reused key.
+    /// SHA-256 of [`CsrKey::spki_der`], by which the store recognises a reused key however
+    /// the CSR spelt it.
     pub fn fingerprint(&self) -> KeyFingerprint {
         self.fingerprint
     }
@@ -143,104 +141,17 @@ pub fn decode_text(text: &[u8]) -> Result<Vec<u8>, CsrError> {
 }
 
 /// A readable name for an OID: its database name when known, else the dotted form.
-fn oid_name(oid: &ObjectIdentifier) -> String {
+pub(super) fn oid_name(oid: &ObjectIdentifier) -> String {
     const_oid::db::DB
         .by_oid(oid)
         .map(str::to_owned)
         .unwrap_or_else(|| oid.to_string())
 }
 
-const ACCEPTED: &str = "use ECDSA P-256 or P-384, RSA 2048 to 4096 bits, or Ed25519";
-
-/// Bit length of a big-endian unsigned integer.
-fn bit_length(bytes: &[u8]) -> u32 {
-    let bytes = match bytes.iter().position(|b| *b != 0) {
-        Some(i) => &bytes[i..],
-        None => return 0,
-    };
-    let extra = 8 - bytes[0].leading_zeros();
-    let full = u32::try_from(bytes.len() - 1).unwrap_or(u32::MAX / 16);
-    full.saturating_mul(8).saturating_add(extra)
-}
-
-/// Decides whether a public key is one estca certifies.
-fn classify(
-    spki: &SubjectPublicKeyInfoOwned,
-    parsed: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
-) -> Result<KeyKind, CsrError> {
-    let alg = spki.algorithm.oid;
-    if alg == rfc5912::RSA_ENCRYPTION {
-        let Ok(PublicKey::RSA(rsa)) = parsed.parsed() else {
-            return Err(CsrError::UnsupportedKey(
-                "the RSA public key is malformed; make a new key".into(),
-            ));
-        };
-        let bits = bit_length(rsa.modulus);
-        if bits < 2048 {
-            return Err(CsrError::UnsupportedKey(format!(
-                "RSA {bits}-bit keys are too short: use 2048 to 4096 bits"
-            )));
-        }
-        if bits > 4096 {
-            return Err(CsrError::UnsupportedKey(format!(
-                "RSA {bits}-bit keys are too long: use 2048 to 4096 bits"
-            )));
-        }
-        match rsa.try_exponent() {
-            Ok(e) if e >= 3 && e % 2 == 1 => {}
-            Ok(e) => {
-                return Err(CsrError::UnsupportedKey(format!(
-                    "the RSA public exponent {e} is not valid: use 65537"
-                )))
-            }
-            Err(_) => {
-                return Err(CsrError::UnsupportedKey(
-                    "the RSA public exponent is not valid: use 65537".into(),
-                ))
-            }
-        }
-        return Ok(KeyKind::Rsa { bits });
-    }
-    if alg == rfc5912::ID_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-            .ok_or_else(|| {
-                CsrError::UnsupportedKey(
-                    "EC keys must name their curve (explicit curve parameters are not accepted): use P-256 or P-384".into(),
-                )
-            })?;
-        return match curve {
-            c if c == rfc5912::SECP_256_R_1 => Ok(KeyKind::EcdsaP256),
-            c if c == rfc5912::SECP_384_R_1 => Ok(KeyKind::EcdsaP384),
-            c if c == SECP256K1 => Err(CsrError::UnsupportedKey(
-                "curve secp256k1 is not accepted: use P-256 or P-384".into(),
-            )),
-            c => Err(CsrError::UnsupportedKey(format!(
-                "curve {} is not accepted: use P-256 or P-384",
-                oid_name(&c)
-            ))),
-        };
-    }
-    if alg == rfc8410::ID_ED_25519 {
-        if spki.algorithm.parameters.is_some() || spki.subject_public_key.raw_bytes().len() != 32 {
-            return Err(CsrError::UnsupportedKey(
-                "the Ed25519 public key is malformed; make a new key".into(),
-            ));
-        }
-        return Ok(KeyKind::Ed25519);
-    }
-    Err(CsrError::UnsupportedKey(format!(
-        "{} keys are not accepted: {ACCEPTED}",
-        oid_name(&alg)
-    )))
-}
-
-/// Parses a DER PKCS#10 CSR (RFC 2986), refuses trailing bytes, classifies its key, verifies
-/// its signature with its own key (proof of possession), and returns only the key: subject,
-/// attributes and requested extensions are ignored.
+/// Parses a DER PKCS#10 CSR (RFC 2986), refuses trailing bytes, decides whether its key is
+/// one estca certifies and re-encodes it canonically, verifies the CSR's signature with its
+/// own key (proof of possession), and returns only the key: subject, attributes and requested
+/// extensions are ignored.
 pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
     let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| {
         CsrError::NotDer(match e {
@@ -260,16 +171,9 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
         });
     }
     let parsed = &csr.certification_request_info.subject_pki;
-    // The RustCrypto decoder is strict DER; re-encoding must give back the same bytes, so the
-    // key written into the certificate is exactly the one the CSR carried.
     let spki = SubjectPublicKeyInfoOwned::from_der(parsed.raw)
         .map_err(|e| CsrError::NotDer(format!("its public key is not valid DER: {e}")))?;
-    if spki.to_der().ok().as_deref() != Some(parsed.raw) {
-        return Err(CsrError::NotDer(
-            "its public key is not in canonical DER".into(),
-        ));
-    }
-    let kind = classify(&spki, parsed)?;
+    let key = super::public_key::canonical(&spki)?;
     csr.verify_signature().map_err(|e| match e {
         X509Error::SignatureUnsupportedAlgorithm => {
             // From the DER bytes: const-oid's dotted-string parser overflows on huge arcs
@@ -282,9 +186,9 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
         _ => CsrError::BadSignature,
     })?;
     Ok(CsrKey {
-        spki_der: parsed.raw.to_vec(),
-        kind,
-        fingerprint: KeyFingerprint::of_spki_der(parsed.raw),
+        fingerprint: KeyFingerprint::of_spki_der(&key.spki_der),
+        spki_der: key.spki_der,
+        kind: key.kind,
     })
 }
 

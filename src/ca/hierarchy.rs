@@ -288,10 +288,54 @@ fn generate(e: rcgen::Error) -> CaError {
     CaError::Generate(e.to_string())
 }
 
+/// Checks that `dir` holds both files of the issuing CA. When neither exists and no root file
+/// either, the CA is not set up ([`CaError::NotInitialized`]); when some CA files exist but
+/// not both issuing ones, the error names exactly which are missing, so that a lost key is
+/// never reported as something else.
+fn check_issuing_files(dir: &Path) -> Result<(), CaError> {
+    let state = |names: &[&'static str]| -> (Vec<&'static str>, Vec<&'static str>) {
+        names.iter().partition(|name| dir.join(name).exists())
+    };
+    let (_, missing) = state(&[ISSUING_CERT, ISSUING_KEY]);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (present, _) = state(&[ROOT_CERT, ROOT_KEY, ISSUING_CERT, ISSUING_KEY]);
+    if present.is_empty() {
+        return Err(CaError::NotInitialized {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Err(CaError::Incomplete {
+        dir: dir.to_path_buf(),
+        missing,
+        present,
+    })
+}
+
 impl CertificateAuthority {
     /// True when the CA directory holds `issuing-ca.pem` and `issuing-ca.key`.
     pub fn exists(config: &CaConfig) -> bool {
         config.dir.join(ISSUING_CERT).exists() && config.dir.join(ISSUING_KEY).exists()
+    }
+
+    /// Loads the CA as [`CertificateAuthority::load`] does; first, when
+    /// `config.create_if_missing` is set and the directory holds none of the CA files, creates
+    /// a development hierarchy with [`CertificateAuthority::init`] and returns its report too.
+    /// A directory holding some CA files but not the issuing CA's two is never written to:
+    /// the error names the missing files ([`CaError::Incomplete`]).
+    pub fn load_or_create(
+        config: &CaConfig,
+        common_name_template: &str,
+    ) -> Result<(Self, Option<InitReport>), CaError> {
+        let created = match check_issuing_files(&config.dir) {
+            Err(CaError::NotInitialized { .. }) if config.create_if_missing => {
+                Some(Self::init(config)?)
+            }
+            Err(e) => return Err(e),
+            Ok(()) => None,
+        };
+        Ok((Self::load(config, common_name_template)?, created))
     }
 
     /// Creates a root and an issuing CA in `config.dir` (created if missing), refusing if any
@@ -461,8 +505,9 @@ impl CertificateAuthority {
         })
     }
 
-    /// Loads the issuing CA from `config.dir`. Refuses key files that group or others can
-    /// access, a key that does not match the certificate, a certificate that is not a CA and
+    /// Loads the issuing CA from `config.dir`. Names the file that is missing
+    /// ([`CaError::NotInitialized`], [`CaError::Incomplete`]) or unreadable
+    /// ([`CaError::Io`]). Refuses key files that group or others can access, a key that does not match the certificate, a certificate that is not a CA and
     /// a chain out of order. `root-ca.pem` is optional. `common_name_template` contains
     /// `{id}` and maybe `{contract}`.
     pub fn load(config: &CaConfig, common_name_template: &str) -> Result<Self, CaError> {
@@ -471,9 +516,7 @@ impl CertificateAuthority {
         let key_path = dir.join(ISSUING_KEY);
         let root_path = dir.join(ROOT_CERT);
         let root_key_path = dir.join(ROOT_KEY);
-        if !cert_path.exists() || !key_path.exists() {
-            return Err(CaError::NotInitialized { dir: dir.clone() });
-        }
+        check_issuing_files(dir)?;
         if !common_name_template.contains("{id}") {
             return Err(CaError::InvalidName(
                 "certificate.common_name_template must contain {id}".into(),

@@ -253,6 +253,9 @@ fn check_subject(
             expected.push((rfc4519::OU, "APP".to_owned()));
             expected.push((rfc4519::CN, name.to_string()));
         }
+        Holder::TlsServer { .. } | Holder::OcspSigner => {
+            return Err("an end-entity certificate cannot name one of estca's services".into());
+        }
     }
     let actual = subject_attributes(tbs)?;
     if actual.len() != expected.len() {
@@ -411,6 +414,7 @@ mod tests {
             root_validity_years: 20,
             issuing_validity_years: 20,
             server_cert_validity_days: 30,
+            expiry_warning_days: 400,
         };
         CertificateAuthority::init(&config).unwrap();
         let ca = CertificateAuthority::load(&config, "{id} {contract}").unwrap();

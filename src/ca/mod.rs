@@ -9,20 +9,25 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_cert::name::Name;
 
-use crate::model::{Holder, Serial};
+use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
 
 pub mod crl;
 pub mod csr;
+mod expiry;
 mod hierarchy;
 mod key;
 pub mod lint;
 pub mod ocsp;
 pub mod pkcs7;
 mod profile;
+mod public_key;
+mod service;
 
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
+pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;
 pub use profile::RevocationUrls;
+pub use service::Unrecorded;
 
 use key::CaKey;
 use profile::IssuerContext;
@@ -45,6 +50,17 @@ pub enum CaError {
     NotInitialized {
         /// The configured CA directory.
         dir: PathBuf,
+    },
+    /// The CA directory holds some CA files but not both of the issuing CA's: a file was lost
+    /// or moved. Nothing is created over it.
+    #[error("the CA in {} is incomplete: {} (present: {}); restore the missing file from your backup of the CA directory. estca does not create a new CA over part of an old one: to start afresh, move the directory away", .dir.display(), missing_files(.missing), .present.join(", "))]
+    Incomplete {
+        /// The configured CA directory.
+        dir: PathBuf,
+        /// The files of the issuing CA that are missing, e.g. `issuing-ca.key`.
+        missing: Vec<&'static str>,
+        /// The CA files that are there.
+        present: Vec<&'static str>,
     },
     /// `init` or `import` would overwrite an existing CA file.
     #[error("{} already exists: a CA is already set up there; move the files away or choose another ca.dir", .path.display())]
@@ -92,8 +108,9 @@ pub enum CaError {
         /// What is missing.
         reason: String,
     },
-    /// The certificate would outlive the issuing CA.
-    #[error("a certificate issued now would expire at {certificate_not_after}, after the issuing CA itself ({ca_not_after}): the operator must renew the issuing CA before more certificates can be issued")]
+    /// The certificate would outlive the issuing CA: issuance has stopped until a new
+    /// issuing CA is in place (HTTP 503 to clients).
+    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must put a new issuing CA in place before enrollment works again", rfc3339(*.certificate_not_after), rfc3339(*.ca_not_after))]
     CaExpiresTooSoon {
         /// The notAfter the certificate would have.
         certificate_not_after: OffsetDateTime,
@@ -109,6 +126,16 @@ pub enum CaError {
     /// An encoding or signing step failed that should not (a bug, or a corrupted CA file).
     #[error("internal CA error: {0}")]
     Internal(String),
+    /// A certificate signed for one of estca's own services could not be recorded, so it is
+    /// not used.
+    #[error("certificate {serial}, signed for estca's own use, could not be recorded, so it is not used: {source}")]
+    Record {
+        /// Its serial.
+        serial: Serial,
+        /// Why the store refused or failed.
+        #[source]
+        source: crate::store::StoreError,
+    },
     /// The pre-issuance check found the certificate about to be signed outside the profile,
     /// so it was not signed: a bug in estca's policy or profile, never the client's doing.
     #[error("refused to sign certificate {serial}: it breaks the certificate profile ({violation}); nothing was issued; report this as a bug in estca")]
@@ -118,6 +145,20 @@ pub enum CaError {
         /// What is wrong.
         violation: String,
     },
+}
+
+/// RFC 3339 text of an instant, for messages and logs.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// "x is missing" or "x and y are missing".
+fn missing_files(names: &[&str]) -> String {
+    match names {
+        [one] => format!("{one} is missing"),
+        many => format!("{} are missing", many.join(" and ")),
+    }
 }
 
 /// What the CA needs to issue one end-entity certificate; the registration authority has
@@ -147,6 +188,15 @@ pub struct SignedCertificate {
     pub not_before: OffsetDateTime,
     /// notAfter as written.
     pub not_after: OffsetDateTime,
+}
+
+/// The daemon's own TLS server certificate chain and private key, once recorded.
+#[derive(Debug)]
+pub struct TlsServerCredentials {
+    /// The server certificate, the issuing CA, and any intermediates above it.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server's private key (a fresh ECDSA P-256 key, in memory only).
+    pub key: PrivateKeyDer<'static>,
 }
 
 /// The loaded issuing CA: its key, its certificate and chain, and the profile settings.
@@ -258,21 +308,20 @@ impl CertificateAuthority {
     /// A TLS server certificate for the daemon itself, issued by the issuing CA for a fresh
     /// ECDSA P-256 key: SANs = `hostnames` (IP addresses as iPAddress, others as dNSName),
     /// EKU serverAuth, CN = the first host name, valid `validity_days` but never beyond the
-    /// issuing CA. Returns the chain (server, issuing CA, any intermediates above it) and
-    /// the private key.
+    /// issuing CA. The chain (server, issuing CA, any intermediates above it) and the private
+    /// key are handed out once the certificate is recorded ([`Unrecorded::record_in`]).
     pub fn issue_tls_server_certificate(
         &self,
         hostnames: &[String],
         validity_days: u32,
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+    ) -> Result<Unrecorded<TlsServerCredentials>, CaError> {
         use rcgen::PublicKeyData;
 
         let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CaError::Generate(format!("generating the TLS server key: {e}")))?;
-        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(
-            &key_pair.subject_public_key_info(),
-        )
-        .map_err(|e| CaError::Internal(format!("reading the TLS server public key: {e}")))?;
+        let spki_der = key_pair.subject_public_key_info();
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
+            .map_err(|e| CaError::Internal(format!("reading the TLS server public key: {e}")))?;
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .map_err(|e| CaError::Internal(e.to_string()))?;
@@ -298,12 +347,24 @@ impl CertificateAuthority {
         )?;
         let der = profile::sign_tbs(&self.key, tbs)?;
         let mut chain = vec![
-            CertificateDer::from(der),
+            CertificateDer::from(der.clone()),
             CertificateDer::from(self.issuing_der.clone()),
         ];
         chain.extend(self.chain_der.iter().cloned().map(CertificateDer::from));
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
-        Ok((chain, key))
+        let record = CertificateRecord {
+            serial,
+            holder: Holder::TlsServer {
+                names: hostnames.to_vec(),
+            },
+            subject: format!("CN={}", hostnames.first().map_or("", String::as_str)),
+            not_before,
+            not_after,
+            key: KeyFingerprint::of_spki_der(&spki_der),
+            revocation: None,
+            der,
+        };
+        Ok(Unrecorded::new(record, TlsServerCredentials { chain, key }))
     }
 }
 

@@ -24,8 +24,8 @@ use x509_cert::Certificate;
 use x509_ocsp::{BasicOcspResponse, CertId, OcspResponse, ResponderId, ResponseData};
 
 use super::profile::{self, key_identifier};
-use super::{CaError, CertificateAuthority};
-use crate::model::Serial;
+use super::{CaError, CertificateAuthority, Unrecorded};
+use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
 
 /// The delegated OCSP signing certificate and its private key (kept in memory only).
 pub struct OcspSigner {
@@ -156,11 +156,13 @@ impl CertificateAuthority {
     /// (issuing CA name), CN `OCSP Responder`; EKU id-kp-OCSPSigning, keyUsage
     /// digitalSignature (critical), basicConstraints CA:FALSE, id-pkix-ocsp-nocheck, SKI,
     /// AKI; valid from five minutes before `now` for `validity`, never beyond the issuing CA.
+    /// The signer is handed out once its certificate is recorded
+    /// ([`Unrecorded::record_in`]), so that the responder answers for it like for any other.
     pub fn issue_ocsp_signer(
         &self,
         now: OffsetDateTime,
         validity: Duration,
-    ) -> Result<OcspSigner, CaError> {
+    ) -> Result<Unrecorded<OcspSigner>, CaError> {
         let now = now
             .replace_nanosecond(0)
             .map_err(|e| CaError::Internal(e.to_string()))?;
@@ -213,22 +215,41 @@ impl CertificateAuthority {
         let der = profile::sign_tbs(&self.key, tbs)?;
         let certificate = Certificate::from_der(&der)
             .map_err(|e| CaError::Internal(format!("re-reading the OCSP signer: {e}")))?;
-        Ok(OcspSigner {
-            key,
-            certificate,
-            der,
-            key_hash,
+        let record = CertificateRecord {
+            serial,
+            holder: Holder::OcspSigner,
+            subject: format!(
+                "C={}, O={}, OU={}, CN={OCSP_SUBJECT_CN}",
+                self.country, self.organization, self.issuing_name
+            ),
+            not_before,
             not_after,
-        })
+            key: KeyFingerprint::of_spki_der(spki_der.as_bytes()),
+            revocation: None,
+            der: der.clone(),
+        };
+        Ok(Unrecorded::new(
+            record,
+            OcspSigner {
+                key,
+                certificate,
+                der,
+                key_hash,
+                not_after,
+            },
+        ))
     }
 }
+
+/// The common name of the delegated OCSP signing certificates.
+const OCSP_SUBJECT_CN: &str = "OCSP Responder";
 
 /// C, O, OU = the issuing CA's name, CN = `OCSP Responder`.
 /// Built from typed parts, like the end-entity subject, so that a comma in the
 /// organisation's name needs no escaping.
 fn ocsp_subject(ca: &CertificateAuthority) -> Result<x509_cert::name::Name, CaError> {
     let mut rdns = profile::subject_prefix(&ca.issuer_context())?;
-    rdns.push(profile::common_name_rdn("OCSP Responder")?);
+    rdns.push(profile::common_name_rdn(OCSP_SUBJECT_CN)?);
     Ok(RdnSequence(rdns))
 }
 
@@ -253,6 +274,7 @@ mod tests {
             root_validity_years: 10,
             issuing_validity_years: 10,
             server_cert_validity_days: 30,
+            expiry_warning_days: 400,
         };
         CertificateAuthority::init(&config).unwrap();
         CertificateAuthority::load(&config, "{id}").unwrap()
@@ -263,8 +285,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ca(dir.path());
         let now = OffsetDateTime::now_utc();
-        let signer = ca.issue_ocsp_signer(now, Duration::days(7)).unwrap();
+        let (signer, record) =
+            super::super::tests::recorded(ca.issue_ocsp_signer(now, Duration::days(7)).unwrap());
+        assert_eq!(record.der, signer.certificate_der());
+        assert_eq!(record.holder, Holder::OcspSigner);
+        assert_eq!(
+            record.subject,
+            "C=JP, O=Test, Inc., OU=Test Issuing, CN=OCSP Responder"
+        );
         let (_, cert) = X509Certificate::from_der(signer.certificate_der()).unwrap();
+        assert_eq!(cert.raw_serial(), record.serial.as_bytes());
+        assert_eq!(
+            record.key,
+            KeyFingerprint::of_spki_der(cert.public_key().raw)
+        );
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.ocsp_signing && !eku.client_auth && !eku.server_auth);
         let ku = cert.key_usage().unwrap().unwrap();
@@ -324,7 +358,7 @@ mod tests {
         let ca = ca(dir.path());
         let late = ca.issuing_not_after() - Duration::days(1);
         let signer = ca.issue_ocsp_signer(late, Duration::days(7)).unwrap();
-        assert_eq!(signer.not_after(), ca.issuing_not_after());
+        assert_eq!(signer.record().not_after, ca.issuing_not_after());
         assert!(ca
             .issue_ocsp_signer(ca.issuing_not_after(), Duration::days(7))
             .is_err());

@@ -194,6 +194,11 @@ pub(crate) fn end_entity_subject(
             common_name(ctx.common_name_template, id.as_str(), contract.as_str())?,
         ),
         Holder::App { name } => (vec!["APP".to_owned()], name.to_string()),
+        Holder::TlsServer { .. } | Holder::OcspSigner => {
+            return Err(CaError::Internal(
+                "an end-entity certificate cannot be issued to one of estca's services".into(),
+            ))
+        }
     };
     let country = PrintableStringRef::new(ctx.country)
         .and_then(|s| Any::encode_from(&s))

@@ -31,6 +31,7 @@ fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
         root_validity_years: years,
         issuing_validity_years: years,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     }
 }
 
@@ -104,6 +105,23 @@ fn issue(
         not_before,
         key,
     })
+}
+
+/// Records a service certificate in a fresh store, as the daemon does, and returns what the
+/// service gets, with the record read back from the store.
+pub(super) fn recorded<T>(unrecorded: Unrecorded<T>) -> (T, crate::model::CertificateRecord) {
+    use crate::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::SledStore::open(&dir.path().join("db")).unwrap();
+    let serial = unrecorded.record().serial;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let service = unrecorded.record_in(&store).await.unwrap();
+            let record = store.certificate(&serial).await.unwrap().unwrap();
+            (service, record)
+        })
 }
 
 fn parsed(der: &[u8]) -> X509Certificate<'_> {
@@ -380,7 +398,10 @@ fn validity_is_one_calendar_year_and_stays_within_the_ca() {
     let soon = ca.issuing_not_after() - time::Duration::days(182);
     let err = issue(&ca, &key, soon).unwrap_err();
     assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
-    assert!(err.to_string().contains("renew the issuing CA"), "{err}");
+    assert!(
+        err.to_string().contains("put a new issuing CA in place"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -722,7 +743,20 @@ fn tls_server_certificate_has_the_names_and_chains() {
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    let (chain, key) = ca.issue_tls_server_certificate(&hosts, 30).unwrap();
+    let (TlsServerCredentials { chain, key }, record) =
+        recorded(ca.issue_tls_server_certificate(&hosts, 30).unwrap());
+    assert_eq!(record.der, chain[0].as_ref());
+    assert_eq!(
+        record.holder,
+        Holder::TlsServer {
+            names: hosts.clone()
+        }
+    );
+    assert_eq!(record.subject, "CN=ca.example.jp");
+    assert_eq!(
+        parsed(chain[0].as_ref()).raw_serial(),
+        record.serial.as_bytes()
+    );
     assert_eq!(chain.len(), 2);
     assert_eq!(chain[1].as_ref(), ca.issuing_certificate_der());
     assert!(matches!(key, rustls_pki_types::PrivateKeyDer::Pkcs8(_)));
@@ -756,6 +790,15 @@ fn tls_server_certificate_has_the_names_and_chains() {
     let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
     let public = signing_key.public_key().unwrap();
     assert_eq!(public.as_ref(), cert.public_key().raw);
+    assert_eq!(
+        record.key,
+        KeyFingerprint::of_spki_der(cert.public_key().raw)
+    );
+    assert_eq!(
+        record.not_after,
+        cert.validity().not_after.to_datetime(),
+        "the record's validity is the certificate's"
+    );
 
     let leaf = dir.path().join("server.pem");
     write_pem(&leaf, chain[0].as_ref());
@@ -792,4 +835,158 @@ fn without_a_public_url_no_revocation_extensions_are_written_and_bad_urls_are_re
             "{bad}: {err}"
         );
     }
+}
+
+/// Review item 15: at load, the error names exactly which CA file is missing or unreadable,
+/// and a partial CA directory is never mistaken for an empty one (before, a lost
+/// `issuing-ca.key` made the daemon try `init` and report "root-ca.pem already exists").
+mod missing_files {
+    use super::*;
+
+    /// A fresh hierarchy in `dir`, and its configuration with `create_if_missing` set.
+    fn hierarchy(dir: &Path) -> CaConfig {
+        let cfg = CaConfig {
+            create_if_missing: true,
+            ..config(dir, KeyAlgorithm::P256, 10)
+        };
+        CertificateAuthority::init(&cfg).unwrap();
+        cfg
+    }
+
+    fn load_error(cfg: &CaConfig) -> String {
+        let err = CertificateAuthority::load_or_create(cfg, "{id}").unwrap_err();
+        let load_err = CertificateAuthority::load(cfg, "{id}").unwrap_err();
+        assert_eq!(err.to_string(), load_err.to_string());
+        let message = err.to_string();
+        assert!(!message.contains("already exists"), "{message}");
+        message
+    }
+
+    #[test]
+    fn a_missing_issuing_key_is_named_and_nothing_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        let root_before = std::fs::read(tmp.path().join("root-ca.pem")).unwrap();
+        std::fs::remove_file(tmp.path().join("issuing-ca.key")).unwrap();
+        let message = load_error(&cfg);
+        assert!(message.contains("issuing-ca.key is missing"), "{message}");
+        assert!(message.contains("backup"), "{message}");
+        assert!(!tmp.path().join("issuing-ca.key").exists());
+        assert_eq!(
+            std::fs::read(tmp.path().join("root-ca.pem")).unwrap(),
+            root_before
+        );
+    }
+
+    #[test]
+    fn a_missing_issuing_certificate_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("issuing-ca.pem")).unwrap();
+        let message = load_error(&cfg);
+        assert!(message.contains("issuing-ca.pem is missing"), "{message}");
+    }
+
+    #[test]
+    fn a_root_without_any_issuing_file_names_both() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("issuing-ca.pem")).unwrap();
+        std::fs::remove_file(tmp.path().join("issuing-ca.key")).unwrap();
+        let message = load_error(&cfg);
+        assert!(
+            message.contains("issuing-ca.pem and issuing-ca.key are missing"),
+            "{message}"
+        );
+        assert!(message.contains("root-ca.pem"), "{message}");
+    }
+
+    #[test]
+    fn an_unreadable_issuing_key_or_root_certificate_is_named() {
+        // A directory in the file's place: unreadable even for root, who ignores modes.
+        for name in ["issuing-ca.key", "issuing-ca.pem", "root-ca.pem"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let cfg = hierarchy(tmp.path());
+            let path = tmp.path().join(name);
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(&path)
+                .unwrap();
+            let message = load_error(&cfg);
+            assert!(
+                message.contains(&format!("cannot access {}", path.display())),
+                "{name}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_is_created_only_when_allowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path(), KeyAlgorithm::P256, 10);
+        let err = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap_err();
+        assert!(matches!(err, CaError::NotInitialized { .. }), "{err}");
+        let cfg = CaConfig {
+            create_if_missing: true,
+            ..cfg
+        };
+        let (_, created) = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap();
+        assert!(created.is_some());
+        let (_, created) = CertificateAuthority::load_or_create(&cfg, "{id}").unwrap();
+        assert!(created.is_none(), "a second start loads the same CA");
+    }
+
+    #[test]
+    fn an_offline_root_key_is_not_required() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = hierarchy(tmp.path());
+        std::fs::remove_file(tmp.path().join("root-ca.key")).unwrap();
+        CertificateAuthority::load(&cfg, "{id}").unwrap();
+    }
+}
+
+/// Review item 14: the outlook of an issuing CA valid one year: issuance has stopped at once
+/// (a one-year certificate no longer fits), was approaching within the lead time before, and
+/// distant before that; signing refuses exactly when the outlook says it stopped.
+#[test]
+fn the_expiry_outlook_follows_the_one_year_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 1);
+    let lead = time::Duration::days(400);
+    // A moment after the CA was made (valid exactly one year from then, to the second).
+    let now = OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    assert_eq!(
+        ca.expiry_at(now, lead).unwrap(),
+        CaExpiry::IssuanceStopped {
+            not_after: ca.issuing_not_after()
+        }
+    );
+    let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+    let err = issue(&ca, &key, now).unwrap_err();
+    assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("cannot issue certificates now") && message.contains("new issuing CA"),
+        "{message}"
+    );
+
+    let ends = ca.issuance_ends().unwrap();
+    assert!(
+        ends < now && now - ends < time::Duration::minutes(1),
+        "{ends}"
+    );
+    let earlier = ends - time::Duration::days(10);
+    assert_eq!(
+        ca.expiry_at(earlier, lead).unwrap(),
+        CaExpiry::Approaching {
+            not_after: ca.issuing_not_after(),
+            issuance_ends: ends
+        }
+    );
+    issue(&ca, &key, earlier).unwrap();
+    assert_eq!(
+        ca.expiry_at(ends - time::Duration::days(100), time::Duration::days(367))
+            .unwrap(),
+        CaExpiry::Distant
+    );
 }

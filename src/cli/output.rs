@@ -182,9 +182,10 @@ pub fn certificate(view: &CertificateView, json: bool) {
         ("serial", s.serial.to_string()),
         (
             "holder",
-            match (&view.account, &view.contract, &view.app) {
-                (Some(id), Some(code), _) => format!("{id} (contract {code})"),
-                (_, _, Some(app)) => format!("application {app}"),
+            match (&view.account, &view.contract, &view.app, &view.service) {
+                (Some(id), Some(code), _, _) => format!("{id} (contract {code})"),
+                (_, _, Some(app), _) => format!("application {app}"),
+                (_, _, _, Some(service)) => service.to_string(),
                 _ => "-".to_owned(),
             },
         ),

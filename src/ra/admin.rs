@@ -37,6 +37,11 @@ impl RegistrationAuthority {
         let now = self.clock.now();
         let account = match &record.holder {
             Holder::App { name } => return self.application(&record, name, source, now).await,
+            // estca's own certificates never authenticate a client (their EKU does not allow
+            // it either).
+            Holder::TlsServer { .. } | Holder::OcspSigner => {
+                return Err(RaError::UnknownCertificate)
+            }
             Holder::Account { id, .. } => self
                 .store
                 .account(id)

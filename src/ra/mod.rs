@@ -20,7 +20,7 @@ pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use policy::{CertificateAction, EnrollVia, Refusal};
-pub use views::{AccountView, CertificateSummary, CertificateView};
+pub use views::{AccountView, CertificateSummary, CertificateView, ServiceView};
 
 use std::sync::Arc;
 
@@ -39,6 +39,9 @@ use crate::store::{
 
 /// How many times a decision is retried when the account changes under it.
 const MAX_ATTEMPTS: usize = 32;
+
+/// The Retry-After of the 503 answered while the issuing CA expires too soon to issue: a day.
+const ISSUING_CA_RETRY_AFTER_SECS: u64 = 86_400;
 
 /// Largest page of history one query returns.
 pub const MAX_HISTORY_PAGE: usize = 1000;
@@ -60,6 +63,9 @@ pub enum ErrorKind {
     Busy,
     /// Too many failed attempts from this source; retry later (HTTP 429).
     TooManyRequests,
+    /// estca cannot do this until the operator acts, e.g. the issuing CA expires too soon
+    /// to issue (HTTP 503).
+    Unavailable,
     /// estca itself failed (HTTP 500).
     Internal,
 }
@@ -146,6 +152,8 @@ impl RaError {
         match self {
             RaError::Throttled(t) => Some(t.retry_after_secs),
             RaError::TooManyRefusedIds { retry_after_secs } => Some(*retry_after_secs),
+            // The operator has to put a new issuing CA in place: not a matter of seconds.
+            RaError::Ca(CaError::CaExpiresTooSoon { .. }) => Some(ISSUING_CA_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -167,6 +175,7 @@ impl RaError {
             RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
             RaError::NotFound(_) => ErrorKind::NotFound,
             RaError::Throttled(_) | RaError::TooManyRefusedIds { .. } => ErrorKind::TooManyRequests,
+            RaError::Ca(CaError::CaExpiresTooSoon { .. }) => ErrorKind::Unavailable,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 ErrorKind::Internal
             }
@@ -663,7 +672,16 @@ impl RegistrationAuthority {
                 role: account.role,
                 issued_num: decision.issued_num,
             };
-            let record = self.sign(holder, &key, now)?;
+            let record = match self.sign(holder, &key, now) {
+                Ok(record) => record,
+                Err(e) => {
+                    if e.kind() == ErrorKind::Unavailable {
+                        self.record_refusal(caller, Some(&account), kind, e.to_string())
+                            .await?;
+                    }
+                    return Err(e);
+                }
+            };
             let serial = record.serial;
             let detail = match decision.supersedes {
                 Some(old) => format!(

@@ -83,7 +83,7 @@ impl CertificateSummary {
             serial: record.serial,
             issued_num: match record.holder {
                 Holder::Account { issued_num, .. } => Some(issued_num),
-                Holder::App { .. } => None,
+                Holder::App { .. } | Holder::TlsServer { .. } | Holder::OcspSigner => None,
             },
             not_before: record.not_before,
             not_after: record.not_after,
@@ -106,6 +106,9 @@ pub struct CertificateView {
     /// The application it was issued to (absent for an ID's certificate).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub app: Option<AppName>,
+    /// The estca service it was issued to (absent for an ID's or an application's).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<ServiceView>,
     /// The subject.
     pub subject: String,
     /// The certificate, PEM.
@@ -121,10 +124,41 @@ impl CertificateView {
             contract: record.contract().cloned(),
             app: match &record.holder {
                 Holder::App { name } => Some(name.clone()),
-                Holder::Account { .. } => None,
+                _ => None,
+            },
+            service: match &record.holder {
+                Holder::TlsServer { names } => Some(ServiceView::TlsServer {
+                    names: names.clone(),
+                }),
+                Holder::OcspSigner => Some(ServiceView::OcspSigner),
+                Holder::Account { .. } | Holder::App { .. } => None,
             },
             subject: record.subject.clone(),
             pem: crate::ca::pkcs7::pem_certificates(&[&record.der]),
+        }
+    }
+}
+
+/// Which of estca's own services a certificate belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceView {
+    /// The daemon's TLS server certificate, for these names.
+    TlsServer {
+        /// DNS names and IP addresses.
+        names: Vec<String>,
+    },
+    /// A delegated OCSP signing certificate.
+    OcspSigner,
+}
+
+impl std::fmt::Display for ServiceView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceView::TlsServer { names } => {
+                write!(f, "estca's TLS server ({})", names.join(", "))
+            }
+            ServiceView::OcspSigner => f.write_str("estca's OCSP responder (signing certificate)"),
         }
     }
 }

@@ -104,7 +104,8 @@ impl RevocationServices {
             clock,
             time::Duration::minutes(i64::from(config.ocsp_next_update_minutes)),
             time::Duration::hours(i64::from(config.ocsp_signer_validity_hours)),
-        )?;
+        )
+        .await?;
         Ok(Self {
             crl,
             ocsp: Arc::new(ocsp),

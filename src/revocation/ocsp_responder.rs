@@ -4,6 +4,9 @@
 //! - A CertID is answered `good` or `revoked` (with time and reason) only when its hash
 //!   algorithm is SHA-1 or SHA-256 and its issuer name and key hashes are the issuing CA's,
 //!   and the store holds the serial; anything else is `unknown`.
+//! - Each delegated signing certificate is recorded in the store (and flushed) before it
+//!   signs anything, so the responder answers `good` for its own signer like for any
+//!   certificate the CA signed.
 //! - The responderID is byKey; `certs` carries the delegated certificate; each
 //!   SingleResponse has thisUpdate and nextUpdate; a nonce in the request is echoed (RFC
 //!   8954: 1 to 32 octets, longer ones are refused as malformed).
@@ -119,15 +122,17 @@ pub struct OcspResponder {
     validity: Duration,
     signer_validity: Duration,
     signer: RwLock<CurrentSigner>,
+    /// Held while a new signer is issued and recorded, so that only one is.
+    rotating: tokio::sync::Mutex<()>,
     cache: Mutex<Cache>,
     feed: watch::Receiver<u64>,
 }
 
 impl OcspResponder {
-    /// Issues the first delegated signer. `validity` is each response's nextUpdate minus
-    /// thisUpdate; `signer_validity` the delegated certificate's lifetime (it is replaced
-    /// when half of it has passed).
-    pub fn new(
+    /// Issues the first delegated signer and records it. `validity` is each response's
+    /// nextUpdate minus thisUpdate; `signer_validity` the delegated certificate's lifetime
+    /// (it is replaced when half of it has passed).
+    pub async fn new(
         store: Arc<dyn Store>,
         ca: Arc<CertificateAuthority>,
         clock: Arc<dyn Clock>,
@@ -135,7 +140,7 @@ impl OcspResponder {
         signer_validity: Duration,
     ) -> Result<Self, RevocationError> {
         let issuer = ca.ocsp_issuer_hashes()?;
-        let signer = issue_signer(&ca, &*clock, signer_validity)?;
+        let signer = issue_signer(&ca, &*store, &*clock, signer_validity).await?;
         Ok(Self {
             feed: store.revocations(),
             store,
@@ -145,6 +150,7 @@ impl OcspResponder {
             validity,
             signer_validity,
             signer: RwLock::new(signer),
+            rotating: tokio::sync::Mutex::new(()),
             cache: Mutex::new(Cache::default()),
         })
     }
@@ -179,28 +185,35 @@ impl OcspResponder {
         }
     }
 
-    /// The signer to use at `now`, issuing a new one (and emptying the cache, whose signed
-    /// responses name the old one) when the current one is due.
-    fn signer_at(&self, now: OffsetDateTime) -> Result<Arc<OcspSigner>, RevocationError> {
-        {
-            let guard = self
-                .signer
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if now < guard.rotate_at {
-                return Ok(guard.signer.clone());
-            }
+    /// The current signer, unless it is due for replacement at `now`.
+    fn signer_before_rotation(&self, now: OffsetDateTime) -> Option<Arc<OcspSigner>> {
+        let guard = self
+            .signer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (now < guard.rotate_at).then(|| guard.signer.clone())
+    }
+
+    /// The signer to use at `now`, issuing and recording a new one (and emptying the cache,
+    /// whose signed responses name the old one) when the current one is due.
+    async fn signer_at(&self, now: OffsetDateTime) -> Result<Arc<OcspSigner>, RevocationError> {
+        if let Some(signer) = self.signer_before_rotation(now) {
+            return Ok(signer);
         }
-        let mut guard = self
+        let _rotating = self.rotating.lock().await;
+        // Another request may have rotated it while this one waited.
+        if let Some(signer) = self.signer_before_rotation(now) {
+            return Ok(signer);
+        }
+        let next = issue_signer(&self.ca, &*self.store, &*self.clock, self.signer_validity).await?;
+        let signer = next.signer.clone();
+        tracing::info!(not_after = %signer.not_after(), "issued a new OCSP signing certificate");
+        *self
             .signer
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if now >= guard.rotate_at {
-            *guard = issue_signer(&self.ca, &*self.clock, self.signer_validity)?;
-            self.lock_cache().entries.clear();
-            tracing::info!(not_after = %guard.signer.not_after(), "issued a new OCSP signing certificate");
-        }
-        Ok(guard.signer.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
+        self.lock_cache().entries.clear();
+        Ok(signer)
     }
 
     /// Answers a DER OCSPRequest. Never fails: problems become `malformedRequest` or
@@ -237,7 +250,7 @@ impl OcspResponder {
             .now()
             .replace_nanosecond(0)
             .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
-        let signer = self.signer_at(now)?;
+        let signer = self.signer_at(now).await?;
         let requests = &request.tbs_request.request_list;
 
         // The common case: one CertID, no nonce, answered before: the cached bytes.
@@ -378,13 +391,18 @@ impl OcspResponder {
     }
 }
 
-fn issue_signer(
+/// Issues a delegated signer and records its certificate before it signs anything.
+async fn issue_signer(
     ca: &CertificateAuthority,
+    store: &dyn Store,
     clock: &dyn Clock,
     validity: Duration,
 ) -> Result<CurrentSigner, RevocationError> {
     let now = clock.now();
-    let signer = ca.issue_ocsp_signer(now, validity)?;
+    let signer = ca
+        .issue_ocsp_signer(now, validity)?
+        .record_in(store)
+        .await?;
     // Replace it when half its life has passed, so that responses (valid for less than
     // half of it, as the configuration checks) never outlive it.
     let rotate_at = now + (signer.not_after() - now) / 2;

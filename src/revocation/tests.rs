@@ -64,6 +64,7 @@ async fn world() -> World {
         root_validity_years: 10,
         issuing_validity_years: 10,
         server_cert_validity_days: 30,
+        expiry_warning_days: 400,
     };
     CertificateAuthority::init(&config).unwrap();
     let ca = Arc::new(CertificateAuthority::load(&config, "{id}").unwrap());
@@ -179,7 +180,7 @@ impl World {
         .unwrap()
     }
 
-    fn responder(&self) -> OcspResponder {
+    async fn responder(&self) -> OcspResponder {
         OcspResponder::new(
             self.store.clone(),
             self.ca.clone(),
@@ -187,6 +188,7 @@ impl World {
             Duration::minutes(60),
             Duration::hours(168),
         )
+        .await
         .unwrap()
     }
 
@@ -333,7 +335,7 @@ async fn the_background_task_re_signs_after_a_revocation() {
 async fn ocsp_answers_good_revoked_and_unknown_and_echoes_the_nonce() {
     let w = world().await;
     w.issue("alice", 1, 365).await;
-    let responder = w.responder();
+    let responder = w.responder().await;
 
     let good = responder
         .respond(&request(
@@ -405,7 +407,7 @@ async fn cached_answers_are_reused_until_a_revocation_or_half_their_validity() {
     let w = world().await;
     w.issue("alice", 1, 365).await;
     w.issue("bob", 2, 365).await;
-    let responder = w.responder();
+    let responder = w.responder().await;
     let query = request(vec![w.cert_id(serial(1).as_bytes())], None);
     let first = responder.respond(&query).await;
     assert!(first.cacheable.is_some());
@@ -437,7 +439,7 @@ async fn cached_answers_are_reused_until_a_revocation_or_half_their_validity() {
 async fn the_signer_is_rotated_half_way_through_its_life() {
     let w = world().await;
     w.issue("alice", 1, 365).await;
-    let responder = w.responder();
+    let responder = w.responder().await;
     let first = responder.signer_certificate_der();
     let query = request(vec![w.cert_id(serial(1).as_bytes())], None);
     responder.respond(&query).await;
@@ -457,12 +459,34 @@ async fn the_signer_is_rotated_half_way_through_its_life() {
         next_update.0.to_unix_duration()
             <= signer.tbs_certificate.validity.not_after.to_unix_duration()
     );
+
+    // Review item 11: both signers were recorded before they signed, and the responder
+    // answers `good` for them like for any certificate the CA signed.
+    for der in [&first, &second] {
+        let signer = Certificate::from_der(der).unwrap();
+        let bytes = signer.tbs_certificate.serial_number.as_bytes();
+        let serial = Serial::from_bytes(bytes.try_into().unwrap()).unwrap();
+        let record = w.store.certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(&record.der, der);
+        assert_eq!(record.holder, Holder::OcspSigner);
+        let answer = responder
+            .respond(&request(vec![w.cert_id(bytes)], None))
+            .await;
+        assert!(
+            matches!(
+                basic(&answer).tbs_response_data.responses[0].cert_status,
+                CertStatus::Good(_)
+            ),
+            "{:?}",
+            basic(&answer).tbs_response_data.responses[0].cert_status
+        );
+    }
 }
 
 #[tokio::test]
 async fn malformed_requests_get_malformed_request_never_a_panic() {
     let w = world().await;
-    let responder = w.responder();
+    let responder = w.responder().await;
     let id = w.cert_id(serial(1).as_bytes());
     let mut truncated = request(vec![id.clone()], None);
     truncated.truncate(truncated.len() - 3);

@@ -72,8 +72,10 @@ pub struct NewCertificate {
     pub event: HistoryEvent,
 }
 
-/// A certificate that the store has recorded: the only way to obtain one is
-/// [`Store::commit_issuance`], so a certificate cannot leave estca without its record.
+/// A certificate that the store has recorded: the only ways to obtain one are the store's
+/// recording operations ([`Store::commit_issuance`], [`Store::create_app`],
+/// [`Store::record_service_certificate`]), so a certificate cannot leave estca without its
+/// record.
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
     record: CertificateRecord,
@@ -237,6 +239,17 @@ pub trait Store: Send + Sync + 'static {
         event: HistoryEvent,
     ) -> Result<IssuedCertificate, StoreError>;
 
+    /// Records a certificate the CA signed for one of estca's own services (its TLS server
+    /// certificate, an OCSP signing certificate), which the service must not use before this
+    /// returns and [`Store::flush`] has made it durable: `record.holder` must be a service
+    /// ([`Holder::is_service`](crate::model::Holder::is_service)) and `record` unrevoked, the
+    /// serial unused ([`StoreError::Conflict`]) and the key never certified
+    /// ([`StoreError::KeyReused`]). No history entry: no ID or person is concerned.
+    async fn record_service_certificate(
+        &self,
+        record: CertificateRecord,
+    ) -> Result<IssuedCertificate, StoreError>;
+
     /// One application credential.
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError>;
 
@@ -271,7 +284,9 @@ pub trait Store: Send + Sync + 'static {
         sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError>;
 
-    /// Whether the store holds no record at all (restores go into empty stores only).
+    /// Whether the store holds no record at all (restores go into empty stores only). The
+    /// certificates of estca's own services, which every start records, do not count: a
+    /// daemon started once on a new machine must still accept the backup it is to restore.
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
     /// Writes records of an [`export`](Store::export) into an empty store as they were

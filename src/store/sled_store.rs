@@ -768,6 +768,41 @@ impl Store for SledStore {
         })
     }
 
+    async fn record_service_certificate(
+        &self,
+        record: CertificateRecord,
+    ) -> Result<IssuedCertificate, StoreError> {
+        if !record.holder.is_service() || record.revocation.is_some() {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} as a service's: the record does not match",
+                record.serial
+            )));
+        }
+        let _writing = self.writing();
+        let serial_key = record.serial.as_bytes();
+        let record_value = encode(CERTIFICATES, &record)?;
+        (&self.certificates, &self.keys)
+            .transaction(|(certificates, keys)| {
+                if certificates.get(serial_key)?.is_some() {
+                    return abort(StoreError::Conflict);
+                }
+                if let Some(bytes) = keys.get(record.key.0)? {
+                    let first = decode_serial(KEYS, &record.key.0, &bytes)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    return abort(StoreError::KeyReused(first));
+                }
+                certificates.insert(serial_key, record_value.as_slice())?;
+                keys.insert(&record.key.0, serial_key)?;
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        self.committed();
+        Ok(IssuedCertificate {
+            record,
+            superseded: None,
+        })
+    }
+
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
         self.get(&self.apps, APPS, name.as_str().as_bytes())
     }
@@ -959,18 +994,28 @@ impl Store for SledStore {
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok([
+        let no_records = [
             &self.contracts,
             &self.accounts,
-            &self.certificates,
-            &self.keys,
             &self.apps,
             &self.history,
             &self.history_by_account,
             &self.history_by_contract,
         ]
         .iter()
-        .all(|tree| tree.is_empty()))
+        .all(|tree| tree.is_empty());
+        if !no_records {
+            return Ok(false);
+        }
+        // Service certificates (recorded at every start) do not count; anything else does.
+        for item in self.certificates.iter() {
+            let (key, value) = item.map_err(|e| storage(CERTIFICATES, e))?;
+            let record: CertificateRecord = decode(CERTIFICATES, &key, &value)?;
+            if !record.holder.is_service() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
@@ -2549,6 +2594,117 @@ mod tests {
             .await
             .unwrap();
         assert!(seq > newest, "{seq} > {newest}");
+    }
+
+    /// Review item 11: the certificates of estca's own services are recorded like any other
+    /// (serial and key unique, readable by serial, in backups), answer the key index, and do
+    /// not make a store "non-empty" for a restore.
+    #[tokio::test]
+    async fn service_certificates_are_recorded_backed_up_and_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        let service = |s: u8, key: u8, holder: Holder| CertificateRecord {
+            holder,
+            subject: "CN=localhost".into(),
+            ..record(s, "nozawa1", 1, key, 10)
+        };
+        let tls = service(
+            1,
+            1,
+            Holder::TlsServer {
+                names: vec!["localhost".into(), "127.0.0.1".into()],
+            },
+        );
+        let ocsp = service(2, 2, Holder::OcspSigner);
+        let issued = store.record_service_certificate(tls.clone()).await.unwrap();
+        assert_eq!(issued.record(), &tls);
+        store
+            .record_service_certificate(ocsp.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.certificate(&serial(1)).await.unwrap(),
+            Some(tls.clone())
+        );
+        assert_eq!(
+            store.certificate(&serial(2)).await.unwrap(),
+            Some(ocsp.clone())
+        );
+        assert_eq!(
+            store
+                .key_certified_by(&KeyFingerprint([2; 32]))
+                .await
+                .unwrap(),
+            Some(serial(2))
+        );
+        assert!(store.is_empty().await.unwrap(), "service certificates only");
+
+        // Serial and key are unique across every kind of certificate; an ID's or an
+        // application's certificate cannot come in this way, nor a revoked one.
+        assert!(matches!(
+            store
+                .record_service_certificate(service(1, 9, Holder::OcspSigner))
+                .await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(matches!(
+            store
+                .record_service_certificate(service(9, 1, Holder::OcspSigner))
+                .await,
+            Err(StoreError::KeyReused(s)) if s == serial(1)
+        ));
+        assert!(matches!(
+            store
+                .record_service_certificate(record(9, "nozawa1", 1, 9, 10))
+                .await,
+            Err(StoreError::Backend(_))
+        ));
+        let revoked = CertificateRecord {
+            revocation: Some(Revocation {
+                at: at(20),
+                reason: RevocationReason::Unspecified,
+            }),
+            ..service(9, 9, Holder::OcspSigner)
+        };
+        assert!(matches!(
+            store.record_service_certificate(revoked).await,
+            Err(StoreError::Backend(_))
+        ));
+        assert_eq!(store.certificate(&serial(9)).await.unwrap(), None);
+
+        // Backups carry them, and a restore rebuilds their key index.
+        let mut exported = Vec::new();
+        store
+            .export(&mut |r| {
+                exported.push(r);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            exported,
+            vec![
+                StoreRecord::Certificate(tls),
+                StoreRecord::Certificate(ocsp)
+            ]
+        );
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = SledStore::open(&copy_dir.path().join("db")).unwrap();
+        copy.import(exported).await.unwrap();
+        assert_eq!(
+            copy.key_certified_by(&KeyFingerprint([1; 32]))
+                .await
+                .unwrap(),
+            Some(serial(1))
+        );
+
+        // An ID's certificate makes the store non-empty as before.
+        let (_dir, store) = setup().await;
+        store
+            .commit_issuance(issuance(0, record(3, "nozawa1", 1, 3, 10)))
+            .await
+            .unwrap();
+        assert!(!store.is_empty().await.unwrap());
     }
 
     #[tokio::test]
