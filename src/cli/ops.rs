@@ -1,10 +1,11 @@
 //! Operations commands: `check-config`, `backup`, `restore`.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::private_file::PrivateFile;
 use crate::store::backup::{self, BackupSummary};
 use crate::store::{SledStore, Store};
 
@@ -59,36 +60,19 @@ pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String
     Ok(())
 }
 
-/// `estca backup FILE`: a consistent snapshot from the running daemon, written with mode
-/// 0600 (it holds password hashes) and verified before it replaces FILE.
+/// `estca backup FILE`: a consistent snapshot from the running daemon, verified, then written
+/// as a private file ([`crate::private_file`]: mode 0600 from creation, no symlink followed,
+/// renamed over FILE in one step) because it holds password hashes.
 pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), String> {
+    // The directory and the name are checked before the daemon is asked for anything.
+    let mut out = PrivateFile::create(file).map_err(|e| e.to_string())?;
     let client = AdminClient::new(&config.admin.socket);
     let bytes = client.get_bytes("/api/v1/backup", MAX_BACKUP_BYTES).await?;
     let summary = backup::read(&bytes[..], RESTORE_BATCH, true, |_| Ok(()))
         .map_err(|e| format!("the daemon sent an unusable backup: {e}"))?;
-    let name = file
-        .file_name()
-        .ok_or_else(|| format!("{} is not a file name", file.display()))?;
-    let mut partial_name = std::ffi::OsString::from(".");
-    partial_name.push(name);
-    partial_name.push(".partial");
-    let partial = file.with_file_name(partial_name);
-    let written = (|| -> std::io::Result<()> {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?;
-        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        out.write_all(&bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&partial, file)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
-        return Err(format!("cannot write {}: {e}", file.display()));
-    }
+    out.write_all(&bytes)
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    out.commit().map_err(|e| e.to_string())?;
     report(&summary, file, "backup written", json);
     Ok(())
 }
