@@ -175,6 +175,9 @@ pub enum ServeError {
     /// Revocation status (CRL, OCSP) could not be set up.
     #[error("{0}")]
     Revocation(#[from] crate::revocation::RevocationError),
+    /// The data or CA directory is not private to estca's user.
+    #[error("{0}")]
+    PrivateDir(#[from] crate::private_dir::PrivateDirError),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -241,7 +244,7 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
-    create_private_dir(&config.store.path)?;
+    prepare_private_dirs(&config)?;
     let metrics = Metrics::new();
     let ca = Arc::new(load_or_create_ca(&config)?);
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
@@ -655,6 +658,25 @@ async fn wait_for_connections(graceful: GracefulShutdown, grace_secs: &AtomicU64
 }
 
 /// Creates a directory readable by the daemon's user only (if it does not exist).
+/// The data and CA directories, private to estca's user (or refused): see
+/// [`crate::private_dir`]. A directory tightened because it held nothing yet is logged.
+pub fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::PrivateDirError> {
+    use crate::private_dir::{prepare, Holds, Prepared};
+    for (path, holds) in [
+        (&config.store.path, Holds::Database),
+        (&config.ca.dir, Holds::CaFiles),
+    ] {
+        if let Prepared::Tightened(mode) = prepare(path, holds)? {
+            tracing::warn!(
+                dir = %path.display(),
+                was = %format!("{mode:04o}"),
+                "tightened to 0700: group or others could enter it, and it held nothing yet"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn create_private_dir(path: &Path) -> Result<(), ServeError> {
     if path.exists() {
         return Ok(());

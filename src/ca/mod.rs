@@ -11,6 +11,7 @@ use x509_cert::name::Name;
 
 use crate::model::{Holder, Serial};
 
+pub mod backup_signature;
 pub mod crl;
 pub mod csr;
 mod hierarchy;
@@ -20,6 +21,9 @@ pub mod ocsp;
 pub mod pkcs7;
 mod profile;
 
+pub use backup_signature::{
+    verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding,
+};
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use hierarchy::InitReport;
 pub use profile::RevocationUrls;
