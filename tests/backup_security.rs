@@ -96,6 +96,11 @@ fn backup_files_cannot_be_captured_or_redirected() {
     assert!(!status.success());
     assert!(err.contains("0777") && err.contains("chmod go-w"), "{err}");
     assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+    eprintln!(
+        "item 4: 2 backups ({} bytes each, mode 0600) written into a 1777 directory holding a planted partial file (still {} bytes, 'planted') and a planted symlink (its target unchanged); refused: a symlink at the target, a 0777 directory (left empty)",
+        std::fs::metadata(&target).unwrap().len(),
+        seen.len()
+    );
     daemon.stop();
 }
 
@@ -175,7 +180,15 @@ fn only_backups_signed_by_this_ca_are_restored() {
     let restored = same_ca_dir(&a);
     let tampered = restored.path().join("tampered.backup");
     std::fs::write(&tampered, forge(&text, swap_boss_hash, true)).unwrap();
+    let started = std::time::Instant::now();
     let (status, _, err) = restored.cli(&["restore", tampered.to_str().unwrap()], None);
+    eprintln!(
+        "item 7: backup of {} lines, {} bytes; the master's hash swapped and the SHA-256 recomputed: refused in {:.0?}: {}",
+        text.lines().count(),
+        text.len(),
+        started.elapsed(),
+        err.trim()
+    );
     assert!(!status.success());
     assert!(
         err.contains("signature does not verify") && err.contains("nothing was restored"),
@@ -192,6 +205,7 @@ fn only_backups_signed_by_this_ca_are_restored() {
         "{err}"
     );
     nothing_restored(&restored);
+    eprintln!("item 7: the same, made into an unsigned version 1: refused");
 
     // Another CA's directory: the genuine file is refused there.
     let other = TestDaemon::start(quick()).stop();
@@ -201,9 +215,19 @@ fn only_backups_signed_by_this_ca_are_restored() {
         err.contains("neither this CA's issuing CA") && err.contains("nothing was restored"),
         "{err}"
     );
+    eprintln!(
+        "item 7: the genuine backup into another CA's directory: {}",
+        err.trim()
+    );
 
     // The genuine file, with the CA that signed it: restored, and the daemon serves it.
+    let started = std::time::Instant::now();
     let out = restored.cli_ok(&["restore", file.to_str().unwrap()], None);
+    eprintln!(
+        "item 7: the genuine backup restored in {:.0?}: {}",
+        started.elapsed(),
+        out.trim()
+    );
     assert!(
         out.contains("2 accounts") && out.contains("signed by"),
         "{out}"
@@ -227,19 +251,30 @@ fn only_backups_signed_by_this_ca_are_restored() {
 /// Every file and directory under `root` (but the admin socket and the README the test put
 /// there): directories 0700, files 0600.
 fn assert_private_tree(root: &Path) {
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
+    for path in walk(root) {
         let meta = std::fs::symlink_metadata(&path).unwrap();
         let m = meta.permissions().mode() & 0o7777;
         if meta.is_dir() {
             assert_eq!(m, 0o700, "{}", path.display());
-            for e in std::fs::read_dir(&path).unwrap() {
-                pending.push(e.unwrap().path());
-            }
         } else if meta.is_file() && !path.ends_with("README.md") {
             assert_eq!(m, 0o600, "{}", path.display());
         }
     }
+}
+
+/// `root` and everything under it.
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                pending.push(e.unwrap().path());
+            }
+        }
+        all.push(path);
+    }
+    all
 }
 
 /// Item 6: started with umask 0022 (a typical login shell), the daemon still creates its
@@ -273,6 +308,12 @@ fn files_the_daemon_creates_are_private_whatever_the_umask() {
     assert_private_tree(&dir.path().join("data"));
     assert_private_tree(&dir.ca_dir());
     assert_eq!(mode(&backup), 0o600);
+    let count = |root: &Path| walk(root).len();
+    eprintln!(
+        "item 6: under umask 0022, {} entries under data/ and {} under certs/ are 0700/0600; certs/ (0755 with its README) tightened",
+        count(&dir.path().join("data")),
+        count(&dir.ca_dir())
+    );
 }
 
 /// Item 6: a data directory holding a database that group or others may enter is refused at
@@ -298,6 +339,7 @@ fn open_data_and_ca_directories_are_refused_with_the_fix() {
         "{}",
         failure.stderr
     );
+    eprintln!("item 6: {}", failure.stderr.trim());
     set_mode(&data, 0o700);
 
     set_mode(&dir.ca_dir(), 0o750);

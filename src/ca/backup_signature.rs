@@ -32,11 +32,11 @@ pub enum BackupSignatureError {
         signer: String,
     },
     /// The signer is not this CA.
-    #[error("the backup was signed by '{signer}', which is neither this CA's issuing CA '{issuing}' nor a CA issued by one configured above it ({anchors}): it is another CA's backup, or forged; restore only backups taken by this CA, with its CA directory (ca.dir) in place")]
+    #[error("the backup was signed by {signer}, which is neither this CA's issuing CA {issuing} nor a CA issued by one configured above it ({anchors}): it is another CA's backup, or forged; restore only backups taken by this CA, with its CA directory (ca.dir) in place")]
     Untrusted {
-        /// The signer's subject.
+        /// The signer's subject and certificate fingerprint.
         signer: String,
-        /// The configured issuing CA's subject.
+        /// The configured issuing CA's subject and certificate fingerprint.
         issuing: String,
         /// The subjects of the configured CAs above it.
         anchors: String,
@@ -142,8 +142,8 @@ impl BackupTrust {
             anchors.push(format!("'{}'", anchor.subject()));
         }
         Err(BackupSignatureError::Untrusted {
-            signer: cert.subject().to_string(),
-            issuing: parse(&self.issuing, here)?.subject().to_string(),
+            signer: named(&cert, signer),
+            issuing: named(&parse(&self.issuing, here)?, &self.issuing),
             anchors: if anchors.is_empty() {
                 "none configured".into()
             } else {
@@ -151,6 +151,17 @@ impl BackupTrust {
             },
         })
     }
+}
+
+/// A certificate for a message: its subject and the start of its SHA-256 fingerprint (two
+/// development CAs have the same names).
+fn named(cert: &x509_parser::prelude::X509Certificate<'_>, der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    format!(
+        "'{}' (certificate SHA-256 {}…)",
+        cert.subject(),
+        hex::encode(&digest.as_ref()[..8])
+    )
 }
 
 #[cfg(test)]
