@@ -173,6 +173,12 @@ fn only_backups_signed_by_this_ca_are_restored() {
         .dir()
         .cli_ok(&["backup", file.to_str().unwrap()], None);
     assert!(printed.contains("signed by"), "{printed}");
+    // `-`: to standard output (for `| age -r …`), the summary on standard error.
+    let (status, piped, err) = daemon.dir().cli(&["backup", "-"], None);
+    assert!(
+        status.success() && err.contains("backup written standard output"),
+        "{err}"
+    );
     let a = daemon.stop();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.lines().next().unwrap().contains("\"version\":2"));
@@ -235,6 +241,14 @@ fn only_backups_signed_by_this_ca_are_restored() {
     let daemon = TestDaemon::start_in(restored);
     assert_eq!(daemon.dir().account("boss")["role"], "master");
     daemon.stop();
+
+    // From standard input (`age -d … | estca restore -`).
+    let piped_into = same_ca_dir(&a);
+    let out = piped_into.cli_ok(&["restore", "-"], Some(&piped));
+    assert!(
+        out.contains("2 accounts") && out.contains("signed by"),
+        "{out}"
+    );
 
     // A version 1 file the operator vouches for is still restorable, with a warning.
     let old = same_ca_dir(&a);

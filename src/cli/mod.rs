@@ -52,13 +52,14 @@ pub enum Command {
     /// Write a consistent snapshot of the running daemon's store, signed by the CA, to FILE
     /// (mode 0600).
     Backup {
-        /// The backup file to write (replaced if it exists; never through a symbolic link).
+        /// The backup file to write (replaced if it exists; never through a symbolic link);
+        /// `-` writes to standard output, e.g. to encrypt it: `estca backup - | age -r …`.
         file: PathBuf,
     },
     /// Load a backup into the empty data directory of the configuration (daemon stopped),
     /// once its CA signature is verified.
     Restore {
-        /// The backup file written by `estca backup`.
+        /// The backup file written by `estca backup`; `-` reads standard input.
         file: PathBuf,
         /// Also restore a version 1 backup (written before backups were signed). Nothing
         /// proves who wrote such a file: anyone who could edit it could have put in a password

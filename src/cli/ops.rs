@@ -61,12 +61,21 @@ pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String
     Ok(())
 }
 
+/// The FILE argument that means standard input or output (`estca backup - | age -r …`).
+const STANDARD_STREAM: &str = "-";
+
 /// `estca backup FILE`: a consistent snapshot from the running daemon, signed by the CA,
 /// verified, then written as a private file ([`crate::private_file`]: mode 0600 from creation,
 /// no symlink followed, renamed over FILE in one step) because it holds password hashes.
+/// FILE `-` is standard output (to pipe into an encryption tool); the summary then goes to
+/// standard error.
 pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), String> {
+    let to_stdout = file == Path::new(STANDARD_STREAM);
     // The directory and the name are checked before the daemon is asked for anything.
-    let mut out = PrivateFile::create(file).map_err(|e| e.to_string())?;
+    let out = match to_stdout {
+        true => None,
+        false => Some(PrivateFile::create(file).map_err(|e| e.to_string())?),
+    };
     let client = AdminClient::new(&config.admin.socket);
     let bytes = client.get_bytes("/api/v1/backup", MAX_BACKUP_BYTES).await?;
     let unusable = |e: String| format!("the daemon sent an unusable backup: {e}");
@@ -80,10 +89,27 @@ pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), Stri
         .ok_or_else(|| unusable("it is not signed (is the daemon older than this CLI?)".into()))?;
     let signer = verify_backup_signature(signature, &summary.signed_message())
         .map_err(|e| unusable(e.to_string()))?;
-    out.write_all(&bytes)
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    out.commit().map_err(|e| e.to_string())?;
-    report(&summary, file, "backup written", Some(&signer), json);
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
+    match out {
+        Some(mut out) => {
+            out.write_all(&bytes).map_err(cannot)?;
+            out.commit().map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                report(&summary, file, "backup written", Some(&signer), json)
+            );
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).map_err(cannot)?;
+            stdout.flush().map_err(cannot)?;
+            let shown = Path::new("standard output");
+            eprintln!(
+                "{}",
+                report(&summary, shown, "backup written", Some(&signer), json)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -91,7 +117,7 @@ pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), Stri
 /// verifies the copy (lines, counts, checksum, the CA's signature and that the signer is this
 /// CA), then loads that same copy into the empty data directory. Refused while the daemon runs
 /// (the database is locked), when the database holds anything, and, unless `allow_unsigned`,
-/// for a version 1 (unsigned) backup.
+/// for a version 1 (unsigned) backup. FILE `-` is standard input (`age -d … | estca restore -`).
 pub async fn restore(
     config: &Config,
     file: &Path,
@@ -111,12 +137,16 @@ pub async fn restore(
             config.store.path.display()
         )
     })?;
-    std::io::copy(
-        &mut std::fs::File::open(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
-        &mut copy,
-    )
-    .map_err(|e| format!("cannot copy {}: {e}", file.display()))?;
+    let mut source: Box<dyn std::io::Read> = if file == Path::new(STANDARD_STREAM) {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+        )
+    };
+    std::io::copy(&mut source, &mut copy)
+        .map_err(|e| format!("cannot copy {}: {e}", file.display()))?;
     let rewound = || -> Result<std::io::BufReader<&std::fs::File>, String> {
         (&copy)
             .seek(std::io::SeekFrom::Start(0))
@@ -176,28 +206,36 @@ pub async fn restore(
     })?;
     store.flush().await.map_err(|e| e.to_string())?;
     debug_assert_eq!(imported, summary);
-    report(
-        &imported,
-        &config.database_path(),
-        "restored into",
-        Some(&signer),
-        json,
+    println!(
+        "{}",
+        report(
+            &imported,
+            &config.database_path(),
+            "restored into",
+            Some(&signer),
+            json,
+        )
     );
     Ok(())
 }
 
-fn report(summary: &BackupSummary, path: &Path, what: &str, signer: Option<&str>, json: bool) {
+/// The line that tells what a backup or restore did.
+fn report(
+    summary: &BackupSummary,
+    path: &Path,
+    what: &str,
+    signer: Option<&str>,
+    json: bool,
+) -> String {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "path": path, "counts": summary.counts, "sha256": summary.sha256, "signed_by": signer,
-            })
-        );
+        serde_json::json!({
+            "path": path, "counts": summary.counts, "sha256": summary.sha256, "signed_by": signer,
+        })
+        .to_string()
     } else {
         let signed = signer
             .map(|s| format!(", signed by {s}"))
             .unwrap_or_default();
-        println!("{what} {}: {summary}{signed}", path.display());
+        format!("{what} {}: {summary}{signed}", path.display())
     }
 }
