@@ -666,6 +666,9 @@ pub fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::P
         (&config.store.path, Holds::Database),
         (&config.ca.dir, Holds::CaFiles),
     ] {
+        if holds == Holds::CaFiles && !path.exists() && !config.ca.create_if_missing {
+            continue; // loading the CA says what is missing (`estca init`)
+        }
         if let Prepared::Tightened(mode) = prepare(path, holds)? {
             tracing::warn!(
                 dir = %path.display(),

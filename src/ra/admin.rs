@@ -567,7 +567,8 @@ impl RegistrationAuthority {
 
 impl RegistrationAuthority {
     /// A consistent snapshot of the whole store in the backup format
-    /// ([`crate::store::backup`]), for the operator only: it holds password hashes.
+    /// ([`crate::store::backup`]), signed with the issuing CA's key, for the operator only: it
+    /// holds password hashes.
     pub async fn backup(&self, caller: &Caller) -> Result<Vec<u8>, RaError> {
         if caller.authority != Authority::Operator {
             return Err(self
