@@ -20,6 +20,8 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod private_dir;
+pub mod private_file;
 pub mod ra;
 pub mod reload;
 pub mod revocation;

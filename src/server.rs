@@ -188,6 +188,9 @@ pub enum ServeError {
     /// Revocation status (CRL, OCSP) could not be set up.
     #[error("{0}")]
     Revocation(#[from] crate::revocation::RevocationError),
+    /// The data or CA directory is not private to estca's user.
+    #[error("{0}")]
+    PrivateDir(#[from] crate::private_dir::PrivateDirError),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -257,7 +260,7 @@ pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
-    create_private_dir(&config.store.path)?;
+    prepare_private_dirs(&config)?;
     let metrics = Metrics::new();
     let ca = Arc::new(load_or_create_ca(&config)?);
     check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
@@ -794,6 +797,28 @@ fn describe_file(path: &Path, file_type: &std::fs::FileType) -> String {
 }
 
 /// Creates a directory readable by the daemon's user only (if it does not exist).
+/// The data and CA directories, private to estca's user (or refused): see
+/// [`crate::private_dir`]. A directory tightened because it held nothing yet is logged.
+pub fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::PrivateDirError> {
+    use crate::private_dir::{prepare, Holds, Prepared};
+    for (path, holds) in [
+        (&config.store.path, Holds::Database),
+        (&config.ca.dir, Holds::CaFiles),
+    ] {
+        if holds == Holds::CaFiles && !path.exists() && !config.ca.create_if_missing {
+            continue; // loading the CA says what is missing (`estca init`)
+        }
+        if let Prepared::Tightened(mode) = prepare(path, holds)? {
+            tracing::warn!(
+                dir = %path.display(),
+                was = %format!("{mode:04o}"),
+                "tightened to 0700: group or others could enter it, and it held nothing yet"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn create_private_dir(path: &Path) -> Result<(), ServeError> {
     if path.exists() {
         return Ok(());

@@ -288,6 +288,9 @@ async fn sigkill_at_random_moments_loses_nothing() {
     eprintln!("crash harness: {kills} kills, seed {seed} (TEST_CRASH_SEED to replay)");
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
+    // This test opens the killed daemon's store itself: what sled writes then must be as
+    // private as what the daemon writes (it refuses database files others may read).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let daemon = TestDaemon::start(Options::default());
     daemon.dir().add_contract(CONTRACT);
     let ids: Vec<String> = (0..IDS).map(|i| format!("crash{i:02}")).collect();

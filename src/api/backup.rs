@@ -1,5 +1,6 @@
 //! `GET /api/v1/backup`: a consistent snapshot of the store in the backup format
-//! ([`crate::store::backup`]), for the operator over the admin socket.
+//! ([`crate::store::backup`]), signed by the issuing CA, for the operator over the admin
+//! socket.
 
 use std::sync::Arc;
 

@@ -25,9 +25,9 @@ use super::{pkcs7, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::Serial;
 
-const ROOT_CERT: &str = "root-ca.pem";
+pub(super) const ROOT_CERT: &str = "root-ca.pem";
 const ROOT_KEY: &str = "root-ca.key";
-const ISSUING_CERT: &str = "issuing-ca.pem";
+pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
 const ISSUING_KEY: &str = "issuing-ca.key";
 
 /// What `init` or `import` wrote, for the operator.
@@ -109,7 +109,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
 fn create_dir(dir: &Path) -> Result<(), CaError> {
     DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(0o700)
         .create(dir)
         .map_err(io_error(dir))
 }
@@ -145,7 +145,7 @@ fn read_key(path: &Path) -> Result<CaKey, CaError> {
 }
 
 /// Reads every certificate of a PEM file, as DER.
-fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
+pub(super) fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     let bytes = std::fs::read(path).map_err(io_error(path))?;
     let bad = |reason: String| CaError::BadCertificate {
         path: path.to_path_buf(),
@@ -165,7 +165,7 @@ fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
         .collect()
 }
 
-fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError> {
+pub(super) fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
         _ => Err(CaError::BadCertificate {
@@ -176,7 +176,7 @@ fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError>
 }
 
 /// Refuses a certificate that cannot issue certificates.
-fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
+pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
     let not_ca = |reason: &str| CaError::NotCa {
         path: path.to_path_buf(),
         reason: reason.into(),

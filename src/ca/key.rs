@@ -137,7 +137,15 @@ impl CaKey {
 
     /// Signs `message` and returns the DER ECDSA-Sig-Value as a BIT STRING.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<BitString, CaError> {
-        let sig: Vec<u8> = match self {
+        let sig = self.sign_der(message)?;
+        BitString::from_bytes(&sig)
+            .map_err(|e| CaError::Internal(format!("encoding a signature: {e}")))
+    }
+
+    /// Signs `message` (hashed with SHA-256 for P-256, SHA-384 for P-384) and returns the DER
+    /// ECDSA-Sig-Value.
+    pub(crate) fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        Ok(match self {
             CaKey::P256(_, Some(ring)) | CaKey::P384(_, Some(ring)) => ring.sign(message)?,
             CaKey::P256(k, None) => {
                 let s: p256::ecdsa::DerSignature = k.try_sign(message).map_err(|_| {
@@ -151,8 +159,6 @@ impl CaKey {
                 })?;
                 s.as_bytes().to_vec()
             }
-        };
-        BitString::from_bytes(&sig)
-            .map_err(|e| CaError::Internal(format!("encoding a signature: {e}")))
+        })
     }
 }

@@ -11,6 +11,7 @@ use x509_cert::name::Name;
 
 use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
 
+pub mod backup_signature;
 pub mod crl;
 pub mod csr;
 mod expiry;
@@ -23,6 +24,9 @@ mod profile;
 mod public_key;
 mod service;
 
+pub use backup_signature::{
+    verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding,
+};
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;

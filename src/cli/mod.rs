@@ -49,15 +49,24 @@ pub enum Command {
     Init(InitArgs),
     /// Validate the configuration without starting anything and print the effective values.
     CheckConfig,
-    /// Write a consistent snapshot of the running daemon's store to FILE (mode 0600).
+    /// Write a consistent snapshot of the running daemon's store, signed by the CA, to FILE
+    /// (mode 0600).
     Backup {
-        /// The backup file to write (replaced if it exists).
+        /// The backup file to write (replaced if it exists; never through a symbolic link);
+        /// `-` writes to standard output, e.g. to encrypt it: `estca backup - | age -r …`.
         file: PathBuf,
     },
-    /// Load a backup into the empty data directory of the configuration (daemon stopped).
+    /// Load a backup into the empty data directory of the configuration (daemon stopped),
+    /// once its CA signature is verified.
     Restore {
-        /// The backup file written by `estca backup`.
+        /// The backup file written by `estca backup`; `-` reads standard input.
         file: PathBuf,
+        /// Also restore a version 1 backup (written before backups were signed). Nothing
+        /// proves who wrote such a file: anyone who could edit it could have put in a password
+        /// hash of their choosing and become that ID. Only for a file you took yourself and
+        /// kept where no one else could write.
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Commands sent to the running daemon over the admin socket.
     #[command(flatten)]
@@ -254,6 +263,9 @@ pub enum CertCommand {
 
 /// Runs the command line; the process exits with the returned code.
 pub fn main() -> ExitCode {
+    // Whatever estca creates (database files, CA keys and certificates, backups) is for the
+    // user it runs as only, whatever umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -280,7 +292,10 @@ pub fn main() -> ExitCode {
             Command::Init(args) => init(config, args, json),
             Command::CheckConfig => ops::check_config(&config, config_path.as_deref()),
             Command::Backup { file } => ops::backup(&config, &file, json).await,
-            Command::Restore { file } => ops::restore(&config, &file, json).await,
+            Command::Restore {
+                file,
+                allow_unsigned,
+            } => ops::restore(&config, &file, allow_unsigned, json).await,
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
@@ -309,6 +324,15 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
             AlgorithmArg::P256 => KeyAlgorithm::P256,
             AlgorithmArg::P384 => KeyAlgorithm::P384,
         };
+    }
+    if let crate::private_dir::Prepared::Tightened(mode) =
+        crate::private_dir::prepare(&config.ca.dir, crate::private_dir::Holds::CaFiles)
+            .map_err(|e| e.to_string())?
+    {
+        eprintln!(
+            "estca: tightened {} from mode {mode:04o} to 0700 (it held no CA files yet)",
+            config.ca.dir.display()
+        );
     }
     let report = match (&args.import_cert, &args.import_key) {
         (Some(cert), Some(key)) => CertificateAuthority::import(&config.ca, cert, key),

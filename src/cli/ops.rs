@@ -1,10 +1,12 @@
 //! Operations commands: `check-config`, `backup`, `restore`.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{Seek, Write};
 use std::path::Path;
 
+use crate::ca::{verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding};
 use crate::config::Config;
+use crate::private_dir::Holds;
+use crate::private_file::PrivateFile;
 use crate::store::backup::{self, BackupSummary};
 use crate::store::{SledStore, Store};
 
@@ -59,59 +61,128 @@ pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String
     Ok(())
 }
 
-/// `estca backup FILE`: a consistent snapshot from the running daemon, written with mode
-/// 0600 (it holds password hashes) and verified before it replaces FILE.
+/// The FILE argument that means standard input or output (`estca backup - | age -r …`).
+const STANDARD_STREAM: &str = "-";
+
+/// `estca backup FILE`: a consistent snapshot from the running daemon, signed by the CA,
+/// verified, then written as a private file ([`crate::private_file`]: mode 0600 from creation,
+/// no symlink followed, renamed over FILE in one step) because it holds password hashes.
+/// FILE `-` is standard output (to pipe into an encryption tool); the summary then goes to
+/// standard error.
 pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), String> {
+    let to_stdout = file == Path::new(STANDARD_STREAM);
+    // The directory and the name are checked before the daemon is asked for anything.
+    let out = match to_stdout {
+        true => None,
+        false => Some(PrivateFile::create(file).map_err(|e| e.to_string())?),
+    };
     let client = AdminClient::new(&config.admin.socket);
     let bytes = client.get_bytes("/api/v1/backup", MAX_BACKUP_BYTES).await?;
+    let unusable = |e: String| format!("the daemon sent an unusable backup: {e}");
     let summary = backup::read(&bytes[..], RESTORE_BATCH, true, |_| Ok(()))
-        .map_err(|e| format!("the daemon sent an unusable backup: {e}"))?;
-    let name = file
-        .file_name()
-        .ok_or_else(|| format!("{} is not a file name", file.display()))?;
-    let mut partial_name = std::ffi::OsString::from(".");
-    partial_name.push(name);
-    partial_name.push(".partial");
-    let partial = file.with_file_name(partial_name);
-    let written = (|| -> std::io::Result<()> {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?;
-        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        out.write_all(&bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&partial, file)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
-        return Err(format!("cannot write {}: {e}", file.display()));
+        .map_err(|e| unusable(e.to_string()))?;
+    // Whether the signer is this CA is checked on restore, where the CA directory is read;
+    // here the signature must at least hold.
+    let signature = summary
+        .signature
+        .as_ref()
+        .ok_or_else(|| unusable("it is not signed (is the daemon older than this CLI?)".into()))?;
+    let signer = verify_backup_signature(signature, &summary.signed_message())
+        .map_err(|e| unusable(e.to_string()))?;
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
+    match out {
+        Some(mut out) => {
+            out.write_all(&bytes).map_err(cannot)?;
+            out.commit().map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                report(&summary, file, "backup written", Some(&signer), json)
+            );
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).map_err(cannot)?;
+            stdout.flush().map_err(cannot)?;
+            let shown = Path::new("standard output");
+            eprintln!(
+                "{}",
+                report(&summary, shown, "backup written", Some(&signer), json)
+            );
+        }
     }
-    report(&summary, file, "backup written", json);
     Ok(())
 }
 
-/// `estca restore FILE`: verifies FILE, then loads it into the empty data directory of the
-/// configuration. Refused while the daemon runs (the database is locked) or when the
-/// database holds anything.
-pub async fn restore(config: &Config, file: &Path, json: bool) -> Result<(), String> {
-    let open = || {
-        std::fs::File::open(file)
-            .map(std::io::BufReader::new)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))
-    };
-    let summary = backup::read(open()?, RESTORE_BATCH, true, |_| Ok(()))
-        .map_err(|e| format!("{}: {e}; nothing was restored", file.display()))?;
-
-    if !config.store.path.exists() {
-        std::fs::create_dir_all(&config.store.path)
-            .and_then(|()| {
-                std::fs::set_permissions(&config.store.path, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|e| format!("cannot create {}: {e}", config.store.path.display()))?;
+/// `estca restore FILE`: copies FILE into a private temporary file in the data directory,
+/// verifies the copy (lines, counts, checksum, the CA's signature and that the signer is this
+/// CA), then loads that same copy into the empty data directory. Refused while the daemon runs
+/// (the database is locked), when the database holds anything, and, unless `allow_unsigned`,
+/// for a version 1 (unsigned) backup. FILE `-` is standard input (`age -d … | estca restore -`).
+pub async fn restore(
+    config: &Config,
+    file: &Path,
+    allow_unsigned: bool,
+    json: bool,
+) -> Result<(), String> {
+    let refused = |e: String| format!("{}: {e}; nothing was restored", file.display());
+    crate::private_dir::prepare(&config.store.path, Holds::Database).map_err(|e| e.to_string())?;
+    if config.ca.dir.exists() {
+        crate::private_dir::prepare(&config.ca.dir, Holds::CaFiles).map_err(|e| e.to_string())?;
     }
+    // Both passes read this copy, which no one else can change between the check and the
+    // import (the file itself could be, by whoever may write it).
+    let mut copy = tempfile::tempfile_in(&config.store.path).map_err(|e| {
+        format!(
+            "cannot make a private copy in {}: {e}",
+            config.store.path.display()
+        )
+    })?;
+    let mut source: Box<dyn std::io::Read> = if file == Path::new(STANDARD_STREAM) {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+        )
+    };
+    std::io::copy(&mut source, &mut copy)
+        .map_err(|e| format!("cannot copy {}: {e}", file.display()))?;
+    let rewound = || -> Result<std::io::BufReader<&std::fs::File>, String> {
+        (&copy)
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| format!("cannot read the copy of {}: {e}", file.display()))?;
+        Ok(std::io::BufReader::new(&copy))
+    };
+    let summary = backup::read(rewound()?, RESTORE_BATCH, true, |_| Ok(()))
+        .map_err(|e| refused(e.to_string()))?;
+    let signer = match &summary.signature {
+        Some(signature) => {
+            let subject = verify_backup_signature(signature, &summary.signed_message())
+                .map_err(|e| refused(e.to_string()))?;
+            let trust = BackupTrust::load(&config.ca)
+                .map_err(|e| refused(BackupSignatureError::from(e).to_string()))?;
+            match trust
+                .vouch(&signature.signer)
+                .map_err(|e| refused(e.to_string()))?
+            {
+                SignerStanding::IssuingCa => subject,
+                SignerStanding::IssuedBy(parent) => format!("{subject} (issued by {parent})"),
+            }
+        }
+        None if allow_unsigned => {
+            eprintln!(
+                "estca: WARNING: {} is an unsigned version 1 backup: nothing proves who wrote it; restoring it because --allow-unsigned was given",
+                file.display()
+            );
+            "nobody (unsigned version 1 backup)".to_owned()
+        }
+        None => {
+            return Err(refused(
+                "it is an unsigned version 1 backup (written before estca signed backups), so nothing proves who wrote it: anyone who could edit it could have put in a password hash of their choosing. Take a new backup, or, if you took this one yourself and no one else could write it since, give --allow-unsigned".into(),
+            ))
+        }
+    };
+
     let store = SledStore::open(&config.database_path()).map_err(|e| e.to_string())?;
     if !store.is_empty().await.map_err(|e| e.to_string())? {
         return Err(format!(
@@ -121,7 +192,7 @@ pub async fn restore(config: &Config, file: &Path, json: bool) -> Result<(), Str
     }
     let runtime = tokio::runtime::Handle::current();
     let imported = tokio::task::block_in_place(|| {
-        backup::read(open()?, RESTORE_BATCH, false, |batch| {
+        backup::read(rewound()?, RESTORE_BATCH, false, |batch| {
             runtime.block_on(store.import(batch))?;
             Ok(())
         })
@@ -135,17 +206,36 @@ pub async fn restore(config: &Config, file: &Path, json: bool) -> Result<(), Str
     })?;
     store.flush().await.map_err(|e| e.to_string())?;
     debug_assert_eq!(imported, summary);
-    report(&imported, &config.database_path(), "restored into", json);
+    println!(
+        "{}",
+        report(
+            &imported,
+            &config.database_path(),
+            "restored into",
+            Some(&signer),
+            json,
+        )
+    );
     Ok(())
 }
 
-fn report(summary: &BackupSummary, path: &Path, what: &str, json: bool) {
+/// The line that tells what a backup or restore did.
+fn report(
+    summary: &BackupSummary,
+    path: &Path,
+    what: &str,
+    signer: Option<&str>,
+    json: bool,
+) -> String {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "path": path, "counts": summary.counts, "sha256": summary.sha256 })
-        );
+        serde_json::json!({
+            "path": path, "counts": summary.counts, "sha256": summary.sha256, "signed_by": signer,
+        })
+        .to_string()
     } else {
-        println!("{what} {}: {summary}", path.display());
+        let signed = signer
+            .map(|s| format!(", signed by {s}"))
+            .unwrap_or_default();
+        format!("{what} {}: {summary}{signed}", path.display())
     }
 }

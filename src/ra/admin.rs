@@ -668,7 +668,8 @@ impl RegistrationAuthority {
 
 impl RegistrationAuthority {
     /// A consistent snapshot of the whole store in the backup format
-    /// ([`crate::store::backup`]), for the operator only: it holds password hashes.
+    /// ([`crate::store::backup`]), signed with the issuing CA's key, for the operator only: it
+    /// holds password hashes.
     pub async fn backup(&self, caller: &Caller) -> Result<Vec<u8>, RaError> {
         if caller.authority != Authority::Operator {
             return Err(self
@@ -695,7 +696,10 @@ impl RegistrationAuthority {
             };
             self.store.export(&mut sink).await.map_err(backup_error)?;
         }
-        let (line, summary) = writer.trailer().map_err(backup_error)?;
+        // Signed with the issuing CA's key, so that `estca restore` can tell a backup this
+        // CA took from one somebody edited (a checksum alone can be recomputed).
+        let (line, summary) = writer
+            .trailer(|message| -> Result<_, RaError> { Ok(self.ca.sign_backup(message)?) })?;
         out.extend_from_slice(&line);
         self.audit_query(caller, None, format!("backup taken ({summary})"))
             .await?;

@@ -1,18 +1,24 @@
-//! The backup file: a backend-neutral snapshot of the store as JSON lines.
+//! The backup file: a backend-neutral snapshot of the store as JSON lines, signed by the CA.
 //!
 //! ```text
-//! {"type":"header","format":"estca-backup","version":1,"created_at":"...","estca_version":"..."}
+//! {"type":"header","format":"estca-backup","version":2,"created_at":"...","estca_version":"..."}
 //! {"type":"contract","record":{...}}          one line per record: contracts, accounts,
 //! {"type":"account","record":{...}}           certificates, application credentials,
 //! {"type":"certificate","record":{...}}       then history, in that order
 //! {"type":"app","record":{...}}
 //! {"type":"history","record":{...}}
-//! {"type":"trailer","counts":{...},"sha256":"<hex>"}
+//! {"type":"trailer","counts":{...},"sha256":"<hex>","signature":{"algorithm":"ecdsa-with-SHA256","signer":"<base64 DER>","value":"<base64 DER>"}}
 //! ```
 //!
 //! The trailer counts the records of each kind and carries the SHA-256 of every byte before
-//! it, so a truncated or altered file is refused before anything is restored. The file holds
-//! password hashes: it is written with mode 0600.
+//! it, so a truncated or damaged file is refused before anything is restored. A checksum stops
+//! accidents, not people: whoever can edit the file can recompute it. So the daemon signs
+//! [`signed_message`] (a fixed context string and that SHA-256) with the issuing CA's key and
+//! puts the signature and the CA's certificate in the trailer; `estca restore` checks the
+//! signature and that the certificate is the configured CA's before it restores anything
+//! (see `crate::ca::backup_signature`). Version 1 files, written before backups were
+//! signed, carry no signature. The file holds password hashes: it is written as a private
+//! file (mode 0600, `crate::private_file`).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -26,8 +32,65 @@ use crate::model::{Account, App, CertificateRecord, Contract, HistoryEntry};
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "estca-backup";
-/// The version of the format this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version of the format this build writes: signed by the CA.
+pub const VERSION: u32 = 2;
+/// The version written before backups were signed, still read (restored only when the
+/// operator says so explicitly, since nothing proves where such a file came from).
+pub const UNSIGNED_VERSION: u32 = 1;
+
+/// What the CA signs, before the SHA-256 of the lines above the trailer. It names the purpose,
+/// so that the signature cannot be taken for one over anything else the CA key signs
+/// (certificates, CRLs and OCSP responses are DER, which starts with 0x30, never with 'e').
+pub const SIGNATURE_CONTEXT: &[u8] = b"estca-backup v2 signature over SHA-256\0";
+
+/// The bytes the CA signs for a backup whose lines before the trailer hash to `sha256`.
+pub fn signed_message(sha256: &[u8]) -> Vec<u8> {
+    let mut message = SIGNATURE_CONTEXT.to_vec();
+    message.extend_from_slice(sha256);
+    message
+}
+
+/// The signature algorithms of backup signatures (those of the CA keys estca uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignatureAlgorithm {
+    /// ECDSA P-256 with SHA-256, signature DER-encoded (RFC 3279).
+    #[serde(rename = "ecdsa-with-SHA256")]
+    EcdsaWithSha256,
+    /// ECDSA P-384 with SHA-384, signature DER-encoded (RFC 3279).
+    #[serde(rename = "ecdsa-with-SHA384")]
+    EcdsaWithSha384,
+}
+
+/// The CA's signature of a backup, as the trailer carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSignature {
+    /// How `value` was made.
+    pub algorithm: SignatureAlgorithm,
+    /// The signer's certificate, DER (base64 in the file).
+    #[serde(with = "base64_bytes")]
+    pub signer: Vec<u8>,
+    /// The signature over [`signed_message`], DER (base64 in the file).
+    #[serde(with = "base64_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// Bytes as standard base64 in JSON.
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        B64.decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
+    }
+}
 
 /// One domain record of a store snapshot, independent of the database that holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,15 +166,28 @@ struct Trailer {
     kind: String,
     counts: BTreeMap<String, u64>,
     sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<BackupSignature>,
 }
 
-/// What a verified backup holds.
+/// What a backup holds, once its lines, counts and checksum are verified. Its signature, if
+/// any, is carried but not yet checked: that is the CA's part (`crate::ca::backup_signature`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupSummary {
     /// Records of each kind.
     pub counts: BTreeMap<String, u64>,
     /// SHA-256 of the file up to the trailer, hex.
     pub sha256: String,
+    /// The CA's signature; `None` for a version 1 (unsigned) file.
+    #[serde(skip)]
+    pub signature: Option<BackupSignature>,
+}
+
+impl BackupSummary {
+    /// The bytes the signature must be over ([`signed_message`] of this file's SHA-256).
+    pub fn signed_message(&self) -> Vec<u8> {
+        signed_message(&hex::decode(&self.sha256).unwrap_or_default())
+    }
 }
 
 impl std::fmt::Display for BackupSummary {
@@ -174,16 +250,24 @@ impl BackupWriter {
         self.line(record)
     }
 
-    /// The trailer line, which closes the file.
-    pub fn trailer(self) -> Result<(Vec<u8>, BackupSummary), StoreError> {
+    /// The trailer line, which closes the file, with the signature `sign` makes over
+    /// [`signed_message`] of everything written so far.
+    pub fn trailer<E: From<StoreError>>(
+        self,
+        sign: impl FnOnce(&[u8]) -> Result<BackupSignature, E>,
+    ) -> Result<(Vec<u8>, BackupSummary), E> {
+        let digest = self.hasher.finalize();
+        let signature = sign(&signed_message(&digest))?;
         let summary = BackupSummary {
             counts: self.counts,
-            sha256: hex::encode(self.hasher.finalize()),
+            sha256: hex::encode(digest),
+            signature: Some(signature),
         };
         let mut line = serde_json::to_vec(&Trailer {
             kind: "trailer".into(),
             counts: summary.counts.clone(),
             sha256: summary.sha256.clone(),
+            signature: summary.signature.clone(),
         })
         .map_err(|e| StoreError::Backend(format!("cannot encode a backup line: {e}")))?;
         line.push(b'\n');
@@ -206,6 +290,7 @@ pub fn read(
     let mut buf = Vec::new();
     let mut number = 0usize;
     let mut trailer = None;
+    let mut version = VERSION;
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
@@ -229,12 +314,15 @@ pub fn read(
             (1, "header") => {
                 let header: Header =
                     serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
-                if header.format != FORMAT || header.version != VERSION {
+                if header.format != FORMAT
+                    || !(header.version == VERSION || header.version == UNSIGNED_VERSION)
+                {
                     return Err(malformed(format!(
-                        "this is {} version {}; this estca reads {FORMAT} version {VERSION}",
+                        "this is {} version {}; this estca reads {FORMAT} versions {UNSIGNED_VERSION} and {VERSION}",
                         header.format, header.version
                     )));
                 }
+                version = header.version;
             }
             (1, _) => {
                 return Err(malformed(
@@ -262,6 +350,19 @@ pub fn read(
         hasher.update(&buf);
     }
     let trailer = trailer.ok_or(BackupError::Truncated)?;
+    match (version, &trailer.signature) {
+        (VERSION, None) => {
+            return Err(BackupError::Mismatch(format!(
+                "a version {VERSION} backup carries the CA's signature, and this one has none"
+            )))
+        }
+        (UNSIGNED_VERSION, Some(_)) => {
+            return Err(BackupError::Mismatch(format!(
+                "a version {UNSIGNED_VERSION} backup is never signed, and this one has a signature"
+            )))
+        }
+        _ => {}
+    }
     let sha256 = hex::encode(hasher.finalize());
     if sha256 != trailer.sha256 {
         return Err(BackupError::Mismatch(format!(
@@ -287,6 +388,7 @@ pub fn read(
     Ok(BackupSummary {
         counts: trailer.counts,
         sha256,
+        signature: trailer.signature,
     })
 }
 
@@ -305,7 +407,17 @@ mod tests {
             });
             out.extend(w.record(&record).unwrap());
         }
-        out.extend(w.trailer().unwrap().0);
+        out.extend(
+            w.trailer(|message| -> Result<_, StoreError> {
+                Ok(BackupSignature {
+                    algorithm: SignatureAlgorithm::EcdsaWithSha256,
+                    signer: b"certificate".to_vec(),
+                    value: message.to_vec(),
+                })
+            })
+            .unwrap()
+            .0,
+        );
         out
     }
 
@@ -319,6 +431,23 @@ mod tests {
         .unwrap();
         assert_eq!(summary.counts["contracts"], 2);
         assert_eq!(seen.len(), 2);
+        // The signature is carried, over the context string and this file's digest.
+        let signature = summary.signature.clone().unwrap();
+        assert_eq!(signature.value, summary.signed_message());
+        assert!(signature.value.starts_with(SIGNATURE_CONTEXT));
+    }
+
+    #[test]
+    fn a_version_2_file_without_its_signature_is_refused() {
+        let text = String::from_utf8(file()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let last = lines.len() - 1;
+        let mut trailer: serde_json::Value = serde_json::from_str(&lines[last]).unwrap();
+        trailer.as_object_mut().unwrap().remove("signature");
+        lines[last] = trailer.to_string();
+        let stripped = lines.join("\n") + "\n";
+        let err = read(stripped.as_bytes(), 10, true, |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("has none"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `populate` writes a database and a CA that `estca serve` then opens: private, as estca
+    // makes its own (the daemon refuses database files that others may read).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => load::run(*args),

@@ -48,6 +48,9 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     let dir = BenchDir::new(Some(&args.dir))?;
     let config = Config::load_from(Some(&dir.config()), Vec::<(String, String)>::new())
         .with_context(|| format!("cannot load {}", dir.config().display()))?;
+    // The daemon refuses a data or CA directory that others may enter (estca::private_dir).
+    estca::private_dir::prepare(&config.store.path, estca::private_dir::Holds::Database)?;
+    estca::private_dir::prepare(&config.ca.dir, estca::private_dir::Holds::CaFiles)?;
     if !CertificateAuthority::exists(&config.ca) {
         CertificateAuthority::init(&config.ca)?;
     }
@@ -55,7 +58,6 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
     );
-    std::fs::create_dir_all(&config.store.path)?;
     let store = Arc::new(SledStore::open(&config.database_path())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
