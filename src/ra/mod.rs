@@ -37,6 +37,9 @@ use crate::store::{
     AccountChange, IssuedCertificate, NewCertificate, PasswordAttempt, Store, StoreError,
 };
 
+/// Longest a password check waits for the checks already counted against its ID to end.
+const PENDING_CHECKS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How many times a decision is retried when the account changes under it.
 const MAX_ATTEMPTS: usize = 32;
 
@@ -362,7 +365,7 @@ impl RegistrationAuthority {
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        let admitted = match self.failures_by_source.admit(source_key) {
+        let admitted = match self.failures_by_source.admit(source_key).await {
             Ok(admitted) => admitted,
             Err(throttled) => {
                 self.record_refusal(
@@ -479,11 +482,7 @@ impl RegistrationAuthority {
         let slot = self.passwords.admit()?;
         let id: Option<AccountId> = id.parse().ok();
         let attempt = match &id {
-            Some(id) => {
-                self.store
-                    .count_password_attempt(id, self.max_failed_attempts)
-                    .await?
-            }
+            Some(id) => self.count_password_attempt(id).await?,
             None => PasswordAttempt::UnknownId,
         };
         let account = match attempt {
@@ -534,6 +533,31 @@ impl RegistrationAuthority {
         } else {
             self.settle_wrong_password(&caller, account).await?;
             Err(RaError::Unauthenticated)
+        }
+    }
+
+    /// Counts an attempt for `id` in the store. When the limit is reached only because checks
+    /// are still running (on this daemon or another), waits for them to end (at most
+    /// [`PENDING_CHECKS_WAIT`], polling the store), since a right password among them resets
+    /// the count: many right passwords sent at once are all checked, however many there are,
+    /// and wrong ones never more than the limit.
+    async fn count_password_attempt(&self, id: &AccountId) -> Result<PasswordAttempt, RaError> {
+        let deadline = tokio::time::Instant::now() + PENDING_CHECKS_WAIT;
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            let attempt = self
+                .store
+                .count_password_attempt(id, self.max_failed_attempts)
+                .await?;
+            match attempt {
+                PasswordAttempt::OverLimit(ref account)
+                    if !account.locked && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return Ok(other),
+            }
         }
     }
 
