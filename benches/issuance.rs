@@ -27,8 +27,8 @@ use time::{Duration, OffsetDateTime};
 use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
 use estca::config::{CaConfig, Config, KeyAlgorithm};
 use estca::model::{
-    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
-    Holder, KeyFingerprint, Outcome, Role, Serial,
+    Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
+    Outcome, Role, Serial,
 };
 use estca::store::{NewCertificate, SledStore, Store};
 
@@ -102,20 +102,14 @@ fn store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> SledStore {
             .expect("contract");
         store
             .create_account(
-                Account {
-                    id: "bench".parse().expect("id"),
-                    contract: "5110".parse().expect("code"),
-                    role: Role::User,
-                    name: "Bench".into(),
-                    password_hash: "x".into(),
-                    failed_attempts: 0,
-                    locked: false,
-                    choice: CertificateChoice::Continue,
-                    current_certificate: None,
-                    issued_count: 0,
-                    version: 0,
-                    created_at: now,
-                },
+                Account::new(
+                    "bench".parse().expect("id"),
+                    "5110".parse().expect("code"),
+                    Role::User,
+                    "Bench".into(),
+                    "x".into(),
+                    now,
+                ),
                 event(EventKind::AccountCreate),
             )
             .await

@@ -18,8 +18,8 @@ use estca::ca::crl::{CrlEntry, CrlRequest};
 use estca::ca::CertificateAuthority;
 use estca::config::{CaConfig, KeyAlgorithm};
 use estca::model::{
-    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
-    Holder, KeyFingerprint, Outcome, RevocationReason, Role, Serial,
+    Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
+    Outcome, RevocationReason, Role, Serial,
 };
 use estca::ra::SystemClock;
 use estca::revocation::{CrlPublisher, OcspResponder};
@@ -82,20 +82,14 @@ fn store_with_revocations(
             .expect("contract");
         store
             .create_account(
-                Account {
-                    id: "bench".parse().expect("id"),
-                    contract: "5110".parse().expect("code"),
-                    role: Role::User,
-                    name: "Bench".into(),
-                    password_hash: "x".into(),
-                    failed_attempts: 0,
-                    locked: false,
-                    choice: CertificateChoice::Continue,
-                    current_certificate: None,
-                    issued_count: 0,
-                    version: 0,
-                    created_at: now,
-                },
+                Account::new(
+                    "bench".parse().expect("id"),
+                    "5110".parse().expect("code"),
+                    Role::User,
+                    "Bench".into(),
+                    "x".into(),
+                    now,
+                ),
                 event(EventKind::AccountCreate),
             )
             .await

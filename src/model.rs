@@ -441,6 +441,34 @@ pub struct Account {
     pub created_at: OffsetDateTime,
 }
 
+impl Account {
+    /// A new account as it is created: unlocked, no failures, no certificate, nothing chosen,
+    /// version 0.
+    pub fn new(
+        id: AccountId,
+        contract: ContractCode,
+        role: Role,
+        name: String,
+        password_hash: String,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            contract,
+            role,
+            name,
+            password_hash,
+            failed_attempts: 0,
+            locked: false,
+            choice: CertificateChoice::Continue,
+            current_certificate: None,
+            issued_count: 0,
+            version: 0,
+            created_at,
+        }
+    }
+}
+
 /// RFC 5280 CRLReason, named as the RFC names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,9 +10,8 @@ use super::policy::{self, CertificateAction};
 use super::views::{AccountView, CertificateView};
 use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
 use crate::model::{
-    Account, AccountId, Actor, AppName, CertificateChoice, CertificateRecord, Contract,
-    ContractCode, EventKind, HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role,
-    Serial,
+    Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
+    HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
 };
 use crate::store::{AccountChange, BudgetSpend, HistoryQuery, StoreError};
 
@@ -319,20 +318,14 @@ impl RegistrationAuthority {
         let attempts = if new.id.is_some() { 1 } else { 8 };
         for _ in 0..attempts {
             let id = new.id.clone().unwrap_or_else(AccountId::generate);
-            let account = Account {
+            let account = Account::new(
                 id,
-                contract: new.contract.clone(),
-                role: new.role,
-                name: name.clone(),
-                password_hash: password_hash.clone(),
-                failed_attempts: 0,
-                locked: false,
-                choice: CertificateChoice::Continue,
-                current_certificate: None,
-                issued_count: 0,
-                version: 0,
-                created_at: self.clock.now(),
-            };
+                new.contract.clone(),
+                new.role,
+                name.clone(),
+                password_hash.clone(),
+                self.clock.now(),
+            );
             let detail = if new.id.is_some() {
                 format!("{} ID created", account.role)
             } else {

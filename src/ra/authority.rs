@@ -177,24 +177,18 @@ impl Authority {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AccountId, CertificateChoice};
+    use crate::model::AccountId;
     use time::OffsetDateTime;
 
     fn account(id: &str, contract: &str, role: Role) -> Account {
-        Account {
-            id: id.parse::<AccountId>().unwrap(),
-            contract: contract.parse().unwrap(),
+        Account::new(
+            id.parse::<AccountId>().unwrap(),
+            contract.parse().unwrap(),
             role,
-            name: id.into(),
-            password_hash: String::new(),
-            failed_attempts: 0,
-            locked: false,
-            choice: CertificateChoice::Continue,
-            current_certificate: None,
-            issued_count: 0,
-            version: 0,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        }
+            id.into(),
+            String::new(),
+            OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     fn master_of(code: &str) -> Authority {

@@ -253,18 +253,18 @@ mod tests {
 
     fn account(choice: CertificateChoice, current: Option<Serial>, issued: u32) -> Account {
         Account {
-            id: "nozawa1".parse().unwrap(),
-            contract: "5110".parse().unwrap(),
-            role: Role::User,
-            name: "Nozawa".into(),
-            password_hash: String::new(),
-            failed_attempts: 0,
-            locked: false,
             choice,
             current_certificate: current,
             issued_count: issued,
             version: 7,
-            created_at: NOW,
+            ..Account::new(
+                "nozawa1".parse().unwrap(),
+                "5110".parse().unwrap(),
+                Role::User,
+                "Nozawa".into(),
+                String::new(),
+                NOW,
+            )
         }
     }
 

@@ -20,8 +20,8 @@ use x509_ocsp::{
 use super::*;
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::{
-    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, EventKind,
-    HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, Role,
+    Account, AccountId, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder,
+    KeyFingerprint, Outcome, Revocation, Role,
 };
 use crate::ra::ManualClock;
 use crate::store::{AccountChange, NewCertificate, SledStore};
@@ -100,20 +100,14 @@ impl World {
         if self.store.account(&account_id).await.unwrap().is_none() {
             self.store
                 .create_account(
-                    Account {
-                        id: account_id.clone(),
-                        contract: "5110".parse().unwrap(),
-                        role: Role::User,
-                        name: id.into(),
-                        password_hash: "x".into(),
-                        failed_attempts: 0,
-                        locked: false,
-                        choice: CertificateChoice::Continue,
-                        current_certificate: None,
-                        issued_count: 0,
-                        version: 0,
-                        created_at: start(),
-                    },
+                    Account::new(
+                        account_id.clone(),
+                        "5110".parse().unwrap(),
+                        Role::User,
+                        id.into(),
+                        "x".into(),
+                        start(),
+                    ),
                     event(EventKind::AccountCreate),
                 )
                 .await

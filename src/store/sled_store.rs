@@ -1434,18 +1434,15 @@ mod tests {
 
     fn account(i: &str, c: &str) -> Account {
         Account {
-            id: id(i),
-            contract: code(c),
-            role: Role::User,
-            name: format!("User {i}"),
-            password_hash: "$argon2id$fake".into(),
-            failed_attempts: 0,
-            locked: false,
-            choice: CertificateChoice::Continue,
-            current_certificate: None,
-            issued_count: 0,
             version: 7,
-            created_at: at(0),
+            ..Account::new(
+                id(i),
+                code(c),
+                Role::User,
+                format!("User {i}"),
+                "$argon2id$fake".into(),
+                at(0),
+            )
         }
     }
 

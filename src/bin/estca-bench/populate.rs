@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
 use estca::config::Config;
 use estca::model::{
-    Account, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode, EventKind,
-    HistoryEvent, Holder, Outcome, Role, Serial,
+    Account, Actor, CertificateRecord, Contract, ContractCode, EventKind, HistoryEvent, Holder,
+    Outcome, Role, Serial,
 };
 use estca::store::{NewCertificate, SledStore, Store, StoreError};
 
@@ -168,20 +168,14 @@ async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u6
         Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let account = Account {
-        id: format!("p{i}").parse().map_err(|e| anyhow!("{e}"))?,
-        contract: code,
-        role: Role::User,
-        name: "estca-bench".into(),
-        password_hash: hash.to_owned(),
-        failed_attempts: 0,
-        locked: false,
-        choice: CertificateChoice::Continue,
-        current_certificate: None,
-        issued_count: 0,
-        version: 0,
-        created_at: now,
-    };
+    let account = Account::new(
+        format!("p{i}").parse().map_err(|e| anyhow!("{e}"))?,
+        code,
+        Role::User,
+        "estca-bench".into(),
+        hash.to_owned(),
+        now,
+    );
     store
         .create_account(
             account.clone(),
