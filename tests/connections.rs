@@ -15,8 +15,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
@@ -100,25 +98,7 @@ async fn settle(conns: &[std::net::TcpStream], expected: usize) -> (usize, Durat
 
 /// An HTTPS client whose connections come from `source`.
 fn client_from(d: &TestDaemon, source: Ipv4Addr) -> EstClient {
-    let mut client = d.client();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&d.dir().root_ca_pem()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    client.http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .local_address(IpAddr::V4(source))
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    client
+    EstClient::from_source(d.port, &d.dir().root_ca_pem(), IpAddr::V4(source))
 }
 
 /// A plain-HTTP GET from `source`; the status, or the error when the connection was refused

@@ -699,9 +699,14 @@ impl EstClient {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
+        // An IPv6 source talks to the daemon's IPv6 loopback address.
+        let host = match source {
+            Some(std::net::IpAddr::V6(_)) => "[::1]",
+            _ => "127.0.0.1",
+        };
         Self {
             http,
-            base: format!("https://127.0.0.1:{port}/.well-known/est"),
+            base: format!("https://{host}:{port}/.well-known/est"),
         }
     }
 
