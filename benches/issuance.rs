@@ -30,7 +30,7 @@ use estca::model::{
     Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
     Outcome, Role, Serial,
 };
-use estca::store::{NewCertificate, SledStore, Store};
+use estca::store::{NewCertificate, RaStore, ReservedSerial, SledStore};
 
 /// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
 const PARTS: &[&str] = &[
@@ -38,7 +38,6 @@ const PARTS: &[&str] = &[
     "csr_rsa2048",
     "sign_certificate",
     "pkcs7_certs_only",
-    "store_commit",
     "store_commit_flush",
     "argon2id_verify",
 ];
@@ -118,9 +117,9 @@ fn store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> SledStore {
     store
 }
 
-/// The `n`th issuance (0-based) to account `bench`: superseding the one before, like a
-/// renewal; a real certificate's size.
-fn issuance(n: u64, der: &[u8]) -> NewCertificate {
+/// The `n`th issuance (0-based) to account `bench` with the serial `serial` (reserved):
+/// superseding the one before, like a renewal; a real certificate's size.
+fn issuance(n: u64, serial: Serial, previous: Option<Serial>, der: &[u8]) -> NewCertificate {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&n.to_be_bytes());
     let not_before = OffsetDateTime::now_utc()
@@ -128,8 +127,10 @@ fn issuance(n: u64, der: &[u8]) -> NewCertificate {
         .expect("time");
     NewCertificate {
         expected_version: n,
+        supersedes: previous,
+        choice: estca::model::CertificateChoice::Continue,
         record: CertificateRecord {
-            serial: Serial::random(),
+            serial,
             holder: Holder::Account {
                 id: "bench".parse().expect("id"),
                 contract: "5110".parse().expect("code"),
@@ -147,25 +148,30 @@ fn issuance(n: u64, der: &[u8]) -> NewCertificate {
     }
 }
 
-/// Times `iters` issuances (with or without a flush after each) on one shared store.
+/// Times `iters` issuances on one shared store, each durable when it returns.
 fn time_issuances(
     rt: &tokio::runtime::Runtime,
     store: &SledStore,
-    next: &Cell<u64>,
+    next: &Cell<(u64, Option<Serial>)>,
     der: &[u8],
     iters: u64,
-    flush: bool,
 ) -> StdDuration {
-    // The record is built outside the timed part: the RA does that work in any case.
-    let batch: Vec<NewCertificate> = (0..iters).map(|i| issuance(next.get() + i, der)).collect();
-    next.set(next.get() + iters);
+    // Serials are reserved and records built outside the timed part: the RA does that work
+    // in any case.
+    let (first, mut previous) = next.get();
+    let mut batch = Vec::new();
+    for i in 0..iters {
+        let reserved: ReservedSerial = rt
+            .block_on(store.reserve_serial(Serial::random(), OffsetDateTime::now_utc()))
+            .expect("reserve");
+        batch.push(issuance(first + i, reserved.serial(), previous, der));
+        previous = Some(reserved.serial());
+    }
+    next.set((first + iters, previous));
     rt.block_on(async {
         let start = Instant::now();
         for one in batch {
             store.commit_issuance(one).await.expect("issue");
-            if flush {
-                store.flush().await.expect("flush");
-            }
         }
         start.elapsed()
     })
@@ -178,6 +184,7 @@ fn benches(c: &mut Criterion) {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
     let ca = ca(dir.path());
+    let sign_store = SledStore::open(&dir.path().join("serials")).expect("open a store");
 
     let p256 = p256_csr();
     let rsa = include_bytes!("data/rsa2048.csr.der");
@@ -190,8 +197,11 @@ fn benches(c: &mut Criterion) {
         issued_num: 1,
     };
     let now = OffsetDateTime::now_utc();
+    let reserved = rt
+        .block_on(sign_store.reserve_serial(Serial::random(), now))
+        .expect("reserve");
     let request = EndEntityRequest {
-        serial: Serial::random(),
+        serial: &reserved,
         holder: &holder,
         not_before: now,
         key: &key,
@@ -206,27 +216,32 @@ fn benches(c: &mut Criterion) {
         b.iter(|| validate_csr(black_box(rsa)).expect("valid"))
     });
     group.bench_function("sign_certificate", |b| {
-        b.iter(|| {
-            ca.sign_end_entity(black_box(&EndEntityRequest {
-                serial: Serial::random(),
-                ..request.clone()
-            }))
-            .expect("sign")
-        })
+        // A serial reserved per signature, outside the timed part.
+        b.iter_batched(
+            || {
+                rt.block_on(sign_store.reserve_serial(Serial::random(), now))
+                    .expect("reserve")
+            },
+            |serial| {
+                ca.sign_end_entity(black_box(&EndEntityRequest {
+                    serial: &serial,
+                    ..request.clone()
+                }))
+                .expect("sign")
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
     group.bench_function("pkcs7_certs_only", |b| {
         b.iter(|| estca::ca::pkcs7::certs_only(&[black_box(&signed.der)]).expect("encode"))
     });
 
     let store = store(&rt, dir.path());
-    let next = Cell::new(0u64);
-    group.bench_function("store_commit", |b| {
-        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters, false))
-    });
+    let next = Cell::new((0u64, None));
     group.sample_size(20);
     group.measurement_time(StdDuration::from_secs(10));
     group.bench_function("store_commit_flush", |b| {
-        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters, true))
+        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters))
     });
 
     // Argon2id at the default parameters, exactly as the daemon verifies.
@@ -304,10 +319,12 @@ fn write_floor() {
         }
     }
     let get = |k: &str| parts[&format!("{k}_ns")].as_f64().unwrap_or(0.0);
-    let reenroll =
-        get("csr_p256") + get("sign_certificate") + get("pkcs7_certs_only") + get("store_commit");
+    let reenroll = get("csr_p256")
+        + get("sign_certificate")
+        + get("pkcs7_certs_only")
+        + get("store_commit_flush");
     let enroll = reenroll + get("argon2id_verify");
-    let durable = reenroll - get("store_commit") + get("store_commit_flush");
+    let durable = reenroll;
     let mut out = serde_json::Map::new();
     out.insert("floor_reenroll_ns".into(), reenroll.round().into());
     out.insert("floor_enroll_ns".into(), enroll.round().into());

@@ -23,7 +23,7 @@ use estca::model::{
 };
 use estca::ra::SystemClock;
 use estca::revocation::{CrlPublisher, OcspResponder};
-use estca::store::{NewCertificate, SledStore, Store};
+use estca::store::{NewCertificate, RaStore, SledStore};
 
 const REVOKED: usize = 100_000;
 
@@ -99,11 +99,17 @@ fn store_with_revocations(
             let mut key = [0u8; 32];
             key[..4].copy_from_slice(&n.to_be_bytes());
             let not_before = now + Duration::seconds(i64::from(n));
+            let reserved = store
+                .reserve_serial(*serial, not_before)
+                .await
+                .expect("reserve");
             store
                 .commit_issuance(NewCertificate {
                     expected_version: u64::from(n),
+                    supersedes: i.checked_sub(1).map(|previous| serials[previous]),
+                    choice: estca::model::CertificateChoice::Continue,
                     record: CertificateRecord {
-                        serial: *serial,
+                        serial: reserved.serial(),
                         holder: Holder::Account {
                             id: "bench".parse().expect("id"),
                             contract: "5110".parse().expect("code"),
@@ -122,7 +128,6 @@ fn store_with_revocations(
                 .await
                 .expect("issue");
         }
-        store.flush().await.expect("flush");
     });
     (store, serials)
 }
@@ -244,6 +249,7 @@ fn benches(c: &mut Criterion) {
 
     let responder = rt
         .block_on(OcspResponder::new(
+            store.clone(),
             store.clone(),
             ca.clone(),
             Arc::new(SystemClock),

@@ -1,5 +1,5 @@
-//! Prometheus metrics: the counters and histograms estca keeps, the [`MeteredStore`] decorator
-//! that times store flushes, and the plain-HTTP listener serving `/metrics`, `/healthz` and
+//! Prometheus metrics: the counters and histograms estca keeps (the store's syncs timed
+//! through the hook it offers), and the plain-HTTP listener serving `/metrics`, `/healthz` and
 //! `/readyz`.
 //!
 //! Every label takes its value from a small closed set (an enum, a route template, an HTTP
@@ -8,9 +8,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,15 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::model::{
-    Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
-    HistoryEvent, KeyFingerprint, Revocation, RevocationReason, Role, Serial,
-};
+use crate::model::{RevocationReason, Role};
 use crate::ra::{RaError, Refusal};
-use crate::store::{
-    AccountChange, Budget, BudgetSpend, HistoryQuery, IssuedCertificate, NewCertificate,
-    PasswordAttempt, RevokedCertificate, Store, StoreError, StoreRecord,
-};
 
 /// USERTYPE of an issued certificate, as a label.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -339,175 +331,6 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode the metrics");
         }
         out
-    }
-}
-
-/// A [`Store`] that times [`Store::flush`] into [`Metrics`] and passes everything else
-/// through, so that the backend stays unaware of metrics.
-pub struct MeteredStore<S> {
-    inner: S,
-    metrics: Metrics,
-}
-
-impl<S> MeteredStore<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, metrics: Metrics) -> Self {
-        Self { inner, metrics }
-    }
-}
-
-#[async_trait]
-impl<S: Store> Store for MeteredStore<S> {
-    async fn create_contract(
-        &self,
-        contract: Contract,
-        event: HistoryEvent,
-    ) -> Result<(), StoreError> {
-        self.inner.create_contract(contract, event).await
-    }
-
-    async fn contract(&self, code: &ContractCode) -> Result<Option<Contract>, StoreError> {
-        self.inner.contract(code).await
-    }
-
-    async fn contracts(&self) -> Result<Vec<Contract>, StoreError> {
-        self.inner.contracts().await
-    }
-
-    async fn create_account(
-        &self,
-        account: Account,
-        event: HistoryEvent,
-    ) -> Result<(), StoreError> {
-        self.inner.create_account(account, event).await
-    }
-
-    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        self.inner.account(id).await
-    }
-
-    async fn accounts(&self, contract: Option<&ContractCode>) -> Result<Vec<Account>, StoreError> {
-        self.inner.accounts(contract).await
-    }
-
-    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
-        self.inner.certificate(serial).await
-    }
-
-    async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError> {
-        self.inner.key_certified_by(key).await
-    }
-
-    async fn count_password_attempt(
-        &self,
-        id: &AccountId,
-        limit: u32,
-    ) -> Result<PasswordAttempt, StoreError> {
-        self.inner.count_password_attempt(id, limit).await
-    }
-
-    async fn take_from_budget(
-        &self,
-        key: &str,
-        budget: Budget,
-        now: time::OffsetDateTime,
-    ) -> Result<BudgetSpend, StoreError> {
-        self.inner.take_from_budget(key, budget, now).await
-    }
-
-    async fn refund_to_budget(
-        &self,
-        key: &str,
-        budget: Budget,
-        now: time::OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner.refund_to_budget(key, budget, now).await
-    }
-
-    async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {
-        self.inner.update_account(change).await
-    }
-
-    async fn commit_issuance(
-        &self,
-        issuance: NewCertificate,
-    ) -> Result<IssuedCertificate, StoreError> {
-        self.inner.commit_issuance(issuance).await
-    }
-
-    async fn create_app(
-        &self,
-        app: App,
-        record: CertificateRecord,
-        event: HistoryEvent,
-    ) -> Result<IssuedCertificate, StoreError> {
-        self.inner.create_app(app, record, event).await
-    }
-
-    async fn record_service_certificate(
-        &self,
-        record: CertificateRecord,
-    ) -> Result<IssuedCertificate, StoreError> {
-        self.inner.record_service_certificate(record).await
-    }
-
-    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
-        self.inner.app(name).await
-    }
-
-    async fn apps(&self) -> Result<Vec<App>, StoreError> {
-        self.inner.apps().await
-    }
-
-    async fn revoke_app(
-        &self,
-        name: &AppName,
-        revocation: Revocation,
-        event: HistoryEvent,
-    ) -> Result<App, StoreError> {
-        self.inner.revoke_app(name, revocation, event).await
-    }
-
-    async fn append_history(&self, event: HistoryEvent) -> Result<u64, StoreError> {
-        self.inner.append_history(event).await
-    }
-
-    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(query).await
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let result = self.inner.flush().await;
-        self.metrics.observe_flush(started.elapsed());
-        result
-    }
-
-    async fn export(
-        &self,
-        sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
-    ) -> Result<(), StoreError> {
-        self.inner.export(sink).await
-    }
-
-    async fn is_empty(&self) -> Result<bool, StoreError> {
-        self.inner.is_empty().await
-    }
-
-    async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError> {
-        self.inner.import(records).await
-    }
-
-    async fn revoked_certificates(&self) -> Result<Vec<RevokedCertificate>, StoreError> {
-        self.inner.revoked_certificates().await
-    }
-
-    async fn next_crl_number(&self) -> Result<u64, StoreError> {
-        self.inner.next_crl_number().await
-    }
-
-    fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.revocations()
     }
 }
 

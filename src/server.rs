@@ -27,7 +27,7 @@ use tower::ServiceExt;
 
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
-use crate::metrics::{MeteredStore, Metrics};
+use crate::metrics::Metrics;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::source::SourceKey;
 use crate::store::{SledStore, Store, StoreError};
@@ -219,8 +219,9 @@ pub struct RunningDaemon {
 }
 
 impl RunningDaemon {
-    /// Stops accepting, lets in-flight requests finish (bounded), flushes the store, and
-    /// removes the admin socket.
+    /// Stops accepting, lets in-flight requests finish (bounded), and removes the admin
+    /// socket. Every write was durable when it returned; the store is closed when the last
+    /// handle to it goes.
     pub async fn stop(self) -> Result<(), StoreError> {
         self.metrics.set_ready(false);
         let _ = self.stop.send(true);
@@ -228,7 +229,7 @@ impl RunningDaemon {
             let _ = task.await;
         }
         let _ = std::fs::remove_file(&self.admin_socket);
-        self.store.flush().await
+        Ok(())
     }
 }
 
@@ -265,10 +266,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let ca = Arc::new(load_or_create_ca(&config)?);
     check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
     metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
-        SledStore::open(&config.database_path())?,
-        metrics.clone(),
-    ));
+    let sled = SledStore::open(&config.database_path())?;
+    let flush_metrics = metrics.clone();
+    sled.observe_syncs(Arc::new(move |took| flush_metrics.observe_flush(took)));
+    let store: Arc<dyn Store> = Arc::new(sled);
     let tls = Arc::new(ArcSwap::new(
         crate::tls::server_config(
             &config.server,

@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::ca::CertificateAuthority;
 use crate::config::ServerConfig as ServerSettings;
-use crate::store::Store;
+use crate::store::ServiceCertificates;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +52,19 @@ pub async fn server_config(
     settings: &ServerSettings,
     ca: &CertificateAuthority,
     server_cert_validity_days: u32,
-    store: &dyn Store,
+    store: &dyn ServiceCertificates,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let (chain, key) = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
         _ => {
+            let serial =
+                crate::ca::service::reserve_serial(store, time::OffsetDateTime::now_utc()).await?;
             let issued = ca
-                .issue_tls_server_certificate(&settings.hostnames, server_cert_validity_days)?
+                .issue_tls_server_certificate(
+                    &serial,
+                    &settings.hostnames,
+                    server_cert_validity_days,
+                )?
                 .record_in(store)
                 .await?;
             tracing::info!(

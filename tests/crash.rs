@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::*;
 use estca::model::{Outcome, Serial};
-use estca::store::{HistoryQuery, SledStore, Store};
+use estca::store::{HistoryQuery, Page, PageRequest, SledStore, StoreReads};
 
 const CONTRACT: &str = "5110";
 const IDS: usize = 12;
@@ -155,18 +155,21 @@ async fn check_store(db: &Path, received: &[(String, Vec<u8>)]) -> (usize, Vec<S
     let mut violations = vec![];
     let mut all_serials = BTreeSet::new();
     let mut certificates = 0;
-    let accounts = store.accounts(None).await.unwrap();
+    let accounts = Page::collect_all(1000, |page| store.accounts(None, page))
+        .await
+        .unwrap();
     let mut current = HashMap::new();
     for account in &accounts {
         current.insert(account.id.to_string(), account.current_certificate);
         let history = store
             .history(&HistoryQuery {
                 account: Some(account.id.clone()),
-                limit: 1_000_000,
+                page: PageRequest::first(1_000_000),
                 ..HistoryQuery::default()
             })
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let issued: Vec<Serial> = history
             .iter()
             .filter_map(|e| match &e.event.outcome {

@@ -22,7 +22,7 @@ use crate::model::{
 };
 use crate::ra::{Caller, CertificateAction, NewAccount, NewApp, RaError, RegistrationAuthority};
 use crate::server::PeerInfo;
-use crate::store::HistoryQuery;
+use crate::store::{Cursor, HistoryQuery, Page, PageRequest};
 
 /// Default page size of history queries.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
@@ -234,11 +234,69 @@ async fn create_contract(
     Ok((StatusCode::CREATED, Json(contract)))
 }
 
+/// `limit` and `cursor` of a listing (`GET /api/v1/contracts`, `/apps`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size (default and largest: [`MAX_LIST_PAGE`]).
+    pub limit: Option<usize>,
+    /// Where the previous page said the next one starts (its `Link: rel="next"`).
+    pub cursor: Option<String>,
+}
+
+/// Largest page of a listing, and its default.
+pub const MAX_LIST_PAGE: usize = 1000;
+
+/// The page a listing's `limit` and `cursor` ask for.
+fn page_request(limit: Option<usize>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    let limit = limit.unwrap_or(MAX_LIST_PAGE);
+    if !(1..=MAX_LIST_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIST_PAGE}"
+        )));
+    }
+    let after = cursor
+        .map(Cursor::from_text)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.0)))?;
+    Ok(PageRequest { after, limit })
+}
+
+/// A page of a listing as a JSON array, with the next page's address in a `Link` header
+/// (RFC 8288, `rel="next"`) when there is one. `query` holds the listing's own parameters,
+/// already URL-safe.
+fn paged<T: Serialize>(
+    path: &str,
+    query: &[(&str, &str)],
+    limit: usize,
+    page: Page<T>,
+) -> Response {
+    let mut response = Json(page.items).into_response();
+    if let Some(next) = page.next {
+        let mut link = format!("<{path}?");
+        for (key, value) in query {
+            link += &format!("{key}={value}&");
+        }
+        link += &format!("limit={limit}&cursor={}>; rel=\"next\"", next.to_text());
+        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, value);
+        }
+    }
+    response
+}
+
 async fn list_contracts(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,
-) -> ApiResult<Vec<crate::model::Contract>> {
-    Ok(Json(ra.contracts(&caller).await?))
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let limit = page.limit;
+    let contracts = ra.contracts(&caller, page).await?;
+    Ok(paged("/api/v1/contracts", &[], limit, contracts))
 }
 
 /// `POST /api/v1/accounts` body.
@@ -284,16 +342,25 @@ async fn create_account(
 pub struct AccountsQuery {
     /// Only this contract's accounts.
     pub contract: Option<String>,
+    /// Page size (default and largest: [`MAX_LIST_PAGE`]).
+    pub limit: Option<usize>,
+    /// Where the previous page said the next one starts (its `Link: rel="next"`).
+    pub cursor: Option<String>,
 }
 
 async fn list_accounts(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,
     query: Result<Query<AccountsQuery>, QueryRejection>,
-) -> ApiResult<Vec<crate::ra::AccountView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let contract: Option<ContractCode> = query.contract.as_deref().map(parse).transpose()?;
-    Ok(Json(ra.accounts(&caller, contract.as_ref()).await?))
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let limit = page.limit;
+    let accounts = ra.accounts(&caller, contract.clone(), page).await?;
+    let code = contract.map(|c| c.as_str().to_owned());
+    let params: Vec<(&str, &str)> = code.iter().map(|c| ("contract", c.as_str())).collect();
+    Ok(paged("/api/v1/accounts", &params, limit, accounts))
 }
 
 async fn show_account(
@@ -394,7 +461,7 @@ pub struct HistoryParams {
     /// Page size (default 50, at most 1000).
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<u64>,
+    pub cursor: Option<String>,
 }
 
 /// A page of history.
@@ -402,8 +469,8 @@ pub struct HistoryParams {
 pub struct HistoryPage {
     /// Entries, newest first.
     pub entries: Vec<crate::model::HistoryEntry>,
-    /// Pass as `cursor` to get the next (older) page; absent on the last page.
-    pub next_cursor: Option<u64>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page. Opaque.
+    pub next_cursor: Option<String>,
 }
 
 fn parse_time(key: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -423,23 +490,27 @@ async fn history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
     let Query(p) = params?;
-    let limit = p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    let after = p
+        .cursor
+        .as_deref()
+        .map(Cursor::from_text)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.0)))?;
     let query = HistoryQuery {
         account: p.account.as_deref().map(parse).transpose()?,
         contract: p.contract.as_deref().map(parse).transpose()?,
         kind: p.kind,
         since: parse_time("since", p.since.as_deref())?,
         until: parse_time("until", p.until.as_deref())?,
-        before_seq: p.cursor,
-        limit,
+        page: PageRequest {
+            after,
+            limit: p.limit.unwrap_or(DEFAULT_HISTORY_LIMIT),
+        },
     };
-    let entries = ra.history(&caller, query).await?;
-    let next_cursor = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
+    let page = ra.history(&caller, query).await?;
     Ok(Json(HistoryPage {
-        entries,
-        next_cursor,
+        entries: page.items,
+        next_cursor: page.next.map(|c| c.to_text()),
     }))
 }
 
@@ -522,8 +593,13 @@ async fn create_app(
 async fn list_apps(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,
-) -> ApiResult<Vec<crate::ra::AppView>> {
-    Ok(Json(ra.apps(&caller).await?))
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let limit = page.limit;
+    let apps = ra.apps(&caller, page).await?;
+    Ok(paged("/api/v1/apps", &[], limit, apps))
 }
 
 async fn revoke_app(

@@ -152,7 +152,7 @@ fn check_serial(tbs: &TbsCertificate, request: &EndEntityRequest<'_>) -> Result<
             bytes[0]
         ));
     }
-    if bytes != request.serial.as_bytes() {
+    if bytes != request.serial.serial().as_bytes() {
         return Err("serial is not the one the registration authority reserved".into());
     }
     Ok(())
@@ -392,13 +392,14 @@ mod tests {
     use crate::ca::{validate_csr, CertificateAuthority, CsrKey};
     use crate::config::{CaConfig, KeyAlgorithm};
     use crate::model::{Role, Serial};
+    use crate::store::ReservedSerial;
 
     struct Fixture {
         _dir: tempfile::TempDir,
         ca: CertificateAuthority,
         key: CsrKey,
         holder: Holder,
-        serial: Serial,
+        serial: ReservedSerial,
     }
 
     fn fixture() -> Fixture {
@@ -432,14 +433,14 @@ mod tests {
                 role: Role::User,
                 issued_num: 3,
             },
-            serial: Serial::random(),
+            serial: ReservedSerial::unreserved_for_tests(),
         }
     }
 
     impl Fixture {
         fn request(&self) -> EndEntityRequest<'_> {
             EndEntityRequest {
-                serial: self.serial,
+                serial: &self.serial,
                 holder: &self.holder,
                 not_before: datetime!(2026-02-03 04:05:06 UTC),
                 key: &self.key,
@@ -525,7 +526,7 @@ mod tests {
         let f = fixture();
         let v = f.refused("a 17-byte serial", |tbs| {
             let mut bytes = vec![0x01];
-            bytes.extend_from_slice(f.serial.as_bytes());
+            bytes.extend_from_slice(f.serial.serial().as_bytes());
             tbs.serial_number = SerialNumber::new(&bytes).unwrap();
         });
         assert!(v.contains("not 16"), "{v}");

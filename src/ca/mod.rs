@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use x509_cert::name::Name;
 
 use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
+use crate::store::ReservedSerial;
 
 pub mod backup_signature;
 pub mod crl;
@@ -22,7 +23,7 @@ pub mod ocsp;
 pub mod pkcs7;
 mod profile;
 mod public_key;
-mod service;
+pub mod service;
 
 pub use backup_signature::{
     verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding,
@@ -169,8 +170,8 @@ fn missing_files(names: &[&str]) -> String {
 /// already decided that it may be issued.
 #[derive(Debug, Clone)]
 pub struct EndEntityRequest<'a> {
-    /// The serial (unique in the store).
-    pub serial: Serial,
+    /// The serial, reserved in the store.
+    pub serial: &'a ReservedSerial,
     /// Whom the certificate names: an ID (with its contract, USERTYPE and CERTISSUEDNUM,
     /// this certificate included) or an application.
     pub holder: &'a Holder,
@@ -297,7 +298,7 @@ impl CertificateAuthority {
             &self.key.signature_algorithm(),
         )
         .map_err(|violation| CaError::PreIssuanceCheck {
-            serial: request.serial,
+            serial: request.serial.serial(),
             violation,
         })?;
         let der = profile::sign_tbs(&self.key, tbs)?;
@@ -316,6 +317,7 @@ impl CertificateAuthority {
     /// key are handed out once the certificate is recorded ([`Unrecorded::record_in`]).
     pub fn issue_tls_server_certificate(
         &self,
+        serial: &ReservedSerial,
         hostnames: &[String],
         validity_days: u32,
     ) -> Result<Unrecorded<TlsServerCredentials>, CaError> {
@@ -339,7 +341,7 @@ impl CertificateAuthority {
         let not_before = now - time::Duration::minutes(5);
         let not_after =
             (now + time::Duration::days(i64::from(validity_days))).min(self.issuing_not_after);
-        let serial = Serial::random();
+        let serial = serial.serial();
         let tbs = profile::tls_server_tbs(
             &self.issuer_context(),
             &self.key,

@@ -25,7 +25,8 @@ use x509_ocsp::{BasicOcspResponse, CertId, OcspResponse, ResponderId, ResponseDa
 
 use super::profile::{self, key_identifier};
 use super::{CaError, CertificateAuthority, Unrecorded};
-use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
+use crate::model::{CertificateRecord, Holder, KeyFingerprint};
+use crate::store::ReservedSerial;
 
 /// The delegated OCSP signing certificate and its private key (kept in memory only).
 pub struct OcspSigner {
@@ -160,6 +161,7 @@ impl CertificateAuthority {
     /// ([`Unrecorded::record_in`]), so that the responder answers for it like for any other.
     pub fn issue_ocsp_signer(
         &self,
+        serial: &ReservedSerial,
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<Unrecorded<OcspSigner>, CaError> {
@@ -201,7 +203,7 @@ impl CertificateAuthority {
             )
             .map_err(|e| CaError::Internal(format!("encoding ocsp-nocheck: {e}")))?,
         });
-        let serial = Serial::random();
+        let serial = serial.serial();
         let tbs = profile::tbs_certificate(
             serial.as_bytes(),
             &ctx,
@@ -285,8 +287,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ca(dir.path());
         let now = OffsetDateTime::now_utc();
-        let (signer, record) =
-            super::super::tests::recorded(ca.issue_ocsp_signer(now, Duration::days(7)).unwrap());
+        let (signer, record) = super::super::tests::recorded(|serial| {
+            ca.issue_ocsp_signer(serial, now, Duration::days(7))
+                .unwrap()
+        });
         assert_eq!(record.der, signer.certificate_der());
         assert_eq!(record.holder, Holder::OcspSigner);
         assert_eq!(
@@ -357,10 +361,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ca(dir.path());
         let late = ca.issuing_not_after() - Duration::days(1);
-        let signer = ca.issue_ocsp_signer(late, Duration::days(7)).unwrap();
+        let signer = ca
+            .issue_ocsp_signer(
+                &ReservedSerial::unreserved_for_tests(),
+                late,
+                Duration::days(7),
+            )
+            .unwrap();
         assert_eq!(signer.record().not_after, ca.issuing_not_after());
         assert!(ca
-            .issue_ocsp_signer(ca.issuing_not_after(), Duration::days(7))
+            .issue_ocsp_signer(
+                &ReservedSerial::unreserved_for_tests(),
+                ca.issuing_not_after(),
+                Duration::days(7),
+            )
             .is_err());
     }
 

@@ -361,7 +361,7 @@ pub(crate) fn end_entity_tbs(
         extensions.extend(revocation_extensions(urls)?);
     }
     let tbs = tbs_certificate(
-        request.serial.as_bytes(),
+        request.serial.serial().as_bytes(),
         ctx,
         key,
         subject,

@@ -8,8 +8,8 @@
 //! record is durable. The certificate and its key exist only in the daemon's memory until
 //! then: a crash in between loses both, and nothing outside ever saw them.
 
-use crate::model::CertificateRecord;
-use crate::store::{Store, StoreError};
+use crate::model::{CertificateRecord, Serial};
+use crate::store::{ReservedSerial, ServiceCertificates, StoreError};
 
 use super::CaError;
 
@@ -42,17 +42,36 @@ impl<T> Unrecorded<T> {
         &self.record
     }
 
-    /// Records the certificate with [`Store::record_service_certificate`] and flushes the
-    /// store, then hands over what the service needs. On error nothing is handed over, so the
-    /// certificate is never used.
-    pub async fn record_in(self, store: &dyn Store) -> Result<T, CaError> {
+    /// Records the certificate with
+    /// [`ServiceCertificates::record_service_certificate`] (durably), then hands over what the
+    /// service needs. On error nothing is handed over, so the certificate is never used.
+    pub async fn record_in(self, store: &dyn ServiceCertificates) -> Result<T, CaError> {
         let serial = self.record.serial;
-        let failed = |source: StoreError| CaError::Record { serial, source };
         store
             .record_service_certificate(self.record)
             .await
-            .map_err(failed)?;
-        store.flush().await.map_err(failed)?;
+            .map_err(|source| CaError::Record { serial, source })?;
         Ok(self.service)
     }
+}
+
+/// Reserves a fresh serial for a service certificate (drawing again in the unlikely case that
+/// the serial was taken).
+pub async fn reserve_serial(
+    store: &dyn ServiceCertificates,
+    now: time::OffsetDateTime,
+) -> Result<ReservedSerial, CaError> {
+    let mut last = None;
+    for _ in 0..8 {
+        let serial = Serial::random();
+        match store.reserve_service_serial(serial, now).await {
+            Ok(reserved) => return Ok(reserved),
+            Err(StoreError::Conflict) => last = Some(serial),
+            Err(source) => return Err(CaError::Record { serial, source }),
+        }
+    }
+    Err(CaError::Internal(format!(
+        "eight fresh serials in a row were taken (last {}); the serial source is broken",
+        last.map_or_else(String::new, |s| s.to_string())
+    )))
 }

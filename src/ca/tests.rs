@@ -95,7 +95,7 @@ fn issue(
     not_before: OffsetDateTime,
 ) -> Result<SignedCertificate, CaError> {
     ca.sign_end_entity(&EndEntityRequest {
-        serial: Serial::random(),
+        serial: &ReservedSerial::unreserved_for_tests(),
         holder: &Holder::Account {
             id: id(),
             contract: contract(),
@@ -107,19 +107,25 @@ fn issue(
     })
 }
 
-/// Records a service certificate in a fresh store, as the daemon does, and returns what the
-/// service gets, with the record read back from the store.
-pub(super) fn recorded<T>(unrecorded: Unrecorded<T>) -> (T, crate::model::CertificateRecord) {
-    use crate::store::Store;
+/// Reserves a serial in a fresh store, has `issue` sign a service certificate with it, and
+/// records it, as the daemon does; returns what the service gets, with the record read back
+/// from the store.
+pub(super) fn recorded<T>(
+    issue: impl FnOnce(&ReservedSerial) -> Unrecorded<T>,
+) -> (T, crate::model::CertificateRecord) {
+    use crate::store::StoreReads;
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::SledStore::open(&dir.path().join("db")).unwrap();
-    let serial = unrecorded.record().serial;
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(async {
+            let serial = super::service::reserve_serial(&store, OffsetDateTime::now_utc())
+                .await
+                .unwrap();
+            let unrecorded = issue(&serial);
             let service = unrecorded.record_in(&store).await.unwrap();
-            let record = store.certificate(&serial).await.unwrap().unwrap();
+            let record = store.certificate(&serial.serial()).await.unwrap().unwrap();
             (service, record)
         })
 }
@@ -744,7 +750,7 @@ fn tls_server_certificate_has_the_names_and_chains() {
         "::1".to_string(),
     ];
     let (TlsServerCredentials { chain, key }, record) =
-        recorded(ca.issue_tls_server_certificate(&hosts, 30).unwrap());
+        recorded(|serial| ca.issue_tls_server_certificate(serial, &hosts, 30).unwrap());
     assert_eq!(record.der, chain[0].as_ref());
     assert_eq!(
         record.holder,
@@ -805,7 +811,11 @@ fn tls_server_certificate_has_the_names_and_chains() {
     openssl_verify(dir.path(), &leaf, "sslserver");
 
     assert!(matches!(
-        ca.issue_tls_server_certificate(&["bad host!".to_string()], 30),
+        ca.issue_tls_server_certificate(
+            &ReservedSerial::unreserved_for_tests(),
+            &["bad host!".to_string()],
+            30
+        ),
         Err(CaError::InvalidName(_))
     ));
 }

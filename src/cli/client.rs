@@ -49,9 +49,33 @@ impl<'a> AdminClient<'a> {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    /// `GET path` of a paged listing (a JSON array per page): every page, following each
+    /// answer's `Link: <…>; rel="next"` (RFC 8288) until the last.
+    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
+        let mut all = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(path) = next.take() {
+            let (status, headers, bytes) = self
+                .send(Method::GET, &path, None::<&()>, MAX_RESPONSE_BYTES)
+                .await?;
+            if !status.is_success() {
+                return Err(error_message(status, &bytes));
+            }
+            let page: Vec<T> = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the daemon's answer could not be read: {e}"))?;
+            all.extend(page);
+            next = headers
+                .get_all(hyper::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+        }
+        Ok(all)
+    }
+
     /// `GET path`, answered with raw bytes (at most `limit`), for non-JSON answers.
     pub async fn get_bytes(&self, path: &str, limit: usize) -> Result<Bytes, String> {
-        let (status, bytes) = self.send(Method::GET, path, None::<&()>, limit).await?;
+        let (status, _, bytes) = self.send(Method::GET, path, None::<&()>, limit).await?;
         if status.is_success() {
             Ok(bytes)
         } else {
@@ -65,7 +89,7 @@ impl<'a> AdminClient<'a> {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, String> {
-        let (status, bytes) = self.send(method, path, body, MAX_RESPONSE_BYTES).await?;
+        let (status, _, bytes) = self.send(method, path, body, MAX_RESPONSE_BYTES).await?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
                 .map_err(|e| format!("the daemon's answer could not be read: {e}"))
@@ -80,7 +104,7 @@ impl<'a> AdminClient<'a> {
         path: &str,
         body: Option<&B>,
         limit: usize,
-    ) -> Result<(StatusCode, Bytes), String> {
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
         let stream = UnixStream::connect(self.socket).await.map_err(|e| {
             format!(
                 "cannot reach the daemon at {} (is 'estca serve' running with the same configuration?): {e}",
@@ -112,13 +136,24 @@ impl<'a> AdminClient<'a> {
             .await
             .map_err(|e| format!("admin socket: {e}"))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = http_body_util::Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
             .to_bytes();
-        Ok((status, bytes))
+        Ok((status, headers, bytes))
     }
+}
+
+/// The target of a `Link` header value `<target>; rel="next"` (as the API writes it: one link
+/// per header, the target a path and query of its own).
+fn next_link(value: &str) -> Option<String> {
+    let (target, params) = value.trim().strip_prefix('<')?.split_once('>')?;
+    params
+        .split(';')
+        .any(|p| p.trim() == "rel=\"next\"")
+        .then(|| target.to_owned())
 }
 
 fn error_message(status: StatusCode, body: &[u8]) -> String {

@@ -391,7 +391,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             output::contract_created(&contract, json);
         }
         AdminCommand::Contract(ContractCommand::List) => {
-            let contracts: Vec<Contract> = client.get("/api/v1/contracts").await?;
+            let contracts: Vec<Contract> = client.get_all("/api/v1/contracts").await?;
             output::contracts(&contracts, json);
         }
         AdminCommand::Account(AccountCommand::Add {
@@ -427,7 +427,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                 Some(c) => format!("/api/v1/accounts?contract={}", segment(&c)),
                 None => "/api/v1/accounts".to_owned(),
             };
-            let views: Vec<AccountView> = client.get(&path).await?;
+            let views: Vec<AccountView> = client.get_all(&path).await?;
             output::accounts(&views, json);
         }
         AdminCommand::Account(AccountCommand::Show { id }) => {
@@ -485,7 +485,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             output::app_created(&created, json);
         }
         AdminCommand::App(AppCommand::List) => {
-            let apps: Vec<AppView> = client.get("/api/v1/apps").await?;
+            let apps: Vec<AppView> = client.get_all("/api/v1/apps").await?;
             output::apps(&apps, json);
         }
         AdminCommand::App(AppCommand::Revoke { name }) => {

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::private_dir::Holds;
 use crate::private_file::PrivateFile;
 use crate::store::backup::{self, BackupSummary};
-use crate::store::{SledStore, Store};
+use crate::store::{BackupStore, SledStore};
 
 use super::client::AdminClient;
 
@@ -204,7 +204,6 @@ pub async fn restore(
             )
         })
     })?;
-    store.flush().await.map_err(|e| e.to_string())?;
     debug_assert_eq!(imported, summary);
     println!(
         "{}",

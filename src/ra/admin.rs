@@ -13,12 +13,14 @@ use crate::model::{
     Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
     HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
 };
-use crate::store::{AccountChange, BudgetSpend, HistoryQuery, StoreError};
+use crate::store::{
+    AccountChange, AccountEdit, BudgetSpend, Cursor, HistoryQuery, Page, PageRequest, StoreError,
+};
 
-/// What an administrative decision changes: the account's new state, a certificate to revoke,
-/// and the history lines (kind, detail) to record with it.
+/// What an administrative decision changes: the edits of the account, a certificate to
+/// revoke, and the history lines (kind, detail) to record with it.
 type Decision = (
-    Account,
+    Vec<AccountEdit>,
     Option<(Serial, Revocation)>,
     Vec<(EventKind, String)>,
 );
@@ -229,24 +231,48 @@ impl RegistrationAuthority {
         );
         event.contract = Some(code);
         self.store.create_contract(contract.clone(), event).await?;
-        self.store.flush().await?;
         Ok(contract)
     }
 
-    /// The contracts in scope.
-    pub async fn contracts(&self, caller: &Caller) -> Result<Vec<Contract>, RaError> {
+    /// The contracts in scope, by code, a page at a time.
+    pub async fn contracts(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Page<Contract>, RaError> {
         if let Err(denial) = caller.authority.administers() {
             return Err(self
                 .deny(caller, None, EventKind::Query, denial, String::new())
                 .await);
         }
-        let contracts: Vec<Contract> = self
-            .store
-            .contracts()
-            .await?
-            .into_iter()
-            .filter(|c| caller.authority.sees_contract(&c.code))
-            .collect();
+        let contracts = match caller.authority.contracts_in_scope() {
+            None => self.store.contracts(page).await?,
+            Some(mut codes) => {
+                // A few contracts at most: paged here, by code.
+                codes.sort();
+                let after = page.after.as_ref().map(|c| c.as_bytes().to_vec());
+                let mut items = Vec::new();
+                for code in codes
+                    .into_iter()
+                    .filter(|c| after.as_deref().is_none_or(|a| c.as_str().as_bytes() > a))
+                {
+                    if items.len() >= page.limit {
+                        break;
+                    }
+                    if let Some(contract) = self.store.contract(&code).await? {
+                        items.push(contract);
+                    }
+                }
+                let next = (items.len() >= page.limit && page.limit > 0)
+                    .then(|| {
+                        items
+                            .last()
+                            .map(|c| Cursor::new(c.code.as_str().as_bytes().to_vec()))
+                    })
+                    .flatten();
+                Page { items, next }
+            }
+        };
         self.audit_query(caller, None, "listed contracts".into())
             .await?;
         Ok(contracts)
@@ -338,16 +364,12 @@ impl RegistrationAuthority {
                 Outcome::Ok { detail },
             );
             match self.store.create_account(account.clone(), event).await {
-                Ok(()) => {
-                    self.store.flush().await?;
-                    return Ok(AccountView::new(&account, None, self.clock.now()));
-                }
+                Ok(()) => return Ok(AccountView::new(&account, None, self.clock.now())),
                 Err(StoreError::AlreadyExists(_)) if new.id.is_none() => continue,
                 Err(StoreError::AlreadyExists(_)) => {
                     let error = RaError::IdUnavailable(account.id);
                     self.record_refusal_in(caller, &new.contract, error.to_string())
                         .await?;
-                    self.store.flush().await?;
                     return Err(error);
                 }
                 Err(e) => return Err(e.into()),
@@ -376,38 +398,35 @@ impl RegistrationAuthority {
         Ok(())
     }
 
-    /// The IDs in scope, all or of one contract.
+    /// The IDs in scope, by ID, a page at a time: of `contract`, or of the caller's whole
+    /// scope ([`Authority::listing_contract`]).
     pub async fn accounts(
         &self,
         caller: &Caller,
-        contract: Option<&ContractCode>,
-    ) -> Result<Vec<AccountView>, RaError> {
-        if let Err(denial) = caller.authority.administers() {
-            return Err(self
-                .deny(caller, None, EventKind::Query, denial, String::new())
-                .await);
-        }
-        if let Some(code) = contract.filter(|c| !caller.authority.sees_contract(c)) {
-            return Err(self
-                .deny(
-                    caller,
-                    None,
-                    EventKind::Query,
-                    Denial::NotFound,
-                    format!("contract {code}"),
-                )
-                .await);
-        }
-        let now = self.clock.now();
-        let mut views = Vec::new();
-        for account in self.store.accounts(contract).await? {
-            if caller.authority.sees(&account) {
-                let current = self.current_certificate(&account).await?;
-                views.push(AccountView::new(&account, current.as_ref(), now));
+        contract: Option<ContractCode>,
+        page: PageRequest,
+    ) -> Result<Page<AccountView>, RaError> {
+        let contract = match caller.authority.listing_contract(contract.clone()) {
+            Ok(contract) => contract,
+            Err(denial) => {
+                let what = contract.map_or_else(String::new, |c| format!("contract {c}"));
+                return Err(self
+                    .deny(caller, None, EventKind::Query, denial, what)
+                    .await);
             }
+        };
+        let now = self.clock.now();
+        let accounts = self.store.accounts(contract.as_ref(), page).await?;
+        let mut items = Vec::with_capacity(accounts.items.len());
+        for account in accounts.items {
+            let current = self.current_certificate(&account).await?;
+            items.push(AccountView::new(&account, current.as_ref(), now));
         }
         self.audit_query(caller, None, "listed IDs".into()).await?;
-        Ok(views)
+        Ok(Page {
+            items,
+            next: accounts.next,
+        })
     }
 
     /// One ID in scope.
@@ -456,24 +475,25 @@ impl RegistrationAuthority {
             ));
         }
         self.change_account(caller, id, |account, _current, _now| {
-            let mut next = account.clone();
+            let mut edits = Vec::new();
             let mut events = Vec::new();
             if let Some(name) = &name {
-                next.name = name.clone();
+                edits.push(AccountEdit::Rename(name.clone()));
                 events.push((EventKind::AccountUpdate, format!("renamed to {name}")));
             }
             if let Some(hash) = &hash {
-                let was_locked = next.locked;
-                next = policy::password_reset(&next, hash.clone());
+                // The help desk's reset: the new password, and the ID unlocked.
+                edits.push(AccountEdit::SetPasswordHash(hash.clone()));
+                edits.push(AccountEdit::Unlock);
                 events.push((EventKind::PasswordChange, "password set".to_owned()));
-                if was_locked {
+                if account.locked {
                     events.push((
                         EventKind::Unlock,
                         "unlocked by the password reset".to_owned(),
                     ));
                 }
             }
-            Ok((next, None, events))
+            Ok((edits, None, events))
         })
         .await
     }
@@ -494,7 +514,11 @@ impl RegistrationAuthority {
         let result = self
             .change_account(caller, id, |account, current, now| {
                 let effect = policy::certificate_action(account, current, action, now)?;
-                Ok((effect.account, effect.revoke, vec![(kind, effect.detail)]))
+                Ok((
+                    vec![AccountEdit::Choose(effect.choice)],
+                    effect.revoke,
+                    vec![(kind, effect.detail)],
+                ))
             })
             .await;
         if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
@@ -519,7 +543,7 @@ impl RegistrationAuthority {
                 "was not locked; failure count reset"
             };
             Ok((
-                policy::unlocked(account),
+                vec![AccountEdit::Unlock],
                 None,
                 vec![(EventKind::Unlock, detail.to_owned())],
             ))
@@ -564,7 +588,7 @@ impl RegistrationAuthority {
             let account = self.reload(id).await?;
             let current = self.current_certificate(&account).await?;
             let now = self.clock.now();
-            let (next, revoke, events) = decide(&account, current.as_ref(), now)?;
+            let (edits, revoke, events) = decide(&account, current.as_ref(), now)?;
             let events = events
                 .into_iter()
                 .map(|(kind, detail)| {
@@ -574,15 +598,15 @@ impl RegistrationAuthority {
             match self
                 .store
                 .update_account(AccountChange {
+                    id: account.id.clone(),
                     expected_version: account.version,
-                    account: next,
+                    edits,
                     revoke,
                     events,
                 })
                 .await
             {
                 Ok(stored) => {
-                    self.store.flush().await?;
                     let current = self.current_certificate(&stored).await?;
                     return Ok(AccountView::new(
                         &stored,
@@ -602,8 +626,8 @@ impl RegistrationAuthority {
         &self,
         caller: &Caller,
         mut query: HistoryQuery,
-    ) -> Result<Vec<HistoryEntry>, RaError> {
-        query.contract = match caller.authority.history_contract(query.contract.take()) {
+    ) -> Result<Page<HistoryEntry>, RaError> {
+        query.contract = match caller.authority.listing_contract(query.contract.take()) {
             Ok(contract) => contract,
             Err(denial) => {
                 return Err(self
@@ -611,7 +635,7 @@ impl RegistrationAuthority {
                     .await)
             }
         };
-        if query.limit == 0 || query.limit > MAX_HISTORY_PAGE {
+        if query.page.limit == 0 || query.page.limit > MAX_HISTORY_PAGE {
             return Err(RaError::Invalid(format!(
                 "limit must be between 1 and {MAX_HISTORY_PAGE}"
             )));
@@ -687,7 +711,7 @@ impl RegistrationAuthority {
                 out.extend_from_slice(&writer.record(&record)?);
                 Ok(())
             };
-            self.store.export(&mut sink).await.map_err(backup_error)?;
+            self.backups.export(&mut sink).await.map_err(backup_error)?;
         }
         // Signed with the issuing CA's key, so that `estca restore` can tell a backup this
         // CA took from one somebody edited (a checksum alone can be recomputed).

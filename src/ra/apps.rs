@@ -13,7 +13,7 @@ use crate::model::{
     App, AppName, AppScope, CertificateRecord, EventKind, Holder, Outcome, Revocation,
     RevocationReason,
 };
-use crate::store::{IssuedCertificate, StoreError};
+use crate::store::{IssuedCertificate, Page, PageRequest, StoreError};
 
 /// An application credential as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ impl RegistrationAuthority {
             let holder = Holder::App {
                 name: new.name.clone(),
             };
-            let record = self.sign(holder, &key, now)?;
+            let record = self.sign(holder, &key, now).await?;
             let serial = record.serial;
             let app = App {
                 name: new.name.clone(),
@@ -146,7 +146,6 @@ impl RegistrationAuthority {
             };
             match self.store.create_app(app.clone(), record, event).await {
                 Ok(issued) => {
-                    self.store.flush().await?;
                     let view = AppView::new(&app, Some(issued.record()), now);
                     return Ok((view, issued));
                 }
@@ -157,16 +156,20 @@ impl RegistrationAuthority {
         Err(RaError::Contended)
     }
 
-    /// Every application credential.
-    pub async fn apps(&self, caller: &Caller) -> Result<Vec<AppView>, RaError> {
+    /// The application credentials, by name, a page at a time.
+    pub async fn apps(&self, caller: &Caller, page: PageRequest) -> Result<Page<AppView>, RaError> {
         self.operator_only(caller)?;
         let now = self.clock.now();
-        let mut views = Vec::new();
-        for app in self.store.apps().await? {
+        let apps = self.store.apps(page).await?;
+        let mut items = Vec::with_capacity(apps.items.len());
+        for app in apps.items {
             let certificate = self.store.certificate(&app.certificate).await?;
-            views.push(AppView::new(&app, certificate.as_ref(), now));
+            items.push(AppView::new(&app, certificate.as_ref(), now));
         }
-        Ok(views)
+        Ok(Page {
+            items,
+            next: apps.next,
+        })
     }
 
     /// Revokes an application credential and its certificate, for good.
@@ -194,7 +197,6 @@ impl RegistrationAuthority {
             }
             Err(e) => return Err(e.into()),
         };
-        self.store.flush().await?;
         let certificate = self.store.certificate(&app.certificate).await?;
         Ok(AppView::new(&app, certificate.as_ref(), now))
     }

@@ -140,9 +140,30 @@ impl Authority {
         }
     }
 
-    /// The contract a history query is confined to: the master's own, whatever was asked
-    /// (an out-of-scope request is not found).
-    pub fn history_contract(
+    /// The contracts the caller may see when it does not see them all (a master's one, an
+    /// application's granted ones); `None` for the operator and applications of every
+    /// contract.
+    pub fn contracts_in_scope(&self) -> Option<Vec<ContractCode>> {
+        match self {
+            Authority::Operator
+            | Authority::App {
+                scope: AppScope::All,
+                ..
+            } => None,
+            Authority::Master { contract } => Some(vec![contract.clone()]),
+            Authority::App {
+                scope: AppScope::Contracts(codes),
+                ..
+            } => Some(codes.clone()),
+            Authority::Nothing => Some(Vec::new()),
+        }
+    }
+
+    /// The contract a listing (IDs, history) is confined to: the requested one if in scope
+    /// (out of scope is not found), else the master's own or a single-contract application's
+    /// only one; `None` (everything) for the operator and applications of every contract. An
+    /// application of several contracts must name one.
+    pub fn listing_contract(
         &self,
         requested: Option<ContractCode>,
     ) -> Result<Option<ContractCode>, Denial> {
@@ -246,13 +267,13 @@ mod tests {
             Err(Denial::NotFound)
         );
         assert!(a.may_create_contract().is_err());
-        assert_eq!(a.history_contract(None), Ok(Some(code_a.clone())));
+        assert_eq!(a.listing_contract(None), Ok(Some(code_a.clone())));
         assert_eq!(
-            a.history_contract(Some(code_b.clone())),
+            a.listing_contract(Some(code_b.clone())),
             Err(Denial::NotFound)
         );
         assert_eq!(
-            Authority::Operator.history_contract(Some(code_b.clone())),
+            Authority::Operator.listing_contract(Some(code_b.clone())),
             Ok(Some(code_b))
         );
     }
@@ -278,9 +299,9 @@ mod tests {
         );
         assert!(app.may_create_contract().is_err());
         assert!(app.may_create_account(&code_a, Role::Master).is_err());
-        assert_eq!(app.history_contract(None), Err(Denial::NeedsContract));
+        assert_eq!(app.listing_contract(None), Err(Denial::NeedsContract));
         assert_eq!(
-            app.history_contract(Some(code_a.clone())),
+            app.listing_contract(Some(code_a.clone())),
             Ok(Some(code_a.clone()))
         );
 
@@ -294,7 +315,7 @@ mod tests {
             creator.may_manage(&master_a, Management::Revoke),
             Err(Denial::HelpDesk)
         );
-        assert_eq!(creator.history_contract(None), Ok(None));
+        assert_eq!(creator.listing_contract(None), Ok(None));
     }
 
     #[test]

@@ -34,7 +34,8 @@ use crate::model::{
 };
 use crate::source::SourceKey;
 use crate::store::{
-    AccountChange, IssuedCertificate, NewCertificate, PasswordAttempt, Store, StoreError,
+    AccountChange, AccountEdit, BackupStore, IssuedCertificate, NewCertificate, PasswordAttempt,
+    RaStore, Store, StoreError,
 };
 
 /// Longest a password check waits for the checks already counted against its ID to end.
@@ -249,7 +250,9 @@ pub struct NewAccount {
 
 /// The registration authority.
 pub struct RegistrationAuthority {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RaStore>,
+    /// For the operator's backups.
+    backups: Arc<dyn BackupStore>,
     ca: Arc<CertificateAuthority>,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
@@ -260,7 +263,9 @@ pub struct RegistrationAuthority {
 }
 
 impl RegistrationAuthority {
-    /// Wires the registration authority to its neighbours.
+    /// Wires the registration authority to its neighbours; of `store` it uses the
+    /// registration authority's writes ([`RaStore`]) and, for the operator's backups,
+    /// [`BackupStore`].
     pub fn new(
         store: Arc<dyn Store>,
         ca: Arc<CertificateAuthority>,
@@ -280,6 +285,7 @@ impl RegistrationAuthority {
         metrics: crate::metrics::Metrics,
     ) -> Result<Self, PasswordError> {
         Ok(Self {
+            backups: store.clone(),
             store,
             ca,
             clock,
@@ -522,8 +528,7 @@ impl RegistrationAuthority {
                 return Err(RaError::Unauthenticated);
             }
         };
-        // The count is on disk before the guess is judged: a crash cannot give a guess back.
-        self.store.flush().await?;
+        // The count was durable when it returned: a crash cannot give a guess back.
         let caller = Caller::account(&account.id, source);
         if slot
             .verify(password, Some(account.password_hash.clone()))
@@ -561,43 +566,25 @@ impl RegistrationAuthority {
         }
     }
 
-    /// A right password: resets the failure count, unless the ID was locked meanwhile by
+    /// A right password: clears the failure count, unless the ID was locked meanwhile by
     /// concurrent wrong guesses, in which case the answer is the same as for a wrong one.
     async fn accept_right_password(
         &self,
         caller: &Caller,
-        mut account: Account,
+        account: Account,
     ) -> Result<Account, RaError> {
-        for _ in 0..MAX_ATTEMPTS {
-            if account.locked {
-                self.record_refusal(
-                    caller,
-                    Some(&account),
-                    EventKind::Enroll,
-                    "authentication failed: ID locked while the password was checked".into(),
-                )
-                .await?;
-                return Err(RaError::Unauthenticated);
-            }
-            let Some(next) = policy::after_right_password(&account) else {
-                return Ok(account);
-            };
-            match self
-                .store
-                .update_account(AccountChange {
-                    expected_version: account.version,
-                    account: next,
-                    revoke: None,
-                    events: vec![],
-                })
-                .await
-            {
-                Ok(stored) => return Ok(stored),
-                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
-                Err(e) => return Err(e.into()),
-            }
+        let account = self.store.clear_password_attempts(&account.id).await?;
+        if account.locked {
+            self.record_refusal(
+                caller,
+                Some(&account),
+                EventKind::Enroll,
+                "authentication failed: ID locked while the password was checked".into(),
+            )
+            .await?;
+            return Err(RaError::Unauthenticated);
         }
-        Err(RaError::Contended)
+        Ok(account)
     }
 
     /// A wrong password: records it (the store counted it already) and locks the ID when the
@@ -620,24 +607,24 @@ impl RegistrationAuthority {
         );
         let mut account = counted;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(locked) = policy::lock_after_failed_check(&account, self.max_failed_attempts)
-            else {
+            if !policy::locks_after_failed_check(&account, self.max_failed_attempts) {
                 self.store.append_history(failed).await?;
                 return Ok(());
-            };
+            }
             let lock = self.event(
                 &Caller::enrolling(Actor::System, &caller.source),
                 Some(&account),
                 EventKind::Lock,
                 Outcome::Ok {
-                    detail: format!("locked after {} wrong passwords", locked.failed_attempts),
+                    detail: format!("locked after {} wrong passwords", account.failed_attempts),
                 },
             );
             match self
                 .store
                 .update_account(AccountChange {
+                    id: account.id.clone(),
                     expected_version: account.version,
-                    account: locked,
+                    edits: vec![AccountEdit::LockAtFailures(self.max_failed_attempts)],
                     revoke: None,
                     events: vec![failed.clone(), lock],
                 })
@@ -696,7 +683,7 @@ impl RegistrationAuthority {
                 role: account.role,
                 issued_num: decision.issued_num,
             };
-            let record = match self.sign(holder, &key, now) {
+            let record = match self.sign(holder, &key, now).await {
                 Ok(record) => record,
                 Err(e) => {
                     if e.kind() == ErrorKind::Unavailable {
@@ -720,12 +707,13 @@ impl RegistrationAuthority {
                 .commit_issuance(NewCertificate {
                     expected_version: account.version,
                     record,
+                    supersedes: decision.supersedes,
+                    choice: decision.choice,
                     event,
                 })
                 .await
             {
                 Ok(issued) => {
-                    self.store.flush().await?;
                     tracing::info!(
                         id = %account.id,
                         serial = %issued.record().serial,
@@ -748,23 +736,24 @@ impl RegistrationAuthority {
         Err(RaError::Contended)
     }
 
-    /// Has the CA sign a certificate for `holder` and `key` with a fresh serial, starting
-    /// `now`, and returns it as the (unrevoked) record the store is asked to commit.
-    fn sign(
+    /// Has the CA sign a certificate for `holder` and `key` with a serial the store reserved
+    /// first, starting `now`, and returns it as the (unrevoked) record the store is asked to
+    /// commit.
+    async fn sign(
         &self,
         holder: Holder,
         key: &ca::CsrKey,
         now: time::OffsetDateTime,
     ) -> Result<CertificateRecord, RaError> {
-        let serial = Serial::random();
+        let serial = self.reserve_serial(now).await?;
         let signed = self.ca.sign_end_entity(&EndEntityRequest {
-            serial,
+            serial: &serial,
             holder: &holder,
             not_before: now,
             key,
         })?;
         Ok(CertificateRecord {
-            serial,
+            serial: serial.serial(),
             holder,
             subject: signed.subject,
             not_before: signed.not_before,
@@ -773,6 +762,22 @@ impl RegistrationAuthority {
             revocation: None,
             der: signed.der,
         })
+    }
+
+    /// Draws a fresh serial and reserves it in the store (again in the unlikely case that it
+    /// was taken).
+    async fn reserve_serial(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::store::ReservedSerial, RaError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.store.reserve_serial(Serial::random(), now).await {
+                Ok(reserved) => return Ok(reserved),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
     }
 
     async fn current_certificate(

@@ -24,6 +24,9 @@ pub struct Issuance {
     pub issued_num: u32,
     /// The certificate the issuance will supersede (revoke), if it is still active.
     pub supersedes: Option<Serial>,
+    /// The administrator's choice once the certificate is issued: a pending reissue is used
+    /// up, and the next enrollment needs a new choice.
+    pub choice: CertificateChoice,
 }
 
 /// Why the lifecycle refuses something; each message tells the person what to do.
@@ -98,6 +101,7 @@ pub fn enrollment(
     let issuance = Issuance {
         issued_num: account.issued_count.saturating_add(1),
         supersedes: active.map(|c| c.serial),
+        choice: CertificateChoice::Continue,
     };
     match via {
         EnrollVia::Password => match (account.choice, active) {
@@ -136,8 +140,8 @@ pub enum CertificateAction {
 /// What a [`CertificateAction`] changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionEffect {
-    /// The account's new state.
-    pub account: Account,
+    /// The administrator's choice from now on.
+    pub choice: CertificateChoice,
     /// The certificate to revoke in the same step.
     pub revoke: Option<(Serial, Revocation)>,
     /// What was done, for history and for the caller.
@@ -151,31 +155,31 @@ pub fn certificate_action(
     action: CertificateAction,
     now: OffsetDateTime,
 ) -> Result<ActionEffect, Refusal> {
-    let mut next = account.clone();
-    let (revoke, detail) = match action {
+    let (choice, revoke, detail) = match action {
         CertificateAction::Continue => match account.choice {
             CertificateChoice::Revoked => return Err(Refusal::NothingToContinue),
-            CertificateChoice::Reissue => {
-                next.choice = CertificateChoice::Continue;
-                (None, "pending reissue cancelled".to_owned())
-            }
-            CertificateChoice::Continue => (None, "no reissue was pending".to_owned()),
-        },
-        CertificateAction::Reissue => {
-            next.choice = CertificateChoice::Reissue;
-            (
+            CertificateChoice::Reissue => (
+                CertificateChoice::Continue,
                 None,
-                "reissue allowed: the next enrollment supersedes the current certificate"
-                    .to_owned(),
-            )
-        }
+                "pending reissue cancelled".to_owned(),
+            ),
+            CertificateChoice::Continue => (
+                CertificateChoice::Continue,
+                None,
+                "no reissue was pending".to_owned(),
+            ),
+        },
+        CertificateAction::Reissue => (
+            CertificateChoice::Reissue,
+            None,
+            "reissue allowed: the next enrollment supersedes the current certificate".to_owned(),
+        ),
         CertificateAction::Revoke(reason) => {
             let active = current.filter(|c| c.is_active(now));
             if account.choice == CertificateChoice::Revoked && active.is_none() {
                 return Err(Refusal::AlreadyRevoked);
             }
-            next.choice = CertificateChoice::Revoked;
-            match active {
+            let (revoke, detail) = match active {
                 Some(c) => (
                     Some((c.serial, Revocation { at: now, reason })),
                     format!("certificate {} revoked ({reason})", c.serial),
@@ -184,56 +188,27 @@ pub fn certificate_action(
                     None,
                     "no active certificate; enrollment blocked until reissue".to_owned(),
                 ),
-            }
+            };
+            (CertificateChoice::Revoked, revoke, detail)
         }
     };
     Ok(ActionEffect {
-        account: next,
+        choice,
         revoke,
         detail,
     })
 }
 
-/// The account after a password check that failed, if the failure locks it.
+/// Whether a password check that failed locks the ID.
 ///
 /// The store counted the attempt before the password was checked
-/// ([`Store::count_password_attempt`](crate::store::Store::count_password_attempt)), so
+/// ([`RaStore::count_password_attempt`](crate::store::RaStore::count_password_attempt)), so
 /// `failed_attempts` already includes it (and any attempt still being checked). The ID locks
-/// once `max_failed_attempts` are counted; a success that resets the count before this
-/// failure is decided leaves it unlocked.
-pub fn lock_after_failed_check(account: &Account, max_failed_attempts: u32) -> Option<Account> {
-    (!account.locked && account.failed_attempts >= max_failed_attempts).then(|| Account {
-        locked: true,
-        ..account.clone()
-    })
-}
-
-/// The account after a correct password, if anything needs to change (the failure count).
-/// `None` for a locked ID too: a lock is lifted by an unlock only, and a locked ID's password
-/// is never accepted.
-pub fn after_right_password(account: &Account) -> Option<Account> {
-    (account.failed_attempts > 0 && !account.locked).then(|| Account {
-        failed_attempts: 0,
-        ..account.clone()
-    })
-}
-
-/// The account after an unlock (IDロック解除).
-pub fn unlocked(account: &Account) -> Account {
-    Account {
-        locked: false,
-        failed_attempts: 0,
-        ..account.clone()
-    }
-}
-
-/// The account after an administrator set its password (the help desk's reset): the new
-/// hash, unlocked, no failures counted.
-pub fn password_reset(account: &Account, password_hash: String) -> Account {
-    Account {
-        password_hash,
-        ..unlocked(account)
-    }
+/// once `max_failed_attempts` are counted; a success that clears the count before this
+/// failure is decided leaves it unlocked. A lock is lifted by an unlock (or a password reset)
+/// only; a right password is never accepted while the ID is locked.
+pub fn locks_after_failed_check(account: &Account, max_failed_attempts: u32) -> bool {
+    !account.locked && account.failed_attempts >= max_failed_attempts
 }
 
 /// RFC 3339 text of an instant, for messages.
@@ -296,7 +271,8 @@ mod tests {
             enrollment(&a, None, EnrollVia::Password, NOW),
             Ok(Issuance {
                 issued_num: 1,
-                supersedes: None
+                supersedes: None,
+                choice: CertificateChoice::Continue,
             })
         );
     }
@@ -321,7 +297,8 @@ mod tests {
             enrollment(&a, Some(&c), EnrollVia::Certificate(s), NOW),
             Ok(Issuance {
                 issued_num: 2,
-                supersedes: Some(s)
+                supersedes: Some(s),
+                choice: CertificateChoice::Continue,
             })
         );
     }
@@ -334,6 +311,7 @@ mod tests {
         let want = Ok(Issuance {
             issued_num: 4,
             supersedes: Some(s),
+            choice: CertificateChoice::Continue,
         });
         assert_eq!(enrollment(&a, Some(&c), EnrollVia::Password, NOW), want);
         assert_eq!(
@@ -348,17 +326,12 @@ mod tests {
         let c = cert(s, NOW - Duration::days(10), false);
         let a = account(CertificateChoice::Reissue, Some(s), 1);
         let effect = certificate_action(&a, Some(&c), CertificateAction::Continue, NOW).unwrap();
-        assert_eq!(effect.account.choice, CertificateChoice::Continue);
+        assert_eq!(effect.choice, CertificateChoice::Continue);
         assert_eq!(effect.revoke, None);
-        assert_eq!(
-            Account {
-                choice: CertificateChoice::Reissue,
-                ..effect.account.clone()
-            },
-            a,
-            "nothing else changes"
-        );
-        let after = effect.account;
+        let after = Account {
+            choice: effect.choice,
+            ..a
+        };
         assert!(matches!(
             enrollment(&after, Some(&c), EnrollVia::Password, NOW),
             Err(Refusal::ActiveCertificate { .. })
@@ -387,7 +360,10 @@ mod tests {
                 }
             ))
         );
-        let revoked = effect.account;
+        let revoked = Account {
+            choice: effect.choice,
+            ..a
+        };
         let mut c_revoked = c.clone();
         c_revoked.revocation = effect.revoke.map(|r| r.1);
         for via in [EnrollVia::Password, EnrollVia::Certificate(s)] {
@@ -411,15 +387,18 @@ mod tests {
             .unwrap_err(),
             Refusal::AlreadyRevoked
         );
-        let reissued =
-            certificate_action(&revoked, Some(&c_revoked), CertificateAction::Reissue, NOW)
+        let reissued = Account {
+            choice: certificate_action(&revoked, Some(&c_revoked), CertificateAction::Reissue, NOW)
                 .unwrap()
-                .account;
+                .choice,
+            ..revoked.clone()
+        };
         assert_eq!(
             enrollment(&reissued, Some(&c_revoked), EnrollVia::Password, NOW),
             Ok(Issuance {
                 issued_num: 2,
-                supersedes: None
+                supersedes: None,
+                choice: CertificateChoice::Continue,
             })
         );
     }
@@ -433,7 +412,8 @@ mod tests {
             enrollment(&a, Some(&c), EnrollVia::Password, NOW),
             Ok(Issuance {
                 issued_num: 2,
-                supersedes: None
+                supersedes: None,
+                choice: CertificateChoice::Continue,
             })
         );
         assert_eq!(
@@ -476,28 +456,16 @@ mod tests {
     }
 
     #[test]
-    fn lockout_after_the_configured_failures_and_reset_on_success() {
+    fn lockout_after_the_configured_failures() {
         let mut a = account(CertificateChoice::Continue, None, 0);
         // The store counts each attempt before it is checked; a failure locks only at the limit.
         for counted in 1..=4 {
             a.failed_attempts = counted;
-            assert_eq!(lock_after_failed_check(&a, 5), None, "failure {counted}");
+            assert!(!locks_after_failed_check(&a, 5), "failure {counted}");
         }
-        assert_eq!(after_right_password(&a).unwrap().failed_attempts, 0);
         a.failed_attempts = 5;
-        let locked = lock_after_failed_check(&a, 5).expect("the fifth failure locks");
-        assert!(locked.locked && locked.failed_attempts == 5);
-        assert_eq!(
-            after_right_password(&locked),
-            None,
-            "a lock is not reset by a password"
-        );
-        assert_eq!(
-            lock_after_failed_check(&locked, 5),
-            None,
-            "locking is decided once"
-        );
-        let open = unlocked(&locked);
-        assert!(!open.locked && open.failed_attempts == 0);
+        assert!(locks_after_failed_check(&a, 5), "the fifth failure locks");
+        a.locked = true;
+        assert!(!locks_after_failed_check(&a, 5), "locking is decided once");
     }
 }

@@ -18,7 +18,7 @@ use super::{CrlEntryView, CrlView, RevocationError};
 use crate::ca::crl::{CrlEntry, CrlRequest};
 use crate::ca::CertificateAuthority;
 use crate::ra::Clock;
-use crate::store::Store;
+use crate::store::{Page, RevocationStore};
 
 /// How long the background task gathers further revocations before re-signing.
 const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -72,9 +72,12 @@ impl PublishedCrl {
     }
 }
 
+/// Revoked certificates read from the index per page while a CRL is built.
+const REVOKED_PAGE: usize = 10_000;
+
 /// Keeps the current CRL.
 pub struct CrlPublisher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RevocationStore>,
     ca: Arc<CertificateAuthority>,
     clock: Arc<dyn Clock>,
     interval: Duration,
@@ -87,7 +90,7 @@ pub struct CrlPublisher {
 impl CrlPublisher {
     /// Signs the first CRL; `interval` is nextUpdate minus thisUpdate.
     pub async fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn RevocationStore>,
         ca: Arc<CertificateAuthority>,
         clock: Arc<dyn Clock>,
         interval: Duration,
@@ -230,7 +233,7 @@ impl CrlPublisher {
 
 /// Reads the revocation index and signs a CRL of the unexpired revoked certificates.
 async fn build(
-    store: &dyn Store,
+    store: &dyn RevocationStore,
     ca: &Arc<CertificateAuthority>,
     clock: &dyn Clock,
     interval: Duration,
@@ -244,9 +247,8 @@ async fn build(
         .replace_nanosecond(0)
         .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
     let next_update = this_update + interval;
-    let entries: Vec<CrlEntry> = store
-        .revoked_certificates()
-        .await?
+    let revoked = Page::collect_all(REVOKED_PAGE, |page| store.revoked_certificates(page)).await?;
+    let entries: Vec<CrlEntry> = revoked
         .into_iter()
         .filter(|r| r.not_after > this_update)
         .map(|r| CrlEntry {

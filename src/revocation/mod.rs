@@ -99,6 +99,7 @@ impl RevocationServices {
         )
         .await?;
         let ocsp = OcspResponder::new(
+            store.clone(),
             store,
             ca,
             clock,

@@ -39,7 +39,7 @@ use crate::ca::ocsp::{CertIdHash, IssuerHashes, OcspSigner};
 use crate::ca::CertificateAuthority;
 use crate::model::Serial;
 use crate::ra::Clock;
-use crate::store::Store;
+use crate::store::{RevocationStore, ServiceCertificates};
 
 /// Most CertIDs answered in one request.
 pub const MAX_REQUESTS_PER_QUERY: usize = 16;
@@ -114,7 +114,9 @@ struct CurrentSigner {
 
 /// Answers OCSP requests.
 pub struct OcspResponder {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RevocationStore>,
+    /// Where new signers' certificates are recorded.
+    services: Arc<dyn ServiceCertificates>,
     ca: Arc<CertificateAuthority>,
     clock: Arc<dyn Clock>,
     issuer: IssuerHashes,
@@ -133,17 +135,19 @@ impl OcspResponder {
     /// nextUpdate minus thisUpdate; `signer_validity` the delegated certificate's lifetime
     /// (it is replaced when half of it has passed).
     pub async fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn RevocationStore>,
+        services: Arc<dyn ServiceCertificates>,
         ca: Arc<CertificateAuthority>,
         clock: Arc<dyn Clock>,
         validity: Duration,
         signer_validity: Duration,
     ) -> Result<Self, RevocationError> {
         let issuer = ca.ocsp_issuer_hashes()?;
-        let signer = issue_signer(&ca, &*store, &*clock, signer_validity).await?;
+        let signer = issue_signer(&ca, &*services, &*clock, signer_validity).await?;
         Ok(Self {
             feed: store.revocations(),
             store,
+            services,
             ca,
             clock,
             issuer,
@@ -205,7 +209,13 @@ impl OcspResponder {
         if let Some(signer) = self.signer_before_rotation(now) {
             return Ok(signer);
         }
-        let next = issue_signer(&self.ca, &*self.store, &*self.clock, self.signer_validity).await?;
+        let next = issue_signer(
+            &self.ca,
+            &*self.services,
+            &*self.clock,
+            self.signer_validity,
+        )
+        .await?;
         let signer = next.signer.clone();
         tracing::info!(not_after = %signer.not_after(), "issued a new OCSP signing certificate");
         *self
@@ -394,13 +404,14 @@ impl OcspResponder {
 /// Issues a delegated signer and records its certificate before it signs anything.
 async fn issue_signer(
     ca: &CertificateAuthority,
-    store: &dyn Store,
+    store: &dyn ServiceCertificates,
     clock: &dyn Clock,
     validity: Duration,
 ) -> Result<CurrentSigner, RevocationError> {
     let now = clock.now();
+    let serial = crate::ca::service::reserve_serial(store, now).await?;
     let signer = ca
-        .issue_ocsp_signer(now, validity)?
+        .issue_ocsp_signer(&serial, now, validity)?
         .record_in(store)
         .await?;
     // Replace it when half its life has passed, so that responses (valid for less than

@@ -24,7 +24,7 @@ use crate::model::{
     KeyFingerprint, Outcome, Revocation, Role,
 };
 use crate::ra::ManualClock;
-use crate::store::{AccountChange, NewCertificate, SledStore};
+use crate::store::{AccountChange, NewCertificate, RaStore, SledStore, StoreReads};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -115,11 +115,24 @@ impl World {
         }
         let account = self.store.account(&account_id).await.unwrap().unwrap();
         let now = self.clock.now();
+        let supersedes = match account.current_certificate {
+            Some(current) => self
+                .store
+                .certificate(&current)
+                .await
+                .unwrap()
+                .filter(|c| c.is_active(now))
+                .map(|c| c.serial),
+            None => None,
+        };
+        let reserved = self.store.reserve_serial(serial(s), now).await.unwrap();
         self.store
             .commit_issuance(NewCertificate {
                 expected_version: account.version,
+                supersedes,
+                choice: crate::model::CertificateChoice::Continue,
                 record: CertificateRecord {
-                    serial: serial(s),
+                    serial: reserved.serial(),
                     holder: Holder::Account {
                         id: account_id,
                         contract: "5110".parse().unwrap(),
@@ -148,8 +161,9 @@ impl World {
             .unwrap();
         self.store
             .update_account(AccountChange {
+                id: account.id.clone(),
                 expected_version: account.version,
-                account: account.clone(),
+                edits: vec![],
                 revoke: Some((
                     serial(s),
                     Revocation {
@@ -176,6 +190,7 @@ impl World {
 
     async fn responder(&self) -> OcspResponder {
         OcspResponder::new(
+            self.store.clone(),
             self.store.clone(),
             self.ca.clone(),
             self.clock.clone(),

@@ -23,7 +23,7 @@ use estca::model::{
     Account, Actor, CertificateRecord, Contract, ContractCode, EventKind, HistoryEvent, Holder,
     Outcome, Role, Serial,
 };
-use estca::store::{NewCertificate, SledStore, Store, StoreError};
+use estca::store::{NewCertificate, Page, RaStore, SledStore, StoreError, StoreReads};
 
 use crate::daemon::{self, BenchDir};
 
@@ -65,7 +65,9 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         .build()?;
     let handle = runtime.handle().clone();
 
-    let start = handle.block_on(async { store.accounts(None).await })?.len() as u64;
+    let start = handle
+        .block_on(Page::collect_all(10_000, |page| store.accounts(None, page)))?
+        .len() as u64;
     let hash = {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let params = argon2::Params::new(
@@ -117,7 +119,6 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    handle.block_on(store.flush())?;
     let seconds = began.elapsed().as_secs_f64();
     drop(store);
     let line = json!({
@@ -189,7 +190,7 @@ async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u6
         base64::engine::general_purpose::STANDARD.decode(&k.csr_base64)?
     };
     let key = validate_csr(&csr)?;
-    let serial = Serial::random();
+    let serial = store.reserve_serial(Serial::random(), now).await?;
     let holder = Holder::Account {
         id: account.id.clone(),
         contract: account.contract.clone(),
@@ -197,7 +198,7 @@ async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u6
         issued_num: 1,
     };
     let signed = ca.sign_end_entity(&EndEntityRequest {
-        serial,
+        serial: &serial,
         holder: &holder,
         not_before: now,
         key: &key,
@@ -208,10 +209,12 @@ async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u6
             event: event(
                 EventKind::Enroll,
                 Some(&account),
-                format!("issued {serial} (CERTISSUEDNUM 1)"),
+                format!("issued {} (CERTISSUEDNUM 1)", serial.serial()),
             ),
+            supersedes: None,
+            choice: estca::model::CertificateChoice::Continue,
             record: CertificateRecord {
-                serial,
+                serial: serial.serial(),
                 holder,
                 subject: signed.subject,
                 not_before: signed.not_before,

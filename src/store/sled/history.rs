@@ -1,0 +1,184 @@
+//! History (利用履歴): appended inside the transaction of the change it records, numbered
+//! in commit order, read newest first by pages.
+
+use sled::transaction::TransactionalTree;
+use sled::Tree;
+
+use super::rows::{decode, decode_u64, encode};
+use super::{
+    corrupt, from_tx, index_key, prefix_range, storage, tx, tx_read, SledStore, TxResult, HISTORY,
+    HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, META,
+};
+use crate::model::{HistoryEntry, HistoryEvent};
+use crate::store::{Cursor, HistoryQuery, Page, StoreError};
+use sled::Transactional;
+
+/// `meta` key of the last history sequence number.
+pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
+
+/// The trees of a transaction that appends history, as its closure sees them.
+pub(super) struct HistoryTx<'a> {
+    pub(super) history: &'a TransactionalTree,
+    pub(super) by_account: &'a TransactionalTree,
+    pub(super) by_contract: &'a TransactionalTree,
+    pub(super) meta: &'a TransactionalTree,
+}
+
+/// Appends one history entry and its index entries inside a transaction; returns its number.
+/// The number is the last one plus one, read and written in the transaction, so that it
+/// follows commit order.
+pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
+    let last = tx_read(t.meta, META, META_HISTORY_SEQ, decode_u64)?.unwrap_or(0);
+    let seq = last + 1;
+    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
+    let entry = HistoryEntry {
+        seq,
+        event: event.clone(),
+    };
+    t.history
+        .insert(&seq.to_be_bytes(), tx(encode(HISTORY, &entry))?)?;
+    if let Some(id) = &event.account {
+        t.by_account
+            .insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+    }
+    if let Some(code) = &event.contract {
+        t.by_contract
+            .insert(index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+    }
+    Ok(seq)
+}
+
+impl SledStore {
+    /// The four trees a history-appending transaction needs, in [`HistoryTx`] order.
+    pub(super) fn history_trees(&self) -> [&Tree; 4] {
+        [
+            &self.history,
+            &self.history_by_account,
+            &self.history_by_contract,
+            &self.meta,
+        ]
+    }
+
+    /// Appends one entry on its own.
+    pub(super) fn append_history_now(&self, event: &HistoryEvent) -> Result<(), StoreError> {
+        let [history, by_account, by_contract, meta] = self.history_trees();
+        (history, by_account, by_contract, meta)
+            .transaction(|(history, by_account, by_contract, meta)| {
+                append(
+                    &HistoryTx {
+                        history,
+                        by_account,
+                        by_contract,
+                        meta,
+                    },
+                    event,
+                )
+            })
+            .map_err(from_tx)?;
+        Ok(())
+    }
+
+    /// A page of history, newest first.
+    pub(super) fn history_page(
+        &self,
+        query: &HistoryQuery,
+    ) -> Result<Page<HistoryEntry>, StoreError> {
+        let limit = query.page.limit;
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let before = match &query.page.after {
+            Some(cursor) => Some(
+                <[u8; 8]>::try_from(cursor.as_bytes())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Invalid("not a history cursor".into()))?,
+            ),
+            None => None,
+        };
+        let index = match (&query.account, &query.contract) {
+            (Some(id), _) => Some((
+                &self.history_by_account,
+                HISTORY_BY_ACCOUNT,
+                id.as_str().as_bytes(),
+            )),
+            (None, Some(code)) => Some((
+                &self.history_by_contract,
+                HISTORY_BY_CONTRACT,
+                code.as_str().as_bytes(),
+            )),
+            (None, None) => None,
+        };
+        let mut items = Vec::new();
+        match index {
+            Some((tree, name, prefix)) => {
+                let (lower, mut upper) = prefix_range(prefix);
+                if let Some(before) = before {
+                    upper = index_key(prefix, &before.to_be_bytes());
+                }
+                for item in tree.range(lower..upper).rev() {
+                    let (key, _) = item.map_err(|e| storage(name, e))?;
+                    let seq_bytes = key
+                        .len()
+                        .checked_sub(8)
+                        .and_then(|start| key.get(start..))
+                        .ok_or_else(|| corrupt(name, &key, "key too short"))?;
+                    let value = self
+                        .history
+                        .get(seq_bytes)
+                        .map_err(|e| storage(HISTORY, e))?
+                        .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
+                    let entry: HistoryEntry = decode(HISTORY, seq_bytes, &value)?;
+                    if matches(query, &entry) {
+                        items.push(entry);
+                        if items.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                let iter = match before {
+                    Some(before) => self.history.range(..before.to_be_bytes()),
+                    None => self.history.iter(),
+                };
+                for item in iter.rev() {
+                    let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
+                    let entry: HistoryEntry = decode(HISTORY, &key, &value)?;
+                    if matches(query, &entry) {
+                        items.push(entry);
+                        if items.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let next = (items.len() >= limit)
+            .then(|| {
+                items
+                    .last()
+                    .map(|e| Cursor::new(e.seq.to_be_bytes().to_vec()))
+            })
+            .flatten();
+        Ok(Page { items, next })
+    }
+}
+
+/// Whether a history entry passes the query's filters (the cursor is applied by the range).
+fn matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
+    let event = &entry.event;
+    query
+        .account
+        .as_ref()
+        .is_none_or(|id| event.account.as_ref() == Some(id))
+        && query
+            .contract
+            .as_ref()
+            .is_none_or(|code| event.contract.as_ref() == Some(code))
+        && query.kind.is_none_or(|kind| event.kind == kind)
+        && query.since.is_none_or(|since| event.at >= since)
+        && query.until.is_none_or(|until| event.at < until)
+}

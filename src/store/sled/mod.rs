@@ -1,0 +1,285 @@
+//! The [`Store`](super::Store) on sled: one tree per kind of record, and sled transactions
+//! for every operation that touches more than one record.
+//!
+//! Trees and their keys:
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `contracts` | contract code | a contract row |
+//! | `accounts` | account ID | an account row |
+//! | `accounts_by_contract` | contract code, `0x00`, account ID | empty (paged listing per contract) |
+//! | `account_ids_folded` | account ID in lower case | the account ID (no two IDs differ by case only) |
+//! | `certificates` | 16 serial bytes | a certificate row |
+//! | `serials` | 16 serial bytes | when the serial was reserved (Unix ms, i64 big-endian) |
+//! | `keys` | 32-byte [`KeyFingerprint`](crate::model::KeyFingerprint) | 16 serial bytes |
+//! | `apps` | application name | an application row |
+//! | `history` | sequence number, u64 big-endian | a history row |
+//! | `history_by_account` | account ID, `0x00`, sequence big-endian | empty |
+//! | `history_by_contract` | contract code, `0x00`, sequence big-endian | empty |
+//! | `revoked` | 16 serial bytes | a [`RevokedCertificate`](super::RevokedCertificate) row (the revocation index) |
+//! | `budgets` | budget name | a token bucket |
+//! | `meta` | `crl_number` | the last CRL number drawn, u64 big-endian |
+//! | `meta` | `history_seq` | the last history sequence number, u64 big-endian |
+//! | `meta` | `indexes` | the version of the derived trees this database has (see [`indexes`]) |
+//!
+//! Derived trees (`revoked`, `account_ids_folded`, `accounts_by_contract`, `serials`) are
+//! written in the same transaction as their source, and built once at open for a database
+//! written before they existed. History sequence numbers come from `meta/history_seq`, read
+//! and written inside the transaction that appends the entry: two transactions appending
+//! history conflict on that key, so sequence order is commit order.
+//!
+//! Durability: every write returns after [`durability`] has synced the log to disk, shared by
+//! concurrent writers (group commit).
+
+mod accounts;
+mod backup;
+mod durability;
+mod history;
+mod indexes;
+mod issuance;
+mod reads;
+mod revocation;
+mod rows;
+mod writes;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Tree;
+
+use super::StoreError;
+
+const CONTRACTS: &str = "contracts";
+const ACCOUNTS: &str = "accounts";
+const ACCOUNTS_BY_CONTRACT: &str = "accounts_by_contract";
+const ACCOUNT_IDS_FOLDED: &str = "account_ids_folded";
+const CERTIFICATES: &str = "certificates";
+const SERIALS: &str = "serials";
+const KEYS: &str = "keys";
+const APPS: &str = "apps";
+const HISTORY: &str = "history";
+const HISTORY_BY_ACCOUNT: &str = "history_by_account";
+const HISTORY_BY_CONTRACT: &str = "history_by_contract";
+const REVOKED: &str = "revoked";
+const BUDGETS: &str = "budgets";
+const META: &str = "meta";
+
+/// sled's page cache (its default is 1 GiB): bounds the daemon's memory with millions of IDs;
+/// what does not fit is read back from the operating system's file cache.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The result of a step inside a sled transaction closure.
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// A [`Store`](super::Store) kept in a sled database directory.
+///
+/// Only one process can hold the directory open at a time (sled locks it).
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    contracts: Tree,
+    accounts: Tree,
+    accounts_by_contract: Tree,
+    account_ids_folded: Tree,
+    certificates: Tree,
+    serials: Tree,
+    keys: Tree,
+    apps: Tree,
+    history: Tree,
+    history_by_account: Tree,
+    history_by_contract: Tree,
+    revoked: Tree,
+    budgets: Tree,
+    meta: Tree,
+    /// Bumped after each committed revocation (see `RevocationStore::revocations`).
+    revocations: tokio::sync::watch::Sender<u64>,
+    /// Group commit: what has been written and what has been synced.
+    durability: durability::GroupCommit,
+    /// Writes hold it shared, `export` exclusively: sled has no multi-tree snapshot reads,
+    /// so this is what makes a backup consistent.
+    snapshot: std::sync::RwLock<()>,
+}
+
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the database in the directory `path`, and brings its derived
+    /// trees up to date.
+    ///
+    /// Fails with a [`StoreError::Backend`] saying so if another process (for instance the
+    /// running daemon) has the database open.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| {
+                let in_use = matches!(&e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
+                if in_use {
+                    StoreError::Backend(format!(
+                        "the database at {} is in use by another process (is the daemon running?)",
+                        path.display()
+                    ))
+                } else {
+                    StoreError::Backend(format!(
+                        "cannot open the database at {}: {e}",
+                        path.display()
+                    ))
+                }
+            })?;
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot open tree `{name}` of the database at {}: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let store = SledStore {
+            path: path.to_owned(),
+            contracts: tree(CONTRACTS)?,
+            accounts: tree(ACCOUNTS)?,
+            accounts_by_contract: tree(ACCOUNTS_BY_CONTRACT)?,
+            account_ids_folded: tree(ACCOUNT_IDS_FOLDED)?,
+            certificates: tree(CERTIFICATES)?,
+            serials: tree(SERIALS)?,
+            keys: tree(KEYS)?,
+            apps: tree(APPS)?,
+            history: tree(HISTORY)?,
+            history_by_account: tree(HISTORY_BY_ACCOUNT)?,
+            history_by_contract: tree(HISTORY_BY_CONTRACT)?,
+            revoked: tree(REVOKED)?,
+            budgets: tree(BUDGETS)?,
+            meta: tree(META)?,
+            revocations: tokio::sync::watch::channel(0).0,
+            durability: durability::GroupCommit::new(path),
+            db,
+            snapshot: std::sync::RwLock::new(()),
+        };
+        store.build_indexes()?;
+        Ok(store)
+    }
+
+    /// Has `observer` told how long each sync to disk takes (the daemon's metrics).
+    pub fn observe_syncs(&self, observer: super::SyncObserver) {
+        self.durability.observe(observer);
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Held by every write for its duration, so that an export sees all of it or none.
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the revocation feed's subscribers that a revocation was committed.
+    fn revoked_one(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Makes every write applied so far durable (see [`durability`]).
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.durability.sync(&self.db).await
+    }
+}
+
+/// The key of an index entry: a prefix (an account ID or contract code, which never contain
+/// `0x00`), `0x00`, then `rest`.
+fn index_key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 1 + rest.len());
+    key.extend_from_slice(prefix);
+    key.push(0x00);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// The range of keys of an index under `prefix`: from `prefix 0x00` to just before
+/// `prefix 0x01`.
+fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut lower = prefix.to_vec();
+    lower.push(0x00);
+    let mut upper = prefix.to_vec();
+    upper.push(0x01);
+    (lower, upper)
+}
+
+/// Ends a transaction with a domain refusal.
+fn abort<T>(error: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+/// Turns the outcome of a failed transaction into a [`StoreError`].
+fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => {
+            StoreError::Backend(format!("database transaction failed: {error}"))
+        }
+    }
+}
+
+/// A database failure while reading or writing a tree.
+fn storage(tree: &str, error: sled::Error) -> StoreError {
+    StoreError::Backend(format!("cannot use tree `{tree}`: {error}"))
+}
+
+/// A value or key that cannot be what it should: names the tree and the key.
+fn corrupt(tree: &str, key: &[u8], why: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "corrupt record in tree `{tree}` at key {}: {why}",
+        show_key(tree, key)
+    ))
+}
+
+/// A key as people can read it: text for IDs and codes, a number for sequence numbers, hex
+/// otherwise.
+fn show_key(tree: &str, key: &[u8]) -> String {
+    match tree {
+        CONTRACTS | ACCOUNTS | APPS | BUDGETS => format!("'{}'", String::from_utf8_lossy(key)),
+        HISTORY => match <[u8; 8]>::try_from(key) {
+            Ok(seq) => u64::from_be_bytes(seq).to_string(),
+            Err(_) => hex::encode(key),
+        },
+        HISTORY_BY_ACCOUNT | HISTORY_BY_CONTRACT if key.len() > 9 => {
+            let (prefix, seq) = key.split_at(key.len() - 9);
+            format!(
+                "'{}' 0x{}",
+                String::from_utf8_lossy(prefix),
+                hex::encode(seq)
+            )
+        }
+        _ => hex::encode(key),
+    }
+}
+
+/// Reads a value inside a transaction and decodes it with `decode`.
+fn tx_read<T>(
+    tree: &TransactionalTree,
+    name: &str,
+    key: &[u8],
+    decode: impl FnOnce(&str, &[u8], &[u8]) -> Result<T, StoreError>,
+) -> TxResult<Option<T>> {
+    match tree.get(key)? {
+        Some(bytes) => decode(name, key, &bytes)
+            .map(Some)
+            .map_err(ConflictableTransactionError::Abort),
+        None => Ok(None),
+    }
+}
+
+/// Turns an encoding failure inside a transaction into an abort.
+fn tx<T>(result: Result<T, StoreError>) -> TxResult<T> {
+    result.map_err(ConflictableTransactionError::Abort)
+}
