@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::ca;
 use crate::ra::{RaError, RegistrationAuthority};
-use crate::server::PeerInfo;
+use crate::http::{http_error, with_authenticated_id, PeerInfo, PEM_CHAIN};
 use crate::store::IssuedCertificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -23,9 +23,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// How much of an oversized body is read and discarded before answering 413, so that a
 /// client that sends its body without waiting (no `Expect: 100-continue`) sees the answer.
 const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
-
-/// The media type of a PEM chain answer (RFC 8555 section 9.1), offered for curl users.
-pub const PEM_CHAIN: &str = "application/pem-certificate-chain";
 
 /// What the EST handlers share.
 #[derive(Clone)]
@@ -75,7 +72,7 @@ impl EstError {
 
 impl From<RaError> for EstError {
     fn from(e: RaError) -> Self {
-        let (status, message) = crate::server::http_error(&e);
+        let (status, message) = http_error(&e);
         Self {
             retry_after_secs: e.retry_after_secs(),
             ..Self::new(status, message)
@@ -132,7 +129,7 @@ async fn simpleenroll(
         .enroll_with_password(&peer.source(), peer.source_key(), &id, password, &csr)
         .await?;
     enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
-        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        Some(id) => with_authenticated_id(r, id.as_str()),
         None => r,
     })
 }
@@ -156,7 +153,7 @@ async fn simplereenroll(
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
     enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
-        Some(id) => crate::server::with_authenticated_id(r, id.as_str()),
+        Some(id) => with_authenticated_id(r, id.as_str()),
         None => r,
     })
 }

@@ -16,6 +16,7 @@ pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod est;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod model;

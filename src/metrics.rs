@@ -23,7 +23,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::model::{RevocationReason, Role};
-use crate::ra::{RaError, Refusal};
+use crate::ra::{Observer, RaError, Refusal};
 
 /// USERTYPE of an issued certificate, as a label.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -240,45 +240,6 @@ impl Metrics {
         }
     }
 
-    /// Counts an issued certificate.
-    pub fn issued(&self, role: Role) {
-        let usertype = match role {
-            Role::Master => Usertype::master,
-            Role::User => Usertype::public,
-        };
-        self.inner
-            .issuances
-            .get_or_create(&UsertypeLabels { usertype })
-            .inc();
-    }
-
-    /// Counts a refused or failed enrollment.
-    pub fn refused(&self, error: &RaError) {
-        let reason = RefusalReason::of(error);
-        self.inner
-            .refusals
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
-        if reason == RefusalReason::unauthenticated {
-            self.inner.auth_failures.inc();
-        }
-    }
-
-    /// Counts an ID locked after too many wrong passwords.
-    pub fn locked_out(&self) {
-        self.inner.lockouts.inc();
-    }
-
-    /// Counts a revoked certificate.
-    pub fn revoked(&self, reason: RevocationReason) {
-        self.inner
-            .revocations
-            .get_or_create(&RevocationLabels {
-                reason: reason.name().to_owned(),
-            })
-            .inc();
-    }
-
     /// Records one request's latency; `endpoint` is the route template (never the raw path).
     pub fn observe_request(&self, endpoint: &str, method: &str, status: u16, latency: Duration) {
         self.inner
@@ -331,6 +292,48 @@ impl Metrics {
             tracing::warn!(error = %e, "cannot encode the metrics");
         }
         out
+    }
+}
+
+/// The registration authority's outcomes, counted.
+impl Observer for Metrics {
+    /// Counts an issued certificate.
+    fn issued(&self, role: Role) {
+        let usertype = match role {
+            Role::Master => Usertype::master,
+            Role::User => Usertype::public,
+        };
+        self.inner
+            .issuances
+            .get_or_create(&UsertypeLabels { usertype })
+            .inc();
+    }
+
+    /// Counts a refused or failed enrollment.
+    fn refused(&self, error: &RaError) {
+        let reason = RefusalReason::of(error);
+        self.inner
+            .refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        if reason == RefusalReason::unauthenticated {
+            self.inner.auth_failures.inc();
+        }
+    }
+
+    /// Counts an ID locked after too many wrong passwords.
+    fn locked_out(&self) {
+        self.inner.lockouts.inc();
+    }
+
+    /// Counts a revoked certificate.
+    fn revoked(&self, reason: RevocationReason) {
+        self.inner
+            .revocations
+            .get_or_create(&RevocationLabels {
+                reason: reason.name().to_owned(),
+            })
+            .inc();
     }
 }
 
@@ -403,4 +406,34 @@ pub(crate) async fn bind_listener(
     let ra = ra.clone();
     let app = router(metrics.clone(), Arc::new(move || ra.password_queue_depth()));
     Some((listener, addr, app))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registration authority reports through its own interface; what it reports ends up
+    /// in the series the README documents.
+    #[test]
+    fn the_registration_authoritys_outcomes_are_counted() {
+        let metrics = Metrics::new();
+        let observer: &dyn Observer = &metrics;
+        observer.issued(Role::User);
+        observer.issued(Role::Master);
+        observer.issued(Role::User);
+        observer.refused(&RaError::Unauthenticated);
+        observer.locked_out();
+        observer.revoked(RevocationReason::Superseded);
+        let text = metrics.render(0);
+        for line in [
+            "estca_certificates_issued_total{usertype=\"public\"} 2",
+            "estca_certificates_issued_total{usertype=\"master\"} 1",
+            "estca_enrollments_refused_total{reason=\"unauthenticated\"} 1",
+            "estca_authentication_failures_total 1",
+            "estca_lockouts_total 1",
+            "estca_certificates_revoked_total{reason=\"superseded\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
 }

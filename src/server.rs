@@ -27,125 +27,17 @@ use tower::ServiceExt;
 
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
+use crate::http::{plain, AuthenticatedId, PeerInfo};
 use crate::metrics::Metrics;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::source::SourceKey;
 use crate::store::{SledStore, Store, StoreError};
-
-/// The authenticated ID a handler served, put in the response's extensions for the request
-/// log line.
-#[derive(Debug, Clone)]
-pub struct AuthenticatedId(pub String);
-
-/// Marks `response` as served to the authenticated `id` (for the request log).
-pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
-    response
-        .extensions_mut()
-        .insert(AuthenticatedId(id.to_owned()));
-    response
-}
 
 mod budget;
 mod first_byte;
 mod overload;
 
 use budget::{ConnectionBudget, Refused};
-
-/// Who is on the other end of a connection; attached to every request.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    remote: Remote,
-    client_certificate: Option<Arc<[u8]>>,
-    /// What the per-source limits count this peer as (TCP peers only).
-    source_key: Option<SourceKey>,
-}
-
-#[derive(Debug, Clone)]
-enum Remote {
-    Tcp(SocketAddr),
-    AdminSocket { uid: Option<u32> },
-}
-
-impl PeerInfo {
-    /// The source recorded in history: the peer's IP address, or `admin-socket`.
-    pub fn source(&self) -> String {
-        match &self.remote {
-            Remote::Tcp(addr) => addr.ip().to_string(),
-            Remote::AdminSocket { .. } => "admin-socket".to_owned(),
-        }
-    }
-
-    /// What the per-source limits count this peer as; `None` on the admin socket.
-    pub fn source_key(&self) -> Option<SourceKey> {
-        self.source_key
-    }
-
-    /// The client certificate the peer presented in the TLS handshake, DER.
-    pub fn client_certificate(&self) -> Option<&[u8]> {
-        self.client_certificate.as_deref()
-    }
-
-    /// `Some(uid)` when the request came over the admin socket (the operator).
-    pub fn admin_socket_uid(&self) -> Option<Option<u32>> {
-        match self.remote {
-            Remote::AdminSocket { uid } => Some(uid),
-            Remote::Tcp(_) => None,
-        }
-    }
-}
-
-impl PeerInfo {
-    /// A client over TCP at `addr`, with the certificate it presented (DER), if any, counted
-    /// by the per-source limits with IPv6 networks of `ipv6_source_prefix` bits. The
-    /// listeners attach this themselves; the constructor lets tests and fuzzers drive the
-    /// routers in-process.
-    pub fn tcp(
-        addr: SocketAddr,
-        client_certificate: Option<Vec<u8>>,
-        ipv6_source_prefix: u8,
-    ) -> Self {
-        Self {
-            remote: Remote::Tcp(addr),
-            client_certificate: client_certificate.map(Arc::from),
-            source_key: Some(SourceKey::new(addr.ip(), ipv6_source_prefix)),
-        }
-    }
-
-    /// The operator on the admin socket, as the admin listener attaches it.
-    pub fn admin_socket(uid: Option<u32>) -> Self {
-        Self {
-            remote: Remote::AdminSocket { uid },
-            client_certificate: None,
-            source_key: None,
-        }
-    }
-}
-
-/// The HTTP status and message of a registration-authority error, for every HTTP front end.
-/// Failures inside estca are logged here and answered with a generic sentence, so that no
-/// internal detail (paths, database errors) reaches a client.
-pub fn http_error(error: &crate::ra::RaError) -> (axum::http::StatusCode, String) {
-    use crate::ra::ErrorKind;
-    use axum::http::StatusCode;
-    let status = match error.kind() {
-        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Internal => {
-            tracing::error!(error = %error, "request failed inside estca");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "estca could not complete the request; the operator has been told in the log"
-                    .to_owned(),
-            );
-        }
-    };
-    (status, error.to_string())
-}
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -286,12 +178,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         &config.revocation,
     )
     .await?;
-    let ra = Arc::new(RegistrationAuthority::with_metrics(
+    let ra = Arc::new(RegistrationAuthority::with_observer(
         store.clone(),
         ca.clone(),
         clock,
         &config.auth,
-        metrics.clone(),
+        Arc::new(metrics.clone()),
     )?);
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
@@ -475,19 +367,6 @@ fn with_common_layers(router: Router, timeout: Duration, metrics: Metrics) -> Ro
         ))
 }
 
-fn plain(status: axum::http::StatusCode, message: &str) -> Response {
-    use axum::response::IntoResponse;
-    (
-        status,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        format!("{message}\n"),
-    )
-        .into_response()
-}
-
 /// One log line per request: method, path, status, latency, peer, and the authenticated ID
 /// when a handler named one; and the latency histogram by route template. Never bodies,
 /// headers (Authorization) or query strings.
@@ -647,10 +526,8 @@ async fn serve_tls(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
-            let peer = PeerInfo {
-                client_certificate,
-                ..PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
-            };
+            let peer = PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
+                .with_client_certificate(client_certificate);
             serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
         });
     })

@@ -21,7 +21,7 @@ use crate::model::{
     AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
 };
 use crate::ra::{Caller, CertificateAction, NewAccount, NewApp, RaError, RegistrationAuthority};
-use crate::server::PeerInfo;
+use crate::http::{http_error, ErrorBody, PeerInfo};
 use crate::store::{Cursor, HistoryQuery, Page, PageRequest};
 
 /// Default page size of history queries.
@@ -84,15 +84,6 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
 }
 
-/// The JSON body of every API error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// A short, stable code: `bad_request`, `forbidden`, `not_found`, `conflict`, ...
-    pub error: String,
-    /// One sentence a person can act on.
-    pub detail: String,
-}
-
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
@@ -109,7 +100,7 @@ impl ApiError {
 
 impl From<RaError> for ApiError {
     fn from(e: RaError) -> Self {
-        let (status, message) = crate::server::http_error(&e);
+        let (status, message) = http_error(&e);
         Self {
             retry_after_secs: e.retry_after_secs(),
             ..Self::new(status, message)

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixStream;
 
-use crate::api::ErrorBody;
+use crate::http::ErrorBody;
 
 /// Largest answer the CLI reads.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;

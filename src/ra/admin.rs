@@ -522,7 +522,7 @@ impl RegistrationAuthority {
             })
             .await;
         if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
-            self.metrics.revoked(reason);
+            self.observer.revoked(reason);
         }
         if let Err(RaError::Refused(refusal)) = &result {
             let account = self.reload(id).await?;

@@ -10,6 +10,7 @@ mod admin;
 mod apps;
 pub mod authority;
 mod clock;
+mod observer;
 mod passwords;
 pub mod policy;
 pub mod throttle;
@@ -18,6 +19,7 @@ mod views;
 pub use apps::{AppView, NewApp};
 pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use observer::{Observer, Unobserved};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use policy::{CertificateAction, EnrollVia, Refusal};
 pub use views::{AccountView, CertificateSummary, CertificateView, ServiceView};
@@ -258,7 +260,7 @@ pub struct RegistrationAuthority {
     passwords: Passwords,
     max_failed_attempts: u32,
     refused_ids: crate::store::Budget,
-    metrics: crate::metrics::Metrics,
+    observer: Arc<dyn Observer>,
     failures_by_source: throttle::FailureThrottle,
 }
 
@@ -272,17 +274,17 @@ impl RegistrationAuthority {
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
     ) -> Result<Self, PasswordError> {
-        Self::with_metrics(store, ca, clock, auth, crate::metrics::Metrics::new())
+        Self::with_observer(store, ca, clock, auth, Arc::new(Unobserved))
     }
 
-    /// As [`RegistrationAuthority::new`], counting issuances, refusals, authentication
-    /// failures, lockouts and revocations into `metrics`.
-    pub fn with_metrics(
+    /// As [`RegistrationAuthority::new`], telling `observer` of every issuance, refusal,
+    /// lockout and revocation (the daemon's metrics count them).
+    pub fn with_observer(
         store: Arc<dyn Store>,
         ca: Arc<CertificateAuthority>,
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
-        metrics: crate::metrics::Metrics,
+        observer: Arc<dyn Observer>,
     ) -> Result<Self, PasswordError> {
         Ok(Self {
             backups: store.clone(),
@@ -295,7 +297,7 @@ impl RegistrationAuthority {
                 capacity: auth.max_refused_ids_per_caller,
                 window: std::time::Duration::from_secs(auth.refused_ids_window_secs),
             },
-            metrics,
+            observer,
             failures_by_source: throttle::FailureThrottle::new(
                 auth.max_failures_per_source,
                 std::time::Duration::from_secs(auth.failure_window_secs),
@@ -303,7 +305,7 @@ impl RegistrationAuthority {
         })
     }
 
-    /// Counts the outcome of an enrollment in the metrics.
+    /// Tells the observer the outcome of an enrollment.
     fn count_enrollment(
         &self,
         result: Result<IssuedCertificate, RaError>,
@@ -311,14 +313,14 @@ impl RegistrationAuthority {
         match &result {
             Ok(issued) => {
                 if let crate::model::Holder::Account { role, .. } = issued.record().holder {
-                    self.metrics.issued(role);
+                    self.observer.issued(role);
                 }
                 if issued.superseded().is_some() {
-                    self.metrics
+                    self.observer
                         .revoked(crate::model::RevocationReason::Superseded);
                 }
             }
-            Err(e) => self.metrics.refused(e),
+            Err(e) => self.observer.refused(e),
         }
         result
     }
@@ -632,7 +634,7 @@ impl RegistrationAuthority {
             {
                 Ok(_) => {
                     tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
-                    self.metrics.locked_out();
+                    self.observer.locked_out();
                     return Ok(());
                 }
                 Err(StoreError::Conflict) => account = self.reload(&account.id).await?,

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use super::{CrlPublisher, OcspAnswer, OcspResponder, RevocationServices};
 use crate::ca::CertificateAuthority;
-use crate::server::PeerInfo;
+use crate::http::{ErrorBody, PeerInfo, PEM_CHAIN};
 
 /// Largest OCSP request body accepted (a request for one certificate is about 100 bytes).
 pub const MAX_OCSP_REQUEST_BYTES: usize = 16 * 1024;
@@ -97,7 +97,7 @@ async fn crl_view(
     if !operator {
         return (
             StatusCode::FORBIDDEN,
-            Json(crate::api::ErrorBody {
+            Json(ErrorBody {
                 error: "forbidden".into(),
                 detail: "the CRL view is served to the operator on the admin socket only".into(),
             }),
@@ -188,7 +188,7 @@ async fn ca_crt(State(state): State<RevocationState>) -> Response {
 
 async fn ca_pem_chain(State(state): State<RevocationState>) -> Response {
     (
-        [(header::CONTENT_TYPE, crate::est::PEM_CHAIN)],
+        [(header::CONTENT_TYPE, PEM_CHAIN)],
         Body::from(state.ca_pem.clone()),
     )
         .into_response()

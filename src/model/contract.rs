@@ -1,0 +1,18 @@
+//! Contracts: the corporate customers whose IDs estca certifies.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ContractCode;
+
+/// A contract: one corporate customer, with one master ID and any number of public IDs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// Short code, written after the ID in certificate common names.
+    pub code: ContractCode,
+    /// The customer's name, for people.
+    pub name: String,
+    /// When the contract was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}

@@ -1,0 +1,31 @@
+//! Domain types shared by every layer: contracts, accounts, certificate records, application
+//! credentials and history entries, and the small value types (IDs, serials, revocation
+//! reasons, the public URL) that validate themselves on construction so that no layer has to
+//! re-check them.
+//!
+//! The value types have one text form each, used alike in JSON, URLs, command lines and
+//! certificates (their serde is that text). The records have no format of their own to keep:
+//! the management API answers with its view types ([`crate::ra::AccountView`] and its
+//! neighbours), the backup file has its line types (`store::backup`), and each storage
+//! backend its rows.
+
+#[macro_use]
+mod text;
+mod account;
+mod app;
+mod certificate;
+mod contract;
+mod history;
+mod ids;
+mod revocation;
+mod url;
+
+pub use account::{Account, CertificateChoice, Role};
+pub use app::{App, AppScope};
+pub use certificate::{CertificateRecord, CertificateStatus, Holder};
+pub use contract::Contract;
+pub use history::{Actor, EventKind, HistoryEntry, HistoryEvent, Outcome};
+pub use ids::{AccountId, AppName, ContractCode, KeyFingerprint, Serial};
+pub use revocation::{Revocation, RevocationReason};
+pub use text::{human_text, InvalidValue};
+pub use url::PublicUrl;
