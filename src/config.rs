@@ -512,8 +512,9 @@ impl Config {
         let r = &self.revocation;
         r.listen_addr()?;
         if !r.public_url.is_empty() {
-            crate::ca::RevocationUrls::under(&r.public_url)
-                .map_err(|e| invalid("revocation.public_url", e.to_string()))?;
+            r.public_url
+                .parse::<crate::model::PublicUrl>()
+                .map_err(|e| invalid("revocation.public_url", e.0))?;
         }
         if !(1..=24 * 31).contains(&r.crl_next_update_hours) {
             return Err(invalid(

@@ -14,8 +14,8 @@ use http_body_util::BodyExt;
 use zeroize::Zeroizing;
 
 use crate::ca;
-use crate::ra::{RaError, RegistrationAuthority};
 use crate::http::{http_error, with_authenticated_id, PeerInfo, PEM_CHAIN};
+use crate::ra::{RaError, RegistrationAuthority};
 use crate::store::IssuedCertificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::http::{http_error, ErrorBody, PeerInfo};
 use crate::model::{
     AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
 };
 use crate::ra::{Caller, CertificateAction, NewAccount, NewApp, RaError, RegistrationAuthority};
-use crate::http::{http_error, ErrorBody, PeerInfo};
 use crate::store::{Cursor, HistoryQuery, Page, PageRequest};
 
 /// Default page size of history queries.

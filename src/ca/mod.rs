@@ -266,7 +266,13 @@ impl CertificateAuthority {
         self.revocation_urls = if public_url.is_empty() {
             None
         } else {
-            Some(RevocationUrls::under(public_url)?)
+            let url: crate::model::PublicUrl =
+                public_url
+                    .parse()
+                    .map_err(|e: crate::model::InvalidValue| {
+                        CaError::InvalidName(format!("{e}: fix revocation.public_url"))
+                    })?;
+            Some(RevocationUrls::under(&url)?)
         };
         Ok(self)
     }

@@ -30,7 +30,7 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 use super::csr::KeyKind;
 use super::key::CaKey;
 use super::{CaError, EndEntityRequest};
-use crate::model::Holder;
+use crate::model::{Holder, PublicUrl};
 
 /// What the profile needs to know about the issuing CA and the configured names.
 pub(crate) struct IssuerContext<'a> {
@@ -65,23 +65,10 @@ pub struct RevocationUrls {
 }
 
 impl RevocationUrls {
-    /// The URLs under `public_url` (an `http://` or `https://` base URL without query or
-    /// fragment; a trailing `/` is ignored).
-    pub fn under(public_url: &str) -> Result<Self, CaError> {
-        let base = public_url.trim_end_matches('/');
-        let valid = (base.starts_with("http://") || base.starts_with("https://"))
-            && base.len() > "https://".len()
-            && base.is_ascii()
-            && !base.contains(['?', '#', ' ', '"', '<', '>', '\\'])
-            && !base.chars().any(|c| c.is_ascii_control());
-        if !valid {
-            return Err(CaError::InvalidName(format!(
-                "'{public_url}' is not an http:// or https:// base URL without query or \
-                 fragment: fix revocation.public_url"
-            )));
-        }
+    /// The URLs under `public_url`.
+    pub fn under(public_url: &PublicUrl) -> Result<Self, CaError> {
         let uri = |path: &str| {
-            Ia5String::new(&format!("{base}{path}")).map_err(|e| {
+            Ia5String::new(&public_url.join(path)).map_err(|e| {
                 CaError::InvalidName(format!(
                     "revocation.public_url '{public_url}' cannot be put into a certificate: {e}"
                 ))

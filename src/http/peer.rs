@@ -87,7 +87,8 @@ mod tests {
     #[test]
     fn tcp_peers_and_the_operator_are_told_apart() {
         let addr: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
-        let peer = PeerInfo::tcp(addr, None, 64).with_client_certificate(Some(Arc::from(&b"der"[..])));
+        let peer =
+            PeerInfo::tcp(addr, None, 64).with_client_certificate(Some(Arc::from(&b"der"[..])));
         assert_eq!(peer.source(), "2001:db8::1");
         assert_eq!(peer.admin_socket_uid(), None);
         assert_eq!(peer.client_certificate(), Some(&b"der"[..]));

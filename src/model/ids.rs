@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(AccountId::try_from("nozawa1".to_owned()), Ok(id.clone()));
         assert!(AccountId::try_from("no way".to_owned()).is_err());
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"nozawa1\"");
-        assert_eq!(serde_json::from_str::<AccountId>("\"nozawa1\"").unwrap(), id);
+        assert_eq!(
+            serde_json::from_str::<AccountId>("\"nozawa1\"").unwrap(),
+            id
+        );
         let err = serde_json::from_str::<AccountId>("\"no way\"").unwrap_err();
         assert!(err.to_string().starts_with("an ID is 1 to 32"), "{err}");
         assert!(serde_json::from_str::<ContractCode>("5110").is_err());
