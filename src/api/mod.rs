@@ -21,7 +21,10 @@ use crate::http::{http_error, ErrorBody, PeerInfo};
 use crate::model::{
     AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
 };
-use crate::ra::{Caller, CertificateAction, NewAccount, NewApp, RaError, RegistrationAuthority};
+use crate::ra::{
+    Caller, CertificateAction, ContractView, HistoryEntryView, NewAccount, NewApp, RaError,
+    RegistrationAuthority,
+};
 use crate::store::{Cursor, HistoryQuery, Page, PageRequest};
 
 /// Default page size of history queries.
@@ -219,10 +222,10 @@ async fn create_contract(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,
     body: Result<Json<CreateContract>, JsonRejection>,
-) -> Result<(StatusCode, Json<crate::model::Contract>), ApiError> {
+) -> Result<(StatusCode, Json<ContractView>), ApiError> {
     let Json(body) = body?;
     let contract = ra.create_contract(&caller, body.code, body.name).await?;
-    Ok((StatusCode::CREATED, Json(contract)))
+    Ok((StatusCode::CREATED, Json(ContractView::from(&contract))))
 }
 
 /// `limit` and `cursor` of a listing (`GET /api/v1/contracts`, `/apps`).
@@ -287,6 +290,10 @@ async fn list_contracts(
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let limit = page.limit;
     let contracts = ra.contracts(&caller, page).await?;
+    let contracts = Page {
+        items: contracts.items.iter().map(ContractView::from).collect(),
+        next: contracts.next,
+    };
     Ok(paged("/api/v1/contracts", &[], limit, contracts))
 }
 
@@ -459,7 +466,7 @@ pub struct HistoryParams {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HistoryPage {
     /// Entries, newest first.
-    pub entries: Vec<crate::model::HistoryEntry>,
+    pub entries: Vec<HistoryEntryView>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page. Opaque.
     pub next_cursor: Option<String>,
 }
@@ -500,7 +507,7 @@ async fn history(
     };
     let page = ra.history(&caller, query).await?;
     Ok(Json(HistoryPage {
-        entries: page.items,
+        entries: page.items.iter().map(HistoryEntryView::from).collect(),
         next_cursor: page.next.map(|c| c.to_text()),
     }))
 }

@@ -17,8 +17,8 @@ use serde_json::json;
 use crate::api::{CertificateActionBody, CreatedApp, HistoryPage};
 use crate::ca::CertificateAuthority;
 use crate::config::{Config, KeyAlgorithm};
-use crate::model::{Contract, RevocationReason};
-use crate::ra::{AccountView, AppView, CertificateView, SystemClock};
+use crate::model::RevocationReason;
+use crate::ra::{AccountView, AppView, CertificateView, ContractView, SystemClock};
 
 use client::AdminClient;
 
@@ -385,13 +385,13 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
     let print_account = |view: &AccountView| output::account(view, json);
     match command {
         AdminCommand::Contract(ContractCommand::Add { code, name }) => {
-            let contract: Contract = client
+            let contract: ContractView = client
                 .post("/api/v1/contracts", &json!({ "code": code, "name": name }))
                 .await?;
             output::contract_created(&contract, json);
         }
         AdminCommand::Contract(ContractCommand::List) => {
-            let contracts: Vec<Contract> = client.get_all("/api/v1/contracts").await?;
+            let contracts: Vec<ContractView> = client.get_all("/api/v1/contracts").await?;
             output::contracts(&contracts, json);
         }
         AdminCommand::Account(AccountCommand::Add {

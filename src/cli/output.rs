@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::api::HistoryPage;
-use crate::model::Contract;
+use crate::model::{Actor, Outcome};
 use crate::ra::policy::rfc3339;
-use crate::ra::{AccountView, CertificateView};
+use crate::ra::{AccountView, AppView, CertificateView, ContractView};
 
 fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
@@ -37,7 +37,7 @@ fn table(rows: &[Vec<String>]) {
 }
 
 /// `contract add`.
-pub fn contract_created(contract: &Contract, json: bool) {
+pub fn contract_created(contract: &ContractView, json: bool) {
     if json {
         return print_json(contract);
     }
@@ -45,7 +45,7 @@ pub fn contract_created(contract: &Contract, json: bool) {
 }
 
 /// `contract list`.
-pub fn contracts(contracts: &[Contract], json: bool) {
+pub fn contracts(contracts: &[ContractView], json: bool) {
     if json {
         return print_json(&contracts);
     }
@@ -159,14 +159,13 @@ pub fn history(page: &HistoryPage, json: bool) {
         "OUTCOME".into(),
     ]];
     rows.extend(page.entries.iter().map(|e| {
-        let ev = &e.event;
         vec![
-            rfc3339(ev.at),
-            ev.account.as_ref().map_or("-".into(), |a| a.to_string()),
-            ev.kind.to_string(),
-            ev.actor.to_string(),
-            ev.source.clone(),
-            ev.outcome.to_string(),
+            rfc3339(e.at),
+            e.account.as_ref().map_or("-".into(), |a| a.to_string()),
+            e.kind.to_string(),
+            Actor::from(e.actor.clone()).to_string(),
+            e.source.clone(),
+            Outcome::from(e.outcome.clone()).to_string(),
         ]
     }));
     table(&rows);
@@ -217,7 +216,7 @@ pub fn app_created(created: &crate::api::CreatedApp, json: bool) {
 }
 
 /// `app list` and `app revoke`.
-pub fn apps(apps: &[crate::ra::AppView], json: bool) {
+pub fn apps(apps: &[AppView], json: bool) {
     if json {
         return print_json(&apps);
     }
@@ -230,21 +229,13 @@ pub fn apps(apps: &[crate::ra::AppView], json: bool) {
         "NOT AFTER".into(),
     ]];
     rows.extend(apps.iter().map(|a| {
-        let scope = match &a.scope {
-            crate::model::AppScope::All => "all contracts".to_owned(),
-            crate::model::AppScope::Contracts(codes) => codes
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        };
         let (serial, not_after) = match &a.certificate {
             Some(c) => (c.serial.to_string(), rfc3339(c.not_after)),
             None => ("-".into(), "-".into()),
         };
         vec![
             a.name.to_string(),
-            scope,
+            a.scope.to_string(),
             if a.can_create_contracts { "yes" } else { "no" }.into(),
             if a.revoked { "revoked" } else { "active" }.into(),
             serial,

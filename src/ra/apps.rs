@@ -2,49 +2,14 @@
 //! grants each one a scope of contracts and a client certificate for the management API; the
 //! certificate's subject says `OU=APP`, never a person's USERTYPE.
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-
 use super::authority::Authority;
-use super::views::CertificateSummary;
+use super::views::AppView;
 use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
 use crate::ca;
 use crate::model::{
-    App, AppName, AppScope, CertificateRecord, EventKind, Holder, Outcome, Revocation,
-    RevocationReason,
+    App, AppName, AppScope, EventKind, Holder, Outcome, Revocation, RevocationReason,
 };
 use crate::store::{IssuedCertificate, Page, PageRequest, StoreError};
-
-/// An application credential as the operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppView {
-    /// Its name.
-    pub name: AppName,
-    /// The contracts it may manage.
-    pub scope: AppScope,
-    /// Whether it may create contracts and master IDs.
-    pub can_create_contracts: bool,
-    /// Whether it was revoked.
-    pub revoked: bool,
-    /// Its certificate.
-    pub certificate: Option<CertificateSummary>,
-    /// When it was created.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-impl AppView {
-    fn new(app: &App, certificate: Option<&CertificateRecord>, now: OffsetDateTime) -> Self {
-        Self {
-            name: app.name.clone(),
-            scope: app.scope.clone(),
-            can_create_contracts: app.can_create_contracts,
-            revoked: app.revoked,
-            certificate: certificate.map(|c| CertificateSummary::new(c, now)),
-            created_at: app.created_at,
-        }
-    }
-}
 
 /// A new application credential as the operator asks for it.
 #[derive(Debug)]

@@ -16,13 +16,16 @@ pub mod policy;
 pub mod throttle;
 mod views;
 
-pub use apps::{AppView, NewApp};
+pub use apps::NewApp;
 pub use authority::Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use observer::{Observer, Unobserved};
 pub use passwords::{PasswordError, Passwords, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use policy::{CertificateAction, EnrollVia, Refusal};
-pub use views::{AccountView, CertificateSummary, CertificateView, ServiceView};
+pub use views::{
+    AccountView, ActorView, AppScopeView, AppView, CertificateSummary, CertificateView,
+    ContractView, HistoryEntryView, OutcomeView, RevocationView, ServiceView,
+};
 
 use std::sync::Arc;
 

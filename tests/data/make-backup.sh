@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Writes tests/data/backup-v2.tar.gz: a signed backup (format version 2) and the CA directory
-# that signed it, as the backup compatibility test reads them. It was made once, with the
-# estca binary of commit 7bdbd74 (before the backup file got serde types of its own), and is
-# kept as it was: a backup taken by that release must still restore.
+# Writes tests/data/backup-v2/: a signed backup (format version 2, backup.ndjson) and the CA
+# directory that signed it (certs/), as the backup compatibility tests read them. It was made
+# once, with the estca binary of commit 7bdbd74 (before the backup file got serde types of its
+# own), and is kept as it was: a backup taken by that release must still restore.
 #
 # The store holds every kind of record and every shape of each: contracts (one with a
 # Japanese name), master and public IDs, a reissued ID (a certificate revoked as superseded),
@@ -13,7 +13,7 @@
 #   usage: tests/data/make-backup.sh path/to/estca
 set -euo pipefail
 estca="$(realpath "$1")"
-out="$(realpath "$(dirname "$0")")/backup-v2.tar.gz"
+out="$(realpath "$(dirname "$0")")/backup-v2"
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
@@ -76,6 +76,5 @@ e app revoke billing > /dev/null
 e history --json > /dev/null
 e backup "$work/backup.ndjson"
 kill -TERM "$pid"; wait "$pid" || true
-mkdir -p fixture && cp -r certs fixture/ && cp backup.ndjson fixture/
-tar -C fixture -czf "$out" .
+rm -rf "$out" && mkdir -p "$out" && cp -r certs "$out/" && cp backup.ndjson "$out/"
 echo "wrote $out"

@@ -10,6 +10,9 @@
 //! {"type":"trailer","counts":{...},"sha256":"<hex>","signature":{"algorithm":"ecdsa-with-SHA256","signer":"<base64 DER>","value":"<base64 DER>"}}
 //! ```
 //!
+//! Each record line has its own serde types (`lines`), converted from and to the model's
+//! records, so the format stays what it is whatever the model or a backend's rows become.
+//!
 //! The trailer counts the records of each kind and carries the SHA-256 of every byte before
 //! it, so a truncated or damaged file is refused before anything is restored. A checksum stops
 //! accidents, not people: whoever can edit the file can recompute it. So the daemon signs
@@ -29,6 +32,12 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::model::{Account, App, CertificateRecord, Contract, HistoryEntry};
+use lines::RecordLine;
+
+mod lines;
+mod signature;
+
+pub use signature::{signed_message, BackupSignature, SignatureAlgorithm, SIGNATURE_CONTEXT};
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "estca-backup";
@@ -38,63 +47,11 @@ pub const VERSION: u32 = 2;
 /// operator says so explicitly, since nothing proves where such a file came from).
 pub const UNSIGNED_VERSION: u32 = 1;
 
-/// What the CA signs, before the SHA-256 of the lines above the trailer. It names the purpose,
-/// so that the signature cannot be taken for one over anything else the CA key signs
-/// (certificates, CRLs and OCSP responses are DER, which starts with 0x30, never with 'e').
-pub const SIGNATURE_CONTEXT: &[u8] = b"estca-backup v2 signature over SHA-256\0";
-
-/// The bytes the CA signs for a backup whose lines before the trailer hash to `sha256`.
-pub fn signed_message(sha256: &[u8]) -> Vec<u8> {
-    let mut message = SIGNATURE_CONTEXT.to_vec();
-    message.extend_from_slice(sha256);
-    message
-}
-
-/// The signature algorithms of backup signatures (those of the CA keys estca uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SignatureAlgorithm {
-    /// ECDSA P-256 with SHA-256, signature DER-encoded (RFC 3279).
-    #[serde(rename = "ecdsa-with-SHA256")]
-    EcdsaWithSha256,
-    /// ECDSA P-384 with SHA-384, signature DER-encoded (RFC 3279).
-    #[serde(rename = "ecdsa-with-SHA384")]
-    EcdsaWithSha384,
-}
-
-/// The CA's signature of a backup, as the trailer carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupSignature {
-    /// How `value` was made.
-    pub algorithm: SignatureAlgorithm,
-    /// The signer's certificate, DER (base64 in the file).
-    #[serde(with = "base64_bytes")]
-    pub signer: Vec<u8>,
-    /// The signature over [`signed_message`], DER (base64 in the file).
-    #[serde(with = "base64_bytes")]
-    pub value: Vec<u8>,
-}
-
-/// Bytes as standard base64 in JSON.
-mod base64_bytes {
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&B64.encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        B64.decode(text.as_bytes())
-            .map_err(|e| serde::de::Error::custom(format!("not base64: {e}")))
-    }
-}
-
-/// One domain record of a store snapshot, independent of the database that holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "record", rename_all = "snake_case")]
+/// One domain record of a store snapshot, independent of the database that holds it: what
+/// [`BackupStore::export`](super::BackupStore::export) hands out and
+/// [`BackupStore::import`](super::BackupStore::import) takes. In the file each is one line of
+/// its own format (`lines`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreRecord {
     /// A contract.
     Contract(Contract),
@@ -172,14 +129,13 @@ struct Trailer {
 
 /// What a backup holds, once its lines, counts and checksum are verified. Its signature, if
 /// any, is carried but not yet checked: that is the CA's part (`crate::ca::backup_signature`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupSummary {
     /// Records of each kind.
     pub counts: BTreeMap<String, u64>,
     /// SHA-256 of the file up to the trailer, hex.
     pub sha256: String,
     /// The CA's signature; `None` for a version 1 (unsigned) file.
-    #[serde(skip)]
     pub signature: Option<BackupSignature>,
 }
 
@@ -247,7 +203,7 @@ impl BackupWriter {
     /// The line of one record.
     pub fn record(&mut self, record: &StoreRecord) -> Result<Vec<u8>, StoreError> {
         *self.counts.entry(record.kind().to_owned()).or_insert(0) += 1;
-        self.line(record)
+        self.line(&RecordLine::from(record))
     }
 
     /// The trailer line, which closes the file, with the signature `sign` makes over
@@ -336,8 +292,9 @@ pub fn read(
                 continue;
             }
             _ => {
-                let record: StoreRecord =
+                let line: RecordLine =
                     serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+                let record = StoreRecord::from(line);
                 *counts.entry(record.kind().to_owned()).or_insert(0) += 1;
                 if !dry_run {
                     pending.push(record);
@@ -394,7 +351,10 @@ pub fn read(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::model::{AppScope, Holder};
 
     fn file() -> Vec<u8> {
         let mut w = BackupWriter::new();
@@ -468,5 +428,101 @@ mod tests {
 
         let err = read(&b"{\"type\":\"contract\"}\n"[..], 10, true, |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    /// A backup written by the release before the file had serde types of its own (estca
+    /// 7bdbd74, `tests/data/make-backup.sh`): every line reads, and writing what was read
+    /// gives the file back byte for byte, trailer and all.
+    #[test]
+    fn a_backup_of_the_previous_release_reads_and_writes_back_byte_for_byte() {
+        const FILE: &[u8] = include_bytes!("../../../tests/data/backup-v2/backup.ndjson");
+        let mut records = Vec::new();
+        let summary = read(FILE, 7, false, |batch| {
+            records.extend(batch);
+            Ok(())
+        })
+        .unwrap();
+        let expected: BTreeMap<String, u64> = [
+            ("accounts", 5),
+            ("apps", 2),
+            ("certificates", 8),
+            ("contracts", 2),
+            ("crl_number", 1),
+            ("history", 26),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(summary.counts, expected);
+
+        // Every shape the format has is in the file, so each converts both ways here.
+        let holders: BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                StoreRecord::Certificate(c) => Some(match c.holder {
+                    Holder::Account { .. } => "account",
+                    Holder::App { .. } => "app",
+                    Holder::TlsServer { .. } => "tls_server",
+                    Holder::OcspSigner => "ocsp_signer",
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(holders.len(), 4, "{holders:?}");
+        let actors: BTreeSet<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                StoreRecord::History(h) => Some(format!("{:?}", h.event.actor)),
+                _ => None,
+            })
+            .map(|debug| debug.split([' ', '{']).next().unwrap_or("").to_owned())
+            .collect();
+        for actor in ["Operator", "Account", "Anonymous", "System"] {
+            assert!(actors.contains(actor), "{actor} in {actors:?}");
+        }
+        assert!(records.iter().any(|r| matches!(
+            r,
+            StoreRecord::Certificate(CertificateRecord {
+                revocation: Some(_),
+                ..
+            })
+        )));
+        assert!(records.iter().any(|r| matches!(
+            r,
+            StoreRecord::App(App {
+                scope: AppScope::All,
+                ..
+            })
+        )));
+        assert!(records.iter().any(
+            |r| matches!(r, StoreRecord::App(App { scope: AppScope::Contracts(c), .. }) if c.len() == 2)
+        ));
+
+        let first = FILE.split(|b| *b == b'\n').next().unwrap();
+        let header: Header = serde_json::from_slice(first).unwrap();
+        let mut writer = BackupWriter::new();
+        let mut written = writer.header(header.created_at).unwrap();
+        for record in &records {
+            written.extend(writer.record(record).unwrap());
+        }
+        let signature = summary.signature.clone().unwrap();
+        let (trailer, rewritten) = writer
+            .trailer(|_| -> Result<_, StoreError> { Ok(signature) })
+            .unwrap();
+        written.extend(trailer);
+        assert_eq!(rewritten.sha256, summary.sha256);
+        for (number, (ours, theirs)) in written
+            .split(|b| *b == b'\n')
+            .zip(FILE.split(|b| *b == b'\n'))
+            .enumerate()
+        {
+            assert_eq!(
+                String::from_utf8_lossy(ours),
+                String::from_utf8_lossy(theirs),
+                "line {}",
+                number + 1
+            );
+        }
+        assert!(written == FILE, "the same lines, and the same bytes");
     }
 }
