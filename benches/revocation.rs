@@ -17,12 +17,12 @@ use time::{Duration, OffsetDateTime};
 use estca::ca::crl::{CrlEntry, CrlRequest};
 use estca::ca::CertificateAuthority;
 use estca::config::{CaConfig, KeyAlgorithm};
+use estca::internal::revocation::{CrlPublisher, OcspResponder};
 use estca::model::{
     Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
     Outcome, RevocationReason, Role, Serial,
 };
 use estca::ra::SystemClock;
-use estca::revocation::{CrlPublisher, OcspResponder};
 use estca::store::{NewCertificate, RaStore, SledStore};
 
 const REVOKED: usize = 100_000;

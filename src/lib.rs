@@ -1,32 +1,77 @@
 //! estca: a certificate authority daemon that issues client certificates to IDs that enroll
 //! with a password over EST (RFC 7030), one active certificate per ID.
 //!
-//! The layers follow a public CA's separation of concerns:
-//! front ends ([`est`], [`api`], [`cli`]) parse and answer protocols;
-//! [`ra`] (registration authority) holds every policy decision;
-//! [`ca`] builds and signs; [`store`] keeps state behind a trait of atomic operations.
-//! [`revocation`] publishes revocation status (CRL, OCSP) to relying parties.
-//! [`config`], [`tls`] and [`server`] wire them together.
+//! The layers follow a public CA's separation of concerns: the front ends (EST, the
+//! management API and its command line) parse and answer protocols; the registration
+//! authority ([`ra`]) holds every policy decision; the certificate authority ([`ca`]) builds
+//! and signs; the storage authority ([`store`]) keeps state behind an interface per consumer.
+//! Revocation status (CRL, OCSP) is published to relying parties beside the front ends.
+//! [`server`] wires them together from a [`config::Config`]; [`model`] holds the domain types
+//! every layer shares.
+//!
+//! What this library offers is what a program that runs or embeds estca needs: the layers
+//! above, [`server::start`] and [`server::run`], and the `estca` command ([`main`]). The front
+//! ends, the wiring's helpers (logging, metrics, TLS, systemd notification, private files)
+//! and the shared HTTP pieces are private modules; what only the benchmarks, the fuzzers and
+//! `estca-bench` reach for is in a hidden `internal` module, with no promise that it stays.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
 pub mod ca;
-pub mod cli;
 pub mod config;
-pub mod est;
-pub mod http;
-pub mod logging;
-pub mod metrics;
 pub mod model;
-pub mod notify;
-pub mod private_dir;
-pub mod private_file;
 pub mod ra;
-pub mod reload;
-pub mod revocation;
 pub mod server;
-pub mod source;
 pub mod store;
-pub mod tls;
+
+mod api;
+mod cli;
+mod est;
+mod http;
+mod logging;
+mod metrics;
+mod notify;
+mod private_dir;
+mod private_file;
+mod reload;
+mod revocation;
+mod source;
+mod tls;
+
+pub use cli::main;
+pub use config::{Config, ConfigError};
+pub use private_dir::PrivateDirError;
+pub use revocation::RevocationError;
+pub use server::{RunningDaemon, ServeError};
+pub use tls::TlsError;
+
+/// What only the benchmarks, the fuzzers and `estca-bench` need, under the paths of the
+/// private modules it comes from. Not a stable surface: it changes with them.
+#[doc(hidden)]
+pub mod internal {
+    /// The management API's routes.
+    pub mod api {
+        pub use crate::api::router;
+    }
+
+    /// The EST routes.
+    pub mod est {
+        pub use crate::est::router;
+    }
+
+    /// What the HTTP front ends share.
+    pub mod http {
+        pub use crate::http::PeerInfo;
+    }
+
+    /// Private data and CA directories.
+    pub mod private_dir {
+        pub use crate::private_dir::{prepare, Holds};
+    }
+
+    /// The CRL publisher and the OCSP responder.
+    pub mod revocation {
+        pub use crate::revocation::{CrlPublisher, OcspResponder};
+    }
+}

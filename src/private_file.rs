@@ -13,7 +13,7 @@
 //! (like `/tmp`, where only a file's owner may remove or replace it), and, in such a shared
 //! sticky directory, a target that belongs to another user.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -73,17 +73,6 @@ pub struct PrivateFile {
     name: OsString,
     temp_name: OsString,
     file: Option<File>,
-}
-
-/// Writes `contents` to `target` as a private file (see the module documentation).
-pub fn write(target: &Path, contents: &[u8]) -> Result<(), PrivateFileError> {
-    let mut file = PrivateFile::create(target)?;
-    file.write_all(contents)
-        .map_err(|source| PrivateFileError::Io {
-            path: target.to_path_buf(),
-            source,
-        })?;
-    file.commit()
 }
 
 impl PrivateFile {
@@ -190,8 +179,9 @@ impl PrivateFile {
         rustix::fs::fsync(&self.dir).map_err(|e| io(e.into()))
     }
 
-    /// The temporary file's name in the target's directory (for tests and messages).
-    pub fn temporary_name(&self) -> &OsStr {
+    /// The temporary file's name in the target's directory.
+    #[cfg(test)]
+    pub fn temporary_name(&self) -> &std::ffi::OsStr {
         &self.temp_name
     }
 }
@@ -224,8 +214,20 @@ impl Drop for PrivateFile {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    /// Writes `contents` to `target` as a private file, in one step.
+    fn write(target: &Path, contents: &[u8]) -> Result<(), PrivateFileError> {
+        let mut file = PrivateFile::create(target)?;
+        file.write_all(contents)
+            .map_err(|source| PrivateFileError::Io {
+                path: target.to_path_buf(),
+                source,
+            })?;
+        file.commit()
+    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::symlink_metadata(path)

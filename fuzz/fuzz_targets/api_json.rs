@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let fixture = common::fixture();
-    let router = estca::api::router(fixture.ra.clone());
+    let router = estca::internal::api::router(fixture.ra.clone());
     let (method, path) = ENDPOINTS[usize::from(selector) % ENDPOINTS.len()];
     let (uri, body) = if method == "GET" {
         // The input becomes the query string or path segment, as far as it is a valid URI.
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
-        .extension(estca::server::PeerInfo::admin_socket(Some(0)))
+        .extension(estca::internal::http::PeerInfo::admin_socket(Some(0)))
         .body(axum::body::Body::from(body))
     else {
         return;

@@ -48,7 +48,7 @@ pub fn fixture() -> &'static Fixture {
         };
         fixture.runtime.block_on(async {
             use tower::ServiceExt;
-            let api = estca::api::router(fixture.ra.clone());
+            let api = estca::internal::api::router(fixture.ra.clone());
             for (path, body) in [
                 ("/api/v1/contracts", r#"{"code":"5110","name":"Fuzz"}"#.to_owned()),
                 (
@@ -60,7 +60,7 @@ pub fn fixture() -> &'static Fixture {
             ] {
                 let request = http::Request::post(path)
                     .header("content-type", "application/json")
-                    .extension(estca::server::PeerInfo::admin_socket(Some(0)))
+                    .extension(estca::internal::http::PeerInfo::admin_socket(Some(0)))
                     .body(axum::body::Body::from(body))
                     .expect("request");
                 let response = api.clone().oneshot(request).await.expect("infallible");

@@ -23,13 +23,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let fixture = common::fixture();
-    let router = estca::est::router(fixture.ra.clone(), fixture.max_body_bytes)
+    let router = estca::internal::est::router(fixture.ra.clone(), fixture.max_body_bytes)
         .expect("EST router");
     let (method, path) = PATHS[usize::from(selector) % PATHS.len()];
     let (headers, body) = common::split_request(rest);
     // With bit 2 set, the body's first bytes double as a "client certificate" (garbage or not).
     let client_certificate = (selector & 4 != 0).then(|| body.to_vec());
-    let peer = estca::server::PeerInfo::tcp(
+    let peer = estca::internal::http::PeerInfo::tcp(
         SocketAddr::from(([127, 0, 0, 1], 40000)),
         client_certificate,
         64,

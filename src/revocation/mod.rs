@@ -27,8 +27,7 @@ use crate::model::{RevocationReason, Serial};
 use crate::ra::Clock;
 use crate::store::{Store, StoreError};
 
-pub use crl_publisher::{CrlPublisher, PublishedCrl};
-pub use ocsp_responder::MAX_REQUESTS_PER_QUERY;
+pub use crl_publisher::CrlPublisher;
 pub use ocsp_responder::{OcspAnswer, OcspResponder};
 
 /// Why revocation status could not be published.

@@ -17,6 +17,7 @@ use x509_ocsp::{
     TbsRequest,
 };
 
+use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::{

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
 use estca::config::Config;
+use estca::internal::private_dir::{prepare, Holds};
 use estca::model::{
     Account, Actor, CertificateRecord, Contract, ContractCode, EventKind, HistoryEvent, Holder,
     Outcome, Role, Serial,
@@ -48,9 +49,9 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     let dir = BenchDir::new(Some(&args.dir))?;
     let config = Config::load_from(Some(&dir.config()), Vec::<(String, String)>::new())
         .with_context(|| format!("cannot load {}", dir.config().display()))?;
-    // The daemon refuses a data or CA directory that others may enter (estca::private_dir).
-    estca::private_dir::prepare(&config.store.path, estca::private_dir::Holds::Database)?;
-    estca::private_dir::prepare(&config.ca.dir, estca::private_dir::Holds::CaFiles)?;
+    // The daemon refuses a data or CA directory that others may enter (private_dir).
+    prepare(&config.store.path, Holds::Database)?;
+    prepare(&config.ca.dir, Holds::CaFiles)?;
     if !CertificateAuthority::exists(&config.ca) {
         CertificateAuthority::init(&config.ca)?;
     }
