@@ -44,6 +44,7 @@ pub use config::{Config, ConfigError};
 pub use private_dir::PrivateDirError;
 pub use revocation::RevocationError;
 pub use server::{RunningDaemon, ServeError};
+pub use source::SourceKey;
 pub use tls::TlsError;
 
 /// What only the benchmarks, the fuzzers and `estca-bench` need, under the paths of the

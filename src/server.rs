@@ -674,10 +674,9 @@ fn describe_file(path: &Path, file_type: &std::fs::FileType) -> String {
     }
 }
 
-/// Creates a directory readable by the daemon's user only (if it does not exist).
-/// The data and CA directories, private to estca's user (or refused): see
-/// [`crate::private_dir`]. A directory tightened because it held nothing yet is logged.
-pub fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::PrivateDirError> {
+/// Makes the data and CA directories private to estca's user, or refuses them (see
+/// `crate::private_dir`). A directory tightened because it held nothing yet is logged.
+fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::PrivateDirError> {
     use crate::private_dir::{prepare, Holds, Prepared};
     for (path, holds) in [
         (&config.store.path, Holds::Database),

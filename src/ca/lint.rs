@@ -1,7 +1,7 @@
 //! The pre-issuance check: a second line of defence between building a to-be-signed
 //! end-entity certificate and signing it.
 //!
-//! [`check_end_entity`] re-reads the `TBSCertificate` that [`super::profile`] built and
+//! `check_end_entity` re-reads the `TBSCertificate` that the profile (`super::profile`) built and
 //! compares it, field by field, with what the profile promises for this request — computed
 //! here independently of the builder. A mismatch (a policy or profile bug, or a CSR value that
 //! leaked through) makes the CA refuse to sign, with a [`super::CaError::PreIssuanceCheck`]

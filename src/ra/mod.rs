@@ -1,7 +1,7 @@
 //! The registration authority: who may get what, when.
 //!
 //! Front ends hand it authenticated-or-not requests; it checks credentials, asks the pure
-//! lifecycle rules in [`policy`], has the [`ca`](crate::ca) sign, and commits the outcome to
+//! lifecycle rules in [`policy`], has the [`crate::ca`] sign, and commits the outcome to
 //! the [`store`](crate::store) with compare-and-swap, retrying on a concurrent change. Every
 //! decision, granted or refused, is written to history. It is the only layer that knows both
 //! its neighbours, and the only place where authorisation is decided.
