@@ -4,10 +4,15 @@
 //! re-check them.
 //!
 //! The value types have one text form each, used alike in JSON, URLs, command lines and
-//! certificates (their serde is that text). The records have no format of their own to keep:
-//! the management API answers with its view types ([`crate::ra::AccountView`] and its
-//! neighbours), the backup file has its line types (`store::backup`), and each storage
-//! backend its rows.
+//! certificates (their serde is that text; for the IDs and serials it is written once, by
+//! `text_form!`). The records have no outside format of their own: the management API
+//! answers with its view types ([`crate::ra::AccountView`] and its neighbours), and the backup
+//! file has its line types ([`crate::store::backup`]), each converted from the records.
+//!
+//! The records' serde derives (on [`Contract`], [`Account`], [`CertificateRecord`],
+//! [`Holder`], [`Revocation`], [`KeyFingerprint`], [`App`], [`AppScope`], [`HistoryEntry`],
+//! [`HistoryEvent`], [`Actor`] and [`Outcome`]) have one user left: the sled backend, whose
+//! rows on disk are these records as JSON. They go when its rows are types of its own.
 
 #[macro_use]
 mod text;
