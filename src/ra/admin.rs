@@ -8,7 +8,10 @@ use zeroize::Zeroizing;
 use super::authority::{Authority, Denial, Management, HELP_DESK};
 use super::policy::{self, CertificateAction};
 use super::views::{AccountView, CertificateView};
-use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
+use super::{
+    Caller, InitialPassword, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS,
+    MAX_HISTORY_PAGE,
+};
 use crate::model::{
     Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
     HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
@@ -305,7 +308,18 @@ impl RegistrationAuthority {
                 .await);
         }
         let name = display_name(new.name.clone())?;
-        super::Passwords::check_new(&new.password)?;
+        match &new.password {
+            InitialPassword::Clear(password) => super::Passwords::check_new(password)?,
+            InitialPassword::Hashed(hash) => {
+                if caller.authority != Authority::Operator {
+                    return Err(RaError::Forbidden(
+                        "only the CA operator may give a password hash instead of a password"
+                            .into(),
+                    ));
+                }
+                super::Passwords::check_hash(hash)?;
+            }
+        }
         let budget = caller.refused_ids_budget();
         if let Some(key) = &budget {
             let now = self.clock.now();
@@ -338,7 +352,10 @@ impl RegistrationAuthority {
         if self.store.contract(&new.contract).await?.is_none() {
             return Err(RaError::NotFound(format!("contract {}", new.contract)));
         }
-        let password_hash = self.passwords.hash(new.password).await?;
+        let password_hash = match new.password {
+            InitialPassword::Clear(password) => self.passwords.hash(password).await?,
+            InitialPassword::Hashed(hash) => hash,
+        };
         // A chosen ID is tried once; a generated one is drawn again in the (80-bit) unlikely
         // case that it is taken.
         let attempts = if new.id.is_some() { 1 } else { 8 };
