@@ -883,3 +883,6 @@ fn serial_of(der: &[u8]) -> Option<Serial> {
     let bytes: [u8; 16] = cert.tbs_certificate.raw_serial().try_into().ok()?;
     Serial::from_bytes(bytes).ok()
 }
+
+#[cfg(test)]
+mod tests;
