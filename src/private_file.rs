@@ -132,7 +132,7 @@ impl PrivateFile {
         let fd = rustix::fs::openat(
             &dir,
             temp_name.as_os_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
         .map_err(io(&dir_path.join(&temp_name)))?;
@@ -177,6 +177,21 @@ impl PrivateFile {
         .map_err(|e| io(e.into()))?;
         self.temp_name = OsString::new();
         rustix::fs::fsync(&self.dir).map_err(|e| io(e.into()))
+    }
+
+    /// What was written so far, read from the start (to check it before [`commit`]);
+    /// writing after this goes on at the end.
+    ///
+    /// [`commit`]: PrivateFile::commit
+    pub fn written(&mut self) -> std::io::Result<std::io::BufReader<&File>> {
+        use std::io::Seek;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the private file is already committed"))?;
+        file.flush()?;
+        file.rewind()?;
+        Ok(std::io::BufReader::new(&*file))
     }
 
     /// The temporary file's name in the target's directory.

@@ -1,6 +1,6 @@
 //! `GET /api/v1/backup`: a consistent snapshot of the store in the backup format
 //! ([`crate::store::backup`]), signed by the issuing CA, for the operator over the admin
-//! socket.
+//! socket, streamed from the temporary file the registration authority wrote it to.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ pub(super) async fn backup(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,
 ) -> Result<Response, ApiError> {
-    let snapshot = ra.backup(&caller).await?;
-    Ok(([(header::CONTENT_TYPE, MEDIA_TYPE)], snapshot).into_response())
+    let snapshot = tokio::fs::File::from_std(ra.backup(&caller).await?);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(snapshot));
+    Ok(([(header::CONTENT_TYPE, MEDIA_TYPE)], body).into_response())
 }

@@ -327,7 +327,7 @@ async fn create_account(
                 contract: body.contract,
                 role: body.role,
                 name: body.name,
-                password: body.password,
+                password: crate::ra::InitialPassword::Clear(body.password),
             },
         )
         .await?;

@@ -73,14 +73,41 @@ impl<'a> AdminClient<'a> {
         Ok(all)
     }
 
-    /// `GET path`, answered with raw bytes (at most `limit`), for non-JSON answers.
-    pub async fn get_bytes(&self, path: &str, limit: usize) -> Result<Bytes, String> {
-        let (status, _, bytes) = self.send(Method::GET, path, None::<&()>, limit).await?;
-        if status.is_success() {
-            Ok(bytes)
-        } else {
-            Err(error_message(status, &bytes))
+    /// `GET path`, its answer (at most `limit` bytes) written to `out` as it arrives, for
+    /// answers too large to hold in memory (backups). Returns the bytes written.
+    pub async fn get_into(
+        &self,
+        path: &str,
+        limit: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, String> {
+        let response = self.request(Method::GET, path, None::<&()>).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
+                .to_bytes();
+            return Err(error_message(status, &bytes));
         }
+        let mut written = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("admin socket: the answer broke off: {e}"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            written += data.len() as u64;
+            if written > limit {
+                return Err(format!(
+                    "the daemon's answer is larger than {limit} bytes; refused"
+                ));
+            }
+            out.write_all(&data)
+                .map_err(|e| format!("cannot write the answer: {e}"))?;
+        }
+        Ok(written)
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -105,6 +132,25 @@ impl<'a> AdminClient<'a> {
         body: Option<&B>,
         limit: usize,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
+        let response = self.request(method, path, body).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = http_body_util::Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
+            .to_bytes();
+        Ok((status, headers, bytes))
+    }
+
+    /// Sends one request over a new connection to the admin socket; the answer's body is
+    /// read by the caller.
+    async fn request<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
         let stream = UnixStream::connect(self.socket).await.map_err(|e| {
             format!(
                 "cannot reach the daemon at {} (is 'estca serve' running with the same configuration?): {e}",
@@ -131,18 +177,10 @@ impl<'a> AdminClient<'a> {
         let request = request
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        let response = sender
+        sender
             .send_request(request)
             .await
-            .map_err(|e| format!("admin socket: {e}"))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = http_body_util::Limited::new(response.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| format!("admin socket: cannot read the answer: {e}"))?
-            .to_bytes();
-        Ok((status, headers, bytes))
+            .map_err(|e| format!("admin socket: {e}"))
     }
 }
 

@@ -21,7 +21,7 @@ pub const SECRET_KEYS: &[&str] = &[];
 pub const MASK: &str = "********";
 
 /// Largest backup the CLI accepts from the daemon.
-const MAX_BACKUP_BYTES: usize = 8 * 1024 * 1024 * 1024;
+const MAX_BACKUP_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
 /// Records restored per store call.
 const RESTORE_BATCH: usize = 1000;
@@ -70,17 +70,49 @@ const STANDARD_STREAM: &str = "-";
 /// FILE `-` is standard output (to pipe into an encryption tool); the summary then goes to
 /// standard error.
 pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), String> {
+    use std::io::Seek;
     let to_stdout = file == Path::new(STANDARD_STREAM);
-    // The directory and the name are checked before the daemon is asked for anything.
-    let out = match to_stdout {
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
+    // The directory and the name are checked before the daemon is asked for anything. The
+    // backup is streamed into the private file (or, for standard output, an unnamed temporary
+    // file), checked from there, and only then committed or copied out.
+    let mut private = match to_stdout {
         true => None,
         false => Some(PrivateFile::create(file).map_err(|e| e.to_string())?),
     };
+    let mut unnamed = match to_stdout {
+        true => Some(tempfile::tempfile().map_err(cannot)?),
+        false => None,
+    };
     let client = AdminClient::new(&config.admin.socket);
-    let bytes = client.get_bytes("/api/v1/backup", MAX_BACKUP_BYTES).await?;
+    let sink: &mut (dyn Write + Send) = match (&mut private, &mut unnamed) {
+        (Some(p), _) => p,
+        (None, Some(u)) => u,
+        (None, None) => return Err("nowhere to write the backup".into()),
+    };
+    client
+        .get_into("/api/v1/backup", MAX_BACKUP_BYTES, sink)
+        .await?;
     let unusable = |e: String| format!("the daemon sent an unusable backup: {e}");
-    let summary = backup::read(&bytes[..], RESTORE_BATCH, true, |_| Ok(()))
-        .map_err(|e| unusable(e.to_string()))?;
+    let summary = match (&mut private, &mut unnamed) {
+        (Some(p), _) => backup::read(
+            p.written().map_err(cannot)?,
+            RESTORE_BATCH,
+            true,
+            |_| Ok(()),
+        ),
+        (None, Some(u)) => {
+            u.rewind().map_err(cannot)?;
+            backup::read(
+                std::io::BufReader::new(&*u),
+                RESTORE_BATCH,
+                true,
+                |_| Ok(()),
+            )
+        }
+        (None, None) => return Err("nowhere to read the backup back from".into()),
+    }
+    .map_err(|e| unusable(e.to_string()))?;
     // Whether the signer is this CA is checked on restore, where the CA directory is read;
     // here the signature must at least hold.
     let signature = summary
@@ -89,19 +121,18 @@ pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), Stri
         .ok_or_else(|| unusable("it is not signed (is the daemon older than this CLI?)".into()))?;
     let signer = verify_backup_signature(signature, &summary.signed_message())
         .map_err(|e| unusable(e.to_string()))?;
-    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
-    match out {
-        Some(mut out) => {
-            out.write_all(&bytes).map_err(cannot)?;
+    match (private, unnamed) {
+        (Some(out), _) => {
             out.commit().map_err(|e| e.to_string())?;
             println!(
                 "{}",
                 report(&summary, file, "backup written", Some(&signer), json)
             );
         }
-        None => {
+        (None, Some(mut temp)) => {
+            temp.rewind().map_err(cannot)?;
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).map_err(cannot)?;
+            std::io::copy(&mut temp, &mut stdout).map_err(cannot)?;
             stdout.flush().map_err(cannot)?;
             let shown = Path::new("standard output");
             eprintln!(
@@ -109,6 +140,7 @@ pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), Stri
                 report(&summary, shown, "backup written", Some(&signer), json)
             );
         }
+        (None, None) => return Err("nowhere to write the backup".into()),
     }
     Ok(())
 }

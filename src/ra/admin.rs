@@ -8,7 +8,10 @@ use zeroize::Zeroizing;
 use super::authority::{Authority, Denial, Management, HELP_DESK};
 use super::policy::{self, CertificateAction};
 use super::views::{AccountView, CertificateView};
-use super::{Caller, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS, MAX_HISTORY_PAGE};
+use super::{
+    Caller, InitialPassword, NewAccount, RaError, RegistrationAuthority, MAX_ATTEMPTS,
+    MAX_HISTORY_PAGE,
+};
 use crate::model::{
     Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
     HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
@@ -305,7 +308,18 @@ impl RegistrationAuthority {
                 .await);
         }
         let name = display_name(new.name.clone())?;
-        super::Passwords::check_new(&new.password)?;
+        match &new.password {
+            InitialPassword::Clear(password) => super::Passwords::check_new(password)?,
+            InitialPassword::Hashed(hash) => {
+                if caller.authority != Authority::Operator {
+                    return Err(RaError::Forbidden(
+                        "only the CA operator may give a password hash instead of a password"
+                            .into(),
+                    ));
+                }
+                super::Passwords::check_hash(hash)?;
+            }
+        }
         let budget = caller.refused_ids_budget();
         if let Some(key) = &budget {
             let now = self.clock.now();
@@ -338,7 +352,10 @@ impl RegistrationAuthority {
         if self.store.contract(&new.contract).await?.is_none() {
             return Err(RaError::NotFound(format!("contract {}", new.contract)));
         }
-        let password_hash = self.passwords.hash(new.password).await?;
+        let password_hash = match new.password {
+            InitialPassword::Clear(password) => self.passwords.hash(password).await?,
+            InitialPassword::Hashed(hash) => hash,
+        };
         // A chosen ID is tried once; a generated one is drawn again in the (80-bit) unlikely
         // case that it is taken.
         let attempts = if new.id.is_some() { 1 } else { 8 };
@@ -686,8 +703,12 @@ impl RegistrationAuthority {
 impl RegistrationAuthority {
     /// A consistent snapshot of the whole store in the backup format
     /// ([`crate::store::backup`]), signed with the issuing CA's key, for the operator only: it
-    /// holds password hashes.
-    pub async fn backup(&self, caller: &Caller) -> Result<Vec<u8>, RaError> {
+    /// holds password hashes. It is written to an unnamed temporary file (mode 0600, gone
+    /// when closed), rewound, so that the caller streams it at the client's pace while the
+    /// store's writers were held back only for the local write, and memory stays small
+    /// however large the store.
+    pub async fn backup(&self, caller: &Caller) -> Result<std::fs::File, RaError> {
+        use std::io::{Seek, Write};
         if caller.authority != Authority::Operator {
             return Err(self
                 .deny(
@@ -699,28 +720,35 @@ impl RegistrationAuthority {
                 )
                 .await);
         }
-        let backup_error = |e: StoreError| RaError::Store(e);
+        let file_error = |e: std::io::Error| {
+            RaError::Store(StoreError::Backend(format!("writing the backup: {e}")))
+        };
+        let mut out = std::io::BufWriter::new(tempfile::tempfile().map_err(file_error)?);
         let mut writer = crate::store::backup::BackupWriter::new();
-        let mut out = writer.header(self.clock.now()).map_err(backup_error)?;
+        out.write_all(&writer.header(self.clock.now()).map_err(RaError::Store)?)
+            .map_err(file_error)?;
         {
             let writer = &mut writer;
             let out = &mut out;
-            // The export holds writers back while it runs, so the sink only encodes into
-            // memory; the client then reads the snapshot at its own pace.
             let mut sink = move |record| -> Result<(), StoreError> {
-                out.extend_from_slice(&writer.record(&record)?);
-                Ok(())
+                out.write_all(&writer.record(&record)?)
+                    .map_err(|e| StoreError::Backend(format!("writing the backup: {e}")))
             };
-            self.backups.export(&mut sink).await.map_err(backup_error)?;
+            self.backups
+                .export(&mut sink)
+                .await
+                .map_err(RaError::Store)?;
         }
         // Signed with the issuing CA's key, so that `estca restore` can tell a backup this
         // CA took from one somebody edited (a checksum alone can be recomputed).
         let (line, summary) = writer
             .trailer(|message| -> Result<_, RaError> { Ok(self.ca.sign_backup(message)?) })?;
-        out.extend_from_slice(&line);
+        out.write_all(&line).map_err(file_error)?;
+        let mut file = out.into_inner().map_err(|e| file_error(e.into_error()))?;
+        file.rewind().map_err(file_error)?;
         self.audit_query(caller, None, format!("backup taken ({summary})"))
             .await?;
-        Ok(out)
+        Ok(file)
     }
 }
 

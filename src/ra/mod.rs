@@ -180,7 +180,9 @@ impl RaError {
             | RaError::Conflict(_) => ErrorKind::Conflict,
             RaError::Refused(_) => ErrorKind::Forbidden,
             RaError::BadCsr(_) | RaError::KeyReused(_) | RaError::Invalid(_) => ErrorKind::Invalid,
-            RaError::Password(PasswordError::BadLength) => ErrorKind::Invalid,
+            RaError::Password(PasswordError::BadLength | PasswordError::BadHash(_)) => {
+                ErrorKind::Invalid
+            }
             RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
             RaError::NotFound(_) => ErrorKind::NotFound,
             RaError::Throttled(_) | RaError::TooManyRefusedIds { .. } => ErrorKind::TooManyRequests,
@@ -238,6 +240,16 @@ impl Caller {
     }
 }
 
+/// The first password of a new account.
+#[derive(Debug)]
+pub enum InitialPassword {
+    /// As typed: checked against the length rules and hashed with Argon2id.
+    Clear(Zeroizing<String>),
+    /// An Argon2 PHC hash made elsewhere, for the operator's bulk loads (one hash shared by
+    /// many IDs costs one hashing): refused from anyone else, and refused unless it parses.
+    Hashed(String),
+}
+
 /// A new account as an administrator asks for it.
 #[derive(Debug)]
 pub struct NewAccount {
@@ -250,7 +262,7 @@ pub struct NewAccount {
     /// Display name.
     pub name: String,
     /// Initial password.
-    pub password: Zeroizing<String>,
+    pub password: InitialPassword,
 }
 
 /// The registration authority.
@@ -421,6 +433,35 @@ impl RegistrationAuthority {
             Err(RaError::Refused(Refusal::Locked)) => Err(RaError::Unauthenticated),
             other => other,
         }
+    }
+
+    /// Issues a certificate for `id` on an administrator's behalf, under the same lifecycle as
+    /// an enrollment with the ID's password (refused while the ID has an active certificate
+    /// and no reissue was chosen, or is locked or revoked), without the password: the caller's
+    /// authority stands for it. The operator only (the bulk loader uses it); applications that
+    /// delegate issuance will get the same path.
+    pub async fn issue_on_behalf(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+        csr_der: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
+        if caller.authority != Authority::Operator {
+            return Err(RaError::Forbidden(
+                "only the CA operator issues certificates on an ID's behalf".into(),
+            ));
+        }
+        let account = self.reload(id).await?;
+        let result = self
+            .issue(
+                caller,
+                &account,
+                EventKind::Enroll,
+                csr_der,
+                EnrollVia::Password,
+            )
+            .await;
+        self.count_enrollment(result)
     }
 
     /// simplereenroll: identifies the account by the client certificate it presented over
@@ -847,3 +888,6 @@ fn serial_of(der: &[u8]) -> Option<Serial> {
     let bytes: [u8; 16] = cert.tbs_certificate.raw_serial().try_into().ok()?;
     Serial::from_bytes(bytes).ok()
 }
+
+#[cfg(test)]
+mod tests;

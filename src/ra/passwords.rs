@@ -35,6 +35,9 @@ pub enum PasswordError {
     /// The password does not meet the length rules.
     #[error("a password is {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} bytes long")]
     BadLength,
+    /// A password hash given instead of a password cannot be used.
+    #[error("the password hash cannot be used: {0}")]
+    BadHash(String),
     /// The stored hash is unreadable or hashing failed.
     #[error("password hashing failed: {0}")]
     Hashing(String),
@@ -81,6 +84,22 @@ impl Passwords {
         } else {
             Err(PasswordError::BadLength)
         }
+    }
+
+    /// Checks that `hash` is an Argon2 PHC string estca can verify passwords against.
+    pub fn check_hash(hash: &str) -> Result<(), PasswordError> {
+        let parsed = PasswordHash::new(hash)
+            .map_err(|e| PasswordError::BadHash(format!("not a PHC password hash: {e}")))?;
+        Algorithm::try_from(parsed.algorithm)
+            .map_err(|e| PasswordError::BadHash(format!("not an Argon2 hash: {e}")))?;
+        Params::try_from(&parsed)
+            .map_err(|e| PasswordError::BadHash(format!("unusable Argon2 parameters: {e}")))?;
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err(PasswordError::BadHash(
+                "a password hash needs its salt and output".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Hashes a new password (after [`Passwords::check_new`]) into a PHC string.

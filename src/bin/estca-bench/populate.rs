@@ -1,12 +1,13 @@
-//! `estca-bench populate N --dir DIR`: IDs with certificates written straight into the store
-//! of a bench directory, offline (the daemon must not be running on it: sled locks it).
+//! `estca-bench populate N --dir DIR`: IDs with certificates loaded into the store of a bench
+//! directory, offline (the daemon must not be running on it: the database is locked).
 //!
-//! Every ID gets a real certificate: a fresh P-256 key, a CSR checked like the daemon checks
-//! it, a certificate signed by the directory's CA with the estca profile, committed with
-//! `commit_issuance` (history entries included), exactly what an enrollment leaves behind.
-//! All IDs share one Argon2id hash of the bench password at the default parameters (its salt
-//! included), so that populating does not cost one hash per ID. IDs are `p<n>`, 1,000 per
-//! contract `p<n / 1000>`; a second run continues after the IDs already there.
+//! It goes through the registration authority as the operator, exactly the path of the
+//! daemon: `create_contract`, `create_account`, then `issue_on_behalf` for a fresh P-256 key
+//! and CSR (checked like every CSR, signed with a reserved serial, committed with its history
+//! entries). All IDs share one Argon2id hash of the bench password at the default parameters
+//! (the operator may give a hash instead of a password), so that loading does not cost one
+//! hash per ID. IDs are `p<n>`, 1,000 per contract `p<n / 1000>`; a second run continues after
+//! the IDs already there.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,16 +16,13 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
-use time::OffsetDateTime;
 
-use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
+use estca::ca::CertificateAuthority;
 use estca::config::Config;
 use estca::internal::private_dir::{prepare, Holds};
-use estca::model::{
-    Account, Actor, CertificateRecord, Contract, ContractCode, EventKind, HistoryEvent, Holder,
-    Outcome, Role, Serial,
-};
-use estca::store::{NewCertificate, Page, RaStore, SledStore, StoreError, StoreReads};
+use estca::model::{AccountId, ContractCode, Role};
+use estca::ra::{Caller, InitialPassword, NewAccount, RaError, RegistrationAuthority, SystemClock};
+use estca::store::{PageRequest, SledStore, Store, StoreReads};
 
 use crate::daemon::{self, BenchDir};
 
@@ -59,16 +57,18 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
     );
-    let store = Arc::new(SledStore::open(&config.database_path())?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.database_path())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let handle = runtime.handle().clone();
-
-    let start = handle
-        .block_on(Page::collect_all(10_000, |page| store.accounts(None, page)))?
-        .len() as u64;
+    let start = handle.block_on(count_accounts(&*store))?;
+    let ra = {
+        let _entered = handle.enter();
+        RegistrationAuthority::new(store.clone(), ca, Arc::new(SystemClock), &config.auth)
+            .map_err(|e| anyhow!("{e}"))?
+    };
     let hash = {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let params = argon2::Params::new(
@@ -96,11 +96,11 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     std::thread::scope(|s| {
         let mut workers = Vec::new();
         for t in 0..threads {
-            let (store, ca, hash, handle, done) = (&store, &ca, &hash, &handle, &done);
+            let (ra, hash, handle, done) = (&ra, &hash, &handle, &done);
             workers.push(s.spawn(move || -> Result<()> {
                 let mut i = start + t;
                 while i < end {
-                    handle.block_on(add_one(store, ca, hash, i))?;
+                    handle.block_on(add_one(ra, hash, i))?;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n % 10_000 == 0 {
                         eprintln!(
@@ -121,6 +121,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         Ok::<(), anyhow::Error>(())
     })?;
     let seconds = began.elapsed().as_secs_f64();
+    drop(ra);
     drop(store);
     let line = json!({
         "populate": args.count,
@@ -136,95 +137,51 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     Ok(())
 }
 
-fn event(kind: EventKind, account: Option<&Account>, detail: String) -> HistoryEvent {
-    HistoryEvent {
-        at: OffsetDateTime::now_utc(),
-        account: account.map(|a| a.id.clone()),
-        contract: account.map(|a| a.contract.clone()),
-        kind,
-        actor: Actor::Operator { uid: None },
-        source: "estca-bench populate".into(),
-        outcome: Outcome::Ok { detail },
+/// How many IDs the store holds, counted page by page.
+async fn count_accounts(store: &dyn StoreReads) -> Result<u64> {
+    let mut count = 0u64;
+    let mut page = PageRequest::first(10_000);
+    loop {
+        let read = store.accounts(None, page.clone()).await?;
+        count += read.items.len() as u64;
+        match read.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(count),
+        }
     }
 }
 
-/// Adds ID `p<i>` (and its contract when it is the first of it) with one certificate.
-async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u64) -> Result<()> {
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .map_err(|e| anyhow!("{e}"))?;
+/// Adds ID `p<i>` (and its contract when it is the first of it) with one certificate, as the
+/// operator.
+async fn add_one(ra: &RegistrationAuthority, hash: &str, i: u64) -> Result<()> {
+    let operator = Caller::operator(None);
     let code: ContractCode = format!("p{}", i / PER_CONTRACT)
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
-    match store
-        .create_contract(
-            Contract {
-                code: code.clone(),
-                name: "estca-bench".into(),
-                created_at: now,
-            },
-            event(EventKind::ContractCreate, None, format!("created {code}")),
-        )
+    match ra
+        .create_contract(&operator, code.clone(), "estca-bench".into())
         .await
     {
-        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Ok(_) | Err(RaError::AlreadyExists(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let account = Account::new(
-        format!("p{i}").parse().map_err(|e| anyhow!("{e}"))?,
-        code,
-        Role::User,
-        "estca-bench".into(),
-        hash.to_owned(),
-        now,
-    );
-    store
-        .create_account(
-            account.clone(),
-            event(EventKind::AccountCreate, Some(&account), "created".into()),
-        )
-        .await?;
-
+    let id: AccountId = format!("p{i}").parse().map_err(|e| anyhow!("{e}"))?;
+    ra.create_account(
+        &operator,
+        NewAccount {
+            id: Some(id.clone()),
+            contract: code,
+            role: Role::User,
+            name: "estca-bench".into(),
+            password: InitialPassword::Hashed(hash.to_owned()),
+        },
+    )
+    .await?;
     let k = crate::keys::one()?;
     let csr = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.decode(&k.csr_base64)?
     };
-    let key = validate_csr(&csr)?;
-    let serial = store.reserve_serial(Serial::random(), now).await?;
-    let holder = Holder::Account {
-        id: account.id.clone(),
-        contract: account.contract.clone(),
-        role: account.role,
-        issued_num: 1,
-    };
-    let signed = ca.sign_end_entity(&EndEntityRequest {
-        serial: &serial,
-        holder: &holder,
-        not_before: now,
-        key: &key,
-    })?;
-    store
-        .commit_issuance(NewCertificate {
-            expected_version: 0,
-            event: event(
-                EventKind::Enroll,
-                Some(&account),
-                format!("issued {} (CERTISSUEDNUM 1)", serial.serial()),
-            ),
-            supersedes: None,
-            choice: estca::model::CertificateChoice::Continue,
-            record: CertificateRecord {
-                serial: serial.serial(),
-                holder,
-                subject: signed.subject,
-                not_before: signed.not_before,
-                not_after: signed.not_after,
-                key: key.fingerprint(),
-                revocation: None,
-                der: signed.der,
-            },
-        })
-        .await?;
+    ra.issue_on_behalf(&operator, &id, &csr).await?;
     Ok(())
 }
