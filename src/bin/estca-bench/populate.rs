@@ -1,5 +1,6 @@
 //! `estca-bench populate N --dir DIR`: IDs with certificates written straight into the store
-//! of a bench directory, offline (the daemon must not be running on it: sled locks it).
+//! of a bench directory, offline (the daemon must not be running on it: the store locks it), in the backend its
+//! configuration names (`store.backend`).
 //!
 //! Every ID gets a real certificate: a fresh P-256 key, a CSR checked like the daemon checks
 //! it, a certificate signed by the directory's CA with the estca profile, committed with
@@ -23,7 +24,7 @@ use estca::model::{
     Account, Actor, CertificateRecord, Contract, ContractCode, EventKind, HistoryEvent, Holder,
     Outcome, Role, Serial,
 };
-use estca::store::{NewCertificate, Page, RaStore, SledStore, StoreError, StoreReads};
+use estca::store::{NewCertificate, Page, Store, StoreError};
 
 use crate::daemon::{self, BenchDir};
 
@@ -58,7 +59,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
     );
-    let store = Arc::new(SledStore::open(&config.database_path())?);
+    let store = estca::store::open(&config.store, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -99,7 +100,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
             workers.push(s.spawn(move || -> Result<()> {
                 let mut i = start + t;
                 while i < end {
-                    handle.block_on(add_one(store, ca, hash, i))?;
+                    handle.block_on(add_one(&**store, ca, hash, i))?;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n % 10_000 == 0 {
                         eprintln!(
@@ -148,7 +149,7 @@ fn event(kind: EventKind, account: Option<&Account>, detail: String) -> HistoryE
 }
 
 /// Adds ID `p<i>` (and its contract when it is the first of it) with one certificate.
-async fn add_one(store: &SledStore, ca: &CertificateAuthority, hash: &str, i: u64) -> Result<()> {
+async fn add_one(store: &dyn Store, ca: &CertificateAuthority, hash: &str, i: u64) -> Result<()> {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .map_err(|e| anyhow!("{e}"))?;
