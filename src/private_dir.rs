@@ -246,6 +246,8 @@ mod tests {
         // The fjall backend's directory is checked the same way.
         std::fs::create_dir_all(data.join("fjall/journals")).unwrap();
         std::fs::write(data.join("fjall/journals/0"), b"x").unwrap();
+        set_mode(&data.join("fjall"), 0o700);
+        set_mode(&data.join("fjall/journals"), 0o700);
         set_mode(&data.join("fjall/journals/0"), 0o640);
         let text = prepare(&data, Holds::Database).unwrap_err().to_string();
         assert!(text.contains("fjall/journals/0 has mode 0640"), "{text}");
