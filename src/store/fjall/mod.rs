@@ -3,18 +3,19 @@
 //!
 //! # Why fjall (and not redb)
 //!
-//! Both were tried on the same synthetic load before this backend was written: 200,000 IDs of
+//! Both were measured on the same synthetic load with `benches/engine-choice` (a crate of its
+//! own: `cd benches/engine-choice && cargo run --release -- ENGINE COUNT DIR [MODE]`): IDs of
 //! eleven rows each (a certificate row built around a real 784-byte estca certificate whose
 //! serial, key and signature were made random, the account, two history entries and their
-//! index entries), committed one ID per transaction, 16 transactions per sync, on this 2-core
-//! machine under a load average of 3.6 to 5.4 from other work:
+//! index entries), one ID per transaction, one sync per 16 IDs, on this 2-core machine under
+//! a load average of about 5 from other work (the loads ran beside a `cargo test`):
 //!
 //! | | fjall 2.11 (LZ4, 4 KiB blocks) | redb 2.6 (file format v3) |
 //! |---|---|---|
-//! | bytes on disk per ID | 821 | 3,046 |
-//! | loading 200,000 IDs | 67 s | 372 s |
-//! | reopen after a clean stop | 46 ms (200,000 IDs) | 21 ms (30,000 IDs) |
-//! | reopen after a crash | 300 ms (SIGABRT at 50,000 IDs: journal replay) | 176 ms at 30,000 IDs (102 MB, full repair: ~5 s at 1M IDs); 10 ms with quick-repair, which cost 50% more file |
+//! | bytes on disk per ID, 200,000 IDs | 819 | 3,426 |
+//! | loading 200,000 IDs | 137 s | 404 s |
+//! | reopen after a clean stop, 200,000 IDs | 149 ms | 9 ms |
+//! | reopen after a crash (abort) half-way through a load | 241 ms at 50,000 IDs (journal replay, bounded) | 410 ms at 30,000 IDs (102 MB, full repair, grows with the file: ~14 s at 1M IDs); 18 ms with quick-repair |
 //!
 //! The target the sled backend misses by most is the size (≤ 2,500 bytes per ID at 1,000,000
 //! IDs): redb, a B-tree of uncompressed pages that splits leaves in half (history, appended
