@@ -138,12 +138,39 @@ pub struct ServerConfig {
     pub ipv6_source_prefix: u8,
 }
 
-/// Where the database lives.
+/// Where the database lives, and which embedded engine keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The data directory; the sled database is `<path>/db`.
+    /// The data directory; the database is `<path>/db` (sled) or `<path>/fjall` (fjall).
     pub path: PathBuf,
+    /// The embedded engine.
+    pub backend: StoreBackend,
+    /// MiB of block cache of the fjall backend (sled's cache is fixed at 128 MiB): what the
+    /// store keeps in memory beside its 32 MiB of write buffers; the rest is read from the
+    /// operating system's file cache.
+    pub cache_mib: u32,
+}
+
+/// The embedded engine of the store. Data moves from one to the other with `estca backup`
+/// and `estca restore`, never by switching this setting on a data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// sled, in `<path>/db` (the default).
+    Sled,
+    /// fjall, a log-structured merge-tree with compressed blocks, in `<path>/fjall`.
+    Fjall,
+}
+
+impl StoreBackend {
+    /// The directory of this engine's database under the data directory.
+    pub fn directory(self) -> &'static str {
+        match self {
+            StoreBackend::Sled => "db",
+            StoreBackend::Fjall => "fjall",
+        }
+    }
 }
 
 /// The operator's admin socket.
@@ -543,6 +570,9 @@ impl Config {
                 "must be at most 86400 seconds",
             ));
         }
+        if !(4..=65_536).contains(&self.store.cache_mib) {
+            return Err(invalid("store.cache_mib", "must be 4 to 65536 MiB"));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
@@ -555,9 +585,9 @@ impl Config {
         Ok(())
     }
 
-    /// The sled database directory.
+    /// The database directory of the configured backend.
     pub fn database_path(&self) -> PathBuf {
-        self.store.path.join("db")
+        self.store.path.join(self.store.backend.directory())
     }
 }
 

@@ -17,6 +17,8 @@
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::config::StoreBackend;
+
 /// What a private directory holds, which decides the messages and what counts as "nothing yet".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holds {
@@ -159,7 +161,9 @@ pub fn prepare(path: &Path, holds: Holds) -> Result<Prepared, PrivateDirError> {
         prepared = Prepared::Tightened(mode);
     }
     if holds == Holds::Database {
-        check_tree(&path.join("db"), path)?;
+        for backend in [StoreBackend::Sled, StoreBackend::Fjall] {
+            check_tree(&path.join(backend.directory()), path)?;
+        }
     }
     Ok(prepared)
 }
@@ -238,6 +242,15 @@ mod tests {
         assert!(text.contains("chmod -R go-rwx"), "{text}");
         set_mode(&data.join("db/conf"), 0o600);
         assert_eq!(prepare(&data, Holds::Database).unwrap(), Prepared::Private);
+
+        // The fjall backend's directory is checked the same way.
+        std::fs::create_dir_all(data.join("fjall/journals")).unwrap();
+        std::fs::write(data.join("fjall/journals/0"), b"x").unwrap();
+        set_mode(&data.join("fjall"), 0o700);
+        set_mode(&data.join("fjall/journals"), 0o700);
+        set_mode(&data.join("fjall/journals/0"), 0o640);
+        let text = prepare(&data, Holds::Database).unwrap_err().to_string();
+        assert!(text.contains("fjall/journals/0 has mode 0640"), "{text}");
     }
 
     #[test]

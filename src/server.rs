@@ -31,7 +31,7 @@ use crate::http::{plain, AuthenticatedId, PeerInfo};
 use crate::metrics::Metrics;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::source::SourceKey;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 mod budget;
 mod first_byte;
@@ -158,10 +158,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let ca = Arc::new(load_or_create_ca(&config)?);
     check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
     metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
-    let sled = SledStore::open(&config.database_path())?;
     let flush_metrics = metrics.clone();
-    sled.observe_syncs(Arc::new(move |took| flush_metrics.observe_flush(took)));
-    let store: Arc<dyn Store> = Arc::new(sled);
+    let store: Arc<dyn Store> = crate::store::open(
+        &config.store,
+        Some(Arc::new(move |took| flush_metrics.observe_flush(took))),
+    )?;
     let tls = Arc::new(ArcSwap::new(
         crate::tls::server_config(
             &config.server,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::*;
 use estca::model::{Outcome, Serial};
-use estca::store::{HistoryQuery, Page, PageRequest, SledStore, StoreReads};
+use estca::store::{HistoryQuery, Page, PageRequest};
 
 const CONTRACT: &str = "5110";
 const IDS: usize = 12;
@@ -149,8 +149,9 @@ async fn client_loop(
 }
 
 /// Opens the store the killed daemon left and lists every violation of the invariants.
-async fn check_store(db: &Path, received: &[(String, Vec<u8>)]) -> (usize, Vec<String>) {
-    let store = SledStore::open(db).expect("open the store after the kill");
+async fn check_store(data: &Path, received: &[(String, Vec<u8>)]) -> (usize, Vec<String>) {
+    let store =
+        estca::store::open(&store_config(data), None).expect("open the store after the kill");
     let now = time::OffsetDateTime::now_utc();
     let mut violations = vec![];
     let mut all_serials = BTreeSet::new();
@@ -300,7 +301,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
     for id in &ids {
         daemon.dir().add_account(id, CONTRACT, "user");
     }
-    let db = daemon.dir().path().join("data").join("db");
+    let data = daemon.dir().path().join("data");
     let socket = daemon.dir().path().join("data").join("admin.sock");
     let root = daemon.dir().root_ca_pem();
     let holding = Arc::new(Mutex::new(HashMap::new()));
@@ -335,7 +336,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
             w.await.unwrap();
         }
         let snapshot = received.lock().unwrap().clone();
-        let (n, violations) = check_store(&db, &snapshot).await;
+        let (n, violations) = check_store(&data, &snapshot).await;
         certificates = n;
         for v in &violations {
             eprintln!("kill {}: VIOLATION {v}", kill + 1);

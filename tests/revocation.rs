@@ -9,6 +9,8 @@
 //! - a revoked client certificate is refused by simplereenroll at once;
 //! - malformed OCSP requests (POST body and GET path) get `malformedRequest`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,11 +37,12 @@ impl Daemon {
         let config = dir.join("estca.toml");
         if !config.exists() {
             let d = dir.display();
+            let backend = common::store_backend_toml();
             std::fs::write(
                 &config,
                 format!(
                     "[server]\nlisten = \"127.0.0.1:0\"\n\
-                     [store]\npath = \"{d}/data\"\n\
+                     [store]\npath = \"{d}/data\"\n{backend}\
                      [admin]\nsocket = \"{d}/data/admin.sock\"\n\
                      [ca]\ndir = \"{d}/certs\"\n\
                      [revocation]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\n\

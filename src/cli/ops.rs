@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::private_dir::Holds;
 use crate::private_file::PrivateFile;
 use crate::store::backup::{self, BackupSummary};
-use crate::store::{BackupStore, SledStore};
 
 use super::client::AdminClient;
 
@@ -215,7 +214,7 @@ pub async fn restore(
         }
     };
 
-    let store = SledStore::open(&config.database_path()).map_err(|e| e.to_string())?;
+    let store = crate::store::open(&config.store, None).map_err(|e| e.to_string())?;
     if !store.is_empty().await.map_err(|e| e.to_string())? {
         return Err(format!(
             "the database at {} is not empty: restore only into an empty data directory (move the old one aside first)",

@@ -15,8 +15,12 @@
 //! database. Every write returns only once it is durable.
 
 pub mod backup;
+mod fjall;
+mod open;
 mod sled;
 
+pub use self::fjall::FjallStore;
+pub use self::open::open;
 pub use self::sled::SledStore;
 pub use backup::StoreRecord;
 

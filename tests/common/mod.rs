@@ -26,6 +26,35 @@ pub const PASSWORD: &str = "correct horse battery";
 /// How long a daemon may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The environment variable that chooses the store backend of every daemon these tests start
+/// (`sled` or `fjall`; unset: the default). Not an `ESTCA_` variable, which the daemon itself
+/// would read.
+pub const STORE_BACKEND_VAR: &str = "TEST_STORE_BACKEND";
+
+/// The `[store]` lines that select the backend [`STORE_BACKEND_VAR`] names (none when unset).
+pub fn store_backend_toml() -> String {
+    match std::env::var(STORE_BACKEND_VAR) {
+        Ok(backend) if !backend.is_empty() => format!("backend = {}\n", toml_str(&backend)),
+        _ => String::new(),
+    }
+}
+
+/// The store configuration of a daemon whose data directory is `data`, as the daemon reads
+/// it (for tests that open its store after it stopped).
+pub fn store_config(data: &Path) -> estca::config::StoreConfig {
+    use estca::config::StoreBackend;
+    let backend = match std::env::var(STORE_BACKEND_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("sled") => StoreBackend::Sled,
+        Ok("fjall") => StoreBackend::Fjall,
+        Ok(other) => panic!("{STORE_BACKEND_VAR}={other}: give sled or fjall"),
+    };
+    estca::config::StoreConfig {
+        path: data.to_owned(),
+        backend,
+        cache_mib: 16,
+    }
+}
+
 /// The estca binary cargo built for these tests.
 pub fn estca_bin() -> &'static str {
     env!("CARGO_BIN_EXE_estca")
@@ -127,8 +156,9 @@ impl TestDir {
             ca += &format!("issuing_name = {}\n", toml_str(o));
         }
         let text = format!(
-            "[server]\n{server}\n[store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\n{ca}\n[auth]\n{auth}\n[log]\n# the ready line is logged at info by estca::server\nlevel = \"warn,estca::server=info\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[revocation]\nlisten = \"127.0.0.1:0\"\n{}",
+            "[server]\n{server}\n[store]\npath = {}\n{}\n[admin]\nsocket = {}\n\n[ca]\n{ca}\n[auth]\n{auth}\n[log]\n# the ready line is logged at info by estca::server\nlevel = \"warn,estca::server=info\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[revocation]\nlisten = \"127.0.0.1:0\"\n{}",
             p("data"),
+            store_backend_toml(),
             p("data/admin.sock"),
             options.extra_toml
         );

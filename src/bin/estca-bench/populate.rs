@@ -1,5 +1,6 @@
 //! `estca-bench populate N --dir DIR`: IDs with certificates loaded into the store of a bench
-//! directory, offline (the daemon must not be running on it: the database is locked).
+//! directory, in the backend its configuration names (`store.backend`), offline (the daemon
+//! must not be running on it: the store locks it).
 //!
 //! It goes through the registration authority as the operator, exactly the path of the
 //! daemon: `create_contract`, `create_account`, then `issue_on_behalf` for a fresh P-256 key
@@ -22,7 +23,7 @@ use estca::config::Config;
 use estca::internal::private_dir::{prepare, Holds};
 use estca::model::{AccountId, ContractCode, Role};
 use estca::ra::{Caller, InitialPassword, NewAccount, RaError, RegistrationAuthority, SystemClock};
-use estca::store::{PageRequest, SledStore, Store, StoreReads};
+use estca::store::{PageRequest, StoreReads};
 
 use crate::daemon::{self, BenchDir};
 
@@ -57,7 +58,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
     );
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.database_path())?);
+    let store = estca::store::open(&config.store, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -1,0 +1,46 @@
+//! [`RevocationStore`] on fjall: the revocation index by pages, CRL numbers, the change feed.
+
+use async_trait::async_trait;
+
+use super::rows::{self, RevokedRow};
+use super::{tx_get, FjallStore, META, REVOKED};
+use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
+
+/// `meta` key of the last CRL number drawn.
+pub(super) const META_CRL_NUMBER: &[u8] = b"crl_number";
+
+/// A revocation index row.
+fn revoked(name: &str, key: &[u8], bytes: &[u8]) -> Result<RevokedCertificate, StoreError> {
+    rows::read(name, key, bytes, RevokedRow::into_entry)
+}
+
+#[async_trait]
+impl RevocationStore for FjallStore {
+    async fn revoked_certificates(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<RevokedCertificate>, StoreError> {
+        self.page(&self.parts.revoked, REVOKED, &page, revoked)
+    }
+
+    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+        // One transaction at a time: concurrent callers each get their own number.
+        let (number, _) = self.transact(|tx| {
+            let last = tx_get(tx, &self.parts.meta, META, META_CRL_NUMBER)?
+                .map(|bytes| rows::u64_be(META, META_CRL_NUMBER, &bytes))
+                .transpose()?
+                .unwrap_or(0);
+            let next = last
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend("the CRL number is exhausted".into()))?;
+            tx.insert(&self.parts.meta, META_CRL_NUMBER, next.to_be_bytes());
+            Ok((next, true))
+        })?;
+        self.sync().await?;
+        Ok(number)
+    }
+
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+}
