@@ -17,7 +17,7 @@
 pub mod backup;
 mod sled;
 
-pub use self::sled::SledStore;
+pub use self::sled::{SledStore, SyncMode};
 pub use backup::StoreRecord;
 
 use async_trait::async_trait;

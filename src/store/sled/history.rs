@@ -1,17 +1,20 @@
 //! History (利用履歴): appended inside the transaction of the change it records, numbered
 //! in commit order, read newest first by pages.
 
-use sled::transaction::TransactionalTree;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
-use super::rows::{decode, decode_u64, encode};
+use sled::Transactional;
+
+use super::cursor::{self, Listing};
+use super::rows::history::encode_event;
+use super::rows::{u64_be, Instant, Stored};
 use super::{
-    corrupt, from_tx, index_key, prefix_range, storage, tx, tx_read, SledStore, TxResult, HISTORY,
+    corrupt, from_tx, index_key, prefix_range, storage, tx, SledStore, TxResult, HISTORY,
     HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, META,
 };
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::{Cursor, HistoryQuery, Page, StoreError};
-use sled::Transactional;
+use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
@@ -28,15 +31,18 @@ pub(super) struct HistoryTx<'a> {
 /// The number is the last one plus one, read and written in the transaction, so that it
 /// follows commit order.
 pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
-    let last = tx_read(t.meta, META, META_HISTORY_SEQ, decode_u64)?.unwrap_or(0);
-    let seq = last + 1;
-    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
-    let entry = HistoryEntry {
-        seq,
-        event: event.clone(),
+    let last = match t.meta.get(META_HISTORY_SEQ)? {
+        Some(bytes) => tx(u64_be(META, META_HISTORY_SEQ, &bytes))?,
+        None => 0,
     };
+    let seq = last
+        .checked_add(1)
+        .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::Backend(
+            "history sequence numbers are exhausted".into(),
+        )))?;
+    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
     t.history
-        .insert(&seq.to_be_bytes(), tx(encode(HISTORY, &entry))?)?;
+        .insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
     if let Some(id) = &event.account {
         t.by_account
             .insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
@@ -78,21 +84,17 @@ impl SledStore {
         Ok(())
     }
 
-    /// A page of history, newest first.
+    /// A page of history, newest first. The cursor holds the number of the last entry
+    /// returned and a digest of the query's filters, so that it continues only the same query.
     pub(super) fn history_page(
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
         let limit = query.page.limit;
-        if limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        }
+        let scope = filters_digest(query)?;
         let before = match &query.page.after {
-            Some(cursor) => Some(
-                <[u8; 8]>::try_from(cursor.as_bytes())
+            Some(c) => Some(
+                <[u8; 8]>::try_from(cursor::position(c, Listing::History, &scope)?)
                     .map(u64::from_be_bytes)
                     .map_err(|_| StoreError::Invalid("not a history cursor".into()))?,
             ),
@@ -111,7 +113,7 @@ impl SledStore {
             )),
             (None, None) => None,
         };
-        let mut items = Vec::new();
+        let mut page = Paging::new(limit);
         match index {
             Some((tree, name, prefix)) => {
                 let (lower, mut upper) = prefix_range(prefix);
@@ -130,12 +132,9 @@ impl SledStore {
                         .get(seq_bytes)
                         .map_err(|e| storage(HISTORY, e))?
                         .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    let entry: HistoryEntry = decode(HISTORY, seq_bytes, &value)?;
-                    if matches(query, &entry) {
-                        items.push(entry);
-                        if items.len() >= limit {
-                            break;
-                        }
+                    let entry = HistoryEntry::decode(seq_bytes, &value)?;
+                    if matches(query, &entry) && page.full_before(entry) {
+                        break;
                     }
                 }
             }
@@ -146,25 +145,84 @@ impl SledStore {
                 };
                 for item in iter.rev() {
                     let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    let entry: HistoryEntry = decode(HISTORY, &key, &value)?;
-                    if matches(query, &entry) {
-                        items.push(entry);
-                        if items.len() >= limit {
-                            break;
-                        }
+                    let entry = HistoryEntry::decode(&key, &value)?;
+                    if matches(query, &entry) && page.full_before(entry) {
+                        break;
                     }
                 }
             }
         }
-        let next = (items.len() >= limit)
-            .then(|| {
-                items
-                    .last()
-                    .map(|e| Cursor::new(e.seq.to_be_bytes().to_vec()))
-            })
-            .flatten();
-        Ok(Page { items, next })
+        page.finish(&scope)
     }
+}
+
+/// A page of history being filled: it knows there is a next page once one more matching
+/// entry is found beyond `limit`.
+struct Paging {
+    limit: usize,
+    items: Vec<HistoryEntry>,
+    more: bool,
+}
+
+impl Paging {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            items: Vec::new(),
+            more: false,
+        }
+    }
+
+    /// Takes a matching entry; true once the page is full and another entry was seen.
+    fn full_before(&mut self, entry: HistoryEntry) -> bool {
+        if self.items.len() >= self.limit {
+            self.more = true;
+            return true;
+        }
+        self.items.push(entry);
+        false
+    }
+
+    fn finish(self, scope: &[u8]) -> Result<Page<HistoryEntry>, StoreError> {
+        let next = match (self.more, self.items.last()) {
+            (true, Some(last)) => Some(cursor::after(
+                Listing::History,
+                scope,
+                &last.seq.to_be_bytes(),
+            )?),
+            _ => None,
+        };
+        Ok(Page {
+            items: self.items,
+            next,
+        })
+    }
+}
+
+/// A digest of a query's filters: a history cursor continues only the query that gave it.
+fn filters_digest(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
+    use sha2::Digest;
+    #[derive(serde::Serialize)]
+    struct Filters<'a> {
+        account: Option<&'a str>,
+        contract: Option<&'a str>,
+        kind: Option<&'static str>,
+        since: Option<Instant>,
+        until: Option<Instant>,
+    }
+    let filters = Filters {
+        account: query.account.as_ref().map(|a| a.as_str()),
+        contract: query.contract.as_ref().map(|c| c.as_str()),
+        kind: query.kind.map(|k| k.name()),
+        since: query.since.map(Instant::of),
+        until: query.until.map(Instant::of),
+    };
+    let bytes = postcard::to_allocvec(&filters)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a history query: {e}")))?;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    Ok(out)
 }
 
 /// Whether a history entry passes the query's filters (the cursor is applied by the range).
