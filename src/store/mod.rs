@@ -17,6 +17,9 @@
 pub mod backup;
 mod sled;
 
+#[cfg(test)]
+mod conformance;
+
 pub use self::sled::{SledStore, SyncMode};
 pub use backup::StoreRecord;
 

@@ -138,10 +138,10 @@ impl SledStore {
         self.accounts
             .transaction(|accounts| {
                 let stored = tx_get::<Account>(accounts, key)?.ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                            "account {id}"
-                        )))
-                    })?;
+                    ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                        "account {id}"
+                    )))
+                })?;
                 if stored.locked || stored.failed_attempts == 0 {
                     return Ok((stored, false));
                 }
@@ -181,12 +181,11 @@ impl SledStore {
         )
             .transaction(
                 |(accounts, certificates, revoked, history, by_account, by_contract, meta)| {
-                    let mut account = tx_get::<Account>(accounts, key)?
-                        .ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "account {id}"
-                            )))
-                        })?;
+                    let mut account = tx_get::<Account>(accounts, key)?.ok_or_else(|| {
+                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                            "account {id}"
+                        )))
+                    })?;
                     if account.version != *expected_version {
                         return abort(StoreError::Conflict);
                     }

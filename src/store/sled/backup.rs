@@ -26,11 +26,7 @@ impl BackupStore for SledStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         export_tree(&self.contracts, sink, StoreRecord::Contract)?;
         export_tree(&self.accounts, sink, StoreRecord::Account)?;
-        export_tree(
-            &self.certificates,
-            sink,
-            StoreRecord::Certificate,
-        )?;
+        export_tree(&self.certificates, sink, StoreRecord::Certificate)?;
         export_tree(&self.apps, sink, StoreRecord::App)?;
         export_tree(&self.history, sink, StoreRecord::History)?;
         if let Some(number) = self.last_crl_number()? {

@@ -32,9 +32,7 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         self.budgets
             .transaction(|budgets| {
-                if let Some(mut bucket) =
-                    tx_get::<TokenBucket>(budgets, key.as_bytes())?
-                {
+                if let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? {
                     bucket.refund(budget, now);
                     budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
                 }

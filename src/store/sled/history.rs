@@ -35,11 +35,11 @@ pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
         Some(bytes) => tx(u64_be(META, META_HISTORY_SEQ, &bytes))?,
         None => 0,
     };
-    let seq = last
-        .checked_add(1)
-        .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::Backend(
+    let seq = last.checked_add(1).ok_or_else(|| {
+        ConflictableTransactionError::Abort(StoreError::Backend(
             "history sequence numbers are exhausted".into(),
-        )))?;
+        ))
+    })?;
     t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
     t.history
         .insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;

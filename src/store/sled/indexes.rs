@@ -15,7 +15,7 @@ use crate::model::{Account, CertificateRecord};
 use crate::store::{RevokedCertificate, StoreError};
 
 /// `meta` key of the derived trees' version.
-const META_INDEXES: &[u8] = b"indexes";
+pub(super) const META_INDEXES: &[u8] = b"indexes";
 
 /// The version of the derived trees this build maintains.
 const INDEXES_VERSION: u64 = 1;

@@ -89,8 +89,8 @@ impl SledStore {
                     by_contract,
                     meta,
                 )| {
-                    let mut account = tx_get::<Account>(accounts, account_key)?
-                        .ok_or_else(|| {
+                    let mut account =
+                        tx_get::<Account>(accounts, account_key)?.ok_or_else(|| {
                             ConflictableTransactionError::Abort(StoreError::NotFound(format!(
                                 "account {holder_id}"
                             )))
@@ -236,18 +236,17 @@ impl SledStore {
             .transaction(
                 |(apps, certificates, revoked, history, by_account, by_contract, meta)| {
                     let mut app = tx_get::<App>(apps, name_key)?.ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "application {name}"
-                            )))
-                        })?;
+                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                            "application {name}"
+                        )))
+                    })?;
                     if app.revoked {
                         return abort(StoreError::Conflict);
                     }
                     app.revoked = true;
                     let serial_key = app.certificate.as_bytes();
                     let mut revoked_now = false;
-                    if let Some(mut record) =
-                        tx_get::<CertificateRecord>(certificates, serial_key)?
+                    if let Some(mut record) = tx_get::<CertificateRecord>(certificates, serial_key)?
                     {
                         if record.revocation.is_none() {
                             record.revocation = Some(revocation);

@@ -159,10 +159,7 @@ impl Stored for CertificateRecord {
             not_before: row.not_before.to_model(t, key)?,
             not_after: row.not_after.to_model(t, key)?,
             key: KeyFingerprint(row.key),
-            revocation: row
-                .revocation
-                .map(|r| r.to_model(t, key))
-                .transpose()?,
+            revocation: row.revocation.map(|r| r.to_model(t, key)).transpose()?,
             der: row.der.into_owned(),
         })
     }

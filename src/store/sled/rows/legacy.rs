@@ -19,8 +19,15 @@ use crate::store::sled::{
 use crate::store::{RevokedCertificate, StoreError};
 
 /// The trees whose values were JSON rows.
-pub(in crate::store::sled) const JSON_TREES: [&str; 7] =
-    [CONTRACTS, ACCOUNTS, CERTIFICATES, APPS, HISTORY, REVOKED, BUDGETS];
+pub(in crate::store::sled) const JSON_TREES: [&str; 7] = [
+    CONTRACTS,
+    ACCOUNTS,
+    CERTIFICATES,
+    APPS,
+    HISTORY,
+    REVOKED,
+    BUDGETS,
+];
 
 /// The binary row of a JSON row read from `tree` at `key`.
 pub(in crate::store::sled) fn to_binary(
@@ -205,7 +212,9 @@ enum HolderJson {
         name: String,
     },
     #[serde(rename = "tls_server")]
-    TlsServer { names: Vec<String> },
+    TlsServer {
+        names: Vec<String>,
+    },
     #[serde(rename = "ocsp_signer")]
     OcspSigner,
 }

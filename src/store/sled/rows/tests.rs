@@ -268,7 +268,9 @@ fn json_rows_of_the_last_release_convert_to_the_same_values() {
     let seq = 9u64.to_be_bytes();
     let entry = HistoryEntry::decode(&seq, &find(HISTORY, &seq)).unwrap();
     assert_eq!((entry.seq, entry.event.kind), (9, EventKind::Enroll));
-    assert!(matches!(entry.event.outcome, Outcome::Ok { ref detail } if detail.contains("superseding")));
+    assert!(
+        matches!(entry.event.outcome, Outcome::Ok { ref detail } if detail.contains("superseding"))
+    );
 }
 
 /// Bytes per row, JSON (the last release) against binary, for the rows of the sample: the

@@ -56,10 +56,7 @@ impl SledStore {
         let started = std::time::Instant::now();
         let mut converted = 0u64;
         for name in JSON_TREES {
-            let tree = self
-                .db
-                .open_tree(name)
-                .map_err(|e| storage(name, e))?;
+            let tree = self.db.open_tree(name).map_err(|e| storage(name, e))?;
             for item in tree.iter() {
                 let (key, value) = item.map_err(|e| storage(name, e))?;
                 match value.first() {
