@@ -2,9 +2,7 @@
 //! in commit order, read newest first by pages.
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Tree;
-
-use sled::Transactional;
+use sled::{Transactional, Tree};
 
 use super::cursor::{self, Listing};
 use super::rows::history::encode_event;
