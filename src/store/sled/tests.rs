@@ -8,9 +8,12 @@ use time::OffsetDateTime;
 
 use super::{SledStore, SyncMode};
 use crate::model::{
-    Account, Actor, Contract, EventKind, HistoryEvent, KeyFingerprint, Outcome, Role,
+    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
+    Holder, KeyFingerprint, Outcome, RevocationReason, Role, Serial,
 };
-use crate::store::{HistoryQuery, PageRequest, RaStore, StoreError, StoreReads};
+use crate::store::{
+    HistoryQuery, NewCertificate, PageRequest, RaStore, RevocationStore, StoreError, StoreReads,
+};
 
 fn event(kind: EventKind) -> HistoryEvent {
     HistoryEvent {
@@ -195,6 +198,38 @@ async fn derived_trees_are_built_for_a_database_that_predates_them() {
         for _ in 0..3 {
             store.append_history(event(EventKind::Lock)).await.unwrap();
         }
+        // Two issuances, the second superseding the first.
+        for n in 1..=2u8 {
+            let serial = Serial::from_bytes([n; 16]).unwrap();
+            store
+                .reserve_serial(serial, OffsetDateTime::UNIX_EPOCH)
+                .await
+                .unwrap();
+            store
+                .commit_issuance(NewCertificate {
+                    expected_version: u64::from(n - 1),
+                    record: CertificateRecord {
+                        serial,
+                        holder: Holder::Account {
+                            id: "Nozawa1".parse().unwrap(),
+                            contract: "5110".parse().unwrap(),
+                            role: Role::User,
+                            issued_num: u32::from(n),
+                        },
+                        subject: "CN=Nozawa1".into(),
+                        not_before: OffsetDateTime::UNIX_EPOCH,
+                        not_after: OffsetDateTime::UNIX_EPOCH + time::Duration::days(365),
+                        key: KeyFingerprint([n; 32]),
+                        revocation: None,
+                        der: vec![0x30, 0x00],
+                    },
+                    supersedes: (n == 2).then(|| Serial::from_bytes([1; 16]).unwrap()),
+                    choice: CertificateChoice::Continue,
+                    event: event(EventKind::Enroll),
+                })
+                .await
+                .unwrap();
+        }
         // What an older estca left: no derived trees, no marker, no history counter.
         for tree in [
             &store.account_ids_folded,
@@ -258,4 +293,31 @@ async fn derived_trees_are_built_for_a_database_that_predates_them() {
         newest + 1,
         "numbering continues after the last entry"
     );
+    let revoked = store
+        .revoked_certificates(PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|r| (r.serial, r.revocation.reason))
+            .collect::<Vec<_>>(),
+        [(
+            Serial::from_bytes([1; 16]).unwrap(),
+            RevocationReason::Superseded
+        )]
+    );
+    for n in 1..=2u8 {
+        let reserved = store
+            .reserve_serial(
+                Serial::from_bytes([n; 16]).unwrap(),
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .await;
+        assert!(
+            matches!(reserved, Err(StoreError::Conflict)),
+            "{reserved:?}"
+        );
+    }
 }
