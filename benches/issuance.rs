@@ -4,16 +4,19 @@
 //! - the CSR check (parse, key classification, signature) for ECDSA P-256 and RSA-2048;
 //! - building and signing one end-entity certificate with the issuing CA (P-256);
 //! - the PKCS#7 certs-only encoding of the answer;
-//! - one issuance in the sled store, in memory (`commit_issuance`) and durable
-//!   (`commit_issuance` + `flush`, one fsync per issuance: nothing to share it with here);
+//! - one issuance in the sled store, in memory (`store_commit`: `commit_issuance` on a store
+//!   opened with `SyncMode::Deferred`, the CPU part) and durable (`store_commit_flush`:
+//!   `commit_issuance` returning once `fdatasync` of the log is done, one sync per issuance:
+//!   nothing to share it with here);
 //! - one Argon2id verification at the default parameters (`config/defaults.toml`).
 //!
 //! At the end it sums them into the CPU cost floor of one enrollment and writes it to
 //! `<criterion dir>/issuance-floor.json` (the criterion dir is `$CRITERION_HOME`, else
 //! `$CARGO_TARGET_DIR/criterion`, else `target/criterion`), where `estca-bench` reads it:
 //!
-//! - `floor_reenroll_ns` = CSR P-256 + sign + PKCS#7 + store commit (CPU; the fsync is I/O,
-//!   shared by concurrent issuances through group commit);
+//! - `floor_reenroll_ns` = CSR P-256 + sign + PKCS#7 + store commit in memory (CPU; the
+//!   sync is I/O, shared by concurrent issuances through group commit);
+//! - `durable_one_at_a_time_reenroll_ns` = the same with the durable commit;
 //! - `floor_enroll_ns` = `floor_reenroll_ns` + one Argon2id verification.
 
 use std::cell::Cell;
@@ -30,7 +33,7 @@ use estca::model::{
     Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
     Outcome, Role, Serial,
 };
-use estca::store::{NewCertificate, RaStore, ReservedSerial, SledStore};
+use estca::store::{NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
 
 /// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
 const PARTS: &[&str] = &[
@@ -38,6 +41,7 @@ const PARTS: &[&str] = &[
     "csr_rsa2048",
     "sign_certificate",
     "pkcs7_certs_only",
+    "store_commit",
     "store_commit_flush",
     "argon2id_verify",
 ];
@@ -83,9 +87,15 @@ fn event(kind: EventKind) -> HistoryEvent {
     }
 }
 
-/// A store with contract `5110` and account `bench`, issued nothing yet.
-fn store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> SledStore {
-    let store = SledStore::open(&dir.join("db")).expect("open the store");
+/// A store with contract `5110` and account `bench`, issued nothing yet, in the directory
+/// `name` of `dir`.
+fn store(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    name: &str,
+    mode: SyncMode,
+) -> SledStore {
+    let store = SledStore::open_with(&dir.join(name), mode).expect("open the store");
     let now = OffsetDateTime::now_utc();
     rt.block_on(async {
         store
@@ -236,12 +246,21 @@ fn benches(c: &mut Criterion) {
         b.iter(|| estca::ca::pkcs7::certs_only(&[black_box(&signed.der)]).expect("encode"))
     });
 
-    let store = store(&rt, dir.path());
+    // In memory: the store's own work, syncs deferred (as a bulk load does).
+    let memory = store(&rt, dir.path(), "memory", SyncMode::Deferred);
+    let next = Cell::new((0u64, None));
+    group.bench_function("store_commit", |b| {
+        b.iter_custom(|iters| time_issuances(&rt, &memory, &next, &signed.der, iters))
+    });
+    drop(memory);
+
+    // Durable: each commit returns once the log is synced to disk, as in the daemon.
+    let durable = store(&rt, dir.path(), "durable", SyncMode::EveryWrite);
     let next = Cell::new((0u64, None));
     group.sample_size(20);
     group.measurement_time(StdDuration::from_secs(10));
     group.bench_function("store_commit_flush", |b| {
-        b.iter_custom(|iters| time_issuances(&rt, &store, &next, &signed.der, iters))
+        b.iter_custom(|iters| time_issuances(&rt, &durable, &next, &signed.der, iters))
     });
 
     // Argon2id at the default parameters, exactly as the daemon verifies.
@@ -319,12 +338,10 @@ fn write_floor() {
         }
     }
     let get = |k: &str| parts[&format!("{k}_ns")].as_f64().unwrap_or(0.0);
-    let reenroll = get("csr_p256")
-        + get("sign_certificate")
-        + get("pkcs7_certs_only")
-        + get("store_commit_flush");
+    let reenroll =
+        get("csr_p256") + get("sign_certificate") + get("pkcs7_certs_only") + get("store_commit");
     let enroll = reenroll + get("argon2id_verify");
-    let durable = reenroll;
+    let durable = reenroll - get("store_commit") + get("store_commit_flush");
     let mut out = serde_json::Map::new();
     out.insert("floor_reenroll_ns".into(), reenroll.round().into());
     out.insert("floor_enroll_ns".into(), enroll.round().into());

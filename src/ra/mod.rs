@@ -150,6 +150,7 @@ impl From<StoreError> for RaError {
             StoreError::AlreadyExists(what) => RaError::AlreadyExists(what),
             StoreError::KeyReused(serial) => RaError::KeyReused(serial),
             StoreError::Conflict => RaError::Contended,
+            StoreError::Invalid(why) => RaError::Invalid(why),
             other => RaError::Store(other),
         }
     }

@@ -15,12 +15,17 @@
 //! database. Every write returns only once it is durable.
 
 pub mod backup;
+mod budget;
 mod fjall;
+mod listing;
 mod open;
 mod sled;
 
+#[cfg(test)]
+mod conformance;
+
 pub use self::fjall::FjallStore;
-pub use self::open::open;
+pub use self::open::{open, open_with};
 pub use self::sled::SledStore;
 pub use backup::StoreRecord;
 
@@ -31,6 +36,20 @@ use crate::model::{
     Account, AccountId, App, AppName, CertificateChoice, CertificateRecord, Contract, ContractCode,
     EventKind, HistoryEntry, HistoryEvent, KeyFingerprint, Revocation, Serial,
 };
+
+/// When a store's writes reach stable storage, chosen when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every write returns once durable, concurrent writes sharing syncs: the daemon's mode,
+    /// and the only one that keeps the store's promises.
+    #[default]
+    EveryWrite,
+    /// Writes return once applied, and reach stable storage only at
+    /// [`BackupStore::sync_all`] (or whenever the engine writes on its own): a crash or power
+    /// cut before it loses them. For bulk loading and benchmarks of the in-memory work only,
+    /// never for the daemon.
+    Deferred,
+}
 
 /// Told how long each sync of the store to stable storage took (for metrics), by backends that
 /// offer it.
@@ -521,6 +540,10 @@ pub trait BackupStore: Send + Sync + 'static {
     /// times with consecutive batches, each durable when it returns. History appended
     /// afterwards comes after every imported entry.
     async fn import(&self, records: Vec<StoreRecord>) -> Result<(), StoreError>;
+
+    /// Makes every write so far durable: what a store opened in [`SyncMode::Deferred`] needs
+    /// at the end of a bulk load (in [`SyncMode::EveryWrite`] everything already is).
+    async fn sync_all(&self) -> Result<(), StoreError>;
 }
 
 /// A storage backend: every consumer's interface. Consumers hold only the part they use

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{FjallStore, SledStore, Store, StoreError, SyncObserver};
+use super::{FjallStore, SledStore, Store, StoreError, SyncMode, SyncObserver};
 use crate::config::{StoreBackend, StoreConfig};
 
 /// Opens the configured backend; `syncs`, if given, is told how long each sync to disk takes.
@@ -16,6 +16,16 @@ pub fn open(
     config: &StoreConfig,
     syncs: Option<SyncObserver>,
 ) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(config, syncs, SyncMode::EveryWrite)
+}
+
+/// As [`open`], with writes made durable as `mode` says ([`SyncMode::Deferred`] for bulk
+/// loads only).
+pub fn open_with(
+    config: &StoreConfig,
+    syncs: Option<SyncObserver>,
+    mode: SyncMode,
+) -> Result<Arc<dyn Store>, StoreError> {
     let other = match config.backend {
         StoreBackend::Sled => StoreBackend::Fjall,
         StoreBackend::Fjall => StoreBackend::Sled,
@@ -24,14 +34,15 @@ pub fn open(
     let path = config.path.join(config.backend.directory());
     Ok(match config.backend {
         StoreBackend::Sled => {
-            let store = SledStore::open(&path)?;
+            let store = SledStore::open_with(&path, mode)?;
             if let Some(observer) = syncs {
                 store.observe_syncs(observer);
             }
             Arc::new(store)
         }
         StoreBackend::Fjall => {
-            let store = FjallStore::open(&path, u64::from(config.cache_mib) * 1024 * 1024)?;
+            let store =
+                FjallStore::open_with(&path, u64::from(config.cache_mib) * 1024 * 1024, mode)?;
             if let Some(observer) = syncs {
                 store.observe_syncs(observer);
             }

@@ -58,7 +58,8 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
     );
-    let store = estca::store::open(&config.store, None)?;
+    // Syncs deferred to the end: a bulk load either completes or is redone.
+    let store = estca::store::open_with(&config.store, None, estca::store::SyncMode::Deferred)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -121,6 +122,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
+    handle.block_on(store.sync_all())?;
     let seconds = began.elapsed().as_secs_f64();
     drop(ra);
     drop(store);

@@ -3,9 +3,10 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::rows::{self, AccountRow, BucketRow, ContractRow};
+use super::rows::{self, AccountRow, ContractRow};
 use super::{index_key, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::store::budget::TokenBucket;
 use crate::store::{AccountChange, AccountEdit, Budget, BudgetSpend, PasswordAttempt, StoreError};
 
 impl FjallStore {
@@ -224,9 +225,8 @@ impl FjallStore {
         key: &str,
     ) -> Result<Option<TokenBucket>, StoreError> {
         tx_get(tx, &self.parts.budgets, BUDGETS, key.as_bytes())?
-            .map(|bytes| rows::decode::<BucketRow>(BUDGETS, key.as_bytes(), &bytes))
+            .map(|bytes| rows::decode::<TokenBucket>(BUDGETS, key.as_bytes(), &bytes))
             .transpose()
-            .map(|row| row.map(TokenBucket))
     }
 
     fn tx_put_bucket(
@@ -235,57 +235,8 @@ impl FjallStore {
         key: &str,
         bucket: TokenBucket,
     ) -> Result<(), StoreError> {
-        let value = rows::encode(BUDGETS, &bucket.0)?;
+        let value = rows::encode(BUDGETS, &bucket)?;
         tx.insert(&self.parts.budgets, key.as_bytes(), value);
         Ok(())
     }
-}
-
-/// A [`Budget`]'s state: tokens left, refilled with time.
-#[derive(Debug, Clone, Copy)]
-struct TokenBucket(BucketRow);
-
-impl TokenBucket {
-    fn full(budget: Budget, now: OffsetDateTime) -> Self {
-        Self(BucketRow {
-            tokens: f64::from(budget.capacity),
-            updated_ms: unix_ms(now),
-        })
-    }
-
-    fn refill(&mut self, budget: Budget, now: OffsetDateTime) {
-        let capacity = f64::from(budget.capacity);
-        let per_ms = capacity / (budget.window.as_millis().max(1) as f64);
-        let now_ms = unix_ms(now);
-        let elapsed = now_ms.saturating_sub(self.0.updated_ms).max(0) as f64;
-        self.0.tokens = (self.0.tokens + elapsed * per_ms).min(capacity);
-        self.0.updated_ms = self.0.updated_ms.max(now_ms);
-    }
-
-    fn take(&mut self, budget: Budget, now: OffsetDateTime) -> BudgetSpend {
-        self.refill(budget, now);
-        if self.0.tokens >= 1.0 {
-            self.0.tokens -= 1.0;
-            return BudgetSpend::Taken;
-        }
-        let per_sec = f64::from(budget.capacity) / budget.window.as_secs_f64().max(0.001);
-        let wait = if per_sec > 0.0 {
-            (1.0 - self.0.tokens) / per_sec
-        } else {
-            budget.window.as_secs_f64()
-        };
-        BudgetSpend::Exhausted {
-            retry_after_secs: (wait.ceil() as u64).max(1),
-        }
-    }
-
-    fn refund(&mut self, budget: Budget, now: OffsetDateTime) {
-        self.refill(budget, now);
-        self.0.tokens = (self.0.tokens + 1.0).min(f64::from(budget.capacity));
-    }
-}
-
-/// An instant as Unix milliseconds.
-pub(super) fn unix_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000).clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }

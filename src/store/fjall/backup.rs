@@ -182,4 +182,8 @@ impl BackupStore for FjallStore {
         })?;
         self.sync().await
     }
+
+    async fn sync_all(&self) -> Result<(), StoreError> {
+        self.durability.sync_all().await
+    }
 }

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fjall::{PersistMode, TxKeyspace};
 
-use crate::store::{StoreError, SyncObserver};
+use crate::store::{StoreError, SyncMode, SyncObserver};
 
 /// What has been committed and what has been made durable.
 pub(super) struct GroupCommit {
     path: PathBuf,
+    mode: SyncMode,
     keyspace: TxKeyspace,
     /// Commits made so far (the commit generation).
     written: AtomicU64,
@@ -29,9 +30,10 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn new(path: &Path, keyspace: TxKeyspace) -> Self {
+    pub(super) fn new(path: &Path, mode: SyncMode, keyspace: TxKeyspace) -> Self {
         Self {
             path: path.to_owned(),
+            mode,
             keyspace,
             written: AtomicU64::new(0),
             synced: tokio::sync::Mutex::new(0),
@@ -57,8 +59,17 @@ impl GroupCommit {
         self.syncs.load(Ordering::SeqCst)
     }
 
-    /// Returns once every commit counted before the call is durable.
+    /// Returns once every commit counted before the call is durable; in
+    /// [`SyncMode::Deferred`] at once (see [`GroupCommit::sync_all`]).
     pub(super) async fn sync(&self) -> Result<(), StoreError> {
+        match self.mode {
+            SyncMode::EveryWrite => self.sync_all().await,
+            SyncMode::Deferred => Ok(()),
+        }
+    }
+
+    /// Returns once every commit counted before the call is durable, whatever the mode.
+    pub(super) async fn sync_all(&self) -> Result<(), StoreError> {
         let needed = self.written.load(Ordering::SeqCst);
         let mut synced = self.synced.lock().await;
         if *synced >= needed {

@@ -9,7 +9,8 @@ use super::{
     HISTORY_BY_CONTRACT, META,
 };
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::{Cursor, HistoryQuery, Page, StoreError};
+use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
+use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
@@ -70,21 +71,8 @@ impl FjallStore {
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
-        let limit = query.page.limit;
-        if limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        }
-        let before = match &query.page.after {
-            Some(cursor) => Some(
-                <[u8; 8]>::try_from(cursor.as_bytes())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Invalid("not a history cursor".into()))?,
-            ),
-            None => None,
-        };
+        let scope = history_scope(query)?;
+        let before = history_before(query, &scope)?;
         let index = match (&query.account, &query.contract) {
             (Some(id), _) => Some((
                 &self.parts.history_by_account,
@@ -99,12 +87,9 @@ impl FjallStore {
             (None, None) => None,
         };
         let snapshot = self.keyspace.read_tx();
-        let mut items = Vec::new();
-        let mut keep = |entry: HistoryEntry| {
-            if matches(query, &entry) {
-                items.push(entry);
-            }
-            items.len() >= limit
+        let mut page = PageBuilder::new(query.page.limit);
+        let mut keep = |key: &[u8], entry: HistoryEntry| {
+            history_matches(query, &entry) && page.offer(key, entry)
         };
         match index {
             Some((part, name, prefix)) => {
@@ -123,12 +108,10 @@ impl FjallStore {
                         .get(&self.parts.history, seq_key)
                         .map_err(|e| storage(HISTORY, e))?
                         .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    if keep(rows::read(
-                        HISTORY,
+                    if keep(
                         seq_key,
-                        &value,
-                        HistoryRow::into_entry,
-                    )?) {
+                        rows::read(HISTORY, seq_key, &value, HistoryRow::into_entry)?,
+                    ) {
                         break;
                     }
                 }
@@ -142,35 +125,15 @@ impl FjallStore {
                     .rev()
                 {
                     let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    if keep(rows::read(HISTORY, &key, &value, HistoryRow::into_entry)?) {
+                    if keep(
+                        &key,
+                        rows::read(HISTORY, &key, &value, HistoryRow::into_entry)?,
+                    ) {
                         break;
                     }
                 }
             }
         }
-        let next = (items.len() >= limit)
-            .then(|| {
-                items
-                    .last()
-                    .map(|e| Cursor::new(e.seq.to_be_bytes().to_vec()))
-            })
-            .flatten();
-        Ok(Page { items, next })
+        page.finish(Listing::History, &scope)
     }
-}
-
-/// Whether a history entry passes the query's filters (the cursor is applied by the range).
-fn matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
-    let event = &entry.event;
-    query
-        .account
-        .as_ref()
-        .is_none_or(|id| event.account.as_ref() == Some(id))
-        && query
-            .contract
-            .as_ref()
-            .is_none_or(|code| event.contract.as_ref() == Some(code))
-        && query.kind.is_none_or(|kind| event.kind == kind)
-        && query.since.is_none_or(|since| event.at >= since)
-        && query.until.is_none_or(|until| event.at < until)
 }

@@ -4,13 +4,13 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::accounts::unix_ms;
 use super::rows::{self, AppRow, CertificateRow, RevokedRow};
 use super::{tx_get, FjallStore, APPS, CERTIFICATES, KEYS, RESERVED_SERIALS, REVOKED};
 use crate::model::{
     AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation, RevocationReason,
     Serial,
 };
+use crate::store::budget::unix_ms;
 use crate::store::{IssuedCertificate, NewCertificate, RevokedCertificate, StoreError};
 
 impl FjallStore {

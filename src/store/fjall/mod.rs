@@ -80,7 +80,7 @@ use std::path::{Path, PathBuf};
 
 use fjall::{PartitionCreateOptions, TxKeyspace, TxPartitionHandle, WriteTransaction};
 
-use super::StoreError;
+use super::{StoreError, SyncMode};
 
 const CONTRACTS: &str = "contracts";
 const ACCOUNTS: &str = "accounts";
@@ -160,6 +160,15 @@ impl FjallStore {
     /// Fails with a [`StoreError::Backend`] saying so if another process (for instance the
     /// running daemon) has the database open, or if the directory holds something else.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<FjallStore, StoreError> {
+        Self::open_with(path, cache_bytes, SyncMode::EveryWrite)
+    }
+
+    /// As [`FjallStore::open`], with writes made durable as `mode` says.
+    pub fn open_with(
+        path: &Path,
+        cache_bytes: u64,
+        mode: SyncMode,
+    ) -> Result<FjallStore, StoreError> {
         let cannot = |e: &dyn fmt::Display| {
             StoreError::Backend(format!(
                 "cannot open the database at {}: {e}",
@@ -203,7 +212,7 @@ impl FjallStore {
         };
         let store = FjallStore {
             path: path.to_owned(),
-            durability: durability::GroupCommit::new(path, keyspace.clone()),
+            durability: durability::GroupCommit::new(path, mode, keyspace.clone()),
             keyspace,
             parts,
             revocations: tokio::sync::watch::channel(0).0,

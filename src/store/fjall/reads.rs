@@ -14,7 +14,8 @@ use crate::model::{
     Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
     KeyFingerprint, Serial,
 };
-use crate::store::{Cursor, HistoryQuery, Page, PageRequest, StoreError, StoreReads};
+use crate::store::listing::{cursor_position, Listing, PageBuilder};
+use crate::store::{HistoryQuery, Page, PageRequest, StoreError, StoreReads};
 
 /// Turns a row read from a partition at a key into the domain value.
 pub(super) type Convert<T> = fn(&str, &[u8], &[u8]) -> Result<T, StoreError>;
@@ -34,79 +35,70 @@ impl FjallStore {
             .transpose()
     }
 
-    /// A page of a partition in key order, the cursor being the last key returned.
+    /// A page of a partition in key order, from one snapshot; the cursor holds the last key
+    /// returned.
     pub(super) fn page<T>(
         &self,
         part: &TxPartitionHandle,
         name: &str,
+        listing: Listing,
         page: &PageRequest,
         into: Convert<T>,
     ) -> Result<Page<T>, StoreError> {
-        if page.limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        }
         let lower = match &page.after {
-            Some(after) => Bound::Excluded(after.as_bytes().to_vec()),
+            Some(after) => Bound::Excluded(cursor_position(after, listing, &[])?.to_vec()),
             None => Bound::Unbounded,
         };
         let snapshot = self.keyspace.read_tx();
-        let mut items = Vec::new();
-        let mut next = None;
+        let mut builder = PageBuilder::new(page.limit);
         for item in snapshot.range(part, (lower, Bound::Unbounded)) {
             let (key, value) = item.map_err(|e| storage(name, e))?;
-            items.push(into(name, &key, &value)?);
-            if items.len() >= page.limit {
-                next = Some(Cursor::new(key.to_vec()));
+            if builder.is_full() {
+                builder.more_exists();
                 break;
             }
+            builder.offer(&key, into(name, &key, &value)?);
         }
-        Ok(Page { items, next })
+        builder.finish(listing, &[])
     }
 
     /// A page of one contract's accounts, through `accounts_by_contract`, from one snapshot;
-    /// the cursor is the last account ID returned.
+    /// the cursor holds the last account ID returned.
     fn contract_accounts(
         &self,
         code: &ContractCode,
         page: &PageRequest,
     ) -> Result<Page<Account>, StoreError> {
-        if page.limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        }
         let prefix = code.as_str().as_bytes();
+        let listing = Listing::ContractAccounts;
         let (start, end) = prefix_range(prefix);
         let lower = match &page.after {
-            Some(after) => Bound::Excluded(index_key(prefix, after.as_bytes())),
+            Some(after) => {
+                Bound::Excluded(index_key(prefix, cursor_position(after, listing, prefix)?))
+            }
             None => Bound::Included(start),
         };
         let snapshot = self.keyspace.read_tx();
-        let mut items = Vec::new();
-        let mut next = None;
+        let mut builder = PageBuilder::new(page.limit);
         for item in snapshot.range(
             &self.parts.accounts_by_contract,
             (lower, Bound::Excluded(end)),
         ) {
             let (key, _) = item.map_err(|e| storage(ACCOUNTS_BY_CONTRACT, e))?;
+            if builder.is_full() {
+                builder.more_exists();
+                break;
+            }
             let id = key.get(prefix.len() + 1..).unwrap_or_default();
             let row = snapshot
                 .get(&self.parts.accounts, id)
                 .map_err(|e| storage(ACCOUNTS, e))?;
             // An index entry whose account is gone would be a bug; skip it rather than fail.
             if let Some(bytes) = row {
-                items.push(account(ACCOUNTS, id, &bytes)?);
-            }
-            if items.len() >= page.limit {
-                next = Some(Cursor::new(id.to_vec()));
-                break;
+                builder.offer(id, account(ACCOUNTS, id, &bytes)?);
             }
         }
-        Ok(Page { items, next })
+        builder.finish(listing, prefix)
     }
 }
 
@@ -146,7 +138,13 @@ impl StoreReads for FjallStore {
     }
 
     async fn contracts(&self, page: PageRequest) -> Result<Page<Contract>, StoreError> {
-        self.page(&self.parts.contracts, CONTRACTS, &page, contract)
+        self.page(
+            &self.parts.contracts,
+            CONTRACTS,
+            Listing::Contracts,
+            &page,
+            contract,
+        )
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -165,7 +163,13 @@ impl StoreReads for FjallStore {
     ) -> Result<Page<Account>, StoreError> {
         match contract {
             Some(code) => self.contract_accounts(code, &page),
-            None => self.page(&self.parts.accounts, ACCOUNTS, &page, account),
+            None => self.page(
+                &self.parts.accounts,
+                ACCOUNTS,
+                Listing::Accounts,
+                &page,
+                account,
+            ),
         }
     }
 
@@ -187,7 +191,7 @@ impl StoreReads for FjallStore {
     }
 
     async fn apps(&self, page: PageRequest) -> Result<Page<App>, StoreError> {
-        self.page(&self.parts.apps, APPS, &page, app)
+        self.page(&self.parts.apps, APPS, Listing::Apps, &page, app)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError> {

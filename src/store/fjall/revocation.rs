@@ -20,7 +20,13 @@ impl RevocationStore for FjallStore {
         &self,
         page: PageRequest,
     ) -> Result<Page<RevokedCertificate>, StoreError> {
-        self.page(&self.parts.revoked, REVOKED, &page, revoked)
+        self.page(
+            &self.parts.revoked,
+            REVOKED,
+            crate::store::listing::Listing::Revoked,
+            &page,
+            revoked,
+        )
     }
 
     async fn next_crl_number(&self) -> Result<u64, StoreError> {

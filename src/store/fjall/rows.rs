@@ -650,15 +650,6 @@ impl HistoryRow {
     }
 }
 
-/// A [`Budget`](crate::store::Budget)'s token bucket; the key is the budget's name.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(super) struct BucketRow {
-    /// Tokens left.
-    pub(super) tokens: f64,
-    /// When `tokens` was last brought up to date, Unix milliseconds.
-    pub(super) updated_ms: i64,
-}
-
 /// Decodes a whole row of type `R` and converts it with `into`.
 pub(super) fn read<R: DeserializeOwned, T>(
     partition: &str,

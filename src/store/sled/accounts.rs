@@ -1,15 +1,14 @@
-//! Contracts, accounts and their edits, the failed-login count, and budgets.
+//! Contracts, accounts and their edits, and the failed-login count.
 
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
-use time::OffsetDateTime;
 
 use super::history::{append, HistoryTx};
 use super::issuance::revoke_certificate;
-use super::rows::{decode, encode};
-use super::{abort, from_tx, index_key, tx, tx_read, SledStore, ACCOUNTS, BUDGETS, CONTRACTS};
+use super::rows::Stored;
+use super::{abort, from_tx, index_key, tx, tx_get, SledStore};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
-use crate::store::{AccountChange, AccountEdit, Budget, BudgetSpend, PasswordAttempt, StoreError};
+use crate::store::{AccountChange, AccountEdit, PasswordAttempt, StoreError};
 
 impl SledStore {
     pub(super) fn create_contract_now(
@@ -18,7 +17,7 @@ impl SledStore {
         event: &HistoryEvent,
     ) -> Result<(), StoreError> {
         let key = contract.code.as_str().as_bytes();
-        let value = encode(CONTRACTS, contract)?;
+        let value = contract.encode()?;
         let [history, by_account, by_contract, meta] = self.history_trees();
         (&self.contracts, history, by_account, by_contract, meta)
             .transaction(|(contracts, history, by_account, by_contract, meta)| {
@@ -56,7 +55,7 @@ impl SledStore {
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
         let by_contract_key = index_key(contract_key, key);
-        let value = encode(ACCOUNTS, &account)?;
+        let value = account.encode()?;
         let [history, by_account, by_contract, meta] = self.history_trees();
         (
             &self.contracts,
@@ -115,7 +114,7 @@ impl SledStore {
         let key = id.as_str().as_bytes();
         self.accounts
             .transaction(|accounts| {
-                let Some(stored) = tx_read(accounts, ACCOUNTS, key, decode::<Account>)? else {
+                let Some(stored) = tx_get::<Account>(accounts, key)? else {
                     return Ok((PasswordAttempt::UnknownId, false));
                 };
                 if stored.locked || stored.failed_attempts >= limit {
@@ -125,7 +124,7 @@ impl SledStore {
                     failed_attempts: stored.failed_attempts + 1,
                     ..stored
                 };
-                accounts.insert(key, tx(encode(ACCOUNTS, &counted))?)?;
+                accounts.insert(key, tx(counted.encode())?)?;
                 Ok((PasswordAttempt::Counted(counted), true))
             })
             .map_err(from_tx)
@@ -138,12 +137,11 @@ impl SledStore {
         let key = id.as_str().as_bytes();
         self.accounts
             .transaction(|accounts| {
-                let stored =
-                    tx_read(accounts, ACCOUNTS, key, decode::<Account>)?.ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                            "account {id}"
-                        )))
-                    })?;
+                let stored = tx_get::<Account>(accounts, key)?.ok_or_else(|| {
+                    ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                        "account {id}"
+                    )))
+                })?;
                 if stored.locked || stored.failed_attempts == 0 {
                     return Ok((stored, false));
                 }
@@ -151,7 +149,7 @@ impl SledStore {
                     failed_attempts: 0,
                     ..stored
                 };
-                accounts.insert(key, tx(encode(ACCOUNTS, &cleared))?)?;
+                accounts.insert(key, tx(cleared.encode())?)?;
                 Ok((cleared, true))
             })
             .map_err(from_tx)
@@ -183,12 +181,11 @@ impl SledStore {
         )
             .transaction(
                 |(accounts, certificates, revoked, history, by_account, by_contract, meta)| {
-                    let mut account = tx_read(accounts, ACCOUNTS, key, decode::<Account>)?
-                        .ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "account {id}"
-                            )))
-                        })?;
+                    let mut account = tx_get::<Account>(accounts, key)?.ok_or_else(|| {
+                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                            "account {id}"
+                        )))
+                    })?;
                     if account.version != *expected_version {
                         return abort(StoreError::Conflict);
                     }
@@ -215,7 +212,7 @@ impl SledStore {
                     if let Some((serial, revocation)) = revoke {
                         revoke_certificate(certificates, revoked, id, serial, *revocation)?;
                     }
-                    accounts.insert(key, tx(encode(ACCOUNTS, &account))?)?;
+                    accounts.insert(key, tx(account.encode())?)?;
                     let t = HistoryTx {
                         history,
                         by_account,
@@ -230,93 +227,4 @@ impl SledStore {
             )
             .map_err(from_tx)
     }
-
-    pub(super) fn take_from_budget_now(
-        &self,
-        key: &str,
-        budget: Budget,
-        now: OffsetDateTime,
-    ) -> Result<BudgetSpend, StoreError> {
-        self.budgets
-            .transaction(|budgets| {
-                let mut bucket = tx_read(budgets, BUDGETS, key.as_bytes(), decode::<TokenBucket>)?
-                    .unwrap_or_else(|| TokenBucket::full(budget, now));
-                let spend = bucket.take(budget, now);
-                budgets.insert(key.as_bytes(), tx(encode(BUDGETS, &bucket))?)?;
-                Ok(spend)
-            })
-            .map_err(from_tx)
-    }
-
-    pub(super) fn refund_to_budget_now(
-        &self,
-        key: &str,
-        budget: Budget,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.budgets
-            .transaction(|budgets| {
-                if let Some(mut bucket) =
-                    tx_read(budgets, BUDGETS, key.as_bytes(), decode::<TokenBucket>)?
-                {
-                    bucket.refund(budget, now);
-                    budgets.insert(key.as_bytes(), tx(encode(BUDGETS, &bucket))?)?;
-                }
-                Ok(())
-            })
-            .map_err(from_tx)
-    }
-}
-
-/// A [`Budget`]'s state as the `budgets` tree keeps it.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-struct TokenBucket {
-    tokens: f64,
-    /// When `tokens` was last brought up to date, Unix time in milliseconds.
-    updated_ms: i64,
-}
-
-impl TokenBucket {
-    fn full(budget: Budget, now: OffsetDateTime) -> Self {
-        Self {
-            tokens: f64::from(budget.capacity),
-            updated_ms: unix_ms(now),
-        }
-    }
-
-    fn refill(&mut self, budget: Budget, now: OffsetDateTime) {
-        let capacity = f64::from(budget.capacity);
-        let per_ms = capacity / (budget.window.as_millis().max(1) as f64);
-        let now_ms = unix_ms(now);
-        let elapsed = now_ms.saturating_sub(self.updated_ms).max(0) as f64;
-        self.tokens = (self.tokens + elapsed * per_ms).min(capacity);
-        self.updated_ms = self.updated_ms.max(now_ms);
-    }
-
-    fn take(&mut self, budget: Budget, now: OffsetDateTime) -> BudgetSpend {
-        self.refill(budget, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return BudgetSpend::Taken;
-        }
-        let per_sec = f64::from(budget.capacity) / budget.window.as_secs_f64().max(0.001);
-        let wait = if per_sec > 0.0 {
-            (1.0 - self.tokens) / per_sec
-        } else {
-            budget.window.as_secs_f64()
-        };
-        BudgetSpend::Exhausted {
-            retry_after_secs: (wait.ceil() as u64).max(1),
-        }
-    }
-
-    fn refund(&mut self, budget: Budget, now: OffsetDateTime) {
-        self.refill(budget, now);
-        self.tokens = (self.tokens + 1.0).min(f64::from(budget.capacity));
-    }
-}
-
-/// An instant as Unix milliseconds.
-pub(super) fn unix_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000).clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }

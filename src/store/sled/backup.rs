@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use super::history::META_HISTORY_SEQ;
 use super::indexes::reserved_at;
 use super::revocation::META_CRL_NUMBER;
-use super::rows::{decode, decode_u64, encode};
+use super::rows::{u64_be, Stored};
 use super::{
-    index_key, storage, SledStore, APPS, CERTIFICATES, CONTRACTS, HISTORY, HISTORY_BY_ACCOUNT,
-    HISTORY_BY_CONTRACT, KEYS, META, REVOKED, SERIALS,
+    index_key, storage, SledStore, ACCOUNTS, APPS, CERTIFICATES, CONTRACTS, HISTORY,
+    HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, KEYS, META, REVOKED, SERIALS,
 };
 use crate::model::CertificateRecord;
 use crate::store::{BackupStore, RevokedCertificate, StoreError, StoreRecord};
@@ -24,30 +24,11 @@ impl BackupStore for SledStore {
             .snapshot
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for item in self.contracts.iter() {
-            let (key, value) = item.map_err(|e| storage(CONTRACTS, e))?;
-            sink(StoreRecord::Contract(decode(CONTRACTS, &key, &value)?))?;
-        }
-        for item in self.accounts.iter() {
-            let (key, value) = item.map_err(|e| storage(super::ACCOUNTS, e))?;
-            sink(StoreRecord::Account(decode(super::ACCOUNTS, &key, &value)?))?;
-        }
-        for item in self.certificates.iter() {
-            let (key, value) = item.map_err(|e| storage(CERTIFICATES, e))?;
-            sink(StoreRecord::Certificate(decode(
-                CERTIFICATES,
-                &key,
-                &value,
-            )?))?;
-        }
-        for item in self.apps.iter() {
-            let (key, value) = item.map_err(|e| storage(APPS, e))?;
-            sink(StoreRecord::App(decode(APPS, &key, &value)?))?;
-        }
-        for item in self.history.iter() {
-            let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-            sink(StoreRecord::History(decode(HISTORY, &key, &value)?))?;
-        }
+        export_tree(&self.contracts, sink, StoreRecord::Contract)?;
+        export_tree(&self.accounts, sink, StoreRecord::Account)?;
+        export_tree(&self.certificates, sink, StoreRecord::Certificate)?;
+        export_tree(&self.apps, sink, StoreRecord::App)?;
+        export_tree(&self.history, sink, StoreRecord::History)?;
         if let Some(number) = self.last_crl_number()? {
             sink(StoreRecord::CrlNumber(number))?;
         }
@@ -64,7 +45,7 @@ impl BackupStore for SledStore {
         // Service certificates (recorded at every start) do not count; anything else does.
         for item in self.certificates.iter() {
             let (key, value) = item.map_err(|e| storage(CERTIFICATES, e))?;
-            let record: CertificateRecord = decode(CERTIFICATES, &key, &value)?;
+            let record = CertificateRecord::decode(&key, &value)?;
             if !record.holder.is_service() {
                 return Ok(false);
             }
@@ -82,6 +63,10 @@ impl BackupStore for SledStore {
         self.durability.wrote();
         self.sync().await
     }
+
+    async fn sync_all(&self) -> Result<(), StoreError> {
+        SledStore::sync_all(self).await
+    }
 }
 
 impl SledStore {
@@ -89,25 +74,19 @@ impl SledStore {
         match record {
             StoreRecord::Contract(contract) => {
                 self.contracts
-                    .insert(
-                        contract.code.as_str().as_bytes(),
-                        encode(CONTRACTS, &contract)?,
-                    )
+                    .insert(contract.code.as_str().as_bytes(), contract.encode()?)
                     .map_err(|e| storage(CONTRACTS, e))?;
             }
             StoreRecord::Account(account) => {
                 self.accounts
-                    .insert(
-                        account.id.as_str().as_bytes(),
-                        encode(super::ACCOUNTS, &account)?,
-                    )
-                    .map_err(|e| storage(super::ACCOUNTS, e))?;
+                    .insert(account.id.as_str().as_bytes(), account.encode()?)
+                    .map_err(|e| storage(ACCOUNTS, e))?;
                 self.index_account(&account)?;
             }
             StoreRecord::Certificate(record) => {
                 let serial = record.serial.as_bytes();
                 self.certificates
-                    .insert(serial, encode(CERTIFICATES, &record)?)
+                    .insert(serial, record.encode()?)
                     .map_err(|e| storage(CERTIFICATES, e))?;
                 self.serials
                     .insert(serial, &reserved_at(&record))
@@ -115,7 +94,7 @@ impl SledStore {
                 if let Some(revocation) = record.revocation {
                     let entry = RevokedCertificate::of(&record, revocation);
                     self.revoked
-                        .insert(serial, encode(REVOKED, &entry)?)
+                        .insert(serial, entry.encode()?)
                         .map_err(|e| storage(REVOKED, e))?;
                 }
                 self.keys
@@ -129,13 +108,13 @@ impl SledStore {
             }
             StoreRecord::App(app) => {
                 self.apps
-                    .insert(app.name.as_str().as_bytes(), encode(APPS, &app)?)
+                    .insert(app.name.as_str().as_bytes(), app.encode()?)
                     .map_err(|e| storage(APPS, e))?;
             }
             StoreRecord::History(entry) => {
                 let seq = entry.seq.to_be_bytes();
                 self.history
-                    .insert(seq, encode(HISTORY, &entry)?)
+                    .insert(seq, entry.encode()?)
                     .map_err(|e| storage(HISTORY, e))?;
                 if let Some(id) = &entry.event.account {
                     self.history_by_account
@@ -150,7 +129,7 @@ impl SledStore {
                 // New entries are numbered after every imported one.
                 self.meta
                     .fetch_and_update(META_HISTORY_SEQ, |old| {
-                        let last = old.and_then(|b| decode_u64(META, META_HISTORY_SEQ, b).ok());
+                        let last = old.and_then(|b| u64_be(META, META_HISTORY_SEQ, b).ok());
                         Some(last.unwrap_or(0).max(entry.seq).to_be_bytes().to_vec())
                     })
                     .map_err(|e| storage(META, e))?;
@@ -158,4 +137,17 @@ impl SledStore {
         }
         Ok(())
     }
+}
+
+/// Hands every row of `tree` to `sink`, decoded and wrapped by `record`.
+fn export_tree<T: Stored>(
+    tree: &sled::Tree,
+    sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
+    record: fn(T) -> StoreRecord,
+) -> Result<(), StoreError> {
+    for item in tree.iter() {
+        let (key, value) = item.map_err(|e| storage(T::TREE, e))?;
+        sink(record(T::decode(&key, &value)?))?;
+    }
+    Ok(())
 }

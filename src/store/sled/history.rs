@@ -1,17 +1,18 @@
 //! History (利用履歴): appended inside the transaction of the change it records, numbered
 //! in commit order, read newest first by pages.
 
-use sled::transaction::TransactionalTree;
-use sled::Tree;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
 
-use super::rows::{decode, decode_u64, encode};
+use super::rows::history::encode_event;
+use super::rows::{u64_be, Stored};
 use super::{
-    corrupt, from_tx, index_key, prefix_range, storage, tx, tx_read, SledStore, TxResult, HISTORY,
+    corrupt, from_tx, index_key, prefix_range, storage, tx, SledStore, TxResult, HISTORY,
     HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, META,
 };
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::{Cursor, HistoryQuery, Page, StoreError};
-use sled::Transactional;
+use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
+use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
@@ -28,15 +29,18 @@ pub(super) struct HistoryTx<'a> {
 /// The number is the last one plus one, read and written in the transaction, so that it
 /// follows commit order.
 pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
-    let last = tx_read(t.meta, META, META_HISTORY_SEQ, decode_u64)?.unwrap_or(0);
-    let seq = last + 1;
-    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
-    let entry = HistoryEntry {
-        seq,
-        event: event.clone(),
+    let last = match t.meta.get(META_HISTORY_SEQ)? {
+        Some(bytes) => tx(u64_be(META, META_HISTORY_SEQ, &bytes))?,
+        None => 0,
     };
+    let seq = last.checked_add(1).ok_or_else(|| {
+        ConflictableTransactionError::Abort(StoreError::Backend(
+            "history sequence numbers are exhausted".into(),
+        ))
+    })?;
+    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
     t.history
-        .insert(&seq.to_be_bytes(), tx(encode(HISTORY, &entry))?)?;
+        .insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
     if let Some(id) = &event.account {
         t.by_account
             .insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
@@ -78,26 +82,14 @@ impl SledStore {
         Ok(())
     }
 
-    /// A page of history, newest first.
+    /// A page of history, newest first. The cursor holds the number of the last entry
+    /// returned and a digest of the query's filters, so that it continues only the same query.
     pub(super) fn history_page(
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
-        let limit = query.page.limit;
-        if limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        }
-        let before = match &query.page.after {
-            Some(cursor) => Some(
-                <[u8; 8]>::try_from(cursor.as_bytes())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Invalid("not a history cursor".into()))?,
-            ),
-            None => None,
-        };
+        let scope = history_scope(query)?;
+        let before = history_before(query, &scope)?;
         let index = match (&query.account, &query.contract) {
             (Some(id), _) => Some((
                 &self.history_by_account,
@@ -111,7 +103,7 @@ impl SledStore {
             )),
             (None, None) => None,
         };
-        let mut items = Vec::new();
+        let mut page = PageBuilder::new(query.page.limit);
         match index {
             Some((tree, name, prefix)) => {
                 let (lower, mut upper) = prefix_range(prefix);
@@ -130,12 +122,9 @@ impl SledStore {
                         .get(seq_bytes)
                         .map_err(|e| storage(HISTORY, e))?
                         .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    let entry: HistoryEntry = decode(HISTORY, seq_bytes, &value)?;
-                    if matches(query, &entry) {
-                        items.push(entry);
-                        if items.len() >= limit {
-                            break;
-                        }
+                    let entry = HistoryEntry::decode(seq_bytes, &value)?;
+                    if history_matches(query, &entry) && page.offer(seq_bytes, entry) {
+                        break;
                     }
                 }
             }
@@ -146,39 +135,13 @@ impl SledStore {
                 };
                 for item in iter.rev() {
                     let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    let entry: HistoryEntry = decode(HISTORY, &key, &value)?;
-                    if matches(query, &entry) {
-                        items.push(entry);
-                        if items.len() >= limit {
-                            break;
-                        }
+                    let entry = HistoryEntry::decode(&key, &value)?;
+                    if history_matches(query, &entry) && page.offer(&key, entry) {
+                        break;
                     }
                 }
             }
         }
-        let next = (items.len() >= limit)
-            .then(|| {
-                items
-                    .last()
-                    .map(|e| Cursor::new(e.seq.to_be_bytes().to_vec()))
-            })
-            .flatten();
-        Ok(Page { items, next })
+        page.finish(Listing::History, &scope)
     }
-}
-
-/// Whether a history entry passes the query's filters (the cursor is applied by the range).
-fn matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
-    let event = &entry.event;
-    query
-        .account
-        .as_ref()
-        .is_none_or(|id| event.account.as_ref() == Some(id))
-        && query
-            .contract
-            .as_ref()
-            .is_none_or(|code| event.contract.as_ref() == Some(code))
-        && query.kind.is_none_or(|kind| event.kind == kind)
-        && query.since.is_none_or(|since| event.at >= since)
-        && query.until.is_none_or(|until| event.at < until)
 }

@@ -6,7 +6,7 @@
 //! idempotent, so a rebuild interrupted by a crash is simply done again).
 
 use super::history::META_HISTORY_SEQ;
-use super::rows::{decode, decode_u64, encode};
+use super::rows::{u64_be, Stored};
 use super::{
     index_key, storage, SledStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, ACCOUNT_IDS_FOLDED,
     CERTIFICATES, HISTORY, META, REVOKED, SERIALS,
@@ -15,7 +15,7 @@ use crate::model::{Account, CertificateRecord};
 use crate::store::{RevokedCertificate, StoreError};
 
 /// `meta` key of the derived trees' version.
-const META_INDEXES: &[u8] = b"indexes";
+pub(super) const META_INDEXES: &[u8] = b"indexes";
 
 /// The version of the derived trees this build maintains.
 const INDEXES_VERSION: u64 = 1;
@@ -24,7 +24,7 @@ impl SledStore {
     /// Builds the derived trees if the database predates them.
     pub(super) fn build_indexes(&self) -> Result<(), StoreError> {
         let version = match self.meta.get(META_INDEXES).map_err(|e| storage(META, e))? {
-            Some(bytes) => decode_u64(META, META_INDEXES, &bytes)?,
+            Some(bytes) => u64_be(META, META_INDEXES, &bytes)?,
             None => 0,
         };
         if version >= INDEXES_VERSION {
@@ -32,12 +32,12 @@ impl SledStore {
         }
         for item in self.certificates.iter() {
             let (key, value) = item.map_err(|e| storage(CERTIFICATES, e))?;
-            let record: CertificateRecord = decode(CERTIFICATES, &key, &value)?;
+            let record = CertificateRecord::decode(&key, &value)?;
             self.serials
                 .insert(&key, &reserved_at(&record))
                 .map_err(|e| storage(SERIALS, e))?;
             if let Some(revocation) = record.revocation {
-                let entry = encode(REVOKED, &RevokedCertificate::of(&record, revocation))?;
+                let entry = RevokedCertificate::of(&record, revocation).encode()?;
                 self.revoked
                     .insert(&key, entry)
                     .map_err(|e| storage(REVOKED, e))?;
@@ -45,11 +45,11 @@ impl SledStore {
         }
         for item in self.accounts.iter() {
             let (key, value) = item.map_err(|e| storage(ACCOUNTS, e))?;
-            let account: Account = decode(ACCOUNTS, &key, &value)?;
+            let account = Account::decode(&key, &value)?;
             self.index_account(&account)?;
         }
         let last_seq = match self.history.last().map_err(|e| storage(HISTORY, e))? {
-            Some((key, _)) => decode_u64(HISTORY, &key, &key)?,
+            Some((key, _)) => u64_be(HISTORY, &key, &key)?,
             None => 0,
         };
         let counted = match self
@@ -57,7 +57,7 @@ impl SledStore {
             .get(META_HISTORY_SEQ)
             .map_err(|e| storage(META, e))?
         {
-            Some(bytes) => decode_u64(META, META_HISTORY_SEQ, &bytes)?,
+            Some(bytes) => u64_be(META, META_HISTORY_SEQ, &bytes)?,
             None => 0,
         };
         self.meta
@@ -66,13 +66,7 @@ impl SledStore {
         self.meta
             .insert(META_INDEXES, &INDEXES_VERSION.to_be_bytes())
             .map_err(|e| storage(META, e))?;
-        self.db.flush().map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot write the database at {} to disk: {e}",
-                self.path.display()
-            ))
-        })?;
-        Ok(())
+        self.sync_blocking()
     }
 
     /// Adds an account to the derived trees (outside a transaction: open and restore). Two
@@ -107,5 +101,5 @@ impl SledStore {
 /// The `serials` value of a recorded certificate whose reservation was never written: its
 /// notBefore, Unix milliseconds.
 pub(super) fn reserved_at(record: &CertificateRecord) -> [u8; 8] {
-    super::accounts::unix_ms(record.not_before).to_be_bytes()
+    crate::store::budget::unix_ms(record.not_before).to_be_bytes()
 }

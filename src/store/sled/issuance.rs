@@ -5,16 +5,14 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use time::OffsetDateTime;
 
-use super::accounts::unix_ms;
 use super::history::{append, HistoryTx};
-use super::rows::{decode, decode_serial, encode};
-use super::{
-    abort, from_tx, tx, tx_read, SledStore, TxResult, ACCOUNTS, APPS, CERTIFICATES, KEYS, REVOKED,
-};
+use super::rows::{self, Stored};
+use super::{abort, from_tx, tx, tx_get, SledStore, TxResult, KEYS};
 use crate::model::{
     Account, AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation,
     RevocationReason, Serial,
 };
+use crate::store::budget::unix_ms;
 use crate::store::{IssuedCertificate, NewCertificate, RevokedCertificate, StoreError};
 
 impl SledStore {
@@ -66,7 +64,7 @@ impl SledStore {
             .checked_add(1)
             .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
         let account_key = holder_id.as_str().as_bytes();
-        let record_value = encode(CERTIFICATES, record)?;
+        let record_value = record.encode()?;
         let [history, by_account, by_contract, meta] = self.history_trees();
         (
             &self.accounts,
@@ -91,8 +89,8 @@ impl SledStore {
                     by_contract,
                     meta,
                 )| {
-                    let mut account = tx_read(accounts, ACCOUNTS, account_key, decode::<Account>)?
-                        .ok_or_else(|| {
+                    let mut account =
+                        tx_get::<Account>(accounts, account_key)?.ok_or_else(|| {
                             ConflictableTransactionError::Abort(StoreError::NotFound(format!(
                                 "account {holder_id}"
                             )))
@@ -121,7 +119,7 @@ impl SledStore {
                     account.issued_count = *issued_num;
                     account.choice = *choice;
                     account.version = new_version;
-                    accounts.insert(account_key, tx(encode(ACCOUNTS, &account))?)?;
+                    accounts.insert(account_key, tx(account.encode())?)?;
                     append(
                         &HistoryTx {
                             history,
@@ -160,8 +158,8 @@ impl SledStore {
             )));
         }
         let name_key = app.name.as_str().as_bytes();
-        let app_value = encode(APPS, app)?;
-        let record_value = encode(CERTIFICATES, record)?;
+        let app_value = app.encode()?;
+        let record_value = record.encode()?;
         let [history, by_account, by_contract, meta] = self.history_trees();
         (
             &self.apps,
@@ -209,7 +207,7 @@ impl SledStore {
                 record.serial
             )));
         }
-        let record_value = encode(CERTIFICATES, record)?;
+        let record_value = record.encode()?;
         (&self.certificates, &self.serials, &self.keys)
             .transaction(|(certificates, serials, keys)| {
                 record_new(certificates, serials, keys, record, &record_value)
@@ -237,33 +235,28 @@ impl SledStore {
         )
             .transaction(
                 |(apps, certificates, revoked, history, by_account, by_contract, meta)| {
-                    let mut app =
-                        tx_read(apps, APPS, name_key, decode::<App>)?.ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "application {name}"
-                            )))
-                        })?;
+                    let mut app = tx_get::<App>(apps, name_key)?.ok_or_else(|| {
+                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
+                            "application {name}"
+                        )))
+                    })?;
                     if app.revoked {
                         return abort(StoreError::Conflict);
                     }
                     app.revoked = true;
                     let serial_key = app.certificate.as_bytes();
                     let mut revoked_now = false;
-                    if let Some(mut record) = tx_read(
-                        certificates,
-                        CERTIFICATES,
-                        serial_key,
-                        decode::<CertificateRecord>,
-                    )? {
+                    if let Some(mut record) = tx_get::<CertificateRecord>(certificates, serial_key)?
+                    {
                         if record.revocation.is_none() {
                             record.revocation = Some(revocation);
-                            certificates.insert(serial_key, tx(encode(CERTIFICATES, &record))?)?;
+                            certificates.insert(serial_key, tx(record.encode())?)?;
                             let entry = RevokedCertificate::of(&record, revocation);
-                            revoked.insert(serial_key, tx(encode(REVOKED, &entry))?)?;
+                            revoked.insert(serial_key, tx(entry.encode())?)?;
                             revoked_now = true;
                         }
                     }
-                    apps.insert(name_key, tx(encode(APPS, &app))?)?;
+                    apps.insert(name_key, tx(app.encode())?)?;
                     append(
                         &HistoryTx {
                             history,
@@ -294,7 +287,7 @@ fn record_new(
         return abort(StoreError::Conflict);
     }
     if let Some(bytes) = keys.get(record.key.0)? {
-        let first = tx(decode_serial(KEYS, &record.key.0, &bytes))?;
+        let first = tx(rows::serial(KEYS, &record.key.0, &bytes))?;
         return abort(StoreError::KeyReused(first));
     }
     certificates.insert(serial_key, value)?;
@@ -316,13 +309,8 @@ pub(super) fn revoke_certificate(
             "certificate {serial} of account {account}"
         )))
     };
-    let mut record = tx_read(
-        certificates,
-        CERTIFICATES,
-        serial.as_bytes(),
-        decode::<CertificateRecord>,
-    )?
-    .ok_or_else(not_found)?;
+    let mut record =
+        tx_get::<CertificateRecord>(certificates, serial.as_bytes())?.ok_or_else(not_found)?;
     if record.account() != Some(account) {
         return Err(not_found());
     }
@@ -330,8 +318,8 @@ pub(super) fn revoke_certificate(
         return abort(StoreError::Conflict);
     }
     record.revocation = Some(revocation);
-    certificates.insert(serial.as_bytes(), tx(encode(CERTIFICATES, &record))?)?;
+    certificates.insert(serial.as_bytes(), tx(record.encode())?)?;
     let entry = RevokedCertificate::of(&record, revocation);
-    revoked.insert(serial.as_bytes(), tx(encode(REVOKED, &entry))?)?;
+    revoked.insert(serial.as_bytes(), tx(entry.encode())?)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The [`Store`](super::Store) on sled: one tree per kind of record, and sled transactions
 //! for every operation that touches more than one record.
 //!
-//! Trees and their keys:
+//! Trees and their keys (values are [`rows`]: a version byte and postcard):
 //!
 //! | tree | key | value |
 //! |---|---|---|
@@ -16,8 +16,9 @@
 //! | `history` | sequence number, u64 big-endian | a history row |
 //! | `history_by_account` | account ID, `0x00`, sequence big-endian | empty |
 //! | `history_by_contract` | contract code, `0x00`, sequence big-endian | empty |
-//! | `revoked` | 16 serial bytes | a [`RevokedCertificate`](super::RevokedCertificate) row (the revocation index) |
-//! | `budgets` | budget name | a token bucket |
+//! | `revoked` | 16 serial bytes | a revocation index row (the revocation index) |
+//! | `budgets` | budget name | a token bucket row |
+//! | `meta` | `format` | the format of the rows, u64 big-endian (see [`migration`]) |
 //! | `meta` | `crl_number` | the last CRL number drawn, u64 big-endian |
 //! | `meta` | `history_seq` | the last history sequence number, u64 big-endian |
 //! | `meta` | `indexes` | the version of the derived trees this database has (see [`indexes`]) |
@@ -28,19 +29,29 @@
 //! and written inside the transaction that appends the entry: two transactions appending
 //! history conflict on that key, so sequence order is commit order.
 //!
-//! Durability: every write returns after [`durability`] has synced the log to disk, shared by
-//! concurrent writers (group commit).
+//! At open, a database of an older format is migrated ([`migration`]), one newer than this
+//! build is refused. Durability: every write returns after [`durability`] has made it reach
+//! stable storage ([`stable`]), one sync shared by concurrent writers (group commit), unless
+//! the store was opened for bulk loading ([`SyncMode::Deferred`]).
 
 mod accounts;
 mod backup;
+mod budgets;
 mod durability;
 mod history;
 mod indexes;
 mod issuance;
+mod migration;
 mod reads;
 mod revocation;
 mod rows;
+mod stable;
 mod writes;
+
+#[cfg(test)]
+mod tests;
+
+use crate::store::SyncMode;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -110,30 +121,21 @@ impl fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the database in the directory `path`, and brings its derived
-    /// trees up to date.
+    /// Opens (creating if needed) the database in the directory `path` for the daemon: every
+    /// write durable when it returns ([`SyncMode::EveryWrite`]). See [`SledStore::open_with`].
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_with(path, SyncMode::EveryWrite)
+    }
+
+    /// Opens (creating if needed) the database in the directory `path`: migrates a database
+    /// written in an older format (once; an interrupted migration is finished at the next
+    /// open), refuses one written by a newer estca, brings the derived trees up to date, and
+    /// makes what sled created reach stable storage.
     ///
     /// Fails with a [`StoreError::Backend`] saying so if another process (for instance the
     /// running daemon) has the database open.
-    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| {
-                let in_use = matches!(&e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
-                if in_use {
-                    StoreError::Backend(format!(
-                        "the database at {} is in use by another process (is the daemon running?)",
-                        path.display()
-                    ))
-                } else {
-                    StoreError::Backend(format!(
-                        "cannot open the database at {}: {e}",
-                        path.display()
-                    ))
-                }
-            })?;
+    pub fn open_with(path: &Path, mode: SyncMode) -> Result<SledStore, StoreError> {
+        let db = open_db(path)?;
         let tree = |name: &str| {
             db.open_tree(name).map_err(|e| {
                 StoreError::Backend(format!(
@@ -142,6 +144,12 @@ impl SledStore {
                 ))
             })
         };
+        let stable = stable::StableFiles::open(path).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot make the database at {} reach stable storage: {e}",
+                path.display()
+            ))
+        })?;
         let store = SledStore {
             path: path.to_owned(),
             contracts: tree(CONTRACTS)?,
@@ -159,10 +167,11 @@ impl SledStore {
             budgets: tree(BUDGETS)?,
             meta: tree(META)?,
             revocations: tokio::sync::watch::channel(0).0,
-            durability: durability::GroupCommit::new(path),
+            durability: durability::GroupCommit::new(path, mode, stable),
             db,
             snapshot: std::sync::RwLock::new(()),
         };
+        store.migrate()?;
         store.build_indexes()?;
         Ok(store)
     }
@@ -177,6 +186,12 @@ impl SledStore {
         &self.path
     }
 
+    /// Makes every write applied so far durable, whatever the [`SyncMode`]: what a bulk load
+    /// opened with [`SyncMode::Deferred`] calls when it is done (and at checkpoints).
+    pub async fn sync_all(&self) -> Result<(), StoreError> {
+        self.durability.sync(&self.db).await
+    }
+
     /// Held by every write for its duration, so that an export sees all of it or none.
     fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.snapshot
@@ -189,9 +204,60 @@ impl SledStore {
         self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Makes every write applied so far durable (see [`durability`]).
+    /// Makes every write applied so far durable, unless the store defers syncs.
     async fn sync(&self) -> Result<(), StoreError> {
+        if self.durability.mode() == SyncMode::Deferred {
+            return Ok(());
+        }
         self.durability.sync(&self.db).await
+    }
+
+    /// Makes everything durable now, blocking (at open: migrations and index builds).
+    fn sync_blocking(&self) -> Result<(), StoreError> {
+        self.durability.wrote();
+        self.durability.sync_blocking(&self.db)
+    }
+
+    /// Reads and decodes one value outside a transaction.
+    fn get<T: rows::Stored>(&self, tree: &Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| storage(T::TREE, e))? {
+            Some(bytes) => T::decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// How long an open waits for the lock of a database that this very process has just closed:
+/// sled's background threads let go of it a moment after the last handle is dropped.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled's database at `path`, waiting a moment for a lock still held by a handle of
+/// this process that is being dropped; another process holding it is said so.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Backend(format!(
+                        "the database at {} is in use by another process (is the daemon running?)",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot open the database at {}: {e}",
+                    path.display()
+                )))
+            }
+        }
     }
 }
 
@@ -264,15 +330,10 @@ fn show_key(tree: &str, key: &[u8]) -> String {
     }
 }
 
-/// Reads a value inside a transaction and decodes it with `decode`.
-fn tx_read<T>(
-    tree: &TransactionalTree,
-    name: &str,
-    key: &[u8],
-    decode: impl FnOnce(&str, &[u8], &[u8]) -> Result<T, StoreError>,
-) -> TxResult<Option<T>> {
+/// Reads and decodes a value inside a transaction.
+fn tx_get<T: rows::Stored>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
     match tree.get(key)? {
-        Some(bytes) => decode(name, key, &bytes)
+        Some(bytes) => T::decode(key, &bytes)
             .map(Some)
             .map_err(ConflictableTransactionError::Abort),
         None => Ok(None),

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::rows::decode_u64;
-use super::{storage, SledStore, META, REVOKED};
+use super::rows::u64_be;
+use super::{storage, SledStore, META};
+use crate::store::listing::Listing;
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
 /// `meta` key of the last CRL number drawn.
@@ -17,7 +18,7 @@ impl SledStore {
             .get(META_CRL_NUMBER)
             .map_err(|e| storage(META, e))?
         {
-            Some(bytes) => decode_u64(META, META_CRL_NUMBER, &bytes).map(Some),
+            Some(bytes) => u64_be(META, META_CRL_NUMBER, &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -29,7 +30,7 @@ impl RevocationStore for SledStore {
         &self,
         page: PageRequest,
     ) -> Result<Page<RevokedCertificate>, StoreError> {
-        self.page(&self.revoked, REVOKED, &page)
+        self.page(&self.revoked, Listing::Revoked, &page)
     }
 
     async fn next_crl_number(&self) -> Result<u64, StoreError> {
@@ -55,7 +56,7 @@ impl RevocationStore for SledStore {
             return Err(StoreError::Backend("the CRL number is exhausted".into()));
         }
         let number = match stored {
-            Some(bytes) => decode_u64(META, META_CRL_NUMBER, &bytes)?,
+            Some(bytes) => u64_be(META, META_CRL_NUMBER, &bytes)?,
             None => return Err(StoreError::Backend("no CRL number was stored".into())),
         };
         self.durability.wrote();

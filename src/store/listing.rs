@@ -1,0 +1,180 @@
+//! What every backend's paged listings share: cursors bound to the listing that gave them,
+//! pages that know whether another follows, and history's filters.
+//!
+//! A cursor is the postcard encoding of a [`Position`]: the listing, the scope within it
+//! (the contract of a per-contract account listing, a digest of a history query's filters)
+//! and the key of the last item returned. A cursor handed to another listing, or to the same
+//! listing with another scope, is refused with [`StoreError::Invalid`]; a forged position
+//! within the right listing only moves where the page starts, which the caller could ask for
+//! anyway. A page ends the listing (`next` is `None`) exactly when no item follows it: the
+//! backends read one item past a full page to know.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Cursor, HistoryQuery, Page, StoreError};
+use crate::model::HistoryEntry;
+
+/// The listings that hand out cursors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(in crate::store) enum Listing {
+    Contracts,
+    Accounts,
+    ContractAccounts,
+    Apps,
+    History,
+    Revoked,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Position<'a> {
+    listing: Listing,
+    scope: &'a [u8],
+    after: &'a [u8],
+}
+
+/// The cursor after `key` in `listing` (within `scope`).
+pub(in crate::store) fn cursor_after(
+    listing: Listing,
+    scope: &[u8],
+    key: &[u8],
+) -> Result<Cursor, StoreError> {
+    postcard::to_allocvec(&Position {
+        listing,
+        scope,
+        after: key,
+    })
+    .map(Cursor::new)
+    .map_err(|e| StoreError::Backend(format!("cannot encode a cursor: {e}")))
+}
+
+/// The key a cursor of `listing` (within `scope`) continues after; refuses any other cursor.
+pub(in crate::store) fn cursor_position<'c>(
+    cursor: &'c Cursor,
+    listing: Listing,
+    scope: &[u8],
+) -> Result<&'c [u8], StoreError> {
+    match postcard::from_bytes::<Position<'c>>(cursor.as_bytes()) {
+        Ok(p) if p.listing == listing && p.scope == scope => Ok(p.after),
+        _ => Err(StoreError::Invalid(
+            "the cursor is not one this listing gave (use the next cursor of its previous page)"
+                .into(),
+        )),
+    }
+}
+
+/// A page being filled from a listing read in order: it takes items until it is full, and
+/// knows there is a next page once one more item is offered.
+pub(in crate::store) struct PageBuilder<T> {
+    limit: usize,
+    items: Vec<T>,
+    last_key: Option<Vec<u8>>,
+    more: bool,
+}
+
+impl<T> PageBuilder<T> {
+    /// An empty page of at most `limit` items.
+    pub(in crate::store) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            items: Vec::new(),
+            last_key: None,
+            more: false,
+        }
+    }
+
+    /// Whether the page is full (read one more item to learn whether another page follows,
+    /// and offer it: [`PageBuilder::offer`] then says to stop).
+    pub(in crate::store) fn is_full(&self) -> bool {
+        self.items.len() >= self.limit
+    }
+
+    /// Offers the next item of the listing, with the key its cursor continues after; true
+    /// when reading can stop (the page is full and another item exists).
+    pub(in crate::store) fn offer(&mut self, key: &[u8], item: T) -> bool {
+        if self.is_full() {
+            self.more = true;
+            return true;
+        }
+        self.items.push(item);
+        self.last_key = Some(key.to_vec());
+        false
+    }
+
+    /// Notes that an item exists past a full page without producing it (when producing it
+    /// costs a read, as for an index entry).
+    pub(in crate::store) fn more_exists(&mut self) {
+        self.more = true;
+    }
+
+    /// The page, with a cursor of `listing` within `scope` when another page follows.
+    pub(in crate::store) fn finish(
+        self,
+        listing: Listing,
+        scope: &[u8],
+    ) -> Result<Page<T>, StoreError> {
+        let next = match (self.more, &self.last_key) {
+            (true, Some(key)) => Some(cursor_after(listing, scope, key)?),
+            _ => None,
+        };
+        Ok(Page {
+            items: self.items,
+            next,
+        })
+    }
+}
+
+/// The scope of a history cursor: a digest of the query's filters, so that a cursor continues
+/// only the query that gave it.
+pub(in crate::store) fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
+    use sha2::Digest;
+    #[derive(Serialize)]
+    struct Filters<'a> {
+        account: Option<&'a str>,
+        contract: Option<&'a str>,
+        kind: Option<&'static str>,
+        since: Option<i128>,
+        until: Option<i128>,
+    }
+    let filters = Filters {
+        account: query.account.as_ref().map(|a| a.as_str()),
+        contract: query.contract.as_ref().map(|c| c.as_str()),
+        kind: query.kind.map(|k| k.name()),
+        since: query.since.map(|t| t.unix_timestamp_nanos()),
+        until: query.until.map(|t| t.unix_timestamp_nanos()),
+    };
+    let bytes = postcard::to_allocvec(&filters)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a history query: {e}")))?;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    Ok(out)
+}
+
+/// The sequence number a history query continues before (its cursor's), if any.
+pub(in crate::store) fn history_before(
+    query: &HistoryQuery,
+    scope: &[u8],
+) -> Result<Option<u64>, StoreError> {
+    match &query.page.after {
+        Some(c) => <[u8; 8]>::try_from(cursor_position(c, Listing::History, scope)?)
+            .map(|b| Some(u64::from_be_bytes(b)))
+            .map_err(|_| StoreError::Invalid("not a history cursor".into())),
+        None => Ok(None),
+    }
+}
+
+/// Whether a history entry passes the query's filters (the cursor is applied by the range).
+pub(in crate::store) fn history_matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
+    let event = &entry.event;
+    query
+        .account
+        .as_ref()
+        .is_none_or(|id| event.account.as_ref() == Some(id))
+        && query
+            .contract
+            .as_ref()
+            .is_none_or(|code| event.contract.as_ref() == Some(code))
+        && query.kind.is_none_or(|kind| event.kind == kind)
+        && query.since.is_none_or(|since| event.at >= since)
+        && query.until.is_none_or(|until| event.at < until)
+}

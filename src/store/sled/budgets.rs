@@ -1,0 +1,43 @@
+//! Budgets: limits kept in the store as token buckets, so that they hold across daemons.
+
+use time::OffsetDateTime;
+
+use super::rows::{Stored, TokenBucket};
+use super::{from_tx, tx, tx_get, SledStore};
+use crate::store::{Budget, BudgetSpend, StoreError};
+
+impl SledStore {
+    pub(super) fn take_from_budget_now(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<BudgetSpend, StoreError> {
+        self.budgets
+            .transaction(|budgets| {
+                let mut bucket = tx_get::<TokenBucket>(budgets, key.as_bytes())?
+                    .unwrap_or_else(|| TokenBucket::full(budget, now));
+                let spend = bucket.take(budget, now);
+                budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
+                Ok(spend)
+            })
+            .map_err(from_tx)
+    }
+
+    pub(super) fn refund_to_budget_now(
+        &self,
+        key: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.budgets
+            .transaction(|budgets| {
+                if let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? {
+                    bucket.refund(budget, now);
+                    budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
+                }
+                Ok(())
+            })
+            .map_err(from_tx)
+    }
+}

@@ -1,0 +1,137 @@
+//! Contract and account rows (keys: the contract code, the account ID).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::{from_row, parse, serial, to_row, Instant, Stored};
+use crate::model::{Account, CertificateChoice, Contract, Role};
+use crate::store::sled::{ACCOUNTS, CONTRACTS};
+use crate::store::StoreError;
+
+#[derive(Serialize, Deserialize)]
+struct ContractRow<'a> {
+    name: Cow<'a, str>,
+    created_at: Instant,
+}
+
+impl Stored for Contract {
+    const TREE: &'static str = CONTRACTS;
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        to_row(
+            CONTRACTS,
+            &ContractRow {
+                name: Cow::Borrowed(&self.name),
+                created_at: Instant::of(self.created_at),
+            },
+        )
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let row: ContractRow<'_> = from_row(CONTRACTS, key, value)?;
+        Ok(Contract {
+            code: parse(CONTRACTS, key, key)?,
+            name: row.name.into_owned(),
+            created_at: row.created_at.to_model(CONTRACTS, key)?,
+        })
+    }
+}
+
+/// [`Role`] as stored.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub(super) enum RoleRow {
+    Master,
+    User,
+}
+
+impl RoleRow {
+    pub(super) fn of(role: Role) -> Self {
+        match role {
+            Role::Master => Self::Master,
+            Role::User => Self::User,
+        }
+    }
+
+    pub(super) fn to_model(self) -> Role {
+        match self {
+            Self::Master => Role::Master,
+            Self::User => Role::User,
+        }
+    }
+}
+
+/// [`CertificateChoice`] as stored.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+enum ChoiceRow {
+    Continue,
+    Reissue,
+    Revoked,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountRow<'a> {
+    contract: Cow<'a, str>,
+    role: RoleRow,
+    name: Cow<'a, str>,
+    password_hash: Cow<'a, str>,
+    failed_attempts: u32,
+    locked: bool,
+    choice: ChoiceRow,
+    current_certificate: Option<[u8; 16]>,
+    issued_count: u32,
+    version: u64,
+    created_at: Instant,
+}
+
+impl Stored for Account {
+    const TREE: &'static str = ACCOUNTS;
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        to_row(
+            ACCOUNTS,
+            &AccountRow {
+                contract: Cow::Borrowed(self.contract.as_str()),
+                role: RoleRow::of(self.role),
+                name: Cow::Borrowed(&self.name),
+                password_hash: Cow::Borrowed(&self.password_hash),
+                failed_attempts: self.failed_attempts,
+                locked: self.locked,
+                choice: match self.choice {
+                    CertificateChoice::Continue => ChoiceRow::Continue,
+                    CertificateChoice::Reissue => ChoiceRow::Reissue,
+                    CertificateChoice::Revoked => ChoiceRow::Revoked,
+                },
+                current_certificate: self.current_certificate.map(|s| *s.as_bytes()),
+                issued_count: self.issued_count,
+                version: self.version,
+                created_at: Instant::of(self.created_at),
+            },
+        )
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let row: AccountRow<'_> = from_row(ACCOUNTS, key, value)?;
+        Ok(Account {
+            id: parse(ACCOUNTS, key, key)?,
+            contract: parse(ACCOUNTS, key, row.contract.as_bytes())?,
+            role: row.role.to_model(),
+            name: row.name.into_owned(),
+            password_hash: row.password_hash.into_owned(),
+            failed_attempts: row.failed_attempts,
+            locked: row.locked,
+            choice: match row.choice {
+                ChoiceRow::Continue => CertificateChoice::Continue,
+                ChoiceRow::Reissue => CertificateChoice::Reissue,
+                ChoiceRow::Revoked => CertificateChoice::Revoked,
+            },
+            current_certificate: row
+                .current_certificate
+                .map(|s| serial(ACCOUNTS, key, &s))
+                .transpose()?,
+            issued_count: row.issued_count,
+            version: row.version,
+            created_at: row.created_at.to_model(ACCOUNTS, key)?,
+        })
+    }
+}
