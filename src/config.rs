@@ -138,22 +138,24 @@ pub struct ServerConfig {
     pub ipv6_source_prefix: u8,
 }
 
-/// Where the database lives, and which embedded engine keeps it.
+/// Where the database lives, and which engine keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// The data directory; the database is `<path>/db` (sled) or `<path>/fjall` (fjall).
     pub path: PathBuf,
-    /// The embedded engine.
+    /// The engine.
     pub backend: StoreBackend,
     /// MiB of block cache of the fjall backend (sled's cache is fixed at 128 MiB): what the
     /// store keeps in memory beside its 32 MiB of write buffers; the rest is read from the
     /// operating system's file cache.
     pub cache_mib: u32,
+    /// The PostgreSQL database of `backend = "postgres"`.
+    pub postgres: PostgresConfig,
 }
 
-/// The embedded engine of the store. Data moves from one to the other with `estca backup`
-/// and `estca restore`, never by switching this setting on a data directory.
+/// The engine of the store. Data moves from one to another with `estca backup` and
+/// `estca restore`, never by switching this setting on a data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
@@ -161,14 +163,117 @@ pub enum StoreBackend {
     Sled,
     /// fjall, a log-structured merge-tree with compressed blocks, in `<path>/fjall`.
     Fjall,
+    /// A PostgreSQL database (`store.postgres`), which several daemons may share.
+    Postgres,
 }
 
 impl StoreBackend {
-    /// The directory of this engine's database under the data directory.
-    pub fn directory(self) -> &'static str {
+    /// The directory of this engine's database under the data directory (PostgreSQL keeps
+    /// nothing there: `None`).
+    pub fn directory(self) -> Option<&'static str> {
         match self {
-            StoreBackend::Sled => "db",
+            StoreBackend::Sled => Some("db"),
+            StoreBackend::Fjall => Some("fjall"),
+            StoreBackend::Postgres => None,
+        }
+    }
+
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreBackend::Sled => "sled",
             StoreBackend::Fjall => "fjall",
+            StoreBackend::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to reach the PostgreSQL database of `store.backend = "postgres"`. The password is
+/// never part of the URL (which appears in logs and errors): it is read from a file or a
+/// systemd credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://USER@HOST:PORT/DATABASE` (libpq URL syntax, query options such as
+    /// `sslmode` allowed), without a password.
+    pub url: String,
+    /// A file holding the password (its first line); unset: the systemd credential.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The name of the systemd credential holding the password
+    /// (`$CREDENTIALS_DIRECTORY/<name>`, from `LoadCredential=`), read when `password_file`
+    /// is unset; neither present: no password (peer or certificate authentication).
+    pub password_credential: String,
+    /// Connections the daemon keeps open at most.
+    pub pool_size: usize,
+    /// Seconds to wait for a connection to the database before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+impl PostgresConfig {
+    /// Checks the URL (parsable, no password in it; required for the postgres backend), the
+    /// pool size and the timeout.
+    fn validate(&self, backend: StoreBackend) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        if self.url.is_empty() {
+            if backend == StoreBackend::Postgres {
+                return Err(invalid(
+                    "store.postgres.url",
+                    "is required with store.backend = \"postgres\" (postgres://USER@HOST:PORT/DATABASE)",
+                ));
+            }
+        } else {
+            let parsed = self
+                .url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "store.postgres.url",
+                    reason: format!("is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {e}"),
+                })?;
+            if parsed.get_password().is_some() {
+                return Err(invalid(
+                    "store.postgres.url",
+                    "must not hold a password (it would show in logs and process listings): put it in the file store.postgres.password_file names, or in the systemd credential store.postgres.password_credential names",
+                ));
+            }
+            if parsed.get_hosts().is_empty() {
+                return Err(invalid("store.postgres.url", "names no host"));
+            }
+        }
+        if self.password_credential.is_empty()
+            || self.password_credential.contains('/')
+            || self.password_credential.starts_with('.')
+        {
+            return Err(invalid(
+                "store.postgres.password_credential",
+                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
+            ));
+        }
+        if !(1..=1000).contains(&self.pool_size) {
+            return Err(invalid("store.postgres.pool_size", "must be 1 to 1000"));
+        }
+        if !(1..=300).contains(&self.connect_timeout_secs) {
+            return Err(invalid(
+                "store.postgres.connect_timeout_secs",
+                "must be 1 to 300 seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for PostgresConfig {
+    /// The embedded defaults' values.
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            password_file: None,
+            password_credential: "postgres-password".into(),
+            pool_size: 16,
+            connect_timeout_secs: 10,
         }
     }
 }
@@ -573,6 +678,7 @@ impl Config {
         if !(4..=65_536).contains(&self.store.cache_mib) {
             return Err(invalid("store.cache_mib", "must be 4 to 65536 MiB"));
         }
+        self.store.postgres.validate(self.store.backend)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
@@ -585,9 +691,13 @@ impl Config {
         Ok(())
     }
 
-    /// The database directory of the configured backend.
-    pub fn database_path(&self) -> PathBuf {
-        self.store.path.join(self.store.backend.directory())
+    /// Where the configured backend's database is, for messages: its directory, or the
+    /// PostgreSQL URL (which holds no password).
+    pub fn database_location(&self) -> String {
+        match self.store.backend.directory() {
+            Some(dir) => self.store.path.join(dir).display().to_string(),
+            None => self.store.postgres.url.clone(),
+        }
     }
 }
 

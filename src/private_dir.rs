@@ -161,8 +161,11 @@ pub fn prepare(path: &Path, holds: Holds) -> Result<Prepared, PrivateDirError> {
         prepared = Prepared::Tightened(mode);
     }
     if holds == Holds::Database {
-        for backend in [StoreBackend::Sled, StoreBackend::Fjall] {
-            check_tree(&path.join(backend.directory()), path)?;
+        for dir in [StoreBackend::Sled, StoreBackend::Fjall]
+            .into_iter()
+            .filter_map(StoreBackend::directory)
+        {
+            check_tree(&path.join(dir), path)?;
         }
     }
     Ok(prepared)

@@ -162,7 +162,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let store: Arc<dyn Store> = crate::store::open(
         &config.store,
         Some(Arc::new(move |took| flush_metrics.observe_flush(took))),
-    )?;
+    )
+    .await?;
     let tls = Arc::new(ArcSwap::new(
         crate::tls::server_config(
             &config.server,

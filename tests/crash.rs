@@ -150,8 +150,9 @@ async fn client_loop(
 
 /// Opens the store the killed daemon left and lists every violation of the invariants.
 async fn check_store(data: &Path, received: &[(String, Vec<u8>)]) -> (usize, Vec<String>) {
-    let store =
-        estca::store::open(&store_config(data), None).expect("open the store after the kill");
+    let store = estca::store::open(&store_config(data), None)
+        .await
+        .expect("open the store after the kill");
     let now = time::OffsetDateTime::now_utc();
     let mut violations = vec![];
     let mut all_serials = BTreeSet::new();

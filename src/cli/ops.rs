@@ -214,11 +214,13 @@ pub async fn restore(
         }
     };
 
-    let store = crate::store::open(&config.store, None).map_err(|e| e.to_string())?;
+    let store = crate::store::open(&config.store, None)
+        .await
+        .map_err(|e| e.to_string())?;
     if !store.is_empty().await.map_err(|e| e.to_string())? {
         return Err(format!(
             "the database at {} is not empty: restore only into an empty data directory (move the old one aside first)",
-            config.database_path().display()
+            config.database_location()
         ));
     }
     let runtime = tokio::runtime::Handle::current();
@@ -231,7 +233,7 @@ pub async fn restore(
             format!(
                 "{}: {e}; the database at {} is partly restored: delete it and retry",
                 file.display(),
-                config.database_path().display()
+                config.database_location()
             )
         })
     })?;
@@ -240,7 +242,7 @@ pub async fn restore(
         "{}",
         report(
             &imported,
-            &config.database_path(),
+            Path::new(&config.database_location()),
             "restored into",
             Some(&signer),
             json,

@@ -19,13 +19,15 @@ mod budget;
 mod fjall;
 mod listing;
 mod open;
+mod postgres;
 mod sled;
 
 #[cfg(test)]
 mod conformance;
 
 pub use self::fjall::FjallStore;
-pub use self::open::{open, open_with};
+pub use self::open::{migrate, open, open_with};
+pub use self::postgres::PostgresStore;
 pub use self::sled::SledStore;
 pub use backup::StoreRecord;
 

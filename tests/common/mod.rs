@@ -52,6 +52,7 @@ pub fn store_config(data: &Path) -> estca::config::StoreConfig {
         path: data.to_owned(),
         backend,
         cache_mib: 16,
+        postgres: Default::default(),
     }
 }
 

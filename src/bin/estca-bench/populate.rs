@@ -59,12 +59,16 @@ pub fn run(args: PopulateArgs) -> Result<()> {
             .with_public_url(&config.revocation.public_url)?,
     );
     // Syncs deferred to the end: a bulk load either completes or is redone.
-    let store = estca::store::open_with(&config.store, None, estca::store::SyncMode::Deferred)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let handle = runtime.handle().clone();
+    let store = handle.block_on(estca::store::open_with(
+        &config.store,
+        None,
+        estca::store::SyncMode::Deferred,
+    ))?;
     let start = handle.block_on(count_accounts(&*store))?;
     let ra = {
         let _entered = handle.enter();

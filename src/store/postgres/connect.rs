@@ -1,0 +1,258 @@
+//! Reaching the database: the URL of `store.postgres.url` with the password from a file or a
+//! systemd credential, a pool of connections, and the durability settings the store needs.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::PostgresConfig;
+use crate::store::{StoreError, SyncMode};
+
+/// The environment variable systemd sets to the directory of the unit's credentials.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Where the store connects: the parsed URL with the password added, and how to name the
+/// database in messages (the URL's hosts and database, never the password).
+#[derive(Clone)]
+pub(crate) struct Target {
+    config: tokio_postgres::Config,
+    shown: String,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Target {
+    /// The target of `config`: its URL (which must hold no password) and the password from
+    /// `password_file`, else from the systemd credential `password_credential`, else none.
+    pub(crate) fn of(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let mut parsed: tokio_postgres::Config = config.url.parse().map_err(|e| {
+            StoreError::Backend(format!(
+                "store.postgres.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {e}"
+            ))
+        })?;
+        if parsed.get_password().is_some() {
+            return Err(StoreError::Backend(
+                "store.postgres.url must not hold a password: use store.postgres.password_file or a systemd credential".into(),
+            ));
+        }
+        let shown = show(&parsed);
+        if let Some(password) = password(config)? {
+            parsed.password(password);
+        }
+        parsed.connect_timeout(Duration::from_secs(config.connect_timeout_secs));
+        if parsed.get_application_name().is_none() {
+            parsed.application_name("estca");
+        }
+        Ok(Self {
+            config: parsed,
+            shown,
+        })
+    }
+
+    /// A pool of at most `config.pool_size` connections (none opened yet). In
+    /// [`SyncMode::Deferred`] its sessions commit without waiting for the disk
+    /// (`synchronous_commit = off`), for bulk loads only.
+    pub(crate) fn pool(&self, config: &PostgresConfig, mode: SyncMode) -> Result<Pool, StoreError> {
+        let mut pg = self.config.clone();
+        if mode == SyncMode::Deferred {
+            let options = match pg.get_options() {
+                Some(given) => format!("{given} -c synchronous_commit=off"),
+                None => "-c synchronous_commit=off".to_owned(),
+            };
+            pg.options(options);
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let timeout = Some(Duration::from_secs(config.connect_timeout_secs));
+        Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot set up the connection pool: {e}")))
+    }
+
+    /// A connection of its own, outside any pool (the revocation listener's): the client,
+    /// and the connection to drive.
+    pub(crate) async fn connect(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        StoreError,
+    > {
+        self.config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.unreachable(&e))
+    }
+
+    /// The error of a database that cannot be reached: names it by host and database.
+    pub(crate) fn unreachable(&self, error: &dyn fmt::Display) -> StoreError {
+        StoreError::Backend(format!(
+            "cannot reach the PostgreSQL database {}: {error}",
+            self.shown
+        ))
+    }
+
+    /// How messages name the database.
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// The first connection of a store: a clear error naming the database when it cannot be had.
+pub(crate) async fn first_connection(pool: &Pool, target: &Target) -> Result<Object, StoreError> {
+    pool.get().await.map_err(|e| {
+        // deadpool wraps the driver's error; its source says why (refused, timed out, auth).
+        let why = match &e {
+            deadpool_postgres::PoolError::Backend(e) => super::describe(e),
+            other => other.to_string(),
+        };
+        target.unreachable(&why)
+    })
+}
+
+/// Refuses a server that would acknowledge commits before they are durable: `fsync` or
+/// `synchronous_commit` off (for this session, as the server or role configures it).
+pub(crate) async fn check_durability(client: &Object, target: &Target) -> Result<(), StoreError> {
+    for setting in ["fsync", "synchronous_commit"] {
+        let row = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .map_err(super::db)?;
+        let value: String = row.get(0);
+        if value == "off" {
+            return Err(StoreError::Backend(format!(
+                "the PostgreSQL database {} has {setting} = off: a commit could be lost in a crash after estca answered; set {setting} = on (postgresql.conf, or ALTER ROLE/DATABASE … SET {setting} = on)",
+                target.shown
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `user@host:port/database` of a parsed URL (no password).
+fn show(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            match config.get_ports().get(i).or(config.get_ports().first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let database = config.get_dbname().unwrap_or("");
+    format!("postgres://{user}{}/{database}", hosts.join(","))
+}
+
+/// The password of `config`: the first line of `password_file`, else of the systemd
+/// credential; `None` when neither is configured or present.
+fn password(config: &PostgresConfig) -> Result<Option<String>, StoreError> {
+    let file: Option<PathBuf> = match &config.password_file {
+        Some(path) => Some(path.clone()),
+        None => std::env::var_os(CREDENTIALS_DIRECTORY)
+            .map(|dir| Path::new(&dir).join(&config.password_credential))
+            .filter(|path| path.exists()),
+    };
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot read the database password from {}: {e}",
+            file.display()
+        ))
+    })?;
+    let first = text.lines().next().unwrap_or("");
+    if first.is_empty() {
+        return Err(StoreError::Backend(format!(
+            "the database password file {} is empty",
+            file.display()
+        )));
+    }
+    Ok(Some(first.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> PostgresConfig {
+        PostgresConfig {
+            url: url.into(),
+            ..PostgresConfig::default()
+        }
+    }
+
+    #[test]
+    fn messages_name_the_host_and_never_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret-pass\nignored\n").unwrap();
+        let target = Target::of(&PostgresConfig {
+            password_file: Some(file),
+            ..config("postgres://estca@db.example.net:5433/estca")
+        })
+        .unwrap();
+        assert_eq!(target.config.get_password(), Some(&b"s3cret-pass"[..]));
+        let message = target.unreachable(&"connection refused").to_string();
+        assert!(message.contains("db.example.net:5433"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!format!("{target:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused() {
+        let refused = Target::of(&config("postgres://estca:s3cret@db.example.net/estca"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("password_file"), "{refused}");
+        assert!(!refused.contains("s3cret"), "{refused}");
+    }
+
+    #[test]
+    fn the_password_comes_from_the_systemd_credential_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pg-pass"), "from-systemd\n").unwrap();
+        let with = PostgresConfig {
+            password_credential: "pg-pass".into(),
+            ..config("postgres://estca@db.example.net/estca")
+        };
+        // The variable is read here only, by this test alone.
+        std::env::set_var(CREDENTIALS_DIRECTORY, dir.path());
+        let found = password(&with);
+        let missing = password(&PostgresConfig {
+            password_credential: "other".into(),
+            ..with.clone()
+        });
+        std::env::remove_var(CREDENTIALS_DIRECTORY);
+        assert_eq!(found.unwrap().as_deref(), Some("from-systemd"));
+        assert_eq!(missing.unwrap(), None);
+    }
+}

@@ -1,0 +1,403 @@
+//! Certificates: serials reserved before signing, issuances committed with the decision the
+//! registration authority took, application and service certificates, revocation.
+
+use deadpool_postgres::Transaction;
+use time::OffsetDateTime;
+
+use super::accounts::{lock_account, write_account};
+use super::history::append;
+use super::revocation::notify;
+use super::rows::{self, HolderColumns, APP, CERTIFICATE};
+use super::{begin, commit, db, unique_violation, PostgresStore};
+use crate::model::{
+    AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation, RevocationReason,
+    Serial,
+};
+use crate::store::{IssuedCertificate, NewCertificate, StoreError};
+
+/// Inserts a certificate row as it is (revoked or not), `is_current` as given.
+pub(super) async fn insert_certificate(
+    tx: &Transaction<'_>,
+    record: &CertificateRecord,
+    is_current: bool,
+) -> Result<(), StoreError> {
+    let holder = HolderColumns::of(&record.holder)?;
+    let (not_before, not_before_ns) = rows::split(record.not_before);
+    let (not_after, not_after_ns) = rows::split(record.not_after);
+    let revoked = record.revocation.map(|r| rows::split(r.at));
+    let reason = record
+        .revocation
+        .map(|r| rows::name_of(&r.reason))
+        .transpose()?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO certificates (serial, key_fingerprint, holder_kind, account_id, \
+             contract, role, issued_num, app_name, tls_names, is_current, subject, not_before, \
+             not_before_ns, not_after, not_after_ns, revoked_at, revoked_at_ns, \
+             revocation_reason, der) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(
+        &statement,
+        &[
+            &&record.serial.as_bytes()[..],
+            &&record.key.0[..],
+            &holder.kind,
+            &holder.account_id,
+            &holder.contract,
+            &holder.role,
+            &holder.issued_num,
+            &holder.app_name,
+            &holder.tls_names,
+            &is_current,
+            &record.subject,
+            &not_before,
+            &not_before_ns,
+            &not_after,
+            &not_after_ns,
+            &revoked.map(|(at, _)| at),
+            &revoked.map(|(_, ns)| ns),
+            &reason,
+            &record.der,
+        ],
+    )
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        // Another transaction certified the same key or used the serial meanwhile: the
+        // caller reads again (and finds the key taken, or draws a new serial).
+        Some(_) => StoreError::Conflict,
+        None => db(e),
+    })?;
+    Ok(())
+}
+
+/// Records a new certificate inside a transaction: its serial must have been reserved and
+/// be unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`]).
+/// The reservation is spent.
+async fn record_new(
+    tx: &Transaction<'_>,
+    record: &CertificateRecord,
+    is_current: bool,
+) -> Result<(), StoreError> {
+    let serial = &record.serial.as_bytes()[..];
+    let spend = tx
+        .prepare_cached("DELETE FROM reserved_serials WHERE serial = $1")
+        .await
+        .map_err(db)?;
+    if tx.execute(&spend, &[&serial]).await.map_err(db)? == 0 {
+        return Err(StoreError::Conflict);
+    }
+    let key = tx
+        .prepare_cached("SELECT serial FROM certificates WHERE key_fingerprint = $1")
+        .await
+        .map_err(db)?;
+    if let Some(row) = tx
+        .query_opt(&key, &[&&record.key.0[..]])
+        .await
+        .map_err(db)?
+    {
+        return Err(StoreError::KeyReused(rows::serial(&row, "serial")?));
+    }
+    insert_certificate(tx, record, is_current).await
+}
+
+/// Reads a certificate and locks its row until the transaction ends.
+async fn lock_certificate(
+    tx: &Transaction<'_>,
+    serial: &Serial,
+) -> Result<Option<CertificateRecord>, StoreError> {
+    let sql = format!("SELECT {CERTIFICATE} FROM certificates WHERE serial = $1 FOR UPDATE");
+    let statement = tx.prepare_cached(&sql).await.map_err(db)?;
+    tx.query_opt(&statement, &[&&serial.as_bytes()[..]])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(rows::certificate)
+        .transpose()
+}
+
+/// Marks a certificate revoked.
+async fn write_revocation(
+    tx: &Transaction<'_>,
+    serial: &Serial,
+    revocation: Revocation,
+) -> Result<(), StoreError> {
+    let (at, at_ns) = rows::split(revocation.at);
+    let statement = tx
+        .prepare_cached(
+            "UPDATE certificates SET revoked_at = $2, revoked_at_ns = $3, \
+             revocation_reason = $4 WHERE serial = $1",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(
+        &statement,
+        &[
+            &&serial.as_bytes()[..],
+            &at,
+            &at_ns,
+            &rows::name_of(&revocation.reason)?,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+impl PostgresStore {
+    pub(super) async fn reserve_serial_now(
+        &self,
+        serial: Serial,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (at, at_ns) = rows::split(at);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO reserved_serials (serial, reserved_at, reserved_at_ns) \
+                 SELECT $1, $2, $3 WHERE NOT EXISTS \
+                 (SELECT 1 FROM certificates WHERE serial = $1) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        let reserved = client
+            .execute(&statement, &[&&serial.as_bytes()[..], &at, &at_ns])
+            .await
+            .map_err(db)?;
+        if reserved == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit_issuance_now(
+        &self,
+        issuance: &NewCertificate,
+    ) -> Result<IssuedCertificate, StoreError> {
+        let NewCertificate {
+            expected_version,
+            record,
+            supersedes,
+            choice,
+            event,
+        } = issuance;
+        if record.revocation.is_some() {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} as issued: it is marked revoked",
+                record.serial
+            )));
+        }
+        let Holder::Account {
+            id: holder_id,
+            issued_num,
+            ..
+        } = &record.holder
+        else {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} as an ID's: it is not an ID's",
+                record.serial
+            )));
+        };
+        let new_version = expected_version
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let mut account = lock_account(&tx, holder_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {holder_id}")))?;
+        if account.version != *expected_version
+            || account.issued_count.checked_add(1) != Some(*issued_num)
+            || supersedes.is_some() && account.current_certificate != *supersedes
+        {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(old) = supersedes {
+            self.revoke_certificate(
+                &tx,
+                holder_id,
+                old,
+                Revocation {
+                    at: record.not_before,
+                    reason: RevocationReason::Superseded,
+                },
+            )
+            .await?;
+        }
+        let no_longer_current = tx
+            .prepare_cached(
+                "UPDATE certificates SET is_current = false WHERE account_id = $1 AND is_current",
+            )
+            .await
+            .map_err(db)?;
+        tx.execute(&no_longer_current, &[&holder_id.as_str()])
+            .await
+            .map_err(db)?;
+        record_new(&tx, record, true).await?;
+        account.current_certificate = Some(record.serial);
+        account.issued_count = *issued_num;
+        account.choice = *choice;
+        account.version = new_version;
+        write_account(&tx, &account, *expected_version).await?;
+        append(&tx, &[event]).await?;
+        commit(tx).await?;
+        if supersedes.is_some() {
+            self.revoked_one();
+        }
+        Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
+    }
+
+    pub(super) async fn create_app_now(
+        &self,
+        app: &App,
+        record: &CertificateRecord,
+        event: &HistoryEvent,
+    ) -> Result<IssuedCertificate, StoreError> {
+        if record.holder
+            != (Holder::App {
+                name: app.name.clone(),
+            })
+            || app.certificate != record.serial
+            || record.revocation.is_some()
+        {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} for application {}: the record does not match",
+                record.serial, app.name
+            )));
+        }
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let exists = tx
+            .query_opt("SELECT 1 FROM apps WHERE name = $1", &[&app.name.as_str()])
+            .await
+            .map_err(db)?
+            .is_some();
+        if exists {
+            return Err(StoreError::AlreadyExists(format!(
+                "application {}",
+                app.name
+            )));
+        }
+        record_new(&tx, record, false).await?;
+        if insert_app(&tx, app).await? == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "application {}",
+                app.name
+            )));
+        }
+        append(&tx, &[event]).await?;
+        commit(tx).await?;
+        Ok(IssuedCertificate::recorded(record.clone(), None))
+    }
+
+    pub(super) async fn record_service_certificate_now(
+        &self,
+        record: &CertificateRecord,
+    ) -> Result<IssuedCertificate, StoreError> {
+        if !record.holder.is_service() || record.revocation.is_some() {
+            return Err(StoreError::Backend(format!(
+                "refusing to record certificate {} as a service's: the record does not match",
+                record.serial
+            )));
+        }
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        record_new(&tx, record, false).await?;
+        commit(tx).await?;
+        Ok(IssuedCertificate::recorded(record.clone(), None))
+    }
+
+    /// Revokes an application for good; returns it.
+    pub(super) async fn revoke_app_now(
+        &self,
+        name: &AppName,
+        revocation: Revocation,
+        event: &HistoryEvent,
+    ) -> Result<App, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let sql = format!("SELECT {APP} FROM apps WHERE name = $1 FOR UPDATE");
+        let mut app = tx
+            .query_opt(&sql, &[&name.as_str()])
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::app)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("application {name}")))?;
+        if app.revoked {
+            return Err(StoreError::Conflict);
+        }
+        app.revoked = true;
+        let mut revoked_now = false;
+        if let Some(record) = lock_certificate(&tx, &app.certificate).await? {
+            if record.revocation.is_none() {
+                write_revocation(&tx, &record.serial, revocation).await?;
+                revoked_now = true;
+            }
+        }
+        tx.execute(
+            "UPDATE apps SET revoked = true WHERE name = $1",
+            &[&name.as_str()],
+        )
+        .await
+        .map_err(db)?;
+        if revoked_now {
+            notify(&tx, &self.instance).await?;
+        }
+        append(&tx, &[event]).await?;
+        commit(tx).await?;
+        if revoked_now {
+            self.revoked_one();
+        }
+        Ok(app)
+    }
+
+    /// Revokes a certificate of `account` inside a transaction: it must exist, belong to the
+    /// account ([`StoreError::NotFound`] otherwise) and be unrevoked ([`StoreError::Conflict`]).
+    /// Other daemons are told when the transaction commits.
+    pub(super) async fn revoke_certificate(
+        &self,
+        tx: &Transaction<'_>,
+        account: &AccountId,
+        serial: &Serial,
+        revocation: Revocation,
+    ) -> Result<(), StoreError> {
+        let not_found =
+            || StoreError::NotFound(format!("certificate {serial} of account {account}"));
+        let record = lock_certificate(tx, serial).await?.ok_or_else(not_found)?;
+        if record.account() != Some(account) {
+            return Err(not_found());
+        }
+        if record.revocation.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        write_revocation(tx, serial, revocation).await?;
+        notify(tx, &self.instance).await
+    }
+}
+
+/// Inserts an application row; returns 0 when the name is taken.
+pub(super) async fn insert_app(tx: &Transaction<'_>, app: &App) -> Result<u64, StoreError> {
+    let (scope_all, scope_contracts) = rows::scope_columns(&app.scope);
+    let (created_at, created_at_ns) = rows::split(app.created_at);
+    tx.execute(
+        "INSERT INTO apps (name, scope_all, scope_contracts, can_create_contracts, certificate, \
+         revoked, created_at, created_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT DO NOTHING",
+        &[
+            &app.name.as_str(),
+            &scope_all,
+            &scope_contracts,
+            &app.can_create_contracts,
+            &&app.certificate.as_bytes()[..],
+            &app.revoked,
+            &created_at,
+            &created_at_ns,
+        ],
+    )
+    .await
+    .map_err(db)
+}

@@ -1,0 +1,179 @@
+//! [`RevocationStore`] on PostgreSQL: the revocation index by pages, CRL numbers drawn under
+//! a row lock, and a change feed that spans daemons.
+//!
+//! Every revoking transaction also sends `NOTIFY estca_revocations` (delivered only if it
+//! commits), its payload naming the store handle that sent it. Each handle keeps one
+//! connection of its own listening: a notification from another handle bumps the feed, so
+//! the OCSP and CRL publishers of every daemon re-read within moments of a revocation
+//! anywhere. When that connection is lost, the listener reconnects (retrying every second),
+//! listens again and then bumps the feed once: whatever was revoked while it was not
+//! listening is read again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::Transaction;
+use tokio::sync::watch;
+
+use super::connect::Target;
+use super::reads::fetch_limit;
+use super::rows::{self, REVOKED};
+use super::{db, PostgresStore};
+use crate::store::listing::{cursor_position, Listing};
+use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
+
+/// The notification channel of revocations.
+const CHANNEL: &str = "estca_revocations";
+
+/// How long the listener waits before connecting again.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// A name for one store handle, unique enough among the daemons sharing a database.
+pub(super) fn instance_name() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 12];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Tells every listening daemon, once `tx` commits, that a revocation was committed.
+pub(super) async fn notify(tx: &Transaction<'_>, instance: &str) -> Result<(), StoreError> {
+    let statement = tx
+        .prepare_cached("SELECT pg_notify($1, $2)")
+        .await
+        .map_err(db)?;
+    tx.execute(&statement, &[&CHANNEL, &instance])
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Listens for other handles' revocations, bumping `feed` for each; returns once the first
+/// `LISTEN` is in place (so that nothing committed after the store opened is missed), with
+/// the handle that stops the listener.
+pub(super) async fn listen(
+    target: Target,
+    feed: Arc<watch::Sender<u64>>,
+    instance: String,
+) -> Result<tokio::task::AbortHandle, StoreError> {
+    let (client, connection) = target.connect().await?;
+    let mut messages = forward(connection);
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(db)?;
+    let task = tokio::spawn(async move {
+        let mut client = client;
+        loop {
+            while let Some(from) = messages.recv().await {
+                if from != instance {
+                    feed.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            // The connection is gone: listen again, then have everyone re-read.
+            drop(client);
+            loop {
+                tokio::time::sleep(RECONNECT_DELAY).await;
+                let Ok((again, connection)) = target.connect().await else {
+                    continue;
+                };
+                messages = forward(connection);
+                if again
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    client = again;
+                    break;
+                }
+            }
+            tracing::info!(database = target.shown(), "listening for revocations again");
+            feed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    });
+    Ok(task.abort_handle())
+}
+
+/// Drives `connection` in a task of its own, forwarding the payloads of its notifications;
+/// the channel closes when the connection ends.
+fn forward(
+    mut connection: tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        tokio_postgres::tls::NoTlsStream,
+    >,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "lost the connection listening for revocations");
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    rx
+}
+
+impl PostgresStore {
+    /// Tells this handle's subscribers that a revocation was committed here.
+    pub(super) fn revoked_one(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+#[async_trait]
+impl RevocationStore for PostgresStore {
+    async fn revoked_certificates(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<RevokedCertificate>, StoreError> {
+        let after = match &page.after {
+            Some(cursor) => Some(cursor_position(cursor, Listing::Revoked, &[])?.to_vec()),
+            None => None,
+        };
+        let sql = format!(
+            "SELECT {REVOKED} FROM certificates WHERE revoked_at IS NOT NULL \
+             AND ($1::bytea IS NULL OR serial > $1) ORDER BY serial LIMIT $2"
+        );
+        let rows = self
+            .rows(&sql, &[&after, &fetch_limit(page.limit)])
+            .await?;
+        Self::page_of(
+            &rows,
+            page.limit,
+            Listing::Revoked,
+            &[],
+            |row| Ok(rows::get::<&[u8]>(row, "serial")?.to_vec()),
+            rows::revoked,
+        )
+    }
+
+    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+        // One statement, committed (durably) before it returns: the row lock makes concurrent
+        // callers on every daemon take turns, each drawing the number after the last.
+        let rows = self
+            .rows(
+                "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value",
+                &[],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| rows::bad("no crl_number counter"))?;
+        rows::u64_of(row, "value")
+    }
+
+    fn revocations(&self) -> watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+}

@@ -1,0 +1,396 @@
+//! A real PostgreSQL server for tests: Debian's `postgresql` binaries, a cluster made with
+//! `initdb` in a temporary directory, on a free loopback port, its Unix socket inside that
+//! directory, `fsync` and `synchronous_commit` on.
+//!
+//! Used by the library's unit tests (the conformance suite includes this file) and by the
+//! integration tests (`tests/common/`). Each test takes a database of its own
+//! ([`TestPostgres::database`]) on one server per test process ([`TestPostgres::shared`]),
+//! or starts a server of its own ([`TestPostgres::start`]) when it must stop and restart it.
+//!
+//! The server is stopped and its directory removed when the test process ends, however it
+//! ends (a panic, an abort, SIGKILL): it runs under a small watcher shell that reads the
+//! test process's end of a pipe and, at end of file, stops the server (immediate shutdown)
+//! and removes the directory. Dropping a [`TestPostgres`] does the same at once.
+//!
+//! `initdb` refuses to run as root: as root, the cluster belongs to the `postgres` user
+//! (created by Debian's package; else `nobody`), which the server runs as through `setpriv`.
+//!
+//! Where the binaries are missing, [`TestPostgres::shared`] says what is missing and returns
+//! `None` (the test is skipped), unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does), in
+//! which case it panics.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The role the tests connect as (the cluster's superuser).
+pub const PG_USER: &str = "estca";
+
+/// Its password (connections over TCP need it: `scram-sha-256`).
+pub const PG_PASSWORD: &str = "test-password-not-secret";
+
+/// How long the server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Stops the server and removes the directory when the test process closes its end of the
+/// watcher's standard input: `$1` is the directory, the rest the server's command line. The
+/// stop is immediate (SIGQUIT, no shutdown checkpoint): the cluster is thrown away.
+const WATCHER: &str = r#"dir="$1"; shift
+"$@" >"$dir/server.log" 2>&1 </dev/null &
+pid=$!
+cat >/dev/null
+kill -QUIT "$pid" 2>/dev/null
+wait "$pid"
+rm -rf "$dir""#;
+
+/// A running test server; stopped, and its directory removed, when dropped or when the test
+/// process ends.
+pub struct TestPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    /// The watcher shell; its standard input is `stdin`.
+    watcher: Mutex<Option<(Child, ChildStdin)>>,
+    /// Databases handed out so far (their names are numbered).
+    databases: AtomicU32,
+}
+
+/// Why no server could be had.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl TestPostgres {
+    /// The server shared by every test of this process, started on first use; `None` (with a
+    /// message on standard error saying what is missing) where PostgreSQL is not installed and
+    /// `REQUIRE_ALL_TESTS` is unset.
+    pub fn shared() -> Option<&'static TestPostgres> {
+        static SHARED: OnceLock<Option<TestPostgres>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| match TestPostgres::start() {
+                Ok(server) => Some(server),
+                Err(Unavailable(why)) => {
+                    if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
+                        panic!("REQUIRE_ALL_TESTS is set and no PostgreSQL test server: {why}");
+                    }
+                    eprintln!(
+                        "NOTICE: skipping the PostgreSQL tests: {why} (install Debian's `postgresql` package)"
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Starts a server of the caller's own. Fails when the binaries are missing (saying
+    /// which) or the server does not start (with its log); panics on nothing.
+    pub fn start() -> Result<TestPostgres, Unavailable> {
+        let bin = bin_dir()?;
+        let owner = owner()?;
+        // Outside the source tree (the disk of /work is shared): the system's temp directory.
+        let dir = tempfile::Builder::new()
+            .prefix("estca-pg-")
+            .tempdir_in(std::env::temp_dir())
+            .map_err(|e| Unavailable(format!("cannot create a temporary directory: {e}")))?
+            .keep();
+        let server = Self::start_in(bin, dir.clone(), owner.as_ref());
+        if server.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        server
+    }
+
+    fn start_in(bin: PathBuf, dir: PathBuf, owner: Option<&Owner>) -> Result<Self, Unavailable> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| Unavailable(format!("{what}: {e}"));
+        let data = dir.join("data");
+        let socket_dir = dir.join("socket");
+        std::fs::create_dir(&socket_dir).map_err(|e| fail("cannot create the socket dir", &e))?;
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| fail("cannot write the pwfile", &e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| fail("cannot restrict the temporary directory", &e))?;
+        if let Some(owner) = owner {
+            for path in [&dir, &socket_dir, &pwfile] {
+                std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
+                    .map_err(|e| fail(&format!("cannot give {} away", path.display()), &e))?;
+            }
+        }
+        let initdb = as_owner(owner, &bin.join("initdb"))
+            .arg("--pgdata")
+            .arg(&data)
+            .args(["--username", PG_USER, "--pwfile"])
+            .arg(&pwfile)
+            .args([
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .output()
+            .map_err(|e| fail("cannot run initdb", &e))?;
+        if !initdb.status.success() {
+            return Err(Unavailable(format!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&initdb.stdout),
+                String::from_utf8_lossy(&initdb.stderr)
+            )));
+        }
+        let port = free_port().map_err(|e| fail("no free loopback port", &e))?;
+        let mut server = as_owner(owner, &bin.join("postgres"));
+        server
+            .arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", socket_dir.display()))
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=32MB",
+            ]);
+        let mut watcher = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHER)
+            .arg("estca-test-postgres")
+            .arg(&dir)
+            .arg(server.get_program())
+            .args(server.get_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| fail("cannot start the server", &e))?;
+        let stdin = watcher
+            .stdin
+            .take()
+            .ok_or_else(|| Unavailable("no pipe to the watcher".into()))?;
+        let server = TestPostgres {
+            bin,
+            dir,
+            port,
+            watcher: Mutex::new(Some((watcher, stdin))),
+            databases: AtomicU32::new(0),
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Waits until the server accepts connections, or fails with its log.
+    fn wait_ready(&self) -> Result<(), Unavailable> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline || self.watcher_exited() {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(Unavailable(format!(
+                    "the PostgreSQL test server did not start on port {}: {log}",
+                    self.port
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn watcher_exited(&self) -> bool {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        match watcher.as_mut() {
+            Some((child, _)) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `name`, without the password.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://{PG_USER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new, empty database of the caller's own; returns its name.
+    pub fn database(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("estca_test_{n}");
+        self.psql(&format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// Runs one SQL command as the superuser over the Unix socket; panics if it fails.
+    pub fn psql(&self, sql: &str) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.join("socket"))
+            .args(["-p", &self.port.to_string(), "-U", PG_USER, "-d", "postgres", "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -c {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server and removes its directory (what dropping it does).
+    pub fn stop(&self) {
+        let taken = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((mut child, stdin)) = taken {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+
+    /// Writes the password to a file of mode 0600 in `dir` and returns its path (what
+    /// `store.postgres.password_file` names).
+    pub fn password_file(dir: &Path) -> PathBuf {
+        let path = dir.join("pg-password");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("create the password file");
+        writeln!(file, "{PG_PASSWORD}").expect("write the password file");
+        path
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Who owns the cluster when the tests run as root (initdb refuses root).
+struct Owner {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+fn owner() -> Result<Option<Owner>, Unavailable> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    for name in ["postgres", "nobody"] {
+        let id = |flag: &str| {
+            Command::new("id")
+                .args([flag, name])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        };
+        if let (Some(uid), Some(gid)) = (id("-u"), id("-g")) {
+            return Ok(Some(Owner {
+                name: name.to_owned(),
+                uid,
+                gid,
+            }));
+        }
+    }
+    Err(Unavailable(
+        "running as root, and neither a `postgres` nor a `nobody` user exists to own the test cluster"
+            .into(),
+    ))
+}
+
+/// `program`, run as `owner` when there is one (through `setpriv`).
+fn as_owner(owner: Option<&Owner>, program: &Path) -> Command {
+    match owner {
+        Some(owner) => {
+            let mut command = Command::new("setpriv");
+            command
+                .arg(format!("--reuid={}", owner.uid))
+                .arg(format!("--regid={}", owner.gid))
+                .arg("--clear-groups")
+                .arg("--")
+                .arg(program)
+                .env("HOME", "/")
+                .env("USER", &owner.name);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The directory of `initdb`, `postgres`, `pg_isready` and `psql`: `$ESTCA_TEST_PG_BIN`, else
+/// the newest `/usr/lib/postgresql/*/bin` (Debian), else the directory of an `initdb` on the
+/// `PATH`.
+fn bin_dir() -> Result<PathBuf, Unavailable> {
+    let complete = |dir: &Path| {
+        ["initdb", "postgres", "pg_isready", "psql"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Some(dir) = std::env::var_os("ESTCA_TEST_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        return if complete(&dir) {
+            Ok(dir)
+        } else {
+            Err(Unavailable(format!(
+                "ESTCA_TEST_PG_BIN={} lacks one of initdb, postgres, pg_isready, psql",
+                dir.display()
+            )))
+        };
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, dir)| complete(dir))
+        .collect();
+    debian.sort();
+    if let Some((_, dir)) = debian.pop() {
+        return Ok(dir);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|dir| std::fs::canonicalize(dir.join("initdb")).ok())
+        .filter_map(|initdb| initdb.parent().map(Path::to_owned))
+        .find(|dir| complete(dir));
+    on_path.ok_or_else(|| {
+        Unavailable(
+            "no PostgreSQL server binaries (initdb, postgres, pg_isready, psql) under /usr/lib/postgresql/*/bin or on the PATH"
+                .into(),
+        )
+    })
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
