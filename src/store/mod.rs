@@ -19,6 +19,7 @@ mod budget;
 mod fjall;
 mod listing;
 mod open;
+mod rules;
 mod sled;
 
 #[cfg(test)]
