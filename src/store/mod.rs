@@ -20,6 +20,7 @@ mod fjall;
 mod listing;
 mod open;
 mod postgres;
+mod rules;
 mod sled;
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use crate::model::{
 };
 use crate::store::{HistoryQuery, NewCertificate, Page, PageRequest, Store};
 
-pub(super) const DAY: i64 = 86_400;
+pub(in crate::store) const DAY: i64 = 86_400;
 
 /// A store at a place of its own, which a test can close and open again.
-pub(super) struct Fixture<B: Backend> {
+pub(in crate::store) struct Fixture<B: Backend> {
     place: B::Place,
     store: Option<Arc<dyn Store>>,
 }
@@ -69,23 +69,23 @@ impl<B: Backend> Fixture<B> {
     }
 }
 
-pub(super) fn at(seconds: i64) -> OffsetDateTime {
+pub(in crate::store) fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).unwrap()
 }
 
-pub(super) fn id(s: &str) -> AccountId {
+pub(in crate::store) fn id(s: &str) -> AccountId {
     s.parse().unwrap()
 }
 
-pub(super) fn code(s: &str) -> ContractCode {
+pub(in crate::store) fn code(s: &str) -> ContractCode {
     s.parse().unwrap()
 }
 
-pub(super) fn serial(b: u8) -> Serial {
+pub(in crate::store) fn serial(b: u8) -> Serial {
     Serial::from_bytes([b; 16]).unwrap()
 }
 
-pub(super) fn event(
+pub(in crate::store) fn event(
     kind: EventKind,
     account: Option<&str>,
     contract: Option<&str>,
@@ -104,7 +104,7 @@ pub(super) fn event(
     }
 }
 
-pub(super) fn contract(c: &str) -> Contract {
+pub(in crate::store) fn contract(c: &str) -> Contract {
     Contract {
         code: code(c),
         name: format!("Contract {c}"),
@@ -113,7 +113,7 @@ pub(super) fn contract(c: &str) -> Contract {
 }
 
 /// An account as a caller hands it in (its version is ignored: created accounts start at 0).
-pub(super) fn account(i: &str, c: &str) -> Account {
+pub(in crate::store) fn account(i: &str, c: &str) -> Account {
     Account {
         version: 7,
         ..Account::new(
@@ -128,7 +128,7 @@ pub(super) fn account(i: &str, c: &str) -> Account {
 }
 
 /// A certificate of `account` (contract 5110) with fake DER: the store never parses it.
-pub(super) fn record(
+pub(in crate::store) fn record(
     s: u8,
     account: &str,
     issued_num: u32,
@@ -153,7 +153,7 @@ pub(super) fn record(
 }
 
 /// The registration authority's decision to issue `record`, superseding `supersedes`.
-pub(super) fn issuance(
+pub(in crate::store) fn issuance(
     expected_version: u64,
     record: CertificateRecord,
     supersedes: Option<Serial>,
@@ -172,7 +172,7 @@ pub(super) fn issuance(
 }
 
 /// Reserves the serial of `record`, then commits its issuance.
-pub(super) async fn issue(
+pub(in crate::store) async fn issue(
     store: &dyn Store,
     expected_version: u64,
     record: CertificateRecord,
@@ -186,7 +186,7 @@ pub(super) async fn issue(
 }
 
 /// Every entry of a history query, newest first, read in pages of 1,000.
-pub(super) async fn all_history(
+pub(in crate::store) async fn all_history(
     store: &dyn Store,
     query: HistoryQuery,
 ) -> Vec<crate::model::HistoryEntry> {
@@ -202,7 +202,10 @@ pub(super) async fn all_history(
 }
 
 /// Every account, all or of one contract.
-pub(super) async fn all_accounts(store: &dyn Store, contract: Option<&str>) -> Vec<String> {
+pub(in crate::store) async fn all_accounts(
+    store: &dyn Store,
+    contract: Option<&str>,
+) -> Vec<String> {
     let contract = contract.map(code);
     Page::collect_all(1000, |page: PageRequest| {
         let contract = contract.clone();

@@ -15,7 +15,7 @@ mod accounts;
 mod backup;
 mod budgets;
 mod certificates;
-mod fixtures;
+pub(in crate::store) mod fixtures;
 mod history;
 mod issuance;
 mod paging;

@@ -7,7 +7,7 @@ use super::rows::{self, AccountRow, ContractRow};
 use super::{index_key, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
 use crate::store::budget::TokenBucket;
-use crate::store::{AccountChange, AccountEdit, Budget, BudgetSpend, PasswordAttempt, StoreError};
+use crate::store::{rules, AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
 
 impl FjallStore {
     /// The account as the transaction sees it.
@@ -41,12 +41,8 @@ impl FjallStore {
         let key = contract.code.as_str().as_bytes();
         let value = rows::encode(CONTRACTS, &ContractRow::of(contract))?;
         self.transact(|tx| {
-            if tx_get(tx, &self.parts.contracts, CONTRACTS, key)?.is_some() {
-                return Err(StoreError::AlreadyExists(format!(
-                    "contract {}",
-                    contract.code
-                )));
-            }
+            let taken = tx_get(tx, &self.parts.contracts, CONTRACTS, key)?.is_some();
+            rules::new_contract(contract, taken)?;
             tx.insert(&self.parts.contracts, key, value);
             self.append(tx, event)?;
             Ok(((), true))
@@ -58,31 +54,21 @@ impl FjallStore {
         account: &Account,
         event: &HistoryEvent,
     ) -> Result<((), bool), StoreError> {
-        let account = Account {
-            version: 0,
-            ..account.clone()
-        };
         let key = account.id.as_str().as_bytes();
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
         self.transact(|tx| {
-            if tx_get(tx, &self.parts.contracts, CONTRACTS, contract_key)?.is_none() {
-                return Err(StoreError::NotFound(format!(
-                    "contract {}",
-                    account.contract
-                )));
-            }
-            if tx_get(tx, &self.parts.accounts, ACCOUNTS, key)?.is_some()
+            let contract_exists =
+                tx_get(tx, &self.parts.contracts, CONTRACTS, contract_key)?.is_some();
+            let id_taken = tx_get(tx, &self.parts.accounts, ACCOUNTS, key)?.is_some()
                 || tx_get(
                     tx,
                     &self.parts.account_ids_folded,
                     ACCOUNT_IDS_FOLDED,
                     folded.as_bytes(),
                 )?
-                .is_some()
-            {
-                return Err(StoreError::AlreadyExists(format!("account {}", account.id)));
-            }
+                .is_some();
+            let account = rules::new_account(account, contract_exists, id_taken)?;
             self.tx_put_account(tx, &account)?;
             tx.insert(&self.parts.account_ids_folded, folded.as_bytes(), []);
             tx.insert(
@@ -101,18 +87,12 @@ impl FjallStore {
         limit: u32,
     ) -> Result<(PasswordAttempt, bool), StoreError> {
         self.transact(|tx| {
-            let Some(stored) = self.tx_account(tx, id)? else {
-                return Ok((PasswordAttempt::UnknownId, false));
+            let attempt = rules::count_password_attempt(self.tx_account(tx, id)?, limit);
+            let PasswordAttempt::Counted(counted) = &attempt else {
+                return Ok((attempt, false));
             };
-            if stored.locked || stored.failed_attempts >= limit {
-                return Ok((PasswordAttempt::OverLimit(stored), false));
-            }
-            let counted = Account {
-                failed_attempts: stored.failed_attempts + 1,
-                ..stored
-            };
-            self.tx_put_account(tx, &counted)?;
-            Ok((PasswordAttempt::Counted(counted), true))
+            self.tx_put_account(tx, counted)?;
+            Ok((attempt, true))
         })
     }
 
@@ -121,18 +101,12 @@ impl FjallStore {
         id: &AccountId,
     ) -> Result<(Account, bool), StoreError> {
         self.transact(|tx| {
-            let stored = self
-                .tx_account(tx, id)?
-                .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
-            if stored.locked || stored.failed_attempts == 0 {
-                return Ok((stored, false));
+            let stored = rules::existing_account(self.tx_account(tx, id)?, id)?;
+            let (cleared, changed) = rules::clear_password_attempts(stored);
+            if changed {
+                self.tx_put_account(tx, &cleared)?;
             }
-            let cleared = Account {
-                failed_attempts: 0,
-                ..stored
-            };
-            self.tx_put_account(tx, &cleared)?;
-            Ok((cleared, true))
+            Ok((cleared, changed))
         })
     }
 
@@ -142,40 +116,10 @@ impl FjallStore {
         change: &AccountChange,
     ) -> Result<(Account, bool), StoreError> {
         let AccountChange {
-            id,
-            expected_version,
-            edits,
-            revoke,
-            events,
+            id, revoke, events, ..
         } = change;
-        let new_version = expected_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
         self.transact(|tx| {
-            let mut account = self
-                .tx_account(tx, id)?
-                .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
-            if account.version != *expected_version {
-                return Err(StoreError::Conflict);
-            }
-            for edit in edits {
-                match edit {
-                    AccountEdit::Rename(name) => account.name = name.clone(),
-                    AccountEdit::SetPasswordHash(hash) => account.password_hash = hash.clone(),
-                    AccountEdit::Choose(choice) => account.choice = *choice,
-                    AccountEdit::LockAtFailures(at_least) => {
-                        if account.failed_attempts < *at_least {
-                            return Err(StoreError::Conflict);
-                        }
-                        account.locked = true;
-                    }
-                    AccountEdit::Unlock => {
-                        account.locked = false;
-                        account.failed_attempts = 0;
-                    }
-                }
-            }
-            account.version = new_version;
+            let account = rules::apply_change(self.tx_account(tx, id)?, change)?;
             if let Some((serial, revocation)) = revoke {
                 self.revoke_certificate(tx, id, serial, *revocation)?;
             }

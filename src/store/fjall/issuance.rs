@@ -6,12 +6,9 @@ use time::OffsetDateTime;
 
 use super::rows::{self, AppRow, CertificateRow, RevokedRow};
 use super::{tx_get, FjallStore, APPS, CERTIFICATES, KEYS, RESERVED_SERIALS, REVOKED};
-use crate::model::{
-    AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation, RevocationReason,
-    Serial,
-};
+use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
-use crate::store::{IssuedCertificate, NewCertificate, RevokedCertificate, StoreError};
+use crate::store::{rules, IssuedCertificate, NewCertificate, StoreError};
 
 impl FjallStore {
     /// The certificate as the transaction sees it.
@@ -35,9 +32,9 @@ impl FjallStore {
         let key = record.serial.as_bytes();
         let value = rows::encode(CERTIFICATES, &CertificateRow::of(record))?;
         tx.insert(&self.parts.certificates, key, value);
-        if let Some(revocation) = record.revocation {
-            let entry = RevokedRow::of(&RevokedCertificate::of(record, revocation));
-            tx.insert(&self.parts.revoked, key, rows::encode(REVOKED, &entry)?);
+        if let Some(entry) = rules::revocation_entry(record) {
+            let value = rows::encode(REVOKED, &RevokedRow::of(&entry))?;
+            tx.insert(&self.parts.revoked, key, value);
         }
         Ok(())
     }
@@ -64,58 +61,18 @@ impl FjallStore {
         issuance: &NewCertificate,
     ) -> Result<IssuedCertificate, StoreError> {
         let NewCertificate {
-            expected_version,
             record,
             supersedes,
-            choice,
             event,
-        } = issuance;
-        if record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as issued: it is marked revoked",
-                record.serial
-            )));
-        }
-        let Holder::Account {
-            id: holder_id,
-            issued_num,
             ..
-        } = &record.holder
-        else {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as an ID's: it is not an ID's",
-                record.serial
-            )));
-        };
-        let new_version = expected_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
+        } = issuance;
+        let holder_id = rules::issuance_holder(issuance)?;
         self.transact(|tx| {
-            let mut account = self
-                .tx_account(tx, holder_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("account {holder_id}")))?;
-            if account.version != *expected_version
-                || account.issued_count.checked_add(1) != Some(*issued_num)
-                || supersedes.is_some() && account.current_certificate != *supersedes
-            {
-                return Err(StoreError::Conflict);
-            }
+            let account = rules::issue(self.tx_account(tx, holder_id)?, issuance)?;
             self.record_new(tx, record)?;
             if let Some(old) = supersedes {
-                self.revoke_certificate(
-                    tx,
-                    holder_id,
-                    old,
-                    Revocation {
-                        at: record.not_before,
-                        reason: RevocationReason::Superseded,
-                    },
-                )?;
+                self.revoke_certificate(tx, holder_id, old, rules::supersession(record))?;
             }
-            account.current_certificate = Some(record.serial);
-            account.issued_count = *issued_num;
-            account.choice = *choice;
-            account.version = new_version;
             self.tx_put_account(tx, &account)?;
             self.append(tx, event)?;
             Ok(((), true))
@@ -132,27 +89,11 @@ impl FjallStore {
         record: &CertificateRecord,
         event: &HistoryEvent,
     ) -> Result<IssuedCertificate, StoreError> {
-        if record.holder
-            != (Holder::App {
-                name: app.name.clone(),
-            })
-            || app.certificate != record.serial
-            || record.revocation.is_some()
-        {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} for application {}: the record does not match",
-                record.serial, app.name
-            )));
-        }
+        rules::app_certificate(app, record)?;
         let name_key = app.name.as_str().as_bytes();
         let app_value = rows::encode(APPS, &AppRow::of(app))?;
         self.transact(|tx| {
-            if tx_get(tx, &self.parts.apps, APPS, name_key)?.is_some() {
-                return Err(StoreError::AlreadyExists(format!(
-                    "application {}",
-                    app.name
-                )));
-            }
+            rules::new_app(app, tx_get(tx, &self.parts.apps, APPS, name_key)?.is_some())?;
             self.record_new(tx, record)?;
             tx.insert(&self.parts.apps, name_key, app_value);
             self.append(tx, event)?;
@@ -165,12 +106,7 @@ impl FjallStore {
         &self,
         record: &CertificateRecord,
     ) -> Result<IssuedCertificate, StoreError> {
-        if !record.holder.is_service() || record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as a service's: the record does not match",
-                record.serial
-            )));
-        }
+        rules::service_certificate(record)?;
         self.transact(|tx| self.record_new(tx, record).map(|()| ((), true)))?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
     }
@@ -185,22 +121,18 @@ impl FjallStore {
     ) -> Result<((App, bool), bool), StoreError> {
         let name_key = name.as_str().as_bytes();
         self.transact(|tx| {
-            let mut app = tx_get(tx, &self.parts.apps, APPS, name_key)?
+            let stored = tx_get(tx, &self.parts.apps, APPS, name_key)?
                 .map(|bytes| rows::read(APPS, name_key, &bytes, AppRow::into_app))
-                .transpose()?
-                .ok_or_else(|| StoreError::NotFound(format!("application {name}")))?;
-            if app.revoked {
-                return Err(StoreError::Conflict);
-            }
-            app.revoked = true;
-            let mut revoked_now = false;
-            if let Some(mut record) = self.tx_certificate(tx, &app.certificate)? {
-                if record.revocation.is_none() {
-                    record.revocation = Some(revocation);
+                .transpose()?;
+            let app = rules::revoke_app(stored, name)?;
+            let stored = self.tx_certificate(tx, &app.certificate)?;
+            let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
+                Some(record) => {
                     self.tx_put_certificate(tx, &record)?;
-                    revoked_now = true;
+                    true
                 }
-            }
+                None => false,
+            };
             tx.insert(
                 &self.parts.apps,
                 name_key,
@@ -220,24 +152,18 @@ impl FjallStore {
         record: &CertificateRecord,
     ) -> Result<(), StoreError> {
         let serial_key = record.serial.as_bytes();
-        if tx_get(
+        let reserved = tx_get(
             tx,
             &self.parts.reserved_serials,
             RESERVED_SERIALS,
             serial_key,
         )?
-        .is_none()
-            || tx_get(tx, &self.parts.certificates, CERTIFICATES, serial_key)?.is_some()
-        {
-            return Err(StoreError::Conflict);
-        }
-        if let Some(bytes) = tx_get(tx, &self.parts.keys, KEYS, &record.key.0)? {
-            return Err(StoreError::KeyReused(rows::serial(
-                KEYS,
-                &record.key.0,
-                &bytes,
-            )?));
-        }
+        .is_some();
+        let used = tx_get(tx, &self.parts.certificates, CERTIFICATES, serial_key)?.is_some();
+        let certified_by = tx_get(tx, &self.parts.keys, KEYS, &record.key.0)?
+            .map(|bytes| rows::serial(KEYS, &record.key.0, &bytes))
+            .transpose()?;
+        rules::new_certificate(reserved, used, certified_by)?;
         self.tx_put_certificate(tx, record)?;
         tx.insert(&self.parts.keys, record.key.0, *serial_key);
         tx.remove(&self.parts.reserved_serials, *serial_key);
@@ -253,16 +179,8 @@ impl FjallStore {
         serial: &Serial,
         revocation: Revocation,
     ) -> Result<(), StoreError> {
-        let not_found =
-            || StoreError::NotFound(format!("certificate {serial} of account {account}"));
-        let mut record = self.tx_certificate(tx, serial)?.ok_or_else(not_found)?;
-        if record.account() != Some(account) {
-            return Err(not_found());
-        }
-        if record.revocation.is_some() {
-            return Err(StoreError::Conflict);
-        }
-        record.revocation = Some(revocation);
+        let stored = self.tx_certificate(tx, serial)?;
+        let record = rules::revoke_account_certificate(stored, account, serial, revocation)?;
         self.tx_put_certificate(tx, &record)
     }
 }

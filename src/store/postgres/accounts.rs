@@ -10,7 +10,8 @@ use super::rows::{self, ACCOUNT};
 use super::{begin, commit, db, PostgresStore};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
 use crate::store::budget::TokenBucket;
-use crate::store::{AccountChange, AccountEdit, Budget, BudgetSpend, PasswordAttempt, StoreError};
+use crate::store::rules;
+use crate::store::{AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
 
 /// Reads an account and locks its row until the transaction ends.
 pub(super) async fn lock_account(
@@ -105,12 +106,7 @@ impl PostgresStore {
             )
             .await
             .map_err(db)?;
-        if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "contract {}",
-                contract.code
-            )));
-        }
+        rules::new_contract(contract, inserted == 0)?;
         append(&tx, &[event]).await?;
         commit(tx).await
     }
@@ -130,26 +126,18 @@ impl PostgresStore {
             .await
             .map_err(db)?
             .is_some();
-        if !contract_exists {
-            return Err(StoreError::NotFound(format!(
-                "contract {}",
-                account.contract
-            )));
-        }
-        let taken = || StoreError::AlreadyExists(format!("account {}", account.id));
-        let folded = tx
-            .execute(
-                "INSERT INTO account_ids_folded (folded) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&account.id.case_folded()],
-            )
-            .await
-            .map_err(db)?;
-        if folded == 0 {
-            return Err(taken());
-        }
-        if insert_account(&tx, account, 0).await? == 0 {
-            return Err(taken());
-        }
+        let folded_taken = contract_exists
+            && tx
+                .execute(
+                    "INSERT INTO account_ids_folded (folded) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[&account.id.case_folded()],
+                )
+                .await
+                .map_err(db)?
+                == 0;
+        let account = rules::new_account(account, contract_exists, folded_taken)?;
+        let inserted = insert_account(&tx, &account, account.version).await?;
+        rules::new_account(&account, true, inserted == 0)?;
         append(&tx, &[event]).await?;
         commit(tx).await
     }
@@ -161,19 +149,12 @@ impl PostgresStore {
     ) -> Result<PasswordAttempt, StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let Some(stored) = lock_account(&tx, id).await? else {
-            return Ok(PasswordAttempt::UnknownId);
-        };
-        if stored.locked || stored.failed_attempts >= limit {
-            return Ok(PasswordAttempt::OverLimit(stored));
+        let attempt = rules::count_password_attempt(lock_account(&tx, id).await?, limit);
+        if let PasswordAttempt::Counted(counted) = &attempt {
+            write_failed_attempts(&tx, counted).await?;
+            commit(tx).await?;
         }
-        let counted = Account {
-            failed_attempts: stored.failed_attempts + 1,
-            ..stored
-        };
-        write_failed_attempts(&tx, &counted).await?;
-        commit(tx).await?;
-        Ok(PasswordAttempt::Counted(counted))
+        Ok(attempt)
     }
 
     pub(super) async fn clear_password_attempts_now(
@@ -182,23 +163,16 @@ impl PostgresStore {
     ) -> Result<Account, StoreError> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let stored = lock_account(&tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
-        if stored.locked || stored.failed_attempts == 0 {
-            return Ok(stored);
+        let stored = rules::existing_account(lock_account(&tx, id).await?, id)?;
+        let (account, changed) = rules::clear_password_attempts(stored);
+        if changed {
+            write_failed_attempts(&tx, &account).await?;
+            commit(tx).await?;
         }
-        let cleared = Account {
-            failed_attempts: 0,
-            ..stored
-        };
-        write_failed_attempts(&tx, &cleared).await?;
-        commit(tx).await?;
-        Ok(cleared)
+        Ok(account)
     }
 
-    /// Applies an account change; returns the account as stored and whether a certificate
-    /// was revoked.
+    /// Applies an account change; returns the account as stored.
     pub(super) async fn update_account_now(
         &self,
         change: &AccountChange,
@@ -206,39 +180,13 @@ impl PostgresStore {
         let AccountChange {
             id,
             expected_version,
-            edits,
             revoke,
             events,
+            ..
         } = change;
-        let new_version = expected_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let mut account = lock_account(&tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {id}")))?;
-        if account.version != *expected_version {
-            return Err(StoreError::Conflict);
-        }
-        for edit in edits {
-            match edit {
-                AccountEdit::Rename(name) => account.name = name.clone(),
-                AccountEdit::SetPasswordHash(hash) => account.password_hash = hash.clone(),
-                AccountEdit::Choose(choice) => account.choice = *choice,
-                AccountEdit::LockAtFailures(at_least) => {
-                    if account.failed_attempts < *at_least {
-                        return Err(StoreError::Conflict);
-                    }
-                    account.locked = true;
-                }
-                AccountEdit::Unlock => {
-                    account.locked = false;
-                    account.failed_attempts = 0;
-                }
-            }
-        }
-        account.version = new_version;
+        let account = rules::apply_change(lock_account(&tx, id).await?, change)?;
         if let Some((serial, revocation)) = revoke {
             self.revoke_certificate(&tx, id, serial, *revocation)
                 .await?;

@@ -9,10 +9,8 @@ use super::history::append;
 use super::revocation::notify;
 use super::rows::{self, HolderColumns, APP, CERTIFICATE};
 use super::{begin, commit, db, unique_violation, PostgresStore};
-use crate::model::{
-    AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation, RevocationReason,
-    Serial,
-};
+use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
+use crate::store::rules;
 use crate::store::{IssuedCertificate, NewCertificate, StoreError};
 
 /// Inserts a certificate row as it is (revoked or not), `is_current` as given.
@@ -82,24 +80,29 @@ async fn record_new(
     is_current: bool,
 ) -> Result<(), StoreError> {
     let serial = &record.serial.as_bytes()[..];
+    // Spending the reservation locks it: a concurrent use of the same serial waits, then
+    // finds it spent.
     let spend = tx
         .prepare_cached("DELETE FROM reserved_serials WHERE serial = $1")
         .await
         .map_err(db)?;
-    if tx.execute(&spend, &[&serial]).await.map_err(db)? == 0 {
-        return Err(StoreError::Conflict);
-    }
+    let reserved = tx.execute(&spend, &[&serial]).await.map_err(db)? == 1;
+    let used = tx
+        .prepare_cached("SELECT 1 FROM certificates WHERE serial = $1")
+        .await
+        .map_err(db)?;
+    let used = tx.query_opt(&used, &[&serial]).await.map_err(db)?.is_some();
     let key = tx
         .prepare_cached("SELECT serial FROM certificates WHERE key_fingerprint = $1")
         .await
         .map_err(db)?;
-    if let Some(row) = tx
+    let certified_by = tx
         .query_opt(&key, &[&&record.key.0[..]])
         .await
         .map_err(db)?
-    {
-        return Err(StoreError::KeyReused(rows::serial(&row, "serial")?));
-    }
+        .map(|row| rows::serial(&row, "serial"))
+        .transpose()?;
+    rules::new_certificate(reserved, used, certified_by)?;
     insert_certificate(tx, record, is_current).await
 }
 
@@ -118,12 +121,14 @@ async fn lock_certificate(
         .transpose()
 }
 
-/// Marks a certificate revoked.
+/// Writes the revocation of `record` (revoked, as a rule returned it).
 async fn write_revocation(
     tx: &Transaction<'_>,
-    serial: &Serial,
-    revocation: Revocation,
+    record: &CertificateRecord,
 ) -> Result<(), StoreError> {
+    let revocation = record
+        .revocation
+        .ok_or_else(|| StoreError::Backend(format!("certificate {} is not revoked", record.serial)))?;
     let (at, at_ns) = rows::split(revocation.at);
     let statement = tx
         .prepare_cached(
@@ -135,7 +140,7 @@ async fn write_revocation(
     tx.execute(
         &statement,
         &[
-            &&serial.as_bytes()[..],
+            &&record.serial.as_bytes()[..],
             &at,
             &at_ns,
             &rows::name_of(&revocation.reason)?,
@@ -180,51 +185,16 @@ impl PostgresStore {
             expected_version,
             record,
             supersedes,
-            choice,
             event,
-        } = issuance;
-        if record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as issued: it is marked revoked",
-                record.serial
-            )));
-        }
-        let Holder::Account {
-            id: holder_id,
-            issued_num,
             ..
-        } = &record.holder
-        else {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as an ID's: it is not an ID's",
-                record.serial
-            )));
-        };
-        let new_version = expected_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
+        } = issuance;
+        let holder = rules::issuance_holder(issuance)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let mut account = lock_account(&tx, holder_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {holder_id}")))?;
-        if account.version != *expected_version
-            || account.issued_count.checked_add(1) != Some(*issued_num)
-            || supersedes.is_some() && account.current_certificate != *supersedes
-        {
-            return Err(StoreError::Conflict);
-        }
+        let account = rules::issue(lock_account(&tx, holder).await?, issuance)?;
         if let Some(old) = supersedes {
-            self.revoke_certificate(
-                &tx,
-                holder_id,
-                old,
-                Revocation {
-                    at: record.not_before,
-                    reason: RevocationReason::Superseded,
-                },
-            )
-            .await?;
+            self.revoke_certificate(&tx, holder, old, rules::supersession(record))
+                .await?;
         }
         let no_longer_current = tx
             .prepare_cached(
@@ -232,14 +202,10 @@ impl PostgresStore {
             )
             .await
             .map_err(db)?;
-        tx.execute(&no_longer_current, &[&holder_id.as_str()])
+        tx.execute(&no_longer_current, &[&holder.as_str()])
             .await
             .map_err(db)?;
         record_new(&tx, record, true).await?;
-        account.current_certificate = Some(record.serial);
-        account.issued_count = *issued_num;
-        account.choice = *choice;
-        account.version = new_version;
         write_account(&tx, &account, *expected_version).await?;
         append(&tx, &[event]).await?;
         commit(tx).await?;
@@ -255,38 +221,18 @@ impl PostgresStore {
         record: &CertificateRecord,
         event: &HistoryEvent,
     ) -> Result<IssuedCertificate, StoreError> {
-        if record.holder
-            != (Holder::App {
-                name: app.name.clone(),
-            })
-            || app.certificate != record.serial
-            || record.revocation.is_some()
-        {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} for application {}: the record does not match",
-                record.serial, app.name
-            )));
-        }
+        rules::app_certificate(app, record)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let exists = tx
+        let taken = tx
             .query_opt("SELECT 1 FROM apps WHERE name = $1", &[&app.name.as_str()])
             .await
             .map_err(db)?
             .is_some();
-        if exists {
-            return Err(StoreError::AlreadyExists(format!(
-                "application {}",
-                app.name
-            )));
-        }
+        rules::new_app(app, taken)?;
         record_new(&tx, record, false).await?;
-        if insert_app(&tx, app).await? == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "application {}",
-                app.name
-            )));
-        }
+        let inserted = insert_app(&tx, app).await?;
+        rules::new_app(app, inserted == 0)?;
         append(&tx, &[event]).await?;
         commit(tx).await?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
@@ -296,12 +242,7 @@ impl PostgresStore {
         &self,
         record: &CertificateRecord,
     ) -> Result<IssuedCertificate, StoreError> {
-        if !record.holder.is_service() || record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as a service's: the record does not match",
-                record.serial
-            )));
-        }
+        rules::service_certificate(record)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         record_new(&tx, record, false).await?;
@@ -319,25 +260,22 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         let sql = format!("SELECT {APP} FROM apps WHERE name = $1 FOR UPDATE");
-        let mut app = tx
+        let stored = tx
             .query_opt(&sql, &[&name.as_str()])
             .await
             .map_err(db)?
             .as_ref()
             .map(rows::app)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("application {name}")))?;
-        if app.revoked {
-            return Err(StoreError::Conflict);
-        }
-        app.revoked = true;
-        let mut revoked_now = false;
-        if let Some(record) = lock_certificate(&tx, &app.certificate).await? {
-            if record.revocation.is_none() {
-                write_revocation(&tx, &record.serial, revocation).await?;
-                revoked_now = true;
+            .transpose()?;
+        let app = rules::revoke_app(stored, name)?;
+        let certificate = lock_certificate(&tx, &app.certificate).await?;
+        let revoked_now = match rules::revoke_app_certificate(certificate, revocation) {
+            Some(record) => {
+                write_revocation(&tx, &record).await?;
+                true
             }
-        }
+            None => false,
+        };
         tx.execute(
             "UPDATE apps SET revoked = true WHERE name = $1",
             &[&name.as_str()],
@@ -365,16 +303,9 @@ impl PostgresStore {
         serial: &Serial,
         revocation: Revocation,
     ) -> Result<(), StoreError> {
-        let not_found =
-            || StoreError::NotFound(format!("certificate {serial} of account {account}"));
-        let record = lock_certificate(tx, serial).await?.ok_or_else(not_found)?;
-        if record.account() != Some(account) {
-            return Err(not_found());
-        }
-        if record.revocation.is_some() {
-            return Err(StoreError::Conflict);
-        }
-        write_revocation(tx, serial, revocation).await?;
+        let stored = lock_certificate(tx, serial).await?;
+        let record = rules::revoke_account_certificate(stored, account, serial, revocation)?;
+        write_revocation(tx, &record).await?;
         notify(tx, &self.instance).await
     }
 }

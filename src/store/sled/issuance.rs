@@ -1,19 +1,16 @@
 //! Certificates: serials reserved before signing, issuances committed with the decision the
 //! registration authority took, application and service certificates, revocation.
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use time::OffsetDateTime;
 
 use super::history::{append, HistoryTx};
 use super::rows::{self, Stored};
-use super::{abort, from_tx, tx, tx_get, SledStore, TxResult, KEYS};
-use crate::model::{
-    Account, AccountId, App, AppName, CertificateRecord, HistoryEvent, Holder, Revocation,
-    RevocationReason, Serial,
-};
+use super::{from_tx, tx, tx_get, SledStore, TxResult, KEYS};
+use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
-use crate::store::{IssuedCertificate, NewCertificate, RevokedCertificate, StoreError};
+use crate::store::{rules, IssuedCertificate, NewCertificate, StoreError};
 
 impl SledStore {
     pub(super) fn reserve_serial_now(
@@ -37,32 +34,12 @@ impl SledStore {
         issuance: &NewCertificate,
     ) -> Result<IssuedCertificate, StoreError> {
         let NewCertificate {
-            expected_version,
             record,
             supersedes,
-            choice,
             event,
-        } = issuance;
-        if record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as issued: it is marked revoked",
-                record.serial
-            )));
-        }
-        let Holder::Account {
-            id: holder_id,
-            issued_num,
             ..
-        } = &record.holder
-        else {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as an ID's: it is not an ID's",
-                record.serial
-            )));
-        };
-        let new_version = expected_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Backend("account version overflow".into()))?;
+        } = issuance;
+        let holder_id = rules::issuance_holder(issuance)?;
         let account_key = holder_id.as_str().as_bytes();
         let record_value = record.encode()?;
         let [history, by_account, by_contract, meta] = self.history_trees();
@@ -89,36 +66,12 @@ impl SledStore {
                     by_contract,
                     meta,
                 )| {
-                    let mut account =
-                        tx_get::<Account>(accounts, account_key)?.ok_or_else(|| {
-                            ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "account {holder_id}"
-                            )))
-                        })?;
-                    if account.version != *expected_version
-                        || account.issued_count.checked_add(1) != Some(*issued_num)
-                        || account.current_certificate.is_none() && supersedes.is_some()
-                        || supersedes.is_some_and(|s| account.current_certificate != Some(s))
-                    {
-                        return abort(StoreError::Conflict);
-                    }
+                    let account = tx(rules::issue(tx_get(accounts, account_key)?, issuance))?;
                     record_new(certificates, serials, keys, record, &record_value)?;
                     if let Some(old) = supersedes {
-                        revoke_certificate(
-                            certificates,
-                            revoked,
-                            holder_id,
-                            old,
-                            Revocation {
-                                at: record.not_before,
-                                reason: RevocationReason::Superseded,
-                            },
-                        )?;
+                        let superseded = rules::supersession(record);
+                        revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
                     }
-                    account.current_certificate = Some(record.serial);
-                    account.issued_count = *issued_num;
-                    account.choice = *choice;
-                    account.version = new_version;
                     accounts.insert(account_key, tx(account.encode())?)?;
                     append(
                         &HistoryTx {
@@ -145,18 +98,7 @@ impl SledStore {
         record: &CertificateRecord,
         event: &HistoryEvent,
     ) -> Result<IssuedCertificate, StoreError> {
-        if record.holder
-            != (Holder::App {
-                name: app.name.clone(),
-            })
-            || app.certificate != record.serial
-            || record.revocation.is_some()
-        {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} for application {}: the record does not match",
-                record.serial, app.name
-            )));
-        }
+        rules::app_certificate(app, record)?;
         let name_key = app.name.as_str().as_bytes();
         let app_value = app.encode()?;
         let record_value = record.encode()?;
@@ -173,12 +115,7 @@ impl SledStore {
         )
             .transaction(
                 |(apps, certificates, serials, keys, history, by_account, by_contract, meta)| {
-                    if apps.get(name_key)?.is_some() {
-                        return abort(StoreError::AlreadyExists(format!(
-                            "application {}",
-                            app.name
-                        )));
-                    }
+                    tx(rules::new_app(app, apps.get(name_key)?.is_some()))?;
                     record_new(certificates, serials, keys, record, &record_value)?;
                     apps.insert(name_key, app_value.as_slice())?;
                     append(
@@ -201,12 +138,7 @@ impl SledStore {
         &self,
         record: &CertificateRecord,
     ) -> Result<IssuedCertificate, StoreError> {
-        if !record.holder.is_service() || record.revocation.is_some() {
-            return Err(StoreError::Backend(format!(
-                "refusing to record certificate {} as a service's: the record does not match",
-                record.serial
-            )));
-        }
+        rules::service_certificate(record)?;
         let record_value = record.encode()?;
         (&self.certificates, &self.serials, &self.keys)
             .transaction(|(certificates, serials, keys)| {
@@ -235,27 +167,16 @@ impl SledStore {
         )
             .transaction(
                 |(apps, certificates, revoked, history, by_account, by_contract, meta)| {
-                    let mut app = tx_get::<App>(apps, name_key)?.ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                            "application {name}"
-                        )))
-                    })?;
-                    if app.revoked {
-                        return abort(StoreError::Conflict);
-                    }
-                    app.revoked = true;
+                    let app = tx(rules::revoke_app(tx_get(apps, name_key)?, name))?;
                     let serial_key = app.certificate.as_bytes();
-                    let mut revoked_now = false;
-                    if let Some(mut record) = tx_get::<CertificateRecord>(certificates, serial_key)?
-                    {
-                        if record.revocation.is_none() {
-                            record.revocation = Some(revocation);
-                            certificates.insert(serial_key, tx(record.encode())?)?;
-                            let entry = RevokedCertificate::of(&record, revocation);
-                            revoked.insert(serial_key, tx(entry.encode())?)?;
-                            revoked_now = true;
+                    let stored = tx_get::<CertificateRecord>(certificates, serial_key)?;
+                    let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
+                        Some(record) => {
+                            put_certificate(certificates, revoked, &record)?;
+                            true
                         }
-                    }
+                        None => false,
+                    };
                     apps.insert(name_key, tx(app.encode())?)?;
                     append(
                         &HistoryTx {
@@ -283,13 +204,15 @@ fn record_new(
     value: &[u8],
 ) -> TxResult<()> {
     let serial_key = record.serial.as_bytes();
-    if serials.get(serial_key)?.is_none() || certificates.get(serial_key)?.is_some() {
-        return abort(StoreError::Conflict);
-    }
-    if let Some(bytes) = keys.get(record.key.0)? {
-        let first = tx(rows::serial(KEYS, &record.key.0, &bytes))?;
-        return abort(StoreError::KeyReused(first));
-    }
+    let certified_by = keys
+        .get(record.key.0)?
+        .map(|bytes| tx(rows::serial(KEYS, &record.key.0, &bytes)))
+        .transpose()?;
+    tx(rules::new_certificate(
+        serials.get(serial_key)?.is_some(),
+        certificates.get(serial_key)?.is_some(),
+        certified_by,
+    ))?;
     certificates.insert(serial_key, value)?;
     keys.insert(&record.key.0, serial_key)?;
     Ok(())
@@ -304,22 +227,23 @@ pub(super) fn revoke_certificate(
     serial: &Serial,
     revocation: Revocation,
 ) -> TxResult<()> {
-    let not_found = || {
-        ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-            "certificate {serial} of account {account}"
-        )))
-    };
-    let mut record =
-        tx_get::<CertificateRecord>(certificates, serial.as_bytes())?.ok_or_else(not_found)?;
-    if record.account() != Some(account) {
-        return Err(not_found());
+    let stored = tx_get::<CertificateRecord>(certificates, serial.as_bytes())?;
+    let record = tx(rules::revoke_account_certificate(
+        stored, account, serial, revocation,
+    ))?;
+    put_certificate(certificates, revoked, &record)
+}
+
+/// Writes a certificate record that is stored already, with its revocation index entry.
+fn put_certificate(
+    certificates: &TransactionalTree,
+    revoked: &TransactionalTree,
+    record: &CertificateRecord,
+) -> TxResult<()> {
+    let key = record.serial.as_bytes();
+    certificates.insert(key, tx(record.encode())?)?;
+    if let Some(entry) = rules::revocation_entry(record) {
+        revoked.insert(key, tx(entry.encode())?)?;
     }
-    if record.revocation.is_some() {
-        return abort(StoreError::Conflict);
-    }
-    record.revocation = Some(revocation);
-    certificates.insert(serial.as_bytes(), tx(record.encode())?)?;
-    let entry = RevokedCertificate::of(&record, revocation);
-    revoked.insert(serial.as_bytes(), tx(entry.encode())?)?;
     Ok(())
 }

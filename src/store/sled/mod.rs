@@ -281,11 +281,6 @@ fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (lower, upper)
 }
 
-/// Ends a transaction with a domain refusal.
-fn abort<T>(error: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error))
-}
-
 /// Turns the outcome of a failed transaction into a [`StoreError`].
 fn from_tx(error: TransactionError<StoreError>) -> StoreError {
     match error {
@@ -340,7 +335,8 @@ fn tx_get<T: rows::Stored>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Opt
     }
 }
 
-/// Turns an encoding failure inside a transaction into an abort.
+/// Turns a refusal (a rule's, or a row that cannot be encoded) inside a transaction into an
+/// abort.
 fn tx<T>(result: Result<T, StoreError>) -> TxResult<T> {
     result.map_err(ConflictableTransactionError::Abort)
 }
