@@ -252,6 +252,25 @@ impl TestPostgres {
         );
     }
 
+    /// The temporary directory the cluster, its socket and its log are in.
+    pub fn directory(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Closes the test's end of the watcher's pipe without waiting, as the end of the test
+    /// process does: the watcher stops the server and removes the directory.
+    pub fn close_pipe(&self) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((child, stdin)) = watcher.take() {
+            drop(stdin);
+            // Reaped by `stop` no more: the watcher ends on its own.
+            std::thread::spawn(move || {
+                let mut child = child;
+                let _ = child.wait();
+            });
+        }
+    }
+
     /// Stops the server and removes its directory (what dropping it does).
     pub fn stop(&self) {
         let taken = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -35,6 +35,8 @@ mod writes;
 #[cfg(test)]
 #[path = "../../../tests/common/postgres.rs"]
 pub(crate) mod harness;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
