@@ -194,8 +194,8 @@ impl StoreBackend {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
-    /// `postgres://USER@HOST:PORT/DATABASE` (libpq URL syntax, query options such as
-    /// `sslmode` allowed), without a password.
+    /// `postgres://USER@HOST:PORT/DATABASE` (libpq URL syntax; a Unix socket directory as
+    /// the host, percent-encoded), without a password. Connections are not encrypted.
     pub url: String,
     /// A file holding the password (its first line); unset: the systemd credential.
     #[serde(default)]
@@ -226,13 +226,15 @@ impl PostgresConfig {
                 ));
             }
         } else {
-            let parsed = self
-                .url
-                .parse::<tokio_postgres::Config>()
-                .map_err(|e| ConfigError::Invalid {
-                    key: "store.postgres.url",
-                    reason: format!("is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {e}"),
-                })?;
+            let parsed =
+                self.url
+                    .parse::<tokio_postgres::Config>()
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "store.postgres.url",
+                        reason: format!(
+                            "is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {e}"
+                        ),
+                    })?;
             if parsed.get_password().is_some() {
                 return Err(invalid(
                     "store.postgres.url",
@@ -241,6 +243,12 @@ impl PostgresConfig {
             }
             if parsed.get_hosts().is_empty() {
                 return Err(invalid("store.postgres.url", "names no host"));
+            }
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(invalid(
+                    "store.postgres.url",
+                    "asks for TLS (sslmode=require), which estca does not speak to the database yet: use a Unix socket or a network you trust",
+                ));
             }
         }
         if self.password_credential.is_empty()
@@ -781,6 +789,57 @@ mod tests {
                 "config/estca.toml does not mention {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_postgres_backend_needs_a_url_without_password_or_tls() {
+        let load = |pairs: &[(&str, &str)]| {
+            Config::load_from(None, env(pairs))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let backend = ("ESTCA_STORE__BACKEND", "postgres");
+        assert!(load(&[backend]).contains("store.postgres.url: is required"));
+        let with_password = load(&[
+            backend,
+            (
+                "ESTCA_STORE__POSTGRES__URL",
+                "postgres://estca:s3cret@db/estca",
+            ),
+        ]);
+        assert!(
+            with_password.contains("must not hold a password"),
+            "{with_password}"
+        );
+        assert!(!with_password.contains("s3cret"), "{with_password}");
+        let tls = load(&[
+            backend,
+            (
+                "ESTCA_STORE__POSTGRES__URL",
+                "postgres://estca@db/estca?sslmode=require",
+            ),
+        ]);
+        assert!(tls.contains("sslmode=require"), "{tls}");
+        let c = Config::load_from(
+            None,
+            env(&[
+                backend,
+                (
+                    "ESTCA_STORE__POSTGRES__URL",
+                    "postgres://estca@db:5433/estca",
+                ),
+                ("ESTCA_STORE__POSTGRES__POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(c.store.postgres.pool_size, 4);
+        assert_eq!(c.database_location(), "postgres://estca@db:5433/estca");
+        // sled stays the default, and needs no URL.
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Sled);
+        assert_eq!(c.store.postgres.password_credential, "postgres-password");
     }
 
     #[test]

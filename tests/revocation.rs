@@ -37,7 +37,7 @@ impl Daemon {
         let config = dir.join("estca.toml");
         if !config.exists() {
             let d = dir.display();
-            let backend = common::store_backend_toml();
+            let backend = common::store_backend_toml(&dir.join("data"));
             std::fs::write(
                 &config,
                 format!(

@@ -1,5 +1,6 @@
 //! The `estca` command line: `serve` and `init` run locally; every other command is a client
-//! of the management API over the admin socket, so the CLI never opens the database itself.
+//! of the management API over the admin socket (`backup`, `restore` and `store migrate` open
+//! the store themselves).
 
 mod client;
 mod crl;
@@ -68,9 +69,20 @@ pub enum Command {
         #[arg(long)]
         allow_unsigned: bool,
     },
+    /// The store itself, run locally.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Commands sent to the running daemon over the admin socket.
     #[command(flatten)]
     Admin(AdminCommand),
+}
+
+/// `estca store ...`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or upgrade the store's schema (PostgreSQL) or row format (sled, fjall), as the
+    /// daemon does at start; refuses a store newer than this estca.
+    Migrate,
 }
 
 /// The commands that talk to the running daemon.
@@ -296,6 +308,7 @@ pub fn main() -> ExitCode {
                 file,
                 allow_unsigned,
             } => ops::restore(&config, &file, allow_unsigned, json).await,
+            Command::Store(StoreCommand::Migrate) => ops::migrate(&config, json).await,
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });

@@ -45,6 +45,21 @@ pub fn effective_toml(config: &Config) -> Result<String, String> {
     toml::to_string_pretty(&value).map_err(|e| format!("cannot show the configuration: {e}"))
 }
 
+/// `estca store migrate`: brings the configured store's schema or row format up to date
+/// (what the daemon does at start), so that an upgrade can be applied, and checked, before
+/// any daemon runs the new version.
+pub async fn migrate(config: &Config, json: bool) -> Result<(), String> {
+    let done = crate::store::migrate(&config.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::json!({ "migrated": done }));
+    } else {
+        println!("{done}");
+    }
+    Ok(())
+}
+
 /// `estca check-config`: the configuration loaded and validated; prints the effective values.
 pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String> {
     let text = effective_toml(config)?;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -27,15 +29,41 @@ pub const PASSWORD: &str = "correct horse battery";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that chooses the store backend of every daemon these tests start
-/// (`sled` or `fjall`; unset: the default). Not an `ESTCA_` variable, which the daemon itself
-/// would read.
+/// (`sled`, `fjall` or `postgres`; unset: the default). Not an `ESTCA_` variable, which the
+/// daemon itself would read. With `postgres`, each data directory gets a database of its own
+/// on the test server ([`postgres::TestPostgres`]).
 pub const STORE_BACKEND_VAR: &str = "TEST_STORE_BACKEND";
 
-/// The `[store]` lines that select the backend [`STORE_BACKEND_VAR`] names (none when unset).
-pub fn store_backend_toml() -> String {
+/// The `[store]` lines that select the backend [`STORE_BACKEND_VAR`] names for the daemon
+/// whose data directory is `data` (none when unset).
+pub fn store_backend_toml(data: &Path) -> String {
     match std::env::var(STORE_BACKEND_VAR) {
+        Ok(backend) if backend == "postgres" => {
+            let config = postgres_config(data);
+            format!(
+                "backend = \"postgres\"\n[store.postgres]\nurl = {}\npassword_file = {}\n",
+                toml_str(&config.url),
+                toml_str(config.password_file.unwrap().to_str().unwrap())
+            )
+        }
         Ok(backend) if !backend.is_empty() => format!("backend = {}\n", toml_str(&backend)),
         _ => String::new(),
+    }
+}
+
+/// The database of the daemon whose data directory is `data`, on the shared test server:
+/// named after the directory, created on first use.
+fn postgres_config(data: &Path) -> estca::config::PostgresConfig {
+    use sha2::Digest;
+    let server = postgres::TestPostgres::shared()
+        .expect("TEST_STORE_BACKEND=postgres needs the PostgreSQL server binaries");
+    let digest = sha2::Sha256::digest(data.as_os_str().as_encoded_bytes());
+    let name = format!("estca_{}", hex::encode(&digest[..8]));
+    server.create_database(&name);
+    estca::config::PostgresConfig {
+        url: server.url(&name),
+        password_file: Some(postgres::TestPostgres::password_file(server.directory())),
+        ..Default::default()
     }
 }
 
@@ -46,13 +74,19 @@ pub fn store_config(data: &Path) -> estca::config::StoreConfig {
     let backend = match std::env::var(STORE_BACKEND_VAR).as_deref() {
         Err(_) | Ok("") | Ok("sled") => StoreBackend::Sled,
         Ok("fjall") => StoreBackend::Fjall,
-        Ok(other) => panic!("{STORE_BACKEND_VAR}={other}: give sled or fjall"),
+        Ok("postgres") => StoreBackend::Postgres,
+        Ok(other) => panic!("{STORE_BACKEND_VAR}={other}: give sled, fjall or postgres"),
+    };
+    let postgres = if backend == StoreBackend::Postgres {
+        postgres_config(data)
+    } else {
+        Default::default()
     };
     estca::config::StoreConfig {
         path: data.to_owned(),
         backend,
         cache_mib: 16,
-        postgres: Default::default(),
+        postgres,
     }
 }
 
@@ -159,7 +193,7 @@ impl TestDir {
         let text = format!(
             "[server]\n{server}\n[store]\npath = {}\n{}\n[admin]\nsocket = {}\n\n[ca]\n{ca}\n[auth]\n{auth}\n[log]\n# the ready line is logged at info by estca::server\nlevel = \"warn,estca::server=info\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[revocation]\nlisten = \"127.0.0.1:0\"\n{}",
             p("data"),
-            store_backend_toml(),
+            store_backend_toml(&root.join("data")),
             p("data/admin.sock"),
             options.extra_toml
         );

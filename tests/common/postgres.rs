@@ -61,6 +61,9 @@ pub struct TestPostgres {
     databases: AtomicU32,
 }
 
+/// Held while a database is looked up and created.
+static CREATING: Mutex<()> = Mutex::new(());
+
 /// Why no server could be had.
 #[derive(Debug)]
 pub struct Unavailable(pub String);
@@ -237,12 +240,46 @@ impl TestPostgres {
         name
     }
 
+    /// Creates database `name` unless it exists.
+    pub fn create_database(&self, name: &str) {
+        let _guard = CREATING.lock().unwrap_or_else(|e| e.into_inner());
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-t", "-A", "-h"])
+            .arg(self.dir.join("socket"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                PG_USER,
+                "-d",
+                "postgres",
+                "-c",
+            ])
+            .arg(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+            ))
+            .output()
+            .expect("run psql");
+        if String::from_utf8_lossy(&out.stdout).trim() != "1" {
+            self.psql(&format!("CREATE DATABASE {name}"));
+        }
+    }
+
     /// Runs one SQL command as the superuser over the Unix socket; panics if it fails.
     pub fn psql(&self, sql: &str) {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.dir.join("socket"))
-            .args(["-p", &self.port.to_string(), "-U", PG_USER, "-d", "postgres", "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                PG_USER,
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
@@ -273,7 +310,11 @@ impl TestPostgres {
 
     /// Stops the server and removes its directory (what dropping it does).
     pub fn stop(&self) {
-        let taken = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let taken = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some((mut child, stdin)) = taken {
             drop(stdin);
             let _ = child.wait();

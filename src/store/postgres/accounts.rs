@@ -55,7 +55,10 @@ pub(super) async fn write_account(
                 &i64::from(account.failed_attempts),
                 &account.locked,
                 &rows::name_of(&account.choice)?,
-                &account.current_certificate.as_ref().map(|s| &s.as_bytes()[..]),
+                &account
+                    .current_certificate
+                    .as_ref()
+                    .map(|s| &s.as_bytes()[..]),
                 &i64::from(account.issued_count),
                 &rows::to_i64(account.version)?,
             ],
@@ -270,7 +273,10 @@ pub(super) async fn insert_account(
             &i64::from(account.failed_attempts),
             &account.locked,
             &rows::name_of(&account.choice)?,
-            &account.current_certificate.as_ref().map(|s| &s.as_bytes()[..]),
+            &account
+                .current_certificate
+                .as_ref()
+                .map(|s| &s.as_bytes()[..]),
             &i64::from(account.issued_count),
             &rows::to_i64(version)?,
             &created_at,

@@ -165,7 +165,10 @@ fn show(config: &tokio_postgres::Config) -> String {
             }
         })
         .collect();
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
     let database = config.get_dbname().unwrap_or("");
     format!("postgres://{user}{}/{database}", hosts.join(","))
 }
@@ -224,6 +227,16 @@ mod tests {
         assert!(message.contains("db.example.net:5433"), "{message}");
         assert!(!message.contains("s3cret"), "{message}");
         assert!(!format!("{target:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_unix_socket_directory_is_a_percent_encoded_host() {
+        let target = Target::of(&config("postgres://estca@%2Frun%2Fpostgresql/estca")).unwrap();
+        assert_eq!(
+            target.config.get_hosts(),
+            &[tokio_postgres::config::Host::Unix("/run/postgresql".into())]
+        );
+        assert_eq!(target.shown(), "postgres://estca@/run/postgresql/estca");
     }
 
     #[test]

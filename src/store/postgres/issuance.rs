@@ -126,9 +126,9 @@ async fn write_revocation(
     tx: &Transaction<'_>,
     record: &CertificateRecord,
 ) -> Result<(), StoreError> {
-    let revocation = record
-        .revocation
-        .ok_or_else(|| StoreError::Backend(format!("certificate {} is not revoked", record.serial)))?;
+    let revocation = record.revocation.ok_or_else(|| {
+        StoreError::Backend(format!("certificate {} is not revoked", record.serial))
+    })?;
     let (at, at_ns) = rows::split(revocation.at);
     let statement = tx
         .prepare_cached(

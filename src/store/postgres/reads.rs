@@ -22,7 +22,9 @@ pub(super) type KeyOf = fn(&Row) -> Result<Vec<u8>, StoreError>;
 
 /// Rows to ask for a page of `limit` items: one more, to learn whether another page follows.
 pub(super) fn fetch_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1)
+    i64::try_from(limit)
+        .unwrap_or(i64::MAX - 1)
+        .saturating_add(1)
 }
 
 impl PostgresStore {
@@ -44,11 +46,7 @@ impl PostgresStore {
         params: &[&(dyn ToSql + Sync)],
         into: Convert<T>,
     ) -> Result<Option<T>, StoreError> {
-        self.rows(sql, params)
-            .await?
-            .first()
-            .map(into)
-            .transpose()
+        self.rows(sql, params).await?.first().map(into).transpose()
     }
 
     /// A page from rows read in the listing's order (at most one past the page).
@@ -90,9 +88,7 @@ impl PostgresStore {
             "SELECT {columns} FROM {table} WHERE ($1::text IS NULL OR {key_column} > $1) \
              ORDER BY {key_column} LIMIT $2"
         );
-        let rows = self
-            .rows(&sql, &[&after, &fetch_limit(page.limit)])
-            .await?;
+        let rows = self.rows(&sql, &[&after, &fetch_limit(page.limit)]).await?;
         Self::page_of(&rows, page.limit, listing, &[], key_of(key_column), into)
     }
 }

@@ -145,9 +145,7 @@ impl RevocationStore for PostgresStore {
             "SELECT {REVOKED} FROM certificates WHERE revoked_at IS NOT NULL \
              AND ($1::bytea IS NULL OR serial > $1) ORDER BY serial LIMIT $2"
         );
-        let rows = self
-            .rows(&sql, &[&after, &fetch_limit(page.limit)])
-            .await?;
+        let rows = self.rows(&sql, &[&after, &fetch_limit(page.limit)]).await?;
         Self::page_of(
             &rows,
             page.limit,

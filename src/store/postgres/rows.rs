@@ -381,7 +381,10 @@ mod tests {
     fn enumerations_are_stored_by_their_serde_names() {
         use crate::model::{CertificateChoice, EventKind, RevocationReason};
         assert_eq!(name_of(&CertificateChoice::Reissue).unwrap(), "reissue");
-        assert_eq!(name_of(&EventKind::PasswordChange).unwrap(), "password_change");
+        assert_eq!(
+            name_of(&EventKind::PasswordChange).unwrap(),
+            "password_change"
+        );
         assert_eq!(
             name_of(&RevocationReason::CaCompromise).unwrap(),
             RevocationReason::CaCompromise.name()

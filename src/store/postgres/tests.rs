@@ -8,12 +8,12 @@ use std::time::Duration;
 use super::harness::TestPostgres;
 use super::{PostgresStore, TestDatabase};
 use crate::config::PostgresConfig;
+use crate::model::{CertificateChoice, EventKind, Revocation, RevocationReason};
 use crate::store::conformance::fixtures::*;
 use crate::store::{
     AccountChange, AccountEdit, PasswordAttempt, RaStore, RevocationStore, StoreError, StoreReads,
     SyncMode,
 };
-use crate::model::{CertificateChoice, EventKind, Revocation, RevocationReason};
 
 /// A new database with contract 5110 and ID nozawa1, and two handles on it ("daemons").
 async fn two_daemons() -> Option<(TestDatabase, PostgresStore, PostgresStore)> {
@@ -104,7 +104,10 @@ async fn failed_logins_are_counted_across_daemons_up_to_the_limit() {
     for n in 0..24 {
         let store = Arc::clone(if n % 2 == 0 { &a } else { &b });
         tasks.push(tokio::spawn(async move {
-            store.count_password_attempt(&id("nozawa1"), 5).await.unwrap()
+            store
+                .count_password_attempt(&id("nozawa1"), 5)
+                .await
+                .unwrap()
         }));
     }
     let mut counted = 0;
@@ -129,7 +132,12 @@ async fn failed_logins_are_counted_across_daemons_up_to_the_limit() {
         b.count_password_attempt(&id("nozawa1"), 5).await.unwrap(),
         PasswordAttempt::OverLimit(account) if account.locked
     ));
-    assert!(b.clear_password_attempts(&id("nozawa1")).await.unwrap().locked);
+    assert!(
+        b.clear_password_attempts(&id("nozawa1"))
+            .await
+            .unwrap()
+            .locked
+    );
 }
 
 /// Waits up to five seconds for `feed` to change.
@@ -267,7 +275,13 @@ async fn a_schema_newer_than_this_build_is_refused() {
     let first = super::migrate_only(&db.config).await.unwrap();
     let again = super::migrate_only(&db.config).await.unwrap();
     assert_eq!((first.from, first.to), (0, super::migrate::SCHEMA_VERSION));
-    assert_eq!((again.from, again.to), (super::migrate::SCHEMA_VERSION, super::migrate::SCHEMA_VERSION));
+    assert_eq!(
+        (again.from, again.to),
+        (
+            super::migrate::SCHEMA_VERSION,
+            super::migrate::SCHEMA_VERSION
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +291,9 @@ async fn a_database_that_would_lose_commits_is_refused() {
     };
     let db = TestDatabase::new();
     let name = db.config.url.rsplit('/').next().unwrap().to_owned();
-    server.psql(&format!("ALTER DATABASE {name} SET synchronous_commit = off"));
+    server.psql(&format!(
+        "ALTER DATABASE {name} SET synchronous_commit = off"
+    ));
     let refused = PostgresStore::open(&db.config, SyncMode::EveryWrite)
         .await
         .err()
@@ -310,7 +326,9 @@ async fn an_unreachable_database_is_named_by_its_host_and_never_by_its_password(
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        refused.contains(&format!("cannot reach the PostgreSQL database postgres://estca@127.0.0.1:{port}/estca")),
+        refused.contains(&format!(
+            "cannot reach the PostgreSQL database postgres://estca@127.0.0.1:{port}/estca"
+        )),
         "{refused}"
     );
     assert!(!refused.contains("s3cret"), "{refused}");
@@ -332,7 +350,11 @@ fn a_test_server_is_stopped_and_its_directory_removed_when_its_pipe_closes() {
     server.close_pipe();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while dir.exists() {
-        assert!(std::time::Instant::now() < deadline, "{} remains", dir.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} remains",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
