@@ -81,7 +81,10 @@ impl TestPostgres {
                     if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
                         panic!("REQUIRE_ALL_TESTS is set and no PostgreSQL test server: {why}");
                     }
-                    eprintln!(
+                    // Straight to standard error, past the test harness's capture of
+                    // `eprintln!`, so that the skip is seen; once per test process.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "NOTICE: skipping the PostgreSQL tests: {why} (install Debian's `postgresql` package)"
                     );
                     None

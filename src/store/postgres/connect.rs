@@ -236,7 +236,7 @@ mod tests {
             target.config.get_hosts(),
             &[tokio_postgres::config::Host::Unix("/run/postgresql".into())]
         );
-        assert_eq!(target.shown(), "postgres://estca@/run/postgresql/estca");
+        assert_eq!(target.shown(), "postgres://estca@/run/postgresql:5432/estca");
     }
 
     #[test]
