@@ -83,6 +83,17 @@ pub enum StoreCommand {
     /// Create or upgrade the store's schema (PostgreSQL) or row format (sled, fjall), as the
     /// daemon does at start; refuses a store newer than this estca.
     Migrate,
+    /// Copy every record of one store into another, empty one, with every daemon stopped,
+    /// then verify that both hold the same records: e.g. from sled to PostgreSQL.
+    Copy {
+        /// The source: sled:DIR, fjall:DIR (a data directory) or postgres:URL.
+        #[arg(long, value_name = "BACKEND:WHERE")]
+        from: String,
+        /// The destination, empty: sled:DIR, fjall:DIR or postgres:URL (the password as
+        /// store.postgres.* of the configuration says).
+        #[arg(long, value_name = "BACKEND:WHERE")]
+        to: String,
+    },
 }
 
 /// The commands that talk to the running daemon.
@@ -309,6 +320,9 @@ pub fn main() -> ExitCode {
                 allow_unsigned,
             } => ops::restore(&config, &file, allow_unsigned, json).await,
             Command::Store(StoreCommand::Migrate) => ops::migrate(&config, json).await,
+            Command::Store(StoreCommand::Copy { from, to }) => {
+                ops::copy(&config, &from, &to, json).await
+            }
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });

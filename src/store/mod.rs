@@ -16,6 +16,7 @@
 
 pub mod backup;
 mod budget;
+mod copy;
 mod fjall;
 mod listing;
 mod open;
@@ -26,8 +27,9 @@ mod sled;
 #[cfg(test)]
 mod conformance;
 
+pub use self::copy::{copy, Copied};
 pub use self::fjall::FjallStore;
-pub use self::open::{migrate, open, open_with};
+pub use self::open::{located, migrate, open, open_with};
 pub use self::postgres::PostgresStore;
 pub use self::sled::SledStore;
 pub use backup::StoreRecord;

@@ -86,6 +86,35 @@ pub async fn migrate(config: &StoreConfig) -> Result<String, StoreError> {
     }
 }
 
+/// The store configuration `spec` names, `BACKEND:WHERE`: `sled:DIR` or `fjall:DIR` (a data
+/// directory, as `store.path`), or `postgres:URL` (as `store.postgres.url`; the password as
+/// `store.postgres.*` of `base` says). Everything else comes from `base`.
+pub fn located(base: &StoreConfig, spec: &str) -> Result<StoreConfig, StoreError> {
+    let invalid = || {
+        StoreError::Invalid(format!(
+            "'{spec}' names no store: give sled:DIR, fjall:DIR or postgres:URL"
+        ))
+    };
+    let (backend, place) = spec.split_once(':').ok_or_else(invalid)?;
+    let mut config = base.clone();
+    match backend {
+        "sled" | "fjall" if !place.is_empty() => {
+            config.backend = if backend == "sled" {
+                StoreBackend::Sled
+            } else {
+                StoreBackend::Fjall
+            };
+            config.path = place.into();
+        }
+        "postgres" if !place.is_empty() => {
+            config.backend = StoreBackend::Postgres;
+            config.postgres.url = place.to_owned();
+        }
+        _ => return Err(invalid()),
+    }
+    Ok(config)
+}
+
 /// Fails if `data_dir` holds a database of `other`.
 fn refuse_other(
     data_dir: &Path,

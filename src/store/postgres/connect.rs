@@ -236,7 +236,10 @@ mod tests {
             target.config.get_hosts(),
             &[tokio_postgres::config::Host::Unix("/run/postgresql".into())]
         );
-        assert_eq!(target.shown(), "postgres://estca@/run/postgresql:5432/estca");
+        assert_eq!(
+            target.shown(),
+            "postgres://estca@/run/postgresql:5432/estca"
+        );
     }
 
     #[test]

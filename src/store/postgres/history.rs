@@ -5,8 +5,8 @@
 //! A `bigserial` is drawn when a row is inserted, not when its transaction commits: under
 //! concurrency, number 8 may commit after number 9, and a reader who saw 9 (and paged past
 //! it, or keeps "after 9" as where to continue) would never see 8. So the number is drawn
-//! from a counter row (`counters`, `history_seq`) with `UPDATE … RETURNING`, as the last
-//! statement of every appending transaction: the row lock it takes is held until the
+//! from a counter row (`counters`, `history_seq`) with `UPDATE … RETURNING`, in the
+//! statement that inserts the entry, the last of every appending transaction: the row lock it takes is held until the
 //! transaction commits, so the next appender (on any daemon) waits for that commit and draws
 //! the next number. Numbers are therefore assigned in commit order, and no reader can ever
 //! see a number before every smaller one is committed. The cost is that appending
@@ -26,11 +26,16 @@ use crate::model::{HistoryEntry, HistoryEvent};
 use crate::store::listing::{history_before, history_scope, Listing};
 use crate::store::{HistoryQuery, Page, StoreError};
 
-/// Draws the next history number (the lock that orders appends; see the module's doc).
-const NEXT_SEQ: &str =
-    "UPDATE counters SET value = value + 1 WHERE name = 'history_seq' RETURNING value";
+/// Draws the next history number (the lock that orders appends; see the module's doc) and
+/// inserts the entry under it, in one statement: the lock is then held for that statement
+/// and the commit only.
+const APPEND: &str = "WITH next AS (UPDATE counters SET value = value + 1 \
+     WHERE name = 'history_seq' RETURNING value) \
+     INSERT INTO history (seq, at, at_ns, account_id, contract, kind, actor_kind, actor_uid, \
+     actor_name, source, refused, outcome_text) \
+     SELECT next.value, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM next";
 
-/// Inserts one history entry.
+/// Inserts one history entry numbered `$1` (importing).
 const INSERT: &str = "INSERT INTO history (seq, at, at_ns, account_id, contract, kind, \
      actor_kind, actor_uid, actor_name, source, refused, outcome_text) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -44,44 +49,83 @@ pub(super) async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let next = tx.prepare_cached(NEXT_SEQ).await.map_err(db)?;
+    let append = tx.prepare_cached(APPEND).await.map_err(db)?;
     for event in events {
-        let seq: i64 = tx.query_one(&next, &[]).await.map_err(db)?.get(0);
-        insert(tx, seq, event).await?;
+        let columns = Columns::of(event)?;
+        let mut params = columns.params();
+        params.remove(0);
+        tx.execute(&append, &params).await.map_err(db)?;
     }
     Ok(())
 }
 
-/// Writes entry `seq` (appending, and importing).
+/// Writes entry `seq` as it was (importing a backup).
 pub(super) async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
     seq: i64,
     event: &HistoryEvent,
 ) -> Result<(), StoreError> {
-    let (at, at_ns) = rows::split(event.at);
-    let (actor_kind, actor_uid, actor_name) = rows::actor_columns(&event.actor);
-    let (refused, text) = rows::outcome_columns(&event.outcome);
+    let mut columns = Columns::of(event)?;
+    columns.seq = seq;
     let insert = tx.prepare_cached(INSERT).await.map_err(db)?;
-    tx.execute(
-        &insert,
-        &[
-            &seq,
-            &at,
-            &at_ns,
-            &event.account.as_ref().map(|a| a.as_str()),
-            &event.contract.as_ref().map(|c| c.as_str()),
-            &rows::name_of(&event.kind)?,
-            &actor_kind,
-            &actor_uid,
-            &actor_name,
-            &event.source,
-            &refused,
-            &text,
-        ],
-    )
-    .await
-    .map_err(db)?;
+    tx.execute(&insert, &columns.params()).await.map_err(db)?;
     Ok(())
+}
+
+/// The columns of a history row.
+struct Columns<'e> {
+    seq: i64,
+    at: time::OffsetDateTime,
+    at_ns: i16,
+    account: Option<&'e str>,
+    contract: Option<&'e str>,
+    kind: String,
+    actor_kind: &'static str,
+    actor_uid: Option<i64>,
+    actor_name: Option<String>,
+    source: &'e str,
+    refused: bool,
+    text: &'e str,
+}
+
+impl<'e> Columns<'e> {
+    fn of(event: &'e HistoryEvent) -> Result<Self, StoreError> {
+        let (at, at_ns) = rows::split(event.at);
+        let (actor_kind, actor_uid, actor_name) = rows::actor_columns(&event.actor);
+        let (refused, text) = rows::outcome_columns(&event.outcome);
+        Ok(Self {
+            seq: 0,
+            at,
+            at_ns,
+            account: event.account.as_ref().map(|a| a.as_str()),
+            contract: event.contract.as_ref().map(|c| c.as_str()),
+            kind: rows::name_of(&event.kind)?,
+            actor_kind,
+            actor_uid,
+            actor_name,
+            source: &event.source,
+            refused,
+            text,
+        })
+    }
+
+    /// The parameters in column order, `seq` first.
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.seq,
+            &self.at,
+            &self.at_ns,
+            &self.account,
+            &self.contract,
+            &self.kind,
+            &self.actor_kind,
+            &self.actor_uid,
+            &self.actor_name,
+            &self.source,
+            &self.refused,
+            &self.text,
+        ]
+    }
 }
 
 impl PostgresStore {
