@@ -128,3 +128,87 @@ fn serve_exits_non_zero_naming_the_unreachable_database_and_not_its_password() {
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+/// Runs `estca store copy` with the configuration of `dir` and `env`; returns its output.
+fn store_copy(dir: &TestDir, from: &str, to: &str, env: &[(String, String)]) -> String {
+    let out = Command::new(estca_bin())
+        .args(["store", "copy", "--from", from, "--to", to, "--config"])
+        .arg(&dir.config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "store copy --from {from} --to {to}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_installation_moves_from_sled_to_postgres_and_back() {
+    let Some(server) = TestPostgres::shared() else {
+        return;
+    };
+    // On sled, as installed: an ID with its certificate.
+    let d = TestDaemon::start(Options::default());
+    with_account(&d, "nozawa1", "5110");
+    let der = d
+        .client()
+        .enroll("nozawa1", PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    let mut dir = d.stop();
+    let data = dir.path().join("data");
+
+    // Copied into an empty database, verified, and served from there.
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = TestPostgres::password_file(secrets.path());
+    let url = server.url(&server.database());
+    let env = postgres_env(&url, &password_file);
+    let copied = store_copy(
+        &dir,
+        &format!("sled:{}", data.display()),
+        &format!("postgres:{url}"),
+        &env,
+    );
+    assert!(copied.contains("both export the same records"), "{copied}");
+    dir.options.env = env.clone();
+    let d = TestDaemon::start_in(dir);
+    let account = d.dir().account("nozawa1");
+    assert_eq!(account["certificate"]["serial"], serial_hex(&der).as_str());
+    assert_eq!(account["certificate"]["status"], "active");
+    d.dir().add_account("nozawa2", "5110", "user");
+    d.client()
+        .enroll("nozawa2", PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(200);
+    let dir = d.stop();
+
+    // And back, into a new data directory of the other embedded engine.
+    let back = tempfile::tempdir().unwrap();
+    let copied = store_copy(
+        &dir,
+        &format!("postgres:{url}"),
+        &format!("fjall:{}", back.path().display()),
+        &env,
+    );
+    assert!(copied.contains("both export the same records"), "{copied}");
+    // Into a store that is not empty: refused.
+    let out = Command::new(estca_bin())
+        .args(["store", "copy", "--from"])
+        .arg(format!("postgres:{url}"))
+        .arg("--to")
+        .arg(format!("fjall:{}", back.path().display()))
+        .arg("--config")
+        .arg(&dir.config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -111,3 +111,126 @@ pub async fn copy(from: Arc<dyn Store>, to: Arc<dyn Store>) -> Result<Copied, St
     }
     Ok(source)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AppScope, EventKind, Holder};
+    use crate::store::conformance::fixtures::*;
+    use crate::store::postgres::{harness::TestPostgres, TestDatabase};
+    use crate::store::{FjallStore, SledStore};
+
+    /// A store holding one of everything: contracts, IDs with superseded and current
+    /// certificates, an application, a service certificate, history and a CRL number.
+    async fn filled(store: &dyn Store) {
+        store
+            .create_contract(
+                contract("5110"),
+                event(EventKind::ContractCreate, None, Some("5110"), 0),
+            )
+            .await
+            .unwrap();
+        for (n, name) in ["nozawa1", "nozawa2"].into_iter().enumerate() {
+            store
+                .create_account(
+                    account(name, "5110"),
+                    event(EventKind::AccountCreate, Some(name), Some("5110"), 1),
+                )
+                .await
+                .unwrap();
+            let base = 10 * n as u8;
+            issue(store, 0, record(base + 1, name, 1, base + 1, 100), None)
+                .await
+                .unwrap();
+            issue(
+                store,
+                1,
+                record(base + 2, name, 2, base + 2, 200),
+                Some(serial(base + 1)),
+            )
+            .await
+            .unwrap();
+        }
+        let app_record = crate::model::CertificateRecord {
+            holder: Holder::App {
+                name: "portal".parse().unwrap(),
+            },
+            ..record(50, "nozawa1", 1, 50, 300)
+        };
+        store
+            .reserve_serial(app_record.serial, at(300))
+            .await
+            .unwrap();
+        let app = crate::model::App {
+            name: "portal".parse().unwrap(),
+            scope: AppScope::Contracts(vec![code("5110")]),
+            can_create_contracts: false,
+            certificate: app_record.serial,
+            revoked: false,
+            created_at: at(300) + time::Duration::nanoseconds(123_456_789),
+        };
+        store
+            .create_app(
+                app,
+                app_record,
+                event(EventKind::AppCreate, None, None, 300),
+            )
+            .await
+            .unwrap();
+        let service = crate::model::CertificateRecord {
+            holder: Holder::OcspSigner,
+            ..record(60, "nozawa1", 1, 60, 400)
+        };
+        store
+            .reserve_service_serial(service.serial, at(400))
+            .await
+            .unwrap();
+        store.record_service_certificate(service).await.unwrap();
+        store.next_crl_number().await.unwrap();
+        store.next_crl_number().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sled_to_postgres_and_back_to_fjall_copies_every_record() {
+        if TestPostgres::shared().is_none() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sled: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
+        filled(&*sled).await;
+        let db = TestDatabase::new();
+        let postgres: Arc<dyn Store> = Arc::new(db.open().await);
+        let there = copy(Arc::clone(&sled), Arc::clone(&postgres))
+            .await
+            .unwrap();
+        // 1 contract, 2 accounts, 6 certificates, 1 app, 8 history entries, the CRL number.
+        assert_eq!(there.records, 19);
+        let fjall: Arc<dyn Store> =
+            Arc::new(FjallStore::open(&dir.path().join("fjall"), 8 << 20).unwrap());
+        let back = copy(Arc::clone(&postgres), Arc::clone(&fjall))
+            .await
+            .unwrap();
+        assert_eq!(back, there);
+        // What was copied behaves as the original: the next history entry comes after the
+        // copied ones, the CRL number goes on upwards, the ID renews on its version.
+        assert_eq!(postgres.next_crl_number().await.unwrap(), 3);
+        issue(
+            &*postgres,
+            2,
+            record(3, "nozawa1", 3, 3, 500),
+            Some(serial(2)),
+        )
+        .await
+        .unwrap();
+        let history = all_history(&*postgres, Default::default()).await;
+        assert_eq!(history.len(), 9);
+        assert_eq!(history[0].seq, 9);
+
+        // A destination that holds something is refused.
+        let refused = copy(Arc::clone(&sled), Arc::clone(&postgres)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+}

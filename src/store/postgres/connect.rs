@@ -129,10 +129,20 @@ pub(crate) async fn first_connection(pool: &Pool, target: &Target) -> Result<Obj
     })
 }
 
-/// Refuses a server that would acknowledge commits before they are durable: `fsync` or
-/// `synchronous_commit` off (for this session, as the server or role configures it).
-pub(crate) async fn check_durability(client: &Object, target: &Target) -> Result<(), StoreError> {
-    for setting in ["fsync", "synchronous_commit"] {
+/// Refuses a server that would acknowledge commits before they are durable: `fsync` off, or
+/// `synchronous_commit` off for this session (as the server, database or role configures it)
+/// when every write must be durable on return ([`SyncMode::EveryWrite`]; a bulk load turns it
+/// off itself and syncs at the end).
+pub(crate) async fn check_durability(
+    client: &Object,
+    target: &Target,
+    mode: SyncMode,
+) -> Result<(), StoreError> {
+    let settings: &[&str] = match mode {
+        SyncMode::EveryWrite => &["fsync", "synchronous_commit"],
+        SyncMode::Deferred => &["fsync"],
+    };
+    for setting in settings {
         let row = client
             .query_one(&format!("SHOW {setting}"), &[])
             .await

@@ -85,7 +85,7 @@ impl PostgresStore {
         let url = config.url.clone();
         {
             let mut client = connect::first_connection(&pool, &target).await?;
-            connect::check_durability(&client, &target).await?;
+            connect::check_durability(&client, &target, mode).await?;
             migrate::apply(&mut client).await?;
         }
         let revocations = Arc::new(tokio::sync::watch::channel(0).0);
