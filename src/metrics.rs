@@ -66,6 +66,8 @@ pub enum RefusalReason {
     busy,
     /// The issuing CA expires within a year, so no certificate fits: 503.
     issuing_ca_expiring,
+    /// The store's database cannot be reached (PostgreSQL lost): 503.
+    store_unavailable,
     /// Any other refusal (invalid input, forbidden, not found).
     other,
     /// estca failed (500).
@@ -92,6 +94,7 @@ impl RefusalReason {
             RaError::KeyReused(_) => Self::key_reused,
             RaError::Password(PasswordError::Busy) | RaError::Contended => Self::busy,
             RaError::Ca(crate::ca::CaError::CaExpiresTooSoon { .. }) => Self::issuing_ca_expiring,
+            RaError::Store(crate::store::StoreError::Unavailable(_)) => Self::store_unavailable,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 Self::internal
             }
@@ -337,16 +340,27 @@ impl Observer for Metrics {
     }
 }
 
+/// Whether the store's database answers now.
+pub type StoreCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
 /// What the metrics listener needs to answer.
 #[derive(Clone)]
 struct MetricsState {
     metrics: Metrics,
     queue_depth: Arc<dyn Fn() -> usize + Send + Sync>,
+    store_answers: StoreCheck,
 }
 
 /// The routes of the metrics listener: `/metrics`, `/healthz` (the process answers) and
-/// `/readyz` (store open, CA loaded, listeners bound, not stopping).
-pub fn router(metrics: Metrics, queue_depth: Arc<dyn Fn() -> usize + Send + Sync>) -> Router {
+/// `/readyz` (store open and its database answering, CA loaded, listeners bound, not
+/// stopping).
+pub fn router(
+    metrics: Metrics,
+    queue_depth: Arc<dyn Fn() -> usize + Send + Sync>,
+    store_answers: StoreCheck,
+) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -354,6 +368,7 @@ pub fn router(metrics: Metrics, queue_depth: Arc<dyn Fn() -> usize + Send + Sync
         .with_state(MetricsState {
             metrics,
             queue_depth,
+            store_answers,
         })
 }
 
@@ -370,10 +385,16 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
 }
 
 async fn readyz(State(state): State<MetricsState>) -> Response {
-    if state.metrics.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    if !state.metrics.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    } else if !(state.store_answers)().await {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database does not answer\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 
@@ -403,8 +424,16 @@ pub(crate) async fn bind_listener(
             return None;
         }
     };
-    let ra = ra.clone();
-    let app = router(metrics.clone(), Arc::new(move || ra.password_queue_depth()));
+    let queue = ra.clone();
+    let store = ra.clone();
+    let app = router(
+        metrics.clone(),
+        Arc::new(move || queue.password_queue_depth()),
+        Arc::new(move || {
+            let ra = store.clone();
+            Box::pin(async move { ra.store_answers().await })
+        }),
+    );
     Some((listener, addr, app))
 }
 

@@ -1,13 +1,17 @@
 //! The daemon and the command line on the PostgreSQL backend: a real `estca serve` on a
-//! database of the test server (`tests/common/postgres.rs`), `estca store migrate`, and the
-//! failure at start when the database cannot be reached.
+//! database of the test server (`tests/common/postgres.rs`), `estca store migrate` and
+//! `estca store copy`, the failure at start when the database cannot be reached, and the
+//! database lost and back while the daemon runs under load.
 //!
 //! Where the PostgreSQL server binaries are missing the tests say so and pass without
 //! running, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does).
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::postgres::TestPostgres;
@@ -211,4 +215,181 @@ async fn an_installation_moves_from_sled_to_postgres_and_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The metrics listener of a daemon, from its ready line.
+fn metrics_addr(daemon: &TestDaemon) -> String {
+    daemon
+        .stderr()
+        .lines()
+        .find(|l| l.contains("estca ready"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("metrics="))
+                .map(str::to_owned)
+        })
+        .expect("metrics= in the ready line")
+}
+
+/// The status of `GET /readyz` (0 when the listener does not answer).
+async fn readyz(metrics: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(metrics).await.ok()?;
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: estca\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.ok()?;
+        answer.split_whitespace().nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(10), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Polls `/readyz` until it answers `status`, for up to 30 seconds; how long it took.
+async fn readyz_becomes(metrics: &str, status: u16) -> Duration {
+    let started = std::time::Instant::now();
+    while readyz(metrics).await != status {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "/readyz never answered {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itself() {
+    // A server of this test's own: it is stopped and started again.
+    let server = match TestPostgres::start() {
+        Ok(server) => server,
+        Err(why) => {
+            assert!(
+                std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+                "no PostgreSQL test server: {why:?}"
+            );
+            return;
+        }
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = TestPostgres::password_file(secrets.path());
+    let url = server.url(&server.database());
+    let d = TestDaemon::start(Options {
+        env: postgres_env(&url, &password_file),
+        ..Options::default()
+    });
+    let ids: Vec<String> = (0..8).map(|i| format!("outage{i}")).collect();
+    d.dir().add_contract("5110");
+    for id in &ids {
+        d.dir().add_account(id, "5110", "user");
+    }
+    let metrics = metrics_addr(&d);
+    assert_eq!(readyz(&metrics).await, 200);
+
+    // Clients enroll (and, once they hold a certificate, are refused with 409) throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
+    let received = Arc::new(Mutex::new(Vec::<(String, Vec<u8>)>::new()));
+    let retry_after = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let clients: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (id, client) = (id.clone(), d.client());
+            let (stop, statuses) = (stop.clone(), statuses.clone());
+            let (received, retry_after) = (received.clone(), retry_after.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = client.enroll(&id, PASSWORD, &p256().csr_der).await;
+                    *statuses.lock().unwrap().entry(answer.status).or_default() += 1;
+                    match answer.status {
+                        200 => received
+                            .lock()
+                            .unwrap()
+                            .push((id.clone(), answer.pkcs7_certificate())),
+                        503 => {
+                            if let Some(v) = answer
+                                .headers
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok())
+                            {
+                                retry_after.lock().unwrap().insert(v.to_owned());
+                            }
+                        }
+                        409 => {}
+                        other => panic!("{id}: {other}: {}", answer.body),
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The database goes away: /readyz fails, enrollments answer 503 with Retry-After.
+    tokio::task::block_in_place(|| server.stop_server());
+    let noticed = readyz_becomes(&metrics, 503).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It comes back: service resumes without anyone touching the daemon.
+    tokio::task::block_in_place(|| server.start_server());
+    let resumed = readyz_becomes(&metrics, 200).await;
+    // Every ID still without a certificate gets one now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let statuses = statuses.lock().unwrap().clone();
+    eprintln!(
+        "outage: /readyz failed {noticed:?} after the stop and recovered {resumed:?} after the start; answers {statuses:?}, Retry-After {:?}",
+        retry_after.lock().unwrap()
+    );
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "{statuses:?}");
+    assert_eq!(
+        *retry_after.lock().unwrap(),
+        BTreeSet::from(["5".to_owned()])
+    );
+    assert_eq!(readyz(&metrics).await, 200);
+
+    // Nothing half-committed: each ID has at most one active certificate, and every
+    // certificate a client received is recorded as its current one.
+    let received = received.lock().unwrap().clone();
+    for id in &ids {
+        let active = d.dir().assert_at_most_one_active(id);
+        let theirs: Vec<_> = received.iter().filter(|(i, _)| i == id).collect();
+        assert!(theirs.len() <= 1, "{id} received {}", theirs.len());
+        if let Some((_, der)) = theirs.first() {
+            assert_eq!(
+                d.dir().account(id)["certificate"]["serial"],
+                serial_hex(der).as_str()
+            );
+            assert_eq!(active.len(), 1);
+        }
+    }
+    // After the outage, enrollment is served again for every ID that had none (409 only if
+    // a commit whose answer the outage cut off did land).
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !received.iter().any(|(i, _)| i == *id))
+        .collect();
+    for id in missing {
+        let status = d
+            .client()
+            .enroll(id, PASSWORD, &p256().csr_der)
+            .await
+            .status;
+        assert!(matches!(status, 200 | 409), "{id}: {status}");
+    }
+    // And a new ID, created and enrolled after the outage.
+    d.dir().add_account("afterwards", "5110", "user");
+    d.client()
+        .enroll("afterwards", PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(200);
+    d.stop();
+    drop(server);
 }

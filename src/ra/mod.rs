@@ -52,6 +52,9 @@ const MAX_ATTEMPTS: usize = 32;
 /// The Retry-After of the 503 answered while the issuing CA expires too soon to issue: a day.
 const ISSUING_CA_RETRY_AFTER_SECS: u64 = 86_400;
 
+/// Retry-After of a 503 while the store's database cannot be reached.
+const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 /// Largest page of history one query returns.
 pub const MAX_HISTORY_PAGE: usize = 1000;
 
@@ -164,6 +167,9 @@ impl RaError {
             RaError::TooManyRefusedIds { retry_after_secs } => Some(*retry_after_secs),
             // The operator has to put a new issuing CA in place: not a matter of seconds.
             RaError::Ca(CaError::CaExpiresTooSoon { .. }) => Some(ISSUING_CA_RETRY_AFTER_SECS),
+            // The database is back within seconds (a restart, a failover) or the operator is
+            // told by /readyz.
+            RaError::Store(StoreError::Unavailable(_)) => Some(STORE_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -187,7 +193,8 @@ impl RaError {
             RaError::Password(PasswordError::Busy) | RaError::Contended => ErrorKind::Busy,
             RaError::NotFound(_) => ErrorKind::NotFound,
             RaError::Throttled(_) | RaError::TooManyRefusedIds { .. } => ErrorKind::TooManyRequests,
-            RaError::Ca(CaError::CaExpiresTooSoon { .. }) => ErrorKind::Unavailable,
+            RaError::Ca(CaError::CaExpiresTooSoon { .. })
+            | RaError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             RaError::Password(PasswordError::Hashing(_)) | RaError::Ca(_) | RaError::Store(_) => {
                 ErrorKind::Internal
             }
@@ -356,6 +363,11 @@ impl RegistrationAuthority {
         std::iter::once(self.ca.issuing_certificate_der())
             .chain(self.ca.root_certificate_der())
             .collect()
+    }
+
+    /// Whether the store's database answers now (for `/readyz`).
+    pub async fn store_answers(&self) -> bool {
+        self.store.ping().await.is_ok()
     }
 
     /// Password checks waiting for a hashing slot.

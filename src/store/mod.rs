@@ -81,6 +81,10 @@ pub enum StoreError {
     /// The database failed or holds something unreadable.
     #[error("store: {0}")]
     Backend(String),
+    /// The database cannot be reached now (a server backend whose connection is lost):
+    /// nothing was committed, or the commit's outcome is unknown; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One edit of an account, applied by the store to the account as stored (never a rewrite
@@ -378,6 +382,12 @@ pub trait StoreReads: Send + Sync + 'static {
     /// History, newest first, in commit order: a page never skips nor repeats an entry,
     /// whatever is appended meanwhile.
     async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError>;
+
+    /// Whether the database answers now ([`StoreError::Unavailable`] if not), for `/readyz`:
+    /// an embedded database always does.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The registration authority's writes: atomic domain operations that check their

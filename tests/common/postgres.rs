@@ -38,13 +38,20 @@ pub const PG_PASSWORD: &str = "test-password-not-secret";
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Stops the server and removes the directory when the test process closes its end of the
-/// watcher's standard input: `$1` is the directory, the rest the server's command line. The
-/// stop is immediate (SIGQUIT, no shutdown checkpoint): the cluster is thrown away.
+/// Runs the server (its command line is the arguments after `$1`, the directory), takes
+/// `stop` and `start` lines on its standard input (a test that stops and restarts the
+/// database), and, at end of file (the test process closed its end of the pipe, however it
+/// ended), stops the server at once (SIGQUIT, no shutdown checkpoint: the cluster is thrown
+/// away) and removes the directory.
 const WATCHER: &str = r#"dir="$1"; shift
-"$@" >"$dir/server.log" 2>&1 </dev/null &
+"$@" >>"$dir/server.log" 2>&1 </dev/null &
 pid=$!
-cat >/dev/null
+while read -r command; do
+  case "$command" in
+    stop) kill -INT "$pid" 2>/dev/null; wait "$pid";;
+    start) "$@" >>"$dir/server.log" 2>&1 </dev/null & pid=$!;;
+  esac
+done
 kill -QUIT "$pid" 2>/dev/null
 wait "$pid"
 rm -rf "$dir""#;
@@ -199,11 +206,7 @@ impl TestPostgres {
     fn wait_ready(&self) -> Result<(), Unavailable> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
+            if self.answers() {
                 return Ok(());
             }
             if Instant::now() > deadline || self.watcher_exited() {
@@ -309,6 +312,42 @@ impl TestPostgres {
                 let _ = child.wait();
             });
         }
+    }
+
+    /// Stops the server (fast shutdown), keeping its data, and waits until it no longer
+    /// answers: the database is lost, as far as its clients can tell.
+    pub fn stop_server(&self) {
+        self.tell("stop");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.answers() {
+            assert!(Instant::now() < deadline, "the test server does not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server stopped by [`TestPostgres::stop_server`] again, on the same port and
+    /// data, and waits until it accepts connections.
+    pub fn start_server(&self) {
+        self.tell("start");
+        if let Err(Unavailable(why)) = self.wait_ready() {
+            panic!("{why}");
+        }
+    }
+
+    /// Sends a line to the watcher.
+    fn tell(&self, line: &str) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, stdin) = watcher.as_mut().expect("the test server is running");
+        writeln!(stdin, "{line}").expect("write to the watcher");
+        stdin.flush().expect("write to the watcher");
+    }
+
+    /// Whether the server accepts connections.
+    fn answers(&self) -> bool {
+        Command::new(self.bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Stops the server and removes its directory (what dropping it does).

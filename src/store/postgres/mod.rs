@@ -107,10 +107,14 @@ impl PostgresStore {
         &self.url
     }
 
-    /// A connection from the pool.
+    /// A connection from the pool; [`StoreError::Unavailable`] when none can be had.
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            StoreError::Backend(format!("cannot reach the database {}: {e}", self.url))
+            let why = match &e {
+                deadpool_postgres::PoolError::Backend(e) => describe(e),
+                other => other.to_string(),
+            };
+            StoreError::Unavailable(format!("cannot reach the database {}: {why}", self.url))
         })
     }
 }
@@ -157,7 +161,9 @@ impl TestDatabase {
 }
 
 /// A database error as a [`StoreError`]: a serialization failure or deadlock is a
-/// [`StoreError::Conflict`] (decide again on fresh state); anything else says what failed.
+/// [`StoreError::Conflict`] (decide again on fresh state); a lost connection or a server
+/// shutting down is [`StoreError::Unavailable`] (the transaction was rolled back, or, if the
+/// commit itself was cut off, its outcome is unknown); anything else says what failed.
 fn db(error: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
     match error.code() {
@@ -167,8 +173,24 @@ fn db(error: tokio_postgres::Error) -> StoreError {
         {
             StoreError::Conflict
         }
+        // Class 08: connection exception; class 57: operator intervention (shutdown).
+        Some(code) if code.code().starts_with("08") || code.code().starts_with("57") => {
+            StoreError::Unavailable(format!("database: {}", describe(&error)))
+        }
+        None if lost_connection(&error) => {
+            StoreError::Unavailable(format!("database: {}", describe(&error)))
+        }
         _ => StoreError::Backend(format!("database: {}", describe(&error))),
     }
+}
+
+/// Whether `error` is the connection's loss (closed, or an I/O error on its socket).
+fn lost_connection(error: &tokio_postgres::Error) -> bool {
+    use std::error::Error;
+    error.is_closed()
+        || error
+            .source()
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
 }
 
 /// The error and, for a database error, its detail.

@@ -200,4 +200,26 @@ impl StoreReads for PostgresStore {
     async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError> {
         self.history_page(query).await
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let answered = tokio::time::timeout(PING_TIMEOUT, async {
+            self.client()
+                .await?
+                .simple_query("SELECT 1")
+                .await
+                .map_err(db)
+        })
+        .await;
+        match answered {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database {} did not answer within {PING_TIMEOUT:?}",
+                self.url()
+            ))),
+        }
+    }
 }
+
+/// How long `/readyz` waits for the database.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
