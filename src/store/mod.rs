@@ -19,8 +19,10 @@ mod budget;
 mod fjall;
 mod listing;
 mod open;
+mod rows;
 mod rules;
 mod sled;
+mod tables;
 
 #[cfg(test)]
 mod conformance;

@@ -3,10 +3,10 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::rows::{self, AccountRow, ContractRow};
 use super::{index_key, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
 use crate::store::budget::TokenBucket;
+use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
 
 impl FjallStore {
@@ -18,7 +18,7 @@ impl FjallStore {
     ) -> Result<Option<Account>, StoreError> {
         let key = id.as_str().as_bytes();
         tx_get(tx, &self.parts.accounts, ACCOUNTS, key)?
-            .map(|bytes| rows::read(ACCOUNTS, key, &bytes, AccountRow::into_account))
+            .map(|bytes| Account::decode(key, &bytes))
             .transpose()
     }
 
@@ -28,7 +28,7 @@ impl FjallStore {
         tx: &mut WriteTransaction<'_>,
         account: &Account,
     ) -> Result<(), StoreError> {
-        let value = rows::encode(ACCOUNTS, &AccountRow::of(account))?;
+        let value = Account::encode(account)?;
         tx.insert(&self.parts.accounts, account.id.as_str().as_bytes(), value);
         Ok(())
     }
@@ -39,7 +39,7 @@ impl FjallStore {
         event: &HistoryEvent,
     ) -> Result<((), bool), StoreError> {
         let key = contract.code.as_str().as_bytes();
-        let value = rows::encode(CONTRACTS, &ContractRow::of(contract))?;
+        let value = Contract::encode(contract)?;
         self.transact(|tx| {
             let taken = tx_get(tx, &self.parts.contracts, CONTRACTS, key)?.is_some();
             rules::new_contract(contract, taken)?;
@@ -169,7 +169,7 @@ impl FjallStore {
         key: &str,
     ) -> Result<Option<TokenBucket>, StoreError> {
         tx_get(tx, &self.parts.budgets, BUDGETS, key.as_bytes())?
-            .map(|bytes| rows::decode::<TokenBucket>(BUDGETS, key.as_bytes(), &bytes))
+            .map(|bytes| TokenBucket::decode(key.as_bytes(), &bytes))
             .transpose()
     }
 
@@ -179,7 +179,7 @@ impl FjallStore {
         key: &str,
         bucket: TokenBucket,
     ) -> Result<(), StoreError> {
-        let value = rows::encode(BUDGETS, &bucket)?;
+        let value = bucket.encode()?;
         tx.insert(&self.parts.budgets, key.as_bytes(), value);
         Ok(())
     }

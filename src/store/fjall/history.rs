@@ -3,13 +3,13 @@
 
 use fjall::WriteTransaction;
 
-use super::rows::{self, HistoryRow};
 use super::{
     corrupt, index_key, prefix_range, storage, tx_get, FjallStore, HISTORY, HISTORY_BY_ACCOUNT,
     HISTORY_BY_CONTRACT, META,
 };
 use crate::model::{HistoryEntry, HistoryEvent};
 use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
+use crate::store::rows::{self, encode_event, Stored};
 use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
@@ -44,11 +44,7 @@ impl FjallStore {
         event: &HistoryEvent,
     ) -> Result<(), StoreError> {
         let seq_key = seq.to_be_bytes();
-        tx.insert(
-            &self.parts.history,
-            seq_key,
-            rows::encode(HISTORY, &HistoryRow::of(event))?,
-        );
+        tx.insert(&self.parts.history, seq_key, encode_event(event)?);
         if let Some(id) = &event.account {
             tx.insert(
                 &self.parts.history_by_account,
@@ -108,10 +104,7 @@ impl FjallStore {
                         .get(&self.parts.history, seq_key)
                         .map_err(|e| storage(HISTORY, e))?
                         .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    if keep(
-                        seq_key,
-                        rows::read(HISTORY, seq_key, &value, HistoryRow::into_entry)?,
-                    ) {
+                    if keep(seq_key, HistoryEntry::decode(seq_key, &value)?) {
                         break;
                     }
                 }
@@ -125,10 +118,7 @@ impl FjallStore {
                     .rev()
                 {
                     let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    if keep(
-                        &key,
-                        rows::read(HISTORY, &key, &value, HistoryRow::into_entry)?,
-                    ) {
+                    if keep(&key, HistoryEntry::decode(&key, &value)?) {
                         break;
                     }
                 }

@@ -5,7 +5,6 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use fjall::TxPartitionHandle;
 
-use super::rows::{self, AccountRow, AppRow, CertificateRow, ContractRow};
 use super::{
     index_key, prefix_range, storage, FjallStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, APPS,
     CERTIFICATES, CONTRACTS, KEYS,
@@ -15,6 +14,7 @@ use crate::model::{
     KeyFingerprint, Serial,
 };
 use crate::store::listing::{cursor_position, Listing, PageBuilder};
+use crate::store::rows::{self, Stored};
 use crate::store::{HistoryQuery, Page, PageRequest, StoreError, StoreReads};
 
 /// Turns a row read from a partition at a key into the domain value.
@@ -95,35 +95,16 @@ impl FjallStore {
                 .map_err(|e| storage(ACCOUNTS, e))?;
             // An index entry whose account is gone would be a bug; skip it rather than fail.
             if let Some(bytes) = row {
-                builder.offer(id, account(ACCOUNTS, id, &bytes)?);
+                builder.offer(id, Account::decode(id, &bytes)?);
             }
         }
         builder.finish(listing, prefix)
     }
 }
 
-/// An account row.
-pub(super) fn account(name: &str, key: &[u8], bytes: &[u8]) -> Result<Account, StoreError> {
-    rows::read(name, key, bytes, AccountRow::into_account)
-}
-
-/// A contract row.
-pub(super) fn contract(name: &str, key: &[u8], bytes: &[u8]) -> Result<Contract, StoreError> {
-    rows::read(name, key, bytes, ContractRow::into_contract)
-}
-
-/// A certificate row.
-pub(super) fn certificate(
-    name: &str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<CertificateRecord, StoreError> {
-    rows::read(name, key, bytes, CertificateRow::into_record)
-}
-
-/// An application row.
-pub(super) fn app(name: &str, key: &[u8], bytes: &[u8]) -> Result<App, StoreError> {
-    rows::read(name, key, bytes, AppRow::into_app)
+/// A row decoded as the model type its partition stores (a [`Convert`]).
+pub(super) fn decoded<T: Stored>(_: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    T::decode(key, bytes)
 }
 
 #[async_trait]
@@ -133,7 +114,7 @@ impl StoreReads for FjallStore {
             &self.parts.contracts,
             CONTRACTS,
             code.as_str().as_bytes(),
-            contract,
+            decoded,
         )
     }
 
@@ -143,7 +124,7 @@ impl StoreReads for FjallStore {
             CONTRACTS,
             Listing::Contracts,
             &page,
-            contract,
+            decoded,
         )
     }
 
@@ -152,7 +133,7 @@ impl StoreReads for FjallStore {
             &self.parts.accounts,
             ACCOUNTS,
             id.as_str().as_bytes(),
-            account,
+            decoded,
         )
     }
 
@@ -168,7 +149,7 @@ impl StoreReads for FjallStore {
                 ACCOUNTS,
                 Listing::Accounts,
                 &page,
-                account,
+                decoded,
             ),
         }
     }
@@ -178,7 +159,7 @@ impl StoreReads for FjallStore {
             &self.parts.certificates,
             CERTIFICATES,
             serial.as_bytes(),
-            certificate,
+            decoded,
         )
     }
 
@@ -187,11 +168,11 @@ impl StoreReads for FjallStore {
     }
 
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
-        self.get(&self.parts.apps, APPS, name.as_str().as_bytes(), app)
+        self.get(&self.parts.apps, APPS, name.as_str().as_bytes(), decoded)
     }
 
     async fn apps(&self, page: PageRequest) -> Result<Page<App>, StoreError> {
-        self.page(&self.parts.apps, APPS, Listing::Apps, &page, app)
+        self.page(&self.parts.apps, APPS, Listing::Apps, &page, decoded)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError> {

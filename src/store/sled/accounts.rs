@@ -4,9 +4,9 @@ use sled::Transactional;
 
 use super::history::{append, HistoryTx};
 use super::issuance::revoke_certificate;
-use super::rows::Stored;
 use super::{from_tx, index_key, tx, tx_get, SledStore};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, PasswordAttempt, StoreError};
 
 impl SledStore {

@@ -2,8 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::rows::{Stored, TokenBucket};
 use super::{from_tx, tx, tx_get, SledStore};
+use crate::store::budget::TokenBucket;
+use crate::store::rows::Stored;
 use crate::store::{Budget, BudgetSpend, StoreError};
 
 impl SledStore {

@@ -4,14 +4,14 @@
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
-use super::rows::history::encode_event;
-use super::rows::{u64_be, Stored};
 use super::{
     corrupt, from_tx, index_key, prefix_range, storage, tx, SledStore, TxResult, HISTORY,
     HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, META,
 };
 use crate::model::{HistoryEntry, HistoryEvent};
 use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
+use crate::store::rows::encode_event;
+use crate::store::rows::{u64_be, Stored};
 use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.

@@ -6,10 +6,10 @@ use sled::Transactional;
 use time::OffsetDateTime;
 
 use super::history::{append, HistoryTx};
-use super::rows::{self, Stored};
 use super::{from_tx, tx, tx_get, SledStore, TxResult, KEYS};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
+use crate::store::rows::{self, Stored};
 use crate::store::{rules, IssuedCertificate, NewCertificate, StoreError};
 
 impl SledStore {

@@ -5,13 +5,13 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use sled::Tree;
 
-use super::rows::{self, Stored};
 use super::{index_key, prefix_range, storage, SledStore, ACCOUNTS_BY_CONTRACT, KEYS};
 use crate::model::{
     Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
     KeyFingerprint, Serial,
 };
 use crate::store::listing::{cursor_position, Listing, PageBuilder};
+use crate::store::rows::{self, Stored};
 use crate::store::{HistoryQuery, Page, PageRequest, StoreError, StoreReads};
 
 impl SledStore {
@@ -28,7 +28,7 @@ impl SledStore {
         };
         let mut builder = PageBuilder::new(page.limit);
         for item in tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (key, value) = item.map_err(|e| storage(T::TREE, e))?;
+            let (key, value) = item.map_err(|e| storage(T::TABLE, e))?;
             if builder.is_full() {
                 builder.more_exists();
                 break;

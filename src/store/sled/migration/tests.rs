@@ -3,8 +3,8 @@
 
 use super::{BINARY_ROWS, META_FORMAT};
 use crate::model::{AccountId, CertificateChoice, RevocationReason, Serial};
+use crate::store::rows::ROW_VERSION;
 use crate::store::sled::rows::legacy::to_binary;
-use crate::store::sled::rows::ROW_VERSION;
 use crate::store::sled::SledStore;
 use crate::store::{HistoryQuery, PageRequest, StoreError, StoreReads};
 
