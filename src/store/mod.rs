@@ -16,6 +16,7 @@
 
 pub mod backup;
 mod budget;
+mod durability;
 mod fjall;
 mod listing;
 mod open;
@@ -23,6 +24,7 @@ mod rows;
 mod rules;
 mod sled;
 mod tables;
+mod writes;
 
 #[cfg(test)]
 mod conformance;

@@ -37,7 +37,7 @@ impl FjallStore {
         &self,
         contract: &Contract,
         event: &HistoryEvent,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = contract.code.as_str().as_bytes();
         let value = Contract::encode(contract)?;
         self.transact(|tx| {
@@ -47,13 +47,14 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn create_account_now(
         &self,
         account: &Account,
         event: &HistoryEvent,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = account.id.as_str().as_bytes();
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
@@ -79,6 +80,7 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn count_password_attempt_now(
@@ -111,10 +113,7 @@ impl FjallStore {
     }
 
     /// Applies an account change; returns the account as stored.
-    pub(super) fn update_account_now(
-        &self,
-        change: &AccountChange,
-    ) -> Result<(Account, bool), StoreError> {
+    pub(super) fn update_account_now(&self, change: &AccountChange) -> Result<Account, StoreError> {
         let AccountChange {
             id, revoke, events, ..
         } = change;
@@ -129,6 +128,7 @@ impl FjallStore {
             }
             Ok((account, true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn take_from_budget_now(
@@ -136,7 +136,7 @@ impl FjallStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<(BudgetSpend, bool), StoreError> {
+    ) -> Result<BudgetSpend, StoreError> {
         self.transact(|tx| {
             let mut bucket = self
                 .tx_bucket(tx, key)?
@@ -145,6 +145,7 @@ impl FjallStore {
             self.tx_put_bucket(tx, key, bucket)?;
             Ok((spend, true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn refund_to_budget_now(

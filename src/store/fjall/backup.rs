@@ -172,6 +172,7 @@ impl BackupStore for FjallStore {
             }
             Ok(((), true))
         })?;
+        self.durability.wrote();
         self.sync().await
     }
 

@@ -36,6 +36,12 @@ impl FjallStore {
         Ok(seq)
     }
 
+    /// Appends one history entry on its own, in a transaction of its own.
+    pub(super) fn append_history_now(&self, event: &HistoryEvent) -> Result<(), StoreError> {
+        self.transact(|tx| self.append(tx, event).map(|_| ((), true)))
+            .map(|(out, _)| out)
+    }
+
     /// Writes entry `seq` and its index entries (appending and importing).
     pub(super) fn put_history(
         &self,

@@ -43,7 +43,7 @@ impl FjallStore {
         &self,
         serial: Serial,
         at: OffsetDateTime,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = serial.as_bytes();
         self.transact(|tx| {
             if tx_get(tx, &self.parts.reserved_serials, RESERVED_SERIALS, key)?.is_some()
@@ -54,6 +54,7 @@ impl FjallStore {
             tx.insert(&self.parts.reserved_serials, key, unix_ms(at).to_be_bytes());
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn commit_issuance_now(
@@ -77,9 +78,6 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })?;
-        if supersedes.is_some() {
-            self.revoked_one();
-        }
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 
@@ -118,7 +116,7 @@ impl FjallStore {
         name: &AppName,
         revocation: Revocation,
         event: &HistoryEvent,
-    ) -> Result<((App, bool), bool), StoreError> {
+    ) -> Result<(App, bool), StoreError> {
         let name_key = name.as_str().as_bytes();
         self.transact(|tx| {
             let stored = tx_get(tx, &self.parts.apps, APPS, name_key)?
@@ -137,6 +135,7 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((app, revoked_now), true))
         })
+        .map(|(out, _)| out)
     }
 
     /// Records a new certificate inside a transaction: its serial must have been reserved

@@ -133,7 +133,7 @@ pub struct FjallStore {
     /// Bumped after each committed revocation (see `RevocationStore::revocations`).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been committed and what has been synced.
-    durability: durability::GroupCommit,
+    durability: crate::store::durability::GroupCommit<TxKeyspace>,
     /// Held (locked) while the store is open.
     _lock: std::fs::File,
 }
@@ -205,7 +205,7 @@ impl FjallStore {
         };
         let store = FjallStore {
             path: path.to_owned(),
-            durability: durability::GroupCommit::new(path, mode, keyspace.clone()),
+            durability: crate::store::durability::GroupCommit::new(path, mode, keyspace.clone()),
             keyspace,
             parts,
             revocations: tokio::sync::watch::channel(0).0,
@@ -249,11 +249,6 @@ impl FjallStore {
                     .map_err(|e| storage(META, e))
             }
         }
-    }
-
-    /// Tells the revocation feed's subscribers that a revocation was committed.
-    fn revoked_one(&self) {
-        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Makes every commit made so far durable (see [`durability`]).

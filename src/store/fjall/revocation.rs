@@ -37,6 +37,7 @@ impl RevocationStore for FjallStore {
             tx.insert(&self.parts.meta, META_CRL_NUMBER, next.to_be_bytes());
             Ok((next, true))
         })?;
+        self.durability.wrote();
         self.sync().await?;
         Ok(number)
     }

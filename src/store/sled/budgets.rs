@@ -30,14 +30,15 @@ impl SledStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<((), bool), StoreError> {
         self.budgets
             .transaction(|budgets| {
-                if let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? {
-                    bucket.refund(budget, now);
-                    budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
-                }
-                Ok(())
+                let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? else {
+                    return Ok(((), false));
+                };
+                bucket.refund(budget, now);
+                budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
+                Ok(((), true))
             })
             .map_err(from_tx)
     }

@@ -86,9 +86,6 @@ impl SledStore {
                 },
             )
             .map_err(from_tx)?;
-        if supersedes.is_some() {
-            self.revoked_one();
-        }
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 

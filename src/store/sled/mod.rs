@@ -37,7 +37,7 @@
 mod accounts;
 mod backup;
 mod budgets;
-mod durability;
+pub(in crate::store) mod durability;
 mod history;
 mod indexes;
 mod issuance;
@@ -98,7 +98,7 @@ pub struct SledStore {
     /// Bumped after each committed revocation (see `RevocationStore::revocations`).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been written and what has been synced.
-    durability: durability::GroupCommit,
+    durability: crate::store::durability::GroupCommit<durability::SledDisk>,
     /// Writes hold it shared, `export` exclusively: sled has no multi-tree snapshot reads,
     /// so this is what makes a backup consistent.
     snapshot: std::sync::RwLock<()>,
@@ -159,7 +159,14 @@ impl SledStore {
             budgets: tree(BUDGETS)?,
             meta: tree(META)?,
             revocations: tokio::sync::watch::channel(0).0,
-            durability: durability::GroupCommit::new(path, mode, stable),
+            durability: crate::store::durability::GroupCommit::new(
+                path,
+                mode,
+                durability::SledDisk {
+                    db: db.clone(),
+                    files: stable,
+                },
+            ),
             db,
             snapshot: std::sync::RwLock::new(()),
         };
@@ -181,7 +188,7 @@ impl SledStore {
     /// Makes every write applied so far durable, whatever the [`SyncMode`]: what a bulk load
     /// opened with [`SyncMode::Deferred`] calls when it is done (and at checkpoints).
     pub async fn sync_all(&self) -> Result<(), StoreError> {
-        self.durability.sync(&self.db).await
+        self.durability.sync_all().await
     }
 
     /// Held by every write for its duration, so that an export sees all of it or none.
@@ -191,23 +198,15 @@ impl SledStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Tells the revocation feed's subscribers that a revocation was committed.
-    fn revoked_one(&self) {
-        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
     /// Makes every write applied so far durable, unless the store defers syncs.
     async fn sync(&self) -> Result<(), StoreError> {
-        if self.durability.mode() == SyncMode::Deferred {
-            return Ok(());
-        }
-        self.durability.sync(&self.db).await
+        self.durability.sync().await
     }
 
     /// Makes everything durable now, blocking (at open: migrations and index builds).
     fn sync_blocking(&self) -> Result<(), StoreError> {
         self.durability.wrote();
-        self.durability.sync_blocking(&self.db)
+        self.durability.sync_blocking()
     }
 
     /// Reads and decodes one value outside a transaction.
