@@ -17,19 +17,15 @@ use crate::store::{HistoryQuery, Page, StoreError};
 /// `meta` key of the last history sequence number.
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
 
-/// The trees of a transaction that appends history, as its closure sees them.
-pub(super) struct HistoryTx<'a> {
-    pub(super) history: &'a TransactionalTree,
-    pub(super) by_account: &'a TransactionalTree,
-    pub(super) by_contract: &'a TransactionalTree,
-    pub(super) meta: &'a TransactionalTree,
-}
-
 /// Appends one history entry and its index entries inside a transaction; returns its number.
 /// The number is the last one plus one, read and written in the transaction, so that it
-/// follows commit order.
-pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
-    let last = match t.meta.get(META_HISTORY_SEQ)? {
+/// follows commit order. The trees are those of [`SledStore::history_trees`], as the
+/// transaction's closure sees them.
+pub(super) fn append(
+    [history, by_account, by_contract, meta]: [&TransactionalTree; 4],
+    event: &HistoryEvent,
+) -> TxResult<u64> {
+    let last = match meta.get(META_HISTORY_SEQ)? {
         Some(bytes) => tx(u64_be(META, META_HISTORY_SEQ, &bytes))?,
         None => 0,
     };
@@ -38,22 +34,19 @@ pub(super) fn append(t: &HistoryTx<'_>, event: &HistoryEvent) -> TxResult<u64> {
             "history sequence numbers are exhausted".into(),
         ))
     })?;
-    t.meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
-    t.history
-        .insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
+    meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
+    history.insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
     if let Some(id) = &event.account {
-        t.by_account
-            .insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+        by_account.insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
     }
     if let Some(code) = &event.contract {
-        t.by_contract
-            .insert(index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+        by_contract.insert(index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
     }
     Ok(seq)
 }
 
 impl SledStore {
-    /// The four trees a history-appending transaction needs, in [`HistoryTx`] order.
+    /// The four trees a history-appending transaction needs, in the order [`append`] takes.
     pub(super) fn history_trees(&self) -> [&Tree; 4] {
         [
             &self.history,
@@ -68,15 +61,7 @@ impl SledStore {
         let [history, by_account, by_contract, meta] = self.history_trees();
         (history, by_account, by_contract, meta)
             .transaction(|(history, by_account, by_contract, meta)| {
-                append(
-                    &HistoryTx {
-                        history,
-                        by_account,
-                        by_contract,
-                        meta,
-                    },
-                    event,
-                )
+                append([history, by_account, by_contract, meta], event)
             })
             .map_err(from_tx)?;
         Ok(())

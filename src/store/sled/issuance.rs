@@ -5,7 +5,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use time::OffsetDateTime;
 
-use super::history::{append, HistoryTx};
+use super::history::append;
 use super::{from_tx, tx, tx_get, SledStore, TxResult, KEYS};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
@@ -73,15 +73,7 @@ impl SledStore {
                         revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
                     }
                     accounts.insert(account_key, tx(account.encode())?)?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok(())
                 },
             )
@@ -115,15 +107,7 @@ impl SledStore {
                     tx(rules::new_app(app, apps.get(name_key)?.is_some()))?;
                     record_new(certificates, serials, keys, record, &record_value)?;
                     apps.insert(name_key, app_value.as_slice())?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok(())
                 },
             )
@@ -175,15 +159,7 @@ impl SledStore {
                         None => false,
                     };
                     apps.insert(name_key, tx(app.encode())?)?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok((app, revoked_now))
                 },
             )
