@@ -11,7 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cursor, HistoryQuery, Page, StoreError};
+use std::ops::Bound;
+
+use super::rows::Stored;
+use super::{Cursor, HistoryQuery, Page, PageRequest, StoreError};
 use crate::model::HistoryEntry;
 
 /// The listings that hand out cursors.
@@ -60,6 +63,84 @@ pub(in crate::store) fn cursor_position<'c>(
                 .into(),
         )),
     }
+}
+
+/// Where a page of a whole table in key order starts: after the key in the cursor of the
+/// previous page, or at the first key.
+pub(in crate::store) fn table_page_start(
+    page: &PageRequest,
+    listing: Listing,
+) -> Result<Bound<Vec<u8>>, StoreError> {
+    Ok(match &page.after {
+        Some(after) => Bound::Excluded(cursor_position(after, listing, &[])?.to_vec()),
+        None => Bound::Unbounded,
+    })
+}
+
+/// A page of a whole table in key order, from `rows`: the engine's rows (key, value) from
+/// [`table_page_start`] on, read no further than needed. The cursor holds the last key
+/// returned.
+pub(in crate::store) fn table_page<T: Stored, K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    rows: impl Iterator<Item = Result<(K, V), StoreError>>,
+    listing: Listing,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let mut builder = PageBuilder::new(limit);
+    for row in rows {
+        let (key, value) = row?;
+        if builder.is_full() {
+            builder.more_exists();
+            break;
+        }
+        builder.offer(key.as_ref(), T::decode(key.as_ref(), value.as_ref())?);
+    }
+    builder.finish(listing, &[])
+}
+
+/// A range of keys, as the engines' range reads take it.
+pub(in crate::store) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keys of an index under `prefix` (an [`index_key`](super::tables::index_key) prefix)
+/// that a page reads: after the cursor of the previous page, or from the first.
+pub(in crate::store) fn index_page_range(
+    prefix: &[u8],
+    page: &PageRequest,
+    listing: Listing,
+) -> Result<KeyRange, StoreError> {
+    let (start, end) = super::tables::prefix_range(prefix);
+    let lower = match &page.after {
+        Some(after) => Bound::Excluded(super::tables::index_key(
+            prefix,
+            cursor_position(after, listing, prefix)?,
+        )),
+        None => Bound::Included(start),
+    };
+    Ok((lower, Bound::Excluded(end)))
+}
+
+/// A page through an index: `entries` are its keys in [`index_page_range`], `item` reads what
+/// the rest of an entry's key names (an entry whose item is gone, which would be a bug, is
+/// skipped rather than failing the listing). The cursor holds that rest of the last key.
+pub(in crate::store) fn index_page<T, K: AsRef<[u8]>>(
+    entries: impl Iterator<Item = Result<K, StoreError>>,
+    prefix: &[u8],
+    listing: Listing,
+    limit: usize,
+    mut item: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let mut builder = PageBuilder::new(limit);
+    for entry in entries {
+        let key = entry?;
+        if builder.is_full() {
+            builder.more_exists();
+            break;
+        }
+        let rest = key.as_ref().get(prefix.len() + 1..).unwrap_or_default();
+        if let Some(found) = item(rest)? {
+            builder.offer(rest, found);
+        }
+    }
+    builder.finish(listing, prefix)
 }
 
 /// A page being filled from a listing read in order: it takes items until it is full, and

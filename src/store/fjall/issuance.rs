@@ -124,13 +124,11 @@ impl FjallStore {
                 .transpose()?;
             let app = rules::revoke_app(stored, name)?;
             let stored = self.tx_certificate(tx, &app.certificate)?;
-            let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
-                Some(record) => {
-                    self.tx_put_certificate(tx, &record)?;
-                    true
-                }
-                None => false,
-            };
+            let certificate = rules::revoke_app_certificate(stored, revocation);
+            if let Some(record) = &certificate {
+                self.tx_put_certificate(tx, record)?;
+            }
+            let revoked_now = certificate.is_some();
             tx.insert(&self.parts.apps, name_key, App::encode(&app)?);
             self.append(tx, event)?;
             Ok(((app, revoked_now), true))

@@ -20,7 +20,6 @@ impl RevocationStore for FjallStore {
             REVOKED,
             crate::store::listing::Listing::Revoked,
             &page,
-            super::reads::decoded,
         )
     }
 

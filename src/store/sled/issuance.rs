@@ -151,13 +151,11 @@ impl SledStore {
                     let app = tx(rules::revoke_app(tx_get(apps, name_key)?, name))?;
                     let serial_key = app.certificate.as_bytes();
                     let stored = tx_get::<CertificateRecord>(certificates, serial_key)?;
-                    let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
-                        Some(record) => {
-                            put_certificate(certificates, revoked, &record)?;
-                            true
-                        }
-                        None => false,
-                    };
+                    let certificate = rules::revoke_app_certificate(stored, revocation);
+                    if let Some(record) = &certificate {
+                        put_certificate(certificates, revoked, record)?;
+                    }
+                    let revoked_now = certificate.is_some();
                     apps.insert(name_key, tx(app.encode())?)?;
                     append([history, by_account, by_contract, meta], event)?;
                     Ok((app, revoked_now))
