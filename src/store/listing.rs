@@ -206,7 +206,7 @@ impl<T> PageBuilder<T> {
 
 /// The scope of a history cursor: a digest of the query's filters, so that a cursor continues
 /// only the query that gave it.
-pub(in crate::store) fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
+fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
     use sha2::Digest;
     #[derive(Serialize)]
     struct Filters<'a> {
@@ -232,10 +232,7 @@ pub(in crate::store) fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], S
 }
 
 /// The sequence number a history query continues before (its cursor's), if any.
-pub(in crate::store) fn history_before(
-    query: &HistoryQuery,
-    scope: &[u8],
-) -> Result<Option<u64>, StoreError> {
+fn history_before(query: &HistoryQuery, scope: &[u8]) -> Result<Option<u64>, StoreError> {
     match &query.page.after {
         Some(c) => <[u8; 8]>::try_from(cursor_position(c, Listing::History, scope)?)
             .map(|b| Some(u64::from_be_bytes(b)))
@@ -245,7 +242,7 @@ pub(in crate::store) fn history_before(
 }
 
 /// Whether a history entry passes the query's filters (the cursor is applied by the range).
-pub(in crate::store) fn history_matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
+fn history_matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
     let event = &entry.event;
     query
         .account
@@ -258,4 +255,106 @@ pub(in crate::store) fn history_matches(query: &HistoryQuery, entry: &HistoryEnt
         && query.kind.is_none_or(|kind| event.kind == kind)
         && query.since.is_none_or(|since| event.at >= since)
         && query.until.is_none_or(|until| event.at < until)
+}
+
+/// The index a history query filtered by account or contract reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum HistoryIndex {
+    /// `history_by_account`.
+    ByAccount,
+    /// `history_by_contract`.
+    ByContract,
+}
+
+impl HistoryIndex {
+    /// The index's table.
+    pub(in crate::store) fn table(self) -> &'static str {
+        match self {
+            Self::ByAccount => super::tables::HISTORY_BY_ACCOUNT,
+            Self::ByContract => super::tables::HISTORY_BY_CONTRACT,
+        }
+    }
+}
+
+/// How to read one page of a history query, newest first: which index (none: the history
+/// table itself) and which keys of it. The engine reads `range` backwards, turns each index
+/// entry into its history row ([`HistoryRead::history_key`]) and hands the rows to
+/// [`HistoryRead::page`].
+pub(in crate::store) struct HistoryRead<'q> {
+    /// The index read, if the query names an account or a contract.
+    pub(in crate::store) index: Option<HistoryIndex>,
+    /// The keys read (of the index, or of the history table), read newest first.
+    pub(in crate::store) range: KeyRange,
+    query: &'q HistoryQuery,
+    scope: [u8; 8],
+}
+
+impl<'q> HistoryRead<'q> {
+    /// What a page of `query` reads.
+    pub(in crate::store) fn of(query: &'q HistoryQuery) -> Result<Self, StoreError> {
+        let scope = history_scope(query)?;
+        let before = history_before(query, &scope)?;
+        let indexed = match (&query.account, &query.contract) {
+            (Some(id), _) => Some((HistoryIndex::ByAccount, id.as_str().as_bytes())),
+            (None, Some(code)) => Some((HistoryIndex::ByContract, code.as_str().as_bytes())),
+            (None, None) => None,
+        };
+        let (index, range) = match indexed {
+            Some((index, prefix)) => {
+                let (lower, upper) = super::tables::prefix_range(prefix);
+                let upper = before.map_or(upper, |b| {
+                    super::tables::index_key(prefix, &b.to_be_bytes())
+                });
+                (
+                    Some(index),
+                    (Bound::Included(lower), Bound::Excluded(upper)),
+                )
+            }
+            None => {
+                let upper = before.map_or(Bound::Unbounded, |b| {
+                    Bound::Excluded(b.to_be_bytes().to_vec())
+                });
+                (None, (Bound::Unbounded, upper))
+            }
+        };
+        Ok(Self {
+            index,
+            range,
+            query,
+            scope,
+        })
+    }
+
+    /// The key of the history row that an entry of the index names (its last 8 bytes).
+    pub(in crate::store) fn history_key(
+        index: HistoryIndex,
+        key: &[u8],
+    ) -> Result<&[u8], StoreError> {
+        key.len()
+            .checked_sub(8)
+            .and_then(|start| key.get(start..))
+            .ok_or_else(|| super::tables::corrupt(index.table(), key, "key too short"))
+    }
+
+    /// The error for an index entry whose history row is missing.
+    pub(in crate::store) fn missing(index: HistoryIndex, key: &[u8]) -> StoreError {
+        super::tables::corrupt(index.table(), key, "no such history entry")
+    }
+
+    /// The page, from the history rows read (key, value), newest first, read no further than
+    /// needed: entries that do not pass the query's filters are passed over.
+    pub(in crate::store) fn page<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        rows: impl Iterator<Item = Result<(K, V), StoreError>>,
+    ) -> Result<Page<HistoryEntry>, StoreError> {
+        let mut page = PageBuilder::new(self.query.page.limit);
+        for row in rows {
+            let (key, value) = row?;
+            let entry = HistoryEntry::decode(key.as_ref(), value.as_ref())?;
+            if history_matches(self.query, &entry) && page.offer(key.as_ref(), entry) {
+                break;
+            }
+        }
+        page.finish(Listing::History, &self.scope)
+    }
 }

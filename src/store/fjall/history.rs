@@ -3,13 +3,10 @@
 
 use fjall::WriteTransaction;
 
-use super::{
-    corrupt, index_key, prefix_range, storage, tx_get, FjallStore, HISTORY, HISTORY_BY_ACCOUNT,
-    HISTORY_BY_CONTRACT, META,
-};
+use super::{index_key, storage, tx_get, FjallStore, HISTORY, META};
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
-use crate::store::rows::{self, encode_event, Stored};
+use crate::store::listing::{HistoryIndex, HistoryRead};
+use crate::store::rows::{self, encode_event};
 use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
@@ -68,68 +65,32 @@ impl FjallStore {
         Ok(())
     }
 
-    /// A page of history, newest first, read from one snapshot.
+    /// A page of history, newest first, read from one snapshot (see [`HistoryRead`]).
     pub(super) fn history_page(
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
-        let scope = history_scope(query)?;
-        let before = history_before(query, &scope)?;
-        let index = match (&query.account, &query.contract) {
-            (Some(id), _) => Some((
-                &self.parts.history_by_account,
-                HISTORY_BY_ACCOUNT,
-                id.as_str().as_bytes(),
-            )),
-            (None, Some(code)) => Some((
-                &self.parts.history_by_contract,
-                HISTORY_BY_CONTRACT,
-                code.as_str().as_bytes(),
-            )),
-            (None, None) => None,
-        };
+        let read = HistoryRead::of(query)?;
         let snapshot = self.keyspace.read_tx();
-        let mut page = PageBuilder::new(query.page.limit);
-        let mut keep = |key: &[u8], entry: HistoryEntry| {
-            history_matches(query, &entry) && page.offer(key, entry)
+        let Some(index) = read.index else {
+            let rows = snapshot
+                .range(&self.parts.history, read.range.clone())
+                .rev();
+            return read.page(rows.map(|row| row.map_err(|e| storage(HISTORY, e))));
         };
-        match index {
-            Some((part, name, prefix)) => {
-                let (lower, mut upper) = prefix_range(prefix);
-                if let Some(before) = before {
-                    upper = index_key(prefix, &before.to_be_bytes());
-                }
-                for item in snapshot.range(part, lower..upper).rev() {
-                    let (key, _) = item.map_err(|e| storage(name, e))?;
-                    let seq_key = key
-                        .len()
-                        .checked_sub(8)
-                        .and_then(|start| key.get(start..))
-                        .ok_or_else(|| corrupt(name, &key, "key too short"))?;
-                    let value = snapshot
-                        .get(&self.parts.history, seq_key)
-                        .map_err(|e| storage(HISTORY, e))?
-                        .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    if keep(seq_key, HistoryEntry::decode(seq_key, &value)?) {
-                        break;
-                    }
-                }
-            }
-            None => {
-                let upper = before.map_or(std::ops::Bound::Unbounded, |b| {
-                    std::ops::Bound::Excluded(b.to_be_bytes())
-                });
-                for item in snapshot
-                    .range(&self.parts.history, (std::ops::Bound::Unbounded, upper))
-                    .rev()
-                {
-                    let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    if keep(&key, HistoryEntry::decode(&key, &value)?) {
-                        break;
-                    }
-                }
-            }
-        }
-        page.finish(Listing::History, &scope)
+        let part = match index {
+            HistoryIndex::ByAccount => &self.parts.history_by_account,
+            HistoryIndex::ByContract => &self.parts.history_by_contract,
+        };
+        let rows = snapshot.range(part, read.range.clone()).rev().map(|entry| {
+            let (key, _) = entry.map_err(|e| storage(index.table(), e))?;
+            let seq = HistoryRead::history_key(index, &key)?;
+            let value = snapshot
+                .get(&self.parts.history, seq)
+                .map_err(|e| storage(HISTORY, e))?
+                .ok_or_else(|| HistoryRead::missing(index, &key))?;
+            Ok((seq.to_vec(), value))
+        });
+        read.page(rows)
     }
 }
