@@ -4,4 +4,4 @@
 pub(super) mod legacy;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -16,7 +16,8 @@ use crate::store::RevokedCertificate;
 /// key in hex, the JSON value.
 const JSON_ROWS: &str = include_str!("json-rows.tsv");
 
-fn json_rows() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+/// The rows of [`JSON_ROWS`]: tree, key, JSON value (also what the migration's tests load).
+pub(in crate::store::sled) fn json_rows() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     JSON_ROWS
         .lines()
         .map(|line| {
