@@ -122,3 +122,91 @@ impl<D: Disk> GroupCommit<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A disk that counts its syncs, takes a while over each, and fails when told to.
+    #[derive(Default)]
+    struct FakeDisk {
+        syncs: AtomicU64,
+        failing: AtomicBool,
+    }
+
+    impl Disk for Arc<FakeDisk> {
+        fn sync(&self) -> std::io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("the disk is gone"));
+            }
+            Ok(())
+        }
+    }
+
+    fn group_commit(mode: SyncMode) -> (Arc<GroupCommit<Arc<FakeDisk>>>, Arc<FakeDisk>) {
+        let disk = Arc::new(FakeDisk::default());
+        let commit = GroupCommit::new(Path::new("/db"), mode, Arc::clone(&disk));
+        (Arc::new(commit), disk)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_share_syncs_and_nothing_written_syncs_nothing() {
+        let (commit, disk) = group_commit(SyncMode::EveryWrite);
+        commit.sync().await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 0, "nothing to sync");
+        let writers: Vec<_> = (0..20)
+            .map(|_| {
+                let commit = Arc::clone(&commit);
+                tokio::spawn(async move {
+                    commit.wrote();
+                    commit.sync().await
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        let syncs = disk.syncs.load(Ordering::SeqCst);
+        assert!((1..20).contains(&syncs), "{syncs} syncs for 20 writers");
+        assert_eq!(commit.syncs(), syncs);
+        commit.sync().await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), syncs, "all covered");
+    }
+
+    #[tokio::test]
+    async fn deferred_writes_wait_for_sync_all_and_failures_name_the_database() {
+        let (commit, disk) = group_commit(SyncMode::Deferred);
+        let observed = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&observed);
+        commit.observe(Arc::new(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }));
+        commit.wrote();
+        commit.sync().await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 0);
+        commit.sync_all().await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 1);
+        assert_eq!(observed.load(Ordering::SeqCst), 1);
+
+        disk.failing.store(true, Ordering::SeqCst);
+        commit.wrote();
+        let failed = commit.sync_all().await.unwrap_err().to_string();
+        assert!(
+            failed.contains("/db") && failed.contains("the disk is gone"),
+            "{failed}"
+        );
+        assert_eq!(
+            observed.load(Ordering::SeqCst),
+            1,
+            "a failed sync is not timed"
+        );
+        // The write is still not durable: the next sync tries again.
+        disk.failing.store(false, Ordering::SeqCst);
+        commit.sync_all().await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 3);
+    }
+}
