@@ -381,4 +381,4 @@ impl CertificateAuthority {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

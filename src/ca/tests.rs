@@ -35,6 +35,19 @@ fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
     }
 }
 
+/// A new P-256 CA in `dir` (organisation "Test", subjects "{id}"): what the tests of the
+/// layers above the CA sign with.
+pub(crate) fn test_ca(dir: &Path) -> CertificateAuthority {
+    let config = CaConfig {
+        organization: "Test".into(),
+        root_name: "Test Root".into(),
+        issuing_name: "Test Issuing".into(),
+        ..config(dir, KeyAlgorithm::P256, 10)
+    };
+    CertificateAuthority::init(&config).unwrap();
+    CertificateAuthority::load(&config, "{id}").unwrap()
+}
+
 fn new_ca(dir: &Path, alg: KeyAlgorithm, years: u32) -> CertificateAuthority {
     CertificateAuthority::init(&config(dir, alg, years)).unwrap();
     CertificateAuthority::load(&config(dir, alg, years), "{id} {contract}").unwrap()

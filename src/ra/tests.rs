@@ -6,7 +6,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::config::{CaConfig, Config, KeyAlgorithm};
+use crate::config::Config;
 use crate::store::SledStore;
 
 struct World {
@@ -16,21 +16,7 @@ struct World {
 
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let config = CaConfig {
-        dir: dir.path().join("ca"),
-        create_if_missing: false,
-        key_algorithm: KeyAlgorithm::P256,
-        country: "JP".into(),
-        organization: "Test".into(),
-        root_name: "Test Root".into(),
-        issuing_name: "Test Issuing".into(),
-        root_validity_years: 10,
-        issuing_validity_years: 10,
-        server_cert_validity_days: 30,
-        expiry_warning_days: 400,
-    };
-    CertificateAuthority::init(&config).unwrap();
-    let ca = Arc::new(CertificateAuthority::load(&config, "{id}").unwrap());
+    let ca = Arc::new(crate::ca::tests::test_ca(&dir.path().join("ca")));
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
     let mut auth = Config::load_from(None, Vec::<(String, String)>::new())
         .unwrap()

@@ -19,7 +19,6 @@ use x509_ocsp::{
 
 use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
-use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::{
     Account, AccountId, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder,
     KeyFingerprint, Outcome, Revocation, Role,
@@ -54,21 +53,7 @@ fn event(kind: EventKind) -> HistoryEvent {
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let config = CaConfig {
-        dir: dir.path().join("ca"),
-        create_if_missing: false,
-        key_algorithm: KeyAlgorithm::P256,
-        country: "JP".into(),
-        organization: "Test".into(),
-        root_name: "Test Root".into(),
-        issuing_name: "Test Issuing".into(),
-        root_validity_years: 10,
-        issuing_validity_years: 10,
-        server_cert_validity_days: 30,
-        expiry_warning_days: 400,
-    };
-    CertificateAuthority::init(&config).unwrap();
-    let ca = Arc::new(CertificateAuthority::load(&config, "{id}").unwrap());
+    let ca = Arc::new(crate::ca::tests::test_ca(&dir.path().join("ca")));
     let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
     store
         .create_contract(

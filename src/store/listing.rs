@@ -11,7 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cursor, HistoryQuery, Page, StoreError};
+use std::ops::Bound;
+
+use super::rows::Stored;
+use super::{Cursor, HistoryQuery, Page, PageRequest, StoreError};
 use crate::model::HistoryEntry;
 
 /// The listings that hand out cursors.
@@ -60,6 +63,84 @@ pub(in crate::store) fn cursor_position<'c>(
                 .into(),
         )),
     }
+}
+
+/// Where a page of a whole table in key order starts: after the key in the cursor of the
+/// previous page, or at the first key.
+pub(in crate::store) fn table_page_start(
+    page: &PageRequest,
+    listing: Listing,
+) -> Result<Bound<Vec<u8>>, StoreError> {
+    Ok(match &page.after {
+        Some(after) => Bound::Excluded(cursor_position(after, listing, &[])?.to_vec()),
+        None => Bound::Unbounded,
+    })
+}
+
+/// A page of a whole table in key order, from `rows`: the engine's rows (key, value) from
+/// [`table_page_start`] on, read no further than needed. The cursor holds the last key
+/// returned.
+pub(in crate::store) fn table_page<T: Stored, K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    rows: impl Iterator<Item = Result<(K, V), StoreError>>,
+    listing: Listing,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let mut builder = PageBuilder::new(limit);
+    for row in rows {
+        let (key, value) = row?;
+        if builder.is_full() {
+            builder.more_exists();
+            break;
+        }
+        builder.offer(key.as_ref(), T::decode(key.as_ref(), value.as_ref())?);
+    }
+    builder.finish(listing, &[])
+}
+
+/// A range of keys, as the engines' range reads take it.
+pub(in crate::store) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keys of an index under `prefix` (an [`index_key`](super::tables::index_key) prefix)
+/// that a page reads: after the cursor of the previous page, or from the first.
+pub(in crate::store) fn index_page_range(
+    prefix: &[u8],
+    page: &PageRequest,
+    listing: Listing,
+) -> Result<KeyRange, StoreError> {
+    let (start, end) = super::tables::prefix_range(prefix);
+    let lower = match &page.after {
+        Some(after) => Bound::Excluded(super::tables::index_key(
+            prefix,
+            cursor_position(after, listing, prefix)?,
+        )),
+        None => Bound::Included(start),
+    };
+    Ok((lower, Bound::Excluded(end)))
+}
+
+/// A page through an index: `entries` are its keys in [`index_page_range`], `item` reads what
+/// the rest of an entry's key names (an entry whose item is gone, which would be a bug, is
+/// skipped rather than failing the listing). The cursor holds that rest of the last key.
+pub(in crate::store) fn index_page<T, K: AsRef<[u8]>>(
+    entries: impl Iterator<Item = Result<K, StoreError>>,
+    prefix: &[u8],
+    listing: Listing,
+    limit: usize,
+    mut item: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let mut builder = PageBuilder::new(limit);
+    for entry in entries {
+        let key = entry?;
+        if builder.is_full() {
+            builder.more_exists();
+            break;
+        }
+        let rest = key.as_ref().get(prefix.len() + 1..).unwrap_or_default();
+        if let Some(found) = item(rest)? {
+            builder.offer(rest, found);
+        }
+    }
+    builder.finish(listing, prefix)
 }
 
 /// A page being filled from a listing read in order: it takes items until it is full, and
@@ -125,7 +206,7 @@ impl<T> PageBuilder<T> {
 
 /// The scope of a history cursor: a digest of the query's filters, so that a cursor continues
 /// only the query that gave it.
-pub(in crate::store) fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
+fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], StoreError> {
     use sha2::Digest;
     #[derive(Serialize)]
     struct Filters<'a> {
@@ -150,11 +231,19 @@ pub(in crate::store) fn history_scope(query: &HistoryQuery) -> Result<[u8; 8], S
     Ok(out)
 }
 
-/// The sequence number a history query continues before (its cursor's), if any.
-pub(in crate::store) fn history_before(
+/// Where a page of a history query starts: the scope its cursors carry, and the sequence
+/// number its cursor continues before, if any (for engines that read history by query, not
+/// by key range, as PostgreSQL).
+pub(in crate::store) fn history_position(
     query: &HistoryQuery,
-    scope: &[u8],
-) -> Result<Option<u64>, StoreError> {
+) -> Result<([u8; 8], Option<u64>), StoreError> {
+    let scope = history_scope(query)?;
+    let before = history_before(query, &scope)?;
+    Ok((scope, before))
+}
+
+/// The sequence number a history query continues before (its cursor's), if any.
+fn history_before(query: &HistoryQuery, scope: &[u8]) -> Result<Option<u64>, StoreError> {
     match &query.page.after {
         Some(c) => <[u8; 8]>::try_from(cursor_position(c, Listing::History, scope)?)
             .map(|b| Some(u64::from_be_bytes(b)))
@@ -164,7 +253,7 @@ pub(in crate::store) fn history_before(
 }
 
 /// Whether a history entry passes the query's filters (the cursor is applied by the range).
-pub(in crate::store) fn history_matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
+fn history_matches(query: &HistoryQuery, entry: &HistoryEntry) -> bool {
     let event = &entry.event;
     query
         .account
@@ -177,4 +266,105 @@ pub(in crate::store) fn history_matches(query: &HistoryQuery, entry: &HistoryEnt
         && query.kind.is_none_or(|kind| event.kind == kind)
         && query.since.is_none_or(|since| event.at >= since)
         && query.until.is_none_or(|until| event.at < until)
+}
+
+/// The index a history query filtered by account or contract reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum HistoryIndex {
+    /// `history_by_account`.
+    ByAccount,
+    /// `history_by_contract`.
+    ByContract,
+}
+
+impl HistoryIndex {
+    /// The index's table.
+    pub(in crate::store) fn table(self) -> &'static str {
+        match self {
+            Self::ByAccount => super::tables::HISTORY_BY_ACCOUNT,
+            Self::ByContract => super::tables::HISTORY_BY_CONTRACT,
+        }
+    }
+}
+
+/// How to read one page of a history query, newest first: which index (none: the history
+/// table itself) and which keys of it. The engine reads `range` backwards, turns each index
+/// entry into its history row ([`HistoryRead::history_key`]) and hands the rows to
+/// [`HistoryRead::page`].
+pub(in crate::store) struct HistoryRead<'q> {
+    /// The index read, if the query names an account or a contract.
+    pub(in crate::store) index: Option<HistoryIndex>,
+    /// The keys read (of the index, or of the history table), read newest first.
+    pub(in crate::store) range: KeyRange,
+    query: &'q HistoryQuery,
+    scope: [u8; 8],
+}
+
+impl<'q> HistoryRead<'q> {
+    /// What a page of `query` reads.
+    pub(in crate::store) fn of(query: &'q HistoryQuery) -> Result<Self, StoreError> {
+        let (scope, before) = history_position(query)?;
+        let indexed = match (&query.account, &query.contract) {
+            (Some(id), _) => Some((HistoryIndex::ByAccount, id.as_str().as_bytes())),
+            (None, Some(code)) => Some((HistoryIndex::ByContract, code.as_str().as_bytes())),
+            (None, None) => None,
+        };
+        let (index, range) = match indexed {
+            Some((index, prefix)) => {
+                let (lower, upper) = super::tables::prefix_range(prefix);
+                let upper = before.map_or(upper, |b| {
+                    super::tables::index_key(prefix, &b.to_be_bytes())
+                });
+                (
+                    Some(index),
+                    (Bound::Included(lower), Bound::Excluded(upper)),
+                )
+            }
+            None => {
+                let upper = before.map_or(Bound::Unbounded, |b| {
+                    Bound::Excluded(b.to_be_bytes().to_vec())
+                });
+                (None, (Bound::Unbounded, upper))
+            }
+        };
+        Ok(Self {
+            index,
+            range,
+            query,
+            scope,
+        })
+    }
+
+    /// The key of the history row that an entry of the index names (its last 8 bytes).
+    pub(in crate::store) fn history_key(
+        index: HistoryIndex,
+        key: &[u8],
+    ) -> Result<&[u8], StoreError> {
+        key.len()
+            .checked_sub(8)
+            .and_then(|start| key.get(start..))
+            .ok_or_else(|| super::tables::corrupt(index.table(), key, "key too short"))
+    }
+
+    /// The error for an index entry whose history row is missing.
+    pub(in crate::store) fn missing(index: HistoryIndex, key: &[u8]) -> StoreError {
+        super::tables::corrupt(index.table(), key, "no such history entry")
+    }
+
+    /// The page, from the history rows read (key, value), newest first, read no further than
+    /// needed: entries that do not pass the query's filters are passed over.
+    pub(in crate::store) fn page<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        rows: impl Iterator<Item = Result<(K, V), StoreError>>,
+    ) -> Result<Page<HistoryEntry>, StoreError> {
+        let mut page = PageBuilder::new(self.query.page.limit);
+        for row in rows {
+            let (key, value) = row?;
+            let entry = HistoryEntry::decode(key.as_ref(), value.as_ref())?;
+            if history_matches(self.query, &entry) && page.offer(key.as_ref(), entry) {
+                break;
+            }
+        }
+        page.finish(Listing::History, &self.scope)
+    }
 }

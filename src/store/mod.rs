@@ -17,12 +17,16 @@
 pub mod backup;
 mod budget;
 mod copy;
+mod durability;
 mod fjall;
 mod listing;
 mod open;
 mod postgres;
+mod rows;
 mod rules;
 mod sled;
+mod tables;
+mod writes;
 
 #[cfg(test)]
 mod conformance;

@@ -265,3 +265,61 @@ pub(super) async fn service_certificates_are_reserved_recorded_backed_up_and_uni
     let f = Fixture::<B>::with_nozawa1().await;
     assert!(!f.store().is_empty().await.unwrap());
 }
+
+pub(super) async fn an_application_is_recorded_only_with_its_own_unrevoked_certificate<
+    B: Backend,
+>() {
+    let f = Fixture::<B>::with_nozawa1().await;
+    let store = &**f.store();
+    let name: AppName = "bankapp".parse().unwrap();
+    let app = App {
+        name: name.clone(),
+        scope: AppScope::All,
+        can_create_contracts: false,
+        certificate: serial(50),
+        revoked: false,
+        created_at: at(10),
+    };
+    let own = CertificateRecord {
+        holder: Holder::App { name: name.clone() },
+        ..record(50, "nozawa1", 1, 50, 10)
+    };
+    store.reserve_serial(serial(50), at(10)).await.unwrap();
+    let another_apps = CertificateRecord {
+        holder: Holder::App {
+            name: "other".parse().unwrap(),
+        },
+        ..own.clone()
+    };
+    let another_serial = App {
+        certificate: serial(51),
+        ..app.clone()
+    };
+    let revoked = CertificateRecord {
+        revocation: Some(Revocation {
+            at: at(10),
+            reason: RevocationReason::Unspecified,
+        }),
+        ..own.clone()
+    };
+    for (app, record) in [
+        (app.clone(), another_apps),
+        (another_serial, own.clone()),
+        (app.clone(), revoked),
+    ] {
+        let refused = store
+            .create_app(app, record, event(EventKind::AppCreate, None, None, 10))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Backend(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.app(&name).await.unwrap(), None);
+    assert_eq!(store.certificate(&serial(50)).await.unwrap(), None);
+    // The reservation is still there for the record that matches.
+    store
+        .create_app(app, own, event(EventKind::AppCreate, None, None, 11))
+        .await
+        .unwrap();
+}

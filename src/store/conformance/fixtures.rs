@@ -10,7 +10,7 @@ use crate::model::{
     Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode,
     EventKind, HistoryEvent, Holder, KeyFingerprint, Outcome, Role, Serial,
 };
-use crate::store::{HistoryQuery, NewCertificate, Page, PageRequest, Store};
+use crate::store::{HistoryQuery, NewCertificate, Page, PageRequest, RaStore, Store};
 
 pub(in crate::store) const DAY: i64 = 86_400;
 
@@ -32,22 +32,9 @@ impl<B: Backend> Fixture<B> {
     }
 
     /// A store with contract `5110` and its ID `nozawa1`.
-    pub(super) async fn with_nozawa1() -> Self {
+    pub(in crate::store) async fn with_nozawa1() -> Self {
         let f = Self::empty().await;
-        f.store()
-            .create_contract(
-                contract("5110"),
-                event(EventKind::ContractCreate, None, Some("5110"), 0),
-            )
-            .await
-            .unwrap();
-        f.store()
-            .create_account(
-                account("nozawa1", "5110"),
-                event(EventKind::AccountCreate, Some("nozawa1"), Some("5110"), 1),
-            )
-            .await
-            .unwrap();
+        add_account(f.store().as_ref(), "nozawa1").await;
         f
     }
 
@@ -67,6 +54,24 @@ impl<B: Backend> Fixture<B> {
         drop(store);
         self.store = Some(B::open(&self.place).await);
     }
+}
+
+/// Creates contract `5110` and its ID `account_id` in `store`.
+pub(in crate::store) async fn add_account<S: RaStore + ?Sized>(store: &S, account_id: &str) {
+    store
+        .create_contract(
+            contract("5110"),
+            event(EventKind::ContractCreate, None, Some("5110"), 0),
+        )
+        .await
+        .unwrap();
+    store
+        .create_account(
+            account(account_id, "5110"),
+            event(EventKind::AccountCreate, Some(account_id), Some("5110"), 1),
+        )
+        .await
+        .unwrap();
 }
 
 pub(in crate::store) fn at(seconds: i64) -> OffsetDateTime {

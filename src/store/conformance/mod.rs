@@ -65,6 +65,7 @@ macro_rules! suite {
                 issuance::concurrent_issuances_on_one_version_let_exactly_one_through,
                 issuance::update_account_revokes_in_the_same_step,
                 certificates::applications_are_created_once_and_revoked_for_good,
+                certificates::an_application_is_recorded_only_with_its_own_unrevoked_certificate,
                 certificates::service_certificates_are_reserved_recorded_backed_up_and_unique,
                 history::history_is_newest_first_and_filters_combine,
                 history::history_follows_commit_order_under_concurrency,

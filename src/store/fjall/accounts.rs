@@ -3,10 +3,10 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::rows::{self, AccountRow, ContractRow};
 use super::{index_key, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
 use crate::store::budget::TokenBucket;
+use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
 
 impl FjallStore {
@@ -18,7 +18,7 @@ impl FjallStore {
     ) -> Result<Option<Account>, StoreError> {
         let key = id.as_str().as_bytes();
         tx_get(tx, &self.parts.accounts, ACCOUNTS, key)?
-            .map(|bytes| rows::read(ACCOUNTS, key, &bytes, AccountRow::into_account))
+            .map(|bytes| Account::decode(key, &bytes))
             .transpose()
     }
 
@@ -28,7 +28,7 @@ impl FjallStore {
         tx: &mut WriteTransaction<'_>,
         account: &Account,
     ) -> Result<(), StoreError> {
-        let value = rows::encode(ACCOUNTS, &AccountRow::of(account))?;
+        let value = Account::encode(account)?;
         tx.insert(&self.parts.accounts, account.id.as_str().as_bytes(), value);
         Ok(())
     }
@@ -37,9 +37,9 @@ impl FjallStore {
         &self,
         contract: &Contract,
         event: &HistoryEvent,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = contract.code.as_str().as_bytes();
-        let value = rows::encode(CONTRACTS, &ContractRow::of(contract))?;
+        let value = Contract::encode(contract)?;
         self.transact(|tx| {
             let taken = tx_get(tx, &self.parts.contracts, CONTRACTS, key)?.is_some();
             rules::new_contract(contract, taken)?;
@@ -47,13 +47,14 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn create_account_now(
         &self,
         account: &Account,
         event: &HistoryEvent,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = account.id.as_str().as_bytes();
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
@@ -79,6 +80,7 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn count_password_attempt_now(
@@ -111,10 +113,7 @@ impl FjallStore {
     }
 
     /// Applies an account change; returns the account as stored.
-    pub(super) fn update_account_now(
-        &self,
-        change: &AccountChange,
-    ) -> Result<(Account, bool), StoreError> {
+    pub(super) fn update_account_now(&self, change: &AccountChange) -> Result<Account, StoreError> {
         let AccountChange {
             id, revoke, events, ..
         } = change;
@@ -129,6 +128,7 @@ impl FjallStore {
             }
             Ok((account, true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn take_from_budget_now(
@@ -136,7 +136,7 @@ impl FjallStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<(BudgetSpend, bool), StoreError> {
+    ) -> Result<BudgetSpend, StoreError> {
         self.transact(|tx| {
             let mut bucket = self
                 .tx_bucket(tx, key)?
@@ -145,6 +145,7 @@ impl FjallStore {
             self.tx_put_bucket(tx, key, bucket)?;
             Ok((spend, true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn refund_to_budget_now(
@@ -169,7 +170,7 @@ impl FjallStore {
         key: &str,
     ) -> Result<Option<TokenBucket>, StoreError> {
         tx_get(tx, &self.parts.budgets, BUDGETS, key.as_bytes())?
-            .map(|bytes| rows::decode::<TokenBucket>(BUDGETS, key.as_bytes(), &bytes))
+            .map(|bytes| TokenBucket::decode(key.as_bytes(), &bytes))
             .transpose()
     }
 
@@ -179,7 +180,7 @@ impl FjallStore {
         key: &str,
         bucket: TokenBucket,
     ) -> Result<(), StoreError> {
-        let value = rows::encode(BUDGETS, &bucket)?;
+        let value = bucket.encode()?;
         tx.insert(&self.parts.budgets, key.as_bytes(), value);
         Ok(())
     }

@@ -5,12 +5,13 @@ use async_trait::async_trait;
 use fjall::{TxPartitionHandle, WriteTransaction};
 
 use super::history::META_HISTORY_SEQ;
-use super::reads::{account, app, certificate, contract, Convert};
+use super::reads::{decoded, Convert};
 use super::revocation::META_CRL_NUMBER;
-use super::rows::{self, AccountRow, AppRow, ContractRow, HistoryRow};
 use super::{
     index_key, storage, tx_get, FjallStore, ACCOUNTS, APPS, CERTIFICATES, CONTRACTS, HISTORY, META,
 };
+use crate::model::{Account, App, CertificateRecord, Contract};
+use crate::store::rows::{self, Stored};
 use crate::store::{BackupStore, StoreError, StoreRecord};
 
 impl FjallStore {
@@ -38,16 +39,12 @@ impl FjallStore {
     ) -> Result<(), StoreError> {
         match record {
             StoreRecord::Contract(c) => {
-                let value = rows::encode(CONTRACTS, &ContractRow::of(&c))?;
+                let value = Contract::encode(&c)?;
                 tx.insert(&self.parts.contracts, c.code.as_str().as_bytes(), value);
             }
             StoreRecord::Account(a) => {
                 let id = a.id.as_str().as_bytes();
-                tx.insert(
-                    &self.parts.accounts,
-                    id,
-                    rows::encode(ACCOUNTS, &AccountRow::of(&a))?,
-                );
+                tx.insert(&self.parts.accounts, id, Account::encode(&a)?);
                 // Two IDs that differ by case only (from an older estca) both stay; no new
                 // one like them can be created.
                 tx.insert(
@@ -69,7 +66,7 @@ impl FjallStore {
                 tx.insert(
                     &self.parts.apps,
                     a.name.as_str().as_bytes(),
-                    rows::encode(APPS, &AppRow::of(&a))?,
+                    App::encode(&a)?,
                 );
             }
             StoreRecord::History(entry) => {
@@ -93,11 +90,6 @@ impl FjallStore {
     }
 }
 
-/// A history row.
-fn history(name: &str, key: &[u8], bytes: &[u8]) -> Result<crate::model::HistoryEntry, StoreError> {
-    rows::read(name, key, bytes, HistoryRow::into_entry)
-}
-
 #[async_trait]
 impl BackupStore for FjallStore {
     async fn export(
@@ -110,7 +102,7 @@ impl BackupStore for FjallStore {
             &snapshot,
             &p.contracts,
             CONTRACTS,
-            contract,
+            decoded,
             StoreRecord::Contract,
             sink,
         )?;
@@ -118,7 +110,7 @@ impl BackupStore for FjallStore {
             &snapshot,
             &p.accounts,
             ACCOUNTS,
-            account,
+            decoded,
             StoreRecord::Account,
             sink,
         )?;
@@ -126,16 +118,16 @@ impl BackupStore for FjallStore {
             &snapshot,
             &p.certificates,
             CERTIFICATES,
-            certificate,
+            decoded,
             StoreRecord::Certificate,
             sink,
         )?;
-        Self::export_part(&snapshot, &p.apps, APPS, app, StoreRecord::App, sink)?;
+        Self::export_part(&snapshot, &p.apps, APPS, decoded, StoreRecord::App, sink)?;
         Self::export_part(
             &snapshot,
             &p.history,
             HISTORY,
-            history,
+            decoded,
             StoreRecord::History,
             sink,
         )?;
@@ -166,7 +158,7 @@ impl BackupStore for FjallStore {
         // Service certificates (recorded at every start) do not count; anything else does.
         for item in snapshot.iter(&p.certificates) {
             let (key, value) = item.map_err(|e| storage(CERTIFICATES, e))?;
-            if !certificate(CERTIFICATES, &key, &value)?.holder.is_service() {
+            if !CertificateRecord::decode(&key, &value)?.holder.is_service() {
                 return Ok(false);
             }
         }
@@ -180,6 +172,7 @@ impl BackupStore for FjallStore {
             }
             Ok(((), true))
         })?;
+        self.durability.wrote();
         self.sync().await
     }
 

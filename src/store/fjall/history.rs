@@ -3,13 +3,10 @@
 
 use fjall::WriteTransaction;
 
-use super::rows::{self, HistoryRow};
-use super::{
-    corrupt, index_key, prefix_range, storage, tx_get, FjallStore, HISTORY, HISTORY_BY_ACCOUNT,
-    HISTORY_BY_CONTRACT, META,
-};
+use super::{index_key, storage, tx_get, FjallStore, HISTORY, META};
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::listing::{history_before, history_matches, history_scope, Listing, PageBuilder};
+use crate::store::listing::{HistoryIndex, HistoryRead};
+use crate::store::rows::{self, encode_event};
 use crate::store::{HistoryQuery, Page, StoreError};
 
 /// `meta` key of the last history sequence number.
@@ -36,6 +33,12 @@ impl FjallStore {
         Ok(seq)
     }
 
+    /// Appends one history entry on its own, in a transaction of its own.
+    pub(super) fn append_history_now(&self, event: &HistoryEvent) -> Result<(), StoreError> {
+        self.transact(|tx| self.append(tx, event).map(|_| ((), true)))
+            .map(|(out, _)| out)
+    }
+
     /// Writes entry `seq` and its index entries (appending and importing).
     pub(super) fn put_history(
         &self,
@@ -44,11 +47,7 @@ impl FjallStore {
         event: &HistoryEvent,
     ) -> Result<(), StoreError> {
         let seq_key = seq.to_be_bytes();
-        tx.insert(
-            &self.parts.history,
-            seq_key,
-            rows::encode(HISTORY, &HistoryRow::of(event))?,
-        );
+        tx.insert(&self.parts.history, seq_key, encode_event(event)?);
         if let Some(id) = &event.account {
             tx.insert(
                 &self.parts.history_by_account,
@@ -66,74 +65,32 @@ impl FjallStore {
         Ok(())
     }
 
-    /// A page of history, newest first, read from one snapshot.
+    /// A page of history, newest first, read from one snapshot (see [`HistoryRead`]).
     pub(super) fn history_page(
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
-        let scope = history_scope(query)?;
-        let before = history_before(query, &scope)?;
-        let index = match (&query.account, &query.contract) {
-            (Some(id), _) => Some((
-                &self.parts.history_by_account,
-                HISTORY_BY_ACCOUNT,
-                id.as_str().as_bytes(),
-            )),
-            (None, Some(code)) => Some((
-                &self.parts.history_by_contract,
-                HISTORY_BY_CONTRACT,
-                code.as_str().as_bytes(),
-            )),
-            (None, None) => None,
-        };
+        let read = HistoryRead::of(query)?;
         let snapshot = self.keyspace.read_tx();
-        let mut page = PageBuilder::new(query.page.limit);
-        let mut keep = |key: &[u8], entry: HistoryEntry| {
-            history_matches(query, &entry) && page.offer(key, entry)
+        let Some(index) = read.index else {
+            let rows = snapshot
+                .range(&self.parts.history, read.range.clone())
+                .rev();
+            return read.page(rows.map(|row| row.map_err(|e| storage(HISTORY, e))));
         };
-        match index {
-            Some((part, name, prefix)) => {
-                let (lower, mut upper) = prefix_range(prefix);
-                if let Some(before) = before {
-                    upper = index_key(prefix, &before.to_be_bytes());
-                }
-                for item in snapshot.range(part, lower..upper).rev() {
-                    let (key, _) = item.map_err(|e| storage(name, e))?;
-                    let seq_key = key
-                        .len()
-                        .checked_sub(8)
-                        .and_then(|start| key.get(start..))
-                        .ok_or_else(|| corrupt(name, &key, "key too short"))?;
-                    let value = snapshot
-                        .get(&self.parts.history, seq_key)
-                        .map_err(|e| storage(HISTORY, e))?
-                        .ok_or_else(|| corrupt(name, &key, "no such history entry"))?;
-                    if keep(
-                        seq_key,
-                        rows::read(HISTORY, seq_key, &value, HistoryRow::into_entry)?,
-                    ) {
-                        break;
-                    }
-                }
-            }
-            None => {
-                let upper = before.map_or(std::ops::Bound::Unbounded, |b| {
-                    std::ops::Bound::Excluded(b.to_be_bytes())
-                });
-                for item in snapshot
-                    .range(&self.parts.history, (std::ops::Bound::Unbounded, upper))
-                    .rev()
-                {
-                    let (key, value) = item.map_err(|e| storage(HISTORY, e))?;
-                    if keep(
-                        &key,
-                        rows::read(HISTORY, &key, &value, HistoryRow::into_entry)?,
-                    ) {
-                        break;
-                    }
-                }
-            }
-        }
-        page.finish(Listing::History, &scope)
+        let part = match index {
+            HistoryIndex::ByAccount => &self.parts.history_by_account,
+            HistoryIndex::ByContract => &self.parts.history_by_contract,
+        };
+        let rows = snapshot.range(part, read.range.clone()).rev().map(|entry| {
+            let (key, _) = entry.map_err(|e| storage(index.table(), e))?;
+            let seq = HistoryRead::history_key(index, &key)?;
+            let value = snapshot
+                .get(&self.parts.history, seq)
+                .map_err(|e| storage(HISTORY, e))?
+                .ok_or_else(|| HistoryRead::missing(index, &key))?;
+            Ok((seq.to_vec(), value))
+        });
+        read.page(rows)
     }
 }

@@ -4,11 +4,11 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::rows::{self, AppRow, CertificateRow, RevokedRow};
-use super::{tx_get, FjallStore, APPS, CERTIFICATES, KEYS, RESERVED_SERIALS, REVOKED};
+use super::{tx_get, FjallStore, APPS, CERTIFICATES, KEYS, RESERVED_SERIALS};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
-use crate::store::{rules, IssuedCertificate, NewCertificate, StoreError};
+use crate::store::rows::{self, Stored};
+use crate::store::{rules, IssuedCertificate, NewCertificate, RevokedCertificate, StoreError};
 
 impl FjallStore {
     /// The certificate as the transaction sees it.
@@ -19,7 +19,7 @@ impl FjallStore {
     ) -> Result<Option<CertificateRecord>, StoreError> {
         let key = serial.as_bytes();
         tx_get(tx, &self.parts.certificates, CERTIFICATES, key)?
-            .map(|bytes| rows::read(CERTIFICATES, key, &bytes, CertificateRow::into_record))
+            .map(|bytes| CertificateRecord::decode(key, &bytes))
             .transpose()
     }
 
@@ -30,10 +30,10 @@ impl FjallStore {
         record: &CertificateRecord,
     ) -> Result<(), StoreError> {
         let key = record.serial.as_bytes();
-        let value = rows::encode(CERTIFICATES, &CertificateRow::of(record))?;
+        let value = CertificateRecord::encode(record)?;
         tx.insert(&self.parts.certificates, key, value);
         if let Some(entry) = rules::revocation_entry(record) {
-            let value = rows::encode(REVOKED, &RevokedRow::of(&entry))?;
+            let value = RevokedCertificate::encode(&entry)?;
             tx.insert(&self.parts.revoked, key, value);
         }
         Ok(())
@@ -43,7 +43,7 @@ impl FjallStore {
         &self,
         serial: Serial,
         at: OffsetDateTime,
-    ) -> Result<((), bool), StoreError> {
+    ) -> Result<(), StoreError> {
         let key = serial.as_bytes();
         self.transact(|tx| {
             if tx_get(tx, &self.parts.reserved_serials, RESERVED_SERIALS, key)?.is_some()
@@ -54,6 +54,7 @@ impl FjallStore {
             tx.insert(&self.parts.reserved_serials, key, unix_ms(at).to_be_bytes());
             Ok(((), true))
         })
+        .map(|(out, _)| out)
     }
 
     pub(super) fn commit_issuance_now(
@@ -77,9 +78,6 @@ impl FjallStore {
             self.append(tx, event)?;
             Ok(((), true))
         })?;
-        if supersedes.is_some() {
-            self.revoked_one();
-        }
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 
@@ -91,7 +89,7 @@ impl FjallStore {
     ) -> Result<IssuedCertificate, StoreError> {
         rules::app_certificate(app, record)?;
         let name_key = app.name.as_str().as_bytes();
-        let app_value = rows::encode(APPS, &AppRow::of(app))?;
+        let app_value = App::encode(app)?;
         self.transact(|tx| {
             rules::new_app(app, tx_get(tx, &self.parts.apps, APPS, name_key)?.is_some())?;
             self.record_new(tx, record)?;
@@ -118,29 +116,24 @@ impl FjallStore {
         name: &AppName,
         revocation: Revocation,
         event: &HistoryEvent,
-    ) -> Result<((App, bool), bool), StoreError> {
+    ) -> Result<(App, bool), StoreError> {
         let name_key = name.as_str().as_bytes();
         self.transact(|tx| {
             let stored = tx_get(tx, &self.parts.apps, APPS, name_key)?
-                .map(|bytes| rows::read(APPS, name_key, &bytes, AppRow::into_app))
+                .map(|bytes| App::decode(name_key, &bytes))
                 .transpose()?;
             let app = rules::revoke_app(stored, name)?;
             let stored = self.tx_certificate(tx, &app.certificate)?;
-            let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
-                Some(record) => {
-                    self.tx_put_certificate(tx, &record)?;
-                    true
-                }
-                None => false,
-            };
-            tx.insert(
-                &self.parts.apps,
-                name_key,
-                rows::encode(APPS, &AppRow::of(&app))?,
-            );
+            let certificate = rules::revoke_app_certificate(stored, revocation);
+            if let Some(record) = &certificate {
+                self.tx_put_certificate(tx, record)?;
+            }
+            let revoked_now = certificate.is_some();
+            tx.insert(&self.parts.apps, name_key, App::encode(&app)?);
             self.append(tx, event)?;
             Ok(((app, revoked_now), true))
         })
+        .map(|(out, _)| out)
     }
 
     /// Records a new certificate inside a transaction: its serial must have been reserved

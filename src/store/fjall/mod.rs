@@ -27,7 +27,7 @@
 //!
 //! # Layout
 //!
-//! One fjall partition per kind of record; keys are raw bytes, values rows of [`rows`]
+//! One fjall partition per kind of record; keys are raw bytes, values rows of [`crate::store::rows`]
 //! (a format byte, then postcard):
 //!
 //! | partition | key | value |
@@ -69,7 +69,7 @@ mod history;
 mod issuance;
 mod reads;
 mod revocation;
-mod rows;
+
 mod writes;
 
 #[cfg(test)]
@@ -80,22 +80,14 @@ use std::path::{Path, PathBuf};
 
 use fjall::{PartitionCreateOptions, TxKeyspace, TxPartitionHandle, WriteTransaction};
 
+use super::rows;
 use super::{StoreError, SyncMode};
 
-const CONTRACTS: &str = "contracts";
-const ACCOUNTS: &str = "accounts";
-const ACCOUNTS_BY_CONTRACT: &str = "accounts_by_contract";
-const ACCOUNT_IDS_FOLDED: &str = "account_ids_folded";
-const CERTIFICATES: &str = "certificates";
+use super::tables::{
+    index_key, ACCOUNTS, ACCOUNTS_BY_CONTRACT, ACCOUNT_IDS_FOLDED, APPS, BUDGETS, CERTIFICATES,
+    CONTRACTS, HISTORY, HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, KEYS, META, REVOKED,
+};
 const RESERVED_SERIALS: &str = "reserved_serials";
-const KEYS: &str = "keys";
-const APPS: &str = "apps";
-const HISTORY: &str = "history";
-const HISTORY_BY_ACCOUNT: &str = "history_by_account";
-const HISTORY_BY_CONTRACT: &str = "history_by_contract";
-const REVOKED: &str = "revoked";
-const BUDGETS: &str = "budgets";
-const META: &str = "meta";
 
 /// `meta` key of the layout version.
 const META_SCHEMA: &[u8] = b"schema";
@@ -140,7 +132,7 @@ pub struct FjallStore {
     /// Bumped after each committed revocation (see `RevocationStore::revocations`).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been committed and what has been synced.
-    durability: durability::GroupCommit,
+    durability: crate::store::durability::GroupCommit<TxKeyspace>,
     /// Held (locked) while the store is open.
     _lock: std::fs::File,
 }
@@ -212,7 +204,7 @@ impl FjallStore {
         };
         let store = FjallStore {
             path: path.to_owned(),
-            durability: durability::GroupCommit::new(path, mode, keyspace.clone()),
+            durability: crate::store::durability::GroupCommit::new(path, mode, keyspace.clone()),
             keyspace,
             parts,
             revocations: tokio::sync::watch::channel(0).0,
@@ -258,11 +250,6 @@ impl FjallStore {
         }
     }
 
-    /// Tells the revocation feed's subscribers that a revocation was committed.
-    fn revoked_one(&self) {
-        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
     /// Makes every commit made so far durable (see [`durability`]).
     async fn sync(&self) -> Result<(), StoreError> {
         self.durability.sync().await
@@ -291,52 +278,9 @@ fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-/// The key of an index entry: a prefix (an account ID or contract code, which never contain
-/// `0x00`), `0x00`, then `rest`.
-fn index_key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 1 + rest.len());
-    key.extend_from_slice(prefix);
-    key.push(0x00);
-    key.extend_from_slice(rest);
-    key
-}
-
-/// The range of keys of an index under `prefix`: from `prefix 0x00` to just before
-/// `prefix 0x01`.
-fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut lower = prefix.to_vec();
-    lower.push(0x00);
-    let mut upper = prefix.to_vec();
-    upper.push(0x01);
-    (lower, upper)
-}
-
 /// A database failure while reading or writing a partition.
 fn storage(partition: &str, error: fjall::Error) -> StoreError {
     StoreError::Backend(format!("cannot use partition `{partition}`: {error}"))
-}
-
-/// A value or key that cannot be what it should: names the partition and the key.
-fn corrupt(partition: &str, key: &[u8], why: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "corrupt record in partition `{partition}` at key {}: {why}",
-        show_key(partition, key)
-    ))
-}
-
-/// A key as people can read it: text for IDs and codes, a number for sequence numbers, hex
-/// otherwise.
-fn show_key(partition: &str, key: &[u8]) -> String {
-    match partition {
-        CONTRACTS | ACCOUNTS | APPS | BUDGETS | META => {
-            format!("'{}'", String::from_utf8_lossy(key))
-        }
-        HISTORY => match <[u8; 8]>::try_from(key) {
-            Ok(seq) => u64::from_be_bytes(seq).to_string(),
-            Err(_) => hex::encode(key),
-        },
-        _ => hex::encode(key),
-    }
 }
 
 /// Reads one value inside a write transaction (seeing its own writes).

@@ -5,16 +5,15 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use fjall::TxPartitionHandle;
 
-use super::rows::{self, AccountRow, AppRow, CertificateRow, ContractRow};
 use super::{
-    index_key, prefix_range, storage, FjallStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, APPS,
-    CERTIFICATES, CONTRACTS, KEYS,
+    storage, FjallStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, APPS, CERTIFICATES, CONTRACTS, KEYS,
 };
 use crate::model::{
     Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
     KeyFingerprint, Serial,
 };
-use crate::store::listing::{cursor_position, Listing, PageBuilder};
+use crate::store::listing::{index_page, index_page_range, table_page, table_page_start, Listing};
+use crate::store::rows::{self, Stored};
 use crate::store::{HistoryQuery, Page, PageRequest, StoreError, StoreReads};
 
 /// Turns a row read from a partition at a key into the domain value.
@@ -37,29 +36,18 @@ impl FjallStore {
 
     /// A page of a partition in key order, from one snapshot; the cursor holds the last key
     /// returned.
-    pub(super) fn page<T>(
+    pub(super) fn page<T: Stored>(
         &self,
         part: &TxPartitionHandle,
         name: &str,
         listing: Listing,
         page: &PageRequest,
-        into: Convert<T>,
     ) -> Result<Page<T>, StoreError> {
-        let lower = match &page.after {
-            Some(after) => Bound::Excluded(cursor_position(after, listing, &[])?.to_vec()),
-            None => Bound::Unbounded,
-        };
         let snapshot = self.keyspace.read_tx();
-        let mut builder = PageBuilder::new(page.limit);
-        for item in snapshot.range(part, (lower, Bound::Unbounded)) {
-            let (key, value) = item.map_err(|e| storage(name, e))?;
-            if builder.is_full() {
-                builder.more_exists();
-                break;
-            }
-            builder.offer(&key, into(name, &key, &value)?);
-        }
-        builder.finish(listing, &[])
+        let rows = snapshot
+            .range(part, (table_page_start(page, listing)?, Bound::Unbounded))
+            .map(|row| row.map_err(|e| storage(name, e)));
+        table_page(rows, listing, page.limit)
     }
 
     /// A page of one contract's accounts, through `accounts_by_contract`, from one snapshot;
@@ -71,59 +59,30 @@ impl FjallStore {
     ) -> Result<Page<Account>, StoreError> {
         let prefix = code.as_str().as_bytes();
         let listing = Listing::ContractAccounts;
-        let (start, end) = prefix_range(prefix);
-        let lower = match &page.after {
-            Some(after) => {
-                Bound::Excluded(index_key(prefix, cursor_position(after, listing, prefix)?))
-            }
-            None => Bound::Included(start),
-        };
         let snapshot = self.keyspace.read_tx();
-        let mut builder = PageBuilder::new(page.limit);
-        for item in snapshot.range(
-            &self.parts.accounts_by_contract,
-            (lower, Bound::Excluded(end)),
-        ) {
-            let (key, _) = item.map_err(|e| storage(ACCOUNTS_BY_CONTRACT, e))?;
-            if builder.is_full() {
-                builder.more_exists();
-                break;
-            }
-            let id = key.get(prefix.len() + 1..).unwrap_or_default();
-            let row = snapshot
+        let entries = snapshot
+            .range(
+                &self.parts.accounts_by_contract,
+                index_page_range(prefix, page, listing)?,
+            )
+            .map(|entry| {
+                entry
+                    .map(|(key, _)| key)
+                    .map_err(|e| storage(ACCOUNTS_BY_CONTRACT, e))
+            });
+        index_page(entries, prefix, listing, page.limit, |id| {
+            snapshot
                 .get(&self.parts.accounts, id)
-                .map_err(|e| storage(ACCOUNTS, e))?;
-            // An index entry whose account is gone would be a bug; skip it rather than fail.
-            if let Some(bytes) = row {
-                builder.offer(id, account(ACCOUNTS, id, &bytes)?);
-            }
-        }
-        builder.finish(listing, prefix)
+                .map_err(|e| storage(ACCOUNTS, e))?
+                .map(|bytes| Account::decode(id, &bytes))
+                .transpose()
+        })
     }
 }
 
-/// An account row.
-pub(super) fn account(name: &str, key: &[u8], bytes: &[u8]) -> Result<Account, StoreError> {
-    rows::read(name, key, bytes, AccountRow::into_account)
-}
-
-/// A contract row.
-pub(super) fn contract(name: &str, key: &[u8], bytes: &[u8]) -> Result<Contract, StoreError> {
-    rows::read(name, key, bytes, ContractRow::into_contract)
-}
-
-/// A certificate row.
-pub(super) fn certificate(
-    name: &str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<CertificateRecord, StoreError> {
-    rows::read(name, key, bytes, CertificateRow::into_record)
-}
-
-/// An application row.
-pub(super) fn app(name: &str, key: &[u8], bytes: &[u8]) -> Result<App, StoreError> {
-    rows::read(name, key, bytes, AppRow::into_app)
+/// A row decoded as the model type its partition stores (a [`Convert`]).
+pub(super) fn decoded<T: Stored>(_: &str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    T::decode(key, bytes)
 }
 
 #[async_trait]
@@ -133,18 +92,12 @@ impl StoreReads for FjallStore {
             &self.parts.contracts,
             CONTRACTS,
             code.as_str().as_bytes(),
-            contract,
+            decoded,
         )
     }
 
     async fn contracts(&self, page: PageRequest) -> Result<Page<Contract>, StoreError> {
-        self.page(
-            &self.parts.contracts,
-            CONTRACTS,
-            Listing::Contracts,
-            &page,
-            contract,
-        )
+        self.page(&self.parts.contracts, CONTRACTS, Listing::Contracts, &page)
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -152,7 +105,7 @@ impl StoreReads for FjallStore {
             &self.parts.accounts,
             ACCOUNTS,
             id.as_str().as_bytes(),
-            account,
+            decoded,
         )
     }
 
@@ -163,13 +116,7 @@ impl StoreReads for FjallStore {
     ) -> Result<Page<Account>, StoreError> {
         match contract {
             Some(code) => self.contract_accounts(code, &page),
-            None => self.page(
-                &self.parts.accounts,
-                ACCOUNTS,
-                Listing::Accounts,
-                &page,
-                account,
-            ),
+            None => self.page(&self.parts.accounts, ACCOUNTS, Listing::Accounts, &page),
         }
     }
 
@@ -178,7 +125,7 @@ impl StoreReads for FjallStore {
             &self.parts.certificates,
             CERTIFICATES,
             serial.as_bytes(),
-            certificate,
+            decoded,
         )
     }
 
@@ -187,11 +134,11 @@ impl StoreReads for FjallStore {
     }
 
     async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
-        self.get(&self.parts.apps, APPS, name.as_str().as_bytes(), app)
+        self.get(&self.parts.apps, APPS, name.as_str().as_bytes(), decoded)
     }
 
     async fn apps(&self, page: PageRequest) -> Result<Page<App>, StoreError> {
-        self.page(&self.parts.apps, APPS, Listing::Apps, &page, app)
+        self.page(&self.parts.apps, APPS, Listing::Apps, &page)
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError> {

@@ -2,17 +2,12 @@
 
 use async_trait::async_trait;
 
-use super::rows::{self, RevokedRow};
 use super::{tx_get, FjallStore, META, REVOKED};
+use crate::store::rows;
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
 /// `meta` key of the last CRL number drawn.
 pub(super) const META_CRL_NUMBER: &[u8] = b"crl_number";
-
-/// A revocation index row.
-fn revoked(name: &str, key: &[u8], bytes: &[u8]) -> Result<RevokedCertificate, StoreError> {
-    rows::read(name, key, bytes, RevokedRow::into_entry)
-}
 
 #[async_trait]
 impl RevocationStore for FjallStore {
@@ -25,7 +20,6 @@ impl RevocationStore for FjallStore {
             REVOKED,
             crate::store::listing::Listing::Revoked,
             &page,
-            revoked,
         )
     }
 
@@ -42,6 +36,7 @@ impl RevocationStore for FjallStore {
             tx.insert(&self.parts.meta, META_CRL_NUMBER, next.to_be_bytes());
             Ok((next, true))
         })?;
+        self.durability.wrote();
         self.sync().await?;
         Ok(number)
     }

@@ -1,135 +1,29 @@
 //! The store's behaviours on the fjall backend: the unit tests of the former sled store
 //! (`main:src/store/sled_store.rs`), ported to the split interfaces, and what only this
-//! backend does (snapshot export beside writers, the layout check). To become the shared
-//! conformance suite's run on fjall once it is merged.
+//! backend does (snapshot export beside writers, the layout check). Built from the
+//! conformance suite's fixtures.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use super::{FjallStore, META_SCHEMA};
-use crate::model::{
-    Account, AccountId, Actor, CertificateChoice, CertificateRecord, Contract, ContractCode,
-    EventKind, HistoryEvent, Holder, KeyFingerprint, Outcome, Role, Serial,
+use crate::model::{EventKind, KeyFingerprint};
+use crate::store::conformance::fixtures::{
+    add_account, at, code, contract, event, id, issuance, record, serial,
 };
 use crate::store::{
-    BackupStore, HistoryQuery, NewCertificate, PageRequest, RaStore, StoreError, StoreReads,
-    StoreRecord,
+    BackupStore, HistoryQuery, PageRequest, RaStore, StoreError, StoreReads, StoreRecord,
 };
-
-const DAY: i64 = 86_400;
-
-fn at(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).unwrap()
-}
-
-fn id(s: &str) -> AccountId {
-    s.parse().unwrap()
-}
-
-fn code(s: &str) -> ContractCode {
-    s.parse().unwrap()
-}
-
-fn serial(b: u8) -> Serial {
-    Serial::from_bytes([b; 16]).unwrap()
-}
 
 fn open(path: &Path) -> FjallStore {
     FjallStore::open(path, 8 * 1024 * 1024).unwrap()
-}
-
-fn event(kind: EventKind, account: Option<&str>, contract: Option<&str>, t: i64) -> HistoryEvent {
-    HistoryEvent {
-        at: at(t),
-        account: account.map(id),
-        contract: contract.map(code),
-        kind,
-        actor: Actor::System,
-        source: "test".into(),
-        outcome: Outcome::Ok {
-            detail: String::new(),
-        },
-    }
-}
-
-fn contract(c: &str) -> Contract {
-    Contract {
-        code: code(c),
-        name: format!("Contract {c}"),
-        created_at: at(0),
-    }
-}
-
-fn account(i: &str, c: &str) -> Account {
-    Account {
-        version: 7,
-        ..Account::new(
-            id(i),
-            code(c),
-            Role::User,
-            format!("User {i}"),
-            "$argon2id$fake".into(),
-            at(0),
-        )
-    }
-}
-
-/// A record with fake DER: the store never parses it.
-fn record(s: u8, account: &str, issued_num: u32, key: u8, not_before: i64) -> CertificateRecord {
-    CertificateRecord {
-        serial: serial(s),
-        holder: Holder::Account {
-            id: id(account),
-            contract: code("5110"),
-            role: Role::User,
-            issued_num,
-        },
-        subject: format!("CN={account}"),
-        not_before: at(not_before),
-        not_after: at(not_before + 365 * DAY),
-        key: KeyFingerprint([key; 32]),
-        revocation: None,
-        der: vec![0x30, 0x03, 0x02, 0x01, s],
-    }
-}
-
-/// An issuance decided as the registration authority decides it on a first certificate (or
-/// on one it supersedes).
-fn issuance(
-    expected_version: u64,
-    record: CertificateRecord,
-    supersedes: Option<Serial>,
-) -> NewCertificate {
-    let account = record.account().map(|a| a.to_string()).unwrap_or_default();
-    NewCertificate {
-        expected_version,
-        record,
-        supersedes,
-        choice: CertificateChoice::Continue,
-        event: event(EventKind::Enroll, Some(&account), Some("5110"), 100),
-    }
 }
 
 /// A store with contract 5110 and its account `nozawa1`.
 async fn setup() -> (tempfile::TempDir, FjallStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("db"));
-    store
-        .create_contract(
-            contract("5110"),
-            event(EventKind::ContractCreate, None, Some("5110"), 0),
-        )
-        .await
-        .unwrap();
-    store
-        .create_account(
-            account("nozawa1", "5110"),
-            event(EventKind::AccountCreate, Some("nozawa1"), Some("5110"), 1),
-        )
-        .await
-        .unwrap();
+    add_account(&store, "nozawa1").await;
     (dir, store)
 }
 

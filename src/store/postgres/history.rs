@@ -23,7 +23,7 @@ use super::reads::fetch_limit;
 use super::rows::{self, HISTORY};
 use super::{db, PostgresStore};
 use crate::model::{HistoryEntry, HistoryEvent};
-use crate::store::listing::{history_before, history_scope, Listing};
+use crate::store::listing::{history_position, Listing};
 use crate::store::{HistoryQuery, Page, StoreError};
 
 /// Draws the next history number (the lock that orders appends; see the module's doc) and
@@ -135,10 +135,8 @@ impl PostgresStore {
         &self,
         query: &HistoryQuery,
     ) -> Result<Page<HistoryEntry>, StoreError> {
-        let scope = history_scope(query)?;
-        let before = history_before(query, &scope)?
-            .map(rows::to_i64)
-            .transpose()?;
+        let (scope, before) = history_position(query)?;
+        let before = before.map(rows::to_i64).transpose()?;
         let account = query.account.as_ref().map(|a| a.as_str().to_owned());
         let contract = query.contract.as_ref().map(|c| c.as_str().to_owned());
         let kind = query.kind.map(|k| rows::name_of(&k)).transpose()?;

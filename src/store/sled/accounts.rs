@@ -2,11 +2,11 @@
 
 use sled::Transactional;
 
-use super::history::{append, HistoryTx};
+use super::history::append;
 use super::issuance::revoke_certificate;
-use super::rows::Stored;
 use super::{from_tx, index_key, tx, tx_get, SledStore};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, PasswordAttempt, StoreError};
 
 impl SledStore {
@@ -22,15 +22,7 @@ impl SledStore {
             .transaction(|(contracts, history, by_account, by_contract, meta)| {
                 tx(rules::new_contract(contract, contracts.get(key)?.is_some()))?;
                 contracts.insert(key, value.as_slice())?;
-                append(
-                    &HistoryTx {
-                        history,
-                        by_account,
-                        by_contract,
-                        meta,
-                    },
-                    event,
-                )?;
+                append([history, by_account, by_contract, meta], event)?;
                 Ok(())
             })
             .map_err(from_tx)
@@ -76,15 +68,7 @@ impl SledStore {
                     accounts.insert(key, tx(account.encode())?)?;
                     folded_ids.insert(folded.as_bytes(), key)?;
                     accounts_by_contract.insert(by_contract_key.as_slice(), &[])?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok(())
                 },
             )
@@ -150,14 +134,8 @@ impl SledStore {
                         revoke_certificate(certificates, revoked, id, serial, *revocation)?;
                     }
                     accounts.insert(key, tx(account.encode())?)?;
-                    let t = HistoryTx {
-                        history,
-                        by_account,
-                        by_contract,
-                        meta,
-                    };
                     for event in events {
-                        append(&t, event)?;
+                        append([history, by_account, by_contract, meta], event)?;
                     }
                     Ok(account)
                 },

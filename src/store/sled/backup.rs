@@ -6,12 +6,12 @@ use async_trait::async_trait;
 use super::history::META_HISTORY_SEQ;
 use super::indexes::reserved_at;
 use super::revocation::META_CRL_NUMBER;
-use super::rows::{u64_be, Stored};
 use super::{
     index_key, storage, SledStore, ACCOUNTS, APPS, CERTIFICATES, CONTRACTS, HISTORY,
     HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, KEYS, META, REVOKED, SERIALS,
 };
 use crate::model::CertificateRecord;
+use crate::store::rows::{u64_be, Stored};
 use crate::store::{BackupStore, RevokedCertificate, StoreError, StoreRecord};
 
 #[async_trait]
@@ -146,7 +146,7 @@ fn export_tree<T: Stored>(
     record: fn(T) -> StoreRecord,
 ) -> Result<(), StoreError> {
     for item in tree.iter() {
-        let (key, value) = item.map_err(|e| storage(T::TREE, e))?;
+        let (key, value) = item.map_err(|e| storage(T::TABLE, e))?;
         sink(record(T::decode(&key, &value)?))?;
     }
     Ok(())

@@ -2,8 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::rows::{Stored, TokenBucket};
 use super::{from_tx, tx, tx_get, SledStore};
+use crate::store::budget::TokenBucket;
+use crate::store::rows::Stored;
 use crate::store::{Budget, BudgetSpend, StoreError};
 
 impl SledStore {
@@ -29,14 +30,15 @@ impl SledStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<((), bool), StoreError> {
         self.budgets
             .transaction(|budgets| {
-                if let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? {
-                    bucket.refund(budget, now);
-                    budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
-                }
-                Ok(())
+                let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? else {
+                    return Ok(((), false));
+                };
+                bucket.refund(budget, now);
+                budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
+                Ok(((), true))
             })
             .map_err(from_tx)
     }

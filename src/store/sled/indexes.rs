@@ -6,12 +6,12 @@
 //! idempotent, so a rebuild interrupted by a crash is simply done again).
 
 use super::history::META_HISTORY_SEQ;
-use super::rows::{u64_be, Stored};
 use super::{
     index_key, storage, SledStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, ACCOUNT_IDS_FOLDED,
     CERTIFICATES, HISTORY, META, REVOKED, SERIALS,
 };
 use crate::model::{Account, CertificateRecord};
+use crate::store::rows::{u64_be, Stored};
 use crate::store::{RevokedCertificate, StoreError};
 
 /// `meta` key of the derived trees' version.

@@ -5,11 +5,11 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use time::OffsetDateTime;
 
-use super::history::{append, HistoryTx};
-use super::rows::{self, Stored};
+use super::history::append;
 use super::{from_tx, tx, tx_get, SledStore, TxResult, KEYS};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
+use crate::store::rows::{self, Stored};
 use crate::store::{rules, IssuedCertificate, NewCertificate, StoreError};
 
 impl SledStore {
@@ -73,22 +73,11 @@ impl SledStore {
                         revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
                     }
                     accounts.insert(account_key, tx(account.encode())?)?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok(())
                 },
             )
             .map_err(from_tx)?;
-        if supersedes.is_some() {
-            self.revoked_one();
-        }
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 
@@ -118,15 +107,7 @@ impl SledStore {
                     tx(rules::new_app(app, apps.get(name_key)?.is_some()))?;
                     record_new(certificates, serials, keys, record, &record_value)?;
                     apps.insert(name_key, app_value.as_slice())?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok(())
                 },
             )
@@ -170,23 +151,13 @@ impl SledStore {
                     let app = tx(rules::revoke_app(tx_get(apps, name_key)?, name))?;
                     let serial_key = app.certificate.as_bytes();
                     let stored = tx_get::<CertificateRecord>(certificates, serial_key)?;
-                    let revoked_now = match rules::revoke_app_certificate(stored, revocation) {
-                        Some(record) => {
-                            put_certificate(certificates, revoked, &record)?;
-                            true
-                        }
-                        None => false,
-                    };
+                    let certificate = rules::revoke_app_certificate(stored, revocation);
+                    if let Some(record) = &certificate {
+                        put_certificate(certificates, revoked, record)?;
+                    }
+                    let revoked_now = certificate.is_some();
                     apps.insert(name_key, tx(app.encode())?)?;
-                    append(
-                        &HistoryTx {
-                            history,
-                            by_account,
-                            by_contract,
-                            meta,
-                        },
-                        event,
-                    )?;
+                    append([history, by_account, by_contract, meta], event)?;
                     Ok((app, revoked_now))
                 },
             )

@@ -37,7 +37,7 @@
 mod accounts;
 mod backup;
 mod budgets;
-mod durability;
+pub(in crate::store) mod durability;
 mod history;
 mod indexes;
 mod issuance;
@@ -61,20 +61,11 @@ use sled::Tree;
 
 use super::StoreError;
 
-const CONTRACTS: &str = "contracts";
-const ACCOUNTS: &str = "accounts";
-const ACCOUNTS_BY_CONTRACT: &str = "accounts_by_contract";
-const ACCOUNT_IDS_FOLDED: &str = "account_ids_folded";
-const CERTIFICATES: &str = "certificates";
+use super::tables::{
+    corrupt, index_key, ACCOUNTS, ACCOUNTS_BY_CONTRACT, ACCOUNT_IDS_FOLDED, APPS, BUDGETS,
+    CERTIFICATES, CONTRACTS, HISTORY, HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, KEYS, META, REVOKED,
+};
 const SERIALS: &str = "serials";
-const KEYS: &str = "keys";
-const APPS: &str = "apps";
-const HISTORY: &str = "history";
-const HISTORY_BY_ACCOUNT: &str = "history_by_account";
-const HISTORY_BY_CONTRACT: &str = "history_by_contract";
-const REVOKED: &str = "revoked";
-const BUDGETS: &str = "budgets";
-const META: &str = "meta";
 
 /// sled's page cache (its default is 1 GiB): bounds the daemon's memory with millions of IDs;
 /// what does not fit is read back from the operating system's file cache.
@@ -106,7 +97,7 @@ pub struct SledStore {
     /// Bumped after each committed revocation (see `RevocationStore::revocations`).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been written and what has been synced.
-    durability: durability::GroupCommit,
+    durability: crate::store::durability::GroupCommit<durability::SledDisk>,
     /// Writes hold it shared, `export` exclusively: sled has no multi-tree snapshot reads,
     /// so this is what makes a backup consistent.
     snapshot: std::sync::RwLock<()>,
@@ -167,7 +158,14 @@ impl SledStore {
             budgets: tree(BUDGETS)?,
             meta: tree(META)?,
             revocations: tokio::sync::watch::channel(0).0,
-            durability: durability::GroupCommit::new(path, mode, stable),
+            durability: crate::store::durability::GroupCommit::new(
+                path,
+                mode,
+                durability::SledDisk {
+                    db: db.clone(),
+                    files: stable,
+                },
+            ),
             db,
             snapshot: std::sync::RwLock::new(()),
         };
@@ -189,7 +187,7 @@ impl SledStore {
     /// Makes every write applied so far durable, whatever the [`SyncMode`]: what a bulk load
     /// opened with [`SyncMode::Deferred`] calls when it is done (and at checkpoints).
     pub async fn sync_all(&self) -> Result<(), StoreError> {
-        self.durability.sync(&self.db).await
+        self.durability.sync_all().await
     }
 
     /// Held by every write for its duration, so that an export sees all of it or none.
@@ -199,28 +197,24 @@ impl SledStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Tells the revocation feed's subscribers that a revocation was committed.
-    fn revoked_one(&self) {
-        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
     /// Makes every write applied so far durable, unless the store defers syncs.
     async fn sync(&self) -> Result<(), StoreError> {
-        if self.durability.mode() == SyncMode::Deferred {
-            return Ok(());
-        }
-        self.durability.sync(&self.db).await
+        self.durability.sync().await
     }
 
     /// Makes everything durable now, blocking (at open: migrations and index builds).
     fn sync_blocking(&self) -> Result<(), StoreError> {
         self.durability.wrote();
-        self.durability.sync_blocking(&self.db)
+        self.durability.sync_blocking()
     }
 
     /// Reads and decodes one value outside a transaction.
-    fn get<T: rows::Stored>(&self, tree: &Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match tree.get(key).map_err(|e| storage(T::TREE, e))? {
+    fn get<T: crate::store::rows::Stored>(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| storage(T::TABLE, e))? {
             Some(bytes) => T::decode(key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -261,26 +255,6 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// The key of an index entry: a prefix (an account ID or contract code, which never contain
-/// `0x00`), `0x00`, then `rest`.
-fn index_key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 1 + rest.len());
-    key.extend_from_slice(prefix);
-    key.push(0x00);
-    key.extend_from_slice(rest);
-    key
-}
-
-/// The range of keys of an index under `prefix`: from `prefix 0x00` to just before
-/// `prefix 0x01`.
-fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut lower = prefix.to_vec();
-    lower.push(0x00);
-    let mut upper = prefix.to_vec();
-    upper.push(0x01);
-    (lower, upper)
-}
-
 /// Turns the outcome of a failed transaction into a [`StoreError`].
 fn from_tx(error: TransactionError<StoreError>) -> StoreError {
     match error {
@@ -296,37 +270,11 @@ fn storage(tree: &str, error: sled::Error) -> StoreError {
     StoreError::Backend(format!("cannot use tree `{tree}`: {error}"))
 }
 
-/// A value or key that cannot be what it should: names the tree and the key.
-fn corrupt(tree: &str, key: &[u8], why: &str) -> StoreError {
-    StoreError::Backend(format!(
-        "corrupt record in tree `{tree}` at key {}: {why}",
-        show_key(tree, key)
-    ))
-}
-
-/// A key as people can read it: text for IDs and codes, a number for sequence numbers, hex
-/// otherwise.
-fn show_key(tree: &str, key: &[u8]) -> String {
-    match tree {
-        CONTRACTS | ACCOUNTS | APPS | BUDGETS => format!("'{}'", String::from_utf8_lossy(key)),
-        HISTORY => match <[u8; 8]>::try_from(key) {
-            Ok(seq) => u64::from_be_bytes(seq).to_string(),
-            Err(_) => hex::encode(key),
-        },
-        HISTORY_BY_ACCOUNT | HISTORY_BY_CONTRACT if key.len() > 9 => {
-            let (prefix, seq) = key.split_at(key.len() - 9);
-            format!(
-                "'{}' 0x{}",
-                String::from_utf8_lossy(prefix),
-                hex::encode(seq)
-            )
-        }
-        _ => hex::encode(key),
-    }
-}
-
 /// Reads and decodes a value inside a transaction.
-fn tx_get<T: rows::Stored>(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<T>> {
+fn tx_get<T: crate::store::rows::Stored>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> TxResult<Option<T>> {
     match tree.get(key)? {
         Some(bytes) => T::decode(key, &bytes)
             .map(Some)

@@ -5,13 +5,13 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use sled::Tree;
 
-use super::rows::{self, Stored};
-use super::{index_key, prefix_range, storage, SledStore, ACCOUNTS_BY_CONTRACT, KEYS};
+use super::{storage, SledStore, ACCOUNTS_BY_CONTRACT, KEYS};
 use crate::model::{
     Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEntry,
     KeyFingerprint, Serial,
 };
-use crate::store::listing::{cursor_position, Listing, PageBuilder};
+use crate::store::listing::{index_page, index_page_range, table_page, table_page_start, Listing};
+use crate::store::rows::{self, Stored};
 use crate::store::{HistoryQuery, Page, PageRequest, StoreError, StoreReads};
 
 impl SledStore {
@@ -22,20 +22,10 @@ impl SledStore {
         listing: Listing,
         page: &PageRequest,
     ) -> Result<Page<T>, StoreError> {
-        let lower = match &page.after {
-            Some(after) => Bound::Excluded(cursor_position(after, listing, &[])?.to_vec()),
-            None => Bound::Unbounded,
-        };
-        let mut builder = PageBuilder::new(page.limit);
-        for item in tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (key, value) = item.map_err(|e| storage(T::TREE, e))?;
-            if builder.is_full() {
-                builder.more_exists();
-                break;
-            }
-            builder.offer(&key, T::decode(&key, &value)?);
-        }
-        builder.finish(listing, &[])
+        let rows = tree
+            .range::<Vec<u8>, _>((table_page_start(page, listing)?, Bound::Unbounded))
+            .map(|row| row.map_err(|e| storage(T::TABLE, e)));
+        table_page(rows, listing, page.limit)
     }
 
     /// A page of one contract's accounts, through `accounts_by_contract`; the cursor holds
@@ -47,30 +37,17 @@ impl SledStore {
     ) -> Result<Page<Account>, StoreError> {
         let prefix = code.as_str().as_bytes();
         let listing = Listing::ContractAccounts;
-        let (start, end) = prefix_range(prefix);
-        let lower = match &page.after {
-            Some(after) => {
-                Bound::Excluded(index_key(prefix, cursor_position(after, listing, prefix)?))
-            }
-            None => Bound::Included(start),
-        };
-        let mut builder = PageBuilder::new(page.limit);
-        for item in self
+        let entries = self
             .accounts_by_contract
-            .range::<Vec<u8>, _>((lower, Bound::Excluded(end)))
-        {
-            let (key, _) = item.map_err(|e| storage(ACCOUNTS_BY_CONTRACT, e))?;
-            if builder.is_full() {
-                builder.more_exists();
-                break;
-            }
-            let id = key.get(prefix.len() + 1..).unwrap_or_default();
-            // An index entry whose account is gone would be a bug; skip it rather than fail.
-            if let Some(account) = self.get::<Account>(&self.accounts, id)? {
-                builder.offer(id, account);
-            }
-        }
-        builder.finish(listing, prefix)
+            .range::<Vec<u8>, _>(index_page_range(prefix, page, listing)?)
+            .map(|entry| {
+                entry
+                    .map(|(key, _)| key)
+                    .map_err(|e| storage(ACCOUNTS_BY_CONTRACT, e))
+            });
+        index_page(entries, prefix, listing, page.limit, |id| {
+            self.get::<Account>(&self.accounts, id)
+        })
     }
 }
 

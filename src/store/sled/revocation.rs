@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::rows::u64_be;
 use super::{storage, SledStore, META};
 use crate::store::listing::Listing;
+use crate::store::rows::u64_be;
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
 /// `meta` key of the last CRL number drawn.

@@ -7,55 +7,14 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::SledStore;
-use crate::model::{
-    Account, Actor, CertificateChoice, CertificateRecord, Contract, EventKind, HistoryEvent,
-    Holder, KeyFingerprint, Outcome, RevocationReason, Role, Serial,
-};
+use crate::model::{EventKind, HistoryEvent, KeyFingerprint, RevocationReason};
+use crate::store::conformance::fixtures;
 use crate::store::SyncMode;
-use crate::store::{
-    HistoryQuery, NewCertificate, PageRequest, RaStore, RevocationStore, StoreError, StoreReads,
-};
+use crate::store::{HistoryQuery, PageRequest, RaStore, RevocationStore, StoreError, StoreReads};
 
+/// A history event of `kind`, of no one.
 fn event(kind: EventKind) -> HistoryEvent {
-    HistoryEvent {
-        at: OffsetDateTime::UNIX_EPOCH,
-        account: None,
-        contract: None,
-        kind,
-        actor: Actor::System,
-        source: "test".into(),
-        outcome: Outcome::Ok {
-            detail: String::new(),
-        },
-    }
-}
-
-async fn with_account(store: &SledStore, id: &str) {
-    store
-        .create_contract(
-            Contract {
-                code: "5110".parse().unwrap(),
-                name: "Nozawa".into(),
-                created_at: OffsetDateTime::UNIX_EPOCH,
-            },
-            event(EventKind::ContractCreate),
-        )
-        .await
-        .unwrap();
-    store
-        .create_account(
-            Account::new(
-                id.parse().unwrap(),
-                "5110".parse().unwrap(),
-                Role::User,
-                "N".into(),
-                "h".into(),
-                OffsetDateTime::UNIX_EPOCH,
-            ),
-            event(EventKind::AccountCreate),
-        )
-        .await
-        .unwrap();
+    fixtures::event(kind, None, None, 0)
 }
 
 #[tokio::test]
@@ -76,7 +35,7 @@ async fn concurrent_writes_share_syncs_and_reads_make_none() {
     const TASKS: usize = 20;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
-    with_account(&store, "nozawa1").await;
+    fixtures::add_account(store.as_ref(), "nozawa1").await;
     let baseline = store.durability.syncs();
     store.account(&"nozawa1".parse().unwrap()).await.unwrap();
     store
@@ -124,7 +83,7 @@ async fn deferred_syncs_wait_for_sync_all() {
     {
         let store = SledStore::open_with(&path, SyncMode::Deferred).unwrap();
         let at_open = store.durability.syncs();
-        with_account(&store, "nozawa1").await;
+        fixtures::add_account(&store, "nozawa1").await;
         for _ in 0..10 {
             store.append_history(event(EventKind::Lock)).await.unwrap();
         }
@@ -146,7 +105,7 @@ async fn deferred_syncs_wait_for_sync_all() {
 async fn corrupt_values_are_reported_not_panicked_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
-    with_account(&store, "nozawa1").await;
+    fixtures::add_account(&store, "nozawa1").await;
     store
         .accounts
         .insert("broken", b"\x01\xff\xff".as_slice())
@@ -195,39 +154,20 @@ async fn derived_trees_are_built_for_a_database_that_predates_them() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledStore::open(dir.path()).unwrap();
-        with_account(&store, "Nozawa1").await;
+        fixtures::add_account(&store, "Nozawa1").await;
         for _ in 0..3 {
             store.append_history(event(EventKind::Lock)).await.unwrap();
         }
         // Two issuances, the second superseding the first.
         for n in 1..=2u8 {
-            let serial = Serial::from_bytes([n; 16]).unwrap();
             store
-                .reserve_serial(serial, OffsetDateTime::UNIX_EPOCH)
+                .reserve_serial(fixtures::serial(n), OffsetDateTime::UNIX_EPOCH)
                 .await
                 .unwrap();
+            let record = fixtures::record(n, "Nozawa1", u32::from(n), n, 0);
+            let supersedes = (n == 2).then(|| fixtures::serial(1));
             store
-                .commit_issuance(NewCertificate {
-                    expected_version: u64::from(n - 1),
-                    record: CertificateRecord {
-                        serial,
-                        holder: Holder::Account {
-                            id: "Nozawa1".parse().unwrap(),
-                            contract: "5110".parse().unwrap(),
-                            role: Role::User,
-                            issued_num: u32::from(n),
-                        },
-                        subject: "CN=Nozawa1".into(),
-                        not_before: OffsetDateTime::UNIX_EPOCH,
-                        not_after: OffsetDateTime::UNIX_EPOCH + time::Duration::days(365),
-                        key: KeyFingerprint([n; 32]),
-                        revocation: None,
-                        der: vec![0x30, 0x00],
-                    },
-                    supersedes: (n == 2).then(|| Serial::from_bytes([1; 16]).unwrap()),
-                    choice: CertificateChoice::Continue,
-                    event: event(EventKind::Enroll),
-                })
+                .commit_issuance(fixtures::issuance(u64::from(n - 1), record, supersedes))
                 .await
                 .unwrap();
         }
@@ -247,14 +187,7 @@ async fn derived_trees_are_built_for_a_database_that_predates_them() {
     let store = SledStore::open(dir.path()).unwrap();
     let refused = store
         .create_account(
-            Account::new(
-                "nozawa1".parse().unwrap(),
-                "5110".parse().unwrap(),
-                Role::User,
-                "N".into(),
-                "h".into(),
-                OffsetDateTime::UNIX_EPOCH,
-            ),
+            fixtures::account("nozawa1", "5110"),
             event(EventKind::AccountCreate),
         )
         .await;
@@ -304,17 +237,11 @@ async fn derived_trees_are_built_for_a_database_that_predates_them() {
             .iter()
             .map(|r| (r.serial, r.revocation.reason))
             .collect::<Vec<_>>(),
-        [(
-            Serial::from_bytes([1; 16]).unwrap(),
-            RevocationReason::Superseded
-        )]
+        [(fixtures::serial(1), RevocationReason::Superseded)]
     );
     for n in 1..=2u8 {
         let reserved = store
-            .reserve_serial(
-                Serial::from_bytes([n; 16]).unwrap(),
-                OffsetDateTime::UNIX_EPOCH,
-            )
+            .reserve_serial(fixtures::serial(n), OffsetDateTime::UNIX_EPOCH)
             .await;
         assert!(
             matches!(reserved, Err(StoreError::Conflict)),

@@ -15,8 +15,8 @@
 //! - a new, empty database is marked [`BINARY_ROWS`].
 
 use super::rows::legacy::{to_binary, JSON_TREES};
-use super::rows::{u64_be, JSON_ROW, ROW_VERSION};
 use super::{storage, SledStore, META};
+use crate::store::rows::{u64_be, JSON_ROW, ROW_VERSION};
 use crate::store::StoreError;
 
 /// `meta` key of the format marker.
@@ -24,7 +24,7 @@ const META_FORMAT: &[u8] = b"format";
 
 /// Rows as JSON (the model's serde derives), before the storage rebuild.
 const JSON_ROWS: u64 = 1;
-/// Rows as a version byte and postcard ([`super::rows`]).
+/// Rows as a version byte and postcard ([`crate::store::rows`]).
 const BINARY_ROWS: u64 = 2;
 /// The newest format this build reads and the one it writes.
 pub(super) const FORMAT: u64 = BINARY_ROWS;

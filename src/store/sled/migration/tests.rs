@@ -3,25 +3,11 @@
 
 use super::{BINARY_ROWS, META_FORMAT};
 use crate::model::{AccountId, CertificateChoice, RevocationReason, Serial};
+use crate::store::rows::ROW_VERSION;
 use crate::store::sled::rows::legacy::to_binary;
-use crate::store::sled::rows::ROW_VERSION;
+use crate::store::sled::rows::tests::json_rows;
 use crate::store::sled::SledStore;
 use crate::store::{HistoryQuery, PageRequest, StoreError, StoreReads};
-
-/// Rows written by estca before binary rows: tree, key in hex, the JSON value.
-const JSON_ROWS: &str = include_str!("../rows/json-rows.tsv");
-
-fn json_rows() -> Vec<(&'static str, Vec<u8>, &'static str)> {
-    JSON_ROWS
-        .lines()
-        .map(|line| {
-            let mut parts = line.splitn(3, '\t');
-            let tree = parts.next().unwrap();
-            let key = hex::decode(parts.next().unwrap()).unwrap();
-            (tree, key, parts.next().unwrap())
-        })
-        .collect()
-}
 
 /// A database as estca wrote it before binary rows (no marker, no derived trees but the old
 /// markers), with `binary` of its rows already converted, as an interrupted migration leaves

@@ -7,13 +7,14 @@ use base64::Engine;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{parse, serial, u64_be, Stored, TokenBucket};
 use crate::model::{
     Account, Actor, App, AppScope, CertificateChoice, CertificateRecord, Contract, EventKind,
     HistoryEntry, HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, RevocationReason,
     Role,
 };
-use crate::store::sled::{
+use crate::store::budget::TokenBucket;
+use crate::store::rows::{parse, serial, u64_be, Stored};
+use crate::store::tables::{
     corrupt, ACCOUNTS, APPS, BUDGETS, CERTIFICATES, CONTRACTS, HISTORY, REVOKED,
 };
 use crate::store::{RevokedCertificate, StoreError};

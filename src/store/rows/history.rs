@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{from_row, parse, to_row, u64_be, Instant, Stored};
 use crate::model::{Actor, EventKind, HistoryEntry, HistoryEvent, Outcome};
-use crate::store::sled::HISTORY;
+use crate::store::tables::HISTORY;
 use crate::store::StoreError;
 
 /// [`EventKind`] as stored.
@@ -97,7 +97,7 @@ struct HistoryRow<'a> {
 }
 
 /// The row of `event` (its number is the key).
-pub(in crate::store::sled) fn encode_event(event: &HistoryEvent) -> Result<Vec<u8>, StoreError> {
+pub(in crate::store) fn encode_event(event: &HistoryEvent) -> Result<Vec<u8>, StoreError> {
     to_row(
         HISTORY,
         &HistoryRow {
@@ -126,7 +126,7 @@ pub(in crate::store::sled) fn encode_event(event: &HistoryEvent) -> Result<Vec<u
 }
 
 impl Stored for HistoryEntry {
-    const TREE: &'static str = HISTORY;
+    const TABLE: &'static str = HISTORY;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         encode_event(&self.event)

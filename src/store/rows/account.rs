@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{from_row, parse, serial, to_row, Instant, Stored};
 use crate::model::{Account, CertificateChoice, Contract, Role};
-use crate::store::sled::{ACCOUNTS, CONTRACTS};
+use crate::store::tables::{ACCOUNTS, CONTRACTS};
 use crate::store::StoreError;
 
 #[derive(Serialize, Deserialize)]
@@ -16,7 +16,7 @@ struct ContractRow<'a> {
 }
 
 impl Stored for Contract {
-    const TREE: &'static str = CONTRACTS;
+    const TABLE: &'static str = CONTRACTS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         to_row(
@@ -85,7 +85,7 @@ struct AccountRow<'a> {
 }
 
 impl Stored for Account {
-    const TREE: &'static str = ACCOUNTS;
+    const TABLE: &'static str = ACCOUNTS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         to_row(

@@ -2,12 +2,12 @@
 //! arithmetic keeps it ([`TokenBucket`]).
 
 use super::{from_row, to_row, Stored};
-pub(in crate::store::sled) use crate::store::budget::TokenBucket;
-use crate::store::sled::BUDGETS;
+use crate::store::budget::TokenBucket;
+use crate::store::tables::BUDGETS;
 use crate::store::StoreError;
 
 impl Stored for TokenBucket {
-    const TREE: &'static str = BUDGETS;
+    const TABLE: &'static str = BUDGETS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         to_row(BUDGETS, self)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::account::RoleRow;
 use super::{from_row, parse, serial, to_row, Instant, Stored};
 use crate::model::{CertificateRecord, Holder, KeyFingerprint, Revocation, RevocationReason};
-use crate::store::sled::{CERTIFICATES, REVOKED};
+use crate::store::tables::{CERTIFICATES, REVOKED};
 use crate::store::{RevokedCertificate, StoreError};
 
 /// [`Holder`] as stored.
@@ -92,7 +92,7 @@ struct CertificateRow<'a> {
 }
 
 impl Stored for CertificateRecord {
-    const TREE: &'static str = CERTIFICATES;
+    const TABLE: &'static str = CERTIFICATES;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         let holder = match &self.holder {
@@ -172,7 +172,7 @@ struct RevokedRow {
 }
 
 impl Stored for RevokedCertificate {
-    const TREE: &'static str = REVOKED;
+    const TABLE: &'static str = REVOKED;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         to_row(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{from_row, parse, serial, to_row, Instant, Stored};
 use crate::model::{App, AppScope};
-use crate::store::sled::APPS;
+use crate::store::tables::APPS;
 use crate::store::StoreError;
 
 #[derive(Serialize, Deserialize)]
@@ -25,7 +25,7 @@ struct AppRow<'a> {
 }
 
 impl Stored for App {
-    const TREE: &'static str = APPS;
+    const TABLE: &'static str = APPS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
         to_row(
