@@ -195,8 +195,13 @@ impl StoreBackend {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgres://USER@HOST:PORT/DATABASE` (libpq URL syntax; a Unix socket directory as
-    /// the host, percent-encoded), without a password. Connections are not encrypted.
+    /// the host, percent-encoded), without a password.
     pub url: String,
+    /// PEM file of the CA certificates that issue the database server's certificate: every
+    /// connection is then TLS, the server's certificate verified against them and its name
+    /// against the URL's host. Unset: plain connections (a Unix socket or a trusted network).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// A file holding the password (its first line); unset: the systemd credential.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -244,10 +249,12 @@ impl PostgresConfig {
             if parsed.get_hosts().is_empty() {
                 return Err(invalid("store.postgres.url", "names no host"));
             }
-            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require
+                && self.ca_file.is_none()
+            {
                 return Err(invalid(
                     "store.postgres.url",
-                    "asks for TLS (sslmode=require), which estca does not speak to the database yet: use a Unix socket or a network you trust",
+                    "asks for TLS (sslmode=require): set store.postgres.ca_file to the CA certificates that issue the database server's certificate",
                 ));
             }
         }
@@ -279,6 +286,7 @@ impl Default for PostgresConfig {
         Self {
             url: String::new(),
             password_file: None,
+            ca_file: None,
             password_credential: "postgres-password".into(),
             pool_size: 16,
             connect_timeout_secs: 10,
@@ -820,7 +828,7 @@ mod tests {
                 "postgres://estca@db/estca?sslmode=require",
             ),
         ]);
-        assert!(tls.contains("sslmode=require"), "{tls}");
+        assert!(tls.contains("store.postgres.ca_file"), "{tls}");
         let c = Config::load_from(
             None,
             env(&[

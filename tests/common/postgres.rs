@@ -103,6 +103,17 @@ impl TestPostgres {
     /// Starts a server of the caller's own. Fails when the binaries are missing (saying
     /// which) or the server does not start (with its log); panics on nothing.
     pub fn start() -> Result<TestPostgres, Unavailable> {
+        Self::start_with(false)
+    }
+
+    /// As [`TestPostgres::start`], the server also speaking TLS with a certificate for
+    /// `127.0.0.1` issued by a CA of its own, whose certificate is `ca.pem` in
+    /// [`TestPostgres::directory`].
+    pub fn start_tls() -> Result<TestPostgres, Unavailable> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<TestPostgres, Unavailable> {
         let bin = bin_dir()?;
         let owner = owner()?;
         // Outside the source tree (the disk of /work is shared): the system's temp directory.
@@ -111,14 +122,19 @@ impl TestPostgres {
             .tempdir_in(std::env::temp_dir())
             .map_err(|e| Unavailable(format!("cannot create a temporary directory: {e}")))?
             .keep();
-        let server = Self::start_in(bin, dir.clone(), owner.as_ref());
+        let server = Self::start_in(bin, dir.clone(), owner.as_ref(), tls);
         if server.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         server
     }
 
-    fn start_in(bin: PathBuf, dir: PathBuf, owner: Option<&Owner>) -> Result<Self, Unavailable> {
+    fn start_in(
+        bin: PathBuf,
+        dir: PathBuf,
+        owner: Option<&Owner>,
+        tls: bool,
+    ) -> Result<Self, Unavailable> {
         let fail = |what: &str, e: &dyn std::fmt::Display| Unavailable(format!("{what}: {e}"));
         let data = dir.join("data");
         let socket_dir = dir.join("socket");
@@ -127,8 +143,22 @@ impl TestPostgres {
         std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| fail("cannot write the pwfile", &e))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| fail("cannot restrict the temporary directory", &e))?;
+        let mut owned = vec![dir.clone(), socket_dir.clone(), pwfile.clone()];
+        let mut tls_args = Vec::new();
+        if tls {
+            let (certificate, key) = write_tls_files(&dir)?;
+            tls_args = vec![
+                "-c".to_owned(),
+                "ssl=on".to_owned(),
+                "-c".to_owned(),
+                format!("ssl_cert_file={}", certificate.display()),
+                "-c".to_owned(),
+                format!("ssl_key_file={}", key.display()),
+            ];
+            owned.extend([certificate, key]);
+        }
         if let Some(owner) = owner {
-            for path in [&dir, &socket_dir, &pwfile] {
+            for path in &owned {
                 std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
                     .map_err(|e| fail(&format!("cannot give {} away", path.display()), &e))?;
             }
@@ -174,7 +204,8 @@ impl TestPostgres {
                 "max_connections=300",
                 "-c",
                 "shared_buffers=32MB",
-            ]);
+            ])
+            .args(&tls_args);
         let mut watcher = Command::new("sh")
             .arg("-c")
             .arg(WATCHER)
@@ -488,6 +519,33 @@ fn bin_dir() -> Result<PathBuf, Unavailable> {
                 .into(),
         )
     })
+}
+
+/// Writes a CA certificate (`ca.pem`) and a server certificate for `127.0.0.1` and
+/// `localhost` it issued (`server.crt`, key `server.key`, mode 0600) into `dir`; returns the
+/// certificate's and the key's paths.
+fn write_tls_files(dir: &Path) -> Result<(PathBuf, PathBuf), Unavailable> {
+    let fail =
+        |e: &dyn std::fmt::Display| Unavailable(format!("cannot make the test TLS files: {e}"));
+    let ca_key = rcgen::KeyPair::generate().map_err(|e| fail(&e))?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| fail(&e))?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "estca test database CA");
+    let ca_cert = ca.self_signed(&ca_key).map_err(|e| fail(&e))?;
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let key = rcgen::KeyPair::generate().map_err(|e| fail(&e))?;
+    let server =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(|e| fail(&e))?;
+    let certificate = server.signed_by(&key, &issuer).map_err(|e| fail(&e))?;
+    let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).map_err(|e| fail(&e))?;
+    std::fs::write(&cert_path, certificate.pem()).map_err(|e| fail(&e))?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(|e| fail(&e))?;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(&e))?;
+    Ok((cert_path, key_path))
 }
 
 /// A loopback port nothing listens on now.

@@ -5,8 +5,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::PostgresConfig;
 use crate::store::{StoreError, SyncMode};
@@ -14,12 +18,14 @@ use crate::store::{StoreError, SyncMode};
 /// The environment variable systemd sets to the directory of the unit's credentials.
 pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
-/// Where the store connects: the parsed URL with the password added, and how to name the
-/// database in messages (the URL's hosts and database, never the password).
+/// Where the store connects: the parsed URL with the password added, how to name the
+/// database in messages (the URL's hosts and database, never the password), and the TLS
+/// configuration when `store.postgres.ca_file` is set.
 #[derive(Clone)]
 pub(crate) struct Target {
     config: tokio_postgres::Config,
     shown: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for Target {
@@ -50,9 +56,18 @@ impl Target {
         if parsed.get_application_name().is_none() {
             parsed.application_name("estca");
         }
+        let tls = match &config.ca_file {
+            Some(file) => {
+                // Never a silent fall back to a plain connection.
+                parsed.ssl_mode(SslMode::Require);
+                Some(Arc::new(tls_config(file)?))
+            }
+            None => None,
+        };
         Ok(Self {
             config: parsed,
             shown,
+            tls,
         })
     }
 
@@ -68,13 +83,17 @@ impl Target {
             };
             pg.options(options);
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &self.tls {
+            Some(tls) => Manager::from_config(
+                pg,
+                MakeRustlsConnect::new(rustls::ClientConfig::clone(tls)),
+                manager_config,
+            ),
+            None => Manager::from_config(pg, NoTls, manager_config),
+        };
         let timeout = Some(Duration::from_secs(config.connect_timeout_secs));
         Pool::builder(manager)
             .max_size(config.pool_size)
@@ -86,21 +105,30 @@ impl Target {
             .map_err(|e| StoreError::Backend(format!("cannot set up the connection pool: {e}")))
     }
 
-    /// A connection of its own, outside any pool (the revocation listener's): the client,
-    /// and the connection to drive.
-    pub(crate) async fn connect(
+    /// A connection of its own, outside any pool (the revocation listener's): the client, and
+    /// the payloads of the notifications it receives (the channel closes when the connection
+    /// ends).
+    pub(crate) async fn listening_connection(
         &self,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        StoreError,
-    > {
-        self.config
-            .connect(NoTls)
-            .await
-            .map_err(|e| self.unreachable(&e))
+    ) -> Result<(tokio_postgres::Client, UnboundedReceiver<String>), StoreError> {
+        match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(MakeRustlsConnect::new(rustls::ClientConfig::clone(tls)))
+                    .await
+                    .map_err(|e| self.unreachable(&super::describe(&e)))?;
+                Ok((client, forward(connection)))
+            }
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| self.unreachable(&super::describe(&e)))?;
+                Ok((client, forward(connection)))
+            }
+        }
     }
 
     /// The error of a database that cannot be reached: names it by host and database.
@@ -156,6 +184,64 @@ pub(crate) async fn check_durability(
         }
     }
     Ok(())
+}
+
+/// The notifications' payloads.
+type UnboundedReceiver<T> = tokio::sync::mpsc::UnboundedReceiver<T>;
+
+/// Drives `connection` in a task of its own, forwarding the payloads of its notifications;
+/// the channel closes when the connection ends.
+fn forward<S, T>(mut connection: tokio_postgres::Connection<S, T>) -> UnboundedReceiver<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "lost the connection listening for revocations");
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    rx
+}
+
+/// The TLS configuration of connections to the database: the server's certificate must chain
+/// to a CA of `ca_file` (PEM) and name the host connected to.
+fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, StoreError> {
+    use rustls_pki_types::pem::PemObject;
+    let cannot = |e: &dyn fmt::Display| {
+        StoreError::Backend(format!(
+            "cannot read the database's CA certificates from {} (store.postgres.ca_file): {e}",
+            ca_file.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in
+        rustls_pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| cannot(&e))?
+    {
+        roots
+            .add(certificate.map_err(|e| cannot(&e))?)
+            .map_err(|e| cannot(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(cannot(&"it holds no certificate"));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cannot(&e))
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// `user@host:port/database` of a parsed URL (no password).

@@ -200,7 +200,17 @@ fn describe(error: &tokio_postgres::Error) -> String {
             Some(detail) => format!("{} ({detail})", e.message()),
             None => e.message().to_owned(),
         },
-        None => error.to_string(),
+        None => {
+            // The driver's message, and what caused it (a refused connection, a certificate
+            // that does not verify).
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

@@ -57,8 +57,7 @@ pub(super) async fn listen(
     feed: Arc<watch::Sender<u64>>,
     instance: String,
 ) -> Result<tokio::task::AbortHandle, StoreError> {
-    let (client, connection) = target.connect().await?;
-    let mut messages = forward(connection);
+    let (client, mut messages) = target.listening_connection().await?;
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
@@ -75,10 +74,10 @@ pub(super) async fn listen(
             drop(client);
             loop {
                 tokio::time::sleep(RECONNECT_DELAY).await;
-                let Ok((again, connection)) = target.connect().await else {
+                let Ok((again, forwarded)) = target.listening_connection().await else {
                     continue;
                 };
-                messages = forward(connection);
+                messages = forwarded;
                 if again
                     .batch_execute(&format!("LISTEN {CHANNEL}"))
                     .await
@@ -93,35 +92,6 @@ pub(super) async fn listen(
         }
     });
     Ok(task.abort_handle())
-}
-
-/// Drives `connection` in a task of its own, forwarding the payloads of its notifications;
-/// the channel closes when the connection ends.
-fn forward(
-    mut connection: tokio_postgres::Connection<
-        tokio_postgres::Socket,
-        tokio_postgres::tls::NoTlsStream,
-    >,
-) -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    if tx.send(n.payload().to_owned()).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "lost the connection listening for revocations");
-                    return;
-                }
-                None => return,
-            }
-        }
-    });
-    rx
 }
 
 impl PostgresStore {

@@ -358,3 +358,64 @@ fn a_test_server_is_stopped_and_its_directory_removed_when_its_pipe_closes() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_ca_file_connections_are_tls_and_the_server_is_verified() {
+    let server = match TestPostgres::start_tls() {
+        Ok(server) => server,
+        Err(why) => {
+            assert!(
+                std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+                "no PostgreSQL test server: {why:?}"
+            );
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = PostgresConfig {
+        url: server.url(&server.database()),
+        password_file: Some(TestPostgres::password_file(dir.path())),
+        ca_file: Some(server.directory().join("ca.pem")),
+        ..PostgresConfig::default()
+    };
+    let store = PostgresStore::open(&config, SyncMode::EveryWrite)
+        .await
+        .unwrap();
+    let client = store.client().await.unwrap();
+    let encrypted = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE ssl), count(*) FROM pg_stat_ssl \
+             JOIN pg_stat_activity USING (pid) WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (tls, all): (i64, i64) = (encrypted.get(0), encrypted.get(1));
+    assert!(all >= 2, "the pool's and the listener's connections");
+    assert_eq!(tls, all, "every connection is TLS");
+    drop(client);
+    drop(store);
+
+    // A CA that did not issue the server's certificate: refused, saying why.
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other_pem = dir.path().join("other-ca.pem");
+    std::fs::write(&other_pem, other.self_signed(&other_key).unwrap().pem()).unwrap();
+    let refused = PostgresStore::open(
+        &PostgresConfig {
+            ca_file: Some(other_pem),
+            ..config.clone()
+        },
+        SyncMode::EveryWrite,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        refused.contains("cannot reach the PostgreSQL database"),
+        "{refused}"
+    );
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+}
