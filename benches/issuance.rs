@@ -375,21 +375,21 @@ fn write_floor() {
     let enroll = reenroll + get("argon2id_verify");
     let durable = reenroll - get("store_commit") + get("store_commit_flush");
     let mut out = serde_json::Map::new();
-    for name in OTHER_BACKEND {
-        if let Some(ns) = mean_ns(&dir, name) {
-            parts.insert(format!("{name}_ns"), ns.round().into());
-        }
-    }
-    if let Some(fjall) = mean_ns(&dir, "store_commit_fjall") {
-        let floor = reenroll - get("store_commit") + fjall;
-        out.insert("floor_reenroll_fjall_ns".into(), floor.round().into());
-    }
     out.insert("floor_reenroll_ns".into(), reenroll.round().into());
     out.insert("floor_enroll_ns".into(), enroll.round().into());
     out.insert(
         "durable_one_at_a_time_reenroll_ns".into(),
         durable.round().into(),
     );
+    if let Some(fjall) = mean_ns(&dir, "store_commit_fjall") {
+        let floor = reenroll - get("store_commit") + fjall;
+        out.insert("floor_reenroll_fjall_ns".into(), floor.round().into());
+    }
+    for name in OTHER_BACKEND {
+        if let Some(ns) = mean_ns(&dir, name) {
+            parts.insert(format!("{name}_ns"), ns.round().into());
+        }
+    }
     out.insert("parts".into(), parts.into());
     let json = serde_json::Value::Object(out);
     let path = dir.join("issuance-floor.json");

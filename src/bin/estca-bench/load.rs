@@ -392,8 +392,11 @@ async fn measure(
             }
         }
         Scenario::Simplereenroll => {
+            // IDs of their own for the window with the kill (`k`): the earlier window's
+            // IDs hold active certificates.
+            let kind = if kill.is_some() { 'k' } else { 'r' };
             let ids: Vec<String> = (0..connections)
-                .map(|i| format!("b{}r{connections}-{i}", target.run_id))
+                .map(|i| format!("b{}{kind}{connections}-{i}", target.run_id))
                 .collect();
             let n = args
                 .keys
