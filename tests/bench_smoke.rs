@@ -148,6 +148,7 @@ fn fjall_directory_populated_then_killed_under_load_and_restarted() {
     );
     let line = &lines(&out.stdout)[0];
     assert_eq!(line["backend"], "fjall");
+    assert!(line["cpu_ms_per_id"].as_f64().unwrap() > 0.0, "{line}");
     assert!(bench_dir.join("data/fjall").is_dir());
     assert!(!bench_dir.join("data/db").exists());
     let allocated = line["data_dir_bytes"].as_u64().unwrap();

@@ -101,6 +101,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     let end = start + args.count;
     let done = AtomicU64::new(0);
     let began = Instant::now();
+    let cpu_before = daemon::own_cpu_seconds()?;
     std::thread::scope(|s| {
         let mut workers = Vec::new();
         for t in 0..threads {
@@ -130,6 +131,8 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     })?;
     handle.block_on(store.sync_all())?;
     let seconds = began.elapsed().as_secs_f64();
+    // CPU per ID depends less than the rate on what else the machine is running.
+    let cpu = daemon::own_cpu_seconds()? - cpu_before;
     drop(ra);
     drop(store);
     let used = daemon::disk_use(&config.store.path);
@@ -139,6 +142,8 @@ pub fn run(args: PopulateArgs) -> Result<()> {
         "ids_total": end,
         "seconds": (seconds * 10.0).round() / 10.0,
         "ids_per_s": (args.count as f64 / seconds).round(),
+        "cpu_s": (cpu * 10.0).round() / 10.0,
+        "cpu_ms_per_id": (cpu * 1000.0 / args.count.max(1) as f64 * 1000.0).round() / 1000.0,
         "backend": config.store.backend,
         "data_dir_bytes": used.allocated,
         "data_dir_bytes_per_id": (used.allocated as f64 / end.max(1) as f64).round(),
