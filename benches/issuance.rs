@@ -4,10 +4,12 @@
 //! - the CSR check (parse, key classification, signature) for ECDSA P-256 and RSA-2048;
 //! - building and signing one end-entity certificate with the issuing CA (P-256);
 //! - the PKCS#7 certs-only encoding of the answer;
-//! - one issuance in the sled store, in memory (`store_commit`: `commit_issuance` on a store
-//!   opened with `SyncMode::Deferred`, the CPU part) and durable (`store_commit_flush`:
-//!   `commit_issuance` returning once `fdatasync` of the log is done, one sync per issuance:
-//!   nothing to share it with here);
+//! - one issuance in the sled store (the default backend), in memory (`store_commit`:
+//!   `commit_issuance` on a store opened with `SyncMode::Deferred`, the CPU part) and durable
+//!   (`store_commit_flush`: `commit_issuance` returning once `fdatasync` of the log is done,
+//!   one sync per issuance: nothing to share it with here); the same on the fjall backend
+//!   (`store_commit_fjall`, `store_commit_flush_fjall`: its journal synced), with the
+//!   default `store.cache_mib`;
 //! - one Argon2id verification at the default parameters (`config/defaults.toml`).
 //!
 //! At the end it sums them into the CPU cost floor of one enrollment and writes it to
@@ -17,7 +19,9 @@
 //! - `floor_reenroll_ns` = CSR P-256 + sign + PKCS#7 + store commit in memory (CPU; the
 //!   sync is I/O, shared by concurrent issuances through group commit);
 //! - `durable_one_at_a_time_reenroll_ns` = the same with the durable commit;
-//! - `floor_enroll_ns` = `floor_reenroll_ns` + one Argon2id verification.
+//! - `floor_enroll_ns` = `floor_reenroll_ns` + one Argon2id verification;
+//! - `floor_reenroll_fjall_ns`: `floor_reenroll_ns` with fjall's commit in place of sled's
+//!   (when the fjall benchmarks ran).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -33,7 +37,7 @@ use estca::model::{
     Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
     Outcome, Role, Serial,
 };
-use estca::store::{NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
+use estca::store::{FjallStore, NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
 
 /// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
 const PARTS: &[&str] = &[
@@ -45,6 +49,16 @@ const PARTS: &[&str] = &[
     "store_commit_flush",
     "argon2id_verify",
 ];
+
+/// Benchmarks reported beside the floor when they ran: the other backend's commits.
+const OTHER_BACKEND: &[&str] = &["store_commit_fjall", "store_commit_flush_fjall"];
+
+/// The store backend a commit benchmark runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sled,
+    Fjall,
+}
 
 fn ca(dir: &std::path::Path) -> CertificateAuthority {
     let config = CaConfig {
@@ -87,15 +101,23 @@ fn event(kind: EventKind) -> HistoryEvent {
     }
 }
 
-/// A store with contract `5110` and account `bench`, issued nothing yet, in the directory
-/// `name` of `dir`.
+/// A store of `backend` with contract `5110` and account `bench`, issued nothing yet, in the
+/// directory `name` of `dir`.
 fn store(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     name: &str,
+    backend: Backend,
     mode: SyncMode,
-) -> SledStore {
-    let store = SledStore::open_with(&dir.join(name), mode).expect("open the store");
+) -> Box<dyn RaStore> {
+    let path = dir.join(name);
+    let store: Box<dyn RaStore> = match backend {
+        Backend::Sled => Box::new(SledStore::open_with(&path, mode).expect("open the store")),
+        Backend::Fjall => {
+            let cache = u64::from(default_config().store.cache_mib) * 1024 * 1024;
+            Box::new(FjallStore::open_with(&path, cache, mode).expect("open the store"))
+        }
+    };
     let now = OffsetDateTime::now_utc();
     rt.block_on(async {
         store
@@ -161,7 +183,7 @@ fn issuance(n: u64, serial: Serial, previous: Option<Serial>, der: &[u8]) -> New
 /// Times `iters` issuances on one shared store, each durable when it returns.
 fn time_issuances(
     rt: &tokio::runtime::Runtime,
-    store: &SledStore,
+    store: &dyn RaStore,
     next: &Cell<(u64, Option<Serial>)>,
     der: &[u8],
     iters: u64,
@@ -246,22 +268,32 @@ fn benches(c: &mut Criterion) {
         b.iter(|| estca::ca::pkcs7::certs_only(&[black_box(&signed.der)]).expect("encode"))
     });
 
-    // In memory: the store's own work, syncs deferred (as a bulk load does).
-    let memory = store(&rt, dir.path(), "memory", SyncMode::Deferred);
-    let next = Cell::new((0u64, None));
-    group.bench_function("store_commit", |b| {
-        b.iter_custom(|iters| time_issuances(&rt, &memory, &next, &signed.der, iters))
-    });
-    drop(memory);
+    // In memory: the store's own work, syncs deferred (as a bulk load does); sled (the
+    // default, whose names the floor uses), then fjall.
+    for (name, backend) in [
+        ("store_commit", Backend::Sled),
+        ("store_commit_fjall", Backend::Fjall),
+    ] {
+        let memory = store(&rt, dir.path(), name, backend, SyncMode::Deferred);
+        let next = Cell::new((0u64, None));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_issuances(&rt, &*memory, &next, &signed.der, iters))
+        });
+    }
 
     // Durable: each commit returns once the log is synced to disk, as in the daemon.
-    let durable = store(&rt, dir.path(), "durable", SyncMode::EveryWrite);
-    let next = Cell::new((0u64, None));
     group.sample_size(20);
     group.measurement_time(StdDuration::from_secs(10));
-    group.bench_function("store_commit_flush", |b| {
-        b.iter_custom(|iters| time_issuances(&rt, &durable, &next, &signed.der, iters))
-    });
+    for (name, backend) in [
+        ("store_commit_flush", Backend::Sled),
+        ("store_commit_flush_fjall", Backend::Fjall),
+    ] {
+        let durable = store(&rt, dir.path(), name, backend, SyncMode::EveryWrite);
+        let next = Cell::new((0u64, None));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| time_issuances(&rt, &*durable, &next, &signed.der, iters))
+        });
+    }
 
     // Argon2id at the default parameters, exactly as the daemon verifies.
     let defaults = default_config();
@@ -349,6 +381,15 @@ fn write_floor() {
         "durable_one_at_a_time_reenroll_ns".into(),
         durable.round().into(),
     );
+    if let Some(fjall) = mean_ns(&dir, "store_commit_fjall") {
+        let floor = reenroll - get("store_commit") + fjall;
+        out.insert("floor_reenroll_fjall_ns".into(), floor.round().into());
+    }
+    for name in OTHER_BACKEND {
+        if let Some(ns) = mean_ns(&dir, name) {
+            parts.insert(format!("{name}_ns"), ns.round().into());
+        }
+    }
     out.insert("parts".into(), parts.into());
     let json = serde_json::Value::Object(out);
     let path = dir.join("issuance-floor.json");

@@ -131,3 +131,83 @@ fn populate_then_run_on_the_populated_directory() {
     let line = &lines(&out.stdout)[0];
     assert!(line["ok"].as_u64().unwrap() > 0, "{line}");
 }
+
+#[test]
+fn fjall_directory_populated_then_killed_under_load_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench_dir = dir.path().join("f");
+    let out = bench()
+        .args(["populate", "20", "--backend", "fjall", "--dir"])
+        .arg(&bench_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "populate failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = &lines(&out.stdout)[0];
+    assert_eq!(line["backend"], "fjall");
+    assert!(line["cpu_ms_per_id"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(bench_dir.join("data/fjall").is_dir());
+    assert!(!bench_dir.join("data/db").exists());
+    let allocated = line["data_dir_bytes"].as_u64().unwrap();
+    assert!(allocated > 0, "{line}");
+    assert_eq!(
+        line["data_dir_bytes_per_id"].as_f64().unwrap(),
+        (allocated as f64 / 20.0).round()
+    );
+
+    // The directory is fjall's: asking for sled there is refused.
+    let refused = bench()
+        .args(["populate", "1", "--backend", "sled", "--dir"])
+        .arg(&bench_dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("store.backend"));
+
+    let out = bench()
+        .args([
+            "run",
+            "--scenario",
+            "simplereenroll",
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+            "--keys",
+            "400",
+            "--kill",
+            "--dir",
+        ])
+        .arg(&bench_dir)
+        .arg("--estca")
+        .arg(env!("CARGO_BIN_EXE_estca"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run --kill failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out.stdout);
+    assert_eq!(lines.len(), 2, "the scenario, then the kill step");
+    let killed = &lines[1];
+    assert_eq!(killed["step"], "sigkill");
+    let at = killed["sigkill_after_s"].as_f64().unwrap();
+    assert!((0.4..1.0).contains(&at), "{killed}");
+    assert!(
+        killed["ok"].as_u64().unwrap() > 0,
+        "renewals before the kill: {killed}"
+    );
+    assert!(
+        killed["errors"]["transport"].as_u64().unwrap() > 0,
+        "requests after the kill fail: {killed}"
+    );
+    assert!(killed["daemon"]["startup_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        bench_dir.join("daemon.log.1").is_file(),
+        "the killed daemon's log is kept"
+    );
+}

@@ -1,5 +1,6 @@
 //! The daemon under test: a bench directory (configuration, CA, data), starting `estca serve`
-//! on it and waiting for its ready line, and reading its CPU time and memory from `/proc`.
+//! on it and waiting for its ready line, killing it, and reading its CPU time, memory and
+//! disk use from `/proc` and the file system.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -8,6 +9,25 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+/// The store backend of a bench directory (`store.backend` of its configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// sled, the default.
+    Sled,
+    /// fjall.
+    Fjall,
+}
+
+impl Backend {
+    /// The name `store.backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Fjall => "fjall",
+        }
+    }
+}
 
 /// A directory holding `estca.toml`, `certs/`, `data/` and `daemon.log`.
 #[derive(Debug)]
@@ -19,8 +39,10 @@ pub struct BenchDir {
 }
 
 impl BenchDir {
-    /// Uses `dir` (created if needed), or a new scratch directory removed afterwards.
-    pub fn new(dir: Option<&Path>) -> Result<Self> {
+    /// Uses `dir` (created if needed), or a new scratch directory removed afterwards, with
+    /// the store in `backend` (default sled). A directory whose configuration names another
+    /// backend is refused: its store is in that one.
+    pub fn new(dir: Option<&Path>, backend: Option<Backend>) -> Result<Self> {
         let (root, remove) = match dir {
             Some(d) => (d.to_path_buf(), false),
             None => {
@@ -36,8 +58,34 @@ impl BenchDir {
         std::fs::create_dir_all(&root)
             .with_context(|| format!("cannot create {}", root.display()))?;
         let dir = Self { root, remove };
-        dir.write_config()?;
+        dir.write_config(backend.unwrap_or(Backend::Sled))?;
+        if let Some(wanted) = backend {
+            let configured = dir.configured_backend()?;
+            if configured != wanted.name() {
+                bail!(
+                    "{} names store.backend \"{configured}\", not \"{}\": use another directory for {}",
+                    dir.config().display(),
+                    wanted.name(),
+                    wanted.name()
+                );
+            }
+        }
         Ok(dir)
+    }
+
+    /// `store.backend` of the directory's configuration (`sled` when it names none).
+    fn configured_backend(&self) -> Result<String> {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+        Ok(table
+            .get("store")
+            .and_then(|s| s.get("backend"))
+            .and_then(|b| b.as_str())
+            .unwrap_or("sled")
+            .to_owned())
     }
 
     /// The daemon's configuration file.
@@ -56,8 +104,9 @@ impl BenchDir {
     }
 
     /// Writes `estca.toml` unless it exists: ephemeral loopback ports, everything inside
-    /// the directory, all else the embedded defaults (Argon2id parameters, `info` logs).
-    fn write_config(&self) -> Result<()> {
+    /// the directory, the store in `backend`, all else the embedded defaults (Argon2id
+    /// parameters, `info` logs, cache sizes).
+    fn write_config(&self, backend: Backend) -> Result<()> {
         let path = self.config();
         if path.exists() {
             return Ok(());
@@ -73,10 +122,11 @@ impl BenchDir {
              # generator is one source, so its per-source caps are the whole budgets\n\
              [server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4096\n\
              max_connections_per_source = 4096\n\n\
-             [store]\npath = {}\n\n[admin]\nsocket = {}\n\n[ca]\ndir = {}\n\n\
+             [store]\npath = {}\nbackend = \"{}\"\n\n[admin]\nsocket = {}\n\n[ca]\ndir = {}\n\n\
              [metrics]\nlisten = \"127.0.0.1:0\"\n\n[revocation]\nlisten = \"127.0.0.1:0\"\n\
              max_connections = 4096\nmax_connections_per_source = 4096\n",
             quote(self.data_dir())?,
+            backend.name(),
             quote(self.data_dir().join("admin.sock"))?,
             quote(self.ca_dir())?,
         );
@@ -116,10 +166,16 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `estca serve --config DIR/estca.toml` with its log in `DIR/daemon.log`, and
-    /// waits (up to `timeout`) for the ready line.
+    /// Starts `estca serve --config DIR/estca.toml` with its log in `DIR/daemon.log` (the
+    /// previous daemon's log, if any, moved to `DIR/daemon.log.1`), and waits (up to
+    /// `timeout`) for the ready line.
     pub fn start(estca: &Path, dir: &BenchDir, timeout: Duration) -> Result<Self> {
         let log_path = dir.root.join("daemon.log");
+        if log_path.exists() {
+            let previous = dir.root.join("daemon.log.1");
+            std::fs::rename(&log_path, &previous)
+                .with_context(|| format!("cannot move {} aside", log_path.display()))?;
+        }
         let log = File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let started = Instant::now();
@@ -166,10 +222,34 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Waits for the daemon to exit after [`sigkill`] (it must not be running on after it:
+    /// the next daemon on the directory needs the store's lock).
+    pub fn reap(mut self) -> Result<()> {
+        let status = self.child.wait().context("waiting for the killed daemon")?;
+        if status.code().is_some() {
+            bail!("the daemon exited ({status}) instead of being killed");
+        }
+        Ok(())
+    }
+}
+
+/// Sends SIGKILL to process `pid` (the daemon, mid-load: a crash without any shutdown).
+pub fn sigkill(pid: u32) -> Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| anyhow!("no such process ID: {pid}"))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+        .with_context(|| format!("cannot kill process {}", pid.as_raw_nonzero()))
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Already exited (and reaped): nothing to stop, and its PID may be another's now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -267,19 +347,41 @@ pub fn load_average() -> Option<[f64; 3]> {
     Some([it.next()??, it.next()??, it.next()??])
 }
 
-/// Total size in bytes of the regular files under `path`.
-pub fn dir_size(path: &Path) -> u64 {
+/// What the regular files under a directory take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUse {
+    /// Bytes allocated on disk (`st_blocks` x 512, as `du --block-size=1` counts): what the
+    /// store costs. Sparse and preallocated files count what they hold, not their length.
+    pub allocated: u64,
+    /// Sum of the files' lengths (`st_size`), which a preallocated journal inflates.
+    pub apparent: u64,
+}
+
+/// The disk use of the regular files under `path` (recursively; symbolic links not
+/// followed; unreadable entries count nothing).
+pub fn disk_use(path: &Path) -> DiskUse {
+    use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
+        return DiskUse::default();
     };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
+    let mut total = DiskUse::default();
+    for e in entries.filter_map(|e| e.ok()) {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => {
+                let sub = disk_use(&e.path());
+                total.allocated += sub.allocated;
+                total.apparent += sub.apparent;
+            }
+            Ok(t) if t.is_file() => {
+                if let Ok(m) = e.metadata() {
+                    total.allocated += m.blocks() * 512;
+                    total.apparent += m.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    total
 }
 
 #[cfg(test)]
@@ -299,6 +401,43 @@ mod tests {
         )
         .unwrap();
         assert!(off.revocation_http.is_none());
+    }
+
+    #[test]
+    fn disk_use_counts_allocated_blocks_not_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        // A sparse file 64 MiB long holding one 4 KiB block, as a preallocated journal.
+        let sparse = std::fs::File::create(dir.path().join("sub/journal")).unwrap();
+        sparse.set_len(64 << 20).unwrap();
+        {
+            use std::os::unix::fs::FileExt;
+            sparse.write_all_at(&[7u8; 4096], 0).unwrap();
+            sparse.sync_all().unwrap();
+        }
+        std::fs::write(dir.path().join("rows"), vec![1u8; 10_000]).unwrap();
+        let used = disk_use(dir.path());
+        assert_eq!(used.apparent, (64 << 20) + 10_000);
+        assert!(
+            used.allocated >= 4096 + 10_000 && used.allocated < 1 << 20,
+            "allocated {} bytes",
+            used.allocated
+        );
+    }
+
+    #[test]
+    fn a_bench_directory_names_its_backend_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("b");
+        let b = BenchDir::new(Some(&root), Some(Backend::Fjall)).unwrap();
+        assert_eq!(b.configured_backend().unwrap(), "fjall");
+        // Reused without naming one: the configuration stays as it is.
+        let again = BenchDir::new(Some(&root), None).unwrap();
+        assert_eq!(again.configured_backend().unwrap(), "fjall");
+        let err = BenchDir::new(Some(&root), Some(Backend::Sled)).unwrap_err();
+        assert!(err.to_string().contains("store.backend"), "{err}");
+        let sled = BenchDir::new(Some(&dir.path().join("s")), None).unwrap();
+        assert_eq!(sled.configured_backend().unwrap(), "sled");
     }
 
     #[test]

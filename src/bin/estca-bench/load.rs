@@ -79,6 +79,16 @@ pub struct RunArgs {
     /// by `populate` to measure at scale. Default: a scratch directory, removed afterwards.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The store backend of a new (or scratch) bench directory: sled (default) or fjall; an
+    /// existing directory must already name it.
+    #[arg(long, value_enum, conflicts_with = "https")]
+    backend: Option<daemon::Backend>,
+    /// After the scenarios, one more simplereenroll window (the first connection count)
+    /// during which the daemon is killed with SIGKILL half-way through; then it is started
+    /// again on the same directory, and the line says how long that start took (a crash
+    /// under load: the store recovers whatever the kill left).
+    #[arg(long, conflicts_with = "https")]
+    kill: bool,
     /// The estca binary to start. Default: `estca` next to this program.
     #[arg(long)]
     estca: Option<PathBuf>,
@@ -172,7 +182,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     // The daemon: attach, or start one on a bench directory.
-    let (_dir, daemon, endpoints, ca_dir) = match args.https {
+    let (dir, mut daemon, endpoints, ca_dir, estca) = match args.https {
         Some(https) => {
             let admin_socket = args
                 .admin_socket
@@ -188,10 +198,10 @@ pub fn run(args: RunArgs) -> Result<()> {
                 revocation_http: args.revocation_http,
                 pid: args.pid,
             };
-            (None, None, endpoints, ca_dir)
+            (None, None, endpoints, ca_dir, None)
         }
         None => {
-            let dir = BenchDir::new(args.dir.as_deref())?;
+            let dir = BenchDir::new(args.dir.as_deref(), args.backend)?;
             let estca = match &args.estca {
                 Some(p) => p.clone(),
                 None => std::env::current_exe()?
@@ -199,14 +209,14 @@ pub fn run(args: RunArgs) -> Result<()> {
                     .ok_or_else(|| anyhow!("cannot locate the estca binary; pass --estca"))?
                     .join("estca"),
             };
-            let daemon = Daemon::start(&estca, &dir, Duration::from_secs(600))?;
+            let daemon = Daemon::start(&estca, &dir, START_TIMEOUT)?;
             let endpoints = daemon.endpoints.clone();
             let ca_dir = dir.ca_dir();
-            (Some(dir), Some(daemon), endpoints, ca_dir)
+            (Some(dir), Some(daemon), endpoints, ca_dir, Some(estca))
         }
     };
-    let daemon_info = |label: &str| -> Value {
-        let Some(d) = &daemon else { return json!(null) };
+    let daemon_info = |daemon: &Option<Daemon>, label: &str| -> Value {
+        let Some(d) = daemon else { return json!(null) };
         let mem = daemon::memory_kib(d.pid());
         json!({
             "startup_ms": round(d.startup.as_secs_f64() * 1000.0, 1),
@@ -215,7 +225,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             "when": label,
         })
     };
-    let at_ready = daemon_info("ready");
+    let at_ready = daemon_info(&daemon, "ready");
     eprintln!("estca-bench: daemon {at_ready}");
 
     let roots = http::roots(&ca_dir.join("root-ca.pem"))?;
@@ -250,28 +260,72 @@ pub fn run(args: RunArgs) -> Result<()> {
         .await?;
         for &scenario in &args.scenario {
             for &connections in &args.connections {
-                let mut line = measure(&target, &args, scenario, connections, floor).await?;
-                line["daemon"] = daemon_info("after");
-                if let Some(label) = &args.label {
-                    line["label"] = json!(label);
+                let mut line = measure(&target, &args, scenario, connections, None, floor).await?;
+                line["daemon"] = daemon_info(&daemon, "after");
+                if let Some(dir) = &dir {
+                    line["data_dir_bytes"] = json!(daemon::disk_use(&dir.data_dir()).allocated);
                 }
-                let text = line.to_string();
-                println!("{text}");
-                if let Some(out) = &args.out {
-                    use std::io::Write;
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(out)
-                        .with_context(|| format!("cannot open {}", out.display()))?;
-                    writeln!(f, "{text}")?;
-                }
+                emit(&args, line)?;
             }
         }
         Ok::<(), anyhow::Error>(())
     })?;
+
+    if args.kill {
+        let (Some(dir), Some(estca), Some(running)) = (&dir, &estca, daemon.take()) else {
+            bail!("--kill needs a daemon this tool starts");
+        };
+        let connections = args.connections.first().copied().unwrap_or(32);
+        let kill = KillAt {
+            pid: running.pid(),
+            after: Duration::from_secs_f64(args.duration / 2.0),
+        };
+        let mut line = runtime.block_on(measure(
+            &target,
+            &args,
+            Scenario::Simplereenroll,
+            connections,
+            Some(kill),
+            floor,
+        ))?;
+        running.reap()?;
+        let restarted = Daemon::start(estca, dir, START_TIMEOUT)?;
+        line["step"] = json!("sigkill");
+        line["daemon"] = daemon_info(&Some(restarted), "restarted after SIGKILL");
+        line["data_dir_bytes"] = json!(daemon::disk_use(&dir.data_dir()).allocated);
+        emit(&args, line)?;
+    }
     drop(daemon);
     Ok(())
+}
+
+/// How long a daemon may take to start (a store of millions of IDs included).
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Prints a measurement's JSON line (with the label, if any), and appends it to `--out`.
+fn emit(args: &RunArgs, mut line: Value) -> Result<()> {
+    if let Some(label) = &args.label {
+        line["label"] = json!(label);
+    }
+    let text = line.to_string();
+    println!("{text}");
+    if let Some(out) = &args.out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .with_context(|| format!("cannot open {}", out.display()))?;
+        writeln!(f, "{text}")?;
+    }
+    Ok(())
+}
+
+/// SIGKILL for the daemon `pid`, `after` the start of a window.
+#[derive(Debug, Clone, Copy)]
+struct KillAt {
+    pid: u32,
+    after: Duration,
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -279,12 +333,14 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * m).round() / m
 }
 
-/// Prepares and runs one scenario at one concurrency; returns its JSON line.
+/// Prepares and runs one scenario at one concurrency (killing the daemon during the window
+/// when `kill` says so); returns its JSON line.
 async fn measure(
     target: &Arc<Target>,
     args: &RunArgs,
     scenario: Scenario,
     connections: usize,
+    kill: Option<KillAt>,
     floor: Option<Floor>,
 ) -> Result<Value> {
     let duration = Duration::from_secs_f64(args.duration);
@@ -336,8 +392,11 @@ async fn measure(
             }
         }
         Scenario::Simplereenroll => {
+            // IDs of their own for the window with the kill (`k`): the earlier window's
+            // IDs hold active certificates.
+            let kind = if kill.is_some() { 'k' } else { 'r' };
             let ids: Vec<String> = (0..connections)
-                .map(|i| format!("b{}r{connections}-{i}", target.run_id))
+                .map(|i| format!("b{}{kind}{connections}-{i}", target.run_id))
                 .collect();
             let n = args
                 .keys
@@ -397,10 +456,20 @@ async fn measure(
     let own_before = daemon::own_cpu_seconds()?;
     barrier.wait().await;
     let start = Instant::now();
+    let killer = kill.map(|k| {
+        tokio::spawn(async move {
+            tokio::time::sleep(k.after).await;
+            daemon::sigkill(k.pid).map(|()| start.elapsed())
+        })
+    });
     let mut tally = Tally::default();
     for t in tasks {
         tally.merge(t.await?);
     }
+    let killed_at = match killer {
+        Some(k) => Some(k.await??),
+        None => None,
+    };
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_after = pid.map(daemon::cpu_seconds).transpose()?;
     let own_after = daemon::own_cpu_seconds()?;
@@ -441,6 +510,10 @@ async fn measure(
         "load_avg_before": load_before,
         "load_avg_after": load_after,
     });
+    if let Some(at) = killed_at {
+        // The CPU figures then cover only the part of the window before the kill.
+        line["sigkill_after_s"] = json!(round(at.as_secs_f64(), 3));
+    }
     if scenario == Scenario::Simpleenroll {
         if let Some(f) = floor {
             let bound = cores as f64 / f.argon2_s;
