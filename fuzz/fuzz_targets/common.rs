@@ -35,7 +35,7 @@ pub fn fixture() -> &'static Fixture {
             .expect("runtime");
         let ca = Arc::new(estca::server::load_or_create_ca(&config).expect("CA"));
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(&config.database_path()).expect("store"));
+            Arc::new(SledStore::open(&config.store.path.join("db")).expect("store"));
         let ra = Arc::new(
             RegistrationAuthority::new(store, ca, Arc::new(SystemClock), &config.auth)
                 .expect("registration authority"),

@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(config) = estca::config::Config::load_from(Some(&file), Vec::new()) {
         config.validate().expect("a loaded configuration is valid");
         let _ = config.admin.mode().expect("validated mode");
-        let _ = config.database_path();
+        let _ = config.database_location();
     }
 });
