@@ -280,32 +280,19 @@ impl TestPostgres {
     /// Creates database `name` unless it exists.
     pub fn create_database(&self, name: &str) {
         let _guard = CREATING.lock().unwrap_or_else(|e| e.into_inner());
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-t", "-A", "-h"])
-            .arg(self.dir.join("socket"))
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                PG_USER,
-                "-d",
-                "postgres",
-                "-c",
-            ])
-            .arg(format!(
-                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
-            ))
-            .output()
-            .expect("run psql");
-        if String::from_utf8_lossy(&out.stdout).trim() != "1" {
+        let found = self.psql(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        ));
+        if found.trim() != "1" {
             self.psql(&format!("CREATE DATABASE {name}"));
         }
     }
 
-    /// Runs one SQL command as the superuser over the Unix socket; panics if it fails.
-    pub fn psql(&self, sql: &str) {
+    /// Runs one SQL command as the superuser over the Unix socket and returns what it printed
+    /// (unaligned, tuples only); panics if it fails.
+    pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.dir.join("socket"))
             .args([
                 "-p",
@@ -324,6 +311,7 @@ impl TestPostgres {
             "psql -c {sql:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The temporary directory the cluster, its socket and its log are in.
