@@ -14,7 +14,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,20 +39,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// One POST over the admin socket (the operator); the status, or `None` if the daemon is gone.
-fn admin_post(socket: &Path, path: &str, body: &str) -> Option<u16> {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: estca\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Default)]
@@ -103,7 +88,12 @@ async fn client_loop(
                 let socket = socket.clone();
                 let path = format!("/api/v1/accounts/{id}/certificate");
                 let _ = tokio::task::spawn_blocking(move || {
-                    admin_post(&socket, &path, r#"{"action":"reissue"}"#)
+                    admin_post(
+                        &socket,
+                        &path,
+                        r#"{"action":"reissue"}"#,
+                        Duration::from_secs(10),
+                    )
                 })
                 .await;
                 continue;

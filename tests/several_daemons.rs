@@ -44,21 +44,6 @@ struct Endpoint {
     socket: std::path::PathBuf,
 }
 
-/// One POST over an admin socket; the status, or `None` if it failed.
-fn admin_post(socket: &std::path::Path, path: &str, body: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: estca\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[derive(Default)]
 struct Figures {
     operations: AtomicU64,
@@ -101,10 +86,11 @@ async fn client(
                 };
                 let socket = daemon.socket.clone();
                 let path = format!("/api/v1/accounts/{id}/certificate");
-                let status =
-                    tokio::task::spawn_blocking(move || admin_post(&socket, &path, action))
-                        .await
-                        .unwrap();
+                let status = tokio::task::spawn_blocking(move || {
+                    admin_post(&socket, &path, action, Duration::from_secs(30))
+                })
+                .await
+                .unwrap();
                 figures.count(format!(
                     "{} {}",
                     if op == 0 { "reissue" } else { "revoke" },

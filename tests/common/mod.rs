@@ -472,6 +472,22 @@ fn ready_socket(line: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// One POST of a JSON `body` over the admin socket (the operator), answered within
+/// `timeout`; the status, or `None` if the daemon is gone or did not answer.
+pub fn admin_post(socket: &Path, path: &str, body: &str, timeout: Duration) -> Option<u16> {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: estca\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// One request over the admin socket; returns the status line.
 pub fn admin_round_trip(socket: &Path) -> std::io::Result<String> {
     use std::io::Read;
