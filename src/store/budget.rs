@@ -52,6 +52,13 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket is full again at `now`: such a bucket is the same as none, so the
+    /// store may forget it ([`RaStore::forget_refilled_budgets`](super::RaStore::forget_refilled_budgets)).
+    pub(in crate::store) fn refilled(mut self, budget: Budget, now: OffsetDateTime) -> bool {
+        self.refill(budget, now);
+        self.tokens >= f64::from(budget.capacity)
+    }
+
     /// Gives a token back, never beyond the capacity.
     pub(in crate::store) fn refund(&mut self, budget: Budget, now: OffsetDateTime) {
         self.refill(budget, now);

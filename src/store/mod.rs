@@ -448,6 +448,17 @@ pub trait RaStore: StoreReads {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Forgets the budgets whose name starts with `prefix` that are full again at `now` (a
+    /// full bucket is the same as none), so that budgets kept per source address do not grow
+    /// without bound; returns how many were forgotten. Not synced: a forgotten full bucket
+    /// that comes back after a crash changes nothing.
+    async fn forget_refilled_budgets(
+        &self,
+        prefix: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
     /// Applies an [`AccountChange`] atomically; returns the account as stored.
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError>;
 

@@ -82,6 +82,7 @@ pub(in crate::store) fn revoked_one<E: Engine>(engine: &E) {
 /// `clear_password_attempts_now(&AccountId) -> (Account, bool)`,
 /// `take_from_budget_now(&str, Budget, OffsetDateTime) -> BudgetSpend`,
 /// `refund_to_budget_now(&str, Budget, OffsetDateTime) -> ((), bool)`,
+/// `forget_refilled_budgets_now(&str, Budget, OffsetDateTime) -> u64`,
 /// `update_account_now(&AccountChange) -> Account`,
 /// `reserve_serial_now(Serial, OffsetDateTime) -> ()`,
 /// `commit_issuance_now(&NewCertificate) -> IssuedCertificate`,
@@ -152,6 +153,17 @@ macro_rules! durable_writes {
             ) -> Result<(), $crate::store::StoreError> {
                 $crate::store::writes::durably(self, || self.refund_to_budget_now(key, budget, now))
                     .await
+            }
+
+            async fn forget_refilled_budgets(
+                &self,
+                prefix: &str,
+                budget: $crate::store::Budget,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, $crate::store::StoreError> {
+                $crate::store::writes::Engine::applying(self, || {
+                    self.forget_refilled_budgets_now(prefix, budget, now)
+                })
             }
 
             async fn update_account(

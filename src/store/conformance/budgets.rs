@@ -55,3 +55,60 @@ pub(super) async fn budgets_hold_under_concurrency_refill_and_take_refunds<B: Ba
     }
     assert_eq!(again, 3);
 }
+
+pub(super) async fn refilled_budgets_under_a_prefix_are_forgotten_and_no_others<B: Backend>() {
+    let f = Fixture::<B>::empty().await;
+    let store = f.store();
+    // Two tokens, one back every 300 s.
+    let budget = Budget {
+        capacity: 2,
+        window: std::time::Duration::from_secs(600),
+    };
+    for key in ["src/a", "src/b", "other/a"] {
+        store.take_from_budget(key, budget, at(0)).await.unwrap();
+    }
+    // "src/b" is taken from again at 200 s (1.67 tokens, 0.67 left): at 301 s "src/a" is full
+    // again, "src/b" is not (1.003 tokens).
+    assert_eq!(
+        store.take_from_budget("src/b", budget, at(200)).await.unwrap(),
+        BudgetSpend::Taken
+    );
+    assert_eq!(
+        store
+            .forget_refilled_budgets("src/", budget, at(10))
+            .await
+            .unwrap(),
+        0,
+        "nothing is full again at 10 s"
+    );
+    assert_eq!(
+        store
+            .forget_refilled_budgets("src/", budget, at(301))
+            .await
+            .unwrap(),
+        1
+    );
+    // "src/b" kept its state: one token, then a refusal.
+    assert_eq!(
+        store.take_from_budget("src/b", budget, at(301)).await.unwrap(),
+        BudgetSpend::Taken
+    );
+    assert!(matches!(
+        store.take_from_budget("src/b", budget, at(301)).await.unwrap(),
+        BudgetSpend::Exhausted { .. }
+    ));
+    // A forgotten bucket starts full; the other prefix was not touched until asked for.
+    for _ in 0..2 {
+        assert_eq!(
+            store.take_from_budget("src/a", budget, at(301)).await.unwrap(),
+            BudgetSpend::Taken
+        );
+    }
+    assert_eq!(
+        store
+            .forget_refilled_budgets("other/", budget, at(301))
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -78,6 +78,7 @@ macro_rules! suite {
                 backup::export_import_round_trips_every_record,
                 backup::commits_survive_a_reopen,
                 budgets::budgets_hold_under_concurrency_refill_and_take_refunds,
+                budgets::refilled_budgets_under_a_prefix_are_forgotten_and_no_others,
             );
         }
     };

@@ -3,7 +3,9 @@
 use fjall::WriteTransaction;
 use time::OffsetDateTime;
 
-use super::{index_key, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS};
+use super::{
+    index_key, storage, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS,
+};
 use crate::model::{Account, AccountId, Contract, HistoryEvent};
 use crate::store::budget::TokenBucket;
 use crate::store::rows::Stored;
@@ -162,6 +164,29 @@ impl FjallStore {
             }
             None => Ok(((), false)),
         })
+    }
+
+    pub(super) fn forget_refilled_budgets_now(
+        &self,
+        prefix: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.transact(|tx| {
+            let mut refilled = Vec::new();
+            for entry in tx.prefix(&self.parts.budgets, prefix.as_bytes()) {
+                let (key, value) = entry.map_err(|e| storage(BUDGETS, e))?;
+                if TokenBucket::decode(&key, &value)?.refilled(budget, now) {
+                    refilled.push(key);
+                }
+            }
+            for key in &refilled {
+                tx.remove(&self.parts.budgets, key.clone());
+            }
+            let forgotten = refilled.len() as u64;
+            Ok((forgotten, forgotten > 0))
+        })
+        .map(|(out, _)| out)
     }
 
     fn tx_bucket(

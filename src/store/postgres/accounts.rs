@@ -243,6 +243,42 @@ impl PostgresStore {
         }
         Ok(())
     }
+
+    pub(super) async fn forget_refilled_budgets_now(
+        &self,
+        prefix: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // Rows another daemon is taking from right now are skipped, not waited for: they are
+        // not full, or will be looked at by the next sweep.
+        let rows = tx
+            .query(
+                "SELECT name, tokens, updated_ms FROM budgets WHERE starts_with(name, $1) \
+                 FOR UPDATE SKIP LOCKED",
+                &[&prefix],
+            )
+            .await
+            .map_err(db)?;
+        let mut refilled = Vec::new();
+        for row in &rows {
+            let bucket = TokenBucket {
+                tokens: rows::get(row, "tokens")?,
+                updated_ms: rows::get(row, "updated_ms")?,
+            };
+            if bucket.refilled(budget, now) {
+                refilled.push(rows::get::<String>(row, "name")?);
+            }
+        }
+        let forgotten = tx
+            .execute("DELETE FROM budgets WHERE name = ANY($1)", &[&refilled])
+            .await
+            .map_err(db)?;
+        commit(tx).await?;
+        Ok(forgotten)
+    }
 }
 
 /// Inserts an account row with `version` (created accounts start at 0; restored ones keep

@@ -62,6 +62,15 @@ impl RaStore for PostgresStore {
         self.refund_to_budget_now(key, budget, now).await
     }
 
+    async fn forget_refilled_budgets(
+        &self,
+        prefix: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.forget_refilled_budgets_now(prefix, budget, now).await
+    }
+
     async fn update_account(&self, change: AccountChange) -> Result<Account, StoreError> {
         self.update_account_now(&change).await
     }

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{from_tx, tx, tx_get, SledStore};
+use super::{from_tx, storage, tx, tx_get, SledStore, BUDGETS};
 use crate::store::budget::TokenBucket;
 use crate::store::rows::Stored;
 use crate::store::{Budget, BudgetSpend, StoreError};
@@ -41,5 +41,29 @@ impl SledStore {
                 Ok(((), true))
             })
             .map_err(from_tx)
+    }
+
+    pub(super) fn forget_refilled_budgets_now(
+        &self,
+        prefix: &str,
+        budget: Budget,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut forgotten = 0;
+        for entry in self.budgets.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry.map_err(|e| storage(BUDGETS, e))?;
+            if !TokenBucket::decode(&key, &value)?.refilled(budget, now) {
+                continue;
+            }
+            // Only if nobody took from it meanwhile: a bucket written since is kept.
+            let swapped = self
+                .budgets
+                .compare_and_swap(&key, Some(&value), None::<&[u8]>)
+                .map_err(|e| storage(BUDGETS, e))?;
+            if swapped.is_ok() {
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 }
