@@ -284,6 +284,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             stopped.clone(),
         )),
         revocation.crl.clone().spawn(stopped.clone()),
+        ra.clone().spawn_budget_sweeper(stopped.clone()),
     ];
     if let Some(listener) = revocation_listener {
         tasks.push(tokio::spawn(serve_plain_http(

@@ -178,6 +178,51 @@ fn ocsp_status(http: std::net::SocketAddr, ca_dir: &std::path::Path, serial: &st
         .unwrap_or_else(|| format!("no answer: {text}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Daemons sharing one database and one CA.
+struct Shared {
+    daemons: Vec<TestDaemon>,
+    url: String,
+    password_file: std::path::PathBuf,
+    ca_dir: std::path::PathBuf,
+    /// Holds the database password file.
+    secrets: tempfile::TempDir,
+}
+
+impl Shared {
+    /// Starts `n` daemons with `options` on a new database of `server`: the first creates the
+    /// CA and the schema, the others share both.
+    fn start(server: &TestPostgres, n: usize, options: Options) -> Self {
+        let secrets = tempfile::tempdir().unwrap();
+        let password_file = TestPostgres::password_file(secrets.path());
+        let url = server.url(&server.database());
+        let mut env = vec![
+            ("ESTCA_STORE__BACKEND".to_owned(), "postgres".to_owned()),
+            ("ESTCA_STORE__POSTGRES__URL".to_owned(), url.clone()),
+            (
+                "ESTCA_STORE__POSTGRES__PASSWORD_FILE".to_owned(),
+                password_file.display().to_string(),
+            ),
+        ];
+        env.extend(options.env.iter().cloned());
+        let options = Options { env, ..options };
+        let first = TestDaemon::start(options.clone());
+        let ca_dir = first.dir().ca_dir();
+        let mut daemons = vec![first];
+        for _ in 1..n {
+            let dir = TestDir::new(options.clone());
+            share_ca(&dir, &ca_dir);
+            daemons.push(TestDaemon::start_in(dir));
+        }
+        Self {
+            daemons,
+            url,
+            password_file,
+            ca_dir,
+            secrets,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_daemons_on_one_database_keep_every_invariant() {
     let Some(server) = TestPostgres::shared() else {
@@ -187,30 +232,14 @@ async fn three_daemons_on_one_database_keep_every_invariant() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let secrets = tempfile::tempdir().unwrap();
-    let password_file = TestPostgres::password_file(secrets.path());
-    let url = server.url(&server.database());
-    let env = vec![
-        ("ESTCA_STORE__BACKEND".to_owned(), "postgres".to_owned()),
-        ("ESTCA_STORE__POSTGRES__URL".to_owned(), url.clone()),
-        (
-            "ESTCA_STORE__POSTGRES__PASSWORD_FILE".to_owned(),
-            password_file.display().to_string(),
-        ),
-    ];
-    let options = Options {
-        env: env.clone(),
-        ..Options::default()
-    };
-    // The first daemon creates the CA and the schema; the others share both.
-    let first = TestDaemon::start(options.clone());
-    let ca_dir = first.dir().ca_dir();
-    let mut daemons = vec![first];
-    for _ in 1..DAEMONS {
-        let dir = TestDir::new(options.clone());
-        share_ca(&dir, &ca_dir);
-        daemons.push(TestDaemon::start_in(dir));
-    }
+    let shared = Shared::start(&server, DAEMONS, Options::default());
+    let Shared {
+        daemons,
+        url,
+        password_file,
+        ca_dir,
+        secrets: _secrets,
+    } = shared;
     daemons[0].dir().add_contract(CONTRACT);
     let ids: Vec<String> = (0..IDS).map(|i| format!("multi{i:02}")).collect();
     for (n, id) in ids.iter().enumerate() {
@@ -375,4 +404,91 @@ fn revocation_addr(daemon: &TestDaemon) -> std::net::SocketAddr {
         .expect("revocation_http= in the ready line")
         .parse()
         .unwrap()
+}
+
+/// A source address of the client's own on loopback.
+fn source(i: u8) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 9, 1 + i))
+}
+
+/// The per-source limit on failed logins holds across daemons: it is kept in the database,
+/// not in each daemon's memory. 40 wrong guesses sent at once from one address, half to each
+/// of two daemons, with a budget of 6: exactly 6 are checked (401) among both, the rest are
+/// refused (429); kept in memory only, each daemon would check 6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_fails_at_most_its_budget_across_two_daemons() {
+    let Some(server) = TestPostgres::shared() else {
+        return;
+    };
+    let budget = 6;
+    let shared = Shared::start(
+        &server,
+        2,
+        Options {
+            env: vec![
+                (
+                    "ESTCA_AUTH__MAX_FAILURES_PER_SOURCE".into(),
+                    budget.to_string(),
+                ),
+                ("ESTCA_AUTH__FAILURE_WINDOW_SECS".into(), "3600".into()),
+            ],
+            max_concurrent_hashes: Some(1),
+            max_queued_hashes: Some(128),
+            ..Options::default()
+        },
+    );
+    let daemons = &shared.daemons;
+    daemons[0].dir().add_contract(CONTRACT);
+    daemons[0].dir().add_account("shared1", CONTRACT, "user");
+    let root = daemons[0].dir().root_ca_pem();
+    let clients: Vec<EstClient> = daemons
+        .iter()
+        .map(|d| EstClient::from_source(d.port, &root, source(0)))
+        .collect();
+    let csr = p256().csr_der;
+    let start = Arc::new(tokio::sync::Barrier::new(40));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (client, start, csr) = (clients[i % 2].clone(), start.clone(), csr.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                // Unknown IDs, so that no ID is locked by the guesses.
+                client
+                    .enroll(&format!("nobody{i}"), "wrong password", &csr)
+                    .await
+            })
+        })
+        .collect();
+    let mut by_status = BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        let answer = t.await.unwrap();
+        if answer.status == 429 {
+            answer.assert_error(429);
+            assert!(answer.headers.contains_key("retry-after"));
+        }
+        *by_status.entry(answer.status).or_default() += 1;
+    }
+    eprintln!("40 guesses from one address on two daemons, budget {budget}: {by_status:?}");
+    assert_eq!(
+        by_status.get(&401).copied(),
+        Some(budget),
+        "exactly the budget is checked among both daemons: {by_status:?}"
+    );
+    assert_eq!(
+        by_status.get(&429).copied(),
+        Some(40 - budget),
+        "{by_status:?}"
+    );
+    // The right password from that address is refused on both until the budget refills;
+    // another address enrolls.
+    for client in &clients {
+        client
+            .enroll("shared1", PASSWORD, &csr)
+            .await
+            .assert_error(429);
+    }
+    EstClient::from_source(daemons[1].port, &root, source(1))
+        .enroll("shared1", PASSWORD, &csr)
+        .await
+        .assert_status(200);
 }

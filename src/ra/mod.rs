@@ -13,6 +13,7 @@ mod clock;
 mod observer;
 mod passwords;
 pub mod policy;
+mod source_budget;
 pub mod throttle;
 mod views;
 
@@ -229,7 +230,7 @@ impl Caller {
     fn refused_ids_budget(&self) -> Option<String> {
         match (&self.authority, &self.actor) {
             (Authority::Operator, _) => None,
-            (_, actor) => Some(format!("refused-ids/{actor}")),
+            (_, actor) => Some(format!("{REFUSED_IDS_PREFIX}{actor}")),
         }
     }
 
@@ -273,6 +274,9 @@ pub struct NewAccount {
     pub password: InitialPassword,
 }
 
+/// The name prefix of the refused-ID budgets in the store, one per caller.
+const REFUSED_IDS_PREFIX: &str = "refused-ids/";
+
 /// The registration authority.
 pub struct RegistrationAuthority {
     store: Arc<dyn RaStore>,
@@ -285,6 +289,8 @@ pub struct RegistrationAuthority {
     refused_ids: crate::store::Budget,
     observer: Arc<dyn Observer>,
     failures_by_source: throttle::FailureThrottle,
+    /// The same limit in the store, so that it holds across daemons.
+    source_budgets: source_budget::SourceBudgets,
 }
 
 impl RegistrationAuthority {
@@ -309,8 +315,15 @@ impl RegistrationAuthority {
         auth: &AuthConfig,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, PasswordError> {
+        let window = std::time::Duration::from_secs(auth.failure_window_secs);
         Ok(Self {
             backups: store.clone(),
+            source_budgets: source_budget::SourceBudgets::new(
+                store.clone(),
+                clock.clone(),
+                auth.max_failures_per_source,
+                window,
+            ),
             store,
             ca,
             clock,
@@ -323,7 +336,7 @@ impl RegistrationAuthority {
             observer,
             failures_by_source: throttle::FailureThrottle::new(
                 auth.max_failures_per_source,
-                std::time::Duration::from_secs(auth.failure_window_secs),
+                window,
             ),
         })
     }
@@ -370,6 +383,44 @@ impl RegistrationAuthority {
         self.store.ping().await.is_ok()
     }
 
+    /// Forgets the limits kept in the store that are full again (the failed logins of each
+    /// source address, the refused IDs of each caller), so that they cannot grow without
+    /// bound; returns how many. The daemon runs it every few minutes
+    /// ([`RegistrationAuthority::spawn_budget_sweeper`]).
+    pub async fn forget_refilled_budgets(&self) -> Result<u64, RaError> {
+        let sources = self.source_budgets.forget_refilled().await?;
+        let refused_ids = self
+            .store
+            .forget_refilled_budgets(REFUSED_IDS_PREFIX, self.refused_ids, self.clock.now())
+            .await?;
+        Ok(sources + refused_ids)
+    }
+
+    /// Runs [`RegistrationAuthority::forget_refilled_budgets`] every few minutes until
+    /// `stopped` turns true.
+    pub fn spawn_budget_sweeper(
+        self: Arc<Self>,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(source_budget::SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+                match self.forget_refilled_budgets().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(forgotten = n, "forgot limits that are full again"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not forget limits that are full again")
+                    }
+                }
+            }
+        })
+    }
+
     /// Password checks waiting for a hashing slot.
     pub fn password_queue_depth(&self) -> usize {
         self.passwords.queue_depth()
@@ -401,8 +452,25 @@ impl RegistrationAuthority {
         password: Zeroizing<Vec<u8>>,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        let admitted = match self.failures_by_source.admit(source_key).await {
-            Ok(admitted) => admitted,
+        // The source's limit, in this daemon's memory and then in the store (see
+        // `source_budget`): a token of each is taken before the password is looked at.
+        let deadline = tokio::time::Instant::now() + throttle::MAX_WAIT;
+        let throttled = match self.failures_by_source.admit(source_key).await {
+            Ok(admitted) => match self.source_budgets.take(source_key, deadline).await {
+                Ok(spent) => Ok((admitted, spent)),
+                Err(not_spent) => {
+                    // Not checked: this daemon's token goes back.
+                    admitted.refund();
+                    match not_spent {
+                        source_budget::NotSpent::Throttled(throttled) => Err(throttled),
+                        source_budget::NotSpent::Store(e) => return Err(e.into()),
+                    }
+                }
+            },
+            Err(throttled) => Err(throttled),
+        };
+        let (admitted, spent) = match throttled {
+            Ok(tokens) => tokens,
             Err(throttled) => {
                 self.record_refusal(
                     &Caller::enrolling(Actor::Anonymous, source),
@@ -417,16 +485,19 @@ impl RegistrationAuthority {
         let account = match self.authenticate(source, id, password).await {
             Ok(account) => {
                 admitted.refund();
+                self.source_budgets.refund(spent).await;
                 account
             }
-            // A failed authentication keeps the source's token spent.
+            // A failed authentication keeps the source's tokens spent.
             Err(RaError::Unauthenticated) => {
                 drop(admitted);
+                drop(spent);
                 return Err(RaError::Unauthenticated);
             }
             // Busy or broken: no password was judged, so the source pays nothing.
             Err(other) => {
                 admitted.refund();
+                self.source_budgets.refund(spent).await;
                 return Err(other);
             }
         };

@@ -15,9 +15,11 @@
 //! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] sources are tracked; full buckets are
 //! forgotten first, then the least recently used.
 //!
-//! This complements, and does not replace, the per-ID lockout (counted in the store, so it
-//! holds across daemons): the lockout protects one ID against guesses from anywhere, this
-//! protects every ID against one guessing source.
+//! This daemon's memory is the first of two places the limit is kept: the second,
+//! [`source_budget`](super::source_budget), keeps it in the store so that it holds across
+//! daemons. Both complement, and do not replace, the per-ID lockout (counted in the store):
+//! the lockout protects one ID against guesses from anywhere, these protect every ID against
+//! one guessing source.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -70,7 +70,10 @@ pub(super) async fn refilled_budgets_under_a_prefix_are_forgotten_and_no_others<
     // "src/b" is taken from again at 200 s (1.67 tokens, 0.67 left): at 301 s "src/a" is full
     // again, "src/b" is not (1.003 tokens).
     assert_eq!(
-        store.take_from_budget("src/b", budget, at(200)).await.unwrap(),
+        store
+            .take_from_budget("src/b", budget, at(200))
+            .await
+            .unwrap(),
         BudgetSpend::Taken
     );
     assert_eq!(
@@ -90,17 +93,26 @@ pub(super) async fn refilled_budgets_under_a_prefix_are_forgotten_and_no_others<
     );
     // "src/b" kept its state: one token, then a refusal.
     assert_eq!(
-        store.take_from_budget("src/b", budget, at(301)).await.unwrap(),
+        store
+            .take_from_budget("src/b", budget, at(301))
+            .await
+            .unwrap(),
         BudgetSpend::Taken
     );
     assert!(matches!(
-        store.take_from_budget("src/b", budget, at(301)).await.unwrap(),
+        store
+            .take_from_budget("src/b", budget, at(301))
+            .await
+            .unwrap(),
         BudgetSpend::Exhausted { .. }
     ));
     // A forgotten bucket starts full; the other prefix was not touched until asked for.
     for _ in 0..2 {
         assert_eq!(
-            store.take_from_budget("src/a", budget, at(301)).await.unwrap(),
+            store
+                .take_from_budget("src/a", budget, at(301))
+                .await
+                .unwrap(),
             BudgetSpend::Taken
         );
     }
