@@ -232,7 +232,7 @@ async fn three_daemons_on_one_database_keep_every_invariant() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let shared = Shared::start(&server, DAEMONS, Options::default());
+    let shared = Shared::start(server, DAEMONS, Options::default());
     let Shared {
         daemons,
         url,
@@ -422,7 +422,7 @@ async fn a_source_fails_at_most_its_budget_across_two_daemons() {
     };
     let budget = 6;
     let shared = Shared::start(
-        &server,
+        server,
         2,
         Options {
             env: vec![
