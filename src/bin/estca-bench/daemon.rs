@@ -301,6 +301,40 @@ fn clock_ticks() -> f64 {
 
 /// CPU time (user + system) of process `pid` so far, in seconds.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    stat_times(pid).map(|(own, _)| own)
+}
+
+/// CPU time of process `pid` and of its children, living (read from `/proc`) and reaped
+/// (its `cutime` and `cstime`), in seconds: a database server's postmaster and its backends.
+pub fn cpu_seconds_with_children(pid: u32) -> Result<f64> {
+    let (own, reaped) = stat_times(pid)?;
+    let mut total = own + reaped;
+    let entries = std::fs::read_dir("/proc").context("cannot read /proc")?;
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process that ended meanwhile is skipped: its time is then in `reaped`.
+        if parent_of(child) == Some(pid) {
+            if let Ok((t, _)) = stat_times(child) {
+                total += t;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The parent process ID of `pid`, if it still runs.
+fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid).ok()?.get(1)?.parse().ok()
+}
+
+/// `/proc/PID/stat` from field 3 (state) on.
+fn stat_fields(pid: u32) -> Result<Vec<String>> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -308,15 +342,24 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
         .rsplit_once(')')
         .map(|(_, rest)| rest)
         .ok_or_else(|| anyhow!("{path}: unexpected format"))?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 (utime) and 15 (stime) of proc(5); `after` starts at field 3.
+    Ok(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// (utime + stime, cutime + cstime) of `pid`, in seconds.
+fn stat_times(pid: u32) -> Result<(f64, f64)> {
+    let fields = stat_fields(pid)?;
+    // Fields 14-17 (utime, stime, cutime, cstime) of proc(5); `fields` starts at field 3.
     let ticks = |i: usize| -> Result<f64> {
         fields
             .get(i)
             .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| anyhow!("{path}: no field {}", i + 3))
+            .ok_or_else(|| anyhow!("/proc/{pid}/stat: no field {}", i + 3))
     };
-    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
+    let hz = clock_ticks();
+    Ok((
+        (ticks(11)? + ticks(12)?) / hz,
+        (ticks(13)? + ticks(14)?) / hz,
+    ))
 }
 
 /// CPU time of this process so far, in seconds.

@@ -115,8 +115,10 @@ pub struct RunArgs {
     threads: usize,
     /// Attach to a running daemon at this HTTPS address instead of starting one (needs
     /// --admin-socket and --ca-dir; --pid for its CPU time; --revocation-http for ocsp).
-    #[arg(long, requires_all = ["admin_socket", "ca_dir"])]
-    https: Option<SocketAddr>,
+    /// Several daemons sharing one database and one CA: their addresses, comma-separated;
+    /// connections (and each renewal's new connection) go to them in turn.
+    #[arg(long, value_delimiter = ',', requires_all = ["admin_socket", "ca_dir"])]
+    https: Vec<SocketAddr>,
     /// The running daemon's admin socket (with --https).
     #[arg(long)]
     admin_socket: Option<PathBuf>,
@@ -126,9 +128,14 @@ pub struct RunArgs {
     /// The running daemon's revocation listener (with --https).
     #[arg(long)]
     revocation_http: Option<SocketAddr>,
-    /// The running daemon's process ID (with --https).
+    /// The running daemons' process IDs, comma-separated (with --https): the server CPU is
+    /// the sum of theirs.
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
+    /// A database server's process ID (PostgreSQL's postmaster): its CPU time and its
+    /// children's is reported as the database's, beside the daemons'.
     #[arg(long)]
-    pid: Option<u32>,
+    database_pid: Option<u32>,
 }
 
 /// The microbenchmarked floor.
@@ -153,11 +160,25 @@ fn read_floor(path: &Path) -> Option<Floor> {
 struct Target {
     endpoints: Endpoints,
     roots: Arc<RootCertStore>,
+    /// Every daemon's HTTPS address (the first is `endpoints.https`).
+    https: Vec<SocketAddr>,
+    /// Which of `https` the next new connection goes to.
+    next_https: AtomicUsize,
+    /// The daemons' process IDs, for their CPU time.
+    pids: Vec<u32>,
     /// Session cache shared by every connection without a client certificate.
     anonymous: Arc<ClientConfig>,
     issuing_der: Vec<u8>,
     password: String,
     run_id: String,
+}
+
+impl Target {
+    /// The daemon a new connection goes to: each in turn.
+    fn next_https(&self) -> SocketAddr {
+        let i = self.next_https.fetch_add(1, Ordering::Relaxed);
+        self.https[i % self.https.len().max(1)]
+    }
 }
 
 /// Runs `estca-bench run`.
@@ -182,7 +203,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     // The daemon: attach, or start one on a bench directory.
-    let (dir, mut daemon, endpoints, ca_dir, estca) = match args.https {
+    let (dir, mut daemon, endpoints, ca_dir, estca) = match args.https.first().copied() {
         Some(https) => {
             let admin_socket = args
                 .admin_socket
@@ -196,7 +217,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 https,
                 admin_socket,
                 revocation_http: args.revocation_http,
-                pid: args.pid,
+                pid: args.pid.first().copied(),
             };
             (None, None, endpoints, ca_dir, None)
         }
@@ -242,6 +263,17 @@ pub fn run(args: RunArgs) -> Result<()> {
             .unwrap_or(0)
     );
     let target = Arc::new(Target {
+        https: if args.https.is_empty() {
+            vec![endpoints.https]
+        } else {
+            args.https.clone()
+        },
+        next_https: AtomicUsize::new(0),
+        pids: if args.https.is_empty() {
+            endpoints.pid.into_iter().collect()
+        } else {
+            args.pid.clone()
+        },
         anonymous: http::client_config(roots.clone(), None)?,
         endpoints,
         roots,
@@ -451,8 +483,23 @@ async fn measure(
 
     // The window: every client is connected and waiting at the barrier.
     let load_before = daemon::load_average();
-    let pid = target.endpoints.pid;
-    let cpu_before = pid.map(daemon::cpu_seconds).transpose()?;
+    let daemons_cpu = || -> Result<Option<f64>> {
+        if target.pids.is_empty() {
+            return Ok(None);
+        }
+        let mut sum = 0.0;
+        for &pid in &target.pids {
+            sum += daemon::cpu_seconds(pid)?;
+        }
+        Ok(Some(sum))
+    };
+    let database_cpu = || {
+        args.database_pid
+            .map(daemon::cpu_seconds_with_children)
+            .transpose()
+    };
+    let cpu_before = daemons_cpu()?;
+    let database_before = database_cpu()?;
     let own_before = daemon::own_cpu_seconds()?;
     barrier.wait().await;
     let start = Instant::now();
@@ -471,7 +518,8 @@ async fn measure(
         None => None,
     };
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_after = pid.map(daemon::cpu_seconds).transpose()?;
+    let cpu_after = daemons_cpu()?;
+    let database_after = database_cpu()?;
     let own_after = daemon::own_cpu_seconds()?;
     let load_after = daemon::load_average();
 
@@ -483,6 +531,10 @@ async fn measure(
         _ => None,
     };
     let per_request = server_cpu.filter(|_| ok > 0).map(|c| c / ok as f64);
+    let database = match (database_before, database_after) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let floor_s = match scenario {
         Scenario::Simplereenroll => floor.map(|f| f.reenroll_s),
         Scenario::Simpleenroll => floor.map(|f| f.enroll_s),
@@ -500,6 +552,11 @@ async fn measure(
         "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max},
         "server_cpu_s": server_cpu.map(|c| round(c, 3)),
         "server_cpu_ms_per_request": per_request.map(|c| round(c * 1000.0, 4)),
+        "daemons": target.https.len(),
+        "database_cpu_s": database.map(|c| round(c, 3)),
+        "database_cpu_ms_per_request": database
+            .filter(|_| ok > 0)
+            .map(|c| round(c / ok as f64 * 1000.0, 4)),
         "floor_ms": floor_s.map(|f| round(f * 1000.0, 4)),
         "ratio_to_floor": match (per_request, floor_s) {
             (Some(c), Some(f)) if f > 0.0 => Some(round(c / f, 2)),
@@ -587,7 +644,7 @@ async fn enroll_accounts(target: &Arc<Target>, ids: &[String]) -> Result<Vec<(Ve
         let (t, ids) = (t.clone(), ids.clone());
         async move {
             let k = tokio::task::spawn_blocking(keys::one).await??;
-            let mut conn = Connection::tls(t.endpoints.https, t.anonymous.clone()).await?;
+            let mut conn = Connection::tls(t.next_https(), t.anonymous.clone()).await?;
             let (status, body) = conn
                 .send(enroll_request(&ids[i], &t.password, k.csr_base64.clone())?)
                 .await?;
@@ -663,7 +720,7 @@ async fn cacerts_client(
     keepalive: bool,
 ) -> Tally {
     let mut tally = Tally::default();
-    let open = || Connection::tls(target.endpoints.https, target.anonymous.clone());
+    let open = || Connection::tls(target.next_https(), target.anonymous.clone());
     let mut conn = if keepalive { open().await.ok() } else { None };
     barrier.wait().await;
     let deadline = Instant::now() + duration;
@@ -692,7 +749,7 @@ async fn simpleenroll_client(
     work: Arc<EnrollWork>,
 ) -> Tally {
     let mut tally = Tally::default();
-    let open = || Connection::tls(target.endpoints.https, target.anonymous.clone());
+    let open = || Connection::tls(target.next_https(), target.anonymous.clone());
     let mut conn = if keepalive { open().await.ok() } else { None };
     barrier.wait().await;
     let deadline = Instant::now() + duration;
@@ -748,7 +805,7 @@ async fn simplereenroll_client(
             break;
         };
         let mut conn = None;
-        let open = Connection::tls(target.endpoints.https, config);
+        let open = Connection::tls(target.next_https(), config);
         if let Some(body) = exchange(&mut tally, &mut conn, open, request, false).await {
             match keys::certificate_of(&body) {
                 Ok(new) => {
