@@ -78,10 +78,13 @@ function radioRow(name, account, checked) {
 
 function drawAccounts() {
   const w = words();
+  // A redraw (a language switch) keeps what the administrator had chosen.
+  const pickedAccount = chosen("account") ?? selectedId;
+  const pickedLocked = chosen("locked");
   const body = $("accounts-body");
   body.replaceChildren(
     ...accounts.map((a) => {
-      const tr = radioRow("account", a, a.id === selectedId);
+      const tr = radioRow("account", a, a.id === pickedAccount);
       tr.append(
         cell(a.id),
         cell(a.name),
@@ -96,7 +99,7 @@ function drawAccounts() {
   const locked = accounts.filter((a) => a.locked);
   $("locked-body").replaceChildren(
     ...locked.map((a) => {
-      const tr = radioRow("locked", a, false);
+      const tr = radioRow("locked", a, a.id === pickedLocked);
       tr.append(cell(a.id), cell(a.name), cell(String(a.failed_attempts)));
       return tr;
     }),

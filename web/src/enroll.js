@@ -3,6 +3,7 @@
 // the answer and the key become a password-protected PKCS#12 file built here. The private
 // key never leaves the page.
 
+import "reflect-metadata"; // @peculiar/x509 (tsyringe) needs it before it loads
 import * as x509 from "@peculiar/x509";
 import { setupLanguage } from "./i18n.js";
 import { sentenceOf, showRefusal } from "./refusals.js";
@@ -93,6 +94,7 @@ function offer(id, p12) {
   if (link.href) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
   link.download = `${id}.p12`;
+  link.click(); // saved at once, as the notice's 取得 installs at once; the link stays to save again
 }
 
 function init() {

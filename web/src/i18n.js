@@ -17,10 +17,11 @@ export function currentLanguage() {
 
 /**
  * Fills every element with data-i18n="key" from `words[lang]`, sets <html lang>, and wires
- * the switch button (#lang-switch) to the other language. `onChange` redraws dynamic text.
+ * the switch button (#lang-switch) to the other language. `onChange` redraws dynamic text
+ * after a switch. Returns the function that gives the words of the language shown.
  */
 export function setupLanguage(words, onChange) {
-  const apply = () => {
+  const apply = (redraw) => {
     const lang = currentLanguage();
     const table = words[lang];
     document.documentElement.lang = lang;
@@ -34,15 +35,15 @@ export function setupLanguage(words, onChange) {
     }
     const button = document.getElementById("lang-switch");
     if (button) button.textContent = lang === "ja" ? "English" : "日本語";
-    if (onChange) onChange(lang);
+    if (redraw && onChange) onChange(lang);
   };
   const button = document.getElementById("lang-switch");
   if (button) {
     button.addEventListener("click", () => {
       localStorage.setItem(KEY, currentLanguage() === "ja" ? "en" : "ja");
-      apply();
+      apply(true);
     });
   }
-  apply();
+  apply(false); // the caller draws its dynamic text itself once it has this function's answer
   return () => words[currentLanguage()];
 }
