@@ -252,6 +252,24 @@ async fn enrollment_and_console_in_chromium() {
         .contains("失効"));
     assert_eq!(d.dir().cert(&serial_hex(&second))["status"], "revoked");
 
+    // A locked ID and a wrong password are refused with estca's sentences too.
+    assert_eq!(results["whileLocked"]["refused"], true, "{results:#}");
+    assert!(results["whileLocked"]["en"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    assert!(results["whileLocked"]["ja"]
+        .as_str()
+        .unwrap()
+        .contains("ロック"));
+    assert_eq!(results["wrongPassword"]["refused"], true, "{results:#}");
+    let en = results["wrongPassword"]["en"].as_str().unwrap();
+    assert!(en.contains("authentication failed"), "{en}");
+    assert!(results["wrongPassword"]["ja"]
+        .as_str()
+        .unwrap()
+        .contains("本人認証に失敗"));
+
     // IDロック解除, 利用履歴照会, 新規登録.
     assert!(results["unlockDone"].as_str().unwrap().contains("kiyo0012"));
     assert_eq!(d.dir().account("kiyo0012")["locked"], false);
@@ -350,7 +368,7 @@ async fn pages_carry_a_strict_policy_and_cross_site_changes_are_refused() {
         d.port
     );
     let body = r#"{"action":"reissue"}"#;
-    let post = |origin: Option<&'static str>, site: Option<&'static str>| {
+    let post = |origin: Option<&str>, site: Option<&str>| {
         let mut request = master
             .http
             .post(&url)

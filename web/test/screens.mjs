@@ -69,10 +69,10 @@ async function step(name, body) {
 }
 
 /** Enrolls `id` on /enroll; saves the PKCS#12 as `file` or returns the refusal's text. */
-async function enroll(page, id, file, shotPrefix) {
+async function enroll(page, id, file, shotPrefix, typed = password) {
   await page.goto(`${base}/enroll`);
   await page.fill("#auth-id", id);
-  await page.fill("#auth-password", password);
+  await page.fill("#auth-password", typed);
   if (shotPrefix) await shot(page, `${shotPrefix}1-auth`);
   await page.click("#auth-submit");
   await page.fill("#file-password", filePassword);
@@ -143,6 +143,9 @@ try {
   results.afterRevoke = await step("enrollment refused after revoke", () =>
     enroll(enrollPage, user, "never.p12", null),
   );
+  results.whileLocked = await step("enrollment refused while locked", () =>
+    enroll(enrollPage, input.locked, "never.p12", null),
+  );
   await step("unlock", async () => {
     await masterPage.click("nav.menu button[data-screen=screen-unlock]");
     await masterPage.check(`#locked-body input[value="${input.locked}"]`);
@@ -170,6 +173,9 @@ try {
     await masterPage.waitForSelector("#screen-done:not([hidden])");
     results.created = await masterPage.textContent("#done-id");
   });
+  results.wrongPassword = await step("enrollment refused with a wrong password", () =>
+    enroll(enrollPage, input.newId, "never.p12", null, `${password} wrong`),
+  );
 
   const otherPage = await (await context(input.otherMaster)).newPage();
   await step("other contract's console", () => openConsole(otherPage));
