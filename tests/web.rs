@@ -52,6 +52,31 @@ async fn master_identity(daemon: &TestDaemon, id: &str, dir: &Path) -> Value {
     serde_json::json!({ "cert": cert, "key": key_path })
 }
 
+/// A local TCP port forwarded to the admin socket, as `ssh -L PORT:SOCKET` gives the
+/// operator; its address. The forwarder's threads end with the test process.
+fn forward_to_admin_socket(socket: PathBuf) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(unix) = std::os::unix::net::UnixStream::connect(&socket) else {
+                continue;
+            };
+            let (mut tcp_in, mut unix_out) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut tcp_in, &mut unix_out);
+                let _ = unix_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut unix_in, mut tcp_out) = (unix, tcp);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut unix_in, &mut tcp_out);
+                let _ = tcp_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
 /// `openssl ARGS`, which must succeed; its standard output.
 fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl").args(args).output().unwrap();
@@ -176,6 +201,10 @@ async fn enrollment_and_console_in_chromium() {
         "newId": "tanaka01",
         "master": master,
         "otherMaster": other_master,
+        "operatorBase": format!(
+            "http://localhost:{}",
+            forward_to_admin_socket(d.dir().path().join("data/admin.sock")).port()
+        ),
     });
     let input_file = out.path().join("input.json");
     std::fs::write(&input_file, input.to_string()).unwrap();
@@ -299,6 +328,13 @@ async fn enrollment_and_console_in_chromium() {
     master_sees.sort();
     assert_eq!(master_sees, ["kiyo0012", "nozawa1", "otemat9"]);
     assert_eq!(sees("otherSees"), ["other9"]);
+    let mut operator_sees = sees("operatorSees");
+    operator_sees.sort();
+    assert_eq!(
+        operator_sees,
+        ["kiyo0012", "nozawa1", "otemat9", "other9", "tanaka01"],
+        "the operator's console shows every contract"
+    );
     assert!(sees("anonymousSees").is_empty());
     assert_eq!(results["anonymousNotice"], true);
     for name in [

@@ -181,6 +181,14 @@ try {
   await step("other contract's console", () => openConsole(otherPage));
   results.otherSees = await visibleIds(otherPage);
 
+  // The operator: the same console through a local port forwarded to the admin socket (as
+  // `ssh -L` does), where the API answers the operator for every contract.
+  const operator = await (await context(null)).newPage();
+  await step("operator's console", () => operator.goto(`${input.operatorBase}/console`));
+  await operator.waitForSelector("body[data-ready=true]");
+  results.operatorSees = await visibleIds(operator);
+  await shot(operator, "console-7-operator");
+
   const anonymous = await (await context(null)).newPage();
   await anonymous.goto(`${base}/console`);
   await anonymous.waitForSelector("body[data-ready=true]");
