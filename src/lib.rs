@@ -38,6 +38,7 @@ mod reload;
 mod revocation;
 mod source;
 mod tls;
+mod web;
 
 pub use cli::main;
 pub use config::{Config, ConfigError};

@@ -194,19 +194,31 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let public = with_common_layers(
         est.merge(crate::api::router(ra.clone()))
             .merge(revocation_routes.clone())
+            .merge(crate::web::router())
             .fallback(|| async {
                 plain(
                     axum::http::StatusCode::NOT_FOUND,
-                    "no such path: EST is under /.well-known/est/, the management API under /api/v1/",
+                    "no such path: EST is under /.well-known/est/, the management API under /api/v1/, \
+                     the browser pages at /enroll and /console",
                 )
-            }),
+            })
+            .layer(axum::middleware::from_fn(
+                crate::web::same_origin::refuse_cross_site,
+            )),
         request_timeout,
         metrics.clone(),
     );
     let admin = with_common_layers(
-        crate::api::router(ra.clone()).merge(crate::revocation::routes::admin_router(
-            revocation.crl.clone(),
-        )),
+        // The console here too: the operator's view of all contracts, through an SSH tunnel
+        // to this socket (README "The browser screens").
+        crate::api::router(ra.clone())
+            .merge(crate::revocation::routes::admin_router(
+                revocation.crl.clone(),
+            ))
+            .merge(crate::web::router())
+            .layer(axum::middleware::from_fn(
+                crate::web::same_origin::refuse_cross_site,
+            )),
         request_timeout,
         metrics.clone(),
     );
