@@ -136,7 +136,7 @@ measure() {
     --https "$https" --pid "$pidlist" "${extra[@]}" \
     --admin-socket "$work/$set-1/data/admin.sock" --ca-dir "$work/$set-1/certs" \
     --revocation-http "$(field "$work/$set-1" revocation_http)" \
-    --label "store=${database:+postgres}${database:-sled},daemons=$count" --out "$out"
+    --label "store=$( [ -n "$database" ] && echo postgres || echo sled ),daemons=$count" --out "$out"
   for n in $(seq "$count"); do
     local p
     p=$(cat "$work/$set-$n/pid")
