@@ -180,13 +180,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         &config.revocation,
     )
     .await?;
-    let ra = Arc::new(RegistrationAuthority::with_observer(
-        store.clone(),
-        ca.clone(),
-        clock,
-        &config.auth,
-        Arc::new(metrics.clone()),
-    )?);
+    let ra = Arc::new(
+        RegistrationAuthority::with_observer(
+            store.clone(),
+            ca.clone(),
+            clock,
+            &config.auth,
+            Arc::new(metrics.clone()),
+        )?
+        .with_renewal_requires_new_key(config.est.renewal_requires_new_key),
+    );
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
     let revocation_routes = crate::revocation::routes::router(&revocation, &ca);

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod libest;
 pub mod postgres;
 
 use std::collections::BTreeMap;
@@ -721,7 +722,12 @@ impl Answer {
 
 /// The certificates of a base64 certs-only PKCS#7.
 pub fn pkcs7_certificates(base64_body: &str) -> Vec<Vec<u8>> {
-    let der = B64.decode(base64_body.trim()).expect("base64 PKCS#7");
+    // Wrapped (RFC 2045 lines, estca's default) or on one line.
+    let text: String = base64_body
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = B64.decode(text).expect("base64 PKCS#7");
     let info = cms::content_info::ContentInfo::from_der(&der).expect("ContentInfo");
     assert_eq!(info.content_type, const_oid::db::rfc5911::ID_SIGNED_DATA);
     let signed: cms::signed_data::SignedData = info.content.decode_as().expect("SignedData");
