@@ -66,12 +66,16 @@ const OFFERED: &str = "cacerts, csrattrs, simpleenroll and simplereenroll";
 async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> Response {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let message = match segments.as_slice() {
-        ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section 4.3); \
+        ["fullcmc"] => {
+            "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section 4.3); \
                         enroll with simpleenroll and renew with simplereenroll"
-            .to_owned(),
-        ["serverkeygen"] => "estca does not generate keys for clients (serverkeygen, optional in RFC 7030 \
+                .to_owned()
+        }
+        ["serverkeygen"] => {
+            "estca does not generate keys for clients (serverkeygen, optional in RFC 7030 \
                              section 4.4); generate the key on your device and use simpleenroll"
-            .to_owned(),
+                .to_owned()
+        }
         [label, operation, ..] => format!(
             "estca has a single CA and no CA labels (RFC 7030 section 3.2.2): use \
              /.well-known/est/{operation} without the label '{label}'"

@@ -69,15 +69,23 @@ impl Setup {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         path
     }
 }
 
 /// The certificates of a certs-only PKCS#7 file `estclient` wrote (base64).
 fn pkcs7_file(path: &Path, printed: &str) -> Vec<Vec<u8>> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{} missing ({e}); estclient printed:\n{printed}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{} missing ({e}); estclient printed:\n{printed}",
+            path.display()
+        )
+    });
     pkcs7_certificates(&text)
 }
 
@@ -129,11 +137,23 @@ fn libest_estclient_gets_cacerts_and_csrattrs_and_enrolls_with_basic_credentials
     );
 
     // A wrong password: no certificate.
-    let rsa = s.key("rsa.pem", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let rsa = s.key(
+        "rsa.pem",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
     let rsa_arg = rsa.to_str().unwrap();
     let (out, printed) = s.run(
         "e3",
-        &["-e", "-u", "libest2", "-h", "wrong password", "-x", rsa_arg, "--pem-output"],
+        &[
+            "-e",
+            "-u",
+            "libest2",
+            "-h",
+            "wrong password",
+            "-x",
+            rsa_arg,
+            "--pem-output",
+        ],
     );
     assert!(!out.join("cert-0-0.pem").exists(), "{printed}");
     assert!(printed.contains("failed"), "{printed}");
@@ -141,7 +161,16 @@ fn libest_estclient_gets_cacerts_and_csrattrs_and_enrolls_with_basic_credentials
     // simpleenroll with an RSA key, answered as PEM by --pem-output.
     let (out, printed) = s.run(
         "e4",
-        &["-e", "-u", "libest2", "-h", PASSWORD, "-x", rsa_arg, "--pem-output"],
+        &[
+            "-e",
+            "-u",
+            "libest2",
+            "-h",
+            PASSWORD,
+            "-x",
+            rsa_arg,
+            "--pem-output",
+        ],
     );
     let pem = std::fs::read(out.join("cert-0-0.pem"))
         .unwrap_or_else(|e| panic!("no PEM certificate ({e}): {printed}"));
@@ -178,8 +207,10 @@ fn libest_estclient_gets_cacerts_and_csrattrs_and_enrolls_with_basic_credentials
 
     // Revoked by the administrator: the current certificate no longer renews either.
     std::fs::write(s.scratch.path().join("renewed.pem"), cert_pem(&renewed)).unwrap();
-    s.daemon
-        .cli_ok(&["account", "revoke", "libest2", "--reason", "keyCompromise"], None);
+    s.daemon.cli_ok(
+        &["account", "revoke", "libest2", "--reason", "keyCompromise"],
+        None,
+    );
     let renewed_file = s.scratch.path().join("renewed.pem");
     let (out, printed) = s.run(
         "r3",

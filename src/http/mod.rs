@@ -15,6 +15,4 @@ pub use errors::{http_error, ErrorBody};
 pub use header_case::HeaderSpelling;
 pub use not_allowed::explain_method_not_allowed;
 pub use peer::PeerInfo;
-pub use responses::{
-    plain, with_authenticated_id, with_reason_phrase, AuthenticatedId, PEM_CHAIN,
-};
+pub use responses::{plain, with_authenticated_id, with_reason_phrase, AuthenticatedId, PEM_CHAIN};

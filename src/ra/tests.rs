@@ -138,12 +138,15 @@ async fn with_two_ids(w: &World) -> (AccountId, AccountId) {
     for id in ["u1", "u2"] {
         w.ra.create_account(
             &operator,
-            new_account(id, InitialPassword::Hashed(
-                w.ra.passwords
-                    .hash(Zeroizing::new("correct horse battery".into()))
-                    .await
-                    .unwrap(),
-            )),
+            new_account(
+                id,
+                InitialPassword::Hashed(
+                    w.ra.passwords
+                        .hash(Zeroizing::new("correct horse battery".into()))
+                        .await
+                        .unwrap(),
+                ),
+            ),
         )
         .await
         .unwrap();
@@ -157,7 +160,10 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
     let (u1, u2) = with_two_ids(&w).await;
     let operator = Caller::operator(None);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let first = w.ra.issue_on_behalf(&operator, &u1, &csr_of(&key)).await.unwrap();
+    let first =
+        w.ra.issue_on_behalf(&operator, &u1, &csr_of(&key))
+            .await
+            .unwrap();
     // Renewal with the same key, twice in a row (RFC 7030 section 4.2.2).
     let second =
         w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr_of(&key))
@@ -176,10 +182,16 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
             .unwrap_err();
     assert_eq!(old.kind(), ErrorKind::Forbidden, "{old}");
     // Another ID may not have the key, by password or by renewal.
-    let other = w.ra.issue_on_behalf(&operator, &u2, &csr_of(&key)).await.unwrap_err();
+    let other =
+        w.ra.issue_on_behalf(&operator, &u2, &csr_of(&key))
+            .await
+            .unwrap_err();
     assert!(matches!(other, RaError::KeyReused(_)), "{other}");
     let u2_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let u2_cert = w.ra.issue_on_behalf(&operator, &u2, &csr_of(&u2_key)).await.unwrap();
+    let u2_cert =
+        w.ra.issue_on_behalf(&operator, &u2, &csr_of(&u2_key))
+            .await
+            .unwrap();
     let stolen =
         w.ra.reenroll_with_certificate("192.0.2.1", u2_cert.der(), &csr_of(&key))
             .await
@@ -194,7 +206,10 @@ async fn renewal_can_be_required_to_rekey() {
     let (u1, _) = with_two_ids(&w).await;
     let operator = Caller::operator(None);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let first = w.ra.issue_on_behalf(&operator, &u1, &csr_of(&key)).await.unwrap();
+    let first =
+        w.ra.issue_on_behalf(&operator, &u1, &csr_of(&key))
+            .await
+            .unwrap();
     let refused =
         w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr_of(&key))
             .await

@@ -27,7 +27,9 @@ pub fn estclient() -> Option<&'static Path> {
             Ok(path) => Some(path),
             Err(why) => {
                 if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                    panic!("REQUIRE_ALL_TESTS is set and libest's estclient cannot be built: {why}");
+                    panic!(
+                        "REQUIRE_ALL_TESTS is set and libest's estclient cannot be built: {why}"
+                    );
                 }
                 let _ = writeln!(
                     std::io::stderr(),
@@ -42,8 +44,12 @@ pub fn estclient() -> Option<&'static Path> {
 /// The upstream archive: `libest-*.tar.gz` in `../shared/third-party/` beside the repository.
 fn archive() -> Result<PathBuf, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/third-party");
-    let entries = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{} cannot be read ({e}); it holds libest's archive", dir.display()))?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        format!(
+            "{} cannot be read ({e}); it holds libest's archive",
+            dir.display()
+        )
+    })?;
     entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -63,7 +69,9 @@ fn build() -> Result<PathBuf, String> {
         .and_then(|n| n.strip_suffix(".tar.gz"))
         .ok_or("the archive's name is not UTF-8")?
         .to_owned();
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop").join(&stem);
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("interop")
+        .join(&stem);
     let bin = cache.join("bin/estclient");
     if bin.is_file() {
         return Ok(bin);
@@ -76,7 +84,9 @@ fn build() -> Result<PathBuf, String> {
         }
     }
     if !Path::new("/usr/include/openssl/evp.h").exists() {
-        return Err("OpenSSL's headers are not installed (Debian: apt-get install libssl-dev)".into());
+        return Err(
+            "OpenSSL's headers are not installed (Debian: apt-get install libssl-dev)".into(),
+        );
     }
     std::fs::create_dir_all(cache.parent().ok_or("no cache parent")?).map_err(|e| e.to_string())?;
     // Built in a directory of its own, renamed into place when complete: an interrupted
@@ -110,9 +120,7 @@ fn build() -> Result<PathBuf, String> {
         "configure",
     )?;
     run(
-        Command::new("make")
-            .args(["-j2"])
-            .current_dir(&source),
+        Command::new("make").args(["-j2"]).current_dir(&source),
         "make",
     )?;
     run(
@@ -129,7 +137,12 @@ fn build() -> Result<PathBuf, String> {
         Ok(()) => {}
         // Another test process built it meanwhile.
         Err(_) if bin.is_file() => {}
-        Err(e) => return Err(format!("cannot move the build into {}: {e}", cache.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot move the build into {}: {e}",
+                cache.display()
+            ))
+        }
     }
     Ok(bin)
 }

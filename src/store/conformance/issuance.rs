@@ -426,9 +426,18 @@ pub(super) async fn a_renewal_may_certify_the_key_it_supersedes<B: Backend>() {
         .unwrap();
     let account = store.account(&id("nozawa1")).await.unwrap().unwrap();
     assert_eq!(account.current_certificate, Some(serial(3)));
-    assert!(store.certificate(&serial(2)).await.unwrap().unwrap().revocation.is_some());
+    assert!(store
+        .certificate(&serial(2))
+        .await
+        .unwrap()
+        .unwrap()
+        .revocation
+        .is_some());
     assert_eq!(
-        store.key_certified_by(&KeyFingerprint([1; 32])).await.unwrap(),
+        store
+            .key_certified_by(&KeyFingerprint([1; 32]))
+            .await
+            .unwrap(),
         Some(serial(1))
     );
     let other = issue(store, 0, record(4, "nozawa2", 1, 1, 300), None).await;
@@ -442,7 +451,11 @@ pub(super) async fn a_renewal_may_certify_the_key_it_supersedes<B: Backend>() {
         .unwrap();
     store.reserve_serial(serial(6), at(500)).await.unwrap();
     let back = store
-        .commit_issuance(issuance(4, record(6, "nozawa1", 5, 1, 500), Some(serial(5))))
+        .commit_issuance(issuance(
+            4,
+            record(6, "nozawa1", 5, 1, 500),
+            Some(serial(5)),
+        ))
         .await;
     assert!(
         matches!(back, Err(StoreError::KeyReused(s)) if s == serial(1)),

@@ -72,7 +72,14 @@ impl SledStore {
                             .is_some_and(|old| old.key == record.key),
                         None => false,
                     };
-                    record_new(certificates, serials, keys, record, &record_value, renews_key)?;
+                    record_new(
+                        certificates,
+                        serials,
+                        keys,
+                        record,
+                        &record_value,
+                        renews_key,
+                    )?;
                     if let Some(old) = supersedes {
                         let superseded = rules::supersession(record);
                         revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
