@@ -59,28 +59,28 @@ pub fn router(
 }
 
 /// The EST operations estca serves, named in the 404 answers.
-const OFFERED: &str = "cacerts, csrattrs, simpleenroll and simplereenroll";
+const OFFERED: [&str; 4] = ["cacerts", "csrattrs", "simpleenroll", "simplereenroll"];
 
 /// 404 for an EST path estca does not serve, saying why: an optional operation it does not
 /// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name.
 async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> Response {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let message = match segments.as_slice() {
-        ["fullcmc"] => {
-            "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section 4.3); \
-                        enroll with simpleenroll and renew with simplereenroll"
-                .to_owned()
-        }
-        ["serverkeygen"] => {
-            "estca does not generate keys for clients (serverkeygen, optional in RFC 7030 \
-                             section 4.4); generate the key on your device and use simpleenroll"
-                .to_owned()
-        }
-        [label, operation, ..] => format!(
+        ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section \
+                        4.3); enroll with simpleenroll and renew with simplereenroll"
+            .to_owned(),
+        ["serverkeygen"] => "estca does not generate keys for clients (serverkeygen, optional \
+                             in RFC 7030 section 4.4); generate the key on your device and use \
+                             simpleenroll"
+            .to_owned(),
+        [label, operation] if OFFERED.contains(operation) => format!(
             "estca has a single CA and no CA labels (RFC 7030 section 3.2.2): use \
              /.well-known/est/{operation} without the label '{label}'"
         ),
-        _ => format!("no such EST operation; estca serves {OFFERED} under /.well-known/est/"),
+        _ => format!(
+            "no such EST operation; estca serves {} under /.well-known/est/",
+            OFFERED.join(", ")
+        ),
     };
     let response = plain(StatusCode::NOT_FOUND, &message);
     with_reason_phrase(response, &message)

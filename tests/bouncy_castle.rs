@@ -96,7 +96,7 @@ fn bouncy_castle_http_auth_enrolls_and_is_refused_401_for_a_wrong_password() {
     };
     let daemon = TestDaemon::start(Options::default());
     with_account(&daemon, "bc1", "5110");
-    with_account(&daemon, "bc2", "5110");
+    daemon.dir().add_account("bc2", "5110", "user");
     let root = scratch.path().join("root-ca.pem");
     std::fs::write(&root, daemon.dir().root_ca_pem()).unwrap();
 

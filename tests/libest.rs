@@ -97,7 +97,7 @@ fn p256_args() -> [&'static str; 4] {
 fn libest_estclient_gets_cacerts_and_csrattrs_and_enrolls_with_basic_credentials() {
     let Some(s) = Setup::new() else { return };
     with_account(&s.daemon, "libest1", "5110");
-    with_account(&s.daemon, "libest2", "5110");
+    s.daemon.dir().add_account("libest2", "5110", "user");
 
     // cacerts: the issuing CA and the root, base64 that OpenSSL's line reader decodes.
     let (out, printed) = s.run("g", &["-g"]);
