@@ -366,9 +366,6 @@ pub async fn run(
 
 fn with_common_layers(router: Router, timeout: Duration, metrics: Metrics) -> Router {
     router
-        .layer(axum::middleware::from_fn(
-            crate::http::explain_method_not_allowed,
-        ))
         .layer(axum::middleware::from_fn_with_state(metrics, log_request))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| async move {
@@ -638,10 +635,15 @@ async fn serve_connection<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let spelling = limits.spelling.clone();
+    // Around the whole router: the router adds `Allow` to a 405 after its routes' layers.
+    let app = tower::Layer::layer(
+        &axum::middleware::from_fn(crate::http::explain_method_not_allowed),
+        app,
+    );
     let service = app
         .map_request(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(peer.clone());
-            req
+            req.map(axum::body::Body::new)
         })
         .map_response(move |response| spelling.apply(response));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
