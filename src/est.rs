@@ -43,7 +43,7 @@ pub fn router(
     base64: Base64Lines,
 ) -> Result<Router, ca::CaError> {
     let state = EstState {
-        cacerts_base64: base64.encode(&ra.ca_certificates_pkcs7()).into(),
+        cacerts_base64: base64.encode(ra.ca_certificates_pkcs7()).into(),
         csrattrs_base64: base64.encode(&ca::pkcs7::csr_attributes()?).into(),
         ra,
         max_body_bytes,
