@@ -53,6 +53,20 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Publishing revocation status (CRL, OCSP) to relying parties.
     pub revocation: RevocationConfig,
+    /// What EST answers look like, and what renewal asks of the key.
+    pub est: EstConfig,
+}
+
+/// What EST answers look like, and what renewal asks of the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstConfig {
+    /// Base64 answers on one line instead of RFC 2045's lines of 76 characters (RFC 7030
+    /// asks for the latter; the `est-ca` crate's client reads only the former).
+    pub single_line_base64: bool,
+    /// Refuse a `simplereenroll` whose CSR carries the key of the certificate being renewed
+    /// (RFC 7030 section 4.2.2 allows renewal with the same key; libest always does it).
+    pub renewal_requires_new_key: bool,
 }
 
 /// Publishing revocation status (CRL, OCSP) to relying parties.

@@ -7,14 +7,16 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use zeroize::Zeroizing;
 
 use crate::ca;
-use crate::http::{http_error, with_authenticated_id, PeerInfo, PEM_CHAIN};
+use crate::http::{
+    http_error, plain, with_authenticated_id, with_reason_phrase, Base64Lines, PeerInfo, PEM_CHAIN,
+};
 use crate::ra::{RaError, RegistrationAuthority};
 use crate::store::IssuedCertificate;
 
@@ -29,27 +31,59 @@ const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
 pub struct EstState {
     ra: Arc<RegistrationAuthority>,
     max_body_bytes: usize,
+    base64: Base64Lines,
     cacerts_base64: Arc<str>,
     csrattrs_base64: Arc<str>,
 }
 
-/// The EST routes, ready to be served.
+/// The EST routes, ready to be served; base64 answers laid out as `base64` says.
 pub fn router(
     ra: Arc<RegistrationAuthority>,
     max_body_bytes: usize,
+    base64: Base64Lines,
 ) -> Result<Router, ca::CaError> {
     let state = EstState {
-        cacerts_base64: B64.encode(ra.ca_certificates_pkcs7()).into(),
-        csrattrs_base64: B64.encode(ca::pkcs7::csr_attributes()?).into(),
+        cacerts_base64: base64.encode(ra.ca_certificates_pkcs7()).into(),
+        csrattrs_base64: base64.encode(&ca::pkcs7::csr_attributes()?).into(),
         ra,
         max_body_bytes,
+        base64,
     };
     Ok(Router::new()
         .route("/.well-known/est/cacerts", get(cacerts))
         .route("/.well-known/est/csrattrs", get(csrattrs))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
+        .route("/.well-known/est/{*rest}", any(not_offered))
         .with_state(state))
+}
+
+/// The EST operations estca serves, named in the 404 answers.
+const OFFERED: [&str; 4] = ["cacerts", "csrattrs", "simpleenroll", "simplereenroll"];
+
+/// 404 for an EST path estca does not serve, saying why: an optional operation it does not
+/// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name.
+async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> Response {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let message = match segments.as_slice() {
+        ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section \
+                        4.3); enroll with simpleenroll and renew with simplereenroll"
+            .to_owned(),
+        ["serverkeygen"] => "estca does not generate keys for clients (serverkeygen, optional \
+                             in RFC 7030 section 4.4); generate the key on your device and use \
+                             simpleenroll"
+            .to_owned(),
+        [label, operation] if OFFERED.contains(operation) => format!(
+            "estca has a single CA and no CA labels (RFC 7030 section 3.2.2): use \
+             /.well-known/est/{operation} without the label '{label}'"
+        ),
+        _ => format!(
+            "no such EST operation; estca serves {} under /.well-known/est/",
+            OFFERED.join(", ")
+        ),
+    };
+    let response = plain(StatusCode::NOT_FOUND, &message);
+    with_reason_phrase(response, &message)
 }
 
 /// An EST error answer: a status and one sentence of `text/plain`.
@@ -58,6 +92,8 @@ pub struct EstError {
     status: StatusCode,
     message: String,
     retry_after_secs: Option<u64>,
+    /// A 401 challenge to a request without credentials: no body (see `into_response`).
+    challenge_only: bool,
 }
 
 impl EstError {
@@ -66,6 +102,18 @@ impl EstError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            challenge_only: false,
+        }
+    }
+
+    /// The 401 that asks a client without credentials for them.
+    fn challenge() -> Self {
+        Self {
+            challenge_only: true,
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "enrollment needs your ID and password (HTTP Basic authentication, e.g. curl --user ID)",
+            )
         }
     }
 }
@@ -82,12 +130,15 @@ impl From<RaError> for EstError {
 
 impl IntoResponse for EstError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.message),
-        )
-            .into_response();
+        let mut response = if self.challenge_only {
+            // Bouncy Castle's HttpAuth closes a 401 without reading its body and fails on any
+            // unread byte ("Stream closed before limit fully read"), never sending the
+            // password: the first challenge is empty. curl users see the WWW-Authenticate
+            // header (README "EST endpoints").
+            (self.status, Body::empty()).into_response()
+        } else {
+            with_reason_phrase(plain(self.status, &self.message), &self.message)
+        };
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -162,9 +213,7 @@ async fn simplereenroll(
 fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>), EstError> {
     let unauthorized = |m: &str| EstError::new(StatusCode::UNAUTHORIZED, m);
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or_else(|| {
-        unauthorized("enrollment needs your ID and password (HTTP Basic authentication, e.g. curl --user ID)")
-    })?;
+    let value = values.next().ok_or_else(EstError::challenge)?;
     if values.next().is_some() {
         // Which one a proxy, a log or estca would read is anybody's guess: refuse them all.
         return Err(EstError::new(
@@ -279,7 +328,7 @@ fn enrollment_response(
     let pkcs7 = ca::pkcs7::certs_only(&[issued.der()]).map_err(RaError::from)?;
     Ok(base64_response(
         "application/pkcs7-mime; smime-type=certs-only",
-        B64.encode(pkcs7),
+        state.base64.encode(&pkcs7),
     ))
 }
 

@@ -64,7 +64,7 @@ pub mod internal {
 
     /// What the HTTP front ends share.
     pub mod http {
-        pub use crate::http::PeerInfo;
+        pub use crate::http::{Base64Lines, PeerInfo};
     }
 
     /// Private data and CA directories.

@@ -62,8 +62,19 @@ impl LogHandle {
     }
 }
 
+/// rustls warns, for every handshake of a client that sends an IP address as its server name
+/// (libest's `estclient -s 127.0.0.1`, many devices), "Illegal SNI extension: ignoring IP
+/// address presented as hostname". The handshake goes on; nothing is wrong for the operator
+/// to act on, so those messages are kept out unless the filter names rustls itself.
+const QUIET_RUSTLS_HANDSHAKE: &str = "rustls::msgs::handshake=error";
+
 fn parse_filter(level: &str) -> Result<EnvFilter, LoggingError> {
-    EnvFilter::try_new(level).map_err(|e| LoggingError::Filter {
+    let filter = if level.contains("rustls") || level.trim().is_empty() {
+        level.to_owned()
+    } else {
+        format!("{level},{QUIET_RUSTLS_HANDSHAKE}")
+    };
+    EnvFilter::try_new(&filter).map_err(|e| LoggingError::Filter {
         level: level.to_owned(),
         reason: e.to_string(),
     })

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
-use crate::http::{plain, AuthenticatedId, PeerInfo};
+use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
 use crate::metrics::Metrics;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::source::SourceKey;
@@ -180,17 +180,27 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         &config.revocation,
     )
     .await?;
-    let ra = Arc::new(RegistrationAuthority::with_observer(
-        store.clone(),
-        ca.clone(),
-        clock,
-        &config.auth,
-        Arc::new(metrics.clone()),
-    )?);
+    let ra = Arc::new(
+        RegistrationAuthority::with_observer(
+            store.clone(),
+            ca.clone(),
+            clock,
+            &config.auth,
+            Arc::new(metrics.clone()),
+        )?
+        .with_renewal_requires_new_key(config.est.renewal_requires_new_key),
+    );
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
     let revocation_routes = crate::revocation::routes::router(&revocation, &ca);
-    let est = crate::est::router(ra.clone(), config.server.max_body_bytes)?;
+    let est = crate::est::router(
+        ra.clone(),
+        config.server.max_body_bytes,
+        Base64Lines::from_single_line(config.est.single_line_base64),
+    )?;
+    let spelling = HeaderSpelling::prepare()
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))?;
     let public = with_common_layers(
         est.merge(crate::api::router(ra.clone()))
             .merge(revocation_routes.clone())
@@ -271,6 +281,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
         ipv6_source_prefix: config.server.ipv6_source_prefix,
         grace_secs: grace_secs.clone(),
+        spelling: spelling.clone(),
     };
     let mut tasks = vec![
         tokio::spawn(serve_tls(
@@ -439,6 +450,8 @@ struct Limits {
     ipv6_source_prefix: u8,
     /// `server.shutdown_grace_secs`, changed by a reload.
     grace_secs: Arc<AtomicU64>,
+    /// The canonical spelling of header names in every answer (see `crate::http`).
+    spelling: HeaderSpelling,
 }
 
 impl Limits {
@@ -543,7 +556,7 @@ async fn serve_tls(
                 .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
             let peer = PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
                 .with_client_certificate(client_certificate);
-            serve_connection(TokioIo::new(tls), app, peer, limits.header_timeout, watcher).await;
+            serve_connection(TokioIo::new(tls), app, peer, &limits, watcher).await;
         });
     })
     .await;
@@ -579,14 +592,7 @@ async fn serve_admin(
                     tracing::debug!("admin connection silent past the first-byte deadline; closed");
                     return;
                 }
-                serve_connection(
-                    TokioIo::new(stream),
-                    app,
-                    peer,
-                    limits.header_timeout,
-                    watcher,
-                )
-                .await;
+                serve_connection(TokioIo::new(stream), app, peer, &limits, watcher).await;
             });
         },
     )
@@ -625,8 +631,7 @@ async fn serve_plain_http(
                     tracing::debug!(%addr, "no request byte within the first-byte deadline; closed");
                     return;
                 }
-                serve_connection(TokioIo::new(tcp), app, peer, limits.header_timeout, watcher)
-                    .await;
+                serve_connection(TokioIo::new(tcp), app, peer, &limits, watcher).await;
             });
         },
     )
@@ -637,20 +642,31 @@ async fn serve_connection<IO>(
     io: TokioIo<IO>,
     app: Router,
     peer: PeerInfo,
-    header_timeout: Duration,
+    limits: &Limits,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(peer.clone());
-        req
-    });
+    let spelling = limits.spelling.clone();
+    // Around the whole router: the router adds `Allow` to a 405 after its routes' layers.
+    let app = tower::Layer::layer(
+        &axum::middleware::from_fn(crate::http::explain_method_not_allowed),
+        app,
+    );
+    let service = app
+        .map_request(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            req.map(axum::body::Body::new)
+        })
+        .map_response(move |response| spelling.apply(response));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        // Header names in title case, the few whose canonical spelling differs (as
+        // `WWW-Authenticate`) from `spelling`: see `crate::http::HeaderSpelling` for why.
+        .title_case_headers(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .max_buf_size(64 * 1024);
     let builder = builder.http1_only();
     let connection = builder.serve_connection(io, TowerToHyperService::new(service));

@@ -220,7 +220,9 @@ fn hostile_cases() -> Vec<Case> {
         },
         Case {
             credentials: None,
-            ..case("missing Authorization", b64(&good), 401, "ID and password")
+            // The challenge: 401 with WWW-Authenticate and an empty body (Bouncy Castle
+            // fails on a first challenge with a body; tests/bouncy_castle.rs).
+            ..case("missing Authorization", b64(&good), 401, "")
         },
         Case {
             credentials: None,
@@ -295,14 +297,18 @@ async fn every_hostile_request_gets_its_4xx_and_memory_stays_flat() {
         for c in &cases {
             let a = send_case(&client, c).await;
             assert_eq!(a.status, c.status, "{}: {a:?}", c.name);
-            a.assert_error(c.status);
-            assert!(
-                a.body.contains(c.says),
-                "{}: the message should say '{}': {}",
-                c.name,
-                c.says,
-                a.body
-            );
+            if c.says.is_empty() {
+                assert!(a.body.is_empty(), "{}: {a:?}", c.name);
+            } else {
+                a.assert_error(c.status);
+                assert!(
+                    a.body.contains(c.says),
+                    "{}: the message should say '{}': {}",
+                    c.name,
+                    c.says,
+                    a.body
+                );
+            }
             if c.status == 401 {
                 assert!(a.headers.contains_key("www-authenticate"), "{}", c.name);
             }

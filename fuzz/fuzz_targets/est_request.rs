@@ -23,8 +23,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let fixture = common::fixture();
-    let router = estca::internal::est::router(fixture.ra.clone(), fixture.max_body_bytes)
-        .expect("EST router");
+    let router = estca::internal::est::router(
+        fixture.ra.clone(),
+        fixture.max_body_bytes,
+        estca::internal::http::Base64Lines::Wrapped,
+    )
+    .expect("EST router");
     let (method, path) = PATHS[usize::from(selector) % PATHS.len()];
     let (headers, body) = common::split_request(rest);
     // With bit 2 set, the body's first bytes double as a "client certificate" (garbage or not).

@@ -3,10 +3,16 @@
 //! the small answers every front end gives. It sits below the front ends and the server that
 //! wires them, so that none of them imports another.
 
+mod base64_lines;
 mod errors;
+mod header_case;
+mod not_allowed;
 mod peer;
 mod responses;
 
+pub use base64_lines::Base64Lines;
 pub use errors::{http_error, ErrorBody};
+pub use header_case::HeaderSpelling;
+pub use not_allowed::explain_method_not_allowed;
 pub use peer::PeerInfo;
-pub use responses::{plain, with_authenticated_id, AuthenticatedId, PEM_CHAIN};
+pub use responses::{plain, with_authenticated_id, with_reason_phrase, AuthenticatedId, PEM_CHAIN};

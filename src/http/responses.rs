@@ -28,3 +28,14 @@ pub fn with_authenticated_id(mut response: Response, id: &str) -> Response {
         .insert(AuthenticatedId(id.to_owned()));
     response
 }
+
+/// `response` with `sentence` as its HTTP/1.1 reason phrase, in place of the standard one
+/// ("Conflict"). Clients that show only the status line see why: libest, for one, prints
+/// the status line of every status it does not know (403, 409, 429, …) and nothing else.
+/// A sentence that cannot be a reason phrase (a control character) leaves the standard one.
+pub fn with_reason_phrase(mut response: Response, sentence: &str) -> Response {
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(sentence.trim().as_bytes()) {
+        response.extensions_mut().insert(reason);
+    }
+    response
+}

@@ -291,6 +291,8 @@ pub struct RegistrationAuthority {
     failures_by_source: throttle::FailureThrottle,
     /// The same limit in the store, so that it holds across daemons.
     source_budgets: source_budget::SourceBudgets,
+    /// `est.renewal_requires_new_key`: refuse a renewal with the key being renewed.
+    renewal_requires_new_key: bool,
 }
 
 impl RegistrationAuthority {
@@ -338,7 +340,16 @@ impl RegistrationAuthority {
                 auth.max_failures_per_source,
                 window,
             ),
+            renewal_requires_new_key: false,
         })
+    }
+
+    /// This registration authority, refusing (`true`) or allowing (`false`, the default) a
+    /// simplereenroll with the key of the certificate being renewed (RFC 7030 section 4.2.2
+    /// allows it; `est.renewal_requires_new_key`).
+    pub fn with_renewal_requires_new_key(mut self, requires: bool) -> Self {
+        self.renewal_requires_new_key = requires;
+        self
     }
 
     /// Tells the observer the outcome of an enrollment.
@@ -801,7 +812,24 @@ impl RegistrationAuthority {
                     return Err(refusal.into());
                 }
             };
-            if let Some(serial) = self.store.key_certified_by(&key.fingerprint()).await? {
+            // A renewal with the key of the certificate that authenticated it (RFC 7030
+            // section 4.2.2): the store allows that key again for the certificate that
+            // supersedes it, and only for that one.
+            let renews_key = match via {
+                EnrollVia::Certificate(presented) => {
+                    !self.renewal_requires_new_key
+                        && current
+                            .as_ref()
+                            .is_some_and(|c| c.serial == presented && c.key == key.fingerprint())
+                }
+                EnrollVia::Password => false,
+            };
+            let certified_by = if renews_key {
+                None
+            } else {
+                self.store.key_certified_by(&key.fingerprint()).await?
+            };
+            if let Some(serial) = certified_by {
                 let err = RaError::KeyReused(serial);
                 self.record_refusal(caller, Some(&account), kind, err.to_string())
                     .await?;

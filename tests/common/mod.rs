@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod libest;
 pub mod postgres;
 
 use std::collections::BTreeMap;
@@ -703,7 +704,10 @@ impl Answer {
             self.content_type(),
             "application/pkcs7-mime; smime-type=certs-only"
         );
-        assert!(!self.body.contains('\n'), "base64 must have no line breaks");
+        assert!(
+            self.body.split("\r\n").all(|line| line.len() <= 76),
+            "base64 in RFC 2045 lines of at most 76 characters, ended by CRLF"
+        );
         let certs = pkcs7_certificates(&self.body);
         assert_eq!(certs.len(), 1, "the answer holds only the new certificate");
         certs.into_iter().next().unwrap()
@@ -721,7 +725,12 @@ impl Answer {
 
 /// The certificates of a base64 certs-only PKCS#7.
 pub fn pkcs7_certificates(base64_body: &str) -> Vec<Vec<u8>> {
-    let der = B64.decode(base64_body.trim()).expect("base64 PKCS#7");
+    // Wrapped (RFC 2045 lines, estca's default) or on one line.
+    let text: String = base64_body
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = B64.decode(text).expect("base64 PKCS#7");
     let info = cms::content_info::ContentInfo::from_der(&der).expect("ContentInfo");
     assert_eq!(info.content_type, const_oid::db::rfc5911::ID_SIGNED_DATA);
     let signed: cms::signed_data::SignedData = info.content.decode_as().expect("SignedData");

@@ -60,9 +60,9 @@ pub fn pool(n: usize) -> Result<Vec<KeyAndCsr>> {
 /// The certificate in a base64 certs-only PKCS#7 answer, DER.
 pub fn certificate_of(body: &[u8]) -> Result<Vec<u8>> {
     let text = std::str::from_utf8(body).context("the answer is not text")?;
-    let der = B64
-        .decode(text.trim())
-        .context("the answer is not base64")?;
+    // RFC 2045 lines (estca's default) or one line (est.single_line_base64).
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let der = B64.decode(text).context("the answer is not base64")?;
     let info = cms::content_info::ContentInfo::from_der(&der).context("not a ContentInfo")?;
     let signed: cms::signed_data::SignedData =
         info.content.decode_as().context("not a SignedData")?;

@@ -236,8 +236,9 @@ pub(super) async fn issuance_refusals_change_nothing<B: Backend>() {
         matches!(dup_serial, Err(StoreError::Conflict)),
         "{dup_serial:?}"
     );
+    // Key 1 again, but not renewing the certificate of key 1 (nothing is superseded).
     let reused = store
-        .commit_issuance(issuance(1, record(2, "nozawa1", 2, 1, 200), one))
+        .commit_issuance(issuance(1, record(2, "nozawa1", 2, 1, 200), None))
         .await;
     assert!(
         matches!(reused, Err(StoreError::KeyReused(s)) if s == serial(1)),
@@ -399,4 +400,65 @@ pub(super) async fn update_account_revokes_in_the_same_step<B: Backend>() {
         ..HistoryQuery::default()
     };
     assert_eq!(all_history(store, revokes).await.len(), 1);
+}
+
+/// A renewal may certify again the key of the certificate it supersedes (RFC 7030 section
+/// 4.2.2), renewal after renewal; any other certificate of that key is refused, another ID's
+/// or one that supersedes nothing, and the key stays known by its first certificate.
+pub(super) async fn a_renewal_may_certify_the_key_it_supersedes<B: Backend>() {
+    let f = Fixture::<B>::with_nozawa1().await;
+    let store = &**f.store();
+    store
+        .create_account(
+            account("nozawa2", "5110"),
+            event(EventKind::AccountCreate, Some("nozawa2"), Some("5110"), 1),
+        )
+        .await
+        .unwrap();
+    issue(store, 0, record(1, "nozawa1", 1, 1, 100), None)
+        .await
+        .unwrap();
+    issue(store, 1, record(2, "nozawa1", 2, 1, 200), Some(serial(1)))
+        .await
+        .unwrap();
+    issue(store, 2, record(3, "nozawa1", 3, 1, 300), Some(serial(2)))
+        .await
+        .unwrap();
+    let account = store.account(&id("nozawa1")).await.unwrap().unwrap();
+    assert_eq!(account.current_certificate, Some(serial(3)));
+    assert!(store
+        .certificate(&serial(2))
+        .await
+        .unwrap()
+        .unwrap()
+        .revocation
+        .is_some());
+    assert_eq!(
+        store
+            .key_certified_by(&KeyFingerprint([1; 32]))
+            .await
+            .unwrap(),
+        Some(serial(1))
+    );
+    let other = issue(store, 0, record(4, "nozawa2", 1, 1, 300), None).await;
+    assert!(
+        matches!(other, Err(StoreError::KeyReused(s)) if s == serial(1)),
+        "{other:?}"
+    );
+    // A new key, then back to the old one: the superseded certificate's key differs.
+    issue(store, 3, record(5, "nozawa1", 4, 2, 400), Some(serial(3)))
+        .await
+        .unwrap();
+    store.reserve_serial(serial(6), at(500)).await.unwrap();
+    let back = store
+        .commit_issuance(issuance(
+            4,
+            record(6, "nozawa1", 5, 1, 500),
+            Some(serial(5)),
+        ))
+        .await;
+    assert!(
+        matches!(back, Err(StoreError::KeyReused(s)) if s == serial(1)),
+        "{back:?}"
+    );
 }

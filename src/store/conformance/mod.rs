@@ -62,6 +62,7 @@ macro_rules! suite {
                 issuance::issuance_supersedes_what_the_registration_authority_decided,
                 issuance::supersedes_must_name_the_current_unrevoked_certificate,
                 issuance::issuance_refusals_change_nothing,
+                issuance::a_renewal_may_certify_the_key_it_supersedes,
                 issuance::concurrent_issuances_on_one_version_let_exactly_one_through,
                 issuance::update_account_revokes_in_the_same_step,
                 certificates::applications_are_created_once_and_revoked_for_good,

@@ -70,7 +70,13 @@ impl FjallStore {
         let holder_id = rules::issuance_holder(issuance)?;
         self.transact(|tx| {
             let account = rules::issue(self.tx_account(tx, holder_id)?, issuance)?;
-            self.record_new(tx, record)?;
+            let renews_key = match supersedes {
+                Some(old) => self
+                    .tx_certificate(tx, old)?
+                    .is_some_and(|old| old.key == record.key),
+                None => false,
+            };
+            self.record_new(tx, record, renews_key)?;
             if let Some(old) = supersedes {
                 self.revoke_certificate(tx, holder_id, old, rules::supersession(record))?;
             }
@@ -92,7 +98,7 @@ impl FjallStore {
         let app_value = App::encode(app)?;
         self.transact(|tx| {
             rules::new_app(app, tx_get(tx, &self.parts.apps, APPS, name_key)?.is_some())?;
-            self.record_new(tx, record)?;
+            self.record_new(tx, record, false)?;
             tx.insert(&self.parts.apps, name_key, app_value);
             self.append(tx, event)?;
             Ok(((), true))
@@ -105,7 +111,7 @@ impl FjallStore {
         record: &CertificateRecord,
     ) -> Result<IssuedCertificate, StoreError> {
         rules::service_certificate(record)?;
-        self.transact(|tx| self.record_new(tx, record).map(|()| ((), true)))?;
+        self.transact(|tx| self.record_new(tx, record, false).map(|()| ((), true)))?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
     }
 
@@ -138,11 +144,13 @@ impl FjallStore {
 
     /// Records a new certificate inside a transaction: its serial must have been reserved
     /// and be unused ([`StoreError::Conflict`]), its key never certified
-    /// ([`StoreError::KeyReused`]). The reservation is spent.
+    /// ([`StoreError::KeyReused`]) unless `renews_key` (see [`rules::new_certificate`]). The
+    /// reservation is spent; the key index keeps the first certificate of each key.
     fn record_new(
         &self,
         tx: &mut WriteTransaction<'_>,
         record: &CertificateRecord,
+        renews_key: bool,
     ) -> Result<(), StoreError> {
         let serial_key = record.serial.as_bytes();
         let reserved = tx_get(
@@ -156,9 +164,11 @@ impl FjallStore {
         let certified_by = tx_get(tx, &self.parts.keys, KEYS, &record.key.0)?
             .map(|bytes| rows::serial(KEYS, &record.key.0, &bytes))
             .transpose()?;
-        rules::new_certificate(reserved, used, certified_by)?;
+        rules::new_certificate(reserved, used, certified_by, renews_key)?;
         self.tx_put_certificate(tx, record)?;
-        tx.insert(&self.parts.keys, record.key.0, *serial_key);
+        if certified_by.is_none() {
+            tx.insert(&self.parts.keys, record.key.0, *serial_key);
+        }
         tx.remove(&self.parts.reserved_serials, *serial_key);
         Ok(())
     }

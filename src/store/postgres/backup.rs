@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use super::accounts::insert_account;
-use super::issuance::{insert_app, insert_certificate};
+use super::issuance::{insert_app, insert_certificate, KeyIndex};
 use super::reads::Convert;
 use super::rows::{self, ACCOUNT, APP, CERTIFICATE, CONTRACT, HISTORY};
 use super::{begin, commit, db, PostgresStore};
@@ -82,7 +82,7 @@ async fn import_one(tx: &Transaction<'_>, record: StoreRecord) -> Result<(), Sto
                     .is_some(),
                 None => false,
             };
-            insert_certificate(tx, &record, is_current).await?;
+            insert_certificate(tx, &record, is_current, KeyIndex::IfNew).await?;
         }
         StoreRecord::App(app) => {
             if insert_app(tx, &app).await? == 0 {

@@ -13,11 +13,24 @@ use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Rev
 use crate::store::rules;
 use crate::store::{IssuedCertificate, NewCertificate, StoreError};
 
-/// Inserts a certificate row as it is (revoked or not), `is_current` as given.
+/// How [`insert_certificate`] indexes the certificate's key in `certified_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyIndex {
+    /// The key must be new: a concurrent transaction that certifies it first makes this one
+    /// fail with [`StoreError::Conflict`].
+    New,
+    /// Recorded unless already there (a renewal with the same key; a restored backup, whose
+    /// older certificates of a key may come after its newer ones).
+    IfNew,
+}
+
+/// Inserts a certificate row as it is (revoked or not), `is_current` as given, and indexes
+/// its key as `key_index` says.
 pub(super) async fn insert_certificate(
     tx: &Transaction<'_>,
     record: &CertificateRecord,
     is_current: bool,
+    key_index: KeyIndex,
 ) -> Result<(), StoreError> {
     let holder = HolderColumns::of(&record.holder)?;
     let (not_before, not_before_ns) = rows::split(record.not_before);
@@ -63,8 +76,28 @@ pub(super) async fn insert_certificate(
     )
     .await
     .map_err(|e| match unique_violation(&e) {
-        // Another transaction certified the same key or used the serial meanwhile: the
-        // caller reads again (and finds the key taken, or draws a new serial).
+        // Another transaction used the serial meanwhile: the caller draws a new one.
+        Some(_) => StoreError::Conflict,
+        None => db(e),
+    })?;
+    let sql = match key_index {
+        KeyIndex::New => {
+            "INSERT INTO certified_keys (key_fingerprint, first_serial) VALUES ($1, $2)"
+        }
+        KeyIndex::IfNew => {
+            "INSERT INTO certified_keys (key_fingerprint, first_serial) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING"
+        }
+    };
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.execute(
+        &statement,
+        &[&&record.key.0[..], &&record.serial.as_bytes()[..]],
+    )
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        // Another transaction certified the same key meanwhile: the caller reads again and
+        // finds the key taken.
         Some(_) => StoreError::Conflict,
         None => db(e),
     })?;
@@ -72,12 +105,14 @@ pub(super) async fn insert_certificate(
 }
 
 /// Records a new certificate inside a transaction: its serial must have been reserved and
-/// be unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`]).
-/// The reservation is spent.
+/// be unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`])
+/// unless it renews the key of the certificate it supersedes, `supersedes` (see
+/// [`rules::new_certificate`]). The reservation is spent.
 async fn record_new(
     tx: &Transaction<'_>,
     record: &CertificateRecord,
     is_current: bool,
+    supersedes: Option<&Serial>,
 ) -> Result<(), StoreError> {
     let serial = &record.serial.as_bytes()[..];
     // Spending the reservation locks it: a concurrent use of the same serial waits, then
@@ -93,17 +128,37 @@ async fn record_new(
         .map_err(db)?;
     let used = tx.query_opt(&used, &[&serial]).await.map_err(db)?.is_some();
     let key = tx
-        .prepare_cached("SELECT serial FROM certificates WHERE key_fingerprint = $1")
+        .prepare_cached("SELECT first_serial FROM certified_keys WHERE key_fingerprint = $1")
         .await
         .map_err(db)?;
     let certified_by = tx
         .query_opt(&key, &[&&record.key.0[..]])
         .await
         .map_err(db)?
-        .map(|row| rows::serial(&row, "serial"))
+        .map(|row| rows::serial(&row, "first_serial"))
         .transpose()?;
-    rules::new_certificate(reserved, used, certified_by)?;
-    insert_certificate(tx, record, is_current).await
+    let renews_key = match supersedes {
+        Some(old) => {
+            let same = tx
+                .prepare_cached(
+                    "SELECT 1 FROM certificates WHERE serial = $1 AND key_fingerprint = $2",
+                )
+                .await
+                .map_err(db)?;
+            tx.query_opt(&same, &[&&old.as_bytes()[..], &&record.key.0[..]])
+                .await
+                .map_err(db)?
+                .is_some()
+        }
+        None => false,
+    };
+    rules::new_certificate(reserved, used, certified_by, renews_key)?;
+    let key_index = if certified_by.is_some() {
+        KeyIndex::IfNew
+    } else {
+        KeyIndex::New
+    };
+    insert_certificate(tx, record, is_current, key_index).await
 }
 
 /// Reads a certificate and locks its row until the transaction ends.
@@ -205,7 +260,7 @@ impl PostgresStore {
         tx.execute(&no_longer_current, &[&holder.as_str()])
             .await
             .map_err(db)?;
-        record_new(&tx, record, true).await?;
+        record_new(&tx, record, true, supersedes.as_ref()).await?;
         write_account(&tx, &account, *expected_version).await?;
         append(&tx, &[event]).await?;
         commit(tx).await?;
@@ -230,7 +285,7 @@ impl PostgresStore {
             .map_err(db)?
             .is_some();
         rules::new_app(app, taken)?;
-        record_new(&tx, record, false).await?;
+        record_new(&tx, record, false, None).await?;
         let inserted = insert_app(&tx, app).await?;
         rules::new_app(app, inserted == 0)?;
         append(&tx, &[event]).await?;
@@ -245,7 +300,7 @@ impl PostgresStore {
         rules::service_certificate(record)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        record_new(&tx, record, false).await?;
+        record_new(&tx, record, false, None).await?;
         commit(tx).await?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
     }

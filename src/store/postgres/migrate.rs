@@ -8,7 +8,10 @@ use deadpool_postgres::Object;
 use crate::store::StoreError;
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_same_key_renewal.sql"),
+];
 
 /// The newest schema version this build knows.
 pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -180,9 +180,9 @@ impl StoreReads for PostgresStore {
 
     async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError> {
         self.one(
-            "SELECT serial FROM certificates WHERE key_fingerprint = $1",
+            "SELECT first_serial FROM certified_keys WHERE key_fingerprint = $1",
             &[&&key.0[..]],
-            |row| rows::serial(row, "serial"),
+            |row| rows::serial(row, "first_serial"),
         )
         .await
     }

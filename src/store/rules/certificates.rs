@@ -70,18 +70,24 @@ pub(in crate::store) fn supersession(issued: &CertificateRecord) -> Revocation {
     }
 }
 
-/// Recording a new certificate `record`: its serial must have been reserved and be unused
+/// Recording a new certificate: its serial must have been reserved and be unused
 /// ([`StoreError::Conflict`]), its key never certified before (`certified_by`, the serial that
-/// certified it: [`StoreError::KeyReused`]).
+/// first certified it: [`StoreError::KeyReused`]) — except by the certificate it supersedes
+/// (`renews_key`: the superseded certificate has the same key), a renewal with the same key
+/// (RFC 7030 section 4.2.2). So a key never passes from one ID to another, nor from an ID's
+/// older certificate to its new one; whether such a renewal is allowed at all is the
+/// registration authority's decision.
 pub(in crate::store) fn new_certificate(
     reserved: bool,
     used: bool,
     certified_by: Option<Serial>,
+    renews_key: bool,
 ) -> Result<(), StoreError> {
     if !reserved || used {
         return Err(StoreError::Conflict);
     }
     match certified_by {
+        Some(_) if renews_key => Ok(()),
         Some(first) => Err(StoreError::KeyReused(first)),
         None => Ok(()),
     }

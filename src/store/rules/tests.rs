@@ -144,18 +144,24 @@ fn an_issuance_needs_the_version_the_next_number_and_the_current_certificate() {
 
 #[test]
 fn a_new_certificate_needs_a_reserved_unused_serial_and_a_new_key() {
-    assert!(new_certificate(true, false, None).is_ok());
+    assert!(new_certificate(true, false, None, false).is_ok());
     assert!(matches!(
-        new_certificate(false, false, None),
+        new_certificate(false, false, None, false),
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
-        new_certificate(true, true, None),
+        new_certificate(true, true, None, false),
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
-        new_certificate(true, false, Some(serial(4))),
+        new_certificate(true, false, Some(serial(4)), false),
         Err(StoreError::KeyReused(s)) if s == serial(4)
+    ));
+    // The certificate it supersedes has the same key: a renewal with the same key.
+    assert!(new_certificate(true, false, Some(serial(4)), true).is_ok());
+    assert!(matches!(
+        new_certificate(true, true, Some(serial(4)), true),
+        Err(StoreError::Conflict)
     ));
 }
 

@@ -67,7 +67,19 @@ impl SledStore {
                     meta,
                 )| {
                     let account = tx(rules::issue(tx_get(accounts, account_key)?, issuance))?;
-                    record_new(certificates, serials, keys, record, &record_value)?;
+                    let renews_key = match supersedes {
+                        Some(old) => tx_get::<CertificateRecord>(certificates, old.as_bytes())?
+                            .is_some_and(|old| old.key == record.key),
+                        None => false,
+                    };
+                    record_new(
+                        certificates,
+                        serials,
+                        keys,
+                        record,
+                        &record_value,
+                        renews_key,
+                    )?;
                     if let Some(old) = supersedes {
                         let superseded = rules::supersession(record);
                         revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
@@ -105,7 +117,7 @@ impl SledStore {
             .transaction(
                 |(apps, certificates, serials, keys, history, by_account, by_contract, meta)| {
                     tx(rules::new_app(app, apps.get(name_key)?.is_some()))?;
-                    record_new(certificates, serials, keys, record, &record_value)?;
+                    record_new(certificates, serials, keys, record, &record_value, false)?;
                     apps.insert(name_key, app_value.as_slice())?;
                     append([history, by_account, by_contract, meta], event)?;
                     Ok(())
@@ -123,7 +135,7 @@ impl SledStore {
         let record_value = record.encode()?;
         (&self.certificates, &self.serials, &self.keys)
             .transaction(|(certificates, serials, keys)| {
-                record_new(certificates, serials, keys, record, &record_value)
+                record_new(certificates, serials, keys, record, &record_value, false)
             })
             .map_err(from_tx)?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
@@ -166,13 +178,16 @@ impl SledStore {
 }
 
 /// Records a new certificate inside a transaction: its serial must have been reserved and be
-/// unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`]).
+/// unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`])
+/// unless `renews_key` (see [`rules::new_certificate`]). The key index keeps the first
+/// certificate of each key.
 fn record_new(
     certificates: &TransactionalTree,
     serials: &TransactionalTree,
     keys: &TransactionalTree,
     record: &CertificateRecord,
     value: &[u8],
+    renews_key: bool,
 ) -> TxResult<()> {
     let serial_key = record.serial.as_bytes();
     let certified_by = keys
@@ -183,9 +198,12 @@ fn record_new(
         serials.get(serial_key)?.is_some(),
         certificates.get(serial_key)?.is_some(),
         certified_by,
+        renews_key,
     ))?;
     certificates.insert(serial_key, value)?;
-    keys.insert(&record.key.0, serial_key)?;
+    if certified_by.is_none() {
+        keys.insert(&record.key.0, serial_key)?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,75 @@
+//! How base64 bodies are laid out in EST answers: RFC 7030 section 4 sends base64 "as
+//! specified in RFC 2045", whose encoded lines are at most 76 characters (section 6.8), and
+//! libest decodes them with OpenSSL's line-based reader, which fails on one long line. The
+//! `est-ca` crate's client, on the contrary, reads one line only: `est.single_line_base64`
+//! serves it.
+
+use base64::Engine;
+
+/// The longest encoded line RFC 2045 section 6.8 allows.
+pub const RFC2045_LINE: usize = 76;
+
+/// The layout of base64 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64Lines {
+    /// Lines of [`RFC2045_LINE`] characters ended by CRLF, as RFC 7030 asks (the default).
+    Wrapped,
+    /// One line without a line break (`est.single_line_base64 = true`).
+    SingleLine,
+}
+
+impl Base64Lines {
+    /// The layout `est.single_line_base64` asks for.
+    pub fn from_single_line(single_line: bool) -> Self {
+        if single_line {
+            Self::SingleLine
+        } else {
+            Self::Wrapped
+        }
+    }
+
+    /// `der` in standard base64 (RFC 4648 section 4, padded), laid out as `self` says.
+    pub fn encode(self, der: &[u8]) -> String {
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        match self {
+            Self::SingleLine => text,
+            Self::Wrapped => {
+                let mut out = String::with_capacity(text.len() + text.len() / RFC2045_LINE * 2 + 2);
+                // base64 text is ASCII, so cutting at any byte keeps whole characters.
+                for line in text.as_bytes().chunks(RFC2045_LINE) {
+                    out.push_str(&String::from_utf8_lossy(line));
+                    out.push_str("\r\n");
+                }
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_lines_are_76_characters_and_decode_back() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let wrapped = Base64Lines::Wrapped.encode(&der);
+        let lines: Vec<&str> = wrapped.split_terminator("\r\n").collect();
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| l.len() <= RFC2045_LINE));
+        assert!(lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.len() == RFC2045_LINE));
+        assert!(wrapped.ends_with("\r\n"));
+        let joined: String = lines.concat();
+        let single = Base64Lines::SingleLine.encode(&der);
+        assert_eq!(joined, single);
+        assert!(!single.contains('\n'));
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(single)
+                .unwrap(),
+            der
+        );
+    }
+}

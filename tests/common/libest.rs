@@ -1,0 +1,188 @@
+//! Cisco libest's `estclient`, built unmodified from the upstream archive in
+//! `../shared/third-party/` (no package registry carries it) into a cache under `target/`,
+//! once per archive: later runs find it built.
+//!
+//! libest still calls `FIPS_mode()` and `FIPS_mode_set()`, which OpenSSL 3 removed; the build
+//! gives the compiler a header that maps them (`CPPFLAGS=-include`), as the archive's README
+//! says, and changes nothing in libest's sources.
+//!
+//! Where the archive or the build tools are missing, [`estclient`] returns `None` after a
+//! notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does): then it
+//! panics, so CI never skips these tests.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The header that maps the FIPS calls OpenSSL 3 removed.
+const FIPS_SHIM: &str = "#define FIPS_mode() EVP_default_properties_is_fips_enabled(NULL)\n\
+                         #define FIPS_mode_set(x) 0\n";
+
+/// The built `estclient`, or `None` (after a notice) where it cannot be built here.
+pub fn estclient() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| match build() {
+            Ok(path) => Some(path),
+            Err(why) => {
+                if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
+                    panic!(
+                        "REQUIRE_ALL_TESTS is set and libest's estclient cannot be built: {why}"
+                    );
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTICE: skipping the libest interoperability tests: {why}"
+                );
+                None
+            }
+        })
+        .as_deref()
+}
+
+/// The upstream archive: `libest-*.tar.gz` in `../shared/third-party/` beside the repository.
+fn archive() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/third-party");
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        format!(
+            "{} cannot be read ({e}); it holds libest's archive",
+            dir.display()
+        )
+    })?;
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libest-") && n.ends_with(".tar.gz"))
+        })
+        .ok_or_else(|| format!("no libest-*.tar.gz in {}", dir.display()))
+}
+
+fn build() -> Result<PathBuf, String> {
+    let archive = archive()?;
+    let stem = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".tar.gz"))
+        .ok_or("the archive's name is not UTF-8")?
+        .to_owned();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("interop")
+        .join(&stem);
+    let bin = cache.join("bin/estclient");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    for tool in ["cc", "make", "tar", "pkg-config"] {
+        if !super::have(tool) {
+            return Err(format!(
+                "`{tool}` is not installed (Debian: apt-get install build-essential autoconf automake libtool libssl-dev pkg-config)"
+            ));
+        }
+    }
+    if !Path::new("/usr/include/openssl/evp.h").exists() {
+        return Err(
+            "OpenSSL's headers are not installed (Debian: apt-get install libssl-dev)".into(),
+        );
+    }
+    std::fs::create_dir_all(cache.parent().ok_or("no cache parent")?).map_err(|e| e.to_string())?;
+    // Built in a directory of its own, renamed into place when complete: an interrupted
+    // build leaves no half-built cache.
+    let work = tempfile::Builder::new()
+        .prefix("libest-build-")
+        .tempdir_in(cache.parent().ok_or("no cache parent")?)
+        .map_err(|e| e.to_string())?;
+    let shim = work.path().join("fips-shim.h");
+    std::fs::write(&shim, FIPS_SHIM).map_err(|e| e.to_string())?;
+    run(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(work.path()),
+        "unpacking the archive",
+    )?;
+    let source = work.path().join("libest");
+    let prefix = work.path().join("install");
+    run(
+        Command::new("./configure")
+            .args([
+                "--enable-client-only",
+                "--disable-safec",
+                "--with-ssl-dir=/usr",
+            ])
+            .arg(format!("--prefix={}", cache.display()))
+            .env("CPPFLAGS", format!("-include {}", shim.display()))
+            .current_dir(&source),
+        "configure",
+    )?;
+    run(
+        Command::new("make").args(["-j2"]).current_dir(&source),
+        "make",
+    )?;
+    run(
+        Command::new("make")
+            .arg("install")
+            .arg(format!("DESTDIR={}", prefix.display()))
+            .current_dir(&source),
+        "make install",
+    )?;
+    // Installed under DESTDIR with the final prefix inside it (the library's run path names
+    // the prefix), then moved to the prefix.
+    let staged = prefix.join(cache.strip_prefix("/").map_err(|e| e.to_string())?);
+    match std::fs::rename(&staged, &cache) {
+        Ok(()) => {}
+        // Another test process built it meanwhile.
+        Err(_) if bin.is_file() => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot move the build into {}: {e}",
+                cache.display()
+            ))
+        }
+    }
+    Ok(bin)
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let tail = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    Err(format!(
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    ))
+}
+
+/// One run of `estclient` against a daemon on `port`, trusting `trust_anchor` (a PEM file),
+/// writing into `out_dir`: what it printed (it exits 0 even when an operation fails).
+pub fn run_estclient(
+    estclient: &Path,
+    port: u16,
+    trust_anchor: &Path,
+    out_dir: &Path,
+    args: &[&str],
+) -> Output {
+    Command::new(estclient)
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-o"])
+        .arg(out_dir)
+        .args(args)
+        .env("EST_OPENSSL_CACERT", trust_anchor)
+        .stdin(Stdio::null())
+        .output()
+        .expect("estclient runs")
+}
