@@ -183,11 +183,13 @@ mod tests {
             issuing_validity_years: 1,
             server_cert_validity_days: 30,
             expiry_warning_days: 400,
+            key_passphrase_file: None,
+            key_passphrase_credential: "ca-key-passphrase".into(),
         }
     }
 
     fn new_ca(dir: &Path, alg: KeyAlgorithm, name: &str) -> CertificateAuthority {
-        CertificateAuthority::init(&config(dir, alg, name)).unwrap();
+        CertificateAuthority::init(&config(dir, alg, name), None).unwrap();
         CertificateAuthority::load(&config(dir, alg, name), "{id}").unwrap()
     }
 
@@ -291,7 +293,7 @@ mod tests {
         std::fs::write(&key, new_key.serialize_pem()).unwrap();
         let rolled = tempfile::tempdir().unwrap();
         let rolled_config = config(&rolled.path().join("ca"), KeyAlgorithm::P256, "A");
-        CertificateAuthority::import(&rolled_config, &chain, &key).unwrap();
+        CertificateAuthority::import(&rolled_config, &chain, &key, None).unwrap();
 
         let trust = BackupTrust::load(&rolled_config).unwrap();
         match trust.vouch(&signature.signer).unwrap() {

@@ -14,21 +14,22 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
 use super::key::CaKey;
+use super::key_files;
+use super::passphrase::KeyPassphrase;
 use super::{pkcs7, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::Serial;
 
 pub(super) const ROOT_CERT: &str = "root-ca.pem";
-const ROOT_KEY: &str = "root-ca.key";
+pub(super) const ROOT_KEY: &str = "root-ca.key";
 pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
-const ISSUING_KEY: &str = "issuing-ca.key";
+pub(super) const ISSUING_KEY: &str = "issuing-ca.key";
 
 /// What `init` or `import` wrote, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub struct InitReport {
     pub root_certificate: Option<PathBuf>,
     /// The root key file, when `init` created one (keep it offline once set up).
     pub root_key: Option<PathBuf>,
+    /// True when the key files written are encrypted with the configured passphrase.
+    pub keys_encrypted: bool,
     /// The root's subject, when known.
     pub root_subject: Option<String>,
 }
@@ -58,10 +61,15 @@ impl fmt::Display for InitReport {
             writeln!(f, "root CA:      {subject}")?;
             writeln!(f, "  certificate {}", cert.display())?;
         }
+        let protection = if self.keys_encrypted {
+            "encrypted with the configured passphrase"
+        } else {
+            "NOT encrypted"
+        };
         if let Some(key) = &self.root_key {
             writeln!(
                 f,
-                "  key         {} (mode 0600; keep it offline)",
+                "  key         {} (mode 0600, {protection}; keep it offline)",
                 key.display()
             )?;
         }
@@ -70,7 +78,7 @@ impl fmt::Display for InitReport {
         writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
         write!(
             f,
-            "  key         {} (mode 0600)",
+            "  key         {} (mode 0600, {protection})",
             self.issuing_key.display()
         )
     }
@@ -124,7 +132,7 @@ fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
 }
 
 /// Refuses a key file that group or others may read or write.
-fn check_key_mode(path: &Path) -> Result<(), CaError> {
+pub(super) fn check_key_mode(path: &Path) -> Result<(), CaError> {
     let mode = std::fs::metadata(path)
         .map_err(io_error(path))?
         .permissions()
@@ -136,12 +144,6 @@ fn check_key_mode(path: &Path) -> Result<(), CaError> {
         });
     }
     Ok(())
-}
-
-fn read_key(path: &Path) -> Result<CaKey, CaError> {
-    check_key_mode(path)?;
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io_error(path))?);
-    CaKey::from_pem(&text, path)
 }
 
 /// Reads every certificate of a PEM file, as DER.
@@ -239,12 +241,14 @@ fn pem(der: &[u8]) -> Result<String, CaError> {
         .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
 }
 
-fn key_pkcs8_pem(key: &CaKey) -> Result<Zeroizing<String>, CaError> {
-    match key {
-        CaKey::P256(k, _) => k.to_pkcs8_pem(LineEnding::LF),
-        CaKey::P384(k, _) => k.to_pkcs8_pem(LineEnding::LF),
-    }
-    .map_err(|_| CaError::Internal("encoding the CA key as PKCS#8 failed".into()))
+/// An rcgen key as PKCS#8 PEM, encrypted with `passphrase` when given.
+fn rcgen_key_pem(
+    key: &rcgen::KeyPair,
+    path: &Path,
+    passphrase: Option<&KeyPassphrase>,
+) -> Result<Zeroizing<String>, CaError> {
+    let der = Zeroizing::new(key.serialize_der());
+    CaKey::from_pkcs8_der(&der, path)?.to_pkcs8_pem(passphrase)
 }
 
 /// A random serial for a CA certificate, in rcgen's type.
@@ -329,9 +333,10 @@ impl CertificateAuthority {
         common_name_template: &str,
     ) -> Result<(Self, Option<InitReport>), CaError> {
         let created = match check_issuing_files(&config.dir) {
-            Err(CaError::NotInitialized { .. }) if config.create_if_missing => {
-                Some(Self::init(config)?)
-            }
+            Err(CaError::NotInitialized { .. }) if config.create_if_missing => Some(Self::init(
+                config,
+                KeyPassphrase::from_config(config)?.as_ref(),
+            )?),
             Err(e) => return Err(e),
             Ok(()) => None,
         };
@@ -341,8 +346,12 @@ impl CertificateAuthority {
     /// Creates a root and an issuing CA in `config.dir` (created if missing), refusing if any
     /// of their files exists. Keys use `config.key_algorithm`; names are C, O and CN from the
     /// configuration. The root is valid `root_validity_years`; the issuing CA (pathLen 0)
-    /// `issuing_validity_years` but never beyond the root.
-    pub fn init(config: &CaConfig) -> Result<InitReport, CaError> {
+    /// `issuing_validity_years` but never beyond the root. Both key files are encrypted with
+    /// `passphrase` when given, else plain.
+    pub fn init(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<InitReport, CaError> {
         let dir = &config.dir;
         let root_cert_path = dir.join(ROOT_CERT);
         let root_key_path = dir.join(ROOT_KEY);
@@ -398,10 +407,10 @@ impl CertificateAuthority {
         let issuing_cert = issuing.signed_by(&issuing_key, &issuer).map_err(generate)?;
 
         // Keys first: `exists` looks for the issuing certificate, written last.
-        let root_key_pem = Zeroizing::new(root_key.serialize_pem());
+        let root_key_pem = rcgen_key_pem(&root_key, &root_key_path, passphrase)?;
         write_new(&root_key_path, root_key_pem.as_bytes(), 0o600)?;
         write_new(&root_cert_path, root_cert.pem().as_bytes(), 0o644)?;
-        let issuing_key_pem = Zeroizing::new(issuing_key.serialize_pem());
+        let issuing_key_pem = rcgen_key_pem(&issuing_key, &issuing_key_path, passphrase)?;
         write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
         write_new(&issuing_cert_path, issuing_cert.pem().as_bytes(), 0o644)?;
 
@@ -415,6 +424,7 @@ impl CertificateAuthority {
             issuing_not_after: issuing.not_after,
             root_certificate: Some(root_cert_path),
             root_key: Some(root_key_path),
+            keys_encrypted: passphrase.is_some(),
             root_subject: Some(root_parsed.subject().to_string()),
         })
     }
@@ -423,12 +433,14 @@ impl CertificateAuthority {
     /// followed by its chain (root last); `key_pem` its P-256 or P-384 key in PKCS#8 or SEC1
     /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign),
     /// that the chain is in order and that the intermediate has not expired; then writes
-    /// `issuing-ca.pem`, `issuing-ca.key` (0600) and, when the chain ends in a self-signed
-    /// certificate, `root-ca.pem`.
+    /// `issuing-ca.pem`, `issuing-ca.key` (0600; encrypted with `passphrase` when given) and,
+    /// when the chain ends in a self-signed certificate, `root-ca.pem`. The key given may be
+    /// encrypted PKCS#8 too, with the same passphrase.
     pub fn import(
         config: &CaConfig,
         cert_pem: &Path,
         key_pem: &Path,
+        passphrase: Option<&KeyPassphrase>,
     ) -> Result<InitReport, CaError> {
         let dir = &config.dir;
         let root_cert_path = dir.join(ROOT_CERT);
@@ -438,7 +450,7 @@ impl CertificateAuthority {
         let ders = read_certificates(cert_pem)?;
         let key = {
             let text = Zeroizing::new(std::fs::read_to_string(key_pem).map_err(io_error(key_pem))?);
-            CaKey::from_pem(&text, key_pem)?
+            CaKey::from_pem_file(&text, key_pem, passphrase)?.0
         };
         let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
         let issuing = parse(refs[0], cert_pem)?;
@@ -481,7 +493,11 @@ impl CertificateAuthority {
         refuse_existing(&to_check)?;
         create_dir(dir)?;
 
-        write_new(&issuing_key_path, key_pkcs8_pem(&key)?.as_bytes(), 0o600)?;
+        write_new(
+            &issuing_key_path,
+            key.to_pkcs8_pem(passphrase)?.as_bytes(),
+            0o600,
+        )?;
         let mut root_subject = None;
         if let Some(root) = root {
             write_new(&root_cert_path, pem(root)?.as_bytes(), 0o644)?;
@@ -501,6 +517,7 @@ impl CertificateAuthority {
             issuing_not_after: not_after,
             root_certificate: root.map(|_| root_cert_path),
             root_key: None,
+            keys_encrypted: passphrase.is_some(),
             root_subject,
         })
     }
@@ -525,7 +542,8 @@ impl CertificateAuthority {
         if root_key_path.exists() {
             check_key_mode(&root_key_path)?;
         }
-        let key = read_key(&key_path)?;
+        let passphrase = KeyPassphrase::from_config(config)?;
+        let (key, key_protection) = key_files::read(&key_path, passphrase.as_ref())?;
 
         let ders = read_certificates(&cert_path)?;
         let root_der = if root_path.exists() {
@@ -592,6 +610,7 @@ impl CertificateAuthority {
             common_name_template: common_name_template.to_owned(),
             cacerts,
             revocation_urls: None,
+            key_protection,
         })
     }
 }

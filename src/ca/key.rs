@@ -9,7 +9,19 @@ use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use signature::Signer;
 use spki::AlgorithmIdentifierOwned;
 
+use zeroize::Zeroizing;
+
+use super::passphrase::KeyPassphrase;
 use super::CaError;
+
+/// How a CA key file protects the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProtection {
+    /// Plain PEM: anyone who can read the file has the key.
+    Plain,
+    /// Encrypted PKCS#8: the file is useless without the passphrase.
+    Encrypted,
+}
 
 /// An ECDSA signing key of a CA. The RustCrypto key serves encoding and the public half;
 /// signatures are made by the same key loaded into ring, whose assembly P-256/P-384 code
@@ -97,20 +109,84 @@ impl CaKey {
             return Err(unsupported());
         }
         if label.contains("ENCRYPTED PRIVATE KEY") {
-            return Err(CaError::BadKey {
+            return Err(CaError::PassphraseMissing {
                 path: path.to_path_buf(),
-                reason: "the key is encrypted; decrypt it first (e.g. `openssl pkey -in KEY -out \
-                         PLAIN`) and keep the plain key file mode 0600"
-                    .into(),
             });
         }
-        if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem) {
+        let (_, doc) = pkcs8::SecretDocument::from_pem(pem).map_err(|_| unsupported())?;
+        Self::from_pkcs8_der(doc.as_bytes(), path)
+    }
+
+    /// Reads a PKCS#8 DER P-256 or P-384 key. `path` only names the file in errors.
+    pub(super) fn from_pkcs8_der(der: &[u8], path: &Path) -> Result<Self, CaError> {
+        if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
             return Ok(CaKey::P256((&k).into(), ring_p256(&k)));
         }
-        if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pem) {
+        if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
             return Ok(CaKey::P384((&k).into(), ring_p384(&k)));
         }
-        Err(unsupported())
+        Err(CaError::BadKey {
+            path: path.to_path_buf(),
+            reason: "it is not an ECDSA P-256 or P-384 private key".into(),
+        })
+    }
+
+    /// Reads a key file's PEM as [`CaKey::from_pem`] does and also an encrypted PKCS#8 one
+    /// ("ENCRYPTED PRIVATE KEY": PBES2 with scrypt or PBKDF2, as `estca` and `openssl pkcs8
+    /// -topk8 -v2 aes-256-cbc` write), decrypted with `passphrase`. Returns the key and how
+    /// the file protects it.
+    pub(crate) fn from_pem_file(
+        pem: &str,
+        path: &Path,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<(Self, KeyProtection), CaError> {
+        let Ok((label, doc)) = pkcs8::SecretDocument::from_pem(pem) else {
+            return Self::from_pem(pem, path).map(|k| (k, KeyProtection::Plain));
+        };
+        if label != "ENCRYPTED PRIVATE KEY" {
+            return Self::from_pem(pem, path).map(|k| (k, KeyProtection::Plain));
+        }
+        let passphrase = passphrase.ok_or_else(|| CaError::PassphraseMissing {
+            path: path.to_path_buf(),
+        })?;
+        let encrypted =
+            pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|_| {
+                CaError::BadKey {
+                    path: path.to_path_buf(),
+                    reason: "it is labelled ENCRYPTED PRIVATE KEY but is not an encrypted                              PKCS#8 structure"
+                        .into(),
+                }
+            })?;
+        let wrong = || CaError::WrongPassphrase {
+            path: path.to_path_buf(),
+            passphrase: passphrase.source().to_path_buf(),
+        };
+        let plain = encrypted
+            .decrypt(passphrase.as_bytes())
+            .map_err(|_| wrong())?;
+        // A wrong passphrase that happens to leave valid padding yields garbage.
+        let key = Self::from_pkcs8_der(plain.as_bytes(), path).map_err(|_| wrong())?;
+        Ok((key, KeyProtection::Encrypted))
+    }
+
+    /// The key as PKCS#8 PEM: encrypted with `passphrase` (PBES2: scrypt with log2(N) 15,
+    /// r 8, p 1, and AES-256-CBC) when given, else plain.
+    pub(crate) fn to_pkcs8_pem(
+        &self,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<Zeroizing<String>, CaError> {
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        let failed = |_| CaError::Internal("encoding the CA key as PKCS#8 failed".into());
+        match (self, passphrase) {
+            (CaKey::P256(k, _), None) => k.to_pkcs8_pem(LineEnding::LF).map_err(failed),
+            (CaKey::P384(k, _), None) => k.to_pkcs8_pem(LineEnding::LF).map_err(failed),
+            (CaKey::P256(k, _), Some(p)) => k
+                .to_pkcs8_encrypted_pem(&mut rand_core::OsRng, p.as_bytes(), LineEnding::LF)
+                .map_err(failed),
+            (CaKey::P384(k, _), Some(p)) => k
+                .to_pkcs8_encrypted_pem(&mut rand_core::OsRng, p.as_bytes(), LineEnding::LF)
+                .map_err(failed),
+        }
     }
 
     /// The DER SubjectPublicKeyInfo of the key's public half.
