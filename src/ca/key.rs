@@ -169,24 +169,42 @@ impl CaKey {
         Ok((key, KeyProtection::Encrypted))
     }
 
-    /// The key as PKCS#8 PEM: encrypted with `passphrase` (PBES2: scrypt with log2(N) 15,
-    /// r 8, p 1, and AES-256-CBC) when given, else plain.
+    /// The key as PKCS#8 PEM: encrypted with `passphrase` when given, else plain. The
+    /// encryption is PBES2 (RFC 8018) with scrypt (log2 N 14, r 8, p 1: 16 MiB, the most
+    /// OpenSSL accepts by default, as `openssl pkcs8 -topk8 -scrypt` writes) and AES-256-CBC,
+    /// with a random salt and IV.
     pub(crate) fn to_pkcs8_pem(
         &self,
         passphrase: Option<&KeyPassphrase>,
     ) -> Result<Zeroizing<String>, CaError> {
         use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        use rand_core::RngCore;
         let failed = |_| CaError::Internal("encoding the CA key as PKCS#8 failed".into());
-        match (self, passphrase) {
-            (CaKey::P256(k, _), None) => k.to_pkcs8_pem(LineEnding::LF).map_err(failed),
-            (CaKey::P384(k, _), None) => k.to_pkcs8_pem(LineEnding::LF).map_err(failed),
-            (CaKey::P256(k, _), Some(p)) => k
-                .to_pkcs8_encrypted_pem(&mut rand_core::OsRng, p.as_bytes(), LineEnding::LF)
-                .map_err(failed),
-            (CaKey::P384(k, _), Some(p)) => k
-                .to_pkcs8_encrypted_pem(&mut rand_core::OsRng, p.as_bytes(), LineEnding::LF)
-                .map_err(failed),
+        let plain = match self {
+            CaKey::P256(k, _) => k.to_pkcs8_der(),
+            CaKey::P384(k, _) => k.to_pkcs8_der(),
         }
+        .map_err(failed)?;
+        let Some(passphrase) = passphrase else {
+            return plain
+                .to_pem("PRIVATE KEY", LineEnding::LF)
+                .map_err(|_| CaError::Internal("encoding the CA key as PKCS#8 PEM failed".into()));
+        };
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        rand_core::OsRng.fill_bytes(&mut salt);
+        rand_core::OsRng.fill_bytes(&mut iv);
+        let encrypting = |what: &str| CaError::Internal(format!("encrypting the CA key: {what}"));
+        let scrypt = pkcs8::pkcs5::scrypt::Params::new(14, 8, 1, 32)
+            .map_err(|_| encrypting("scrypt parameters"))?;
+        let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
+            .map_err(|_| encrypting("PBES2 parameters"))?;
+        let info = pkcs8::PrivateKeyInfo::try_from(plain.as_bytes())
+            .map_err(|_| encrypting("PKCS#8 structure"))?;
+        info.encrypt_with_params(params, passphrase.as_bytes())
+            .map_err(|_| encrypting("PBES2"))?
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .map_err(|_| encrypting("PEM"))
     }
 
     /// The DER SubjectPublicKeyInfo of the key's public half.

@@ -19,7 +19,8 @@ use crate::model::{AccountId, ContractCode, Holder, KeyFingerprint, Role};
 const ORG: &str = "The Shinkin Banks Information System Center Co.,Ltd.";
 const ISSUING: &str = "Shinkin Internet Banking Intermediate CA - TEST";
 
-fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
+/// A P-384 or P-256 CA configuration in `dir`, valid `years`, with test names.
+pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
     CaConfig {
         dir: dir.to_path_buf(),
         create_if_missing: false,
