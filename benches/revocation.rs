@@ -42,6 +42,9 @@ fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
         expiry_warning_days: 400,
         key_passphrase_file: None,
         key_passphrase_credential: "ca-key-passphrase".into(),
+        key: String::new(),
+        pkcs11_pin_file: None,
+        pkcs11_pin_credential: "pkcs11-pin".into(),
     };
     CertificateAuthority::init(&config, None).expect("init the CA");
     Arc::new(CertificateAuthority::load(&config, "{id}").expect("load the CA"))

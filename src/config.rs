@@ -373,6 +373,17 @@ pub struct CaConfig {
     /// read when `key_passphrase_file` is unset; neither present: the key files must be
     /// unencrypted.
     pub key_passphrase_credential: String,
+    /// Where the issuing CA's key is: empty for the file `issuing-ca.key`, or an RFC 7512
+    /// PKCS#11 URI (`pkcs11:token=LABEL;object=LABEL?module-path=/path/to/module.so`) for a
+    /// key in an HSM, which then signs everything the issuing CA signs.
+    pub key: String,
+    /// A file holding the PKCS#11 user PIN (its first line); unset: the systemd credential
+    /// `pkcs11_pin_credential`.
+    #[serde(default)]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The name of the systemd credential holding the PKCS#11 PIN, read when
+    /// `pkcs11_pin_file` is unset.
+    pub pkcs11_pin_credential: String,
 }
 
 /// The end-entity certificate profile.
@@ -603,6 +614,18 @@ impl Config {
                 "must be between 367 and 3660 days: enrollment stops up to 366 days before the \
                  issuing CA expires (a one-year certificate no longer fits), so a shorter lead \
                  time would warn only after it stopped",
+            ));
+        }
+        if !is_credential_name(&ca.pkcs11_pin_credential) {
+            return Err(invalid(
+                "ca.pkcs11_pin_credential",
+                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
+            ));
+        }
+        if !ca.key.is_empty() && !ca.key.starts_with("pkcs11:") {
+            return Err(invalid(
+                "ca.key",
+                "must be empty (the key file issuing-ca.key) or a PKCS#11 URI starting with pkcs11:",
             ));
         }
         if !is_credential_name(&ca.key_passphrase_credential) {

@@ -14,9 +14,8 @@ use std::path::Path;
 use ring::signature::{UnparsedPublicKey, VerificationAlgorithm};
 
 use super::hierarchy::{check_is_ca, parse, read_certificates, ISSUING_CERT, ROOT_CERT};
-use super::key::CaKey;
 use super::{CaError, CertificateAuthority};
-use crate::config::CaConfig;
+use crate::config::{CaConfig, KeyAlgorithm};
 use crate::store::backup::{BackupSignature, SignatureAlgorithm};
 
 /// Why a backup's signature was not accepted. Nothing was restored.
@@ -50,9 +49,9 @@ impl CertificateAuthority {
     /// Signs `message` (a backup's [`crate::store::backup::signed_message`]) with the issuing
     /// CA's key; the signature carries the issuing CA's certificate.
     pub fn sign_backup(&self, message: &[u8]) -> Result<BackupSignature, CaError> {
-        let algorithm = match self.key {
-            CaKey::P256(..) => SignatureAlgorithm::EcdsaWithSha256,
-            CaKey::P384(..) => SignatureAlgorithm::EcdsaWithSha384,
+        let algorithm = match self.key.algorithm() {
+            KeyAlgorithm::P256 => SignatureAlgorithm::EcdsaWithSha256,
+            KeyAlgorithm::P384 => SignatureAlgorithm::EcdsaWithSha384,
         };
         Ok(BackupSignature {
             algorithm,
@@ -185,6 +184,9 @@ mod tests {
             expiry_warning_days: 400,
             key_passphrase_file: None,
             key_passphrase_credential: "ca-key-passphrase".into(),
+            key: String::new(),
+            pkcs11_pin_file: None,
+            pkcs11_pin_credential: "pkcs11-pin".into(),
         }
     }
 

@@ -19,9 +19,10 @@ use x509_cert::Certificate;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-use super::key::CaKey;
+use super::key::{CaKey, KeyProtection};
 use super::key_files;
 use super::passphrase::KeyPassphrase;
+use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::{pkcs7, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::Serial;
@@ -50,6 +51,9 @@ pub struct InitReport {
     pub root_key: Option<PathBuf>,
     /// True when the key files written are encrypted with the configured passphrase.
     pub keys_encrypted: bool,
+    /// True when the issuing key was generated in a PKCS#11 token (`issuing_key` is then its
+    /// URI, and no key file was written for it).
+    pub issuing_key_in_token: bool,
     /// The root's subject, when known.
     pub root_subject: Option<String>,
 }
@@ -76,11 +80,19 @@ impl fmt::Display for InitReport {
         writeln!(f, "issuing CA:   {}", self.issuing_subject)?;
         writeln!(f, "  valid until {}", self.issuing_not_after)?;
         writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
-        write!(
-            f,
-            "  key         {} (mode 0600, {protection})",
-            self.issuing_key.display()
-        )
+        if self.issuing_key_in_token {
+            write!(
+                f,
+                "  key         {} (generated in the token, not extractable; set ca.key to this URI with its module-path)",
+                self.issuing_key.display()
+            )
+        } else {
+            write!(
+                f,
+                "  key         {} (mode 0600, {protection})",
+                self.issuing_key.display()
+            )
+        }
     }
 }
 
@@ -251,6 +263,13 @@ fn rcgen_key_pem(
     CaKey::from_pkcs8_der(&der, path)?.to_pkcs8_pem(passphrase)
 }
 
+/// The new issuing CA's key pair: generated in memory for a key file, or in a token, of
+/// which only the public key is seen.
+enum IssuingKey {
+    File(rcgen::KeyPair),
+    Token(rcgen::SubjectPublicKeyInfo),
+}
+
 /// A random serial for a CA certificate, in rcgen's type.
 fn rcgen_serial() -> rcgen::SerialNumber {
     rcgen::SerialNumber::from_slice(Serial::random().as_bytes())
@@ -278,14 +297,11 @@ fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaEr
     Ok(name)
 }
 
-/// RFC 5280 4.2.1.2 method (1) for an rcgen key pair.
-fn rcgen_key_id(key: &rcgen::KeyPair) -> Vec<u8> {
-    ring::digest::digest(
-        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        key.public_key_raw(),
-    )
-    .as_ref()
-    .to_vec()
+/// RFC 5280 4.2.1.2 method (1) for an rcgen public key.
+fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.der_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 fn generate(e: rcgen::Error) -> CaError {
@@ -296,11 +312,12 @@ fn generate(e: rcgen::Error) -> CaError {
 /// either, the CA is not set up ([`CaError::NotInitialized`]); when some CA files exist but
 /// not both issuing ones, the error names exactly which are missing, so that a lost key is
 /// never reported as something else.
-fn check_issuing_files(dir: &Path) -> Result<(), CaError> {
+fn check_issuing_files(config: &CaConfig) -> Result<(), CaError> {
+    let dir = &config.dir;
     let state = |names: &[&'static str]| -> (Vec<&'static str>, Vec<&'static str>) {
         names.iter().partition(|name| dir.join(name).exists())
     };
-    let (_, missing) = state(&[ISSUING_CERT, ISSUING_KEY]);
+    let (_, missing) = state(issuing_files(config));
     if missing.is_empty() {
         return Ok(());
     }
@@ -317,10 +334,32 @@ fn check_issuing_files(dir: &Path) -> Result<(), CaError> {
     })
 }
 
+/// The issuing CA's files: its certificate, and its key file unless the key is in a token.
+fn issuing_files(config: &CaConfig) -> &'static [&'static str] {
+    if config.key.is_empty() {
+        &[ISSUING_CERT, ISSUING_KEY]
+    } else {
+        &[ISSUING_CERT]
+    }
+}
+
+/// Opens the issuing CA's key in the PKCS#11 token `config.key` names, with the configured
+/// PIN.
+fn open_token(config: &CaConfig) -> Result<TokenKey, CaError> {
+    let uri: Pkcs11Uri = config.key.parse()?;
+    let pin = KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+        uri: uri.to_string(),
+    })?;
+    TokenKey::open(&uri, &pin)
+}
+
 impl CertificateAuthority {
-    /// True when the CA directory holds `issuing-ca.pem` and `issuing-ca.key`.
+    /// True when the CA directory holds `issuing-ca.pem` and, unless `ca.key` names a key in
+    /// a token, `issuing-ca.key`.
     pub fn exists(config: &CaConfig) -> bool {
-        config.dir.join(ISSUING_CERT).exists() && config.dir.join(ISSUING_KEY).exists()
+        issuing_files(config)
+            .iter()
+            .all(|name| config.dir.join(name).exists())
     }
 
     /// Loads the CA as [`CertificateAuthority::load`] does; first, when
@@ -332,7 +371,7 @@ impl CertificateAuthority {
         config: &CaConfig,
         common_name_template: &str,
     ) -> Result<(Self, Option<InitReport>), CaError> {
-        let created = match check_issuing_files(&config.dir) {
+        let created = match check_issuing_files(config) {
             Err(CaError::NotInitialized { .. }) if config.create_if_missing => Some(Self::init(
                 config,
                 KeyPassphrase::from_config(config)?.as_ref(),
@@ -351,6 +390,27 @@ impl CertificateAuthority {
     pub fn init(
         config: &CaConfig,
         passphrase: Option<&KeyPassphrase>,
+    ) -> Result<InitReport, CaError> {
+        Self::create(config, passphrase, None)
+    }
+
+    /// Creates a root as [`CertificateAuthority::init`] does (its key file encrypted with
+    /// `passphrase` when given) and an issuing CA whose key pair is generated inside the
+    /// PKCS#11 token `uri` names (sensitive, not extractable), logging in with the PIN of
+    /// `ca.pkcs11_pin_file` or its credential. No issuing key file is written: set `ca.key`
+    /// to `uri` for the daemon to use the token.
+    pub fn init_in_token(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+        uri: &Pkcs11Uri,
+    ) -> Result<InitReport, CaError> {
+        Self::create(config, passphrase, Some(uri))
+    }
+
+    fn create(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+        token: Option<&Pkcs11Uri>,
     ) -> Result<InitReport, CaError> {
         let dir = &config.dir;
         let root_cert_path = dir.join(ROOT_CERT);
@@ -387,7 +447,20 @@ impl CertificateAuthority {
         root.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&root_key));
         let root_cert = root.self_signed(&root_key).map_err(generate)?;
 
-        let issuing_key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+        let issuing_key = match token {
+            None => IssuingKey::File(rcgen::KeyPair::generate_for(alg).map_err(generate)?),
+            Some(uri) => {
+                let pin =
+                    KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+                        uri: uri.to_string(),
+                    })?;
+                let key = TokenKey::generate(uri, &pin, config.key_algorithm)?;
+                IssuingKey::Token(
+                    rcgen::SubjectPublicKeyInfo::from_der(key.public_key_der())
+                        .map_err(generate)?,
+                )
+            }
+        };
         let mut issuing = rcgen::CertificateParams::default();
         issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
         issuing.serial_number = Some(rcgen_serial());
@@ -401,17 +474,27 @@ impl CertificateAuthority {
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
         issuing.use_authority_key_identifier_extension = true;
-        issuing.key_identifier_method =
-            rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&issuing_key));
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
-        let issuing_cert = issuing.signed_by(&issuing_key, &issuer).map_err(generate)?;
+        let issuing_cert = match &issuing_key {
+            IssuingKey::File(key) => {
+                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
+                issuing.signed_by(key, &issuer)
+            }
+            IssuingKey::Token(key) => {
+                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
+                issuing.signed_by(key, &issuer)
+            }
+        }
+        .map_err(generate)?;
 
         // Keys first: `exists` looks for the issuing certificate, written last.
         let root_key_pem = rcgen_key_pem(&root_key, &root_key_path, passphrase)?;
         write_new(&root_key_path, root_key_pem.as_bytes(), 0o600)?;
         write_new(&root_cert_path, root_cert.pem().as_bytes(), 0o644)?;
-        let issuing_key_pem = rcgen_key_pem(&issuing_key, &issuing_key_path, passphrase)?;
-        write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
+        if let IssuingKey::File(key) = &issuing_key {
+            let issuing_key_pem = rcgen_key_pem(key, &issuing_key_path, passphrase)?;
+            write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
+        }
         write_new(&issuing_cert_path, issuing_cert.pem().as_bytes(), 0o644)?;
 
         let root_parsed = parse(root_cert.der(), &root_cert_path)?;
@@ -419,12 +502,16 @@ impl CertificateAuthority {
         Ok(InitReport {
             dir: dir.clone(),
             issuing_certificate: issuing_cert_path,
-            issuing_key: issuing_key_path,
+            issuing_key: match token {
+                None => issuing_key_path,
+                Some(uri) => PathBuf::from(uri.to_string()),
+            },
             issuing_subject: issuing_parsed.subject().to_string(),
             issuing_not_after: issuing.not_after,
             root_certificate: Some(root_cert_path),
             root_key: Some(root_key_path),
             keys_encrypted: passphrase.is_some(),
+            issuing_key_in_token: token.is_some(),
             root_subject: Some(root_parsed.subject().to_string()),
         })
     }
@@ -518,6 +605,7 @@ impl CertificateAuthority {
             root_certificate: root.map(|_| root_cert_path),
             root_key: None,
             keys_encrypted: passphrase.is_some(),
+            issuing_key_in_token: false,
             root_subject,
         })
     }
@@ -533,7 +621,7 @@ impl CertificateAuthority {
         let key_path = dir.join(ISSUING_KEY);
         let root_path = dir.join(ROOT_CERT);
         let root_key_path = dir.join(ROOT_KEY);
-        check_issuing_files(dir)?;
+        check_issuing_files(config)?;
         if !common_name_template.contains("{id}") {
             return Err(CaError::InvalidName(
                 "certificate.common_name_template must contain {id}".into(),
@@ -542,8 +630,18 @@ impl CertificateAuthority {
         if root_key_path.exists() {
             check_key_mode(&root_key_path)?;
         }
-        let passphrase = KeyPassphrase::from_config(config)?;
-        let (key, key_protection) = key_files::read(&key_path, passphrase.as_ref())?;
+        let (key, key_protection, key_path) = if config.key.is_empty() {
+            let passphrase = KeyPassphrase::from_config(config)?;
+            let (key, protection) = key_files::read(&key_path, passphrase.as_ref())?;
+            (key, protection, key_path)
+        } else {
+            let token = open_token(config)?;
+            (
+                CaKey::Token(Box::new(token)),
+                KeyProtection::Token,
+                PathBuf::from(config.key.split('?').next().unwrap_or_default()),
+            )
+        };
 
         let ders = read_certificates(&cert_path)?;
         let root_der = if root_path.exists() {

@@ -12,7 +12,9 @@ use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
 use super::passphrase::KeyPassphrase;
+use super::pkcs11::TokenKey;
 use super::CaError;
+use crate::config::KeyAlgorithm;
 
 /// How a CA key file protects the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum KeyProtection {
     Plain,
     /// Encrypted PKCS#8: the file is useless without the passphrase.
     Encrypted,
+    /// In a PKCS#11 token: there is no key file, and the key cannot be exported.
+    Token,
 }
 
 /// An ECDSA signing key of a CA. The RustCrypto key serves encoding and the public half;
@@ -31,6 +35,8 @@ pub(crate) enum CaKey {
     P256(p256::ecdsa::SigningKey, Option<RingSigner>),
     /// NIST P-384, signs with ecdsa-with-SHA384.
     P384(p384::ecdsa::SigningKey, Option<RingSigner>),
+    /// A P-256 or P-384 key inside a PKCS#11 token, which signs.
+    Token(Box<TokenKey>),
 }
 
 /// The CA key in ring's form, for signing.
@@ -80,6 +86,7 @@ impl fmt::Debug for CaKey {
         f.write_str(match self {
             CaKey::P256(..) => "CaKey::P256(..)",
             CaKey::P384(..) => "CaKey::P384(..)",
+            CaKey::Token(..) => "CaKey::Token(..)",
         })
     }
 }
@@ -183,6 +190,11 @@ impl CaKey {
         let plain = match self {
             CaKey::P256(k, _) => k.to_pkcs8_der(),
             CaKey::P384(k, _) => k.to_pkcs8_der(),
+            CaKey::Token(_) => {
+                return Err(CaError::Internal(
+                    "the key is in a PKCS#11 token and cannot be exported".into(),
+                ))
+            }
         }
         .map_err(failed)?;
         let Some(passphrase) = passphrase else {
@@ -207,11 +219,21 @@ impl CaKey {
             .map_err(|_| encrypting("PEM"))
     }
 
+    /// The key's curve.
+    pub(crate) fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            CaKey::P256(..) => KeyAlgorithm::P256,
+            CaKey::P384(..) => KeyAlgorithm::P384,
+            CaKey::Token(t) => t.algorithm(),
+        }
+    }
+
     /// The DER SubjectPublicKeyInfo of the key's public half.
     pub(crate) fn public_key_der(&self) -> Result<Vec<u8>, CaError> {
         let doc = match self {
             CaKey::P256(k, _) => k.verifying_key().to_public_key_der(),
             CaKey::P384(k, _) => k.verifying_key().to_public_key_der(),
+            CaKey::Token(t) => return Ok(t.public_key_der().to_vec()),
         }
         .map_err(|e| CaError::Internal(format!("encoding the CA public key: {e}")))?;
         Ok(doc.into_vec())
@@ -219,9 +241,9 @@ impl CaKey {
 
     /// The signature algorithm this key signs with (parameters absent, RFC 5758 3.2).
     pub(crate) fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        let oid = match self {
-            CaKey::P256(..) => const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
-            CaKey::P384(..) => const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
+        let oid = match self.algorithm() {
+            KeyAlgorithm::P256 => const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+            KeyAlgorithm::P384 => const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
         };
         AlgorithmIdentifierOwned {
             oid,
@@ -240,6 +262,7 @@ impl CaKey {
     /// ECDSA-Sig-Value.
     pub(crate) fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
         Ok(match self {
+            CaKey::Token(t) => t.sign_der(message)?,
             CaKey::P256(_, Some(ring)) | CaKey::P384(_, Some(ring)) => ring.sign(message)?,
             CaKey::P256(k, None) => {
                 let s: p256::ecdsa::DerSignature = k.try_sign(message).map_err(|_| {

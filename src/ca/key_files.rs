@@ -129,12 +129,13 @@ fn rewrite(
             files.push((file.path, KeyFileChange::Unchanged));
             continue;
         }
-        let (pem, change) = match want {
-            KeyProtection::Encrypted => (
+        let (pem, change) = if want == KeyProtection::Encrypted {
+            (
                 file.key.to_pkcs8_pem(Some(passphrase))?,
                 KeyFileChange::Encrypted,
-            ),
-            KeyProtection::Plain => (file.key.to_pkcs8_pem(None)?, KeyFileChange::Decrypted),
+            )
+        } else {
+            (file.key.to_pkcs8_pem(None)?, KeyFileChange::Decrypted)
         };
         replace(&file.path, &pem)?;
         files.push((file.path, change));

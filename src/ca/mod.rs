@@ -22,6 +22,7 @@ mod key_files;
 pub mod lint;
 pub mod ocsp;
 pub mod passphrase;
+pub mod pkcs11;
 pub mod pkcs7;
 mod profile;
 mod public_key;
@@ -108,8 +109,8 @@ pub enum CaError {
         /// Where the passphrase came from.
         passphrase: PathBuf,
     },
-    /// The passphrase file or credential is unusable.
-    #[error("the CA key passphrase file {}: {reason}", .path.display())]
+    /// The passphrase or PIN file or credential is unusable.
+    #[error("the CA key passphrase or PIN file {}: {reason}", .path.display())]
     Passphrase {
         /// The passphrase file.
         path: PathBuf,
@@ -119,6 +120,20 @@ pub enum CaError {
     /// `estca init` would write unencrypted keys for a production CA.
     #[error("estca init encrypts the CA keys and found no passphrase: write one into the file ca.key_passphrase_file names (mode 0600), or provide the systemd credential ca.key_passphrase_credential names; or give --unencrypted to write plain key files deliberately")]
     NoPassphraseForInit,
+    /// The PKCS#11 token or its key is unusable.
+    #[error("the CA key in the PKCS#11 token {uri}: {reason}")]
+    Token {
+        /// The key's URI (without its query).
+        uri: String,
+        /// What went wrong (never the PIN).
+        reason: String,
+    },
+    /// A CA key in a PKCS#11 token needs a PIN and none is configured.
+    #[error("the CA key is in the PKCS#11 token {uri} and no PIN is configured: put the PIN in the file ca.pkcs11_pin_file names, or in the systemd credential ca.pkcs11_pin_credential names ($CREDENTIALS_DIRECTORY/<name>)")]
+    PinMissing {
+        /// The key's URI (without its query).
+        uri: String,
+    },
     /// A certificate file holds no usable certificate.
     #[error("{}: {reason}", .path.display())]
     BadCertificate {

@@ -35,10 +35,27 @@ impl KeyPassphrase {
     /// systemd credential; `None` when the file is not configured and the credential is
     /// absent. Refuses an empty passphrase and a file group or others can access.
     pub fn from_config(config: &CaConfig) -> Result<Option<Self>, CaError> {
-        let file: Option<PathBuf> = match &config.key_passphrase_file {
-            Some(path) => Some(path.clone()),
+        Self::from_sources(
+            config.key_passphrase_file.as_deref(),
+            &config.key_passphrase_credential,
+        )
+    }
+
+    /// The configured PKCS#11 PIN, from `pkcs11_pin_file` or its systemd credential, as
+    /// [`KeyPassphrase::from_config`] reads the passphrase.
+    pub fn pin_from_config(config: &CaConfig) -> Result<Option<Self>, CaError> {
+        Self::from_sources(
+            config.pkcs11_pin_file.as_deref(),
+            &config.pkcs11_pin_credential,
+        )
+    }
+
+    /// The first line of `file`, else of the systemd credential `credential` when present.
+    fn from_sources(file: Option<&Path>, credential: &str) -> Result<Option<Self>, CaError> {
+        let file: Option<PathBuf> = match file {
+            Some(path) => Some(path.to_path_buf()),
             None => std::env::var_os(CREDENTIALS_DIRECTORY)
-                .map(|dir| Path::new(&dir).join(&config.key_passphrase_credential))
+                .map(|dir| Path::new(&dir).join(credential))
                 .filter(|path| path.exists()),
         };
         file.map(|path| Self::read(&path)).transpose()

@@ -35,6 +35,9 @@ pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
         expiry_warning_days: 400,
         key_passphrase_file: None,
         key_passphrase_credential: "ca-key-passphrase".into(),
+        key: String::new(),
+        pkcs11_pin_file: None,
+        pkcs11_pin_credential: "pkcs11-pin".into(),
     }
 }
 

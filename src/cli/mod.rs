@@ -168,6 +168,11 @@ pub struct InitArgs {
     /// The private key (PEM) of the imported issuing CA.
     #[arg(long, value_name = "FILE", requires = "import_cert")]
     pub import_key: Option<PathBuf>,
+    /// Generate the issuing CA's key inside this PKCS#11 token instead of a key file
+    /// (`pkcs11:token=LABEL;object=LABEL?module-path=MODULE`, RFC 7512), with the PIN of
+    /// ca.pkcs11_pin_file or its systemd credential; then set ca.key to it.
+    #[arg(long, value_name = "URI", conflicts_with = "import_cert")]
+    pub pkcs11: Option<String>,
     /// Write the key files unencrypted even though the configuration is for production
     /// (`ca.create_if_missing = false`), where they are encrypted with the configured
     /// passphrase by default.
@@ -376,7 +381,12 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
         (Some(cert), Some(key)) => {
             CertificateAuthority::import(&config.ca, cert, key, passphrase.as_ref())
         }
-        _ => CertificateAuthority::init(&config.ca, passphrase.as_ref()),
+        _ => match &args.pkcs11 {
+            Some(uri) => uri.parse().and_then(|uri| {
+                CertificateAuthority::init_in_token(&config.ca, passphrase.as_ref(), &uri)
+            }),
+            None => CertificateAuthority::init(&config.ca, passphrase.as_ref()),
+        },
     }
     .map_err(|e| e.to_string())?;
     if json {
