@@ -268,3 +268,273 @@ fn the_development_ca_stays_unencrypted_and_the_log_says_so() {
         "-----BEGIN PRIVATE KEY-----"
     );
 }
+
+// ----- the issuing key in a PKCS#11 token (SoftHSM2) -----------------------------------------
+
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const USER_PIN: &str = "314159";
+
+/// A SoftHSM2 configuration in `dir` with one token "estca" initialised (user PIN
+/// [`USER_PIN`]); `None` (skipped with a notice) when SoftHSM2 is not installed, a failure
+/// when REQUIRE_ALL_TESTS is set.
+fn softhsm(dir: &Path) -> Option<PathBuf> {
+    if !Path::new(SOFTHSM_MODULE).exists() || !have("softhsm2-util") || !have("openssl") {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and SoftHSM2 ({SOFTHSM_MODULE}, softhsm2-util) or openssl is missing: install the Debian packages softhsm2 and openssl"
+        );
+        eprintln!("NOTICE: SoftHSM2 or openssl is missing (Debian: softhsm2); the PKCS#11 test is SKIPPED");
+        return None;
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "estca"])
+        .args(["--so-pin", "27182818", "--pin", USER_PIN])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    Some(conf)
+}
+
+/// CKA_EXTRACTABLE, CKA_SENSITIVE and CKA_NEVER_EXTRACTABLE of the private key labelled
+/// `label`, read through the token itself, and whether its value (CKA_VALUE) is refused.
+fn private_key_attributes(conf: &Path, label: &str) -> (bool, bool, bool, bool) {
+    use cryptoki::context::{CInitializeArgs, Pkcs11};
+    use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
+    use cryptoki::session::UserType;
+    std::env::set_var("SOFTHSM2_CONF", conf);
+    let context = Pkcs11::new(SOFTHSM_MODULE).unwrap();
+    context.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = context
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| context.get_token_info(*s).unwrap().label() == "estca")
+        .unwrap();
+    let session = context.open_ro_session(slot).unwrap();
+    session
+        .login(
+            UserType::User,
+            Some(&cryptoki::types::AuthPin::new(USER_PIN.into())),
+        )
+        .unwrap();
+    let keys = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let (mut extractable, mut sensitive, mut never) = (true, false, false);
+    for attribute in session
+        .get_attributes(
+            keys[0],
+            &[
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+                AttributeType::NeverExtractable,
+            ],
+        )
+        .unwrap()
+    {
+        match attribute {
+            Attribute::Extractable(v) => extractable = v,
+            Attribute::Sensitive(v) => sensitive = v,
+            Attribute::NeverExtractable(v) => never = v,
+            _ => {}
+        }
+    }
+    let value = session
+        .get_attribute_info(keys[0], &[AttributeType::Value])
+        .unwrap();
+    let value_refused = matches!(value[..], [AttributeInfo::Sensitive]);
+    (extractable, sensitive, never, value_refused)
+}
+
+fn openssl(args: &[&str], dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    text(&out)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()
+}
+
+#[tokio::test]
+async fn the_issuing_key_in_softhsm_signs_enrollment_renewal_crl_and_ocsp() {
+    let hsm = tempfile::tempdir().unwrap();
+    let Some(conf) = softhsm(hsm.path()) else {
+        return;
+    };
+    let uri = format!("pkcs11:token=estca;object=issuing-ca?module-path={SOFTHSM_MODULE}");
+    let dir = dir_with(&[]);
+    let pin_file = private_file(&dir.path().join("pin"), &format!("{USER_PIN}\n"));
+    let pass_file = private_file(&dir.path().join("passphrase"), &format!("{PASSPHRASE}\n"));
+    let conf_text = conf.to_str().unwrap();
+    let env = [
+        ("ESTCA_CA__CREATE_IF_MISSING", "false"),
+        ("ESTCA_CA__KEY_PASSPHRASE_FILE", pass_file.to_str().unwrap()),
+        ("ESTCA_CA__PKCS11_PIN_FILE", pin_file.to_str().unwrap()),
+        ("SOFTHSM2_CONF", conf_text),
+    ];
+    let out = estca(&dir, &["init", "--pkcs11", &uri], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("generated in the token"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.ca_dir().join("issuing-ca.key").exists());
+    assert_eq!(
+        first_line(&dir.ca_dir().join("root-ca.key")),
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+    );
+    // The token refuses to give the key out.
+    let (extractable, sensitive, never_extractable, value_refused) =
+        private_key_attributes(&conf, "issuing-ca");
+    assert!(!extractable && sensitive && never_extractable && value_refused);
+
+    // A second init into the same label is refused.
+    let again = TestDir::new(Options::default());
+    let out = estca(&again, &["init", "--pkcs11", &uri], &env);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already holds a key labelled 'issuing-ca'"),
+        "{}",
+        text(&out)
+    );
+
+    let mut dir = dir;
+    for (k, v) in [
+        ("ESTCA_CA__KEY", uri.as_str()),
+        ("ESTCA_CA__PKCS11_PIN_FILE", pin_file.to_str().unwrap()),
+        ("SOFTHSM2_CONF", conf_text),
+        ("ESTCA_REVOCATION__PUBLIC_URL", "http://ca.example.test"),
+    ] {
+        dir.options.env.push((k.into(), v.into()));
+    }
+    let daemon = TestDaemon::start_in(dir);
+    let log = daemon.stderr();
+    assert!(!log.contains("NOT encrypted"), "{log}");
+    assert!(!log.contains(USER_PIN), "{log}");
+    let http = log
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("revocation_http="))
+        .unwrap_or_else(|| panic!("no revocation_http= in {log}"))
+        .to_owned();
+    let work = daemon.dir().path().to_path_buf();
+    let issuing_pem =
+        std::fs::read_to_string(daemon.dir().ca_dir().join("issuing-ca.pem")).unwrap();
+    std::fs::write(work.join("issuing.pem"), &issuing_pem).unwrap();
+    std::fs::write(
+        work.join("chain.pem"),
+        format!(
+            "{issuing_pem}{}",
+            String::from_utf8(daemon.dir().root_ca_pem()).unwrap()
+        ),
+    )
+    .unwrap();
+
+    // Enrollment, then renewal with the first certificate.
+    daemon.dir().add_contract("5110");
+    daemon.dir().add_account("nozawa1", "5110", "user");
+    let first_key = p256();
+    let first = daemon
+        .client()
+        .enroll("nozawa1", PASSWORD, &first_key.csr_der)
+        .await
+        .pkcs7_certificate();
+    std::fs::write(work.join("first.pem"), pem("CERTIFICATE", &first)).unwrap();
+    let verified = openssl(&["verify", "-CAfile", "chain.pem", "first.pem"], &work);
+    assert!(verified.contains("first.pem: OK"), "{verified}");
+    let chain = format!("{}{issuing_pem}", pem("CERTIFICATE", &first));
+    let renewed = daemon
+        .client_with_cert(chain.as_bytes(), &first_key.key_der)
+        .reenroll(&p256().csr_der, false)
+        .await
+        .pkcs7_certificate();
+    std::fs::write(work.join("renewed.pem"), pem("CERTIFICATE", &renewed)).unwrap();
+    let verified = openssl(&["verify", "-CAfile", "chain.pem", "renewed.pem"], &work);
+    assert!(verified.contains("renewed.pem: OK"), "{verified}");
+
+    // Revocation: the CRL and the OCSP answer, both verified by openssl.
+    daemon.dir().cli_ok(
+        &["account", "revoke", "nozawa1", "--reason", "keyCompromise"],
+        None,
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "-o"])
+        .arg(work.join("crl.der"))
+        .arg(format!("http://{http}/crl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let crl = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "chain.pem",
+            "-verify",
+            "-noout",
+        ],
+        &work,
+    );
+    assert!(crl.contains("verify OK"), "{crl}");
+    openssl(
+        &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"],
+        &work,
+    );
+    let out = Command::new("openssl")
+        .args([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "chain.pem",
+            "-CRLfile",
+            "crl.pem",
+            "renewed.pem",
+        ])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("certificate revoked"), "{}", text(&out));
+    let ocsp = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "issuing.pem",
+            "-cert",
+            "renewed.pem",
+            "-url",
+            &format!("http://{http}/ocsp"),
+            "-CAfile",
+            "chain.pem",
+        ],
+        &work,
+    );
+    assert!(
+        ocsp.contains("Response verify OK") && ocsp.contains("renewed.pem: revoked"),
+        "{ocsp}"
+    );
+    eprintln!("SoftHSM2: key generated in the token (CKA_EXTRACTABLE false, CKA_SENSITIVE true, value refused); enrollment, renewal, CRL and OCSP verified by openssl");
+}
