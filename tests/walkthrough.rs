@@ -287,3 +287,45 @@ fn readme_protecting_the_ca_keys_runs_verbatim() {
     let key = std::fs::read_to_string(dir.path().join("ca/issuing-ca.key")).unwrap();
     assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
 }
+
+/// The README's SoftHSM2 example runs as written: `estca init --pkcs11` generates the issuing
+/// key in a fresh token and writes no issuing key file.
+#[test]
+fn readme_hsm_example_runs_verbatim() {
+    if !have("openssl")
+        || !have("softhsm2-util")
+        || !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
+    {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and SoftHSM2 (Debian softhsm2) or openssl is missing"
+        );
+        eprintln!("NOTICE: SoftHSM2 or openssl is missing; the README HSM example test is SKIPPED");
+        return;
+    }
+    let script = readme_script("protect-keys-hsm", 1);
+    let dir = tempfile::Builder::new()
+        .prefix("estca-hsm")
+        .tempdir()
+        .unwrap();
+    let bin_dir = Path::new(estca_bin()).parent().unwrap();
+    let full = format!(
+        "set -euo pipefail\nexport PATH={}:$PATH\n{script}",
+        shell_quote(bin_dir.to_str().unwrap()),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&full)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "script:\n{full}\n---\n{all}");
+    assert!(all.contains("generated in the token"), "{all}");
+    assert!(dir.path().join("hsm-ca/issuing-ca.pem").exists());
+    assert!(!dir.path().join("hsm-ca/issuing-ca.key").exists(), "{all}");
+}

@@ -266,7 +266,7 @@ fn rcgen_key_pem(
 /// The new issuing CA's key pair: generated in memory for a key file, or in a token, of
 /// which only the public key is seen.
 enum IssuingKey {
-    File(rcgen::KeyPair),
+    File(Box<rcgen::KeyPair>),
     Token(rcgen::SubjectPublicKeyInfo),
 }
 
@@ -448,7 +448,9 @@ impl CertificateAuthority {
         let root_cert = root.self_signed(&root_key).map_err(generate)?;
 
         let issuing_key = match token {
-            None => IssuingKey::File(rcgen::KeyPair::generate_for(alg).map_err(generate)?),
+            None => IssuingKey::File(Box::new(
+                rcgen::KeyPair::generate_for(alg).map_err(generate)?,
+            )),
             Some(uri) => {
                 let pin =
                     KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
@@ -477,8 +479,9 @@ impl CertificateAuthority {
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
         let issuing_cert = match &issuing_key {
             IssuingKey::File(key) => {
-                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
-                issuing.signed_by(key, &issuer)
+                issuing.key_identifier_method =
+                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
+                issuing.signed_by(key.as_ref(), &issuer)
             }
             IssuingKey::Token(key) => {
                 issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
