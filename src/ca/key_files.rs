@@ -65,20 +65,20 @@ struct Loaded {
     protection: KeyProtection,
 }
 
-/// Reads every key file of the CA directory (root first when present), checking modes.
+/// Reads every key file of the CA directory (root first), checking modes: both, or only the
+/// root's when the issuing key is in a token, or only the issuing key's when the root is
+/// offline.
 fn load_all(config: &CaConfig, passphrase: &KeyPassphrase) -> Result<Vec<Loaded>, CaError> {
-    let issuing = config.dir.join(ISSUING_KEY);
-    if !issuing.exists() {
+    let paths: Vec<PathBuf> = [ROOT_KEY, ISSUING_KEY]
+        .iter()
+        .map(|name| config.dir.join(name))
+        .filter(|path| path.exists())
+        .collect();
+    if paths.is_empty() {
         return Err(CaError::NotInitialized {
             dir: config.dir.clone(),
         });
     }
-    let root = config.dir.join(ROOT_KEY);
-    let mut paths = Vec::new();
-    if root.exists() {
-        paths.push(root);
-    }
-    paths.push(issuing);
     paths
         .into_iter()
         .map(|path| {
