@@ -40,8 +40,13 @@ fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
         issuing_validity_years: 10,
         server_cert_validity_days: 30,
         expiry_warning_days: 400,
+        key_passphrase_file: None,
+        key_passphrase_credential: "ca-key-passphrase".into(),
+        key: String::new(),
+        pkcs11_pin_file: None,
+        pkcs11_pin_credential: "pkcs11-pin".into(),
     };
-    CertificateAuthority::init(&config).expect("init the CA");
+    CertificateAuthority::init(&config, None).expect("init the CA");
     Arc::new(CertificateAuthority::load(&config, "{id}").expect("load the CA"))
 }
 

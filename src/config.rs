@@ -229,6 +229,12 @@ pub struct PostgresConfig {
     pub connect_timeout_secs: u64,
 }
 
+/// True when `name` can name a systemd credential: a plain file name under
+/// `$CREDENTIALS_DIRECTORY`, not empty, hidden or a path.
+fn is_credential_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.starts_with('.')
+}
+
 impl PostgresConfig {
     /// Checks the URL (parsable, no password in it; required for the postgres backend), the
     /// pool size and the timeout.
@@ -272,10 +278,7 @@ impl PostgresConfig {
                 ));
             }
         }
-        if self.password_credential.is_empty()
-            || self.password_credential.contains('/')
-            || self.password_credential.starts_with('.')
-        {
+        if !is_credential_name(&self.password_credential) {
             return Err(invalid(
                 "store.postgres.password_credential",
                 "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
@@ -374,6 +377,27 @@ pub struct CaConfig {
     /// Days before the issuing CA's notAfter from which the daemon warns (at start and
     /// reload). Enrollment stops one year before that notAfter, so this must exceed a year.
     pub expiry_warning_days: u32,
+    /// A file holding the passphrase of the encrypted CA key files (its first line); unset:
+    /// the systemd credential `key_passphrase_credential`. Never the passphrase itself, so
+    /// that it shows in no configuration dump, process listing or log.
+    #[serde(default)]
+    pub key_passphrase_file: Option<PathBuf>,
+    /// The name of the systemd credential holding that passphrase
+    /// (`$CREDENTIALS_DIRECTORY/<name>`, from `LoadCredential=` or `LoadCredentialEncrypted=`),
+    /// read when `key_passphrase_file` is unset; neither present: the key files must be
+    /// unencrypted.
+    pub key_passphrase_credential: String,
+    /// Where the issuing CA's key is: empty for the file `issuing-ca.key`, or an RFC 7512
+    /// PKCS#11 URI (`pkcs11:token=LABEL;object=LABEL?module-path=/path/to/module.so`) for a
+    /// key in an HSM, which then signs everything the issuing CA signs.
+    pub key: String,
+    /// A file holding the PKCS#11 user PIN (its first line); unset: the systemd credential
+    /// `pkcs11_pin_credential`.
+    #[serde(default)]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The name of the systemd credential holding the PKCS#11 PIN, read when
+    /// `pkcs11_pin_file` is unset.
+    pub pkcs11_pin_credential: String,
 }
 
 /// The end-entity certificate profile.
@@ -604,6 +628,24 @@ impl Config {
                 "must be between 367 and 3660 days: enrollment stops up to 366 days before the \
                  issuing CA expires (a one-year certificate no longer fits), so a shorter lead \
                  time would warn only after it stopped",
+            ));
+        }
+        if !is_credential_name(&ca.pkcs11_pin_credential) {
+            return Err(invalid(
+                "ca.pkcs11_pin_credential",
+                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
+            ));
+        }
+        if !ca.key.is_empty() && !ca.key.starts_with("pkcs11:") {
+            return Err(invalid(
+                "ca.key",
+                "must be empty (the key file issuing-ca.key) or a PKCS#11 URI starting with pkcs11:",
+            ));
+        }
+        if !is_credential_name(&ca.key_passphrase_credential) {
+            return Err(invalid(
+                "ca.key_passphrase_credential",
+                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
             ));
         }
         let template = &self.certificate.common_name_template;

@@ -138,6 +138,13 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
             "created a DEVELOPMENT CA because none existed; for production run 'estca init' with your own names, or import your intermediate"
         );
     }
+    if ca.key_protection() == crate::ca::KeyProtection::Plain {
+        tracing::warn!(
+            key = %config.ca.dir.join("issuing-ca.key").display(),
+            development = created.is_some(),
+            "the issuing CA key file is NOT encrypted: whoever can read it can sign as the CA; put a passphrase in ca.key_passphrase_file or the systemd credential and run 'estca ca encrypt-key' (README: Protecting the CA keys)"
+        );
+    }
     Ok(ca.with_public_url(&config.revocation.public_url)?)
 }
 

@@ -238,3 +238,94 @@ fn readme_walkthrough_runs_verbatim() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// The "Protecting the CA keys" example runs as written, in an empty directory: `estca init`
+/// encrypts both keys with the passphrase file, openssl opens the issuing key with it, and
+/// `estca ca decrypt-key` / `encrypt-key` turn the files plain and back.
+#[test]
+fn readme_protecting_the_ca_keys_runs_verbatim() {
+    if !have("openssl") {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and openssl is missing"
+        );
+        eprintln!("NOTICE: openssl is missing; the README key protection test is SKIPPED");
+        return;
+    }
+    let script = readme_script("protect-keys", 1);
+    let dir = tempfile::Builder::new()
+        .prefix("estca-protect-keys")
+        .tempdir()
+        .unwrap();
+    let bin_dir = Path::new(estca_bin()).parent().unwrap();
+    let full = format!(
+        "set -euo pipefail\nexport PATH={}:$PATH\n{script}",
+        shell_quote(bin_dir.to_str().unwrap()),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&full)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "script:\n{full}\n---\n{all}");
+    for expected in [
+        "encrypted with the configured passphrase",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+        "the passphrase opens it",
+        "issuing-ca.key: decrypted",
+        "-----BEGIN PRIVATE KEY-----",
+        "issuing-ca.key: encrypted",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    let key = std::fs::read_to_string(dir.path().join("ca/issuing-ca.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+}
+
+/// The README's SoftHSM2 example runs as written: `estca init --pkcs11` generates the issuing
+/// key in a fresh token and writes no issuing key file.
+#[test]
+fn readme_hsm_example_runs_verbatim() {
+    if !have("openssl")
+        || !have("softhsm2-util")
+        || !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
+    {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and SoftHSM2 (Debian softhsm2) or openssl is missing"
+        );
+        eprintln!("NOTICE: SoftHSM2 or openssl is missing; the README HSM example test is SKIPPED");
+        return;
+    }
+    let script = readme_script("protect-keys-hsm", 1);
+    let dir = tempfile::Builder::new()
+        .prefix("estca-hsm")
+        .tempdir()
+        .unwrap();
+    let bin_dir = Path::new(estca_bin()).parent().unwrap();
+    let full = format!(
+        "set -euo pipefail\nexport PATH={}:$PATH\n{script}",
+        shell_quote(bin_dir.to_str().unwrap()),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&full)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "script:\n{full}\n---\n{all}");
+    assert!(all.contains("generated in the token"), "{all}");
+    assert!(dir.path().join("hsm-ca/issuing-ca.pem").exists());
+    assert!(!dir.path().join("hsm-ca/issuing-ca.key").exists(), "{all}");
+}

@@ -14,9 +14,8 @@ use std::path::Path;
 use ring::signature::{UnparsedPublicKey, VerificationAlgorithm};
 
 use super::hierarchy::{check_is_ca, parse, read_certificates, ISSUING_CERT, ROOT_CERT};
-use super::key::CaKey;
 use super::{CaError, CertificateAuthority};
-use crate::config::CaConfig;
+use crate::config::{CaConfig, KeyAlgorithm};
 use crate::store::backup::{BackupSignature, SignatureAlgorithm};
 
 /// Why a backup's signature was not accepted. Nothing was restored.
@@ -50,9 +49,9 @@ impl CertificateAuthority {
     /// Signs `message` (a backup's [`crate::store::backup::signed_message`]) with the issuing
     /// CA's key; the signature carries the issuing CA's certificate.
     pub fn sign_backup(&self, message: &[u8]) -> Result<BackupSignature, CaError> {
-        let algorithm = match self.key {
-            CaKey::P256(..) => SignatureAlgorithm::EcdsaWithSha256,
-            CaKey::P384(..) => SignatureAlgorithm::EcdsaWithSha384,
+        let algorithm = match self.key.algorithm() {
+            KeyAlgorithm::P256 => SignatureAlgorithm::EcdsaWithSha256,
+            KeyAlgorithm::P384 => SignatureAlgorithm::EcdsaWithSha384,
         };
         Ok(BackupSignature {
             algorithm,
@@ -183,11 +182,16 @@ mod tests {
             issuing_validity_years: 1,
             server_cert_validity_days: 30,
             expiry_warning_days: 400,
+            key_passphrase_file: None,
+            key_passphrase_credential: "ca-key-passphrase".into(),
+            key: String::new(),
+            pkcs11_pin_file: None,
+            pkcs11_pin_credential: "pkcs11-pin".into(),
         }
     }
 
     fn new_ca(dir: &Path, alg: KeyAlgorithm, name: &str) -> CertificateAuthority {
-        CertificateAuthority::init(&config(dir, alg, name)).unwrap();
+        CertificateAuthority::init(&config(dir, alg, name), None).unwrap();
         CertificateAuthority::load(&config(dir, alg, name), "{id}").unwrap()
     }
 
@@ -291,7 +295,7 @@ mod tests {
         std::fs::write(&key, new_key.serialize_pem()).unwrap();
         let rolled = tempfile::tempdir().unwrap();
         let rolled_config = config(&rolled.path().join("ca"), KeyAlgorithm::P256, "A");
-        CertificateAuthority::import(&rolled_config, &chain, &key).unwrap();
+        CertificateAuthority::import(&rolled_config, &chain, &key, None).unwrap();
 
         let trust = BackupTrust::load(&rolled_config).unwrap();
         match trust.vouch(&signature.signer).unwrap() {

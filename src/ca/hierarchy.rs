@@ -14,21 +14,23 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-use super::key::CaKey;
+use super::key::{CaKey, KeyProtection};
+use super::key_files;
+use super::passphrase::KeyPassphrase;
+use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::{pkcs7, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::Serial;
 
 pub(super) const ROOT_CERT: &str = "root-ca.pem";
-const ROOT_KEY: &str = "root-ca.key";
+pub(super) const ROOT_KEY: &str = "root-ca.key";
 pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
-const ISSUING_KEY: &str = "issuing-ca.key";
+pub(super) const ISSUING_KEY: &str = "issuing-ca.key";
 
 /// What `init` or `import` wrote, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,11 @@ pub struct InitReport {
     pub root_certificate: Option<PathBuf>,
     /// The root key file, when `init` created one (keep it offline once set up).
     pub root_key: Option<PathBuf>,
+    /// True when the key files written are encrypted with the configured passphrase.
+    pub keys_encrypted: bool,
+    /// True when the issuing key was generated in a PKCS#11 token (`issuing_key` is then its
+    /// URI, and no key file was written for it).
+    pub issuing_key_in_token: bool,
     /// The root's subject, when known.
     pub root_subject: Option<String>,
 }
@@ -58,21 +65,34 @@ impl fmt::Display for InitReport {
             writeln!(f, "root CA:      {subject}")?;
             writeln!(f, "  certificate {}", cert.display())?;
         }
+        let protection = if self.keys_encrypted {
+            "encrypted with the configured passphrase"
+        } else {
+            "NOT encrypted"
+        };
         if let Some(key) = &self.root_key {
             writeln!(
                 f,
-                "  key         {} (mode 0600; keep it offline)",
+                "  key         {} (mode 0600, {protection}; keep it offline)",
                 key.display()
             )?;
         }
         writeln!(f, "issuing CA:   {}", self.issuing_subject)?;
         writeln!(f, "  valid until {}", self.issuing_not_after)?;
         writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
-        write!(
-            f,
-            "  key         {} (mode 0600)",
-            self.issuing_key.display()
-        )
+        if self.issuing_key_in_token {
+            write!(
+                f,
+                "  key         {} (generated in the token, not extractable; set ca.key to this URI with its module-path)",
+                self.issuing_key.display()
+            )
+        } else {
+            write!(
+                f,
+                "  key         {} (mode 0600, {protection})",
+                self.issuing_key.display()
+            )
+        }
     }
 }
 
@@ -124,7 +144,7 @@ fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
 }
 
 /// Refuses a key file that group or others may read or write.
-fn check_key_mode(path: &Path) -> Result<(), CaError> {
+pub(super) fn check_key_mode(path: &Path) -> Result<(), CaError> {
     let mode = std::fs::metadata(path)
         .map_err(io_error(path))?
         .permissions()
@@ -136,12 +156,6 @@ fn check_key_mode(path: &Path) -> Result<(), CaError> {
         });
     }
     Ok(())
-}
-
-fn read_key(path: &Path) -> Result<CaKey, CaError> {
-    check_key_mode(path)?;
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io_error(path))?);
-    CaKey::from_pem(&text, path)
 }
 
 /// Reads every certificate of a PEM file, as DER.
@@ -239,12 +253,21 @@ fn pem(der: &[u8]) -> Result<String, CaError> {
         .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
 }
 
-fn key_pkcs8_pem(key: &CaKey) -> Result<Zeroizing<String>, CaError> {
-    match key {
-        CaKey::P256(k, _) => k.to_pkcs8_pem(LineEnding::LF),
-        CaKey::P384(k, _) => k.to_pkcs8_pem(LineEnding::LF),
-    }
-    .map_err(|_| CaError::Internal("encoding the CA key as PKCS#8 failed".into()))
+/// An rcgen key as PKCS#8 PEM, encrypted with `passphrase` when given.
+fn rcgen_key_pem(
+    key: &rcgen::KeyPair,
+    path: &Path,
+    passphrase: Option<&KeyPassphrase>,
+) -> Result<Zeroizing<String>, CaError> {
+    let der = Zeroizing::new(key.serialize_der());
+    CaKey::from_pkcs8_der(&der, path)?.to_pkcs8_pem(passphrase)
+}
+
+/// The new issuing CA's key pair: generated in memory for a key file, or in a token, of
+/// which only the public key is seen.
+enum IssuingKey {
+    File(Box<rcgen::KeyPair>),
+    Token(rcgen::SubjectPublicKeyInfo),
 }
 
 /// A random serial for a CA certificate, in rcgen's type.
@@ -274,14 +297,11 @@ fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaEr
     Ok(name)
 }
 
-/// RFC 5280 4.2.1.2 method (1) for an rcgen key pair.
-fn rcgen_key_id(key: &rcgen::KeyPair) -> Vec<u8> {
-    ring::digest::digest(
-        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        key.public_key_raw(),
-    )
-    .as_ref()
-    .to_vec()
+/// RFC 5280 4.2.1.2 method (1) for an rcgen public key.
+fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.der_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 fn generate(e: rcgen::Error) -> CaError {
@@ -292,11 +312,12 @@ fn generate(e: rcgen::Error) -> CaError {
 /// either, the CA is not set up ([`CaError::NotInitialized`]); when some CA files exist but
 /// not both issuing ones, the error names exactly which are missing, so that a lost key is
 /// never reported as something else.
-fn check_issuing_files(dir: &Path) -> Result<(), CaError> {
+fn check_issuing_files(config: &CaConfig) -> Result<(), CaError> {
+    let dir = &config.dir;
     let state = |names: &[&'static str]| -> (Vec<&'static str>, Vec<&'static str>) {
         names.iter().partition(|name| dir.join(name).exists())
     };
-    let (_, missing) = state(&[ISSUING_CERT, ISSUING_KEY]);
+    let (_, missing) = state(issuing_files(config));
     if missing.is_empty() {
         return Ok(());
     }
@@ -313,10 +334,32 @@ fn check_issuing_files(dir: &Path) -> Result<(), CaError> {
     })
 }
 
+/// The issuing CA's files: its certificate, and its key file unless the key is in a token.
+fn issuing_files(config: &CaConfig) -> &'static [&'static str] {
+    if config.key.is_empty() {
+        &[ISSUING_CERT, ISSUING_KEY]
+    } else {
+        &[ISSUING_CERT]
+    }
+}
+
+/// Opens the issuing CA's key in the PKCS#11 token `config.key` names, with the configured
+/// PIN.
+fn open_token(config: &CaConfig) -> Result<TokenKey, CaError> {
+    let uri: Pkcs11Uri = config.key.parse()?;
+    let pin = KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+        uri: uri.to_string(),
+    })?;
+    TokenKey::open(&uri, &pin)
+}
+
 impl CertificateAuthority {
-    /// True when the CA directory holds `issuing-ca.pem` and `issuing-ca.key`.
+    /// True when the CA directory holds `issuing-ca.pem` and, unless `ca.key` names a key in
+    /// a token, `issuing-ca.key`.
     pub fn exists(config: &CaConfig) -> bool {
-        config.dir.join(ISSUING_CERT).exists() && config.dir.join(ISSUING_KEY).exists()
+        issuing_files(config)
+            .iter()
+            .all(|name| config.dir.join(name).exists())
     }
 
     /// Loads the CA as [`CertificateAuthority::load`] does; first, when
@@ -328,10 +371,11 @@ impl CertificateAuthority {
         config: &CaConfig,
         common_name_template: &str,
     ) -> Result<(Self, Option<InitReport>), CaError> {
-        let created = match check_issuing_files(&config.dir) {
-            Err(CaError::NotInitialized { .. }) if config.create_if_missing => {
-                Some(Self::init(config)?)
-            }
+        let created = match check_issuing_files(config) {
+            Err(CaError::NotInitialized { .. }) if config.create_if_missing => Some(Self::init(
+                config,
+                KeyPassphrase::from_config(config)?.as_ref(),
+            )?),
             Err(e) => return Err(e),
             Ok(()) => None,
         };
@@ -341,8 +385,33 @@ impl CertificateAuthority {
     /// Creates a root and an issuing CA in `config.dir` (created if missing), refusing if any
     /// of their files exists. Keys use `config.key_algorithm`; names are C, O and CN from the
     /// configuration. The root is valid `root_validity_years`; the issuing CA (pathLen 0)
-    /// `issuing_validity_years` but never beyond the root.
-    pub fn init(config: &CaConfig) -> Result<InitReport, CaError> {
+    /// `issuing_validity_years` but never beyond the root. Both key files are encrypted with
+    /// `passphrase` when given, else plain.
+    pub fn init(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<InitReport, CaError> {
+        Self::create(config, passphrase, None)
+    }
+
+    /// Creates a root as [`CertificateAuthority::init`] does (its key file encrypted with
+    /// `passphrase` when given) and an issuing CA whose key pair is generated inside the
+    /// PKCS#11 token `uri` names (sensitive, not extractable), logging in with the PIN of
+    /// `ca.pkcs11_pin_file` or its credential. No issuing key file is written: set `ca.key`
+    /// to `uri` for the daemon to use the token.
+    pub fn init_in_token(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+        uri: &Pkcs11Uri,
+    ) -> Result<InitReport, CaError> {
+        Self::create(config, passphrase, Some(uri))
+    }
+
+    fn create(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+        token: Option<&Pkcs11Uri>,
+    ) -> Result<InitReport, CaError> {
         let dir = &config.dir;
         let root_cert_path = dir.join(ROOT_CERT);
         let root_key_path = dir.join(ROOT_KEY);
@@ -378,7 +447,22 @@ impl CertificateAuthority {
         root.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&root_key));
         let root_cert = root.self_signed(&root_key).map_err(generate)?;
 
-        let issuing_key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+        let issuing_key = match token {
+            None => IssuingKey::File(Box::new(
+                rcgen::KeyPair::generate_for(alg).map_err(generate)?,
+            )),
+            Some(uri) => {
+                let pin =
+                    KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+                        uri: uri.to_string(),
+                    })?;
+                let key = TokenKey::generate(uri, &pin, config.key_algorithm)?;
+                IssuingKey::Token(
+                    rcgen::SubjectPublicKeyInfo::from_der(key.public_key_der())
+                        .map_err(generate)?,
+                )
+            }
+        };
         let mut issuing = rcgen::CertificateParams::default();
         issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
         issuing.serial_number = Some(rcgen_serial());
@@ -392,17 +476,28 @@ impl CertificateAuthority {
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
         issuing.use_authority_key_identifier_extension = true;
-        issuing.key_identifier_method =
-            rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&issuing_key));
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
-        let issuing_cert = issuing.signed_by(&issuing_key, &issuer).map_err(generate)?;
+        let issuing_cert = match &issuing_key {
+            IssuingKey::File(key) => {
+                issuing.key_identifier_method =
+                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
+                issuing.signed_by(key.as_ref(), &issuer)
+            }
+            IssuingKey::Token(key) => {
+                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
+                issuing.signed_by(key, &issuer)
+            }
+        }
+        .map_err(generate)?;
 
         // Keys first: `exists` looks for the issuing certificate, written last.
-        let root_key_pem = Zeroizing::new(root_key.serialize_pem());
+        let root_key_pem = rcgen_key_pem(&root_key, &root_key_path, passphrase)?;
         write_new(&root_key_path, root_key_pem.as_bytes(), 0o600)?;
         write_new(&root_cert_path, root_cert.pem().as_bytes(), 0o644)?;
-        let issuing_key_pem = Zeroizing::new(issuing_key.serialize_pem());
-        write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
+        if let IssuingKey::File(key) = &issuing_key {
+            let issuing_key_pem = rcgen_key_pem(key, &issuing_key_path, passphrase)?;
+            write_new(&issuing_key_path, issuing_key_pem.as_bytes(), 0o600)?;
+        }
         write_new(&issuing_cert_path, issuing_cert.pem().as_bytes(), 0o644)?;
 
         let root_parsed = parse(root_cert.der(), &root_cert_path)?;
@@ -410,11 +505,16 @@ impl CertificateAuthority {
         Ok(InitReport {
             dir: dir.clone(),
             issuing_certificate: issuing_cert_path,
-            issuing_key: issuing_key_path,
+            issuing_key: match token {
+                None => issuing_key_path,
+                Some(uri) => PathBuf::from(uri.to_string()),
+            },
             issuing_subject: issuing_parsed.subject().to_string(),
             issuing_not_after: issuing.not_after,
             root_certificate: Some(root_cert_path),
             root_key: Some(root_key_path),
+            keys_encrypted: passphrase.is_some(),
+            issuing_key_in_token: token.is_some(),
             root_subject: Some(root_parsed.subject().to_string()),
         })
     }
@@ -423,12 +523,14 @@ impl CertificateAuthority {
     /// followed by its chain (root last); `key_pem` its P-256 or P-384 key in PKCS#8 or SEC1
     /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign),
     /// that the chain is in order and that the intermediate has not expired; then writes
-    /// `issuing-ca.pem`, `issuing-ca.key` (0600) and, when the chain ends in a self-signed
-    /// certificate, `root-ca.pem`.
+    /// `issuing-ca.pem`, `issuing-ca.key` (0600; encrypted with `passphrase` when given) and,
+    /// when the chain ends in a self-signed certificate, `root-ca.pem`. The key given may be
+    /// encrypted PKCS#8 too, with the same passphrase.
     pub fn import(
         config: &CaConfig,
         cert_pem: &Path,
         key_pem: &Path,
+        passphrase: Option<&KeyPassphrase>,
     ) -> Result<InitReport, CaError> {
         let dir = &config.dir;
         let root_cert_path = dir.join(ROOT_CERT);
@@ -438,7 +540,7 @@ impl CertificateAuthority {
         let ders = read_certificates(cert_pem)?;
         let key = {
             let text = Zeroizing::new(std::fs::read_to_string(key_pem).map_err(io_error(key_pem))?);
-            CaKey::from_pem(&text, key_pem)?
+            CaKey::from_pem_file(&text, key_pem, passphrase)?.0
         };
         let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
         let issuing = parse(refs[0], cert_pem)?;
@@ -481,7 +583,11 @@ impl CertificateAuthority {
         refuse_existing(&to_check)?;
         create_dir(dir)?;
 
-        write_new(&issuing_key_path, key_pkcs8_pem(&key)?.as_bytes(), 0o600)?;
+        write_new(
+            &issuing_key_path,
+            key.to_pkcs8_pem(passphrase)?.as_bytes(),
+            0o600,
+        )?;
         let mut root_subject = None;
         if let Some(root) = root {
             write_new(&root_cert_path, pem(root)?.as_bytes(), 0o644)?;
@@ -501,6 +607,8 @@ impl CertificateAuthority {
             issuing_not_after: not_after,
             root_certificate: root.map(|_| root_cert_path),
             root_key: None,
+            keys_encrypted: passphrase.is_some(),
+            issuing_key_in_token: false,
             root_subject,
         })
     }
@@ -516,7 +624,7 @@ impl CertificateAuthority {
         let key_path = dir.join(ISSUING_KEY);
         let root_path = dir.join(ROOT_CERT);
         let root_key_path = dir.join(ROOT_KEY);
-        check_issuing_files(dir)?;
+        check_issuing_files(config)?;
         if !common_name_template.contains("{id}") {
             return Err(CaError::InvalidName(
                 "certificate.common_name_template must contain {id}".into(),
@@ -525,7 +633,18 @@ impl CertificateAuthority {
         if root_key_path.exists() {
             check_key_mode(&root_key_path)?;
         }
-        let key = read_key(&key_path)?;
+        let (key, key_protection, key_path) = if config.key.is_empty() {
+            let passphrase = KeyPassphrase::from_config(config)?;
+            let (key, protection) = key_files::read(&key_path, passphrase.as_ref())?;
+            (key, protection, key_path)
+        } else {
+            let token = open_token(config)?;
+            (
+                CaKey::Token(Box::new(token)),
+                KeyProtection::Token,
+                PathBuf::from(config.key.split('?').next().unwrap_or_default()),
+            )
+        };
 
         let ders = read_certificates(&cert_path)?;
         let root_der = if root_path.exists() {
@@ -592,6 +711,7 @@ impl CertificateAuthority {
             common_name_template: common_name_template.to_owned(),
             cacerts,
             revocation_urls: None,
+            key_protection,
         })
     }
 }

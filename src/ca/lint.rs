@@ -416,8 +416,13 @@ mod tests {
             issuing_validity_years: 20,
             server_cert_validity_days: 30,
             expiry_warning_days: 400,
+            key_passphrase_file: None,
+            key_passphrase_credential: "ca-key-passphrase".into(),
+            key: String::new(),
+            pkcs11_pin_file: None,
+            pkcs11_pin_credential: "pkcs11-pin".into(),
         };
-        CertificateAuthority::init(&config).unwrap();
+        CertificateAuthority::init(&config, None).unwrap();
         let ca = CertificateAuthority::load(&config, "{id} {contract}").unwrap();
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let csr = rcgen::CertificateParams::default()

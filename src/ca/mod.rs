@@ -18,8 +18,11 @@ pub mod csr;
 mod expiry;
 mod hierarchy;
 mod key;
+mod key_files;
 pub mod lint;
 pub mod ocsp;
+pub mod passphrase;
+pub mod pkcs11;
 pub mod pkcs7;
 mod profile;
 mod public_key;
@@ -31,6 +34,9 @@ pub use backup_signature::{
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;
+pub use key::KeyProtection;
+pub use key_files::{KeyFileChange, KeyFileReport};
+pub use passphrase::KeyPassphrase;
 pub use profile::RevocationUrls;
 pub use service::Unrecorded;
 
@@ -88,6 +94,45 @@ pub enum CaError {
         path: PathBuf,
         /// What is wrong (never the key itself).
         reason: String,
+    },
+    /// A key file is encrypted and no passphrase is configured.
+    #[error("{} is encrypted and no passphrase is configured: put the passphrase in the file ca.key_passphrase_file names, or in the systemd credential ca.key_passphrase_credential names ($CREDENTIALS_DIRECTORY/<name>, from LoadCredential=)", .path.display())]
+    PassphraseMissing {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The configured passphrase does not decrypt a key file.
+    #[error("cannot decrypt {} with the passphrase in {}: the passphrase is wrong or the key file is damaged; check the passphrase file, or restore the key file from your backup", .path.display(), .passphrase.display())]
+    WrongPassphrase {
+        /// The key file.
+        path: PathBuf,
+        /// Where the passphrase came from.
+        passphrase: PathBuf,
+    },
+    /// The passphrase or PIN file or credential is unusable.
+    #[error("the CA key passphrase or PIN file {}: {reason}", .path.display())]
+    Passphrase {
+        /// The passphrase file.
+        path: PathBuf,
+        /// What is wrong (never the passphrase).
+        reason: String,
+    },
+    /// `estca init` would write unencrypted keys for a production CA.
+    #[error("estca init encrypts the CA keys and found no passphrase: write one into the file ca.key_passphrase_file names (mode 0600), or provide the systemd credential ca.key_passphrase_credential names; or give --unencrypted to write plain key files deliberately")]
+    NoPassphraseForInit,
+    /// The PKCS#11 token or its key is unusable.
+    #[error("the CA key in the PKCS#11 token {uri}: {reason}")]
+    Token {
+        /// The key's URI (without its query).
+        uri: String,
+        /// What went wrong (never the PIN).
+        reason: String,
+    },
+    /// A CA key in a PKCS#11 token needs a PIN and none is configured.
+    #[error("the CA key is in the PKCS#11 token {uri} and no PIN is configured: put the PIN in the file ca.pkcs11_pin_file names, or in the systemd credential ca.pkcs11_pin_credential names ($CREDENTIALS_DIRECTORY/<name>)")]
+    PinMissing {
+        /// The key's URI (without its query).
+        uri: String,
     },
     /// A certificate file holds no usable certificate.
     #[error("{}: {reason}", .path.display())]
@@ -221,6 +266,7 @@ pub struct CertificateAuthority {
     common_name_template: String,
     cacerts: Vec<u8>,
     revocation_urls: Option<RevocationUrls>,
+    key_protection: KeyProtection,
 }
 
 impl CertificateAuthority {
@@ -232,6 +278,12 @@ impl CertificateAuthority {
     /// The root CA certificate, DER, when the CA directory holds `root-ca.pem`.
     pub fn root_certificate_der(&self) -> Option<&[u8]> {
         self.root_der.as_deref()
+    }
+
+    /// How the issuing CA's key file protects the key (the daemon warns at start when it is
+    /// plain).
+    pub fn key_protection(&self) -> KeyProtection {
+        self.key_protection
     }
 
     /// The issuing CA's notAfter.

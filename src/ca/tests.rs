@@ -19,7 +19,8 @@ use crate::model::{AccountId, ContractCode, Holder, KeyFingerprint, Role};
 const ORG: &str = "The Shinkin Banks Information System Center Co.,Ltd.";
 const ISSUING: &str = "Shinkin Internet Banking Intermediate CA - TEST";
 
-fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
+/// A P-384 or P-256 CA configuration in `dir`, valid `years`, with test names.
+pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
     CaConfig {
         dir: dir.to_path_buf(),
         create_if_missing: false,
@@ -32,6 +33,11 @@ fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
         issuing_validity_years: years,
         server_cert_validity_days: 30,
         expiry_warning_days: 400,
+        key_passphrase_file: None,
+        key_passphrase_credential: "ca-key-passphrase".into(),
+        key: String::new(),
+        pkcs11_pin_file: None,
+        pkcs11_pin_credential: "pkcs11-pin".into(),
     }
 }
 
@@ -44,12 +50,12 @@ pub(crate) fn test_ca(dir: &Path) -> CertificateAuthority {
         issuing_name: "Test Issuing".into(),
         ..config(dir, KeyAlgorithm::P256, 10)
     };
-    CertificateAuthority::init(&config).unwrap();
+    CertificateAuthority::init(&config, None).unwrap();
     CertificateAuthority::load(&config, "{id}").unwrap()
 }
 
 fn new_ca(dir: &Path, alg: KeyAlgorithm, years: u32) -> CertificateAuthority {
-    CertificateAuthority::init(&config(dir, alg, years)).unwrap();
+    CertificateAuthority::init(&config(dir, alg, years), None).unwrap();
     CertificateAuthority::load(&config(dir, alg, years), "{id} {contract}").unwrap()
 }
 
@@ -611,13 +617,13 @@ fn init_load_permissions_and_import() {
         CertificateAuthority::load(&cfg, "{id}").unwrap_err(),
         CaError::NotInitialized { .. }
     ));
-    let report = CertificateAuthority::init(&cfg).unwrap();
+    let report = CertificateAuthority::init(&cfg, None).unwrap();
     assert!(CertificateAuthority::exists(&cfg));
     assert!(report.to_string().contains(ISSUING));
     assert_eq!(mode(&dir.join("issuing-ca.key")), 0o600);
     assert_eq!(mode(&dir.join("root-ca.key")), 0o600);
     assert!(matches!(
-        CertificateAuthority::init(&cfg).unwrap_err(),
+        CertificateAuthority::init(&cfg, None).unwrap_err(),
         CaError::AlreadyExists { .. }
     ));
 
@@ -659,7 +665,8 @@ fn init_load_permissions_and_import() {
     std::fs::write(&chain, chain_text).unwrap();
     let dir2 = tmp.path().join("ca2");
     let cfg2 = config(&dir2, KeyAlgorithm::P256, 10);
-    let report2 = CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key")).unwrap();
+    let report2 =
+        CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key"), None).unwrap();
     assert_eq!(report2.root_certificate, Some(dir2.join("root-ca.pem")));
     assert_eq!(report2.root_key, None);
     assert_eq!(mode(&dir2.join("issuing-ca.key")), 0o600);
@@ -669,7 +676,7 @@ fn init_load_permissions_and_import() {
     assert_eq!(ca2.root_certificate_der(), ca.root_certificate_der());
     assert_eq!(ca2.cacerts_pkcs7(), ca.cacerts_pkcs7());
     assert!(matches!(
-        CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key")).unwrap_err(),
+        CertificateAuthority::import(&cfg2, &chain, &dir.join("issuing-ca.key"), None).unwrap_err(),
         CaError::AlreadyExists { .. }
     ));
 
@@ -689,7 +696,8 @@ fn init_load_permissions_and_import() {
         .contains("BEGIN EC PRIVATE KEY"));
     let dir3 = tmp.path().join("ca3");
     let cfg3 = config(&dir3, KeyAlgorithm::P256, 10);
-    let report3 = CertificateAuthority::import(&cfg3, &dir.join("issuing-ca.pem"), &sec1).unwrap();
+    let report3 =
+        CertificateAuthority::import(&cfg3, &dir.join("issuing-ca.pem"), &sec1, None).unwrap();
     assert_eq!(report3.root_certificate, None);
     let ca3 = CertificateAuthority::load(&cfg3, "{id}").unwrap();
     assert_eq!(ca3.root_certificate_der(), None);
@@ -702,11 +710,16 @@ fn init_load_permissions_and_import() {
     // Wrong key, and a root given as the intermediate, are refused.
     let dir4 = tmp.path().join("ca4");
     let cfg4 = config(&dir4, KeyAlgorithm::P256, 10);
-    let err = CertificateAuthority::import(&cfg4, &chain, &dir.join("root-ca.key")).unwrap_err();
-    assert!(matches!(err, CaError::KeyMismatch { .. }), "{err}");
     let err =
-        CertificateAuthority::import(&cfg4, &dir.join("root-ca.pem"), &dir.join("root-ca.key"))
-            .unwrap_err();
+        CertificateAuthority::import(&cfg4, &chain, &dir.join("root-ca.key"), None).unwrap_err();
+    assert!(matches!(err, CaError::KeyMismatch { .. }), "{err}");
+    let err = CertificateAuthority::import(
+        &cfg4,
+        &dir.join("root-ca.pem"),
+        &dir.join("root-ca.key"),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, CaError::NotCa { .. }), "{err}");
     assert!(!dir4.join("issuing-ca.key").exists());
 
@@ -872,7 +885,7 @@ mod missing_files {
             create_if_missing: true,
             ..config(dir, KeyAlgorithm::P256, 10)
         };
-        CertificateAuthority::init(&cfg).unwrap();
+        CertificateAuthority::init(&cfg, None).unwrap();
         cfg
     }
 

@@ -4,6 +4,7 @@
 
 mod client;
 mod crl;
+mod keys;
 pub mod ops;
 mod output;
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// The store itself, run locally.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The CA's key files, run locally.
+    #[command(subcommand)]
+    Ca(keys::CaCommand),
     /// Commands sent to the running daemon over the admin socket.
     #[command(flatten)]
     Admin(AdminCommand),
@@ -164,6 +168,16 @@ pub struct InitArgs {
     /// The private key (PEM) of the imported issuing CA.
     #[arg(long, value_name = "FILE", requires = "import_cert")]
     pub import_key: Option<PathBuf>,
+    /// Generate the issuing CA's key inside this PKCS#11 token instead of a key file
+    /// (`pkcs11:token=LABEL;object=LABEL?module-path=MODULE`, RFC 7512), with the PIN of
+    /// ca.pkcs11_pin_file or its systemd credential; then set ca.key to it.
+    #[arg(long, value_name = "URI", conflicts_with = "import_cert")]
+    pub pkcs11: Option<String>,
+    /// Write the key files unencrypted even though the configuration is for production
+    /// (`ca.create_if_missing = false`), where they are encrypted with the configured
+    /// passphrase by default.
+    #[arg(long)]
+    pub unencrypted: bool,
 }
 
 /// Log formats.
@@ -323,6 +337,7 @@ pub fn main() -> ExitCode {
             Command::Store(StoreCommand::Copy { from, to }) => {
                 ops::copy(&config, &from, &to, json).await
             }
+            Command::Ca(command) => keys::run(&config, command, json),
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
@@ -361,9 +376,17 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
             config.ca.dir.display()
         );
     }
+    let passphrase = keys::passphrase_for_init(&config.ca, args.unencrypted)?;
     let report = match (&args.import_cert, &args.import_key) {
-        (Some(cert), Some(key)) => CertificateAuthority::import(&config.ca, cert, key),
-        _ => CertificateAuthority::init(&config.ca),
+        (Some(cert), Some(key)) => {
+            CertificateAuthority::import(&config.ca, cert, key, passphrase.as_ref())
+        }
+        _ => match &args.pkcs11 {
+            Some(uri) => uri.parse().and_then(|uri| {
+                CertificateAuthority::init_in_token(&config.ca, passphrase.as_ref(), &uri)
+            }),
+            None => CertificateAuthority::init(&config.ca, passphrase.as_ref()),
+        },
     }
     .map_err(|e| e.to_string())?;
     if json {

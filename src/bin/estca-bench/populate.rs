@@ -58,7 +58,7 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     prepare(&config.store.path, Holds::Database)?;
     prepare(&config.ca.dir, Holds::CaFiles)?;
     if !CertificateAuthority::exists(&config.ca) {
-        CertificateAuthority::init(&config.ca)?;
+        CertificateAuthority::init(&config.ca, None)?;
     }
     let ca = Arc::new(
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
