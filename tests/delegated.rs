@@ -233,22 +233,23 @@ async fn an_application_enrolls_the_ids_of_its_scope_over_est_as_if_they_had() {
     assert_eq!(issued, 2, "{history:#?}");
     assert_eq!(refused, 2, "active and locked: {history:#?}");
 
-    // Without a client certificate nor credentials, simpleenroll still asks for a password;
-    // with an ID's own certificate it is the ID's ordinary password enrollment.
-    d.client()
-        .enroll_raw(
-            None,
-            Some("application/pkcs10"),
-            base64_encode(&csr_for("ua").csr_der).into_bytes(),
-            false,
-        )
-        .await
-        .assert_error(401);
+    // Without credentials, simpleenroll still asks for a password when the connection
+    // presents no certificate or an ID's own: only an application's enrolls others.
+    let (ub_key, ub_chain) = enroll_new(&d, "ub").await;
+    let ub_client = EstClient::new(
+        d.port,
+        &d.dir().root_ca_pem(),
+        Some((&ub_chain, &ub_key.key_der)),
+    );
+    for client in [d.client(), ub_client] {
+        enroll_as_app(&client, &csr_for("ua").csr_der)
+            .await
+            .assert_error(401);
+    }
+    assert_eq!(d.dir().issued_serials("ua").len(), 2);
 
     // A revoked application enrolls nobody.
     d.cli_ok(&["app", "revoke", "bankapp"], None);
-    let (_, ub_chain) = enroll_new(&d, "ub").await;
-    assert!(!ub_chain.is_empty());
     enroll_as_app(&client_of(&d, &app_chain, &app_key), &csr_for("ua").csr_der)
         .await
         .assert_error(403);

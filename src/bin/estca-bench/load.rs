@@ -66,7 +66,7 @@ pub struct RunArgs {
         short = 's',
         value_enum,
         value_delimiter = ',',
-        default_value = "cacerts,simpleenroll,simplereenroll,ocsp"
+        default_value = "cacerts,simpleenroll,simplereenroll,ocsp,delegated"
     )]
     scenario: Vec<Scenario>,
     /// Concurrent connections (clients); a comma-separated list runs each in turn.
