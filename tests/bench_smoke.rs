@@ -49,7 +49,11 @@ fn every_scenario_runs_and_reports() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = lines(&out.stdout);
-    assert_eq!(lines.len(), 10, "one line per scenario and connection count");
+    assert_eq!(
+        lines.len(),
+        10,
+        "one line per scenario and connection count"
+    );
     for line in &lines {
         assert!(
             line["ok"].as_u64().unwrap() > 0,

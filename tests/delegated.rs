@@ -341,3 +341,63 @@ async fn the_management_api_issues_for_an_id_from_a_pkcs10_body() {
         "{history:#?}"
     );
 }
+
+/// The README's commands for an application with curl and openssl: the key and CSR made by
+/// openssl (PEM, `CN=ID`), posted by curl presenting the application's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_enrolls_an_id_as_an_application() {
+    if !have("curl") || !have("openssl") {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "curl or openssl is missing and REQUIRE_ALL_TESTS is set"
+        );
+        eprintln!(
+            "NOTICE: curl or openssl is missing; the curl delegated-issuance test is SKIPPED"
+        );
+        return;
+    }
+    let d = TestDaemon::start(Options::default());
+    d.dir().add_contract("7001");
+    d.dir().add_account("kiyo0012", "7001", "user");
+    let (app_key, app_chain) = add_app(&d, "netbanking", &["--contracts", "7001"]);
+    let dir = d.dir().path();
+    std::fs::write(dir.join("app.pem"), &app_chain).unwrap();
+    std::fs::write(
+        dir.join("app.key"),
+        pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &app_key.key_der)
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("root-ca.pem"), d.dir().root_ca_pem()).unwrap();
+    let script = format!(
+        "set -euo pipefail\n\
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout kiyo.key \\\n  \
+         -subj \"/CN=kiyo0012\" -out kiyo.csr 2>/dev/null\n\
+         curl --fail-with-body -sS --cacert root-ca.pem --cert app.pem --key app.key \\\n  \
+         -H 'Content-Type: application/pkcs10' -H 'Accept: application/pem-certificate-chain' \\\n  \
+         --data-binary @kiyo.csr -o kiyo.pem \\\n  \
+         https://localhost:{}/.well-known/est/simpleenroll\n\
+         openssl x509 -in kiyo.pem -noout -subject\n",
+        d.port
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("CERTISSUEDNUM - 1, CN = kiyo0012 7001"),
+        "{stdout}"
+    );
+    let history = d.dir().history("kiyo0012");
+    assert!(history
+        .iter()
+        .any(|e| e["kind"] == "enroll" && e["actor"]["name"] == "netbanking"));
+}
