@@ -173,16 +173,24 @@ async fn simpleenroll(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, EstError> {
+    if let Some(app) = delegating_application(&state, &peer, &headers).await? {
+        let csr = read_csr(&headers, body, state.max_body_bytes).await?;
+        let issued = state.ra.issue_for_csr_subject(&app, &csr).await?;
+        return Ok(authenticated(
+            enrollment_response(&state.ra, &headers, &issued)?,
+            &issued,
+        ));
+    }
     let (id, password) = basic_credentials(&headers)?;
     let csr = read_csr(&headers, body, state.max_body_bytes).await?;
     let issued = state
         .ra
         .enroll_with_password(&peer.source(), peer.source_key(), &id, password, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
-        Some(id) => with_authenticated_id(r, id.as_str()),
-        None => r,
-    })
+    Ok(authenticated(
+        enrollment_response(&state.ra, &headers, &issued)?,
+        &issued,
+    ))
 }
 
 async fn simplereenroll(
@@ -203,10 +211,34 @@ async fn simplereenroll(
         .ra
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
-    enrollment_response(&state, &headers, &issued).map(|r| match issued.record().account() {
-        Some(id) => with_authenticated_id(r, id.as_str()),
-        None => r,
-    })
+    Ok(authenticated(
+        enrollment_response(&state.ra, &headers, &issued)?,
+        &issued,
+    ))
+}
+
+/// Names the ID a certificate was issued to for the access log.
+fn authenticated(response: Response, issued: &IssuedCertificate) -> Response {
+    match issued.record().account() {
+        Some(id) => with_authenticated_id(response, id.as_str()),
+        None => response,
+    }
+}
+
+/// The application (an EST registration authority) enrolling an ID, when the request
+/// carries no HTTP Basic credentials and its client certificate is an application's.
+async fn delegating_application(
+    state: &EstState,
+    peer: &PeerInfo,
+    headers: &HeaderMap,
+) -> Result<Option<crate::ra::Caller>, EstError> {
+    match peer.client_certificate() {
+        Some(certificate) if !headers.contains_key(header::AUTHORIZATION) => Ok(state
+            .ra
+            .delegating_application(certificate, &peer.source())
+            .await?),
+        _ => Ok(None),
+    }
 }
 
 /// The HTTP Basic credentials: the ID as text and the password as bytes.
@@ -314,18 +346,21 @@ fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
     ca::csr::decode_text(body).map_err(|e| EstError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-fn enrollment_response(
-    state: &EstState,
+/// The answer to an enrollment: base64 PKCS#7 certs-only holding the certificate (RFC 7030
+/// section 4.2.3), or the PEM chain when the client accepts it. The management API answers
+/// delegated issuance with it too.
+pub(crate) fn enrollment_response(
+    ra: &RegistrationAuthority,
     headers: &HeaderMap,
     issued: &IssuedCertificate,
-) -> Result<Response, EstError> {
+) -> Result<Response, RaError> {
     if wants_pem(headers) {
         return Ok(pem_response(ca::pkcs7::pem_certificates(&[
             issued.der(),
-            state.ra.issuing_certificate_der(),
+            ra.issuing_certificate_der(),
         ])));
     }
-    let pkcs7 = ca::pkcs7::certs_only(&[issued.der()]).map_err(RaError::from)?;
+    let pkcs7 = ca::pkcs7::certs_only(&[issued.der()])?;
     Ok(base64_response(
         "application/pkcs7-mime; smime-type=certs-only",
         state.base64.encode(&pkcs7),

@@ -25,7 +25,7 @@ fn every_scenario_runs_and_reports() {
         .args([
             "run",
             "--scenario",
-            "cacerts,simpleenroll,simplereenroll,ocsp",
+            "cacerts,simpleenroll,simplereenroll,ocsp,delegated",
             "--connections",
             "1,2",
             "--duration",
@@ -49,7 +49,11 @@ fn every_scenario_runs_and_reports() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = lines(&out.stdout);
-    assert_eq!(lines.len(), 8, "one line per scenario and connection count");
+    assert_eq!(
+        lines.len(),
+        10,
+        "one line per scenario and connection count"
+    );
     for line in &lines {
         assert!(
             line["ok"].as_u64().unwrap() > 0,
@@ -62,6 +66,9 @@ fn every_scenario_runs_and_reports() {
     }
     assert_eq!(lines[4]["scenario"], "simplereenroll");
     assert_eq!(lines[4]["keepalive"], false);
+    // The application's keep-alive path, each request a fresh ID its CSR names.
+    assert_eq!(lines[8]["scenario"], "delegated");
+    assert_eq!(lines[8]["keepalive"], true);
 
     let svg = dir.path().join("plot.svg");
     let plot = bench()

@@ -7,7 +7,7 @@ pub mod backup;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,10 +42,7 @@ pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
             "/api/v1/accounts/{id}",
             get(show_account).patch(update_account),
         )
-        .route(
-            "/api/v1/accounts/{id}/certificate",
-            post(certificate_action),
-        )
+        .route("/api/v1/accounts/{id}/certificate", post(certificate))
         .route("/api/v1/accounts/{id}/unlock", post(unlock))
         .route("/api/v1/history", get(history))
         .route("/api/v1/certificates/{serial}", get(show_certificate))
@@ -310,7 +307,10 @@ pub struct CreateAccount {
     /// Display name.
     pub name: String,
     /// Initial password.
-    pub password: Zeroizing<String>,
+    pub password: Option<Zeroizing<String>>,
+    /// Instead of `password`, the operator only: an Argon2 PHC hash made elsewhere, for bulk
+    /// loads (one hash shared by many IDs costs one hashing).
+    pub password_hash: Option<String>,
 }
 
 async fn create_account(
@@ -327,7 +327,15 @@ async fn create_account(
                 contract: body.contract,
                 role: body.role,
                 name: body.name,
-                password: crate::ra::InitialPassword::Clear(body.password),
+                password: match (body.password, body.password_hash) {
+                    (Some(clear), None) => crate::ra::InitialPassword::Clear(clear),
+                    (None, Some(hash)) => crate::ra::InitialPassword::Hashed(hash),
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "give the initial \"password\" (or, the operator only, its \"password_hash\")",
+                        ))
+                    }
+                },
             },
         )
         .await?;
@@ -402,10 +410,64 @@ pub struct CertificateActionBody {
     pub reason: Option<String>,
 }
 
-async fn certificate_action(
+/// `POST /api/v1/accounts/{id}/certificate`: a PKCS#10 body (`Content-Type:
+/// application/pkcs10`) has a certificate issued for the ID (delegated issuance); any other
+/// body is the JSON choice of [`CertificateActionBody`].
+async fn certificate(
     State(ra): State<Arc<RegistrationAuthority>>,
-    ApiCaller(caller): ApiCaller,
+    caller: ApiCaller,
     Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    if is_pkcs10(request.headers()) {
+        let headers = request.headers().clone();
+        let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the CSR is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+        return issue_certificate(&ra, &caller.0, &id, &headers, &body).await;
+    }
+    let body = Json::<CertificateActionBody>::from_request(request, &ra).await;
+    Ok(certificate_action(&ra, caller, &id, body)
+        .await?
+        .into_response())
+}
+
+/// Whether the request's media type is `application/pkcs10`.
+fn is_pkcs10(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/pkcs10"))
+}
+
+/// Delegated issuance: the CSR (DER, base64 or PEM) has a certificate issued for the ID under
+/// its lifecycle; the answer is EST's (base64 PKCS#7 certs-only, or the PEM chain by
+/// `Accept`), with status 201.
+async fn issue_certificate(
+    ra: &RegistrationAuthority,
+    caller: &Caller,
+    id: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let csr_der =
+        crate::ca::csr::decode_body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let issued = ra.issue_on_behalf(caller, &parse(id)?, &csr_der).await?;
+    let mut response = crate::est::enrollment_response(ra, headers, &issued)?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+async fn certificate_action(
+    ra: &RegistrationAuthority,
+    ApiCaller(caller): ApiCaller,
+    id: &str,
     body: Result<Json<CertificateActionBody>, JsonRejection>,
 ) -> ApiResult<crate::ra::AccountView> {
     let Json(body) = body?;
@@ -430,7 +492,7 @@ async fn certificate_action(
         }
     };
     Ok(Json(
-        ra.certificate_action(&caller, &parse(&id)?, action).await?,
+        ra.certificate_action(&caller, &parse(id)?, action).await?,
     ))
 }
 

@@ -95,6 +95,12 @@ pub enum CsrError {
         /// Extensions requested.
         extensions: usize,
     },
+    /// A CSR forwarded by an application names no ID: its subject has no common name.
+    #[error("the CSR's subject has no common name (CN): an application names the ID it enrolls as the CSR subject's CN, e.g. openssl req -subj /CN=ID")]
+    NoCommonName,
+    /// A CSR forwarded by an application names several IDs.
+    #[error("the CSR's subject has {0} common names (CN): name exactly one ID")]
+    SeveralCommonNames(usize),
     /// The CSR is signed with an algorithm estca cannot check.
     #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
     UnsupportedSignatureAlgorithm(String),
@@ -138,6 +144,38 @@ pub fn decode_text(text: &[u8]) -> Result<Vec<u8>, CsrError> {
                 "the request is not valid base64; send a base64-encoded DER PKCS#10 CSR",
             )
         })
+}
+
+/// The one common name of a CSR's subject, as text: the ID an application (an EST
+/// registration authority forwarding a device's request) asks a certificate for. Only this
+/// is read from the subject; the CA still builds the certificate's subject itself.
+pub fn subject_common_name(der: &[u8]) -> Result<String, CsrError> {
+    let (_, csr) =
+        X509CertificationRequest::from_der(der).map_err(|e| CsrError::NotDer(e.to_string()))?;
+    let names: Vec<_> = csr
+        .certification_request_info
+        .subject
+        .iter_common_name()
+        .collect();
+    match names.as_slice() {
+        [] => Err(CsrError::NoCommonName),
+        [one] => one
+            .as_str()
+            .map(str::to_owned)
+            .map_err(|_| CsrError::Encoding("the CSR subject's common name is not a text string")),
+        several => Err(CsrError::SeveralCommonNames(several.len())),
+    }
+}
+
+/// Decodes a CSR body in any form estca accepts: DER as it is, or the text forms of
+/// [`decode_text`]. A DER CSR of any real size starts with a SEQUENCE whose long-form length
+/// byte is 0x81 or higher, so a body that is not all ASCII is DER and text never is.
+pub fn decode_body(body: &[u8]) -> Result<Vec<u8>, CsrError> {
+    if body.is_ascii() {
+        decode_text(body)
+    } else {
+        Ok(body.to_vec())
+    }
 }
 
 /// A readable name for an OID: its database name when known, else the dotted form.
@@ -202,5 +240,51 @@ mod fuzz_regressions {
     fn a_huge_oid_arc_in_the_signature_algorithm_is_an_error() {
         let der = include_bytes!("../../fuzz/corpus/csr/regression-oid-overflow");
         assert!(validate_csr(der).is_err());
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    fn csr_with(cns: &[&str]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example");
+        for cn in cns {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *cn);
+        }
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_id_is_the_one_common_name_of_the_subject() {
+        assert_eq!(subject_common_name(&csr_with(&["u1"])).unwrap(), "u1");
+        assert_eq!(
+            subject_common_name(&csr_with(&[])),
+            Err(CsrError::NoCommonName)
+        );
+        assert_eq!(
+            subject_common_name(b"not a csr").map_err(|e| matches!(e, CsrError::NotDer(_))),
+            Err(true)
+        );
+    }
+
+    #[test]
+    fn bodies_are_der_or_text() {
+        use base64::Engine;
+        let der = csr_with(&["u1"]);
+        assert_eq!(decode_body(&der).unwrap(), der);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert_eq!(decode_body(b64.as_bytes()).unwrap(), der);
+        let pem =
+            pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+                .unwrap();
+        assert_eq!(decode_body(pem.as_bytes()).unwrap(), der);
     }
 }

@@ -24,7 +24,7 @@ use x509_cert::ext::pkix::{
 use x509_cert::{TbsCertificate, Version};
 
 use super::csr::KeyKind;
-use super::profile::{from_x509_time, key_identifier, IssuerContext};
+use super::profile::{from_x509_time, key_identifier, IssuerContext, ID_KP_CMC_RA};
 use super::EndEntityRequest;
 use crate::model::Holder;
 
@@ -345,9 +345,17 @@ fn check_extension_value(
         }
         oid if oid == ExtendedKeyUsage::OID => {
             let eku = ExtendedKeyUsage::from_der(value).map_err(unreadable)?;
-            if eku.0 != [rfc5280::ID_KP_CLIENT_AUTH] {
+            // An application is also a registration authority (id-kp-cmcRA); a person is not.
+            let (expected, says): (&[ObjectIdentifier], _) = match request.holder {
+                Holder::App { .. } => (
+                    &[rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA],
+                    "clientAuth and cmcRA for an application",
+                ),
+                _ => (&[rfc5280::ID_KP_CLIENT_AUTH], "clientAuth only"),
+            };
+            if eku.0 != expected {
                 return Err(format!(
-                    "extendedKeyUsage is {:?}, the profile says clientAuth only",
+                    "extendedKeyUsage is {:?}, the profile says {says}",
                     eku.0.iter().map(|o| o.to_string()).collect::<Vec<_>>()
                 ));
             }
@@ -562,6 +570,34 @@ mod tests {
             tbs.subject.0.push(extra);
         });
         assert!(v.contains("7 attributes"), "{v}");
+    }
+
+    #[test]
+    fn an_application_is_a_registration_authority_and_a_person_is_not() {
+        let mut f = fixture();
+        // A person's certificate claiming cmcRA is refused.
+        let v = f.refused("cmcRA on a person", |tbs| {
+            set_value(
+                tbs,
+                ExtendedKeyUsage::OID,
+                &ExtendedKeyUsage(vec![rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA]),
+            )
+        });
+        assert!(v.contains("clientAuth only"), "{v}");
+        f.holder = Holder::App {
+            name: "bankapp".parse().unwrap(),
+        };
+        // The profile gives an application both, and the check passes it.
+        f.check(|_| {}).unwrap();
+        let v = f.refused("an application without cmcRA", |tbs| {
+            set_value(
+                tbs,
+                ExtendedKeyUsage::OID,
+                &ExtendedKeyUsage(vec![rfc5280::ID_KP_CLIENT_AUTH]),
+            )
+        });
+        assert!(v.contains("cmcRA for an application"), "{v}");
+        f.ca.sign_end_entity(&f.request()).unwrap();
     }
 
     #[test]

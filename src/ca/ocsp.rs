@@ -192,7 +192,7 @@ impl CertificateAuthority {
             &ctx,
             &spki,
             KeyUsage(KeyUsages::DigitalSignature.into()),
-            rfc5280::ID_KP_OCSP_SIGNING,
+            &[rfc5280::ID_KP_OCSP_SIGNING],
         )?;
         extensions.push(Extension {
             extn_id: rfc6960::ID_PKIX_OCSP_NOCHECK,

@@ -294,7 +294,7 @@ pub(crate) fn leaf_extensions(
     ctx: &IssuerContext<'_>,
     spki: &SubjectPublicKeyInfoOwned,
     key_usage: KeyUsage,
-    eku: const_oid::ObjectIdentifier,
+    ekus: &[const_oid::ObjectIdentifier],
 ) -> Result<Vec<Extension>, CaError> {
     Ok(vec![
         extension(
@@ -305,7 +305,7 @@ pub(crate) fn leaf_extensions(
             true,
         )?,
         extension(&key_usage, true)?,
-        extension(&ExtendedKeyUsage(vec![eku]), false)?,
+        extension(&ExtendedKeyUsage(ekus.to_vec()), false)?,
         extension(&SubjectKeyIdentifier(octets(&key_identifier(spki))?), false)?,
         extension(
             &AuthorityKeyIdentifier {
@@ -316,6 +316,21 @@ pub(crate) fn leaf_extensions(
             false,
         )?,
     ])
+}
+
+/// id-kp-cmcRA (RFC 6402 section 2.10): the certificate holder is a registration authority.
+/// EST clients look for it to tell an RA forwarding requests from the requester itself
+/// (RFC 7030 section 3.7).
+pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
+
+/// The extended key usages of an end-entity certificate: clientAuth, and for an application
+/// credential (which enrolls IDs as an EST registration authority) also id-kp-cmcRA.
+pub(crate) fn end_entity_ekus(holder: &Holder) -> &'static [const_oid::ObjectIdentifier] {
+    match holder {
+        Holder::App { .. } => &[rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA],
+        _ => &[rfc5280::ID_KP_CLIENT_AUTH],
+    }
 }
 
 /// The to-be-signed end-entity certificate, with its subject's display form and validity.
@@ -343,7 +358,7 @@ pub(crate) fn end_entity_tbs(
     if matches!(request.key.kind(), KeyKind::Rsa { .. }) {
         usages = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment);
     }
-    let mut extensions = leaf_extensions(ctx, &spki, usages, rfc5280::ID_KP_CLIENT_AUTH)?;
+    let mut extensions = leaf_extensions(ctx, &spki, usages, end_entity_ekus(request.holder))?;
     if let Some(urls) = ctx.revocation_urls {
         extensions.extend(revocation_extensions(urls)?);
     }
@@ -402,7 +417,7 @@ pub(crate) fn tls_server_tbs(
         ctx,
         &spki,
         KeyUsage(KeyUsages::DigitalSignature.into()),
-        rfc5280::ID_KP_SERVER_AUTH,
+        &[rfc5280::ID_KP_SERVER_AUTH],
     )?;
     extensions.push(extension(&SubjectAltName(names), false)?);
     tbs_certificate(

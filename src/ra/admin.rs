@@ -88,7 +88,7 @@ impl RegistrationAuthority {
 
     /// The caller behind an application certificate: the app must exist, be unrevoked, and
     /// this must be its certificate, unexpired.
-    async fn application(
+    pub(super) async fn application(
         &self,
         record: &CertificateRecord,
         name: &AppName,
@@ -126,7 +126,7 @@ impl RegistrationAuthority {
     }
 
     /// Turns a [`Denial`] into the error the caller sees, recording it in history.
-    async fn deny(
+    pub(super) async fn deny(
         &self,
         caller: &Caller,
         target: Option<&Account>,
@@ -177,7 +177,7 @@ impl RegistrationAuthority {
     }
 
     /// Loads an ID the caller may see; out of scope is not found.
-    async fn visible_account(
+    pub(super) async fn visible_account(
         &self,
         caller: &Caller,
         id: &AccountId,

@@ -59,6 +59,11 @@ pub enum Denial {
     NeedsContract,
 }
 
+/// Why an application cannot have a master ID's certificate issued.
+pub const MASTER_ENROLLS_ITSELF: &str = "an application has certificates issued for public IDs \
+     only: a master ID's certificate administers its contract, so the master enrolls with its \
+     own password (or the help desk issues it)";
+
 /// The help desk rule's message.
 pub const HELP_DESK: &str = "the certificate of a master ID is reissued or revoked only by the \
      help desk (the CA operator); contact the help desk";
@@ -102,6 +107,33 @@ impl Authority {
                 "a master ID is managed by the help desk (the CA operator); masters manage their public IDs",
             )),
             (_, Role::User, _) => Ok(()),
+        }
+    }
+
+    /// Whether the caller may have a certificate issued for `target` without the ID's password
+    /// (delegated issuance: an application acting as an EST registration authority, or the
+    /// operator's bulk loads). The lifecycle still decides whether an issuance is allowed now.
+    ///
+    /// Applications issue for the public IDs of their granted contracts; out of scope is not
+    /// found. A master ID's certificate administers its contract, so it is issued only to the
+    /// master's own enrollment (or by the operator). A master may not issue for its public
+    /// IDs: the notice has each user make a key on their own PC and enroll with their own
+    /// password, so that nobody else (the administrator included) ever holds a key certified
+    /// in a user's name without that user's password.
+    pub fn may_issue_for(&self, target: &Account) -> Result<(), Denial> {
+        self.administers()?;
+        if !self.sees(target) {
+            return Err(Denial::NotFound);
+        }
+        match (self, target.role) {
+            (Authority::Operator, _) => Ok(()),
+            (Authority::App { .. }, Role::User) => Ok(()),
+            (Authority::App { .. }, Role::Master) => Err(Denial::Forbidden(MASTER_ENROLLS_ITSELF)),
+            _ => Err(Denial::Forbidden(
+                "a master ID cannot have certificates issued for its public IDs: each public ID \
+                 enrolls with its own password on its own PC; to let an ID enroll again, choose \
+                 reissue (再発行する)",
+            )),
         }
     }
 
@@ -316,6 +348,31 @@ mod tests {
             Err(Denial::HelpDesk)
         );
         assert_eq!(creator.listing_contract(None), Ok(None));
+    }
+
+    #[test]
+    fn only_applications_and_the_operator_issue_for_an_id_and_apps_only_in_scope() {
+        let app = Authority::App {
+            scope: AppScope::Contracts(vec!["A".parse().unwrap()]),
+            can_create_contracts: false,
+        };
+        let user_a = account("u1", "A", Role::User);
+        let user_b = account("u2", "B", Role::User);
+        let master_a = account("m1", "A", Role::Master);
+        assert_eq!(app.may_issue_for(&user_a), Ok(()));
+        // Out of scope looks exactly like an ID that does not exist.
+        assert_eq!(app.may_issue_for(&user_b), Err(Denial::NotFound));
+        assert_eq!(
+            app.may_issue_for(&master_a),
+            Err(Denial::Forbidden(MASTER_ENROLLS_ITSELF))
+        );
+        assert!(matches!(
+            master_of("A").may_issue_for(&user_a),
+            Err(Denial::Forbidden(_))
+        ));
+        assert_eq!(master_of("A").may_issue_for(&user_b), Err(Denial::NotFound));
+        assert!(Authority::Nothing.may_issue_for(&user_a).is_err());
+        assert_eq!(Authority::Operator.may_issue_for(&master_a), Ok(()));
     }
 
     #[test]

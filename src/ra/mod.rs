@@ -10,6 +10,7 @@ mod admin;
 mod apps;
 pub mod authority;
 mod clock;
+mod delegated;
 mod observer;
 mod passwords;
 pub mod policy;
@@ -528,35 +529,6 @@ impl RegistrationAuthority {
             Err(RaError::Refused(Refusal::Locked)) => Err(RaError::Unauthenticated),
             other => other,
         }
-    }
-
-    /// Issues a certificate for `id` on an administrator's behalf, under the same lifecycle as
-    /// an enrollment with the ID's password (refused while the ID has an active certificate
-    /// and no reissue was chosen, or is locked or revoked), without the password: the caller's
-    /// authority stands for it. The operator only (the bulk loader uses it); applications that
-    /// delegate issuance will get the same path.
-    pub async fn issue_on_behalf(
-        &self,
-        caller: &Caller,
-        id: &AccountId,
-        csr_der: &[u8],
-    ) -> Result<IssuedCertificate, RaError> {
-        if caller.authority != Authority::Operator {
-            return Err(RaError::Forbidden(
-                "only the CA operator issues certificates on an ID's behalf".into(),
-            ));
-        }
-        let account = self.reload(id).await?;
-        let result = self
-            .issue(
-                caller,
-                &account,
-                EventKind::Enroll,
-                csr_der,
-                EnrollVia::Password,
-            )
-            .await;
-        self.count_enrollment(result)
     }
 
     /// simplereenroll: identifies the account by the client certificate it presented over

@@ -13,6 +13,10 @@ use crate::model::{
 pub enum EnrollVia {
     /// simpleenroll: ID and password (already verified).
     Password,
+    /// Delegated issuance: an application (or the operator) whose scope covers the ID stands
+    /// for its password. The same rules as [`EnrollVia::Password`], by design: a delegate
+    /// gets nothing the ID could not get itself.
+    Delegated,
     /// simplereenroll: a client certificate of this account, with this serial.
     Certificate(Serial),
 }
@@ -104,7 +108,7 @@ pub fn enrollment(
         choice: CertificateChoice::Continue,
     };
     match via {
-        EnrollVia::Password => match (account.choice, active) {
+        EnrollVia::Password | EnrollVia::Delegated => match (account.choice, active) {
             (CertificateChoice::Reissue, _) | (_, None) => Ok(issuance),
             (_, Some(c)) => Err(Refusal::ActiveCertificate {
                 serial: c.serial,
@@ -467,5 +471,41 @@ mod tests {
         assert!(locks_after_failed_check(&a, 5), "the fifth failure locks");
         a.locked = true;
         assert!(!locks_after_failed_check(&a, 5), "locking is decided once");
+    }
+
+    #[test]
+    fn delegated_issuance_follows_the_password_rules_in_every_state() {
+        let s = Serial::random();
+        let active = cert(s, NOW - Duration::days(10), false);
+        let expired = cert(s, NOW - Duration::days(400), false);
+        let mut locked = account(CertificateChoice::Continue, None, 0);
+        locked.locked = true;
+        let states = [
+            (account(CertificateChoice::Continue, None, 0), None),
+            (
+                account(CertificateChoice::Continue, Some(s), 1),
+                Some(&active),
+            ),
+            (
+                account(CertificateChoice::Reissue, Some(s), 1),
+                Some(&active),
+            ),
+            (
+                account(CertificateChoice::Revoked, Some(s), 1),
+                Some(&active),
+            ),
+            (
+                account(CertificateChoice::Continue, Some(s), 1),
+                Some(&expired),
+            ),
+            (locked, None),
+        ];
+        let mut refused = 0;
+        for (a, current) in &states {
+            let delegated = enrollment(a, *current, EnrollVia::Delegated, NOW);
+            assert_eq!(delegated, enrollment(a, *current, EnrollVia::Password, NOW));
+            refused += usize::from(delegated.is_err());
+        }
+        assert_eq!(refused, 3, "active, revoked and locked are refused");
     }
 }

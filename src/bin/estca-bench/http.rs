@@ -128,17 +128,18 @@ pub fn request(
 }
 
 /// A JSON POST over the admin socket; `201` and `409` (exists already) count as success.
+/// Returns the answer's body.
 pub async fn admin_post(
     admin: &mut Connection,
     path: &str,
     json: &serde_json::Value,
-) -> Result<()> {
+) -> Result<Bytes> {
     let body = Bytes::from(serde_json::to_vec(json)?);
     let (status, answer) = admin
         .send(request("POST", path, Some("application/json"), body)?)
         .await?;
     if status == StatusCode::CREATED || status == StatusCode::CONFLICT {
-        return Ok(());
+        return Ok(answer);
     }
     Err(anyhow!(
         "POST {path} over the admin socket: {status}: {}",

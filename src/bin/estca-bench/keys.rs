@@ -18,12 +18,17 @@ pub struct KeyAndCsr {
 
 /// One key and CSR.
 pub fn one() -> Result<KeyAndCsr> {
+    named("estca-bench")
+}
+
+/// One key and a CSR whose subject is `CN=<cn>`: how an application names the ID it enrolls.
+pub fn named(cn: &str) -> Result<KeyAndCsr> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| anyhow!("generating a P-256 key: {e}"))?;
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "estca-bench");
+        .push(rcgen::DnType::CommonName, cn);
     let csr = params
         .serialize_request(&key)
         .map_err(|e| anyhow!("making a CSR: {e}"))?;
@@ -35,6 +40,16 @@ pub fn one() -> Result<KeyAndCsr> {
 
 /// `n` keys and CSRs, made on all cores.
 pub fn pool(n: usize) -> Result<Vec<KeyAndCsr>> {
+    pool_of(n, |_| one())
+}
+
+/// A key and a CSR naming each of `ids` (`CN=<id>`), in order, made on all cores.
+pub fn for_ids(ids: &[String]) -> Result<Vec<KeyAndCsr>> {
+    pool_of(ids.len(), |i| named(&ids[i]))
+}
+
+/// `n` results of `make(i)`, made on all cores, in order of `i`.
+fn pool_of(n: usize, make: impl Fn(usize) -> Result<KeyAndCsr> + Sync) -> Result<Vec<KeyAndCsr>> {
     let threads = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(2);
@@ -43,7 +58,12 @@ pub fn pool(n: usize) -> Result<Vec<KeyAndCsr>> {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let count = per.min(n.saturating_sub(t * per));
-                s.spawn(move || (0..count).map(|_| one()).collect::<Result<Vec<_>>>())
+                let make = &make;
+                s.spawn(move || {
+                    (t * per..t * per + count)
+                        .map(make)
+                        .collect::<Result<Vec<_>>>()
+                })
             })
             .collect();
         let mut out = Vec::with_capacity(n);

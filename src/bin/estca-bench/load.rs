@@ -39,6 +39,10 @@ pub enum Scenario {
     Simplereenroll,
     /// `POST /ocsp` on the revocation listener, for issued serials.
     Ocsp,
+    /// `POST simpleenroll` as an application (an EST registration authority): keep-alive
+    /// connections presenting the application's client certificate, each request for a fresh
+    /// ID named by its CSR's CN, as an RA provisioning new devices does.
+    Delegated,
 }
 
 impl Scenario {
@@ -48,6 +52,7 @@ impl Scenario {
             Scenario::Simpleenroll => "simpleenroll",
             Scenario::Simplereenroll => "simplereenroll",
             Scenario::Ocsp => "ocsp",
+            Scenario::Delegated => "delegated",
         }
     }
 }
@@ -61,7 +66,7 @@ pub struct RunArgs {
         short = 's',
         value_enum,
         value_delimiter = ',',
-        default_value = "cacerts,simpleenroll,simplereenroll,ocsp"
+        default_value = "cacerts,simpleenroll,simplereenroll,ocsp,delegated"
     )]
     scenario: Vec<Scenario>,
     /// Concurrent connections (clients); a comma-separated list runs each in turn.
@@ -101,7 +106,8 @@ pub struct RunArgs {
     #[arg(long)]
     keys: Option<usize>,
     /// IDs prepared per simpleenroll measurement. Default: 1.5 x the Argon2 bound x the
-    /// window (100/s without a floor file), plus one per connection.
+    /// window (100/s without a floor file), plus one per connection. For delegated: 5,000
+    /// per second of window plus one per connection.
     #[arg(long)]
     ids: Option<usize>,
     /// A label copied into every JSON line (e.g. `ids=100000`).
@@ -170,6 +176,9 @@ struct Target {
     anonymous: Arc<ClientConfig>,
     issuing_der: Vec<u8>,
     password: String,
+    /// An Argon2id hash of [`Target::password`] at the cheapest parameters, for the IDs that
+    /// never use their password (the delegated scenario's): creating them costs no hashing.
+    password_hash: String,
     run_id: String,
 }
 
@@ -279,6 +288,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         roots,
         issuing_der,
         password: "correct horse battery".to_owned(),
+        password_hash: cheap_hash("correct horse battery")?,
         run_id,
     });
 
@@ -329,6 +339,20 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     drop(daemon);
     Ok(())
+}
+
+/// An Argon2id PHC hash of `password` at the smallest parameters Argon2 allows.
+fn cheap_hash(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(argon2::Params::MIN_M_COST, 1, 1, None)
+        .map_err(|e| anyhow!("Argon2 parameters: {e}"))?;
+    let salt = SaltString::generate(&mut rand_core::OsRng);
+    Ok(
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow!("hashing: {e}"))?
+            .to_string(),
+    )
 }
 
 /// How long a daemon may take to start (a store of millions of IDs included).
@@ -406,7 +430,7 @@ async fn measure(
                 .map(|i| format!("b{}e{connections}-{i}", target.run_id))
                 .collect();
             eprintln!("estca-bench: creating {n} IDs and keys");
-            create_accounts(target, &ids).await?;
+            create_accounts(target, &ids, Password::Clear).await?;
             let pool = tokio::task::spawn_blocking(move || keys::pool(n)).await??;
             let work = Arc::new(EnrollWork {
                 ids,
@@ -434,7 +458,7 @@ async fn measure(
                 .keys
                 .unwrap_or((4000.0 * args.duration) as usize + connections);
             eprintln!("estca-bench: creating and enrolling {connections} IDs; {n} keys");
-            create_accounts(target, &ids).await?;
+            create_accounts(target, &ids, Password::Clear).await?;
             let enrolled = enroll_accounts(target, &ids).await?;
             let pool = tokio::task::spawn_blocking(move || keys::pool(n)).await??;
             let pool = Arc::new(KeyPool {
@@ -461,7 +485,7 @@ async fn measure(
             let ids: Vec<String> = (0..16)
                 .map(|i| format!("b{}o{connections}-{i}", target.run_id))
                 .collect();
-            create_accounts(target, &ids).await?;
+            create_accounts(target, &ids, Password::Clear).await?;
             let enrolled = enroll_accounts(target, &ids).await?;
             let requests = enrolled
                 .iter()
@@ -476,6 +500,32 @@ async fn measure(
                     keepalive,
                     requests.clone(),
                     i,
+                )));
+            }
+        }
+        Scenario::Delegated => {
+            let n = args
+                .ids
+                .unwrap_or((5000.0 * args.duration) as usize + connections);
+            let ids: Vec<String> = (0..n)
+                .map(|i| format!("b{}d{connections}-{i}", target.run_id))
+                .collect();
+            eprintln!("estca-bench: creating an application, {n} IDs and their keys");
+            let app = create_app(target, &format!("bench{}d{connections}", target.run_id)).await?;
+            create_accounts(target, &ids, Password::Hashed).await?;
+            let pool = tokio::task::spawn_blocking(move || keys::for_ids(&ids)).await??;
+            let pool = Arc::new(KeyPool {
+                keys: pool,
+                next: AtomicUsize::new(0),
+            });
+            for _ in 0..connections {
+                tasks.push(tokio::spawn(delegated_client(
+                    target.clone(),
+                    barrier.clone(),
+                    duration,
+                    keepalive,
+                    app.clone(),
+                    pool.clone(),
                 )));
             }
         }
@@ -610,30 +660,71 @@ where
     Ok(all.into_iter().map(|(_, v)| v).collect())
 }
 
+/// How the bench password of new IDs is given.
+#[derive(Debug, Clone, Copy)]
+enum Password {
+    /// As typed: the daemon hashes it (at its configured cost), as for any real ID.
+    Clear,
+    /// As [`Target::password_hash`] (the operator's bulk-load form): for IDs whose password
+    /// is never checked, so that creating thousands costs no hashing.
+    Hashed,
+}
+
 /// Creates the IDs (role user, the bench password) through the admin socket.
-async fn create_accounts(target: &Arc<Target>, ids: &[String]) -> Result<()> {
+async fn create_accounts(target: &Arc<Target>, ids: &[String], password: Password) -> Result<()> {
     let ids = Arc::new(ids.to_vec());
     let t = target.clone();
     in_parallel(ids.len(), move |i| {
         let (t, ids) = (t.clone(), ids.clone());
         async move {
             let mut admin = Connection::unix(&t.endpoints.admin_socket).await?;
-            http::admin_post(
-                &mut admin,
-                "/api/v1/accounts",
-                &json!({
-                    "id": ids[i],
-                    "contract": CONTRACT,
-                    "role": "user",
-                    "name": "estca-bench",
-                    "password": t.password,
-                }),
-            )
-            .await
+            let mut account = json!({
+                "id": ids[i],
+                "contract": CONTRACT,
+                "role": "user",
+                "name": "estca-bench",
+            });
+            match password {
+                Password::Clear => account["password"] = json!(t.password),
+                Password::Hashed => account["password_hash"] = json!(t.password_hash),
+            }
+            http::admin_post(&mut admin, "/api/v1/accounts", &account).await
         }
     })
     .await?;
     Ok(())
+}
+
+/// An application credential's TLS client configuration.
+type AppIdentity = Arc<ClientConfig>;
+
+/// Creates application `name` for the bench contract through the admin socket; returns the
+/// TLS client configuration that presents its certificate.
+async fn create_app(target: &Arc<Target>, name: &str) -> Result<AppIdentity> {
+    let k = tokio::task::spawn_blocking(keys::one).await??;
+    let mut admin = Connection::unix(&target.endpoints.admin_socket).await?;
+    let answer = http::admin_post(
+        &mut admin,
+        "/api/v1/apps",
+        &json!({
+            "name": name,
+            "contracts": [CONTRACT],
+            "csr": std::str::from_utf8(&k.csr_base64)?,
+        }),
+    )
+    .await?;
+    let created: Value = serde_json::from_slice(&answer)?;
+    let pem = created["certificate_pem"]
+        .as_str()
+        .ok_or_else(|| anyhow!("POST /api/v1/apps answered without certificate_pem"))?;
+    let leaf = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .ok_or_else(|| anyhow!("the application's certificate_pem holds no certificate"))?
+            .map_err(|e| anyhow!("the application's certificate: {e}"))?
+    };
+    http::client_config(target.roots.clone(), Some((&leaf, &k.key_der)))
 }
 
 /// Enrolls each ID once with simpleenroll; returns (certificate DER, key PKCS#8 DER).
@@ -760,6 +851,40 @@ async fn simpleenroll_client(
             break;
         };
         let Ok(request) = enroll_request(id, &target.password, key.csr_base64.clone()) else {
+            break;
+        };
+        exchange(&mut tally, &mut conn, open(), request, keepalive).await;
+    }
+    tally
+}
+
+/// The delegated scenario's client: one keep-alive connection with the application's
+/// certificate; each request enrolls the next fresh ID (its CSR names it).
+async fn delegated_client(
+    target: Arc<Target>,
+    barrier: Arc<Barrier>,
+    duration: Duration,
+    keepalive: bool,
+    app: AppIdentity,
+    pool: Arc<KeyPool>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let open = || Connection::tls(target.endpoints.https, app.clone());
+    let mut conn = if keepalive { open().await.ok() } else { None };
+    barrier.wait().await;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let i = pool.next.fetch_add(1, Ordering::Relaxed);
+        let Some(key) = pool.keys.get(i) else {
+            tally.exhausted = true;
+            break;
+        };
+        let Ok(request) = http::request(
+            "POST",
+            "/.well-known/est/simpleenroll",
+            Some("application/pkcs10"),
+            key.csr_base64.clone(),
+        ) else {
             break;
         };
         exchange(&mut tally, &mut conn, open(), request, keepalive).await;

@@ -3,7 +3,7 @@
 //!
 //! - `estca-bench run`: starts an `estca serve` on ephemeral ports in a scratch directory
 //!   (or attaches to a running daemon), prepares IDs, keys and CSRs, then drives one or more
-//!   scenarios (`cacerts`, `simpleenroll`, `simplereenroll`, `ocsp`) with N concurrent
+//!   scenarios (`cacerts`, `simpleenroll`, `simplereenroll`, `ocsp`, `delegated`) with N concurrent
 //!   connections for T seconds and prints one JSON line per scenario and connection count.
 //! - `estca-bench populate N --dir DIR`: writes N IDs, each with a certificate, directly into
 //!   the store of a bench directory (offline), for the scale measurements.
