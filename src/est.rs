@@ -177,7 +177,7 @@ async fn simpleenroll(
         let csr = read_csr(&headers, body, state.max_body_bytes).await?;
         let issued = state.ra.issue_for_csr_subject(&app, &csr).await?;
         return Ok(authenticated(
-            enrollment_response(&state.ra, &headers, &issued)?,
+            enrollment_response(&state.ra, state.base64, &headers, &issued)?,
             &issued,
         ));
     }
@@ -188,7 +188,7 @@ async fn simpleenroll(
         .enroll_with_password(&peer.source(), peer.source_key(), &id, password, &csr)
         .await?;
     Ok(authenticated(
-        enrollment_response(&state.ra, &headers, &issued)?,
+        enrollment_response(&state.ra, state.base64, &headers, &issued)?,
         &issued,
     ))
 }
@@ -212,7 +212,7 @@ async fn simplereenroll(
         .reenroll_with_certificate(&peer.source(), client_cert, &csr)
         .await?;
     Ok(authenticated(
-        enrollment_response(&state.ra, &headers, &issued)?,
+        enrollment_response(&state.ra, state.base64, &headers, &issued)?,
         &issued,
     ))
 }
@@ -351,6 +351,7 @@ fn decode_csr_body(body: &[u8]) -> Result<Vec<u8>, EstError> {
 /// delegated issuance with it too.
 pub(crate) fn enrollment_response(
     ra: &RegistrationAuthority,
+    base64: Base64Lines,
     headers: &HeaderMap,
     issued: &IssuedCertificate,
 ) -> Result<Response, RaError> {
@@ -363,7 +364,7 @@ pub(crate) fn enrollment_response(
     let pkcs7 = ca::pkcs7::certs_only(&[issued.der()])?;
     Ok(base64_response(
         "application/pkcs7-mime; smime-type=certs-only",
-        state.base64.encode(&pkcs7),
+        base64.encode(&pkcs7),
     ))
 }
 

@@ -200,16 +200,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
     let revocation_routes = crate::revocation::routes::router(&revocation, &ca);
-    let est = crate::est::router(
-        ra.clone(),
-        config.server.max_body_bytes,
-        Base64Lines::from_single_line(config.est.single_line_base64),
-    )?;
+    let base64_lines = Base64Lines::from_single_line(config.est.single_line_base64);
+    let est = crate::est::router(ra.clone(), config.server.max_body_bytes, base64_lines)?;
     let spelling = HeaderSpelling::prepare()
         .await
         .map_err(|e| ServeError::Other(e.to_string()))?;
     let public = with_common_layers(
-        est.merge(crate::api::router(ra.clone()))
+        est.merge(crate::api::router(ra.clone(), base64_lines))
             .merge(revocation_routes.clone())
             .merge(crate::web::router())
             .fallback(|| async {
@@ -228,7 +225,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let admin = with_common_layers(
         // The console here too: the operator's view of all contracts, through an SSH tunnel
         // to this socket (README "The browser screens").
-        crate::api::router(ra.clone())
+        crate::api::router(ra.clone(), base64_lines)
             .merge(crate::revocation::routes::admin_router(
                 revocation.crl.clone(),
             ))

@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let fixture = common::fixture();
-    let router = estca::internal::api::router(fixture.ra.clone());
+    let router = estca::internal::api::router(
+        fixture.ra.clone(),
+        estca::internal::http::Base64Lines::Wrapped,
+    );
     let (method, path) = ENDPOINTS[usize::from(selector) % ENDPOINTS.len()];
     let (uri, body) = if method == "GET" {
         // The input becomes the query string or path segment, as far as it is a valid URI.

@@ -48,7 +48,7 @@ pub fn fixture() -> &'static Fixture {
         };
         fixture.runtime.block_on(async {
             use tower::ServiceExt;
-            let api = estca::internal::api::router(fixture.ra.clone());
+            let api = estca::internal::api::router(fixture.ra.clone(), estca::internal::http::Base64Lines::Wrapped);
             for (path, body) in [
                 ("/api/v1/contracts", r#"{"code":"5110","name":"Fuzz"}"#.to_owned()),
                 (
@@ -105,7 +105,12 @@ pub fn drive(router: axum::Router, request: http::Request<axum::body::Body>) -> 
             .expect("response body")
             .to_bytes()
             .to_vec();
-        assert_ne!(status, 500, "internal error: {}", String::from_utf8_lossy(&body));
+        assert_ne!(
+            status,
+            500,
+            "internal error: {}",
+            String::from_utf8_lossy(&body)
+        );
         if status >= 400 {
             assert!(!body.is_empty(), "error {status} without a message");
         }

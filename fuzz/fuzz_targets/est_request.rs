@@ -56,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let (status, _) = common::drive(router, request);
     assert!(
-        matches!(status, 200 | 400 | 401 | 403 | 405 | 409 | 413 | 415 | 429 | 503),
+        matches!(
+            status,
+            200 | 400 | 401 | 403 | 405 | 409 | 413 | 415 | 429 | 503
+        ),
         "unexpected status {status}"
     );
 });

@@ -31,7 +31,9 @@ use crate::store::{Cursor, HistoryQuery, Page, PageRequest};
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 
 /// The management API routes.
-pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
+/// The management API's routes; `base64` lays out the base64 answers of delegated issuance
+/// as EST's (`est.single_line_base64`).
+pub fn router(ra: Arc<RegistrationAuthority>, base64: crate::http::Base64Lines) -> Router {
     Router::new()
         .route(
             "/api/v1/contracts",
@@ -52,6 +54,7 @@ pub fn router(ra: Arc<RegistrationAuthority>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/{*rest}", axum::routing::any(unknown_path))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(base64))
         .with_state(ra)
 }
 
@@ -415,6 +418,7 @@ pub struct CertificateActionBody {
 /// body is the JSON choice of [`CertificateActionBody`].
 async fn certificate(
     State(ra): State<Arc<RegistrationAuthority>>,
+    axum::Extension(base64): axum::Extension<crate::http::Base64Lines>,
     caller: ApiCaller,
     Path(id): Path<String>,
     request: axum::extract::Request,
@@ -429,7 +433,7 @@ async fn certificate(
                     format!("the CSR is larger than {MAX_BODY_BYTES} bytes"),
                 )
             })?;
-        return issue_certificate(&ra, &caller.0, &id, &headers, &body).await;
+        return issue_certificate(&ra, base64, &caller.0, &id, &headers, &body).await;
     }
     let body = Json::<CertificateActionBody>::from_request(request, &ra).await;
     Ok(certificate_action(&ra, caller, &id, body)
@@ -451,6 +455,7 @@ fn is_pkcs10(headers: &axum::http::HeaderMap) -> bool {
 /// `Accept`), with status 201.
 async fn issue_certificate(
     ra: &RegistrationAuthority,
+    base64: crate::http::Base64Lines,
     caller: &Caller,
     id: &str,
     headers: &axum::http::HeaderMap,
@@ -459,7 +464,7 @@ async fn issue_certificate(
     let csr_der =
         crate::ca::csr::decode_body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let issued = ra.issue_on_behalf(caller, &parse(id)?, &csr_der).await?;
-    let mut response = crate::est::enrollment_response(ra, headers, &issued)?;
+    let mut response = crate::est::enrollment_response(ra, base64, headers, &issued)?;
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }

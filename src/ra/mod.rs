@@ -794,7 +794,7 @@ impl RegistrationAuthority {
                             .as_ref()
                             .is_some_and(|c| c.serial == presented && c.key == key.fingerprint())
                 }
-                EnrollVia::Password => false,
+                EnrollVia::Password | EnrollVia::Delegated => false,
             };
             let certified_by = if renews_key {
                 None
