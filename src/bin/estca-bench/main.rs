@@ -25,6 +25,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The daemon's allocator (`src/main.rs`): `populate` runs the store and the registration
+/// authority in this process, and should spend what the daemon would, not glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Measures estca against the machine's limit.
 #[derive(Debug, Parser)]
 #[command(name = "estca-bench", version, about)]

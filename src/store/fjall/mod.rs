@@ -67,6 +67,7 @@ mod backup;
 mod durability;
 mod history;
 mod issuance;
+mod journals;
 mod reads;
 mod revocation;
 
@@ -124,6 +125,28 @@ struct Partitions {
     meta: TxPartitionHandle,
 }
 
+impl Partitions {
+    /// Every partition.
+    fn all(&self) -> [&TxPartitionHandle; 14] {
+        [
+            &self.contracts,
+            &self.accounts,
+            &self.accounts_by_contract,
+            &self.account_ids_folded,
+            &self.certificates,
+            &self.reserved_serials,
+            &self.keys,
+            &self.apps,
+            &self.history,
+            &self.history_by_account,
+            &self.history_by_contract,
+            &self.revoked,
+            &self.budgets,
+            &self.meta,
+        ]
+    }
+}
+
 /// A [`Store`](super::Store) kept in a fjall database directory.
 pub struct FjallStore {
     path: PathBuf,
@@ -133,6 +156,8 @@ pub struct FjallStore {
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been committed and what has been synced.
     durability: crate::store::durability::GroupCommit<TxKeyspace>,
+    /// Rotates every memtable when the journals pile up (see [`journals`]).
+    journals: journals::JournalKeeper,
     /// Held (locked) while the store is open.
     _lock: std::fs::File,
 }
@@ -208,9 +233,11 @@ impl FjallStore {
             keyspace,
             parts,
             revocations: tokio::sync::watch::channel(0).0,
+            journals: journals::JournalKeeper::new(),
             _lock: lock,
         };
         store.check_schema()?;
+        store.bound_journals()?;
         Ok(store)
     }
 
@@ -248,6 +275,12 @@ impl FjallStore {
                     .map_err(|e| storage(META, e))
             }
         }
+    }
+
+    /// Has the memtables flushed when the journals pile up (see [`journals`]): after every
+    /// commit, and at open (journals left by the previous run).
+    fn bound_journals(&self) -> Result<bool, StoreError> {
+        self.journals.bound(&self.keyspace, &self.parts.all())
     }
 
     /// Makes every commit made so far durable (see [`durability`]).

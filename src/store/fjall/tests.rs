@@ -221,3 +221,34 @@ async fn export_is_a_snapshot_that_does_not_hold_writers_back() {
     );
     assert!(store.contract(&code("4000")).await.unwrap().is_some());
 }
+
+/// A partition that holds one write in its memtable (here `contracts`, written when the
+/// account was added) pins every journal sealed after it until it is flushed; fjall 2.11
+/// never flushes it for that, and halts every write once the journals exceed
+/// `MAX_JOURNAL_BYTES`. The store rotates every memtable when the journals pile up, and
+/// fjall then deletes them.
+#[tokio::test]
+async fn journals_pinned_by_a_quiet_partition_are_released() {
+    let (_dir, store) = setup().await;
+    // A busy partition sealing journals, as a renewal load does when its memtable fills.
+    for _ in 0..super::journals::MAX_JOURNALS + 3 {
+        store
+            .append_history(event(EventKind::Unlock, Some("nozawa1"), Some("5110"), 0))
+            .await
+            .unwrap();
+        store.parts.history.inner().rotate_memtable().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.keyspace.journal_count() >= super::journals::MAX_JOURNALS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} journals are still kept",
+            store.keyspace.journal_count()
+        );
+        store
+            .append_history(event(EventKind::Unlock, Some("nozawa1"), Some("5110"), 0))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

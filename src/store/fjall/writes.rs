@@ -23,6 +23,11 @@ impl FjallStore {
             Ok((out, true)) => {
                 tx.commit()
                     .map_err(|e| storage("(transaction commit)", e))?;
+                // The commit stands whatever happens here; fjall poisons the keyspace on a
+                // failed rotation, so the next write reports it.
+                if let Err(e) = self.bound_journals() {
+                    tracing::error!("{e}");
+                }
                 Ok((out, true))
             }
             Ok((out, false)) => {

@@ -17,12 +17,12 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let key = contract.code.as_str().as_bytes();
         let value = contract.encode()?;
-        let [history, by_account, by_contract, meta] = self.history_trees();
-        (&self.contracts, history, by_account, by_contract, meta)
-            .transaction(|(contracts, history, by_account, by_contract, meta)| {
+        let [history, by_account, by_contract] = self.history_trees();
+        (&self.contracts, history, by_account, by_contract)
+            .transaction(|(contracts, history, by_account, by_contract)| {
                 tx(rules::new_contract(contract, contracts.get(key)?.is_some()))?;
                 contracts.insert(key, value.as_slice())?;
-                append([history, by_account, by_contract, meta], event)?;
+                append([history, by_account, by_contract], &self.history_seq, event)?;
                 Ok(())
             })
             .map_err(from_tx)
@@ -37,7 +37,7 @@ impl SledStore {
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
         let by_contract_key = index_key(contract_key, key);
-        let [history, by_account, by_contract, meta] = self.history_trees();
+        let [history, by_account, by_contract] = self.history_trees();
         (
             &self.contracts,
             &self.accounts,
@@ -46,7 +46,6 @@ impl SledStore {
             history,
             by_account,
             by_contract,
-            meta,
         )
             .transaction(
                 |(
@@ -57,7 +56,6 @@ impl SledStore {
                     history,
                     by_account,
                     by_contract,
-                    meta,
                 )| {
                     let account = tx(rules::new_account(
                         account,
@@ -68,7 +66,7 @@ impl SledStore {
                     accounts.insert(key, tx(account.encode())?)?;
                     folded_ids.insert(folded.as_bytes(), key)?;
                     accounts_by_contract.insert(by_contract_key.as_slice(), &[])?;
-                    append([history, by_account, by_contract, meta], event)?;
+                    append([history, by_account, by_contract], &self.history_seq, event)?;
                     Ok(())
                 },
             )
@@ -117,7 +115,7 @@ impl SledStore {
             id, revoke, events, ..
         } = change;
         let key = id.as_str().as_bytes();
-        let [history, by_account, by_contract, meta] = self.history_trees();
+        let [history, by_account, by_contract] = self.history_trees();
         (
             &self.accounts,
             &self.certificates,
@@ -125,17 +123,16 @@ impl SledStore {
             history,
             by_account,
             by_contract,
-            meta,
         )
             .transaction(
-                |(accounts, certificates, revoked, history, by_account, by_contract, meta)| {
+                |(accounts, certificates, revoked, history, by_account, by_contract)| {
                     let account = tx(rules::apply_change(tx_get(accounts, key)?, change))?;
                     if let Some((serial, revocation)) = revoke {
                         revoke_certificate(certificates, revoked, id, serial, *revocation)?;
                     }
                     accounts.insert(key, tx(account.encode())?)?;
                     for event in events {
-                        append([history, by_account, by_contract, meta], event)?;
+                        append([history, by_account, by_contract], &self.history_seq, event)?;
                     }
                     Ok(account)
                 },

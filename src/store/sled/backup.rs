@@ -133,6 +133,8 @@ impl SledStore {
                         Some(last.unwrap_or(0).max(entry.seq).to_be_bytes().to_vec())
                     })
                     .map_err(|e| storage(META, e))?;
+                self.history_seq
+                    .fetch_max(entry.seq, std::sync::atomic::Ordering::SeqCst);
             }
         }
         Ok(())

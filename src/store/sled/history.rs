@@ -1,6 +1,8 @@
 //! History (利用履歴): appended inside the transaction of the change it records, numbered
 //! in commit order, read newest first by pages.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
@@ -15,23 +17,28 @@ use crate::store::{HistoryQuery, Page, StoreError};
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
 
 /// Appends one history entry and its index entries inside a transaction; returns its number.
-/// The number is the last one plus one, read and written in the transaction, so that it
-/// follows commit order. The trees are those of [`SledStore::history_trees`], as the
-/// transaction's closure sees them.
+///
+/// The number is the last one plus one, drawn from `last` (the store's
+/// [`SledStore::history_seq`]) inside the transaction's closure. Every sled transaction runs
+/// its closure and commits holding sled's global transaction lock exclusively (and every
+/// write outside a transaction holds it shared), so the numbers follow commit order; a
+/// transaction that fails after drawing leaves a gap, which paging does not mind. Keeping the
+/// counter in memory, not in `meta/history_seq`, spares every appending transaction a read
+/// and a write (at open the counter starts after the last entry stored). The trees are those
+/// of [`SledStore::history_trees`], as the transaction's closure sees them.
 pub(super) fn append(
-    [history, by_account, by_contract, meta]: [&TransactionalTree; 4],
+    [history, by_account, by_contract]: [&TransactionalTree; 3],
+    last: &AtomicU64,
     event: &HistoryEvent,
 ) -> TxResult<u64> {
-    let last = match meta.get(META_HISTORY_SEQ)? {
-        Some(bytes) => tx(u64_be(META, META_HISTORY_SEQ, &bytes))?,
-        None => 0,
-    };
-    let seq = last.checked_add(1).ok_or_else(|| {
-        ConflictableTransactionError::Abort(StoreError::Backend(
-            "history sequence numbers are exhausted".into(),
-        ))
-    })?;
-    meta.insert(META_HISTORY_SEQ, &seq.to_be_bytes())?;
+    let seq = last
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_add(1))
+        .map_err(|_| {
+            ConflictableTransactionError::Abort(StoreError::Backend(
+                "history sequence numbers are exhausted".into(),
+            ))
+        })?
+        + 1;
     history.insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
     if let Some(id) = &event.account {
         by_account.insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
@@ -42,23 +49,36 @@ pub(super) fn append(
     Ok(seq)
 }
 
+/// The last history sequence number of a database: the greater of the last entry's and
+/// `meta/history_seq` (written by earlier builds, by index building and by restores).
+pub(super) fn last_seq(history: &Tree, meta: &Tree) -> Result<u64, StoreError> {
+    let stored = match history.last().map_err(|e| storage(HISTORY, e))? {
+        Some((key, _)) => u64_be(HISTORY, &key, &key)?,
+        None => 0,
+    };
+    let counted = match meta.get(META_HISTORY_SEQ).map_err(|e| storage(META, e))? {
+        Some(bytes) => u64_be(META, META_HISTORY_SEQ, &bytes)?,
+        None => 0,
+    };
+    Ok(stored.max(counted))
+}
+
 impl SledStore {
-    /// The four trees a history-appending transaction needs, in the order [`append`] takes.
-    pub(super) fn history_trees(&self) -> [&Tree; 4] {
+    /// The three trees a history-appending transaction needs, in the order [`append`] takes.
+    pub(super) fn history_trees(&self) -> [&Tree; 3] {
         [
             &self.history,
             &self.history_by_account,
             &self.history_by_contract,
-            &self.meta,
         ]
     }
 
     /// Appends one entry on its own.
     pub(super) fn append_history_now(&self, event: &HistoryEvent) -> Result<(), StoreError> {
-        let [history, by_account, by_contract, meta] = self.history_trees();
-        (history, by_account, by_contract, meta)
-            .transaction(|(history, by_account, by_contract, meta)| {
-                append([history, by_account, by_contract, meta], event)
+        let [history, by_account, by_contract] = self.history_trees();
+        (history, by_account, by_contract)
+            .transaction(|(history, by_account, by_contract)| {
+                append([history, by_account, by_contract], &self.history_seq, event)
             })
             .map_err(from_tx)?;
         Ok(())

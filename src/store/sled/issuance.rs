@@ -42,7 +42,7 @@ impl SledStore {
         let holder_id = rules::issuance_holder(issuance)?;
         let account_key = holder_id.as_str().as_bytes();
         let record_value = record.encode()?;
-        let [history, by_account, by_contract, meta] = self.history_trees();
+        let [history, by_account, by_contract] = self.history_trees();
         (
             &self.accounts,
             &self.certificates,
@@ -52,7 +52,6 @@ impl SledStore {
             history,
             by_account,
             by_contract,
-            meta,
         )
             .transaction(
                 |(
@@ -64,7 +63,6 @@ impl SledStore {
                     history,
                     by_account,
                     by_contract,
-                    meta,
                 )| {
                     let account = tx(rules::issue(tx_get(accounts, account_key)?, issuance))?;
                     let renews_key = match supersedes {
@@ -85,7 +83,7 @@ impl SledStore {
                         revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
                     }
                     accounts.insert(account_key, tx(account.encode())?)?;
-                    append([history, by_account, by_contract, meta], event)?;
+                    append([history, by_account, by_contract], &self.history_seq, event)?;
                     Ok(())
                 },
             )
@@ -103,7 +101,7 @@ impl SledStore {
         let name_key = app.name.as_str().as_bytes();
         let app_value = app.encode()?;
         let record_value = record.encode()?;
-        let [history, by_account, by_contract, meta] = self.history_trees();
+        let [history, by_account, by_contract] = self.history_trees();
         (
             &self.apps,
             &self.certificates,
@@ -112,14 +110,13 @@ impl SledStore {
             history,
             by_account,
             by_contract,
-            meta,
         )
             .transaction(
-                |(apps, certificates, serials, keys, history, by_account, by_contract, meta)| {
+                |(apps, certificates, serials, keys, history, by_account, by_contract)| {
                     tx(rules::new_app(app, apps.get(name_key)?.is_some()))?;
                     record_new(certificates, serials, keys, record, &record_value, false)?;
                     apps.insert(name_key, app_value.as_slice())?;
-                    append([history, by_account, by_contract, meta], event)?;
+                    append([history, by_account, by_contract], &self.history_seq, event)?;
                     Ok(())
                 },
             )
@@ -148,7 +145,7 @@ impl SledStore {
         event: &HistoryEvent,
     ) -> Result<(App, bool), StoreError> {
         let name_key = name.as_str().as_bytes();
-        let [history, by_account, by_contract, meta] = self.history_trees();
+        let [history, by_account, by_contract] = self.history_trees();
         (
             &self.apps,
             &self.certificates,
@@ -156,10 +153,9 @@ impl SledStore {
             history,
             by_account,
             by_contract,
-            meta,
         )
             .transaction(
-                |(apps, certificates, revoked, history, by_account, by_contract, meta)| {
+                |(apps, certificates, revoked, history, by_account, by_contract)| {
                     let app = tx(rules::revoke_app(tx_get(apps, name_key)?, name))?;
                     let serial_key = app.certificate.as_bytes();
                     let stored = tx_get::<CertificateRecord>(certificates, serial_key)?;
@@ -169,7 +165,7 @@ impl SledStore {
                     }
                     let revoked_now = certificate.is_some();
                     apps.insert(name_key, tx(app.encode())?)?;
-                    append([history, by_account, by_contract, meta], event)?;
+                    append([history, by_account, by_contract], &self.history_seq, event)?;
                     Ok((app, revoked_now))
                 },
             )

@@ -20,14 +20,15 @@
 //! | `budgets` | budget name | a token bucket row |
 //! | `meta` | `format` | the format of the rows, u64 big-endian (see [`migration`]) |
 //! | `meta` | `crl_number` | the last CRL number drawn, u64 big-endian |
-//! | `meta` | `history_seq` | the last history sequence number, u64 big-endian |
+//! | `meta` | `history_seq` | a history sequence number no entry is below, u64 big-endian (kept by index building and restores; appends count in memory from the last entry) |
 //! | `meta` | `indexes` | the version of the derived trees this database has (see [`indexes`]) |
 //!
 //! Derived trees (`revoked`, `account_ids_folded`, `accounts_by_contract`, `serials`) are
 //! written in the same transaction as their source, and built once at open for a database
-//! written before they existed. History sequence numbers come from `meta/history_seq`, read
-//! and written inside the transaction that appends the entry: two transactions appending
-//! history conflict on that key, so sequence order is commit order.
+//! written before they existed. History sequence numbers are drawn from a counter in memory
+//! inside the transaction that appends the entry, under sled's global transaction lock, so
+//! sequence order is commit order ([`history::append`]); at open the counter starts after
+//! the last entry.
 //!
 //! At open, a database of an older format is migrated ([`migration`]), one newer than this
 //! build is refused. Durability: every write returns after [`durability`] has made it reach
@@ -94,6 +95,8 @@ pub struct SledStore {
     revoked: Tree,
     budgets: Tree,
     meta: Tree,
+    /// The last history sequence number drawn (see [`history::append`]).
+    history_seq: std::sync::atomic::AtomicU64,
     /// Bumped after each committed revocation (see `RevocationStore::revocations`).
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been written and what has been synced.
@@ -157,6 +160,7 @@ impl SledStore {
             revoked: tree(REVOKED)?,
             budgets: tree(BUDGETS)?,
             meta: tree(META)?,
+            history_seq: std::sync::atomic::AtomicU64::new(0),
             revocations: tokio::sync::watch::channel(0).0,
             durability: crate::store::durability::GroupCommit::new(
                 path,
@@ -171,6 +175,10 @@ impl SledStore {
         };
         store.migrate()?;
         store.build_indexes()?;
+        store.history_seq.store(
+            history::last_seq(&store.history, &store.meta)?,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         Ok(store)
     }
 
