@@ -340,6 +340,9 @@ fn fail(message: &str) -> ExitCode {
 async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let log =
         crate::logging::init(config.log.format, &config.log.level).map_err(|e| e.to_string())?;
+    for variable in crate::config::ConfigurationVariables::split(std::env::vars()).ignored {
+        tracing::debug!(%variable, "not configuration (that is ESTCA_<SECTION>__<KEY>); ignored");
+    }
     crate::reload::serve_until_signalled(config_path, config, Arc::new(SystemClock), log)
         .await
         .map_err(|e| e.to_string())
