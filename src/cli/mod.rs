@@ -202,7 +202,7 @@ pub enum ContractCommand {
 /// `estca account ...`.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Create an ID; the password is read as one line from standard input.
+    /// Create an ID; the password is read from standard input (--password-stdin).
     Add {
         /// Login ID; left out, estca chooses an unguessable one and prints it.
         id: Option<String>,
@@ -215,16 +215,19 @@ pub enum AccountCommand {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// Read the password from standard input (required: passwords never go on the command line).
+        /// Read the password from standard input: one line from a pipe, or typed twice at a
+        /// prompt without echo when it is a terminal (required: passwords never go on the
+        /// command line).
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Set an ID's password, read as one line from standard input; this also unlocks the ID
-    /// and clears its failure count (the help desk's reset).
+    /// Set an ID's password, read from standard input (--password-stdin); this also unlocks
+    /// the ID and clears its failure count (the help desk's reset).
     Passwd {
         /// Login ID.
         id: String,
-        /// Read the password from standard input (required).
+        /// Read the password from standard input: one line from a pipe, or typed twice at a
+        /// prompt without echo when it is a terminal (required).
         #[arg(long)]
         password_stdin: bool,
     },
@@ -380,21 +383,35 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads one line of standard input as a password (without its line ending).
+/// The password of `--password-stdin`: typed twice at a prompt without echo when standard input
+/// is a terminal, else one line of standard input (without its line ending).
 fn password_from_stdin(flag: bool) -> Result<zeroize::Zeroizing<String>, String> {
     if !flag {
         return Err("give --password-stdin and write the password on standard input (passwords never go on the command line)".into());
     }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-    let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
-    if trimmed.is_empty() {
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let prompt = |text: &str| {
+            rpassword::prompt_password(text)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| format!("cannot read the password from the terminal: {e}"))
+        };
+        let first = prompt("Password: ")?;
+        if *prompt("Password again: ")? != *first {
+            return Err("the two passwords differ; nothing was changed".into());
+        }
+        first
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    if password.is_empty() {
         return Err("no password on standard input".into());
     }
-    Ok(zeroize::Zeroizing::new(trimmed))
+    Ok(password)
 }
 
 /// Percent-encodes a path segment given on the command line.
