@@ -58,3 +58,128 @@ async fn password_prompt_at_a_terminal_does_not_echo() {
     assert!(after.contains("the two passwords differ"), "{after}");
     assert!(!after.contains("one password"), "{after}");
 }
+
+/// Runs `estca --config FILE ARGS` with extra environment variables; exit code, stdout, stderr.
+fn run(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(estca_bin())
+        .arg("--config")
+        .arg(&dir.config)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A failure with `--json`: nothing on stdout, one JSON object on stderr; its kind and code.
+fn json_failure(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run(dir, &all, env);
+    assert_eq!(out, "", "{args:?}");
+    let error: serde_json::Value = serde_json::from_str(&err)
+        .unwrap_or_else(|e| panic!("{args:?}: stderr is not JSON ({e}): {err}"));
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{err}"
+    );
+    (code, error["error"].as_str().unwrap_or_default().to_owned())
+}
+
+/// `--json` means JSON on stdout for results and a JSON object on stderr for failures, and
+/// each kind of failure has the exit code the README documents.
+#[test]
+fn json_output_errors_and_exit_codes() {
+    let d = TestDaemon::start(Options::default());
+    let dir = d.dir();
+    let checked = dir.cli_json(&["check-config"]);
+    assert_eq!(checked["valid"], true);
+    assert_eq!(checked["config"]["server"]["listen"], "127.0.0.1:0");
+
+    dir.add_contract("5110");
+    assert_eq!(
+        json_failure(dir, &["account", "show", "nosuch1"], &[]),
+        (5, "not_found".into())
+    );
+    assert_eq!(
+        json_failure(dir, &["contract", "add", "5110", "--name", "again"], &[]),
+        (6, "refused".into())
+    );
+    assert_eq!(
+        json_failure(
+            dir,
+            &["account", "show", "x"],
+            &[("ESTCA_SERVER__LISTEN", "nowhere")]
+        ),
+        (3, "configuration".into())
+    );
+    // Without --json the same failure is one line of text.
+    let (code, out, err) = run(dir, &["account", "show", "nosuch1"], &[]);
+    assert_eq!((code, out.as_str()), (5, ""));
+    assert!(
+        err.starts_with("estca: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    // Usage errors are clap's: code 2.
+    assert_eq!(run(dir, &["account", "show"], &[]).0, 2);
+    // --help documents the codes.
+    let (_, help, _) = run(dir, &["--help"], &[]);
+    assert!(
+        help.contains("4 daemon unreachable, 5 not found, 6 refused"),
+        "{help}"
+    );
+
+    let dir = d.stop();
+    assert_eq!(
+        json_failure(&dir, &["account", "show", "x"], &[]),
+        (4, "unreachable".into())
+    );
+}
+
+/// `history` pages: `--cursor` fetches the page a `next_cursor` names, `--all` every page.
+#[test]
+fn history_cursor_and_all() {
+    let d = TestDaemon::start(Options::default());
+    let dir = d.dir();
+    dir.add_contract("5110");
+    for id in ["page1", "page2", "page3"] {
+        dir.add_account(id, "5110", "user");
+    }
+    // Reading history is recorded too (a read-only management call), so each call adds an
+    // entry: compare sequence numbers, not whole pages.
+    let seqs = |page: &serde_json::Value| -> Vec<u64> {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let first = dir.cli_json(&["history", "--limit", "1"]);
+    assert_eq!(seqs(&first).len(), 1);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (_, _, hint) = dir.cli(&["history", "--limit", "1"], None);
+    assert!(hint.contains("older entries: add --cursor "), "{hint}");
+    let second = dir.cli_json(&["history", "--limit", "1", "--cursor", &cursor]);
+    assert_eq!(seqs(&second), vec![seqs(&first)[0] - 1]);
+
+    let all = dir.cli_json(&["history", "--limit", "1", "--all"]);
+    let all_seqs = seqs(&all);
+    // Every entry down to the first, newest first, each once.
+    assert_eq!(all_seqs.last(), Some(&1), "{all}");
+    assert!(all_seqs.windows(2).all(|w| w[0] == w[1] + 1), "{all_seqs:?}");
+    let created: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "account_create")
+        .filter_map(|e| e["account"].as_str())
+        .collect();
+    assert_eq!(created, vec!["page3", "page2", "page1"]);
+    assert!(all["next_cursor"].is_null());
+}

@@ -4,6 +4,7 @@
 
 mod client;
 mod crl;
+mod failure;
 pub mod ops;
 mod output;
 
@@ -22,15 +23,23 @@ use crate::model::RevocationReason;
 use crate::ra::{AccountView, AppView, CertificateView, ContractView, SystemClock};
 
 use client::AdminClient;
+pub use failure::{Failure, FailureKind};
+
+/// The exit codes, shown by `--help` (and in the README, "Exit codes").
+pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 other failure, 2 wrong command-line usage, \
+3 bad configuration, 4 daemon unreachable, 5 not found, 6 refused by the daemon.
+With --json, results are JSON on standard output and a failure is one JSON object on standard \
+error: {\"error\": \"not_found\", \"message\": \"...\"}.";
 
 /// estca: a certificate authority daemon for ID-and-password enrollment over EST (RFC 7030).
 #[derive(Debug, Parser)]
-#[command(name = "estca", version, about, long_about = None)]
+#[command(name = "estca", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (default: /etc/estca/estca.toml if present, else the embedded defaults).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
+    /// Print results as JSON on standard output, and a failure as a JSON object on standard
+    /// error.
     #[arg(long, global = true)]
     pub json: bool,
     /// Log format of `serve` (default: log.format from the configuration, "text").
@@ -272,9 +281,15 @@ pub enum AccountCommand {
 pub struct HistoryArgs {
     /// Only this ID.
     pub id: Option<String>,
-    /// At most this many entries.
+    /// At most this many entries per page.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Start at this page: the `next_cursor` a previous answer printed.
+    #[arg(long, conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Every page, following `next_cursor` to the oldest entry.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `estca cert ...`.
@@ -293,9 +308,10 @@ pub fn main() -> ExitCode {
     // user it runs as only, whatever umask it was started with.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
+    let json = cli.json;
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return Failure::new(FailureKind::Configuration, e.to_string()).report(json),
     };
     if let Some(format) = cli.log_format {
         config.log.format = match format {
@@ -309,35 +325,31 @@ pub fn main() -> ExitCode {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return Failure::from(format!("cannot start the async runtime: {e}")).report(json)
+        }
     };
-    let json = cli.json;
-    let result = runtime.block_on(async move {
+    let result: Result<(), Failure> = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config, config_path).await,
-            Command::Init(args) => init(config, args, json),
-            Command::CheckConfig => ops::check_config(&config, config_path.as_deref()),
+            Command::Serve => Ok(serve(config, config_path).await?),
+            Command::Init(args) => Ok(init(config, args, json)?),
+            Command::CheckConfig => Ok(ops::check_config(&config, config_path.as_deref(), json)?),
             Command::Backup { file } => ops::backup(&config, &file, json).await,
             Command::Restore {
                 file,
                 allow_unsigned,
-            } => ops::restore(&config, &file, allow_unsigned, json).await,
-            Command::Store(StoreCommand::Migrate) => ops::migrate(&config, json).await,
+            } => Ok(ops::restore(&config, &file, allow_unsigned, json).await?),
+            Command::Store(StoreCommand::Migrate) => Ok(ops::migrate(&config, json).await?),
             Command::Store(StoreCommand::Copy { from, to }) => {
-                ops::copy(&config, &from, &to, json).await
+                Ok(ops::copy(&config, &from, &to, json).await?)
             }
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(failure) => failure.report(json),
     }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("estca: {message}");
-    ExitCode::FAILURE
 }
 
 async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
@@ -373,9 +385,19 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if json {
+        let time = |t| crate::ra::policy::rfc3339(t);
         println!(
             "{}",
-            json!({ "ca_dir": config.ca.dir, "report": report.to_string() })
+            json!({
+                "ca_dir": report.dir,
+                "issuing_certificate": report.issuing_certificate,
+                "issuing_key": report.issuing_key,
+                "issuing_subject": report.issuing_subject,
+                "issuing_not_after": time(report.issuing_not_after),
+                "root_certificate": report.root_certificate,
+                "root_key": report.root_key,
+                "root_subject": report.root_subject,
+            })
         );
     } else {
         println!("{report}");
@@ -427,7 +449,7 @@ fn segment(text: &str) -> String {
         .collect()
 }
 
-async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), String> {
+async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), Failure> {
     let client = AdminClient::new(&config.admin.socket);
     let print_account = |view: &AccountView| output::account(view, json);
     match command {
@@ -504,12 +526,32 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                 .await?;
             print_account(&view);
         }
-        AdminCommand::History(HistoryArgs { id, limit }) => {
-            let mut path = format!("/api/v1/history?limit={limit}");
+        AdminCommand::History(HistoryArgs {
+            id,
+            limit,
+            cursor,
+            all,
+        }) => {
+            let mut query = format!("/api/v1/history?limit={limit}");
             if let Some(id) = id {
-                path.push_str(&format!("&account={}", segment(&id)));
+                query.push_str(&format!("&account={}", segment(&id)));
             }
-            let page: HistoryPage = client.get(&path).await?;
+            let mut page = HistoryPage {
+                entries: Vec::new(),
+                next_cursor: cursor,
+            };
+            loop {
+                let path = match &page.next_cursor {
+                    Some(cursor) => format!("{query}&cursor={}", segment(cursor)),
+                    None => query.clone(),
+                };
+                let next: HistoryPage = client.get(&path).await?;
+                page.entries.extend(next.entries);
+                page.next_cursor = next.next_cursor;
+                if !all || page.next_cursor.is_none() {
+                    break;
+                }
+            }
             output::history(&page, json);
         }
         AdminCommand::App(AppCommand::Add {
@@ -561,7 +603,7 @@ async fn certificate_action(
     action: &str,
     reason: Option<String>,
     json: bool,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let view: AccountView = client
         .post(
             &format!("/api/v1/accounts/{}/certificate", segment(id)),

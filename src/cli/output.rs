@@ -179,6 +179,9 @@ pub fn history(page: &HistoryPage, json: bool) {
         ]
     }));
     table(&rows);
+    if let Some(cursor) = &page.next_cursor {
+        eprintln!("estca: older entries: add --cursor {cursor} for the next page, or --all");
+    }
 }
 
 /// `cert show`.
