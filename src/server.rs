@@ -36,6 +36,7 @@ use crate::store::{Store, StoreError};
 mod budget;
 mod first_byte;
 mod overload;
+mod plain_http;
 
 use budget::{ConnectionBudget, Refused};
 
@@ -508,6 +509,11 @@ async fn serve_tls(
             let _permit = permit; // given back however this connection ends
             if !first_byte::tcp(&tcp, limits.first_byte_timeout).await {
                 tracing::debug!(%addr, "no TLS bytes within the first-byte deadline; closed");
+                return;
+            }
+            if plain_http::is_not_tls(&tcp).await {
+                tracing::debug!(%addr, "not TLS; answered with the HTTPS hint");
+                plain_http::answer_with_hint(tcp, limits.header_timeout).await;
                 return;
             }
             let tls =

@@ -172,7 +172,10 @@ fn history_cursor_and_all() {
     let all_seqs = seqs(&all);
     // Every entry down to the first, newest first, each once.
     assert_eq!(all_seqs.last(), Some(&1), "{all}");
-    assert!(all_seqs.windows(2).all(|w| w[0] == w[1] + 1), "{all_seqs:?}");
+    assert!(
+        all_seqs.windows(2).all(|w| w[0] == w[1] + 1),
+        "{all_seqs:?}"
+    );
     let created: Vec<&str> = all["entries"]
         .as_array()
         .unwrap()
@@ -182,4 +185,46 @@ fn history_cursor_and_all() {
         .collect();
     assert_eq!(created, vec!["page3", "page2", "page1"]);
     assert!(all["next_cursor"].is_null());
+}
+
+/// A PEM CSR whose line breaks curl's `--data` stripped is refused with the fix, and an ID the
+/// daemon would refuse is refused by the CLI with the ID rule, not a decoding message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_say_what_to_do() {
+    let d = TestDaemon::start(Options::default());
+    d.dir().add_contract("5110");
+    d.dir().add_account("curl1", "5110", "user");
+    let pem = pem_rfc7468::encode_string(
+        "CERTIFICATE REQUEST",
+        pem_rfc7468::LineEnding::LF,
+        &p256().csr_der,
+    )
+    .unwrap();
+    let flattened = pem.replace('\n', "");
+    let answer = d
+        .client()
+        .enroll_raw(
+            Some(("curl1", PASSWORD)),
+            Some("application/pkcs10"),
+            flattened.into_bytes(),
+            false,
+        )
+        .await;
+    answer.assert_error(400);
+    assert!(answer.body.contains("--data-binary"), "{}", answer.body);
+
+    // Plain HTTP to the HTTPS port: a readable HTTP answer, not a TLS alert.
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut tcp, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("This port speaks HTTPS only"), "{answer}");
+
+    let (code, out, err) = run(d.dir(), &["account", "show", "bad id!"], &[]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("'bad id!'") && err.contains("an ID"), "{err}");
+    assert!(!err.contains("line 1 column"), "{err}");
 }

@@ -199,6 +199,7 @@ pub enum ContractCommand {
     /// Create a contract.
     Add {
         /// Contract code (written after the ID in certificate names).
+        #[arg(value_parser = contract_code)]
         code: String,
         /// Customer name.
         #[arg(long)]
@@ -214,9 +215,10 @@ pub enum AccountCommand {
     /// Create an ID; the password is read from standard input (--password-stdin).
     Add {
         /// Login ID; left out, estca chooses an unguessable one and prints it.
+        #[arg(value_parser = account_id)]
         id: Option<String>,
         /// Its contract's code.
-        #[arg(long)]
+        #[arg(long, value_parser = contract_code)]
         contract: String,
         /// master (管理者) or user (利用者).
         #[arg(long, value_parser = ["master", "user"])]
@@ -234,6 +236,7 @@ pub enum AccountCommand {
     /// the ID and clears its failure count (the help desk's reset).
     Passwd {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
         /// Read the password from standard input: one line from a pipe, or typed twice at a
         /// prompt without echo when it is a terminal (required).
@@ -243,27 +246,31 @@ pub enum AccountCommand {
     /// List IDs.
     List {
         /// Only this contract's IDs.
-        #[arg(long)]
+        #[arg(long, value_parser = contract_code)]
         contract: Option<String>,
     },
     /// Show an ID: state, lock, failures, current certificate.
     Show {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 再発行する: allow the next enrollment, which supersedes the current certificate.
     Reissue {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 継続利用する: cancel a pending reissue.
     Continue {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 失効する: revoke the current certificate now; enrollment is refused until reissue.
     Revoke {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
         #[arg(long, default_value = "unspecified")]
@@ -272,6 +279,7 @@ pub enum AccountCommand {
     /// IDロック解除: unlock an ID locked by wrong passwords.
     Unlock {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
 }
@@ -280,6 +288,7 @@ pub enum AccountCommand {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only this ID.
+    #[arg(value_parser = account_id)]
     pub id: Option<String>,
     /// At most this many entries per page.
     #[arg(long, default_value_t = 50)]
@@ -300,6 +309,19 @@ pub enum CertCommand {
         /// Serial, hex (colons allowed).
         serial: String,
     },
+}
+
+/// An ID given on the command line, checked as the daemon checks it, so that a wrong one is
+/// refused with the rule it breaks before anything is sent.
+fn account_id(text: &str) -> Result<String, crate::model::InvalidValue> {
+    text.parse::<crate::model::AccountId>()
+        .map(|_| text.to_owned())
+}
+
+/// A contract code given on the command line, checked as [`account_id`] checks IDs.
+fn contract_code(text: &str) -> Result<String, crate::model::InvalidValue> {
+    text.parse::<crate::model::ContractCode>()
+        .map(|_| text.to_owned())
 }
 
 /// Runs the command line; the process exits with the returned code.
