@@ -393,21 +393,27 @@ async fn log_request(
     let response = next.run(req).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
+    // The field is left out when no ID was authenticated.
     let id = response
         .extensions()
         .get::<AuthenticatedId>()
-        .map_or("-", |id| id.0.as_str());
+        .map(|id| tracing::field::display(id.0.clone()));
     tracing::info!(
         %method,
         %path,
         status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = tenths(latency.as_secs_f64() * 1000.0),
         %source,
         id,
         "request"
     );
     metrics.observe_request(&endpoint, method.as_str(), status, latency);
     response
+}
+
+/// `value` rounded to one decimal, so that it prints as `41.2`, not `41.200000000000003`.
+fn tenths(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
 }
 
 /// What one listener enforces on its connections.

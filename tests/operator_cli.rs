@@ -228,3 +228,87 @@ async fn messages_say_what_to_do() {
     assert!(err.contains("'bad id!'") && err.contains("an ID"), "{err}");
     assert!(!err.contains("line 1 column"), "{err}");
 }
+
+/// The fields of a text log line after its `<N> LEVEL target: message` head: names in order,
+/// and values; `None` when the line is not of that form.
+fn log_line(line: &str) -> Option<(String, Vec<(String, String)>)> {
+    let (head, rest) = line.split_once(": ")?;
+    let mut words = rest.split(' ');
+    let mut message = Vec::new();
+    let mut fields = Vec::new();
+    for word in words.by_ref() {
+        match word.split_once('=') {
+            Some((name, value)) => fields.push((name.to_owned(), value.to_owned())),
+            None if fields.is_empty() => message.push(word),
+            None => return None,
+        }
+    }
+    Some((format!("{head}: {}", message.join(" ")), fields))
+}
+
+/// The README's log samples are what the daemon writes: the same head and message, the same
+/// fields in the same order, and every value plain (RFC 3339 times, no `Some(…)`/`None`, no
+/// float noise, no `-` for an ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_log_samples_match_real_output() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Logs and metrics").unwrap()..];
+    let block = &section[section.find("```text\n").unwrap() + 8..];
+    let samples: Vec<&str> = block[..block.find("```").unwrap()].lines().collect();
+    assert!(samples.len() >= 3, "{samples:?}");
+
+    let d = TestDaemon::start(Options {
+        env: vec![
+            // Under systemd: the `<N>` priority and no timestamp of our own, as in the README.
+            ("JOURNAL_STREAM".into(), "8:12345".into()),
+            (
+                "ESTCA_LOG__LEVEL".into(),
+                "warn,estca::server=info,estca::ra=info".into(),
+            ),
+        ],
+        ..Options::default()
+    });
+    d.dir().add_contract("5110");
+    d.dir().add_account("nozawa1", "5110", "user");
+    let c = d.client();
+    c.enroll("nozawa1", PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(200);
+    c.enroll("nozawa1", PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(409);
+    c.enroll("nozawa1", "wrong password", &p256().csr_der)
+        .await
+        .assert_error(401);
+    // The request line is written once the answer is sent; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stderr = d.stderr();
+    let real: Vec<(String, Vec<(String, String)>)> = stderr.lines().filter_map(log_line).collect();
+    for sample in samples {
+        let (head, fields) = log_line(sample).unwrap_or_else(|| panic!("README: {sample}"));
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        let status = fields.iter().find(|(n, _)| n == "status").map(|(_, v)| v);
+        let matching = real.iter().find(|(h, f)| {
+            *h == head
+                && f.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>() == names
+                && status.is_none_or(|s| f.iter().any(|(n, v)| n == "status" && v == s))
+        });
+        let Some((_, values)) = matching else {
+            panic!("README sample not in the daemon's output:\n{sample}\n--- output:\n{stderr}");
+        };
+        for (name, value) in values {
+            assert!(
+                !value.contains("Some(")
+                    && value != "None"
+                    && value != "-"
+                    && !value.starts_with('"'),
+                "{name}={value}: not a plain value\n{stderr}"
+            );
+            if name == "latency_ms" {
+                let decimals = value.split_once('.').map_or(0, |(_, d)| d.len());
+                assert!(decimals <= 1, "{name}={value}\n{stderr}");
+            }
+        }
+    }
+}
