@@ -312,3 +312,54 @@ async fn readme_log_samples_match_real_output() {
         }
     }
 }
+
+/// `--log-format` belongs to `serve` only; completions and the manual page are generated
+/// (without a configuration: even a broken one does not stop them); `--version` names the
+/// commit.
+#[test]
+fn help_completions_man_page_and_version() {
+    let dir = TestDir::new(Options::default());
+    let (code, _, err) = run(&dir, &["account", "show", "x", "--log-format", "json"], &[]);
+    assert_eq!(code, 2, "{err}");
+    let (_, help, _) = run(&dir, &["serve", "--help"], &[]);
+    assert!(help.contains("--log-format"), "{help}");
+    let (_, help, _) = run(&dir, &["account", "show", "--help"], &[]);
+    assert!(!help.contains("--log-format"), "{help}");
+
+    let broken = [("ESTCA_SERVER__LISTEN", "nowhere")];
+    for (shell, marker) in [
+        ("bash", "complete -F _estca"),
+        ("zsh", "#compdef estca"),
+        ("fish", "complete -c estca"),
+    ] {
+        let (code, script, err) = run(&dir, &["completions", shell], &broken);
+        assert_eq!(code, 0, "{err}");
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("reissue"), "{shell}: subcommands completed");
+    }
+    let (code, page, err) = run(&dir, &["man"], &broken);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        page.contains(".TH estca 1") && page.contains(r"estca\-check\-config"),
+        "{page}"
+    );
+    if let Ok(out) = Command::new("bash")
+        .args(["-n", "-c"])
+        .arg(run(&dir, &["completions", "bash"], &[]).1)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "bash -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let (_, version, _) = run(&dir, &["--version"], &[]);
+    let version = version.trim();
+    assert!(
+        version.starts_with(&format!("estca {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert!(!version.contains("unknown"), "built outside git? {version}");
+}

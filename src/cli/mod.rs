@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::json;
 
 use crate::api::{CertificateActionBody, CreatedApp, HistoryPage};
@@ -25,6 +25,17 @@ use crate::ra::{AccountView, AppView, CertificateView, ContractView, SystemClock
 use client::AdminClient;
 pub use failure::{Failure, FailureKind};
 
+/// `estca --version`: the version, the commit it was built from and that commit's date
+/// (reproducible, unlike the time of the build), from `build.rs`.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ESTCA_COMMIT"),
+    ", ",
+    env!("ESTCA_COMMIT_DATE"),
+    ")"
+);
+
 /// The exit codes, shown by `--help` (and in the README, "Exit codes").
 pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 other failure, 2 wrong command-line usage, \
 3 bad configuration, 4 daemon unreachable, 5 not found, 6 refused by the daemon.
@@ -33,7 +44,7 @@ error: {\"error\": \"not_found\", \"message\": \"...\"}.";
 
 /// estca: a certificate authority daemon for ID-and-password enrollment over EST (RFC 7030).
 #[derive(Debug, Parser)]
-#[command(name = "estca", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "estca", version, long_version = LONG_VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (default: /etc/estca/estca.toml if present, else the embedded defaults).
     #[arg(long, global = true, value_name = "FILE")]
@@ -42,9 +53,6 @@ pub struct Cli {
     /// error.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Log format of `serve` (default: log.format from the configuration, "text").
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub log_format: Option<LogFormatArg>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +62,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (EST over HTTPS, management API on the admin socket).
-    Serve,
+    Serve {
+        /// Log format (default: log.format from the configuration, "text").
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Print the shell completion script for SHELL, e.g.
+    /// `estca completions bash > /etc/bash_completion.d/estca`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page estca(1) (roff), e.g. `estca man | man -l -`.
+    Man,
     /// Create the root and issuing CA, or import an existing issuing CA.
     Init(InitArgs),
     /// Validate the configuration without starting anything and print the effective values.
@@ -331,11 +352,39 @@ pub fn main() -> ExitCode {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let json = cli.json;
+    // Generated into memory, then written: the generators panic on a failed write (a closed
+    // pipe), and these two need no configuration.
+    let generated = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "estca", &mut script);
+            Some(Ok(script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            Some(
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut page)
+                    .map(|()| page),
+            )
+        }
+        _ => None,
+    };
+    if let Some(generated) = generated {
+        use std::io::Write;
+        return match generated.and_then(|bytes| std::io::stdout().write_all(&bytes)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => Failure::from(format!("cannot write to standard output: {e}")).report(json),
+        };
+    }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return Failure::new(FailureKind::Configuration, e.to_string()).report(json),
     };
-    if let Some(format) = cli.log_format {
+    if let Command::Serve {
+        log_format: Some(format),
+    } = cli.command
+    {
         config.log.format = match format {
             LogFormatArg::Text => crate::config::LogFormat::Text,
             LogFormatArg::Json => crate::config::LogFormat::Json,
@@ -353,7 +402,8 @@ pub fn main() -> ExitCode {
     };
     let result: Result<(), Failure> = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => Ok(serve(config, config_path).await?),
+            Command::Serve { .. } => Ok(serve(config, config_path).await?),
+            Command::Completions { .. } | Command::Man => Ok(()),
             Command::Init(args) => Ok(init(config, args, json)?),
             Command::CheckConfig => Ok(ops::check_config(&config, config_path.as_deref(), json)?),
             Command::Backup { file } => ops::backup(&config, &file, json).await,
