@@ -3,6 +3,13 @@
 //!
 //! Every struct refuses unknown keys, so a typo is reported with its name instead of being
 //! silently ignored, and [`Config::validate`] checks what serde cannot (ranges, relations).
+//! Only `ESTCA_<SECTION>__<KEY>` variables are configuration: others starting with `ESTCA_`
+//! (Kubernetes sets `ESTCA_SERVICE_HOST`, `ESTCA_PORT`, … for a Service named `estca`) are
+//! ignored. Every error names where the key was set ([`Origin`]).
+
+mod origin;
+
+pub use origin::{ConfigurationVariables, Origin};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +28,17 @@ pub enum ConfigError {
     /// The file or environment could not be read or parsed into the expected shape.
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
+    /// A key of the file or environment is unknown, has the wrong type, or its value is not
+    /// acceptable; `origin` says where it was set.
+    #[error("configuration: {key} ({origin}): {reason}")]
+    Key {
+        /// The dotted key, e.g. `server.listen`.
+        key: String,
+        /// The file line or environment variable that set it.
+        origin: Origin,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
     /// A value parsed but is not acceptable.
     #[error("configuration: {key}: {reason}")]
     Invalid {
@@ -470,6 +488,20 @@ pub struct MetricsConfig {
     pub max_connections: usize,
 }
 
+/// The message of a deserialization error without the key and origin the `config` crate
+/// appends (estca names both itself, with the line).
+fn deserialize_reason(error: config::ConfigError) -> String {
+    match error {
+        config::ConfigError::At { error, .. } => deserialize_reason(*error),
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        other => other.to_string(),
+    }
+}
+
 impl Config {
     /// Loads the configuration: defaults, then `file` (or the system file when present), then
     /// the environment.
@@ -497,10 +529,7 @@ impl Config {
             }
             None => {}
         }
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("ESTCA_"))
-            .collect();
+        let variables = ConfigurationVariables::split(env).configuration;
         builder = builder.add_source(
             Environment::with_prefix("ESTCA")
                 .prefix_separator("_")
@@ -508,10 +537,35 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.hostnames")
-                .source(Some(env)),
+                .source(Some(variables.iter().cloned().collect())),
         );
-        let config: Config = builder.build()?.try_deserialize()?;
-        config.validate()?;
+        let shown_file = file.or_else(|| {
+            Some(Path::new(SYSTEM_CONFIG_PATH)).filter(|p| file.is_none() && p.exists())
+        });
+        let sources = origin::Sources {
+            file: shown_file.and_then(|p| Some((p, std::fs::read_to_string(p).ok()?))),
+            variables: &variables,
+        };
+        let config: Config = serde_path_to_error::deserialize(builder.build()?).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Key {
+                origin: sources.origin_of(&key),
+                reason: deserialize_reason(e.into_inner()),
+                key,
+            }
+        })?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, reason } => match sources.origin_of(key) {
+                // Nothing set it: the message says what to set.
+                Origin::Defaults => ConfigError::Invalid { key, reason },
+                origin => ConfigError::Key {
+                    key: key.to_owned(),
+                    origin,
+                    reason,
+                },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -831,6 +885,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn other_estca_variables_are_ignored_and_errors_name_their_source() {
+        // What Kubernetes injects for a Service named `estca`, and a stray ESTCA_HOME.
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("ESTCA_SERVICE_HOST", "10.0.0.1"),
+                ("ESTCA_PORT", "tcp://10.0.0.1:8443"),
+                ("ESTCA_PORT_8443_TCP_PORT", "8443"),
+                ("ESTCA_HOME", "/opt/estca"),
+                ("ESTCA_AUTH__MAX_FAILED_ATTEMPTS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.max_failed_attempts, 7);
+
+        let load = |file: Option<&Path>, pairs: &[(&str, &str)]| {
+            Config::load_from(file, env(pairs)).unwrap_err().to_string()
+        };
+        assert_eq!(
+            load(None, &[("ESTCA_SERVICE__HOST", "x")]),
+            "configuration: service (environment variable ESTCA_SERVICE__HOST): \
+             unknown field `service`, expected one of `server`, `store`, `admin`, `ca`, \
+             `certificate`, `auth`, `log`, `metrics`, `revocation`"
+        );
+        assert_eq!(
+            load(None, &[("ESTCA_SERVER__LISTEN", "nowhere")]),
+            "configuration: server.listen (environment variable ESTCA_SERVER__LISTEN): \
+             invalid socket address syntax"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("estca.toml");
+        std::fs::write(
+            &file,
+            "# estca\n[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n\n[auth]\nmax_failed_attempts = 0\n",
+        )
+        .unwrap();
+        let err = load(Some(&file), &[]);
+        assert!(
+            err.starts_with(&format!(
+                "configuration: server.lisen ({} line 4): unknown field `lisen`",
+                file.display()
+            )),
+            "{err}"
+        );
+        std::fs::write(&file, "[auth]\nmax_failed_attempts = 0\n").unwrap();
+        assert!(load(Some(&file), &[]).starts_with(&format!(
+            "configuration: auth.max_failed_attempts ({} line 2): ",
+            file.display()
+        )));
+        // The environment wins over the file, and its error names the variable.
+        std::fs::write(&file, "[auth]\nmax_failed_attempts = 3\n").unwrap();
+        assert!(load(Some(&file), &[("ESTCA_AUTH__MAX_FAILED_ATTEMPTS", "x")]).starts_with(
+            "configuration: auth.max_failed_attempts (environment variable ESTCA_AUTH__MAX_FAILED_ATTEMPTS): invalid type"
+        ));
     }
 
     #[test]

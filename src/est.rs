@@ -183,10 +183,22 @@ async fn simpleenroll(
     }
     let (id, password) = basic_credentials(&headers)?;
     let csr = read_csr(&headers, body, state.max_body_bytes).await?;
-    let issued = state
+    let issued = match state
         .ra
         .enroll_with_password(&peer.source(), peer.source_key(), &id, password, &csr)
-        .await?;
+        .await
+    {
+        Ok(issued) => issued,
+        // A policy refusal (409, 403) comes after the password was accepted: the request log
+        // names the ID it was refused to.
+        Err(e @ RaError::Refused(_)) => {
+            return Ok(with_authenticated_id(
+                EstError::from(e).into_response(),
+                &id,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(authenticated(
         enrollment_response(&state.ra, state.base64, &headers, &issued)?,
         &issued,

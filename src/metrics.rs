@@ -164,6 +164,14 @@ impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("estca");
+        registry.register(
+            "build",
+            "The running estca: its version and the commit it was built from (always 1)",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("ESTCA_COMMIT")),
+            ]),
+        );
         let issuances = Family::<UsertypeLabels, Counter>::default();
         registry.register(
             "certificates_issued",
@@ -461,6 +469,11 @@ mod tests {
             "estca_authentication_failures_total 1",
             "estca_lockouts_total 1",
             "estca_certificates_revoked_total{reason=\"superseded\"} 1",
+            &format!(
+                "estca_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION"),
+                env!("ESTCA_COMMIT")
+            ),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

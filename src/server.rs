@@ -36,6 +36,7 @@ use crate::store::{Store, StoreError};
 mod budget;
 mod first_byte;
 mod overload;
+mod plain_http;
 
 use budget::{ConnectionBudget, Refused};
 
@@ -420,21 +421,27 @@ async fn log_request(
     let response = next.run(req).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
+    // The field is left out when no ID was authenticated.
     let id = response
         .extensions()
         .get::<AuthenticatedId>()
-        .map_or("-", |id| id.0.as_str());
+        .map(|id| tracing::field::display(id.0.clone()));
     tracing::info!(
         %method,
         %path,
         status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = tenths(latency.as_secs_f64() * 1000.0),
         %source,
         id,
         "request"
     );
     metrics.observe_request(&endpoint, method.as_str(), status, latency);
     response
+}
+
+/// `value` rounded to one decimal, so that it prints as `41.2`, not `41.200000000000003`.
+fn tenths(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
 }
 
 /// What one listener enforces on its connections.
@@ -538,6 +545,11 @@ async fn serve_tls(
             let _permit = permit; // given back however this connection ends
             if !first_byte::tcp(&tcp, limits.first_byte_timeout).await {
                 tracing::debug!(%addr, "no TLS bytes within the first-byte deadline; closed");
+                return;
+            }
+            if plain_http::is_not_tls(&tcp).await {
+                tracing::debug!(%addr, "not TLS; answered with the HTTPS hint");
+                plain_http::answer_with_hint(tcp, limits.header_timeout).await;
                 return;
             }
             let tls =

@@ -806,7 +806,7 @@ fn check_config_validates_and_prints_effective_values() {
         value["admin"]["socket"].as_str(),
         Some("/run/estca/admin.sock")
     );
-    assert_eq!(value["metrics"]["listen"].as_str(), Some("127.0.0.1:9100"));
+    assert_eq!(value["metrics"]["listen"].as_str(), Some("127.0.0.1:8449"));
     assert_eq!(
         value["server"]["shutdown_grace_secs"].as_integer(),
         Some(10)

@@ -118,7 +118,13 @@ pub fn decode_text(text: &[u8]) -> Result<Vec<u8>, CsrError> {
     let trimmed = text.trim_ascii();
     if trimmed.starts_with(b"-----BEGIN") {
         let (label, der) = pem_rfc7468::decode_vec(trimmed).map_err(|_| {
-            CsrError::Encoding("the request looks like PEM but is not a valid PEM block")
+            CsrError::Encoding(if trimmed.contains(&b'\n') {
+                "the request looks like PEM but is not a valid PEM block"
+            } else {
+                // What `curl --data @file.pem` sends: curl strips the line breaks.
+                "the request looks like PEM but has no line breaks: send the file unchanged \
+                 (with curl, --data-binary @FILE, not --data)"
+            })
         })?;
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
             return Err(CsrError::Encoding(

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixStream;
 
+use super::failure::{Failure, FailureKind};
 use crate::http::ErrorBody;
 
 /// Largest answer the CLI reads.
@@ -27,7 +28,7 @@ impl<'a> AdminClient<'a> {
     }
 
     /// `GET path`.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         self.call(Method::GET, path, None::<&()>).await
     }
 
@@ -36,7 +37,7 @@ impl<'a> AdminClient<'a> {
         &self,
         path: &str,
         body: &B,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure> {
         self.call(Method::POST, path, Some(body)).await
     }
 
@@ -45,13 +46,13 @@ impl<'a> AdminClient<'a> {
         &self,
         path: &str,
         body: &B,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure> {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
     /// `GET path` of a paged listing (a JSON array per page): every page, following each
     /// answer's `Link: <…>; rel="next"` (RFC 8288) until the last.
-    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, String> {
+    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, Failure> {
         let mut all = Vec::new();
         let mut next = Some(path.to_owned());
         while let Some(path) = next.take() {
@@ -80,7 +81,7 @@ impl<'a> AdminClient<'a> {
         path: &str,
         limit: u64,
         out: &mut (dyn std::io::Write + Send),
-    ) -> Result<u64, String> {
+    ) -> Result<u64, Failure> {
         let response = self.request(Method::GET, path, None::<&()>).await?;
         let status = response.status();
         let mut body = response.into_body();
@@ -100,9 +101,9 @@ impl<'a> AdminClient<'a> {
             };
             written += data.len() as u64;
             if written > limit {
-                return Err(format!(
-                    "the daemon's answer is larger than {limit} bytes; refused"
-                ));
+                return Err(
+                    format!("the daemon's answer is larger than {limit} bytes; refused").into(),
+                );
             }
             out.write_all(&data)
                 .map_err(|e| format!("cannot write the answer: {e}"))?;
@@ -115,11 +116,11 @@ impl<'a> AdminClient<'a> {
         method: Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Failure> {
         let (status, _, bytes) = self.send(method, path, body, MAX_RESPONSE_BYTES).await?;
         if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| format!("the daemon's answer could not be read: {e}"))
+            Ok(serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the daemon's answer could not be read: {e}"))?)
         } else {
             Err(error_message(status, &bytes))
         }
@@ -131,7 +132,7 @@ impl<'a> AdminClient<'a> {
         path: &str,
         body: Option<&B>,
         limit: usize,
-    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), Failure> {
         let response = self.request(method, path, body).await?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -150,12 +151,12 @@ impl<'a> AdminClient<'a> {
         method: Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
         let stream = UnixStream::connect(self.socket).await.map_err(|e| {
-            format!(
+            Failure::new(FailureKind::Unreachable, format!(
                 "cannot reach the daemon at {} (is 'estca serve' running with the same configuration?): {e}",
                 self.socket.display()
-            )
+            ))
         })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -177,10 +178,10 @@ impl<'a> AdminClient<'a> {
         let request = request
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        sender
+        Ok(sender
             .send_request(request)
             .await
-            .map_err(|e| format!("admin socket: {e}"))
+            .map_err(|e| format!("admin socket: {e}"))?)
     }
 }
 
@@ -194,12 +195,19 @@ fn next_link(value: &str) -> Option<String> {
         .then(|| target.to_owned())
 }
 
-fn error_message(status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
+/// The failure of a non-success answer: 404 is "not found", another 4xx "refused".
+fn error_message(status: StatusCode, body: &[u8]) -> Failure {
+    let kind = match status {
+        StatusCode::NOT_FOUND => FailureKind::NotFound,
+        s if s.is_client_error() => FailureKind::Refused,
+        _ => FailureKind::Other,
+    };
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => e.detail,
         Err(_) => format!(
             "the daemon answered {status}: {}",
             String::from_utf8_lossy(body).trim()
         ),
-    }
+    };
+    Failure::new(kind, message)
 }

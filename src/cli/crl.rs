@@ -14,7 +14,11 @@ pub enum CrlCommand {
 }
 
 /// Runs a `crl` command.
-pub async fn run(client: &AdminClient<'_>, command: CrlCommand, json: bool) -> Result<(), String> {
+pub async fn run(
+    client: &AdminClient<'_>,
+    command: CrlCommand,
+    json: bool,
+) -> Result<(), super::Failure> {
     match command {
         CrlCommand::Show => {
             let view: CrlView = client.get("/api/v1/crl").await?;

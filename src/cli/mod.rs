@@ -4,6 +4,7 @@
 
 mod client;
 mod crl;
+mod failure;
 mod keys;
 pub mod ops;
 mod output;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::json;
 
 use crate::api::{CertificateActionBody, CreatedApp, HistoryPage};
@@ -23,20 +24,36 @@ use crate::model::RevocationReason;
 use crate::ra::{AccountView, AppView, CertificateView, ContractView, SystemClock};
 
 use client::AdminClient;
+pub use failure::{Failure, FailureKind};
+
+/// `estca --version`: the version, the commit it was built from and that commit's date
+/// (reproducible, unlike the time of the build), from `build.rs`.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ESTCA_COMMIT"),
+    ", ",
+    env!("ESTCA_COMMIT_DATE"),
+    ")"
+);
+
+/// The exit codes, shown by `--help` (and in the README, "Exit codes").
+pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 other failure, 2 wrong command-line usage, \
+3 bad configuration, 4 daemon unreachable, 5 not found, 6 refused by the daemon.
+With --json, results are JSON on standard output and a failure is one JSON object on standard \
+error: {\"error\": \"not_found\", \"message\": \"...\"}.";
 
 /// estca: a certificate authority daemon for ID-and-password enrollment over EST (RFC 7030).
 #[derive(Debug, Parser)]
-#[command(name = "estca", version, about, long_about = None)]
+#[command(name = "estca", version, long_version = LONG_VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (default: /etc/estca/estca.toml if present, else the embedded defaults).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
+    /// Print results as JSON on standard output, and a failure as a JSON object on standard
+    /// error.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Log format of `serve` (default: log.format from the configuration, "text").
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub log_format: Option<LogFormatArg>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -46,7 +63,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (EST over HTTPS, management API on the admin socket).
-    Serve,
+    Serve {
+        /// Log format (default: log.format from the configuration, "text").
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Print the shell completion script for SHELL, e.g.
+    /// `estca completions bash > /etc/bash_completion.d/estca`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page estca(1) (roff), e.g. `estca man | man -l -`.
+    Man,
     /// Create the root and issuing CA, or import an existing issuing CA.
     Init(InitArgs),
     /// Validate the configuration without starting anything and print the effective values.
@@ -204,6 +234,7 @@ pub enum ContractCommand {
     /// Create a contract.
     Add {
         /// Contract code (written after the ID in certificate names).
+        #[arg(value_parser = contract_code)]
         code: String,
         /// Customer name.
         #[arg(long)]
@@ -216,12 +247,13 @@ pub enum ContractCommand {
 /// `estca account ...`.
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Create an ID; the password is read as one line from standard input.
+    /// Create an ID; the password is read from standard input (--password-stdin).
     Add {
         /// Login ID; left out, estca chooses an unguessable one and prints it.
+        #[arg(value_parser = account_id)]
         id: Option<String>,
         /// Its contract's code.
-        #[arg(long)]
+        #[arg(long, value_parser = contract_code)]
         contract: String,
         /// master (管理者) or user (利用者).
         #[arg(long, value_parser = ["master", "user"])]
@@ -229,43 +261,51 @@ pub enum AccountCommand {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// Read the password from standard input (required: passwords never go on the command line).
+        /// Read the password from standard input: one line from a pipe, or typed twice at a
+        /// prompt without echo when it is a terminal (required: passwords never go on the
+        /// command line).
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Set an ID's password, read as one line from standard input; this also unlocks the ID
-    /// and clears its failure count (the help desk's reset).
+    /// Set an ID's password, read from standard input (--password-stdin); this also unlocks
+    /// the ID and clears its failure count (the help desk's reset).
     Passwd {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
-        /// Read the password from standard input (required).
+        /// Read the password from standard input: one line from a pipe, or typed twice at a
+        /// prompt without echo when it is a terminal (required).
         #[arg(long)]
         password_stdin: bool,
     },
     /// List IDs.
     List {
         /// Only this contract's IDs.
-        #[arg(long)]
+        #[arg(long, value_parser = contract_code)]
         contract: Option<String>,
     },
     /// Show an ID: state, lock, failures, current certificate.
     Show {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 再発行する: allow the next enrollment, which supersedes the current certificate.
     Reissue {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 継続利用する: cancel a pending reissue.
     Continue {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
     /// 失効する: revoke the current certificate now; enrollment is refused until reissue.
     Revoke {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
         #[arg(long, default_value = "unspecified")]
@@ -274,6 +314,7 @@ pub enum AccountCommand {
     /// IDロック解除: unlock an ID locked by wrong passwords.
     Unlock {
         /// Login ID.
+        #[arg(value_parser = account_id)]
         id: String,
     },
 }
@@ -282,10 +323,17 @@ pub enum AccountCommand {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only this ID.
+    #[arg(value_parser = account_id)]
     pub id: Option<String>,
-    /// At most this many entries.
+    /// At most this many entries per page.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Start at this page: the `next_cursor` a previous answer printed.
+    #[arg(long, conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Every page, following `next_cursor` to the oldest entry.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `estca cert ...`.
@@ -298,17 +346,59 @@ pub enum CertCommand {
     },
 }
 
+/// An ID given on the command line, checked as the daemon checks it, so that a wrong one is
+/// refused with the rule it breaks before anything is sent.
+fn account_id(text: &str) -> Result<String, crate::model::InvalidValue> {
+    text.parse::<crate::model::AccountId>()
+        .map(|_| text.to_owned())
+}
+
+/// A contract code given on the command line, checked as [`account_id`] checks IDs.
+fn contract_code(text: &str) -> Result<String, crate::model::InvalidValue> {
+    text.parse::<crate::model::ContractCode>()
+        .map(|_| text.to_owned())
+}
+
 /// Runs the command line; the process exits with the returned code.
 pub fn main() -> ExitCode {
     // Whatever estca creates (database files, CA keys and certificates, backups) is for the
     // user it runs as only, whatever umask it was started with.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
+    let json = cli.json;
+    // Generated into memory, then written: the generators panic on a failed write (a closed
+    // pipe), and these two need no configuration.
+    let generated = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "estca", &mut script);
+            Some(Ok(script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            Some(
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut page)
+                    .map(|()| page),
+            )
+        }
+        _ => None,
+    };
+    if let Some(generated) = generated {
+        use std::io::Write;
+        return match generated.and_then(|bytes| std::io::stdout().write_all(&bytes)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => Failure::from(format!("cannot write to standard output: {e}")).report(json),
+        };
+    }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return Failure::new(FailureKind::Configuration, e.to_string()).report(json),
     };
-    if let Some(format) = cli.log_format {
+    if let Command::Serve {
+        log_format: Some(format),
+    } = cli.command
+    {
         config.log.format = match format {
             LogFormatArg::Text => crate::config::LogFormat::Text,
             LogFormatArg::Json => crate::config::LogFormat::Json,
@@ -320,41 +410,41 @@ pub fn main() -> ExitCode {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return Failure::from(format!("cannot start the async runtime: {e}")).report(json)
+        }
     };
-    let json = cli.json;
-    let result = runtime.block_on(async move {
+    let result: Result<(), Failure> = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config, config_path).await,
-            Command::Init(args) => init(config, args, json),
-            Command::CheckConfig => ops::check_config(&config, config_path.as_deref()),
+            Command::Serve { .. } => Ok(serve(config, config_path).await?),
+            Command::Completions { .. } | Command::Man => Ok(()),
+            Command::Init(args) => Ok(init(config, args, json)?),
+            Command::CheckConfig => Ok(ops::check_config(&config, config_path.as_deref(), json)?),
             Command::Backup { file } => ops::backup(&config, &file, json).await,
             Command::Restore {
                 file,
                 allow_unsigned,
-            } => ops::restore(&config, &file, allow_unsigned, json).await,
-            Command::Store(StoreCommand::Migrate) => ops::migrate(&config, json).await,
+            } => Ok(ops::restore(&config, &file, allow_unsigned, json).await?),
+            Command::Store(StoreCommand::Migrate) => Ok(ops::migrate(&config, json).await?),
             Command::Store(StoreCommand::Copy { from, to }) => {
-                ops::copy(&config, &from, &to, json).await
+                Ok(ops::copy(&config, &from, &to, json).await?)
             }
-            Command::Ca(command) => keys::run(&config, command, json),
+            Command::Ca(command) => Ok(keys::run(&config, command, json)?),
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(failure) => failure.report(json),
     }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("estca: {message}");
-    ExitCode::FAILURE
 }
 
 async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let log =
         crate::logging::init(config.log.format, &config.log.level).map_err(|e| e.to_string())?;
+    for variable in crate::config::ConfigurationVariables::split(std::env::vars()).ignored {
+        tracing::debug!(%variable, "not configuration (that is ESTCA_<SECTION>__<KEY>); ignored");
+    }
     crate::reload::serve_until_signalled(config_path, config, Arc::new(SystemClock), log)
         .await
         .map_err(|e| e.to_string())
@@ -390,9 +480,19 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if json {
+        let time = |t| crate::ra::policy::rfc3339(t);
         println!(
             "{}",
-            json!({ "ca_dir": config.ca.dir, "report": report.to_string() })
+            json!({
+                "ca_dir": report.dir,
+                "issuing_certificate": report.issuing_certificate,
+                "issuing_key": report.issuing_key,
+                "issuing_subject": report.issuing_subject,
+                "issuing_not_after": time(report.issuing_not_after),
+                "root_certificate": report.root_certificate,
+                "root_key": report.root_key,
+                "root_subject": report.root_subject,
+            })
         );
     } else {
         println!("{report}");
@@ -400,21 +500,35 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads one line of standard input as a password (without its line ending).
+/// The password of `--password-stdin`: typed twice at a prompt without echo when standard input
+/// is a terminal, else one line of standard input (without its line ending).
 fn password_from_stdin(flag: bool) -> Result<zeroize::Zeroizing<String>, String> {
     if !flag {
         return Err("give --password-stdin and write the password on standard input (passwords never go on the command line)".into());
     }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-    let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
-    if trimmed.is_empty() {
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let prompt = |text: &str| {
+            rpassword::prompt_password(text)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| format!("cannot read the password from the terminal: {e}"))
+        };
+        let first = prompt("Password: ")?;
+        if *prompt("Password again: ")? != *first {
+            return Err("the two passwords differ; nothing was changed".into());
+        }
+        first
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    if password.is_empty() {
         return Err("no password on standard input".into());
     }
-    Ok(zeroize::Zeroizing::new(trimmed))
+    Ok(password)
 }
 
 /// Percent-encodes a path segment given on the command line.
@@ -430,7 +544,7 @@ fn segment(text: &str) -> String {
         .collect()
 }
 
-async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), String> {
+async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), Failure> {
     let client = AdminClient::new(&config.admin.socket);
     let print_account = |view: &AccountView| output::account(view, json);
     match command {
@@ -507,12 +621,32 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                 .await?;
             print_account(&view);
         }
-        AdminCommand::History(HistoryArgs { id, limit }) => {
-            let mut path = format!("/api/v1/history?limit={limit}");
+        AdminCommand::History(HistoryArgs {
+            id,
+            limit,
+            cursor,
+            all,
+        }) => {
+            let mut query = format!("/api/v1/history?limit={limit}");
             if let Some(id) = id {
-                path.push_str(&format!("&account={}", segment(&id)));
+                query.push_str(&format!("&account={}", segment(&id)));
             }
-            let page: HistoryPage = client.get(&path).await?;
+            let mut page = HistoryPage {
+                entries: Vec::new(),
+                next_cursor: cursor,
+            };
+            loop {
+                let path = match &page.next_cursor {
+                    Some(cursor) => format!("{query}&cursor={}", segment(cursor)),
+                    None => query.clone(),
+                };
+                let next: HistoryPage = client.get(&path).await?;
+                page.entries.extend(next.entries);
+                page.next_cursor = next.next_cursor;
+                if !all || page.next_cursor.is_none() {
+                    break;
+                }
+            }
             output::history(&page, json);
         }
         AdminCommand::App(AppCommand::Add {
@@ -564,7 +698,7 @@ async fn certificate_action(
     action: &str,
     reason: Option<String>,
     json: bool,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let view: AccountView = client
         .post(
             &format!("/api/v1/accounts/{}/certificate", segment(id)),

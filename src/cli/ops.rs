@@ -27,6 +27,12 @@ const RESTORE_BATCH: usize = 1000;
 
 /// The effective configuration as TOML, secrets masked.
 pub fn effective_toml(config: &Config) -> Result<String, String> {
+    let value = effective_values(config)?;
+    toml::to_string_pretty(&value).map_err(|e| format!("cannot show the configuration: {e}"))
+}
+
+/// The effective configuration as a tree of values, secrets masked (for TOML or JSON).
+fn effective_values(config: &Config) -> Result<toml::Value, String> {
     let mut value = toml::Value::try_from(config)
         .map_err(|e| format!("cannot show the configuration as TOML: {e}"))?;
     for key in SECRET_KEYS {
@@ -42,7 +48,7 @@ pub fn effective_toml(config: &Config) -> Result<String, String> {
             *slot = toml::Value::String(MASK.to_owned());
         }
     }
-    toml::to_string_pretty(&value).map_err(|e| format!("cannot show the configuration: {e}"))
+    Ok(value)
 }
 
 /// `estca store migrate`: brings the configured store's schema or row format up to date
@@ -91,9 +97,9 @@ pub async fn copy(config: &Config, from: &str, to: &str, json: bool) -> Result<(
     Ok(())
 }
 
-/// `estca check-config`: the configuration loaded and validated; prints the effective values.
-pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String> {
-    let text = effective_toml(config)?;
+/// `estca check-config`: the configuration loaded and validated; prints the effective values
+/// (with `json`, one object: `source`, `valid` and `config`).
+pub fn check_config(config: &Config, source: Option<&Path>, json: bool) -> Result<(), String> {
     let shown = match source {
         Some(p) => p.display().to_string(),
         None if Path::new(crate::config::SYSTEM_CONFIG_PATH).exists() => {
@@ -101,6 +107,15 @@ pub fn check_config(config: &Config, source: Option<&Path>) -> Result<(), String
         }
         None => "the embedded defaults".to_owned(),
     };
+    if json {
+        let values = effective_values(config)?;
+        println!(
+            "{}",
+            serde_json::json!({ "source": shown, "valid": true, "config": values })
+        );
+        return Ok(());
+    }
+    let text = effective_toml(config)?;
     println!("# estca check-config: {shown} is valid; effective values (with defaults and ESTCA_* variables):");
     print!("{text}");
     Ok(())
@@ -114,7 +129,7 @@ const STANDARD_STREAM: &str = "-";
 /// no symlink followed, renamed over FILE in one step) because it holds password hashes.
 /// FILE `-` is standard output (to pipe into an encryption tool); the summary then goes to
 /// standard error.
-pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), String> {
+pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), super::Failure> {
     use std::io::Seek;
     let to_stdout = file == Path::new(STANDARD_STREAM);
     let cannot = |e: std::io::Error| format!("cannot write {}: {e}", file.display());

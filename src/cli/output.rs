@@ -1,6 +1,7 @@
 //! How the command line prints answers: aligned text for people, or the API's JSON.
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use crate::api::HistoryPage;
 use crate::model::{Actor, Outcome};
@@ -16,24 +17,33 @@ fn print_json<T: Serialize>(value: &T) {
 
 /// Prints rows as columns separated by two spaces, the first row being the header.
 fn table(rows: &[Vec<String>]) {
+    print!("{}", aligned(rows));
+}
+
+/// Rows as lines of columns separated by two spaces, each column as wide as its widest cell
+/// on a terminal: `大手町` takes six columns, not three, so Japanese names keep the rows aligned.
+fn aligned(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
             rows.iter()
                 .filter_map(|r| r.get(c))
-                .map(|cell| cell.chars().count())
+                .map(|cell| cell.width())
                 .max()
                 .unwrap_or(0)
         })
         .collect();
+    let mut text = String::new();
     for row in rows {
         let line: Vec<String> = row
             .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
     }
+    text
 }
 
 /// `contract add`.
@@ -169,6 +179,9 @@ pub fn history(page: &HistoryPage, json: bool) {
         ]
     }));
     table(&rows);
+    if let Some(cursor) = &page.next_cursor {
+        eprintln!("estca: older entries: add --cursor {cursor} for the next page, or --all");
+    }
 }
 
 /// `cert show`.
@@ -243,4 +256,56 @@ pub fn apps(apps: &[AppView], json: bool) {
         ]
     }));
     table(&rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The terminal column where each cell of `line` starts.
+    fn starts(line: &str) -> Vec<usize> {
+        let mut starts = vec![0];
+        let mut column = 0;
+        let mut spaces = 0;
+        for ch in line.chars() {
+            if ch == ' ' {
+                spaces += 1;
+            } else {
+                if spaces >= 2 {
+                    starts.push(column);
+                }
+                spaces = 0;
+            }
+            column += ch.to_string().width();
+        }
+        starts
+    }
+
+    #[test]
+    fn japanese_names_keep_the_columns_aligned() {
+        let rows: Vec<Vec<String>> = [
+            ["CODE", "NAME", "CREATED"],
+            ["7001", "大手町エステート株式会社", "2026-11-30T03:00:00Z"],
+            ["5110", "Nozawa Trading", "2026-11-30T03:00:00Z"],
+            ["9", "ｶﾅ商事", "2026-11-30T03:00:00Z"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+        let text = aligned(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        for line in &lines {
+            assert_eq!(starts(line), vec![0, 6, 32], "{text}");
+        }
+        // 大手町エステート株式会社 is 12 characters but 24 columns wide.
+        assert_eq!(
+            lines[1],
+            "7001  大手町エステート株式会社  2026-11-30T03:00:00Z"
+        );
+        assert_eq!(
+            lines[2],
+            "5110  Nozawa Trading            2026-11-30T03:00:00Z"
+        );
+    }
 }

@@ -844,11 +844,13 @@ impl RegistrationAuthority {
                 .await
             {
                 Ok(issued) => {
+                    // Left out of the line when nothing was superseded.
+                    let superseded = issued.superseded().map(|s| s.to_string());
                     tracing::info!(
                         id = %account.id,
                         serial = %issued.record().serial,
                         issued_num = decision.issued_num,
-                        superseded = ?issued.superseded().map(|s| s.to_string()),
+                        superseded = superseded.as_deref(),
                         "certificate issued"
                     );
                     return Ok(issued);
@@ -954,7 +956,7 @@ impl RegistrationAuthority {
     ) -> Result<(), RaError> {
         tracing::info!(
             actor = %caller.actor,
-            id = account.map(|a| a.id.as_str()).unwrap_or("-"),
+            id = account.map(|a| tracing::field::display(a.id.as_str())),
             event = %kind,
             %reason,
             "refused"

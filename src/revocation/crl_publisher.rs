@@ -100,7 +100,7 @@ impl CrlPublisher {
         tracing::info!(
             number = first.number,
             entries = first.entries.len(),
-            next_update = %first.next_update,
+            next_update = %crate::ra::policy::rfc3339(first.next_update),
             "CRL signed"
         );
         Ok(Arc::new(Self {
@@ -178,7 +178,7 @@ impl CrlPublisher {
         tracing::info!(
             number = crl.number,
             entries = crl.entries.len(),
-            next_update = %crl.next_update,
+            next_update = %crate::ra::policy::rfc3339(crl.next_update),
             "CRL signed"
         );
         Ok(crl)

@@ -217,7 +217,10 @@ impl OcspResponder {
         )
         .await?;
         let signer = next.signer.clone();
-        tracing::info!(not_after = %signer.not_after(), "issued a new OCSP signing certificate");
+        tracing::info!(
+            not_after = %crate::ra::policy::rfc3339(signer.not_after()),
+            "issued a new OCSP signing certificate"
+        );
         *self
             .signer
             .write()
