@@ -531,17 +531,17 @@ fn password_from_stdin(flag: bool) -> Result<zeroize::Zeroizing<String>, String>
     Ok(password)
 }
 
+/// What a path segment given on the command line keeps as it is: letters, digits and
+/// `-_.@`; everything else is percent-encoded (RFC 3986 section 2.1).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'@');
+
 /// Percent-encodes a path segment given on the command line.
 fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 async fn administer(config: &Config, command: AdminCommand, json: bool) -> Result<(), Failure> {
@@ -710,4 +710,17 @@ async fn certificate_action(
         .await?;
     output::account(&view, json);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn path_segments_are_percent_encoded_but_for_unreserved_characters() {
+        assert_eq!(segment("nozawa1"), "nozawa1");
+        assert_eq!(segment("a.b-c_d@e"), "a.b-c_d@e");
+        assert_eq!(segment("../x y/?#"), "..%2Fx%20y%2F%3F%23");
+        assert_eq!(segment("大手"), "%E5%A4%A7%E6%89%8B");
+    }
 }

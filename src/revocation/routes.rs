@@ -109,12 +109,7 @@ async fn crl_view(
 
 /// An HTTP-date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_default()
+    httpdate::fmt_http_date(std::time::SystemTime::from(t))
 }
 
 /// Seconds from now until `until`, at least 0 and at most `cap`.
