@@ -910,7 +910,7 @@ mod tests {
             load(None, &[("ESTCA_SERVICE__HOST", "x")]),
             "configuration: service (environment variable ESTCA_SERVICE__HOST): \
              unknown field `service`, expected one of `server`, `store`, `admin`, `ca`, \
-             `certificate`, `auth`, `log`, `metrics`, `revocation`"
+             `certificate`, `auth`, `log`, `metrics`, `revocation`, `est`"
         );
         assert_eq!(
             load(None, &[("ESTCA_SERVER__LISTEN", "nowhere")]),
