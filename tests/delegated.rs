@@ -242,9 +242,11 @@ async fn an_application_enrolls_the_ids_of_its_scope_over_est_as_if_they_had() {
         Some((&ub_chain, &ub_key.key_der)),
     );
     for client in [d.client(), ub_client] {
-        enroll_as_app(&client, &csr_for("ua").csr_der)
-            .await
-            .assert_error(401);
+        // The bare challenge (no body) that a request without credentials gets.
+        let asked = enroll_as_app(&client, &csr_for("ua").csr_der).await;
+        asked.assert_status(401);
+        assert!(asked.headers.contains_key("www-authenticate"), "{asked:?}");
+        assert!(asked.body.is_empty(), "{asked:?}");
     }
     assert_eq!(d.dir().issued_serials("ua").len(), 2);
 
