@@ -1,8 +1,9 @@
-// Builds web/dist from web/src and web/static: one ES module per page (bundled with its npm
-// dependencies, minified) and the static HTML and CSS copied. web/dist is committed, so a
-// cargo build needs no Node; run `npm ci && npm run build` here after changing a source.
+// Builds web/dist from web/src: one ES module per page, bundled with its npm dependencies and
+// minified. web/dist is committed, so a cargo build needs no Node; run `npm ci && npm run
+// build` here after changing a source. The pages' HTML and CSS (web/static) need no build and
+// are embedded from where they are.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 
 const here = new URL(".", import.meta.url).pathname;
 mkdirSync(`${here}dist`, { recursive: true });
@@ -16,6 +17,3 @@ await build({
   outdir: `${here}dist`,
   logLevel: "warning",
 });
-for (const name of readdirSync(`${here}static`)) {
-  copyFileSync(`${here}static/${name}`, `${here}dist/${name}`);
-}

@@ -1,6 +1,6 @@
-//! The browser screens' files, embedded in the binary from `web/dist` (built from `web/src`
-//! and `web/static` by `npm run build` in `web/`, and committed, so that building estca
-//! needs no Node.js).
+//! The browser screens' files, embedded in the binary: the pages and their style from
+//! `web/static`, the scripts from `web/dist` (built from `web/src` by `npm run build` in
+//! `web/`, and committed, so that building estca needs no Node.js).
 
 /// One embedded file: its URL path, media type and bytes.
 pub struct Asset {
@@ -18,12 +18,12 @@ pub const ASSETS: &[Asset] = &[
     Asset {
         path: "/enroll",
         content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../../web/dist/enroll.html"),
+        body: include_bytes!("../../web/static/enroll.html"),
     },
     Asset {
         path: "/console",
         content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../../web/dist/console.html"),
+        body: include_bytes!("../../web/static/console.html"),
     },
     Asset {
         path: "/assets/enroll.js",
@@ -38,6 +38,6 @@ pub const ASSETS: &[Asset] = &[
     Asset {
         path: "/assets/style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/dist/style.css"),
+        body: include_bytes!("../../web/static/style.css"),
     },
 ];
