@@ -192,24 +192,10 @@ fn readme_walkthrough_runs_verbatim() {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse::<u16>().ok())
         .unwrap_or_else(|| panic!("no revocation_http address in the ready line: {ready}"));
-    let revocation = format!(
-        "set -uo pipefail\nexport PATH={}:$PATH\n{}",
-        shell_quote(bin_dir.to_str().unwrap()),
-        readme_script("revocation", 4)
-            .replace("8443", &port.to_string())
-            .replace("8080", &revocation_port.to_string())
-    );
-    std::fs::write(dir.path().join("revocation.sh"), &revocation).unwrap();
-    let out = Command::new("bash")
-        .arg("revocation.sh")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let revocation = readme_script("revocation", 4)
+        .replace("8443", &port.to_string())
+        .replace("8080", &revocation_port.to_string());
+    let (_, all, revocation) = run_script(dir.path(), "set -uo pipefail", &revocation);
     let report = format!("script:\n{revocation}\n--- output:\n{all}");
     for needle in [
         "verify OK",
@@ -239,6 +225,29 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Runs `script` with bash in `dir` after `set` (e.g. `set -euo pipefail`), with estca's
+/// directory first on the PATH; returns whether it succeeded, what it printed (standard
+/// output, then standard error) and the script as run.
+fn run_script(dir: &Path, set: &str, script: &str) -> (bool, String, String) {
+    let bin_dir = Path::new(estca_bin()).parent().unwrap();
+    let full = format!(
+        "{set}\nexport PATH={}:$PATH\n{script}",
+        shell_quote(bin_dir.to_str().unwrap()),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&full)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all, full)
+}
+
 /// The "Protecting the CA keys" example runs as written, in an empty directory: `estca init`
 /// encrypts both keys with the passphrase file, openssl opens the issuing key with it, and
 /// `estca ca decrypt-key` / `encrypt-key` turn the files plain and back.
@@ -257,23 +266,8 @@ fn readme_protecting_the_ca_keys_runs_verbatim() {
         .prefix("estca-protect-keys")
         .tempdir()
         .unwrap();
-    let bin_dir = Path::new(estca_bin()).parent().unwrap();
-    let full = format!(
-        "set -euo pipefail\nexport PATH={}:$PATH\n{script}",
-        shell_quote(bin_dir.to_str().unwrap()),
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&full)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "script:\n{full}\n---\n{all}");
+    let (ok, all, full) = run_script(dir.path(), "set -euo pipefail", &script);
+    assert!(ok, "script:\n{full}\n---\n{all}");
     for expected in [
         "encrypted with the configured passphrase",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----",
@@ -308,23 +302,8 @@ fn readme_hsm_example_runs_verbatim() {
         .prefix("estca-hsm")
         .tempdir()
         .unwrap();
-    let bin_dir = Path::new(estca_bin()).parent().unwrap();
-    let full = format!(
-        "set -euo pipefail\nexport PATH={}:$PATH\n{script}",
-        shell_quote(bin_dir.to_str().unwrap()),
-    );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&full)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "script:\n{full}\n---\n{all}");
+    let (ok, all, full) = run_script(dir.path(), "set -euo pipefail", &script);
+    assert!(ok, "script:\n{full}\n---\n{all}");
     assert!(all.contains("generated in the token"), "{all}");
     assert!(dir.path().join("hsm-ca/issuing-ca.pem").exists());
     assert!(!dir.path().join("hsm-ca/issuing-ca.key").exists(), "{all}");
