@@ -80,7 +80,7 @@ pub(in crate::store) fn revoked_one<E: Engine>(engine: &E) {
 /// `create_account_now(&Account, &HistoryEvent) -> ()`,
 /// `count_password_attempt_now(&AccountId, u32) -> (PasswordAttempt, bool)`,
 /// `clear_password_attempts_now(&AccountId) -> (Account, bool)`,
-/// `take_from_budget_now(&str, Budget, OffsetDateTime) -> BudgetSpend`,
+/// `take_from_budget_now(&str, Budget, OffsetDateTime) -> (BudgetSpend, bool)`,
 /// `refund_to_budget_now(&str, Budget, OffsetDateTime) -> ((), bool)`,
 /// `forget_refilled_budgets_now(&str, Budget, OffsetDateTime) -> u64`,
 /// `update_account_now(&AccountChange) -> Account`,
@@ -139,10 +139,8 @@ macro_rules! durable_writes {
                 budget: $crate::store::Budget,
                 now: time::OffsetDateTime,
             ) -> Result<$crate::store::BudgetSpend, $crate::store::StoreError> {
-                $crate::store::writes::always_durably(self, || {
-                    self.take_from_budget_now(key, budget, now)
-                })
-                .await
+                $crate::store::writes::durably(self, || self.take_from_budget_now(key, budget, now))
+                    .await
             }
 
             async fn refund_to_budget(

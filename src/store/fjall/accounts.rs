@@ -138,16 +138,19 @@ impl FjallStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<BudgetSpend, StoreError> {
+    ) -> Result<(BudgetSpend, bool), StoreError> {
         self.transact(|tx| {
             let mut bucket = self
                 .tx_bucket(tx, key)?
                 .unwrap_or_else(|| TokenBucket::full(budget, now));
             let spend = bucket.take(budget, now);
-            self.tx_put_bucket(tx, key, bucket)?;
-            Ok((spend, true))
+            // A refusal changes nothing that the refill would not compute again.
+            let taken = spend == BudgetSpend::Taken;
+            if taken {
+                self.tx_put_bucket(tx, key, bucket)?;
+            }
+            Ok((spend, taken))
         })
-        .map(|(out, _)| out)
     }
 
     pub(super) fn refund_to_budget_now(

@@ -223,7 +223,10 @@ impl PostgresStore {
             .await?
             .ok_or_else(|| StoreError::Backend(format!("budget {key} vanished")))?;
         let spend = bucket.take(budget, now);
-        write_bucket(&tx, key, bucket).await?;
+        // A refusal changes nothing that the refill would not compute again.
+        if spend == BudgetSpend::Taken {
+            write_bucket(&tx, key, bucket).await?;
+        }
         commit(tx).await?;
         Ok(spend)
     }

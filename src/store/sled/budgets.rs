@@ -13,14 +13,18 @@ impl SledStore {
         key: &str,
         budget: Budget,
         now: OffsetDateTime,
-    ) -> Result<BudgetSpend, StoreError> {
+    ) -> Result<(BudgetSpend, bool), StoreError> {
         self.budgets
             .transaction(|budgets| {
                 let mut bucket = tx_get::<TokenBucket>(budgets, key.as_bytes())?
                     .unwrap_or_else(|| TokenBucket::full(budget, now));
                 let spend = bucket.take(budget, now);
-                budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
-                Ok(spend)
+                // A refusal changes nothing that the refill would not compute again.
+                let taken = spend == BudgetSpend::Taken;
+                if taken {
+                    budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
+                }
+                Ok((spend, taken))
             })
             .map_err(from_tx)
     }
