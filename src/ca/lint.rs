@@ -413,22 +413,10 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let config = CaConfig {
-            dir: dir.path().to_path_buf(),
-            create_if_missing: false,
-            key_algorithm: KeyAlgorithm::P256,
-            country: "JP".into(),
             organization: "The Shinkin Banks Information System Center Co.,Ltd.".into(),
             root_name: "Lint Root".into(),
             issuing_name: "Lint Issuing CA - TEST".into(),
-            root_validity_years: 20,
-            issuing_validity_years: 20,
-            server_cert_validity_days: 30,
-            expiry_warning_days: 400,
-            key_passphrase_file: None,
-            key_passphrase_credential: "ca-key-passphrase".into(),
-            key: String::new(),
-            pkcs11_pin_file: None,
-            pkcs11_pin_credential: "pkcs11-pin".into(),
+            ..crate::ca::tests::config(dir.path(), KeyAlgorithm::P256, 20)
         };
         CertificateAuthority::init(&config, None).unwrap();
         let ca = CertificateAuthority::load(&config, "{id} {contract}").unwrap();

@@ -266,22 +266,10 @@ mod tests {
 
     fn ca(dir: &std::path::Path) -> CertificateAuthority {
         let config = CaConfig {
-            dir: dir.to_path_buf(),
-            create_if_missing: false,
-            key_algorithm: KeyAlgorithm::P384,
-            country: "JP".into(),
             organization: "Test, Inc.".into(),
             root_name: "Test Root".into(),
             issuing_name: "Test Issuing".into(),
-            root_validity_years: 10,
-            issuing_validity_years: 10,
-            server_cert_validity_days: 30,
-            expiry_warning_days: 400,
-            key_passphrase_file: None,
-            key_passphrase_credential: "ca-key-passphrase".into(),
-            key: String::new(),
-            pkcs11_pin_file: None,
-            pkcs11_pin_credential: "pkcs11-pin".into(),
+            ..crate::ca::tests::config(dir, KeyAlgorithm::P384, 10)
         };
         CertificateAuthority::init(&config, None).unwrap();
         CertificateAuthority::load(&config, "{id}").unwrap()
