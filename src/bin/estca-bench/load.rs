@@ -869,7 +869,7 @@ async fn delegated_client(
     pool: Arc<KeyPool>,
 ) -> Tally {
     let mut tally = Tally::default();
-    let open = || Connection::tls(target.endpoints.https, app.clone());
+    let open = || Connection::tls(target.next_https(), app.clone());
     let mut conn = if keepalive { open().await.ok() } else { None };
     barrier.wait().await;
     let deadline = Instant::now() + duration;
