@@ -36,6 +36,7 @@ mod private_dir;
 mod private_file;
 mod reload;
 mod revocation;
+mod secret_file;
 mod source;
 mod tls;
 mod web;

@@ -11,9 +11,7 @@ use zeroize::Zeroizing;
 
 use super::CaError;
 use crate::config::CaConfig;
-
-/// The environment variable systemd sets to the directory of a service's credentials.
-const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+use crate::secret_file::SecretFileError;
 
 /// The passphrase of the encrypted CA key files, wiped from memory when dropped.
 pub struct KeyPassphrase {
@@ -52,13 +50,9 @@ impl KeyPassphrase {
 
     /// The first line of `file`, else of the systemd credential `credential` when present.
     fn from_sources(file: Option<&Path>, credential: &str) -> Result<Option<Self>, CaError> {
-        let file: Option<PathBuf> = match file {
-            Some(path) => Some(path.to_path_buf()),
-            None => std::env::var_os(CREDENTIALS_DIRECTORY)
-                .map(|dir| Path::new(&dir).join(credential))
-                .filter(|path| path.exists()),
-        };
-        file.map(|path| Self::read(&path)).transpose()
+        crate::secret_file::locate(file, credential)
+            .map(|path| Self::read(&path))
+            .transpose()
     }
 
     /// Reads the first line of `path` as the passphrase.
@@ -78,17 +72,14 @@ impl KeyPassphrase {
                 path.display()
             )));
         }
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?,
-        );
-        let first = text.lines().next().unwrap_or("");
-        if first.is_empty() {
-            return Err(bad(
-                "its first line, the passphrase, is empty: write the passphrase into it".into(),
-            ));
-        }
+        let text = crate::secret_file::first_line(path).map_err(|e| match e {
+            SecretFileError::Empty => {
+                bad("its first line, the passphrase, is empty: write the passphrase into it".into())
+            }
+            unreadable => bad(unreadable.to_string()),
+        })?;
         Ok(Self {
-            text: Zeroizing::new(first.to_owned()),
+            text,
             source: path.to_path_buf(),
         })
     }

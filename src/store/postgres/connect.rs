@@ -2,7 +2,7 @@
 //! systemd credential, a pool of connections, and the durability settings the store needs.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -13,10 +13,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::PostgresConfig;
+use crate::secret_file::{self, SecretFileError};
 use crate::store::{StoreError, SyncMode};
-
-/// The environment variable systemd sets to the directory of the unit's credentials.
-pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// Where the store connects: the parsed URL with the password added, how to name the
 /// database in messages (the URL's hosts and database, never the password), and the TLS
@@ -272,29 +270,22 @@ fn show(config: &tokio_postgres::Config) -> String {
 /// The password of `config`: the first line of `password_file`, else of the systemd
 /// credential; `None` when neither is configured or present.
 fn password(config: &PostgresConfig) -> Result<Option<String>, StoreError> {
-    let file: Option<PathBuf> = match &config.password_file {
-        Some(path) => Some(path.clone()),
-        None => std::env::var_os(CREDENTIALS_DIRECTORY)
-            .map(|dir| Path::new(&dir).join(&config.password_credential))
-            .filter(|path| path.exists()),
-    };
-    let Some(file) = file else {
+    let Some(file) =
+        secret_file::locate(config.password_file.as_deref(), &config.password_credential)
+    else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        StoreError::Backend(format!(
-            "cannot read the database password from {}: {e}",
-            file.display()
-        ))
-    })?;
-    let first = text.lines().next().unwrap_or("");
-    if first.is_empty() {
-        return Err(StoreError::Backend(format!(
+    match secret_file::first_line(&file) {
+        Ok(first) => Ok(Some(first.as_str().to_owned())),
+        Err(SecretFileError::Empty) => Err(StoreError::Backend(format!(
             "the database password file {} is empty",
             file.display()
-        )));
+        ))),
+        Err(SecretFileError::Unreadable(e)) => Err(StoreError::Backend(format!(
+            "cannot read the database password from {}: {e}",
+            file.display()
+        ))),
     }
-    Ok(Some(first.to_owned()))
 }
 
 #[cfg(test)]
@@ -357,13 +348,13 @@ mod tests {
             ..config("postgres://estca@db.example.net/estca")
         };
         // The variable is read here only, by this test alone.
-        std::env::set_var(CREDENTIALS_DIRECTORY, dir.path());
+        std::env::set_var(secret_file::CREDENTIALS_DIRECTORY, dir.path());
         let found = password(&with);
         let missing = password(&PostgresConfig {
             password_credential: "other".into(),
             ..with.clone()
         });
-        std::env::remove_var(CREDENTIALS_DIRECTORY);
+        std::env::remove_var(secret_file::CREDENTIALS_DIRECTORY);
         assert_eq!(found.unwrap().as_deref(), Some("from-systemd"));
         assert_eq!(missing.unwrap(), None);
     }
