@@ -247,10 +247,17 @@ pub struct PostgresConfig {
     pub connect_timeout_secs: u64,
 }
 
-/// True when `name` can name a systemd credential: a plain file name under
-/// `$CREDENTIALS_DIRECTORY`, not empty, hidden or a path.
-fn is_credential_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains('/') && !name.starts_with('.')
+/// Checks that `name`, the value of `key`, can name a systemd credential: a plain file name
+/// under `$CREDENTIALS_DIRECTORY`, not empty, hidden or a path.
+fn check_credential_name(key: &'static str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }
 
 impl PostgresConfig {
@@ -296,12 +303,10 @@ impl PostgresConfig {
                 ));
             }
         }
-        if !is_credential_name(&self.password_credential) {
-            return Err(invalid(
-                "store.postgres.password_credential",
-                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
-            ));
-        }
+        check_credential_name(
+            "store.postgres.password_credential",
+            &self.password_credential,
+        )?;
         if !(1..=1000).contains(&self.pool_size) {
             return Err(invalid("store.postgres.pool_size", "must be 1 to 1000"));
         }
@@ -684,24 +689,17 @@ impl Config {
                  time would warn only after it stopped",
             ));
         }
-        if !is_credential_name(&ca.pkcs11_pin_credential) {
-            return Err(invalid(
-                "ca.pkcs11_pin_credential",
-                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
-            ));
-        }
+        check_credential_name("ca.pkcs11_pin_credential", &ca.pkcs11_pin_credential)?;
         if !ca.key.is_empty() && !ca.key.starts_with("pkcs11:") {
             return Err(invalid(
                 "ca.key",
                 "must be empty (the key file issuing-ca.key) or a PKCS#11 URI starting with pkcs11:",
             ));
         }
-        if !is_credential_name(&ca.key_passphrase_credential) {
-            return Err(invalid(
-                "ca.key_passphrase_credential",
-                "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)",
-            ));
-        }
+        check_credential_name(
+            "ca.key_passphrase_credential",
+            &ca.key_passphrase_credential,
+        )?;
         let template = &self.certificate.common_name_template;
         if !template.contains("{id}") {
             return Err(invalid(
