@@ -125,7 +125,8 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
             _ => break,
         }
     }
-    found.map(|offset| text[..offset].matches('\n').count() + 1)
+    let before = text.get(..found?)?;
+    Some(before.matches('\n').count() + 1)
 }
 
 #[cfg(test)]

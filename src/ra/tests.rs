@@ -121,7 +121,7 @@ async fn issuing_on_an_ids_behalf_and_giving_a_hash_are_the_operators_alone() {
         .unwrap());
 }
 
-/// A key pair and a CSR of it, so that a test can ask for the same key again.
+/// A CSR of `key`, so that a test can ask for the same key again.
 fn csr_of(key: &rcgen::KeyPair) -> Vec<u8> {
     rcgen::CertificateParams::default()
         .serialize_request(key)
