@@ -1,6 +1,6 @@
 //! Prometheus metrics: the counters and histograms estca keeps (the store's syncs timed
 //! through the hook it offers), and the plain-HTTP listener serving `/metrics`, `/healthz` and
-//! `/readyz`.
+//! `/readyz`; the standard process metrics come from [`process`].
 //!
 //! Every label takes its value from a small closed set (an enum, a route template, an HTTP
 //! status): never an ID, a serial, or an error message, so the number of series stays bounded
@@ -24,6 +24,8 @@ use prometheus_client::registry::Registry;
 
 use crate::model::{RevocationReason, Role};
 use crate::ra::{Observer, RaError, Refusal};
+
+mod process;
 
 /// USERTYPE of an issued certificate, as a label.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -163,7 +165,8 @@ fn request_histogram() -> Histogram {
 impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("estca");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("estca");
         registry.register(
             "build",
             "The running estca: its version and the commit it was built from (always 1)",
@@ -233,9 +236,10 @@ impl Metrics {
             "When enrollment stops because a one-year certificate no longer fits before the issuing CA's notAfter (one year before it), in seconds since the Unix epoch",
             enrollment_stops.clone(),
         );
+        root.register_collector(Box::new(process::ProcessCollector));
         Self {
             inner: Arc::new(Inner {
-                registry,
+                registry: root,
                 issuances,
                 refusals,
                 auth_failures,

@@ -774,6 +774,79 @@ async fn metrics_move_with_enrollments_and_requests_are_logged_as_json() {
     assert!(status.success(), "{log}");
 }
 
+/// /metrics carries the standard process metrics of the daemon itself, with plausible values:
+/// resident memory and open descriptors are what `/proc/PID` of the daemon says, the start
+/// time is this test's, and CPU time grows with the password hashing of enrollments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_the_daemons_process_figures() {
+    let dir = Dir::new("", "");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let daemon = Daemon::start(&dir, &[], &[]);
+    let metrics = daemon
+        .metrics
+        .expect("the ready line names the metrics address");
+    let ids: Vec<String> = (0..4).map(|i| format!("proc{i}")).collect();
+    add_accounts(&dir, "7003", &ids);
+
+    let before = metrics_text(metrics).await;
+    for line in [
+        "# TYPE process_cpu_seconds counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_virtual_memory_bytes gauge",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+        "# TYPE process_start_time_seconds gauge",
+        "# TYPE process_threads gauge",
+    ] {
+        assert!(before.lines().any(|l| l == line), "no {line} in\n{before}");
+    }
+    let pid = daemon.child.id();
+    let rss = sample(&before, "process_resident_memory_bytes");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let vm_rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        rss > 1e6 && rss < 4.0 * vm_rss_kib * 1024.0 && 4.0 * rss > vm_rss_kib * 1024.0,
+        "RSS {rss} against VmRSS {vm_rss_kib} kB"
+    );
+    assert!(sample(&before, "process_virtual_memory_bytes") >= rss);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as f64;
+    let open = sample(&before, "process_open_fds");
+    assert!(
+        open >= 5.0 && (open - fds).abs() <= 8.0,
+        "{open} open fds reported, /proc says {fds}"
+    );
+    assert!(sample(&before, "process_max_fds") >= open);
+    assert!(sample(&before, "process_threads") >= 2.0);
+    let start = sample(&before, "process_start_time_seconds");
+    assert!(
+        start >= started - 2.0 && start <= started + 120.0,
+        "started at {start}, the test at {started}"
+    );
+
+    let cpu_before = sample(&before, "process_cpu_seconds_total");
+    assert!(cpu_before > 0.0, "{before}");
+    let client = https_client();
+    for id in &ids {
+        let (status, _) = enroll(&client, daemon.https, id, PASSWORD).await;
+        assert_eq!(status, 200);
+    }
+    let after = metrics_text(metrics).await;
+    let cpu_after = sample(&after, "process_cpu_seconds_total");
+    assert!(
+        cpu_after > cpu_before,
+        "CPU seconds {cpu_before} then {cpu_after} after four enrollments"
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// Under systemd (JOURNAL_STREAM set) lines carry syslog priorities and no timestamps.
 #[test]
 fn journal_lines_have_priorities_and_no_timestamps() {

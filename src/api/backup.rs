@@ -14,6 +14,18 @@ use crate::ra::RegistrationAuthority;
 /// The media type of a backup.
 pub const MEDIA_TYPE: &str = "application/x-ndjson";
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/backup",
+    summary = "A consistent snapshot of the whole store (operator only, on the admin socket)",
+    description = "JSON lines with a trailer holding a checksum and the issuing CA's signature; \
+        it holds password hashes, so only the operator gets it. `estca backup FILE` writes it, \
+        `estca restore FILE` reads it.",
+    responses(
+        (status = 200, description = "The backup", content_type = "application/x-ndjson", body = String),
+        (status = 403, response = crate::http::ErrorBody),
+    )
+)]
 pub(super) async fn backup(
     State(ra): State<Arc<RegistrationAuthority>>,
     ApiCaller(caller): ApiCaller,

@@ -31,7 +31,11 @@ pub fn http_error(error: &RaError) -> (StatusCode, String) {
 }
 
 /// The JSON body of every error under `/api/v1`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema, utoipa::ToResponse)]
+#[response(
+    description = "A refusal: `error` is a short stable code, `detail` one sentence a person can act on",
+    example = json!({"error": "not_found", "detail": "no such ID in your scope"})
+)]
 pub struct ErrorBody {
     /// A short, stable code: `bad_request`, `forbidden`, `not_found`, `conflict`, ...
     pub error: String,

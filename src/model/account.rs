@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{AccountId, ContractCode, InvalidValue, Serial};
 
 /// The USERTYPE of an account, as it appears in the certificate subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// 管理者 / マスターID: manages the public IDs of its contract (USERTYPE - 1).
@@ -50,7 +50,7 @@ impl fmt::Display for Role {
 }
 
 /// The administrator's last choice for an account's certificate (the seed's 編集 screen).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CertificateChoice {
     /// 継続利用する (or nothing chosen yet): an active certificate blocks a new enrollment.

@@ -106,7 +106,7 @@ impl CertificateRecord {
 }
 
 /// A certificate's status at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertificateStatus {
     /// Unrevoked and unexpired.

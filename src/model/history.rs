@@ -46,7 +46,7 @@ impl fmt::Display for Actor {
 }
 
 /// What happened, for the history (利用履歴照会).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// simpleenroll (ID and password).

@@ -125,6 +125,23 @@ impl fmt::Display for Serial {
 
 text_form!(Serial);
 
+/// Its OpenAPI schema: 32 hex digits, `:` separators allowed on input.
+impl utoipa::PartialSchema for Serial {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9a-fA-F:]+$"))
+            .description(Some(
+                "A certificate serial: 32 hexadecimal digits (16 bytes), lower case in answers",
+            ))
+            .examples(["441e22181c34f93d0f0e6bca0f6dcf52"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Serial {}
+
 /// SHA-256 of a DER SubjectPublicKeyInfo: how the store recognises a key it has seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct KeyFingerprint(pub [u8; 32]);

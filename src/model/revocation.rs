@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::InvalidValue;
 
 /// RFC 5280 CRLReason, named as the RFC names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RevocationReason {
     /// unspecified (0)

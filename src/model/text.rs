@@ -67,6 +67,30 @@ impl NameRule {
         Ok(())
     }
 
+    /// The OpenAPI schema of a value that follows the rule: a string with the same length
+    /// bounds and a pattern of the same characters, so that clients validating against the
+    /// management API's document refuse what estca would.
+    pub fn schema(&self) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut class = String::from("A-Za-z0-9");
+        // In a character class `-` is literal only last; `.`, `_` and `@` are literal anywhere.
+        let mut punctuation: Vec<char> = self.punctuation.to_vec();
+        punctuation.sort_by_key(|c| *c == '-');
+        class.extend(punctuation);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(self.max_len))
+            .pattern(Some(format!("^[{class}]{{1,{}}}$", self.max_len)))
+            .description(Some(format!(
+                "{}: 1 to {} characters from {}",
+                self.what,
+                self.max_len,
+                self.allowed_in_words()
+            )))
+            .into()
+    }
+
     /// `A-Z, a-z, 0-9, '.', '_', '@' and '-'`.
     fn allowed_in_words(&self) -> String {
         let mut allowed: Vec<String> = vec!["A-Z".into(), "a-z".into(), "0-9".into()];
@@ -164,6 +188,15 @@ macro_rules! name_type {
         }
 
         text_form!($name);
+
+        /// Its OpenAPI schema: the rule's string.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                Self::RULE.schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -21,7 +21,7 @@ use crate::model::{
 };
 
 /// An account as shown to administrators (never its password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// Login ID.
     pub id: AccountId,
@@ -69,7 +69,7 @@ impl AccountView {
 }
 
 /// When and why a certificate was revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevocationView {
     /// The revocation time.
     #[serde(with = "time::serde::rfc3339")]
@@ -88,7 +88,7 @@ impl From<Revocation> for RevocationView {
 }
 
 /// The essentials of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertificateSummary {
     /// Serial, hex.
     pub serial: Serial,
@@ -124,7 +124,7 @@ impl CertificateSummary {
 }
 
 /// A certificate in full, for `estca cert show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertificateView {
     /// Serial, status, validity, revocation.
     #[serde(flatten)]
@@ -170,7 +170,7 @@ impl CertificateView {
 }
 
 /// Which of estca's own services a certificate belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServiceView {
     /// The daemon's TLS server certificate, for these names.
@@ -194,7 +194,7 @@ impl fmt::Display for ServiceView {
 }
 
 /// The contracts an application may manage: `"all"` or `{"contracts": [...]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppScopeView {
     /// Every contract, present and future.
@@ -226,7 +226,7 @@ impl fmt::Display for AppScopeView {
 }
 
 /// An application credential as the operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppView {
     /// Its name.
     pub name: AppName,
@@ -258,7 +258,7 @@ impl AppView {
 }
 
 /// A contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContractView {
     /// Its code.
     pub code: ContractCode,
@@ -281,7 +281,7 @@ impl From<&Contract> for ContractView {
 
 /// Who did something: `{"kind": "operator", "uid": 0}`, `{"kind": "account", "id": …}`,
 /// `{"kind": "app", "name": …}`, `{"kind": "anonymous"}` or `{"kind": "system"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ActorView {
     /// The CA operator over the admin socket.
@@ -330,7 +330,7 @@ impl From<ActorView> for Actor {
 }
 
 /// How an event ended: `{"result": "ok", "detail": …}` or `{"result": "refused", "reason": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "lowercase")]
 pub enum OutcomeView {
     /// Done.
@@ -368,7 +368,7 @@ impl From<OutcomeView> for Outcome {
 }
 
 /// One entry of the history (利用履歴照会).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntryView {
     /// Position in the history; larger is newer.
     pub seq: u64,

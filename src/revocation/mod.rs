@@ -45,7 +45,7 @@ pub enum RevocationError {
 }
 
 /// The current CRL as the operator sees it (`GET /api/v1/crl`, `estca crl show`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CrlView {
     /// The CRL number.
     pub number: u64,
@@ -60,7 +60,7 @@ pub struct CrlView {
 }
 
 /// One CRL entry as the operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CrlEntryView {
     /// The revoked certificate's serial.
     pub serial: Serial,

@@ -84,11 +84,26 @@ pub fn router(services: &RevocationServices, ca: &CertificateAuthority) -> Route
 
 /// The operator's route: `GET /api/v1/crl` (served on the admin socket only).
 pub fn admin_router(crl: Arc<CrlPublisher>) -> Router {
-    Router::new()
-        .route("/api/v1/crl", get(crl_view))
-        .with_state(crl)
+    let (router, _) = admin_routes().split_for_parts();
+    router.with_state(crl)
 }
 
+/// The operator's routes with their OpenAPI description, registered once for both (the
+/// management API's document includes them).
+pub fn admin_routes() -> utoipa_axum::router::OpenApiRouter<Arc<CrlPublisher>> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(crl_view))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/crl",
+    summary = "The CRL the daemon publishes: number, thisUpdate, nextUpdate and entries",
+    description = "Operator only, on the admin socket; relying parties fetch /crl itself.",
+    responses(
+        (status = 200, description = "The CRL", body = super::CrlView),
+        (status = 403, response = ErrorBody),
+    )
+)]
 async fn crl_view(
     State(crl): State<Arc<CrlPublisher>>,
     peer: Option<Extension<PeerInfo>>,
