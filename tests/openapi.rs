@@ -59,7 +59,10 @@ fn with_examples(path: &str, operation: &Value) -> String {
             filled = filled.replace(&format!("{{{name}}}"), example);
         }
     }
-    assert!(!filled.contains('{'), "{path}: a path parameter has no example");
+    assert!(
+        !filled.contains('{'),
+        "{path}: a path parameter has no example"
+    );
     filled
 }
 
@@ -70,6 +73,14 @@ async fn the_documented_operations_are_the_routed_ones() {
     let daemon = TestDaemon::start(Options::default());
     let socket = socket(&daemon);
     let doc = served_document(&socket).await;
+    // The same document on the HTTPS port, to a client without a certificate.
+    let anonymous = EstClient::new(daemon.port, &daemon.dir().root_ca_pem(), None);
+    let url = anonymous
+        .base
+        .replace("/.well-known/est", "/api/v1/openapi.json");
+    let answer = anonymous.send(anonymous.http.get(url)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(serde_json::from_str::<Value>(&answer.body).unwrap(), doc);
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 12, "{paths:?}");
     for (path, item) in paths {

@@ -816,7 +816,9 @@ async fn metrics_carry_the_daemons_process_figures() {
         "RSS {rss} against VmRSS {vm_rss_kib} kB"
     );
     assert!(sample(&before, "process_virtual_memory_bytes") >= rss);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as f64;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
     let open = sample(&before, "process_open_fds");
     assert!(
         open >= 5.0 && (open - fds).abs() <= 8.0,

@@ -4,13 +4,13 @@
 //! `/proc/self` at each scrape, so dashboards and alerts written for any Prometheus client
 //! work on estca unchanged.
 
+use procfs::process::{LimitValue, Process};
+use procfs::ProcResult;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
-use procfs::process::{LimitValue, Process};
-use procfs::ProcResult;
 
 /// Reads this process's figures from `/proc/self` when `/metrics` is scraped. Registered on
 /// the unprefixed root registry: the names are Prometheus's, not estca's.
@@ -171,11 +171,17 @@ mod tests {
         let virtual_memory = value(&text, "process_virtual_memory_bytes");
         assert!(rss > 1e6 && virtual_memory >= rss, "{text}");
         let open = value(&text, "process_open_fds");
-        assert!(open >= 3.0 && value(&text, "process_max_fds") >= open, "{text}");
+        assert!(
+            open >= 3.0 && value(&text, "process_max_fds") >= open,
+            "{text}"
+        );
         assert!(value(&text, "process_threads") >= 1.0, "{text}");
         let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
         let start = value(&text, "process_start_time_seconds");
-        assert!(start <= now + 1.0 && start > now - 3600.0, "{start} vs {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "{start} vs {now}"
+        );
     }
 
     /// CPU time only grows, and grows with work done.
