@@ -311,7 +311,7 @@ async fn create_contract(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// Page size (default and largest: [`MAX_LIST_PAGE`]).
+    /// Page size, 1 to 1000; the default is the largest (`MAX_LIST_PAGE`).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Where the previous page said the next one starts (its `Link: rel="next"`).
@@ -473,7 +473,7 @@ async fn create_account(
 pub struct AccountsQuery {
     /// Only this contract's accounts.
     pub contract: Option<String>,
-    /// Page size (default and largest: [`MAX_LIST_PAGE`]).
+    /// Page size, 1 to 1000; the default is the largest (`MAX_LIST_PAGE`).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Where the previous page said the next one starts (its `Link: rel="next"`).
