@@ -6,8 +6,9 @@
 //! are copied into the cache (the shared folder is read-only and cargo writes a lock file
 //! beside the manifest) with the lock file `tests/est_client/Cargo.lock`, and built `--locked`
 //! with a target directory of its own under `target/tmp/interop/` (the workspace's own is
-//! locked by the `cargo test` that runs this code), so that a new release of one of its
-//! dependencies cannot change what CI builds.
+//! locked by the `cargo test` that runs this code, so its dependency builds cannot be shared),
+//! so that a new release of one of its dependencies cannot change what CI builds. Only the
+//! program is kept, under a name of its own version; the build directory is removed.
 //!
 //! Where its sources are missing or it cannot be built, [`est_client`] returns `None` after a
 //! notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does): then it
@@ -151,6 +152,10 @@ fn build() -> Result<PathBuf, String> {
     let staged = bin.with_extension("partial");
     std::fs::copy(&built, &staged).map_err(|e| format!("{}: {e}", built.display()))?;
     std::fs::rename(&staged, &bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    // The build's 400 MB are not needed once the program is copied out; the copied sources
+    // neither.
+    let _ = std::fs::remove_dir_all(&target);
+    let _ = std::fs::remove_dir_all(&package);
     Ok(bin)
 }
 
