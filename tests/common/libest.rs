@@ -8,8 +8,8 @@
 //! says, and changes nothing in libest's sources.
 //!
 //! Where the archive or the build tools are missing, [`estclient`] and [`estproxy`] return
-//! `None` after a notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does): then it
-//! panics, so CI never skips these tests.
+//! `None` after a notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run`
+//! does): then they panic, so CI never skips these tests.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
