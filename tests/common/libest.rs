@@ -1,14 +1,15 @@
-//! Cisco libest's `estclient`, built unmodified from the upstream archive in
+//! Cisco libest's `estclient` and `estproxy`, built unmodified from the upstream archive in
 //! `../shared/third-party/` (no package registry carries it) into a cache under `target/`,
-//! once per archive: later runs find it built.
+//! once per archive: later runs find them built. The build is libest's full one (client,
+//! server and proxy; not `--enable-client-only`), so that one build gives both programs.
 //!
 //! libest still calls `FIPS_mode()` and `FIPS_mode_set()`, which OpenSSL 3 removed; the build
 //! gives the compiler a header that maps them (`CPPFLAGS=-include`), as the archive's README
 //! says, and changes nothing in libest's sources.
 //!
-//! Where the archive or the build tools are missing, [`estclient`] returns `None` after a
-//! notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does): then it
-//! panics, so CI never skips these tests.
+//! Where the archive or the build tools are missing, [`estclient`] and [`estproxy`] return
+//! `None` after a notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run`
+//! does): then they panic, so CI never skips these tests.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,15 +22,31 @@ const FIPS_SHIM: &str = "#define FIPS_mode() EVP_default_properties_is_fips_enab
 
 /// The built `estclient`, or `None` (after a notice) where it cannot be built here.
 pub fn estclient() -> Option<&'static Path> {
+    static PROGRAM: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| Some(installed()?.join("bin/estclient")))
+        .as_deref()
+}
+
+/// The built `estproxy` (an EST registration authority in front of an EST server), or `None`
+/// (after a notice) where it cannot be built here.
+pub fn estproxy() -> Option<&'static Path> {
+    static PROGRAM: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| Some(installed()?.join("bin/estproxy")))
+        .as_deref()
+}
+
+/// The directory libest is installed in (`bin/estclient`, `bin/estproxy`), or `None` after a
+/// notice.
+fn installed() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| match build() {
             Ok(path) => Some(path),
             Err(why) => {
                 if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                    panic!(
-                        "REQUIRE_ALL_TESTS is set and libest's estclient cannot be built: {why}"
-                    );
+                    panic!("REQUIRE_ALL_TESTS is set and libest cannot be built: {why}");
                 }
                 let _ = writeln!(
                     std::io::stderr(),
@@ -69,12 +86,13 @@ fn build() -> Result<PathBuf, String> {
         .and_then(|n| n.strip_suffix(".tar.gz"))
         .ok_or("the archive's name is not UTF-8")?
         .to_owned();
+    // "-full": earlier caches held the client-only build, without estproxy.
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("interop")
-        .join(&stem);
-    let bin = cache.join("bin/estclient");
+        .join(format!("{stem}-full"));
+    let bin = cache.join("bin/estproxy");
     if bin.is_file() {
-        return Ok(bin);
+        return Ok(cache);
     }
     for tool in ["cc", "make", "tar", "pkg-config"] {
         if !super::have(tool) {
@@ -109,11 +127,7 @@ fn build() -> Result<PathBuf, String> {
     let prefix = work.path().join("install");
     run(
         Command::new("./configure")
-            .args([
-                "--enable-client-only",
-                "--disable-safec",
-                "--with-ssl-dir=/usr",
-            ])
+            .args(["--disable-safec", "--with-ssl-dir=/usr"])
             .arg(format!("--prefix={}", cache.display()))
             .env("CPPFLAGS", format!("-include {}", shim.display()))
             .current_dir(&source),
@@ -144,7 +158,7 @@ fn build() -> Result<PathBuf, String> {
             ))
         }
     }
-    Ok(bin)
+    Ok(cache)
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), String> {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod est_client;
 pub mod libest;
 pub mod postgres;
 
