@@ -46,6 +46,7 @@ pub fn router(ra: Arc<RegistrationAuthority>, base64: crate::http::Base64Lines) 
         )
         .route("/api/v1/accounts/{id}/certificate", post(certificate))
         .route("/api/v1/accounts/{id}/unlock", post(unlock))
+        .route("/api/v1/accounts/{id}/remove", post(remove_account))
         .route("/api/v1/history", get(history))
         .route("/api/v1/certificates/{serial}", get(show_certificate))
         .route("/api/v1/apps", get(list_apps).post(create_app))
@@ -507,6 +508,19 @@ async fn unlock(
     Path(id): Path<String>,
 ) -> ApiResult<crate::ra::AccountView> {
     Ok(Json(ra.unlock(&caller, &parse(&id)?).await?))
+}
+
+/// `POST /api/v1/accounts/{id}/remove`: removes the ID (its active certificate revoked, as
+/// `cessationOfOperation`) and answers the ID as it now is. A POST on an action, as unlock and
+/// an application's revoke are, rather than `DELETE`: the ID is not deleted (it stays
+/// readable with `GET`, with its certificates and history, for audit) and the call is not
+/// idempotent (removing it again is refused with 409).
+async fn remove_account(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<crate::ra::AccountView> {
+    Ok(Json(ra.remove_account(&caller, &parse(&id)?).await?))
 }
 
 /// `GET /api/v1/history` query.

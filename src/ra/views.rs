@@ -44,6 +44,9 @@ pub struct AccountView {
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the ID was removed (`null`: it was not); a removed ID is left out of listings.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub removed_at: Option<OffsetDateTime>,
 }
 
 impl AccountView {
@@ -64,6 +67,7 @@ impl AccountView {
             issued_count: account.issued_count,
             certificate: current.map(|c| CertificateSummary::new(c, now)),
             created_at: account.created_at,
+            removed_at: account.removed_at,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! {"type":"contract","record":{"code":…,"name":…,"created_at":…}}
 //! {"type":"account","record":{"id":…,"contract":…,"role":…,"name":…,"password_hash":…,
 //!     "failed_attempts":…,"locked":…,"choice":…,"current_certificate":…,"issued_count":…,
-//!     "version":…,"created_at":…}}
+//!     "version":…,"created_at":…[,"removed_at":…]}}
 //! {"type":"certificate","record":{"serial":…,"holder":{"kind":…,…},"subject":…,
 //!     "not_before":…,"not_after":…,"key":[32 numbers],"revocation":{"at":…,"reason":…}|null,
 //!     "der":"<base64>"}}
@@ -65,6 +65,14 @@ pub(super) struct AccountLine {
     version: u64,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Only for a removed ID, so that the lines of every other ID keep their bytes; absent
+    /// from backups taken before IDs could be removed, which restore as they were.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    removed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +187,7 @@ impl From<&StoreRecord> for RecordLine {
                 issued_count: a.issued_count,
                 version: a.version,
                 created_at: a.created_at,
+                removed_at: a.removed_at,
             }),
             StoreRecord::Certificate(c) => Self::Certificate(CertificateLine {
                 serial: c.serial,
@@ -282,6 +291,7 @@ impl From<RecordLine> for StoreRecord {
                 issued_count: a.issued_count,
                 version: a.version,
                 created_at: a.created_at,
+                removed_at: a.removed_at,
             }),
             RecordLine::Certificate(c) => Self::Certificate(CertificateRecord {
                 serial: c.serial,
