@@ -457,6 +457,16 @@ async fn pages_carry_a_strict_policy_and_cross_site_changes_are_refused() {
         .assert_error(403);
     post(None, Some("cross-site")).await.assert_error(403);
     assert_eq!(d.dir().account("nozawa1")["certificate_choice"], "continue");
+    // Nor remove an ID (the console's 削除 is a POST like every other change).
+    let remove = master
+        .http
+        .post(format!(
+            "https://localhost:{}/api/v1/accounts/nozawa1/remove",
+            d.port
+        ))
+        .header("sec-fetch-site", "cross-site");
+    master.send(remove).await.assert_error(403);
+    assert!(d.dir().account("nozawa1")["removed_at"].is_null());
     // The console's own calls, and clients that are not browsers, pass.
     let own = format!("https://localhost:{}", d.port);
     let own: &'static str = Box::leak(own.into_boxed_str());

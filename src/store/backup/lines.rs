@@ -369,3 +369,42 @@ impl From<ActorLine> for Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An account line names `removed_at` only for a removed ID, so that every other line
+    /// keeps the bytes of backups taken before IDs could be removed, which read back as IDs
+    /// never removed; a removed ID's line reads back removed.
+    #[test]
+    fn an_account_line_carries_the_removal_only_of_a_removed_id() {
+        let live = Account::new(
+            "nozawa1".parse().unwrap(),
+            "5110".parse().unwrap(),
+            Role::User,
+            "Nozawa".into(),
+            "$argon2id$x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let removed = Account {
+            removed_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(400)),
+            ..live.clone()
+        };
+        let line = |account: &Account| {
+            serde_json::to_string(&RecordLine::from(&StoreRecord::Account(account.clone())))
+                .unwrap()
+        };
+        let back =
+            |text: &str| StoreRecord::from(serde_json::from_str::<RecordLine>(text).unwrap());
+        let live_line = line(&live);
+        assert!(!live_line.contains("removed_at"), "{live_line}");
+        assert_eq!(back(&live_line), StoreRecord::Account(live));
+        let removed_line = line(&removed);
+        assert!(
+            removed_line.contains(r#""removed_at":"1971-02-05T00:00:00Z""#),
+            "{removed_line}"
+        );
+        assert_eq!(back(&removed_line), StoreRecord::Account(removed));
+    }
+}
