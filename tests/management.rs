@@ -790,3 +790,83 @@ async fn probing_for_other_customers_ids_is_useless_and_visible() {
         .await
         .assert_status(200);
 }
+
+/// Issue 16's removal over the API: a master removes a public ID of its contract (its
+/// certificate revoked as cessationOfOperation, the ID gone from the listing, EST answering
+/// exactly as for an unknown ID, the ID never created again), but neither itself, another
+/// master, nor another contract's ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_removes_a_public_id_for_good_and_est_answers_as_for_an_unknown_id() {
+    let (d, (ma_key, ma_chain), _) = two_contracts().await;
+    d.dir().add_account("ma2", "A", "master");
+    let (_, ua_chain) = enroll_new(&d, "ua").await;
+    let ua_serial = serial_hex(&leaf_der(&ua_chain));
+    let master = Api::of(&d, &ma_chain, &ma_key.key_der);
+
+    for (target, status) in [("ma", 403), ("ma2", 403), ("ub", 404), ("mb", 404)] {
+        let (got, body) = master
+            .post(&format!("/accounts/{target}/remove"), json!({}))
+            .await;
+        assert_eq!(got, status, "{target}: {body}");
+    }
+    let (status, body) = master.post("/accounts/ma/remove", json!({})).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["detail"].as_str().unwrap().contains("help desk"),
+        "{body}"
+    );
+
+    let (status, removed) = master.post("/accounts/ua/remove", json!({})).await;
+    assert_eq!(status, 200, "{removed}");
+    assert!(removed["removed_at"].is_string(), "{removed}");
+    assert_eq!(removed["certificate"]["serial"], ua_serial.as_str());
+    assert_eq!(removed["certificate"]["status"], "revoked");
+    assert_eq!(
+        removed["certificate"]["revocation"]["reason"],
+        "cessationOfOperation"
+    );
+    let (status, cert) = master.get(&format!("/certificates/{ua_serial}")).await;
+    assert_eq!((status, &cert["status"]), (200, &json!("revoked")));
+
+    // Gone from the listing, still readable by its ID, with the removal in its history.
+    let (_, list) = master.get("/accounts").await;
+    assert_eq!(ids(&list), ["ma", "ma2"]);
+    let (status, shown) = master.get("/accounts/ua").await;
+    assert_eq!(
+        (status, &shown["removed_at"]),
+        (200, &removed["removed_at"])
+    );
+    let (_, history) = master.get("/history?account=ua&kind=account_remove").await;
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{history}");
+    assert_eq!(entries[0]["actor"]["id"], "ma");
+
+    // Removing again, or any other change: 409.
+    let (status, body) = master.post("/accounts/ua/remove", json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = master.post("/accounts/ua/unlock", json!({})).await;
+    assert_eq!(status, 409);
+
+    // EST: the right password answers exactly as an unknown ID does.
+    let est = d.client();
+    let removed_id = est.enroll("ua", PASSWORD, &p256().csr_der).await;
+    let unknown = est.enroll("nobody", PASSWORD, &p256().csr_der).await;
+    assert_eq!(removed_id.status, 401, "{removed_id:?}");
+    assert_eq!(
+        (removed_id.status, &removed_id.body),
+        (unknown.status, &unknown.body)
+    );
+
+    // The ID is never created again: the master is told why.
+    let (status, body) = master
+        .post(
+            "/accounts",
+            json!({ "id": "ua", "contract": "A", "role": "user", "name": "New", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("was removed"),
+        "{body}"
+    );
+}

@@ -363,3 +363,71 @@ fn help_completions_man_page_and_version() {
     );
     assert!(!version.contains("unknown"), "built outside git? {version}");
 }
+
+/// `estca account remove`: on a terminal it shows the ID, its name and what removal does and
+/// removes only after `yes`; without a terminal it needs `--yes`; `--json` prints the removed
+/// ID, its certificate revoked as cessationOfOperation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_remove_confirms_on_a_terminal_and_needs_yes_elsewhere() {
+    let d = TestDaemon::start(Options::default());
+    d.dir().add_contract("5110");
+    d.dir().add_account("leaver1", "5110", "user");
+    d.dir().add_account("leaver2", "5110", "user");
+    enroll_new(&d, "leaver1").await;
+    let prompt = |answer: &str| {
+        let mut command = Command::new(estca_bin());
+        command
+            .arg("--config")
+            .arg(&d.dir().config)
+            .args(["account", "remove", "leaver1"]);
+        let mut session = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+        let question = session.exp_string("Type yes to remove it: ").unwrap();
+        session.send_line(answer).unwrap();
+        (question, session.exp_eof().unwrap())
+    };
+
+    let (question, after) = prompt("no");
+    for shown in [
+        "leaver1",
+        "of contract 5110",
+        "will be revoked (cessationOfOperation)",
+    ] {
+        assert!(question.contains(shown), "{shown}: {question}");
+    }
+    assert!(after.contains("not removed"), "{after}");
+    assert!(d.dir().account("leaver1")["removed_at"].is_null());
+
+    let (_, after) = prompt("yes");
+    assert!(after.contains("removed at"), "{after}");
+    assert!(d.dir().account("leaver1")["removed_at"].is_string());
+
+    // No terminal: refused without --yes, nothing changed.
+    let (status, _, err) = d.cli(&["account", "remove", "leaver2"], None);
+    assert!(!status.success());
+    assert!(err.contains("--yes"), "{err}");
+    assert!(d.dir().account("leaver2")["removed_at"].is_null());
+    let removed = d.cli_json(&["account", "remove", "leaver2", "--yes"]);
+    assert!(removed["removed_at"].is_string(), "{removed}");
+    assert!(removed["certificate"].is_null(), "{removed}");
+
+    // Gone from the list, and never created again.
+    let list = d.cli_ok(&["account", "list"], None);
+    assert!(!list.contains("leaver"), "{list}");
+    let (status, _, err) = d.cli(
+        &[
+            "account",
+            "add",
+            "leaver1",
+            "--contract",
+            "5110",
+            "--role",
+            "user",
+            "--name",
+            "Again",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(!status.success());
+    assert!(err.contains("was removed"), "{err}");
+}

@@ -7,6 +7,7 @@
 //!   serial estca never issued, and the nonce round-trips;
 //! - the CRL number strictly increases across revocations and restarts;
 //! - a revoked client certificate is refused by simplereenroll at once;
+//! - removing an ID revokes its certificate as cessationOfOperation in the CRL and OCSP;
 //! - malformed OCSP requests (POST body and GET path) get `malformedRequest`.
 
 mod common;
@@ -604,6 +605,66 @@ fn openssl_sees_revocations_through_the_crl_and_ocsp() {
         assert!(v.contains("certificate revoked"), "{v}");
         daemon.stop();
     }
+}
+
+/// Issue 16: `estca account remove` revokes the ID's certificate as cessationOfOperation, as
+/// `openssl` sees it in the CRL and over OCSP, and the ID's right password then answers 401
+/// exactly as an unknown ID's.
+#[test]
+fn a_removed_ids_certificate_is_revoked_as_cessation_of_operation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(tmp.path());
+    daemon.add_account("carol");
+    let carol = daemon.enroll("carol", "carol");
+    daemon.fetch("/ca.pem", "ca-chain.pem");
+    let ca_der = daemon.fetch("/ca.crt", "ca.crt");
+    run(Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&ca_der)
+        .arg("-out")
+        .arg(daemon.path("issuing.pem")));
+    assert!(daemon.verify_with_crl(&carol).contains(": OK"));
+
+    let removed: serde_json::Value = serde_json::from_str(
+        &daemon.estca(&["--json", "account", "remove", "carol", "--yes"], None),
+    )
+    .unwrap();
+    assert!(removed["removed_at"].is_string(), "{removed}");
+
+    eventually("carol in the CRL", || {
+        let v = daemon.verify_with_crl(&carol);
+        (!v.contains("certificate revoked")).then_some(v)
+    });
+    let (crl, _) = daemon.crl();
+    let listed = run(Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&crl));
+    assert!(listed.contains("Cessation Of Operation"), "{listed}");
+    let ocsp = daemon.ocsp(&["-cert", &carol.display().to_string()]);
+    assert!(ocsp.contains("carol.pem: revoked"), "{ocsp}");
+    assert!(ocsp.contains("Reason: cessationOfOperation"), "{ocsp}");
+
+    // The right password of the removed ID, and an unknown ID: the same 401 and body.
+    let csr = daemon.csr("carol-again");
+    let attempt = |id: &str| {
+        text(&curl(
+            &daemon,
+            &[
+                "--user",
+                &format!("{id}:{PASSWORD}"),
+                "-H",
+                "Content-Type: application/pkcs10",
+                "--data-binary",
+                &format!("@{}", csr.display()),
+                "-w",
+                "%{http_code}",
+                &format!("https://{}/.well-known/est/simpleenroll", daemon.https),
+            ],
+        ))
+    };
+    let removed_id = attempt("carol");
+    assert!(removed_id.ends_with("401"), "{removed_id}");
+    assert_eq!(removed_id, attempt("nobody"));
 }
 
 #[test]

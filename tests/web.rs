@@ -1,7 +1,7 @@
 //! The browser screens (`/enroll`, `/console`) in a real browser against a real daemon:
 //! Debian's chromium, headless, driven by playwright-core (`web/test/screens.mjs`). The
 //! PKCS#12 the page builds is opened with `openssl pkcs12` and the typed password and
-//! verified against the CA; the console's reissue, revoke, unlock, history and new ID go
+//! verified against the CA; the console's reissue, revoke, unlock, history, new ID and removal go
 //! through the management API with a master's client certificate, and another contract's
 //! master sees none of these IDs. Screenshots of every screen in both languages are saved
 //! under docs/screens/ (linked from the README). Also, without a browser: the pages' security
@@ -175,6 +175,10 @@ async fn enrollment_and_console_in_chromium() {
     d.dir().add_account("nozawa1", CONTRACT, "user");
     d.dir().add_account("kiyo0012", CONTRACT, "user");
     d.dir().add_account("other9", OTHER_CONTRACT, "master");
+    // sato0021 leaves the company: removed in the console while its certificate is active.
+    d.dir().add_account("sato0021", CONTRACT, "user");
+    let (_, sato_chain) = enroll_new(&d, "sato0021").await;
+    let sato_serial = serial_hex(&leaf_der(&sato_chain));
     let keys = tempfile::tempdir().unwrap();
     let master = master_identity(&d, "otemat9", keys.path()).await;
     let other_master = master_identity(&d, "other9", keys.path()).await;
@@ -199,6 +203,7 @@ async fn enrollment_and_console_in_chromium() {
         "user": "nozawa1",
         "locked": "kiyo0012",
         "newId": "tanaka01",
+        "removed": "sato0021",
         "master": master,
         "otherMaster": other_master,
         "operatorBase": format!(
@@ -326,7 +331,7 @@ async fn enrollment_and_console_in_chromium() {
     };
     let mut master_sees = sees("masterSees");
     master_sees.sort();
-    assert_eq!(master_sees, ["kiyo0012", "nozawa1", "otemat9"]);
+    assert_eq!(master_sees, ["kiyo0012", "nozawa1", "otemat9", "sato0021"]);
     assert_eq!(sees("otherSees"), ["other9"]);
     let mut operator_sees = sees("operatorSees");
     operator_sees.sort();
@@ -337,11 +342,39 @@ async fn enrollment_and_console_in_chromium() {
     );
     assert!(sees("anonymousSees").is_empty());
     assert_eq!(results["anonymousNotice"], true);
+
+    // 削除: the confirmation shows the ID, its name and that its certificate is revoked, in
+    // both languages; then the list no longer shows the ID, its certificate is revoked as
+    // cessationOfOperation, and the ID answers EST as an unknown ID.
+    let name = d.dir().account("sato0021")["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ja = results["removeConfirmJa"].as_str().unwrap();
+    let en = results["removeConfirmEn"].as_str().unwrap();
+    for (text, revoked) in [(ja, "失効します"), (en, "will be revoked")] {
+        for shown in ["sato0021", name.as_str(), sato_serial.as_str(), revoked] {
+            assert!(text.contains(shown), "{shown}: {text}");
+        }
+    }
+    assert!(results["removeDone"].as_str().unwrap().contains("削除"));
+    assert!(!sees("afterRemove").contains(&"sato0021".to_owned()));
+    assert!(d.dir().account("sato0021")["removed_at"].is_string());
+    let cert = d.dir().cert(&sato_serial);
+    assert_eq!(
+        cert["revocation"]["reason"], "cessationOfOperation",
+        "{cert}"
+    );
+    d.client()
+        .enroll("sato0021", PASSWORD, &p256().csr_der)
+        .await
+        .assert_status(401);
     for name in [
         "enroll-1-auth",
         "enroll-3-done",
         "console-1-select",
         "console-5-history",
+        "console-8-remove",
     ] {
         for lang in ["ja", "en"] {
             assert!(
@@ -424,6 +457,16 @@ async fn pages_carry_a_strict_policy_and_cross_site_changes_are_refused() {
         .assert_error(403);
     post(None, Some("cross-site")).await.assert_error(403);
     assert_eq!(d.dir().account("nozawa1")["certificate_choice"], "continue");
+    // Nor remove an ID (the console's 削除 is a POST like every other change).
+    let remove = master
+        .http
+        .post(format!(
+            "https://localhost:{}/api/v1/accounts/nozawa1/remove",
+            d.port
+        ))
+        .header("sec-fetch-site", "cross-site");
+    master.send(remove).await.assert_error(403);
+    assert!(d.dir().account("nozawa1")["removed_at"].is_null());
     // The console's own calls, and clients that are not browsers, pass.
     let own = format!("https://localhost:{}", d.port);
     let own: &'static str = Box::leak(own.into_boxed_str());

@@ -55,6 +55,7 @@ fn routes() -> OpenApiRouter<Arc<RegistrationAuthority>> {
         .routes(routes!(show_account, update_account))
         .routes(routes!(certificate))
         .routes(routes!(unlock))
+        .routes(routes!(remove_account))
         .routes(routes!(history))
         .routes(routes!(show_certificate))
         .routes(routes!(list_apps, create_app))
@@ -719,6 +720,31 @@ async fn unlock(
     Ok(Json(ra.unlock(&caller, &parse(&id)?).await?))
 }
 
+/// `POST /api/v1/accounts/{id}/remove`: removes the ID (its active certificate revoked, as
+/// `cessationOfOperation`) and answers the ID as it now is. A POST on an action, as unlock and
+/// an application's revoke are, rather than `DELETE`: the ID is not deleted (it stays
+/// readable with `GET`, with its certificates and history, for audit) and the call is not
+/// idempotent (removing it again is refused with 409).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{id}/remove",
+    summary = "削除: remove the ID (its active certificate revoked as cessationOfOperation; kept for audit, never reused)",
+    params(("id" = AccountId, Path, description = "The ID", example = "nozawa1")),
+    responses(
+        (status = 200, description = "The ID as it now is, with removed_at", body = crate::ra::AccountView),
+        (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody),
+        (status = 409, response = ErrorBody),
+    )
+)]
+async fn remove_account(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<crate::ra::AccountView> {
+    Ok(Json(ra.remove_account(&caller, &parse(&id)?).await?))
+}
+
 /// `GET /api/v1/history` query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -999,6 +1025,7 @@ mod tests {
                     "patch /api/v1/accounts/{id}",
                     "post /api/v1/accounts/{id}/certificate",
                     "post /api/v1/accounts/{id}/unlock",
+                    "post /api/v1/accounts/{id}/remove",
                     "get /api/v1/apps",
                     "post /api/v1/apps",
                     "post /api/v1/apps/{name}/revoke",

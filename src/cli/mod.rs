@@ -317,6 +317,17 @@ pub enum AccountCommand {
         #[arg(value_parser = account_id)]
         id: String,
     },
+    /// Remove an ID for good: its active certificate is revoked (cessationOfOperation), it
+    /// can never log in or be created again, and its certificates and history stay. Asks for
+    /// confirmation on a terminal.
+    Remove {
+        /// Login ID.
+        #[arg(value_parser = account_id)]
+        id: String,
+        /// Do not ask for confirmation (required when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `estca history`.
@@ -531,6 +542,38 @@ fn password_from_stdin(flag: bool) -> Result<zeroize::Zeroizing<String>, String>
     Ok(password)
 }
 
+/// Asks on the terminal whether to remove the ID `view` shows (its ID and name, and what
+/// removal does), unless standard input is not a terminal, where `--yes` is required.
+fn confirm_removal(view: &AccountView) -> Result<(), String> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(format!(
+            "removing an ID cannot be undone: confirm on a terminal, or give --yes (estca account remove {} --yes)",
+            view.id
+        ));
+    }
+    let certificate = match &view.certificate {
+        Some(c) if c.status == crate::model::CertificateStatus::Active => format!(
+            "its certificate {} will be revoked (cessationOfOperation)",
+            c.serial
+        ),
+        _ => "it has no certificate to revoke".to_owned(),
+    };
+    eprint!(
+        "Remove the {} ID {} ({}) of contract {}? {certificate}; the ID can never log in or be \
+         created again (its certificates and history stay). Type yes to remove it: ",
+        view.role, view.id, view.name, view.contract
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| format!("cannot read the answer from the terminal: {e}"))?;
+    if answer.trim() != "yes" {
+        return Err(format!("not removed: {} is unchanged", view.id));
+    }
+    Ok(())
+}
+
 /// What a path segment given on the command line keeps as it is: letters, digits and
 /// `-_.@`; everything else is percent-encoded (RFC 3986 section 2.1).
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -619,6 +662,15 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                     &json!({}),
                 )
                 .await?;
+            print_account(&view);
+        }
+        AdminCommand::Account(AccountCommand::Remove { id, yes }) => {
+            let path = format!("/api/v1/accounts/{}", segment(&id));
+            if !yes {
+                let view: AccountView = client.get(&path).await?;
+                confirm_removal(&view)?;
+            }
+            let view: AccountView = client.post(&format!("{path}/remove"), &json!({})).await?;
             print_account(&view);
         }
         AdminCommand::History(HistoryArgs {

@@ -70,6 +70,9 @@ pub fn contracts(contracts: &[ContractView], json: bool) {
 
 fn state(view: &AccountView) -> String {
     let mut parts = vec![];
+    if view.removed_at.is_some() {
+        parts.push("removed".to_owned());
+    }
     if view.locked {
         parts.push("locked".to_owned());
     }
@@ -96,6 +99,9 @@ pub fn account(view: &AccountView, json: bool) {
         ("failed attempts", view.failed_attempts.to_string()),
         ("certificates issued", view.issued_count.to_string()),
     ];
+    if let Some(at) = view.removed_at {
+        rows.push(("removed at", rfc3339(at)));
+    }
     match &view.certificate {
         Some(c) => {
             rows.push(("certificate serial", c.serial.to_string()));

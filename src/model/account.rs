@@ -90,6 +90,11 @@ pub struct Account {
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the ID was removed (a lifecycle step of the registration authority), if it was:
+    /// a removed ID never authenticates again and is never reused, and its record stays for
+    /// the audit trail of its certificates and history (who removed it is in the history).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub removed_at: Option<OffsetDateTime>,
 }
 
 impl Account {
@@ -116,6 +121,12 @@ impl Account {
             issued_count: 0,
             version: 0,
             created_at,
+            removed_at: None,
         }
+    }
+
+    /// Whether the ID was removed.
+    pub fn is_removed(&self) -> bool {
+        self.removed_at.is_some()
     }
 }

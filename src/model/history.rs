@@ -77,6 +77,9 @@ pub enum EventKind {
     AppCreate,
     /// An application credential revoked.
     AppRevoke,
+    /// Account (ID) removed: its certificate revoked, the ID never to authenticate or be
+    /// created again.
+    AccountRemove,
 }
 
 impl EventKind {
@@ -97,6 +100,7 @@ impl EventKind {
             EventKind::Query => "query",
             EventKind::AppCreate => "app_create",
             EventKind::AppRevoke => "app_revoke",
+            EventKind::AccountRemove => "account_remove",
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::model::{
     Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
-    HistoryEntry, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
+    HistoryEntry, HistoryEvent, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
 };
 use crate::store::{
     AccountChange, AccountEdit, BudgetSpend, Cursor, HistoryQuery, Page, PageRequest, StoreError,
@@ -46,10 +46,12 @@ impl RegistrationAuthority {
             Holder::TlsServer { .. } | Holder::OcspSigner => {
                 return Err(RaError::UnknownCertificate)
             }
+            // A removed ID's certificate authenticates nobody, as if the ID never existed.
             Holder::Account { id, .. } => self
                 .store
                 .account(id)
                 .await?
+                .filter(|a| !a.is_removed())
                 .ok_or(RaError::UnknownCertificate)?,
         };
         let superseded = account.current_certificate != Some(record.serial)
@@ -384,7 +386,18 @@ impl RegistrationAuthority {
                 Ok(()) => return Ok(AccountView::new(&account, None, self.clock.now())),
                 Err(StoreError::AlreadyExists(_)) if new.id.is_none() => continue,
                 Err(StoreError::AlreadyExists(_)) => {
-                    let error = RaError::IdUnavailable(account.id);
+                    // An ID removed from a contract the caller sees is never reused, and
+                    // the caller is told so plainly; anywhere else, the answer is the same
+                    // as for any taken ID (no oracle of other contracts' IDs).
+                    let error = match self.store.account(&account.id).await? {
+                        Some(taken) if caller.authority.sees(&taken) => {
+                            match policy::not_removed(&taken) {
+                                Err(refusal) => RaError::Refused(refusal),
+                                Ok(()) => RaError::IdUnavailable(account.id),
+                            }
+                        }
+                        _ => RaError::IdUnavailable(account.id),
+                    };
                     self.record_refusal_in(caller, &new.contract, error.to_string())
                         .await?;
                     return Err(error);
@@ -433,17 +446,34 @@ impl RegistrationAuthority {
             }
         };
         let now = self.clock.now();
-        let accounts = self.store.accounts(contract.as_ref(), page).await?;
-        let mut items = Vec::with_capacity(accounts.items.len());
-        for account in accounts.items {
-            let current = self.current_certificate(&account).await?;
-            items.push(AccountView::new(&account, current.as_ref(), now));
-        }
+        // Removed IDs leave the listings (they stay readable one by one, and in history).
+        // The store lists them, so pages are read until this one is full: each read asks for
+        // no more than is still missing, so that no listed ID is read past and skipped, and
+        // the last read's cursor is where the next page starts.
+        let mut items = Vec::with_capacity(page.limit);
+        let mut after = page.after;
+        let next = loop {
+            let read = self
+                .store
+                .accounts(
+                    contract.as_ref(),
+                    PageRequest {
+                        after,
+                        limit: page.limit - items.len(),
+                    },
+                )
+                .await?;
+            for account in read.items.iter().filter(|a| !a.is_removed()) {
+                let current = self.current_certificate(account).await?;
+                items.push(AccountView::new(account, current.as_ref(), now));
+            }
+            match read.next {
+                Some(next) if items.len() < page.limit => after = Some(next),
+                next => break next,
+            }
+        };
         self.audit_query(caller, None, "listed IDs".into()).await?;
-        Ok(Page {
-            items,
-            next: accounts.next,
-        })
+        Ok(Page { items, next })
     }
 
     /// One ID in scope.
@@ -568,6 +598,57 @@ impl RegistrationAuthority {
         .await
     }
 
+    /// Removes an ID, a lifecycle step of the registration authority: its active certificate
+    /// (if any) is revoked in the same atomic step ([`policy::REMOVAL_REASON`]), the ID never
+    /// authenticates again (EST answers as for an unknown ID), leaves the listings, is never
+    /// created again, and its record, certificates and history stay for audit, with the
+    /// removal (who, when, from where) in history. Who may remove whom is
+    /// [`Authority::may_manage`]'s [`Management::Remove`].
+    ///
+    /// Removing a master ID leaves its contract and the contract's public IDs as they are:
+    /// their certificates stay valid, and the contract is administered by the operator (and
+    /// applications granted it) until the help desk creates a new master ID for it.
+    pub async fn remove_account(
+        &self,
+        caller: &Caller,
+        id: &AccountId,
+    ) -> Result<AccountView, RaError> {
+        self.permit(caller, id, Management::Remove, EventKind::AccountRemove)
+            .await?;
+        let mut revoked = false;
+        let result = self
+            .change_account(caller, id, |account, current, now| {
+                let effect = policy::removal(account, current, now)?;
+                revoked = effect.revoke.is_some();
+                Ok((
+                    vec![AccountEdit::Remove(now)],
+                    effect.revoke,
+                    vec![(EventKind::AccountRemove, effect.detail)],
+                ))
+            })
+            .await;
+        match &result {
+            Ok(_) => {
+                tracing::info!(actor = %caller.actor, %id, revoked, "ID removed");
+                if revoked {
+                    self.observer.revoked(policy::REMOVAL_REASON);
+                }
+            }
+            Err(RaError::Refused(refusal)) => {
+                let account = self.reload(id).await?;
+                self.record_refusal(
+                    caller,
+                    Some(&account),
+                    EventKind::AccountRemove,
+                    refusal.to_string(),
+                )
+                .await?;
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
     /// Checks that the caller may apply `management` to the ID, recording a refusal.
     async fn permit(
         &self,
@@ -605,11 +686,15 @@ impl RegistrationAuthority {
             let account = self.reload(id).await?;
             let current = self.current_certificate(&account).await?;
             let now = self.clock.now();
+            // A removed ID changes no more, whatever the change.
+            policy::not_removed(&account)?;
             let (edits, revoke, events) = decide(&account, current.as_ref(), now)?;
             let events = events
                 .into_iter()
-                .map(|(kind, detail)| {
-                    self.event(caller, Some(&account), kind, Outcome::Ok { detail })
+                .map(|(kind, detail)| HistoryEvent {
+                    // The decision's instant, also the removal's or revocation's.
+                    at: now,
+                    ..self.event(caller, Some(&account), kind, Outcome::Ok { detail })
                 })
                 .collect();
             match self

@@ -4,7 +4,9 @@
 //!
 //! Two rules shape the answers. Out-of-scope IDs, contracts and certificates are reported as
 //! *not found*, so a scope never reveals what exists beyond it. And the certificate of a master
-//! ID is reissued or revoked by the operator alone (the seed's help-desk procedure).
+//! ID is reissued or revoked by the operator alone (the seed's help-desk procedure); so is a
+//! master ID removed: a master removes the public IDs of its contract, never itself nor
+//! another master.
 
 use crate::model::{Account, AppScope, ContractCode, Role};
 
@@ -44,6 +46,8 @@ pub enum Management {
     Unlock,
     /// Rename or set the password.
     Update,
+    /// Remove the ID for good (its active certificate revoked).
+    Remove,
 }
 
 /// Why an administrative request is refused.
@@ -63,6 +67,10 @@ pub enum Denial {
 pub const MASTER_ENROLLS_ITSELF: &str = "an application has certificates issued for public IDs \
      only: a master ID's certificate administers its contract, so the master enrolls with its \
      own password (or the help desk issues it)";
+
+/// Why a master (or an application) cannot remove a master ID.
+pub const MASTER_REMOVED_BY_HELP_DESK: &str = "a master ID (this one or another) is removed only \
+     by the help desk (the CA operator); a master removes the public IDs of its contract";
 
 /// The help desk rule's message.
 pub const HELP_DESK: &str = "the certificate of a master ID is reissued or revoked only by the \
@@ -103,6 +111,9 @@ impl Authority {
         match (self, target.role, action) {
             (Authority::Operator, _, _) => Ok(()),
             (_, Role::Master, Management::Reissue | Management::Revoke) => Err(Denial::HelpDesk),
+            (_, Role::Master, Management::Remove) => {
+                Err(Denial::Forbidden(MASTER_REMOVED_BY_HELP_DESK))
+            }
             (_, Role::Master, _) => Err(Denial::Forbidden(
                 "a master ID is managed by the help desk (the CA operator); masters manage their public IDs",
             )),
@@ -261,6 +272,7 @@ mod tests {
             Management::Revoke,
             Management::Unlock,
             Management::Update,
+            Management::Remove,
         ] {
             assert_eq!(a.may_manage(&user_a, action), Ok(()));
             assert_eq!(a.may_manage(&user_b, action), Err(Denial::NotFound));
@@ -282,6 +294,42 @@ mod tests {
             master_of("A").may_manage(&master, Management::Unlock),
             Err(Denial::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn a_master_removes_its_public_ids_and_only_the_operator_removes_a_master() {
+        let a = master_of("A");
+        let itself = account("m1", "A", Role::Master);
+        let other_master = account("m2", "A", Role::Master);
+        let user_a = account("u1", "A", Role::User);
+        let user_b = account("u2", "B", Role::User);
+        assert_eq!(a.may_manage(&user_a, Management::Remove), Ok(()));
+        assert_eq!(
+            a.may_manage(&user_b, Management::Remove),
+            Err(Denial::NotFound)
+        );
+        for master in [&itself, &other_master] {
+            assert_eq!(
+                a.may_manage(master, Management::Remove),
+                Err(Denial::Forbidden(MASTER_REMOVED_BY_HELP_DESK))
+            );
+            assert_eq!(
+                Authority::Operator.may_manage(master, Management::Remove),
+                Ok(())
+            );
+        }
+        let app = Authority::App {
+            scope: AppScope::All,
+            can_create_contracts: true,
+        };
+        assert_eq!(app.may_manage(&user_b, Management::Remove), Ok(()));
+        assert_eq!(
+            app.may_manage(&itself, Management::Remove),
+            Err(Denial::Forbidden(MASTER_REMOVED_BY_HELP_DESK))
+        );
+        assert!(Authority::Nothing
+            .may_manage(&user_a, Management::Remove)
+            .is_err());
     }
 
     #[test]

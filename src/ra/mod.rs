@@ -184,6 +184,7 @@ impl RaError {
             RaError::Refused(Refusal::ActiveCertificate { .. })
             | RaError::Refused(Refusal::NothingToContinue)
             | RaError::Refused(Refusal::AlreadyRevoked)
+            | RaError::Refused(Refusal::Removed { .. })
             | RaError::AlreadyExists(_)
             | RaError::IdUnavailable(_)
             | RaError::Conflict(_) => ErrorKind::Conflict,
@@ -564,6 +565,17 @@ impl RegistrationAuthority {
             .await?
             .ok_or(RaError::UnknownCertificate)?;
         let caller = Caller::account(&account.id, source);
+        if account.is_removed() {
+            // The same answer as for an ID that never existed.
+            self.record_refusal(
+                &caller,
+                Some(&account),
+                EventKind::Reenroll,
+                "client certificate of a removed ID".to_owned(),
+            )
+            .await?;
+            return Err(RaError::UnknownCertificate);
+        }
         self.issue(
             &caller,
             &account,
@@ -623,7 +635,11 @@ impl RegistrationAuthority {
             }
             PasswordAttempt::OverLimit(account) => {
                 slot.verify(password, None).await?;
-                let why = if account.locked {
+                // A removed ID: one check against the dummy hash and the same answer as
+                // for an unknown ID, recorded under the ID for its audit trail.
+                let why = if account.is_removed() {
+                    "ID removed".to_owned()
+                } else if account.locked {
                     "ID locked".to_owned()
                 } else {
                     format!(
@@ -669,7 +685,9 @@ impl RegistrationAuthority {
                 .await?;
             match attempt {
                 PasswordAttempt::OverLimit(ref account)
-                    if !account.locked && tokio::time::Instant::now() + pause < deadline =>
+                    if !account.locked
+                        && !account.is_removed()
+                        && tokio::time::Instant::now() + pause < deadline =>
                 {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));

@@ -84,6 +84,75 @@ pub enum Refusal {
     /// The certificate's notAfter would exceed a limit the policy cannot move.
     #[error("{0}")]
     Other(String),
+    /// The ID was removed: nothing about it changes any more (its record stays for audit).
+    #[error(
+        "the ID {id} was removed on {at}; a removed ID cannot be changed, enrolled or \
+         created again (its certificates and history stay for audit): create a new ID"
+    )]
+    Removed {
+        /// The ID.
+        id: crate::model::AccountId,
+        /// When it was removed, RFC 3339.
+        at: String,
+    },
+}
+
+/// Refuses anything about a removed ID ([`Refusal::Removed`]).
+pub fn not_removed(account: &Account) -> Result<(), Refusal> {
+    match account.removed_at {
+        Some(at) => Err(Refusal::Removed {
+            id: account.id.clone(),
+            at: rfc3339(at),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The RFC 5280 reason of the revocation of a removed ID's certificate: the ID ceases to
+/// exist, so the certificate "is no longer needed for the purpose for which it was issued"
+/// (`cessationOfOperation`, RFC 5280 section 5.3.1). Not `affiliationChanged`, which says the
+/// subject's name or other information changed: the holder may well still be with the
+/// company, but this ID is gone; and not `keyCompromise`, which nothing indicates.
+pub const REMOVAL_REASON: RevocationReason = RevocationReason::CessationOfOperation;
+
+/// What removing an ID changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovalEffect {
+    /// The ID's active certificate to revoke in the same step ([`REMOVAL_REASON`], now).
+    pub revoke: Option<(Serial, Revocation)>,
+    /// What was done, for history and for the caller.
+    pub detail: String,
+}
+
+/// Decides removing an ID: refused if it was removed already; its active certificate, if it
+/// has one, is revoked now with [`REMOVAL_REASON`] (an expired or already revoked one stays
+/// as it is: revoking it again would change the reason and time relying parties saw).
+pub fn removal(
+    account: &Account,
+    current: Option<&CertificateRecord>,
+    now: OffsetDateTime,
+) -> Result<RemovalEffect, Refusal> {
+    not_removed(account)?;
+    let effect = match current.filter(|c| c.is_active(now)) {
+        Some(c) => RemovalEffect {
+            revoke: Some((
+                c.serial,
+                Revocation {
+                    at: now,
+                    reason: REMOVAL_REASON,
+                },
+            )),
+            detail: format!(
+                "{} ID removed; certificate {} revoked ({REMOVAL_REASON})",
+                account.role, c.serial
+            ),
+        },
+        None => RemovalEffect {
+            revoke: None,
+            detail: format!("{} ID removed; no active certificate", account.role),
+        },
+    };
+    Ok(effect)
 }
 
 /// Decides an enrollment (one row of the lifecycle table).
@@ -95,6 +164,7 @@ pub fn enrollment(
     via: EnrollVia,
     now: OffsetDateTime,
 ) -> Result<Issuance, Refusal> {
+    not_removed(account)?;
     if account.locked {
         return Err(Refusal::Locked);
     }
@@ -340,6 +410,50 @@ mod tests {
             enrollment(&after, Some(&c), EnrollVia::Password, NOW),
             Err(Refusal::ActiveCertificate { .. })
         ));
+    }
+
+    #[test]
+    fn removal_revokes_only_an_active_certificate_and_is_final() {
+        let s = Serial::random();
+        let a = account(CertificateChoice::Reissue, Some(s), 1);
+        let active = cert(s, NOW - Duration::days(10), false);
+        let effect = removal(&a, Some(&active), NOW).unwrap();
+        assert_eq!(
+            effect.revoke,
+            Some((
+                s,
+                Revocation {
+                    at: NOW,
+                    reason: RevocationReason::CessationOfOperation
+                }
+            ))
+        );
+        // Revoked or expired already: nothing is revoked again.
+        let revoked = cert(s, NOW - Duration::days(10), true);
+        let expired = cert(s, NOW - Duration::days(800), false);
+        for current in [Some(&revoked), Some(&expired), None] {
+            assert_eq!(removal(&a, current, NOW).unwrap().revoke, None);
+        }
+        // Once removed: refused, also for every enrollment and administrator's choice.
+        let removed = Account {
+            removed_at: Some(NOW),
+            ..a
+        };
+        let refused = Err(Refusal::Removed {
+            id: removed.id.clone(),
+            at: rfc3339(NOW),
+        });
+        assert_eq!(removal(&removed, None, NOW), refused);
+        for via in [
+            EnrollVia::Password,
+            EnrollVia::Delegated,
+            EnrollVia::Certificate(s),
+        ] {
+            assert_eq!(
+                enrollment(&removed, Some(&active), via, NOW).map(|_| ()),
+                refused.clone().map(|_: RemovalEffect| ())
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The registration authority in-process, on a real sled store and CA: what only the operator
-//! may do.
+//! may do, and removing IDs.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::config::Config;
-use crate::store::SledStore;
+use crate::store::{HistoryQuery, PageRequest, SledStore};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -219,4 +219,228 @@ async fn renewal_can_be_required_to_rekey() {
     w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr())
         .await
         .unwrap();
+}
+
+fn password() -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(b"correct horse battery".to_vec())
+}
+
+/// Contract 5110 with public IDs u1 and u2 and master IDs m1 and m2, and contract 7000.
+async fn contract_with_masters(w: &World) -> (AccountId, AccountId) {
+    let operator = Caller::operator(None);
+    let (u1, u2) = with_two_ids(w).await;
+    w.ra.create_contract(&operator, "7000".parse().unwrap(), "Other".into())
+        .await
+        .unwrap();
+    for master in ["m1", "m2"] {
+        w.ra.create_account(
+            &operator,
+            NewAccount {
+                role: Role::Master,
+                ..new_account(
+                    master,
+                    InitialPassword::Clear(Zeroizing::new("correct horse battery".into())),
+                )
+            },
+        )
+        .await
+        .unwrap();
+    }
+    (u1, u2)
+}
+
+async fn listed(w: &World, caller: &Caller, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            w.ra.accounts(caller, None, PageRequest { after, limit })
+                .await
+                .unwrap();
+        assert!(page.items.len() <= limit);
+        ids.extend(page.items.iter().map(|a| a.id.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_master_removes_its_public_ids_only_and_the_operator_any() {
+    let w = world();
+    let (u1, _) = contract_with_masters(&w).await;
+    let master = master_of("5110");
+    for target in ["m1", "m2"] {
+        let refused =
+            w.ra.remove_account(&master, &target.parse().unwrap())
+                .await
+                .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Forbidden, "{refused}");
+        assert!(refused.to_string().contains("help desk"), "{refused}");
+    }
+    let refused =
+        w.ra.remove_account(&master_of("7000"), &u1)
+            .await
+            .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+    assert!(w
+        .ra
+        .store
+        .account(&u1)
+        .await
+        .unwrap()
+        .unwrap()
+        .removed_at
+        .is_none());
+
+    // The operator removes a master; the contract and its public IDs stay as they were.
+    let m2: AccountId = "m2".parse().unwrap();
+    let removed =
+        w.ra.remove_account(&Caller::operator(None), &m2)
+            .await
+            .unwrap();
+    assert!(removed.removed_at.is_some());
+    assert_eq!(listed(&w, &master, 1000).await, ["m1", "u1", "u2"]);
+}
+
+#[tokio::test]
+async fn removing_an_id_revokes_its_certificate_and_is_final() {
+    let w = world();
+    let (u1, u2) = contract_with_masters(&w).await;
+    let operator = Caller::operator(None);
+    let master = master_of("5110");
+    let issued = w.ra.issue_on_behalf(&operator, &u1, &csr()).await.unwrap();
+
+    let removed = w.ra.remove_account(&master, &u1).await.unwrap();
+    let removed_at = removed.removed_at.expect("removed");
+    let revocation = removed
+        .certificate
+        .as_ref()
+        .and_then(|c| c.revocation)
+        .expect("the active certificate is revoked");
+    assert_eq!(
+        (revocation.reason, revocation.at),
+        (
+            crate::model::RevocationReason::CessationOfOperation,
+            removed_at
+        )
+    );
+    let record =
+        w.ra.store
+            .certificate(&issued.record().serial)
+            .await
+            .unwrap();
+    assert_eq!(
+        record.unwrap().revocation.map(|r| r.reason),
+        Some(revocation.reason)
+    );
+
+    // History says who removed it, when and from where.
+    let history =
+        w.ra.history(
+            &master,
+            HistoryQuery {
+                account: Some(u1.clone()),
+                kind: Some(EventKind::AccountRemove),
+                page: PageRequest::first(10),
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let [entry] = history.items.as_slice() else {
+        panic!("{:?}", history.items)
+    };
+    assert_eq!(entry.event.actor, master.actor);
+    assert_eq!(entry.event.source, "192.0.2.1");
+    assert_eq!(entry.event.at, removed_at);
+    assert!(
+        matches!(&entry.event.outcome, Outcome::Ok { detail } if detail.contains("cessationOfOperation"))
+    );
+
+    // It never authenticates again: the right password answers as an unknown ID does, and
+    // is not even counted.
+    let right =
+        w.ra.enroll_with_password("192.0.2.9", None, "u1", password(), &csr())
+            .await
+            .unwrap_err();
+    let unknown =
+        w.ra.enroll_with_password("192.0.2.9", None, "nobody", password(), &csr())
+            .await
+            .unwrap_err();
+    assert!(matches!(right, RaError::Unauthenticated), "{right}");
+    assert_eq!(right.to_string(), unknown.to_string());
+    assert_eq!(
+        w.ra.store
+            .account(&u1)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_attempts,
+        0
+    );
+    let renewal =
+        w.ra.reenroll_with_certificate("192.0.2.9", issued.der(), &csr())
+            .await
+            .unwrap_err();
+    assert!(matches!(renewal, RaError::UnknownCertificate), "{renewal}");
+
+    // Nothing changes it any more, not even the operator.
+    let again = w.ra.remove_account(&operator, &u1).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
+    assert!(again.to_string().contains("was removed"), "{again}");
+    for refused in [
+        w.ra.unlock(&master, &u1).await.unwrap_err(),
+        w.ra.certificate_action(&master, &u1, CertificateAction::Reissue)
+            .await
+            .unwrap_err(),
+        w.ra.update_account(&master, &u1, Some("New".into()), None)
+            .await
+            .unwrap_err(),
+        w.ra.issue_on_behalf(&operator, &u1, &csr())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
+    }
+
+    // It leaves the listings (pages stay full and exact), but stays readable on its own.
+    assert_eq!(listed(&w, &master, 1000).await, ["m1", "m2", "u2"]);
+    assert_eq!(listed(&w, &master, 1).await, ["m1", "m2", "u2"]);
+    let shown = w.ra.account(&master, &u1).await.unwrap();
+    assert_eq!(shown.removed_at, Some(removed_at));
+    assert_eq!(w.ra.account(&master, &u2).await.unwrap().removed_at, None);
+
+    // The ID is never created again: said plainly to who sees the contract, and as any taken
+    // ID to anyone else.
+    let reused =
+        w.ra.create_account(
+            &master,
+            new_account(
+                "u1",
+                InitialPassword::Clear(Zeroizing::new("another fine password".into())),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reused.kind(), ErrorKind::Conflict, "{reused}");
+    assert!(reused.to_string().contains("was removed"), "{reused}");
+    let elsewhere =
+        w.ra.create_account(
+            &master_of("7000"),
+            NewAccount {
+                contract: "7000".parse().unwrap(),
+                ..new_account(
+                    "u1",
+                    InitialPassword::Clear(Zeroizing::new("another fine password".into())),
+                )
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(elsewhere, RaError::IdUnavailable(_)),
+        "{elsewhere}"
+    );
 }

@@ -44,6 +44,9 @@ pub struct AccountView {
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the ID was removed (`null`: it was not); a removed ID is left out of listings.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub removed_at: Option<OffsetDateTime>,
 }
 
 impl AccountView {
@@ -64,6 +67,7 @@ impl AccountView {
             issued_count: account.issued_count,
             certificate: current.map(|c| CertificateSummary::new(c, now)),
             created_at: account.created_at,
+            removed_at: account.removed_at,
         }
     }
 }
@@ -471,7 +475,7 @@ mod tests {
         let view = AccountView::new(&account, Some(&revoked), at("2026-03-01T00:00:00Z"));
         round_trip(
             &view,
-            r#"{"id":"nozawa1","contract":"5110","role":"user","name":"野沢","locked":false,"failed_attempts":2,"certificate_choice":"revoked","issued_count":1,"certificate":{"serial":"441e22181c34f93d0f0e6bca0f6dcf52","issued_num":1,"not_before":"2026-01-20T09:00:00Z","not_after":"2027-01-20T09:00:00Z","status":"revoked","revocation":{"at":"2026-02-01T00:00:00Z","reason":"keyCompromise"}},"created_at":"2026-01-19T08:00:00.5Z"}"#,
+            r#"{"id":"nozawa1","contract":"5110","role":"user","name":"野沢","locked":false,"failed_attempts":2,"certificate_choice":"revoked","issued_count":1,"certificate":{"serial":"441e22181c34f93d0f0e6bca0f6dcf52","issued_num":1,"not_before":"2026-01-20T09:00:00Z","not_after":"2027-01-20T09:00:00Z","status":"revoked","revocation":{"at":"2026-02-01T00:00:00Z","reason":"keyCompromise"}},"created_at":"2026-01-19T08:00:00.5Z","removed_at":null}"#,
         );
         assert!(!json(&view).contains("argon2"), "never the password hash");
 

@@ -108,6 +108,10 @@ pub enum AccountEdit {
     LockAtFailures(u32),
     /// Unlocks the ID and clears its failed-login count (IDロック解除).
     Unlock,
+    /// Removes the ID at this instant, for good: the store then refuses every further change
+    /// and issuance for it, and counts none of its password attempts; its record, its
+    /// certificates and its history stay, and its ID is never free again.
+    Remove(OffsetDateTime),
 }
 
 /// A change to one account, committed only if the account still has `expected_version`.
@@ -364,7 +368,8 @@ pub trait StoreReads: Send + Sync + 'static {
     /// One account.
     async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
 
-    /// Accounts by ID, all or those of one contract.
+    /// Accounts by ID, all or those of one contract, removed IDs included (what to show of
+    /// them is the registration authority's business).
     async fn accounts(
         &self,
         contract: Option<&ContractCode>,
@@ -409,7 +414,7 @@ pub trait RaStore: StoreReads {
 
     /// Creates an account (version 0); its contract must exist ([`StoreError::NotFound`]) and
     /// its ID be free ([`StoreError::AlreadyExists`]), also of any ID that differs from it
-    /// only by letter case ([`AccountId::case_folded`]).
+    /// only by letter case ([`AccountId::case_folded`]); a removed ID is never free again.
     async fn create_account(&self, account: Account, event: HistoryEvent)
         -> Result<(), StoreError>;
 

@@ -52,7 +52,7 @@ function show(screen) {
   current = screen;
   for (const el of document.querySelectorAll(".screen")) el.hidden = el.id !== screen;
   for (const el of document.querySelectorAll("nav.menu button")) {
-    el.classList.toggle("current", el.dataset.screen === screen || (el.dataset.screen === "screen-select" && ["screen-edit", "screen-new", "screen-done"].includes(screen)));
+    el.classList.toggle("current", el.dataset.screen === screen || (el.dataset.screen === "screen-select" && ["screen-edit", "screen-new", "screen-remove", "screen-done"].includes(screen)));
   }
   const box = $("error");
   box.hidden = true;
@@ -197,6 +197,38 @@ async function saveEdit(event) {
   }
 }
 
+// 削除: a confirmation step showing the ID, its name and what removal does, then the API's
+// remove (POST, so the same-origin check of every state change applies). The API decides
+// who may remove whom (a master: the public IDs of its contract).
+function openRemove() {
+  const id = chosen("account");
+  if (!id) return fail({ status: 400, sentence: words().chooseFirst });
+  selectedId = id;
+  drawRemove();
+  show("screen-remove");
+}
+
+function drawRemove() {
+  const account = accounts.find((a) => a.id === selectedId);
+  if (!account) return;
+  const w = words();
+  $("remove-id").textContent = account.id;
+  $("remove-name").textContent = account.name;
+  const active = account.certificate && account.certificate.status === "active";
+  $("remove-certificate").textContent = active ? w.removeCertificate(account.certificate.serial) : w.removeNoCertificate;
+}
+
+async function remove() {
+  const id = selectedId;
+  try {
+    await api("POST", `accounts/${encodeURIComponent(id)}/remove`);
+    await loadAccounts();
+    done("doneRemoved", id);
+  } catch (error) {
+    fail(error);
+  }
+}
+
 async function saveNew(event) {
   event.preventDefault();
   const body = {
@@ -246,12 +278,16 @@ async function init() {
   words = setupLanguage(WORDS, () => {
     drawAccounts();
     drawDone();
+    drawRemove();
   });
   for (const button of document.querySelectorAll("nav.menu button")) {
     button.addEventListener("click", () => show(button.dataset.screen));
   }
   $("select-edit").addEventListener("click", openEdit);
   $("select-new").addEventListener("click", () => show("screen-new"));
+  $("select-remove").addEventListener("click", openRemove);
+  $("remove-submit").addEventListener("click", remove);
+  $("remove-cancel").addEventListener("click", () => show("screen-select"));
   $("edit-form").addEventListener("submit", saveEdit);
   $("edit-clear").addEventListener("click", () => {
     for (const radio of document.querySelectorAll('input[name="certificate"]')) radio.checked = false;

@@ -1,5 +1,5 @@
 // The words of /console, after the notice: 管理機能 → IDメンテナンス → 利用者選択 → 編集 →
-// 登録完了, IDロック解除 and 利用履歴照会.
+// 登録完了, 削除 (its confirmation), IDロック解除 and 利用履歴照会.
 
 export const WORDS = {
   ja: {
@@ -57,6 +57,16 @@ export const WORDS = {
     actor: "操作者",
     source: "接続元",
     result: "結果",
+    remove: "削除",
+    removeHeading: "削除確認",
+    removeText: "次のお客様IDを削除します。よろしければ「削除する」を押してください。",
+    removeCertificate: (serial) => `このIDの有効な電子証明書（シリアル番号 ${serial}）は直ちに失効します。`,
+    removeNoCertificate: "このIDに有効な電子証明書はありません。",
+    removeFinal:
+      "削除したIDは二度とログイン・証明書の取得ができず、同じお客様IDを再び登録することもできません。電子証明書と利用履歴は記録として残ります。",
+    removeConfirm: "削除する",
+    back: "戻る",
+    doneRemoved: "お客様IDの削除が終了しました。",
     chooseFirst: "利用者を選択してください。",
     nothingToDo: "変更する項目がありません。",
     noCertificate:
@@ -117,6 +127,16 @@ export const WORDS = {
     actor: "By",
     source: "From",
     result: "Result",
+    remove: "Remove",
+    removeHeading: "Remove an ID",
+    removeText: "This customer ID will be removed. Press “Remove” to confirm.",
+    removeCertificate: (serial) => `The ID's valid certificate (serial ${serial}) will be revoked at once.`,
+    removeNoCertificate: "This ID has no valid certificate.",
+    removeFinal:
+      "A removed ID can never log in or obtain a certificate again, and the same customer ID cannot be registered again. Its certificates and usage history stay on record.",
+    removeConfirm: "Remove",
+    back: "Back",
+    doneRemoved: "The customer ID was removed.",
     chooseFirst: "Choose a user first.",
     nothingToDo: "Nothing to change.",
     noCertificate:

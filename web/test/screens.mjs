@@ -177,6 +177,23 @@ try {
     enroll(enrollPage, input.newId, "never.p12", null, `${password} wrong`),
   );
 
+  await step("remove", async () => {
+    await masterPage.click("nav.menu button[data-screen=screen-select]");
+    await masterPage.check(`#accounts-body input[value="${input.removed}"]`);
+    await masterPage.click("#select-remove");
+    await masterPage.waitForSelector("#screen-remove:not([hidden])");
+    const confirmation = () => masterPage.$$eval("#screen-remove :is(h1, p, td)", (els) => els.map((e) => e.textContent).join(" "));
+    results.removeConfirmJa = await confirmation();
+    await shot(masterPage, "console-8-remove");
+    await masterPage.click("#lang-switch");
+    results.removeConfirmEn = await confirmation();
+    await masterPage.click("#lang-switch");
+    await masterPage.click("#remove-submit");
+    await masterPage.waitForSelector("#screen-done:not([hidden])");
+    results.removeDone = await masterPage.textContent("#done-text");
+    results.afterRemove = await visibleIds(masterPage);
+  });
+
   const otherPage = await (await context(input.otherMaster)).newPage();
   await step("other contract's console", () => openConsole(otherPage));
   results.otherSees = await visibleIds(otherPage);

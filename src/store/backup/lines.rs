@@ -6,7 +6,7 @@
 //! {"type":"contract","record":{"code":…,"name":…,"created_at":…}}
 //! {"type":"account","record":{"id":…,"contract":…,"role":…,"name":…,"password_hash":…,
 //!     "failed_attempts":…,"locked":…,"choice":…,"current_certificate":…,"issued_count":…,
-//!     "version":…,"created_at":…}}
+//!     "version":…,"created_at":…[,"removed_at":…]}}
 //! {"type":"certificate","record":{"serial":…,"holder":{"kind":…,…},"subject":…,
 //!     "not_before":…,"not_after":…,"key":[32 numbers],"revocation":{"at":…,"reason":…}|null,
 //!     "der":"<base64>"}}
@@ -65,6 +65,14 @@ pub(super) struct AccountLine {
     version: u64,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Only for a removed ID, so that the lines of every other ID keep their bytes; absent
+    /// from backups taken before IDs could be removed, which restore as they were.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    removed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +187,7 @@ impl From<&StoreRecord> for RecordLine {
                 issued_count: a.issued_count,
                 version: a.version,
                 created_at: a.created_at,
+                removed_at: a.removed_at,
             }),
             StoreRecord::Certificate(c) => Self::Certificate(CertificateLine {
                 serial: c.serial,
@@ -282,6 +291,7 @@ impl From<RecordLine> for StoreRecord {
                 issued_count: a.issued_count,
                 version: a.version,
                 created_at: a.created_at,
+                removed_at: a.removed_at,
             }),
             RecordLine::Certificate(c) => Self::Certificate(CertificateRecord {
                 serial: c.serial,
@@ -357,5 +367,44 @@ impl From<ActorLine> for Actor {
             ActorLine::Anonymous => Self::Anonymous,
             ActorLine::System => Self::System,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An account line names `removed_at` only for a removed ID, so that every other line
+    /// keeps the bytes of backups taken before IDs could be removed, which read back as IDs
+    /// never removed; a removed ID's line reads back removed.
+    #[test]
+    fn an_account_line_carries_the_removal_only_of_a_removed_id() {
+        let live = Account::new(
+            "nozawa1".parse().unwrap(),
+            "5110".parse().unwrap(),
+            Role::User,
+            "Nozawa".into(),
+            "$argon2id$x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let removed = Account {
+            removed_at: Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(400)),
+            ..live.clone()
+        };
+        let line = |account: &Account| {
+            serde_json::to_string(&RecordLine::from(&StoreRecord::Account(account.clone())))
+                .unwrap()
+        };
+        let back =
+            |text: &str| StoreRecord::from(serde_json::from_str::<RecordLine>(text).unwrap());
+        let live_line = line(&live);
+        assert!(!live_line.contains("removed_at"), "{live_line}");
+        assert_eq!(back(&live_line), StoreRecord::Account(live));
+        let removed_line = line(&removed);
+        assert!(
+            removed_line.contains(r#""removed_at":"1971-02-05T00:00:00Z""#),
+            "{removed_line}"
+        );
+        assert_eq!(back(&removed_line), StoreRecord::Account(removed));
     }
 }

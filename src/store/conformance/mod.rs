@@ -9,7 +9,7 @@
 //! count), [`issuance`] (reservations, commits, supersession), [`certificates`] (applications
 //! and estca's own services), [`history`], [`paging`] (every listing and its cursors),
 //! [`revocation`] (the index, the feed, CRL numbers), [`backup`] (export and import, reopening)
-//! and [`budgets`].
+//! [`removal`] (removed IDs) and [`budgets`].
 
 mod accounts;
 mod backup;
@@ -19,6 +19,7 @@ pub(in crate::store) mod fixtures;
 mod history;
 mod issuance;
 mod paging;
+mod removal;
 mod revocation;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ macro_rules! suite {
                 backup::commits_survive_a_reopen,
                 budgets::budgets_hold_under_concurrency_refill_and_take_refunds,
                 budgets::refilled_budgets_under_a_prefix_are_forgotten_and_no_others,
+                removal::a_removed_id_stays_on_record_and_changes_no_more,
             );
         }
     };

@@ -40,10 +40,11 @@ pub(super) async fn write_account(
         .prepare_cached(
             "UPDATE accounts SET name = $3, password_hash = $4, failed_attempts = $5, \
              locked = $6, choice = $7, current_certificate = $8, issued_count = $9, \
-             version = $10 WHERE id = $1 AND version = $2",
+             version = $10, removed_at = $11, removed_at_ns = $12 WHERE id = $1 AND version = $2",
         )
         .await
         .map_err(db)?;
+    let removed = account.removed_at.map(rows::split);
     let updated = tx
         .execute(
             &statement,
@@ -61,6 +62,8 @@ pub(super) async fn write_account(
                     .map(|s| &s.as_bytes()[..]),
                 &i64::from(account.issued_count),
                 &rows::to_i64(account.version)?,
+                &removed.map(|(at, _)| at),
+                &removed.map(|(_, ns)| ns),
             ],
         )
         .await
@@ -296,11 +299,13 @@ pub(super) async fn insert_account(
         .prepare_cached(
             "INSERT INTO accounts (id, contract, role, name, password_hash, failed_attempts, \
              locked, choice, current_certificate, issued_count, version, created_at, \
-             created_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             created_at_ns, removed_at, removed_at_ns) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(db)?;
+    let removed = account.removed_at.map(rows::split);
     tx.execute(
         &statement,
         &[
@@ -320,6 +325,8 @@ pub(super) async fn insert_account(
             &rows::to_i64(version)?,
             &created_at,
             &created_at_ns,
+            &removed.map(|(at, _)| at),
+            &removed.map(|(_, ns)| ns),
         ],
     )
     .await

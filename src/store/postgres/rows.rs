@@ -115,7 +115,8 @@ pub(super) fn contract(row: &Row) -> Result<Contract, StoreError> {
 
 /// The columns [`account`] reads.
 pub(super) const ACCOUNT: &str = "id, contract, role, name, password_hash, failed_attempts, \
-     locked, choice, current_certificate, issued_count, version, created_at, created_at_ns";
+     locked, choice, current_certificate, issued_count, version, created_at, created_at_ns, \
+     removed_at, removed_at_ns";
 
 /// An account row.
 pub(super) fn account(row: &Row) -> Result<Account, StoreError> {
@@ -134,6 +135,10 @@ pub(super) fn account(row: &Row) -> Result<Account, StoreError> {
         issued_count: u32_of(row, "issued_count")?,
         version: u64_of(row, "version")?,
         created_at: instant(row, "created_at")?,
+        removed_at: match get::<Option<OffsetDateTime>>(row, "removed_at")? {
+            Some(at) => Some(join(at, get(row, "removed_at_ns")?)?),
+            None => None,
+        },
     })
 }
 

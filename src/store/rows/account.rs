@@ -4,7 +4,10 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{from_row, parse, serial, to_row, Instant, Stored};
+use super::{
+    from_row, from_row_of_version, parse, serial, to_row, to_row_of_version, Instant, Stored,
+    REMOVED_ACCOUNT_ROW_VERSION,
+};
 use crate::model::{Account, CertificateChoice, Contract, Role};
 use crate::store::tables::{ACCOUNTS, CONTRACTS};
 use crate::store::StoreError;
@@ -84,34 +87,61 @@ struct AccountRow<'a> {
     created_at: Instant,
 }
 
+/// The row of a removed ID ([`REMOVED_ACCOUNT_ROW_VERSION`]): the row of any other ID, then
+/// when it was removed.
+#[derive(Serialize, Deserialize)]
+struct RemovedAccountRow<'a> {
+    #[serde(borrow)]
+    account: AccountRow<'a>,
+    removed_at: Instant,
+}
+
 impl Stored for Account {
     const TABLE: &'static str = ACCOUNTS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        to_row(
-            ACCOUNTS,
-            &AccountRow {
-                contract: Cow::Borrowed(self.contract.as_str()),
-                role: RoleRow::of(self.role),
-                name: Cow::Borrowed(&self.name),
-                password_hash: Cow::Borrowed(&self.password_hash),
-                failed_attempts: self.failed_attempts,
-                locked: self.locked,
-                choice: match self.choice {
-                    CertificateChoice::Continue => ChoiceRow::Continue,
-                    CertificateChoice::Reissue => ChoiceRow::Reissue,
-                    CertificateChoice::Revoked => ChoiceRow::Revoked,
-                },
-                current_certificate: self.current_certificate.map(|s| *s.as_bytes()),
-                issued_count: self.issued_count,
-                version: self.version,
-                created_at: Instant::of(self.created_at),
+        let row = AccountRow {
+            contract: Cow::Borrowed(self.contract.as_str()),
+            role: RoleRow::of(self.role),
+            name: Cow::Borrowed(&self.name),
+            password_hash: Cow::Borrowed(&self.password_hash),
+            failed_attempts: self.failed_attempts,
+            locked: self.locked,
+            choice: match self.choice {
+                CertificateChoice::Continue => ChoiceRow::Continue,
+                CertificateChoice::Reissue => ChoiceRow::Reissue,
+                CertificateChoice::Revoked => ChoiceRow::Revoked,
             },
-        )
+            current_certificate: self.current_certificate.map(|s| *s.as_bytes()),
+            issued_count: self.issued_count,
+            version: self.version,
+            created_at: Instant::of(self.created_at),
+        };
+        match self.removed_at {
+            None => to_row(ACCOUNTS, &row),
+            Some(at) => to_row_of_version(
+                ACCOUNTS,
+                REMOVED_ACCOUNT_ROW_VERSION,
+                &RemovedAccountRow {
+                    account: row,
+                    removed_at: Instant::of(at),
+                },
+            ),
+        }
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let row: AccountRow<'_> = from_row(ACCOUNTS, key, value)?;
+        let (row, removed_at) = match value.first() {
+            Some(&REMOVED_ACCOUNT_ROW_VERSION) => {
+                let removed: RemovedAccountRow<'_> =
+                    from_row_of_version(ACCOUNTS, REMOVED_ACCOUNT_ROW_VERSION, key, value)?;
+                (
+                    removed.account,
+                    Some(removed.removed_at.to_model(ACCOUNTS, key)?),
+                )
+            }
+            _ => (from_row::<AccountRow<'_>>(ACCOUNTS, key, value)?, None),
+        };
         Ok(Account {
             id: parse(ACCOUNTS, key, key)?,
             contract: parse(ACCOUNTS, key, row.contract.as_bytes())?,
@@ -132,6 +162,7 @@ impl Stored for Account {
             issued_count: row.issued_count,
             version: row.version,
             created_at: row.created_at.to_model(ACCOUNTS, key)?,
+            removed_at,
         })
     }
 }

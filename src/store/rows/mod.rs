@@ -41,6 +41,13 @@ use crate::store::StoreError;
 /// The first byte of every row this build writes.
 pub(in crate::store) const ROW_VERSION: u8 = 1;
 
+/// The first byte of the account row of a removed ID: the version 1 row followed by the
+/// removal time. Written only for removed IDs, so that the rows of every other ID keep the
+/// bytes earlier estca builds read (a rollback of the binary still reads them), while an
+/// earlier build meeting a removed ID's row refuses it ("unknown row version") instead of
+/// reading it as a live ID that could authenticate again.
+pub(in crate::store) const REMOVED_ACCOUNT_ROW_VERSION: u8 = 2;
+
 /// The first byte of a row in the JSON format of estca before binary rows (`{`).
 pub(in crate::store) const JSON_ROW: u8 = b'{';
 
@@ -58,7 +65,16 @@ pub(in crate::store) trait Stored: Sized {
 
 /// Encodes a row of table `tree`: the version byte, then postcard.
 pub(in crate::store) fn to_row<T: Serialize>(tree: &str, row: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(row, vec![ROW_VERSION])
+    to_row_of_version(tree, ROW_VERSION, row)
+}
+
+/// Encodes a row of table `tree` in layout `version`: the version byte, then postcard.
+pub(in crate::store) fn to_row_of_version<T: Serialize>(
+    tree: &str,
+    version: u8,
+    row: &T,
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(row, vec![version])
         .map_err(|e| StoreError::Backend(format!("cannot encode a row of `{tree}`: {e}")))
 }
 
@@ -68,8 +84,19 @@ pub(in crate::store) fn from_row<'de, T: Deserialize<'de>>(
     key: &[u8],
     value: &'de [u8],
 ) -> Result<T, StoreError> {
+    from_row_of_version(tree, ROW_VERSION, key, value)
+}
+
+/// Decodes a row of `tree` read at `key` that must be in layout `version`, checking that
+/// nothing follows it.
+pub(in crate::store) fn from_row_of_version<'de, T: Deserialize<'de>>(
+    tree: &str,
+    version: u8,
+    key: &[u8],
+    value: &'de [u8],
+) -> Result<T, StoreError> {
     match value.split_first() {
-        Some((&ROW_VERSION, body)) => match postcard::take_from_bytes::<T>(body) {
+        Some((&first, body)) if first == version => match postcard::take_from_bytes::<T>(body) {
             Ok((row, [])) => Ok(row),
             Ok((_, rest)) => Err(corrupt(
                 tree,

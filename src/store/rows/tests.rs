@@ -320,3 +320,35 @@ fn rows_keep_the_bytes_written_before_they_were_shared() {
         assert_eq!(hex::encode(row), golden, "the {name} row changed its bytes");
     }
 }
+
+/// A removed ID's row is written in its own version (the version 1 row, then the removal
+/// time), round-trips, and an ID never removed keeps writing (and reading) version 1.
+#[test]
+fn a_removed_id_has_a_row_of_its_own_version_and_others_keep_version_1() {
+    let live = Account::new(
+        "Kiyo.0012".parse().unwrap(),
+        "5110".parse().unwrap(),
+        Role::User,
+        "User Kiyo".into(),
+        "$argon2id$x".into(),
+        at(-86_400, 1),
+    );
+    let removed = Account {
+        removed_at: Some(at(1_800_000_000, 999_999_999)),
+        ..live.clone()
+    };
+    let live_row = live.encode().unwrap();
+    assert_eq!(live_row[0], ROW_VERSION);
+    let removed_row = removed.encode().unwrap();
+    assert_eq!(removed_row[0], super::REMOVED_ACCOUNT_ROW_VERSION);
+    assert_eq!(
+        Account::decode(b"Kiyo.0012", &removed_row).unwrap(),
+        removed
+    );
+    // The version 2 row is the version 1 row followed by the removal instant.
+    assert_eq!(removed_row[1..live_row.len()], live_row[1..]);
+    assert_eq!(Account::decode(b"Kiyo.0012", &live_row).unwrap(), live);
+    let mut truncated = removed_row.clone();
+    truncated.truncate(live_row.len());
+    assert!(Account::decode(b"Kiyo.0012", &truncated).is_err());
+}

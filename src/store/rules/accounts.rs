@@ -54,7 +54,8 @@ pub(in crate::store) fn count_password_attempt(
     let Some(stored) = stored else {
         return PasswordAttempt::UnknownId;
     };
-    if stored.locked || stored.failed_attempts >= limit {
+    // A removed ID's password is never checked (nor counted): it cannot authenticate again.
+    if stored.locked || stored.is_removed() || stored.failed_attempts >= limit {
         return PasswordAttempt::OverLimit(stored);
     }
     PasswordAttempt::Counted(Account {
@@ -81,13 +82,15 @@ pub(in crate::store) fn clear_password_attempts(stored: Account) -> (Account, bo
 /// Applies `change`'s edits to the account `stored`, provided it still has the expected
 /// version ([`StoreError::Conflict`] otherwise, also when a [`AccountEdit::LockAtFailures`]
 /// finds fewer failures than it needs). Returns the account as it is to be stored, at the
-/// next version. The change's revocation and history are the backend's to write.
+/// next version. The change's revocation and history are the backend's to write. A removed
+/// ID changes no more: any change to it is refused with [`StoreError::Conflict`] (its
+/// version moved when it was removed, so the decision was taken on the ID before).
 pub(in crate::store) fn apply_change(
     stored: Option<Account>,
     change: &AccountChange,
 ) -> Result<Account, StoreError> {
     let mut account = existing_account(stored, &change.id)?;
-    if account.version != change.expected_version {
+    if account.version != change.expected_version || account.is_removed() {
         return Err(StoreError::Conflict);
     }
     for edit in &change.edits {
@@ -105,6 +108,7 @@ pub(in crate::store) fn apply_change(
                 account.locked = false;
                 account.failed_attempts = 0;
             }
+            AccountEdit::Remove(at) => account.removed_at = Some(*at),
         }
     }
     account.version = next_version(account.version)?;

@@ -46,7 +46,10 @@ pub(in crate::store) fn issue(
     let record = &issuance.record;
     let (id, issued_num) = holder_and_number(record)?;
     let account = existing_account(stored, id)?;
-    if account.version != issuance.expected_version
+    // A removed ID is never issued a certificate: a decision taken before the removal finds
+    // the account changed, and deciding again refuses.
+    if account.is_removed()
+        || account.version != issuance.expected_version
         || account.issued_count.checked_add(1) != Some(issued_num)
         || issuance.supersedes.is_some() && account.current_certificate != issuance.supersedes
     {

@@ -159,6 +159,8 @@ impl AccountJson {
             issued_count: self.issued_count,
             version: self.version,
             created_at: self.created_at,
+            // The JSON rows predate removal: no ID was removed then.
+            removed_at: None,
         })
     }
 }
