@@ -132,7 +132,7 @@ pub(super) fn sign_list(
         extension(&CrlNumber(number), false)?,
     ];
     if scope == CrlScope::CaCertificatesOnly {
-        crl_extensions.push(extension(
+        let mut idp = extension(
             &IssuingDistributionPoint {
                 distribution_point: None,
                 only_contains_user_certs: false,
@@ -142,7 +142,11 @@ pub(super) fn sign_list(
                 only_contains_attribute_certs: false,
             },
             true,
-        )?);
+        )?;
+        // x509-cert 0.2 gives this type the OID of subjectInfoAccess; RFC 5280 5.2.5 says
+        // id-ce-issuingDistributionPoint.
+        idp.extn_id = const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT;
+        crl_extensions.push(idp);
     }
     let tbs = TbsCertList {
         version: Version::V2,
