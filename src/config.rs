@@ -711,7 +711,11 @@ impl Config {
                 "must be between 1 and 365 days before the ARL's nextUpdate",
             ));
         }
-        if ca.root_crl.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        if ca
+            .root_crl
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
             return Err(invalid(
                 "ca.root_crl",
                 "must name the ARL file, or be left out for root.crl in ca.dir",

@@ -336,8 +336,8 @@ pub(super) struct NewRoot {
 /// cRLSign critical, SKI) named C, O and `config.root_name`, valid from `now` for
 /// `root_validity_years`, with a new `config.key_algorithm` key.
 pub(super) fn new_root(config: &CaConfig, now: OffsetDateTime) -> Result<NewRoot, CaError> {
-    let key = rcgen::KeyPair::generate_for(rcgen_algorithm(config.key_algorithm))
-        .map_err(generate)?;
+    let key =
+        rcgen::KeyPair::generate_for(rcgen_algorithm(config.key_algorithm)).map_err(generate)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = ca_name(config, &config.root_name)?;
     params.serial_number = Some(rcgen_serial());

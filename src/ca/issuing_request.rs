@@ -16,8 +16,8 @@ use x509_cert::Certificate;
 
 use super::hierarchy::{
     check_is_ca, check_key_matches, create_dir, open_token, parse, pem, read_certificates,
-    refuse_existing, verify_chain, write_new, InitReport, ISSUING_CERT, ISSUING_CSR,
-    ISSUING_KEY, ROOT_CERT, ROOT_KEY,
+    refuse_existing, verify_chain, write_new, InitReport, ISSUING_CERT, ISSUING_CSR, ISSUING_KEY,
+    ROOT_CERT, ROOT_KEY,
 };
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
@@ -56,7 +56,11 @@ impl fmt::Display for IssuingRequestReport {
             } else {
                 "NOT encrypted"
             };
-            writeln!(f, "  key         {} (mode 0600, {protection})", self.key.display())?;
+            writeln!(
+                f,
+                "  key         {} (mode 0600, {protection})",
+                self.key.display()
+            )?;
         }
         writeln!(f, "  request     {}", self.csr.display())?;
         write!(
@@ -119,11 +123,10 @@ impl CertificateAuthority {
         let subject_text = subject.to_string();
         let key = match token {
             None => {
-                let pair =
-                    rcgen::KeyPair::generate_for(super::hierarchy::rcgen_algorithm(
-                        config.key_algorithm,
-                    ))
-                    .map_err(super::hierarchy::generate)?;
+                let pair = rcgen::KeyPair::generate_for(super::hierarchy::rcgen_algorithm(
+                    config.key_algorithm,
+                ))
+                .map_err(super::hierarchy::generate)?;
                 let der = zeroize::Zeroizing::new(pair.serialize_der());
                 CaKey::from_pkcs8_der(&der, &key_path)?
             }
@@ -193,8 +196,7 @@ impl CertificateAuthority {
         }
         let root_der = roots.remove(0);
         let root = parse(&root_der, root_file)?;
-        if root.subject().as_raw() != root.issuer().as_raw()
-            || root.verify_signature(None).is_err()
+        if root.subject().as_raw() != root.issuer().as_raw() || root.verify_signature(None).is_err()
         {
             return Err(CaError::NotCa {
                 path: root_file.to_path_buf(),

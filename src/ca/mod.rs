@@ -25,9 +25,9 @@ pub mod ocsp;
 pub mod passphrase;
 pub mod pkcs11;
 pub mod pkcs7;
-pub mod root;
 mod profile;
 mod public_key;
+pub mod root;
 pub mod service;
 
 pub use backup_signature::{

@@ -33,8 +33,8 @@ use x509_parser::prelude::FromDer;
 
 use super::crl::{crl_reason, sign_list, CrlEntry, CrlRequest, CrlScope};
 use super::hierarchy::{
-    self, create_dir, new_root, pem, rcgen_key_pem, refuse_existing, whole_seconds_now,
-    write_new, NewRoot, ROOT_CERT, ROOT_KEY,
+    self, create_dir, new_root, pem, rcgen_key_pem, refuse_existing, whole_seconds_now, write_new,
+    NewRoot, ROOT_CERT, ROOT_KEY,
 };
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
@@ -314,12 +314,11 @@ impl OfflineRoot {
             path: csr_path.to_path_buf(),
             reason: reason.into(),
         };
-        let csr = match x509_parser::certification_request::X509CertificationRequest::from_der(
-            csr_der,
-        ) {
-            Ok(([], csr)) => csr,
-            _ => return Err(bad("it is not a DER PKCS#10 certificate request")),
-        };
+        let csr =
+            match x509_parser::certification_request::X509CertificationRequest::from_der(csr_der) {
+                Ok(([], csr)) => csr,
+                _ => return Err(bad("it is not a DER PKCS#10 certificate request")),
+            };
         if csr.verify_signature().is_err() {
             return Err(bad(
                 "its signature does not verify, so it was not made with the key it names; make a new request with `estca init --offline-root`",
@@ -370,7 +369,9 @@ impl OfflineRoot {
         ];
         if let Some(url) = &issuing.crl_url {
             let uri = der::asn1::Ia5String::new(url).map_err(|e| {
-                CaError::InvalidName(format!("the ARL URL '{url}' cannot be put into a certificate: {e}"))
+                CaError::InvalidName(format!(
+                    "the ARL URL '{url}' cannot be put into a certificate: {e}"
+                ))
             })?;
             extensions.push(extension(
                 &CrlDistributionPoints(vec![DistributionPoint {

@@ -139,9 +139,7 @@ fn print_arl(arl: &ArlReport, json: bool) {
 /// `revocation.public_url`; `None` when neither is set.
 fn crl_url(config: &Config, given: Option<String>) -> Result<Option<String>, String> {
     if let Some(url) = given {
-        let base: PublicUrl = url
-            .parse()
-            .map_err(|e| format!("--crl-url '{url}': {e}"))?;
+        let base: PublicUrl = url.parse().map_err(|e| format!("--crl-url '{url}': {e}"))?;
         return Ok(Some(base.join("")));
     }
     if config.revocation.public_url.is_empty() {
@@ -157,8 +155,7 @@ fn crl_url(config: &Config, given: Option<String>) -> Result<Option<String>, Str
 
 /// A certificate request file, PEM or DER, as DER.
 fn read_request(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if bytes.starts_with(b"-----BEGIN") {
         let (label, der) = pem_rfc7468::decode_vec(&bytes)
             .map_err(|e| format!("{}: not a PEM certificate request ({e})", path.display()))?;
@@ -234,8 +231,8 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
             };
             let request = read_request(&csr)?;
             let passphrase = passphrase(&config, &root)?;
-            let offline = OfflineRoot::open(&root.dir, passphrase.as_ref())
-                .map_err(|e| e.to_string())?;
+            let offline =
+                OfflineRoot::open(&root.dir, passphrase.as_ref()).map_err(|e| e.to_string())?;
             let issued = offline
                 .sign_issuing(&request, &csr, &profile, now()?)
                 .map_err(|e| e.to_string())?;
@@ -276,8 +273,8 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
             let serial: Serial = serial.parse().map_err(|e| format!("{e}"))?;
             let reason: RevocationReason = reason.parse().map_err(|e| format!("{e}"))?;
             let passphrase = passphrase(&config, &root)?;
-            let offline = OfflineRoot::open(&root.dir, passphrase.as_ref())
-                .map_err(|e| e.to_string())?;
+            let offline =
+                OfflineRoot::open(&root.dir, passphrase.as_ref()).map_err(|e| e.to_string())?;
             let arl = offline
                 .revoke_issuing(serial, reason, now()?, days(arl_days))
                 .map_err(|e| e.to_string())?;
@@ -285,8 +282,8 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
         }
         RootCommand::SignArl { root, arl_days } => {
             let passphrase = passphrase(&config, &root)?;
-            let offline = OfflineRoot::open(&root.dir, passphrase.as_ref())
-                .map_err(|e| e.to_string())?;
+            let offline =
+                OfflineRoot::open(&root.dir, passphrase.as_ref()).map_err(|e| e.to_string())?;
             let arl = offline
                 .sign_arl(now()?, days(arl_days))
                 .map_err(|e| e.to_string())?;

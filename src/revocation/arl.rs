@@ -195,7 +195,10 @@ impl RootCrl {
     /// The file's identity now, `None` when it is absent.
     fn identity(&self) -> Result<Seen, ArlError> {
         match std::fs::metadata(&self.path) {
-            Ok(m) => Ok(Some((m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))),
+            Ok(m) => Ok(Some((
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ArlError::Io {
                 path: self.path.clone(),
