@@ -3,7 +3,7 @@
 //! it to `ca.root_crl` (default `root.crl` in the CA directory); the daemon serves it as it
 //! is, DER, `application/pkix-crl`.
 //!
-//! The file is read when it changes (its modification time or size, looked at on every
+//! The file is read when it changes (its inode, modification time or size, looked at on every
 //! request and hourly) and on reload. A file that is not a CRL signed by `root-ca.pem` is
 //! refused with an error in the log, and the previous ARL stays served. How soon the ARL
 //! goes stale is logged at start, on reload and hourly: a warning from
@@ -151,8 +151,9 @@ pub fn read_arl(path: &Path, root: Option<&[u8]>) -> Result<Arl, ArlError> {
     })
 }
 
-/// What identifies a version of the file: modification time and size.
-type Seen = Option<(SystemTime, u64)>;
+/// What identifies a version of the file: inode, modification time and size (a file
+/// replaced by renaming has a new inode even within the file system's timestamp tick).
+type Seen = Option<(u64, SystemTime, u64)>;
 
 /// The ARL the daemon serves, re-read when its file changes.
 pub struct RootCrl {
@@ -196,6 +197,7 @@ impl RootCrl {
     fn identity(&self) -> Result<Seen, ArlError> {
         match std::fs::metadata(&self.path) {
             Ok(m) => Ok(Some((
+                std::os::unix::fs::MetadataExt::ino(&m),
                 m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 m.len(),
             ))),
