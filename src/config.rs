@@ -1075,6 +1075,26 @@ mod tests {
     }
 
     #[test]
+    fn the_root_crl_defaults_to_the_ca_directory_and_its_warning_lead_is_checked() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.ca.root_crl_warning_days, 7);
+        assert_eq!(c.ca.root_crl_path(), c.ca.dir.join("root.crl"));
+        let c = Config::load_from(None, env(&[("ESTCA_CA__ROOT_CRL", "/srv/arl/root.crl")]))
+            .unwrap();
+        assert_eq!(c.ca.root_crl_path(), PathBuf::from("/srv/arl/root.crl"));
+        for (key, value) in [
+            ("ESTCA_CA__ROOT_CRL_WARNING_DAYS", "0"),
+            ("ESTCA_CA__ROOT_CRL_WARNING_DAYS", "366"),
+            ("ESTCA_CA__ROOT_CRL", ""),
+        ] {
+            let err = Config::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ca.root_crl"), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn revocation_defaults_and_checks() {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert_eq!(c.revocation.public_url, "http://localhost:8080");
