@@ -1079,8 +1079,8 @@ mod tests {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert_eq!(c.ca.root_crl_warning_days, 7);
         assert_eq!(c.ca.root_crl_path(), c.ca.dir.join("root.crl"));
-        let c = Config::load_from(None, env(&[("ESTCA_CA__ROOT_CRL", "/srv/arl/root.crl")]))
-            .unwrap();
+        let c =
+            Config::load_from(None, env(&[("ESTCA_CA__ROOT_CRL", "/srv/arl/root.crl")])).unwrap();
         assert_eq!(c.ca.root_crl_path(), PathBuf::from("/srv/arl/root.crl"));
         for (key, value) in [
             ("ESTCA_CA__ROOT_CRL_WARNING_DAYS", "0"),

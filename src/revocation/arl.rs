@@ -110,7 +110,7 @@ pub fn read_arl(path: &Path, root: Option<&[u8]>) -> Result<Arl, ArlError> {
     })?;
     let der = if bytes.starts_with(b"-----BEGIN") {
         match pem_rfc7468::decode_vec(&bytes) {
-            Ok((label, der)) if label == "X509 CRL" => der,
+            Ok(("X509 CRL", der)) => der,
             _ => return Err(invalid("it is PEM but not one X509 CRL")),
         }
     } else {
