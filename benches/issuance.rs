@@ -78,6 +78,8 @@ fn ca(dir: &std::path::Path) -> CertificateAuthority {
         key: String::new(),
         pkcs11_pin_file: None,
         pkcs11_pin_credential: "pkcs11-pin".into(),
+        root_crl: None,
+        root_crl_warning_days: 7,
     };
     CertificateAuthority::init(&config, None).expect("init the CA");
     CertificateAuthority::load(&config, "{id} {contract}").expect("load the CA")

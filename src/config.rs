@@ -421,6 +421,22 @@ pub struct CaConfig {
     /// The name of the systemd credential holding the PKCS#11 PIN, read when
     /// `pkcs11_pin_file` is unset.
     pub pkcs11_pin_credential: String,
+    /// The offline root's ARL (`estca root sign-arl` writes it as `root.crl`), served at
+    /// `/root.crl` and re-read when it changes; unset: `root.crl` in `dir`, if present.
+    #[serde(default)]
+    pub root_crl: Option<PathBuf>,
+    /// Days before the ARL's nextUpdate from which the daemon warns (at start, on reload and
+    /// hourly); once it has passed, it logs an error.
+    pub root_crl_warning_days: u32,
+}
+
+impl CaConfig {
+    /// The ARL file the daemon serves: `root_crl`, else `root.crl` in `dir`.
+    pub fn root_crl_path(&self) -> PathBuf {
+        self.root_crl
+            .clone()
+            .unwrap_or_else(|| self.dir.join("root.crl"))
+    }
 }
 
 /// The end-entity certificate profile.
@@ -687,6 +703,22 @@ impl Config {
                 "must be between 367 and 3660 days: enrollment stops up to 366 days before the \
                  issuing CA expires (a one-year certificate no longer fits), so a shorter lead \
                  time would warn only after it stopped",
+            ));
+        }
+        if !(1..=365).contains(&ca.root_crl_warning_days) {
+            return Err(invalid(
+                "ca.root_crl_warning_days",
+                "must be between 1 and 365 days before the ARL's nextUpdate",
+            ));
+        }
+        if ca
+            .root_crl
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "ca.root_crl",
+                "must name the ARL file, or be left out for root.crl in ca.dir",
             ));
         }
         check_credential_name("ca.pkcs11_pin_credential", &ca.pkcs11_pin_credential)?;
@@ -1039,6 +1071,26 @@ mod tests {
                 .filter(|l| !l.starts_with('#') && !l.starts_with('[') && l.contains('='))
                 .filter_map(|l| l.split('=').next().map(|k| k.trim().to_owned()))
                 .collect()
+        }
+    }
+
+    #[test]
+    fn the_root_crl_defaults_to_the_ca_directory_and_its_warning_lead_is_checked() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.ca.root_crl_warning_days, 7);
+        assert_eq!(c.ca.root_crl_path(), c.ca.dir.join("root.crl"));
+        let c =
+            Config::load_from(None, env(&[("ESTCA_CA__ROOT_CRL", "/srv/arl/root.crl")])).unwrap();
+        assert_eq!(c.ca.root_crl_path(), PathBuf::from("/srv/arl/root.crl"));
+        for (key, value) in [
+            ("ESTCA_CA__ROOT_CRL_WARNING_DAYS", "0"),
+            ("ESTCA_CA__ROOT_CRL_WARNING_DAYS", "366"),
+            ("ESTCA_CA__ROOT_CRL", ""),
+        ] {
+            let err = Config::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ca.root_crl"), "{key}={value}: {err}");
         }
     }
 

@@ -136,6 +136,7 @@ struct Inner {
     queue_depth: Gauge,
     issuing_ca_not_after: Gauge,
     enrollment_stops: Gauge,
+    root_crl_next_update: Gauge,
     ready: AtomicBool,
 }
 
@@ -236,6 +237,12 @@ impl Metrics {
             "When enrollment stops because a one-year certificate no longer fits before the issuing CA's notAfter (one year before it), in seconds since the Unix epoch",
             enrollment_stops.clone(),
         );
+        let root_crl_next_update = Gauge::default();
+        registry.register(
+            "root_crl_next_update_timestamp_seconds",
+            "The nextUpdate of the offline root's ARL served at /root.crl, in seconds since the Unix epoch (0 while none is loaded)",
+            root_crl_next_update.clone(),
+        );
         root.register_collector(Box::new(process::ProcessCollector));
         Self {
             inner: Arc::new(Inner {
@@ -250,6 +257,7 @@ impl Metrics {
                 queue_depth,
                 issuing_ca_not_after,
                 enrollment_stops,
+                root_crl_next_update,
                 ready: AtomicBool::new(false),
             }),
         }
@@ -285,6 +293,14 @@ impl Metrics {
         self.inner
             .enrollment_stops
             .set(enrollment_stops.unix_timestamp());
+    }
+
+    /// Sets the nextUpdate of the ARL served at `/root.crl`, so that alerting can fire
+    /// before it goes stale.
+    pub fn set_root_crl_next_update(&self, next_update: time::OffsetDateTime) {
+        self.inner
+            .root_crl_next_update
+            .set(next_update.unix_timestamp());
     }
 
     /// Marks the daemon ready (store open, CA loaded, listeners bound) or not (stopping).

@@ -7,7 +7,8 @@
 //!   the host names of the self-issued certificate; the log level; the shutdown grace
 //!   period; the issuing CA's expiry warning lead time): new connections get the new TLS
 //!   configuration, open ones keep theirs. Every other changed key is logged as "changed;
-//!   takes effect after restart". Every reload checks the issuing CA's expiry again.
+//!   takes effect after restart". Every reload checks the issuing CA's expiry again, and
+//!   re-reads the root's ARL and checks its nextUpdate.
 //! - SIGTERM and SIGINT stop the daemon gracefully (see [`RunningDaemon::stop`]).
 
 use std::path::PathBuf;
@@ -156,6 +157,7 @@ impl RunningDaemon {
         current.log.level = new.log.level.clone();
         drop(current);
         crate::server::check_issuing_ca_expiry(&self.ca, new.ca.expiry_warning_days);
+        self.root_crl.check(true);
         Ok(ReloadReport {
             applied,
             needs_restart,

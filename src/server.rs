@@ -106,6 +106,7 @@ pub struct RunningDaemon {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Metrics,
     pub(crate) ca: Arc<CertificateAuthority>,
+    pub(crate) root_crl: Arc<crate::revocation::arl::RootCrl>,
     pub(crate) tls: Arc<ArcSwap<rustls::ServerConfig>>,
     pub(crate) grace_secs: Arc<AtomicU64>,
     pub(crate) config: std::sync::Mutex<Config>,
@@ -188,6 +189,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         &config.revocation,
     )
     .await?;
+    let root_crl = Arc::new(crate::revocation::arl::RootCrl::new(
+        config.ca.root_crl_path(),
+        config.ca.root_crl.is_some(),
+        ca.root_certificate_der().map(<[u8]>::to_vec),
+        time::Duration::days(i64::from(config.ca.root_crl_warning_days)),
+        clock.clone(),
+        metrics.clone(),
+    ));
     let ra = Arc::new(
         RegistrationAuthority::with_observer(
             store.clone(),
@@ -200,7 +209,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     );
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
-    let revocation_routes = crate::revocation::routes::router(&revocation, &ca);
+    let revocation_routes = crate::revocation::routes::router(&revocation, &ca).merge(
+        crate::revocation::arl::router(root_crl.clone(), config.revocation.http_max_age_secs),
+    );
     let base64_lines = Base64Lines::from_single_line(config.est.single_line_base64);
     let est = crate::est::router(ra.clone(), config.server.max_body_bytes, base64_lines)?;
     let spelling = HeaderSpelling::prepare()
@@ -312,6 +323,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
             stopped.clone(),
         )),
         revocation.crl.clone().spawn(stopped.clone()),
+        root_crl.clone().spawn(stopped.clone()),
         ra.clone().spawn_budget_sweeper(stopped.clone()),
     ];
     if let Some(listener) = revocation_listener {
@@ -362,6 +374,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         store,
         metrics,
         ca,
+        root_crl,
         tls,
         grace_secs,
         config: std::sync::Mutex::new(config),

@@ -308,3 +308,40 @@ fn readme_hsm_example_runs_verbatim() {
     assert!(dir.path().join("hsm-ca/issuing-ca.pem").exists());
     assert!(!dir.path().join("hsm-ca/issuing-ca.key").exists(), "{all}");
 }
+
+/// The README's offline-root ceremony runs as written, in an empty directory: the root in
+/// `root/` with its encrypted key, the issuing key and request in `ca/`, the certificate the
+/// root signed (pathLen 0, the ARL's URL as distribution point) installed next to
+/// `root-ca.pem` but no root key, and the ARL that openssl checks the issuing CA against.
+#[test]
+fn readme_offline_root_ceremony_runs_verbatim() {
+    if !have("openssl") {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and openssl is missing"
+        );
+        eprintln!("NOTICE: openssl is missing; the README offline root test is SKIPPED");
+        return;
+    }
+    let script = readme_script("offline-root", 1);
+    let dir = tempfile::Builder::new()
+        .prefix("estca-offline-root")
+        .tempdir()
+        .unwrap();
+    let (ok, all, full) = run_script(dir.path(), "set -euo pipefail", &script);
+    assert!(ok, "script:\n{full}\n---\n{all}");
+    for expected in [
+        "SHA-256",
+        "issuing-ca.csr",
+        "CA:TRUE, pathlen:0",
+        "URI:http://ca.example.com/root.crl",
+        "ca/issuing-ca.pem: OK",
+        "number      2",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert!(!dir.path().join("ca/root-ca.key").exists(), "{all}");
+    assert!(std::fs::read_to_string(dir.path().join("root/root-ca.key"))
+        .unwrap()
+        .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+}

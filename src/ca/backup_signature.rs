@@ -187,6 +187,8 @@ mod tests {
             key: String::new(),
             pkcs11_pin_file: None,
             pkcs11_pin_credential: "pkcs11-pin".into(),
+            root_crl: None,
+            root_crl_warning_days: 7,
         }
     }
 

@@ -10,10 +10,13 @@ use der::asn1::Uint;
 use der::Encode;
 use time::OffsetDateTime;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::crl::IssuingDistributionPoint;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
+use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::Version;
 
+use super::key::CaKey;
 use super::profile::{extension, octets, to_x509_time};
 use super::{CaError, CertificateAuthority};
 use crate::model::{RevocationReason, Serial};
@@ -65,58 +68,105 @@ impl CertificateAuthority {
     /// serial, each with a reasonCode extension unless the reason is `unspecified`.
     /// Returns the DER.
     pub fn sign_crl(&self, request: &CrlRequest<'_>) -> Result<Vec<u8>, CaError> {
-        if request.next_update <= request.this_update {
-            return Err(CaError::Internal(
-                "a CRL's nextUpdate must be after its thisUpdate".into(),
-            ));
-        }
-        let mut entries: Vec<&CrlEntry> = request.entries.iter().collect();
-        entries.sort_unstable_by_key(|e| e.serial);
-        let mut revoked = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let crl_entry_extensions = match entry.reason {
-                RevocationReason::Unspecified => None,
-                reason => Some(vec![extension(&crl_reason(reason), false)?]),
-            };
-            revoked.push(RevokedCert {
-                serial_number: SerialNumber::new(entry.serial.as_bytes())
-                    .map_err(|e| encoding("a CRL entry's serial", e))?,
-                revocation_date: to_x509_time(entry.revoked_at)?,
-                crl_entry_extensions,
-            });
-        }
-        let number =
-            Uint::new(&request.number.to_be_bytes()).map_err(|e| encoding("the CRL number", e))?;
-        let tbs = TbsCertList {
-            version: Version::V2,
-            signature: self.key.signature_algorithm(),
-            issuer: self.issuing_subject.clone(),
-            this_update: to_x509_time(request.this_update)?,
-            next_update: Some(to_x509_time(request.next_update)?),
-            // RFC 5280 5.1.2.6: absent, not empty, when nothing is revoked.
-            revoked_certificates: (!revoked.is_empty()).then_some(revoked),
-            crl_extensions: Some(vec![
-                extension(
-                    &AuthorityKeyIdentifier {
-                        key_identifier: Some(octets(&self.issuing_key_id)?),
-                        authority_cert_issuer: None,
-                        authority_cert_serial_number: None,
-                    },
-                    false,
-                )?,
-                extension(&CrlNumber(number), false)?,
-            ]),
-        };
-        let tbs_der = tbs.to_der().map_err(|e| encoding("a CRL", e))?;
-        let signature = self.key.sign(&tbs_der)?;
-        CertificateList {
-            signature_algorithm: tbs.signature.clone(),
-            tbs_cert_list: tbs,
-            signature,
-        }
-        .to_der()
-        .map_err(|e| encoding("a CRL", e))
+        sign_list(
+            &self.key,
+            &self.issuing_subject,
+            &self.issuing_key_id,
+            request,
+            CrlScope::All,
+        )
     }
+}
+
+/// Which certificates a CRL covers (RFC 5280 5.2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CrlScope {
+    /// Every certificate of the issuer: no issuingDistributionPoint extension.
+    All,
+    /// CA certificates only (an ARL): a critical issuingDistributionPoint with
+    /// onlyContainsCACerts TRUE, as RFC 5280 5.2.5 requires of such a CRL.
+    CaCertificatesOnly,
+}
+
+/// Builds and signs a v2 CRL of `issuer` (its subject, and its key identifier `key_id` for
+/// the authorityKeyIdentifier) with `key`: cRLNumber, entries sorted by serial with a
+/// reasonCode unless `unspecified`, and the issuingDistributionPoint `scope` asks for.
+pub(super) fn sign_list(
+    key: &CaKey,
+    issuer: &Name,
+    key_id: &[u8],
+    request: &CrlRequest<'_>,
+    scope: CrlScope,
+) -> Result<Vec<u8>, CaError> {
+    if request.next_update <= request.this_update {
+        return Err(CaError::Internal(
+            "a CRL's nextUpdate must be after its thisUpdate".into(),
+        ));
+    }
+    let mut entries: Vec<&CrlEntry> = request.entries.iter().collect();
+    entries.sort_unstable_by_key(|e| e.serial);
+    let mut revoked = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let crl_entry_extensions = match entry.reason {
+            RevocationReason::Unspecified => None,
+            reason => Some(vec![extension(&crl_reason(reason), false)?]),
+        };
+        revoked.push(RevokedCert {
+            serial_number: SerialNumber::new(entry.serial.as_bytes())
+                .map_err(|e| encoding("a CRL entry's serial", e))?,
+            revocation_date: to_x509_time(entry.revoked_at)?,
+            crl_entry_extensions,
+        });
+    }
+    let number =
+        Uint::new(&request.number.to_be_bytes()).map_err(|e| encoding("the CRL number", e))?;
+    let mut crl_extensions = vec![
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(octets(key_id)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            false,
+        )?,
+        extension(&CrlNumber(number), false)?,
+    ];
+    if scope == CrlScope::CaCertificatesOnly {
+        let mut idp = extension(
+            &IssuingDistributionPoint {
+                distribution_point: None,
+                only_contains_user_certs: false,
+                only_contains_ca_certs: true,
+                only_some_reasons: None,
+                indirect_crl: false,
+                only_contains_attribute_certs: false,
+            },
+            true,
+        )?;
+        // x509-cert 0.2 gives this type the OID of subjectInfoAccess; RFC 5280 5.2.5 says
+        // id-ce-issuingDistributionPoint.
+        idp.extn_id = const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT;
+        crl_extensions.push(idp);
+    }
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: key.signature_algorithm(),
+        issuer: issuer.clone(),
+        this_update: to_x509_time(request.this_update)?,
+        next_update: Some(to_x509_time(request.next_update)?),
+        // RFC 5280 5.1.2.6: absent, not empty, when nothing is revoked.
+        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+        crl_extensions: Some(crl_extensions),
+    };
+    let tbs_der = tbs.to_der().map_err(|e| encoding("a CRL", e))?;
+    let signature = key.sign(&tbs_der)?;
+    CertificateList {
+        signature_algorithm: tbs.signature.clone(),
+        tbs_cert_list: tbs,
+        signature,
+    }
+    .to_der()
+    .map_err(|e| encoding("a CRL", e))
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub(super) const ROOT_CERT: &str = "root-ca.pem";
 pub(super) const ROOT_KEY: &str = "root-ca.key";
 pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
 pub(super) const ISSUING_KEY: &str = "issuing-ca.key";
+/// The issuing CA's certificate request, while an offline root has not certified it yet.
+pub(super) const ISSUING_CSR: &str = "issuing-ca.csr";
 
 /// What `init` or `import` wrote, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +98,7 @@ impl fmt::Display for InitReport {
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
     move |source| CaError::Io {
         path: path.to_path_buf(),
         source,
@@ -104,7 +106,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 }
 
 /// Writes a new file with `mode`; refuses to replace an existing one.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
+pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -126,7 +128,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
     file.sync_all().map_err(io_error(path))
 }
 
-fn create_dir(dir: &Path) -> Result<(), CaError> {
+pub(super) fn create_dir(dir: &Path) -> Result<(), CaError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -134,7 +136,7 @@ fn create_dir(dir: &Path) -> Result<(), CaError> {
         .map_err(io_error(dir))
 }
 
-fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
+pub(super) fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
     match paths.iter().find(|p| p.exists()) {
         Some(p) => Err(CaError::AlreadyExists {
             path: p.to_path_buf(),
@@ -213,7 +215,7 @@ fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
 }
 
 /// Checks that each certificate is signed by the next one (issuing CA first, root last).
-fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
+pub(super) fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
     for pair in ders.windows(2) {
         let child = parse(pair[0], path)?;
         let parent = parse(pair[1], path)?;
@@ -233,7 +235,7 @@ fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
     Ok(())
 }
 
-fn check_key_matches(
+pub(super) fn check_key_matches(
     key: &CaKey,
     cert: &X509Certificate<'_>,
     key_path: &Path,
@@ -248,13 +250,13 @@ fn check_key_matches(
     Ok(())
 }
 
-fn pem(der: &[u8]) -> Result<String, CaError> {
+pub(super) fn pem(der: &[u8]) -> Result<String, CaError> {
     pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
         .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
 }
 
 /// An rcgen key as PKCS#8 PEM, encrypted with `passphrase` when given.
-fn rcgen_key_pem(
+pub(super) fn rcgen_key_pem(
     key: &rcgen::KeyPair,
     path: &Path,
     passphrase: Option<&KeyPassphrase>,
@@ -276,7 +278,7 @@ fn rcgen_serial() -> rcgen::SerialNumber {
 }
 
 /// C, O, CN with C as PrintableString (RFC 5280 appendix A).
-fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaError> {
+pub(super) fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaError> {
     let country =
         rcgen::string::PrintableString::try_from(config.country.as_str()).map_err(|_| {
             CaError::InvalidName(format!(
@@ -304,8 +306,51 @@ fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
         .to_vec()
 }
 
-fn generate(e: rcgen::Error) -> CaError {
+pub(super) fn generate(e: rcgen::Error) -> CaError {
     CaError::Generate(e.to_string())
+}
+
+/// rcgen's signature algorithm for a CA key of `algorithm`.
+pub(super) fn rcgen_algorithm(algorithm: KeyAlgorithm) -> &'static rcgen::SignatureAlgorithm {
+    match algorithm {
+        KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+    }
+}
+
+/// Now, in whole seconds (what certificates and CRLs can say).
+pub(super) fn whole_seconds_now() -> Result<OffsetDateTime, CaError> {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(|e| CaError::Internal(e.to_string()))
+}
+
+/// A new root: its key pair, the parameters it was made from, and its certificate.
+pub(super) struct NewRoot {
+    pub key: rcgen::KeyPair,
+    pub params: rcgen::CertificateParams,
+    pub cert: rcgen::Certificate,
+}
+
+/// A new self-signed root (RFC 5280: basicConstraints CA critical, keyUsage keyCertSign and
+/// cRLSign critical, SKI) named C, O and `config.root_name`, valid from `now` for
+/// `root_validity_years`, with a new `config.key_algorithm` key.
+pub(super) fn new_root(config: &CaConfig, now: OffsetDateTime) -> Result<NewRoot, CaError> {
+    let key =
+        rcgen::KeyPair::generate_for(rcgen_algorithm(config.key_algorithm)).map_err(generate)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = ca_name(config, &config.root_name)?;
+    params.serial_number = Some(rcgen_serial());
+    params.not_before = now;
+    params.not_after = profile::add_years(now, config.root_validity_years)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&key));
+    let cert = params.self_signed(&key).map_err(generate)?;
+    Ok(NewRoot { key, params, cert })
 }
 
 /// Checks that `dir` holds both files of the issuing CA. When neither exists and no root file
@@ -320,6 +365,11 @@ fn check_issuing_files(config: &CaConfig) -> Result<(), CaError> {
     let (_, missing) = state(issuing_files(config));
     if missing.is_empty() {
         return Ok(());
+    }
+    if dir.join(ISSUING_CSR).exists() {
+        return Err(CaError::AwaitingIssuingCertificate {
+            csr: dir.join(ISSUING_CSR),
+        });
     }
     let (present, _) = state(&[ROOT_CERT, ROOT_KEY, ISSUING_CERT, ISSUING_KEY]);
     if present.is_empty() {
@@ -345,7 +395,7 @@ fn issuing_files(config: &CaConfig) -> &'static [&'static str] {
 
 /// Opens the issuing CA's key in the PKCS#11 token `config.key` names, with the configured
 /// PIN.
-fn open_token(config: &CaConfig) -> Result<TokenKey, CaError> {
+pub(super) fn open_token(config: &CaConfig) -> Result<TokenKey, CaError> {
     let uri: Pkcs11Uri = config.key.parse()?;
     let pin = KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
         uri: uri.to_string(),
@@ -425,27 +475,13 @@ impl CertificateAuthority {
         ])?;
         create_dir(dir)?;
 
-        let alg = match config.key_algorithm {
-            KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        };
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .map_err(|e| CaError::Internal(e.to_string()))?;
-
-        let root_key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
-        let mut root = rcgen::CertificateParams::default();
-        root.distinguished_name = ca_name(config, &config.root_name)?;
-        root.serial_number = Some(rcgen_serial());
-        root.not_before = now;
-        root.not_after = profile::add_years(now, config.root_validity_years)?;
-        root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        root.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        root.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&root_key));
-        let root_cert = root.self_signed(&root_key).map_err(generate)?;
+        let alg = rcgen_algorithm(config.key_algorithm);
+        let now = whole_seconds_now()?;
+        let NewRoot {
+            key: root_key,
+            params: root,
+            cert: root_cert,
+        } = new_root(config, now)?;
 
         let issuing_key = match token {
             None => IssuingKey::File(Box::new(

@@ -17,6 +17,7 @@ pub mod crl;
 pub mod csr;
 mod expiry;
 mod hierarchy;
+mod issuing_request;
 mod key;
 mod key_files;
 pub mod lint;
@@ -26,6 +27,7 @@ pub mod pkcs11;
 pub mod pkcs7;
 mod profile;
 mod public_key;
+pub mod root;
 pub mod service;
 
 pub use backup_signature::{
@@ -34,6 +36,7 @@ pub use backup_signature::{
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;
+pub use issuing_request::IssuingRequestReport;
 pub use key::KeyProtection;
 pub use key_files::{KeyFileChange, KeyFileReport};
 pub use passphrase::KeyPassphrase;
@@ -72,6 +75,41 @@ pub enum CaError {
         missing: Vec<&'static str>,
         /// The CA files that are there.
         present: Vec<&'static str>,
+    },
+    /// `estca init --offline-root` wrote the issuing CA's key and request, and the
+    /// certificate the offline root signs for it is not installed yet.
+    #[error("the issuing CA is waiting for its certificate: take {} to the offline root, run `estca root sign-issuing` there, and install the certificate with `estca ca install-issuing` (README: Protecting the CA keys, offline root)", .csr.display())]
+    AwaitingIssuingCertificate {
+        /// The certificate request file.
+        csr: PathBuf,
+    },
+    /// A root directory holds no root.
+    #[error("no root CA in {}: it needs root-ca.pem and root-ca.key; run `estca root init --dir {}` to create one", .dir.display(), .dir.display())]
+    NoRoot {
+        /// The root directory.
+        dir: PathBuf,
+    },
+    /// A certificate request cannot be certified.
+    #[error("the certificate request {}: {reason}", .path.display())]
+    BadRequest {
+        /// The request file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The root did not sign the issuing CA certificate named.
+    #[error("this root signed no issuing CA certificate with serial {serial} (its certificates are in {}); check the serial with `openssl x509 -noout -serial -in issuing-ca.pem`", .dir.display())]
+    UnknownIssuingCa {
+        /// The serial given.
+        serial: crate::model::Serial,
+        /// Where the root keeps the certificates it signed.
+        dir: PathBuf,
+    },
+    /// The issuing CA certificate is already listed in the ARL.
+    #[error("the issuing CA certificate {serial} is already revoked; `estca root sign-arl` refreshes the ARL")]
+    AlreadyRevoked {
+        /// Its serial.
+        serial: crate::model::Serial,
     },
     /// `init` or `import` would overwrite an existing CA file.
     #[error("{} already exists: a CA is already set up there; move the files away or choose another ca.dir", .path.display())]

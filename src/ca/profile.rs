@@ -235,6 +235,23 @@ pub(crate) fn subject_prefix(
     ])
 }
 
+/// A CA's subject: C (PrintableString), O and CN (UTF8String), as `estca init` names its
+/// CAs.
+pub(crate) fn ca_subject(country: &str, organization: &str, cn: &str) -> Result<Name, CaError> {
+    let country_value = PrintableStringRef::new(country)
+        .and_then(|s| Any::encode_from(&s))
+        .map_err(|_| {
+            CaError::InvalidName(format!(
+                "country '{country}' is not a two-letter code: fix ca.country"
+            ))
+        })?;
+    Ok(RdnSequence(vec![
+        rdn(rfc4519::C, country_value)?,
+        rdn(rfc4519::O, utf8(organization, "organization")?)?,
+        common_name_rdn(cn)?,
+    ]))
+}
+
 /// An RDN holding one common name.
 pub(crate) fn common_name_rdn(cn: &str) -> Result<RelativeDistinguishedName, CaError> {
     rdn(rfc4519::CN, utf8(cn, "common name")?)

@@ -38,6 +38,8 @@ pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
         key: String::new(),
         pkcs11_pin_file: None,
         pkcs11_pin_credential: "pkcs11-pin".into(),
+        root_crl: None,
+        root_crl_warning_days: 7,
     }
 }
 

@@ -1,6 +1,8 @@
 //! `estca ca encrypt-key` and `estca ca decrypt-key`, run locally on the CA directory, and
 //! the choice of passphrase for `estca init`.
 
+use std::path::Path;
+
 use clap::Subcommand;
 use serde_json::json;
 
@@ -18,25 +20,68 @@ pub enum CaCommand {
     /// passphrase (decrypt, put the new passphrase in place, encrypt) or to move the keys
     /// into other software.
     DecryptKey,
+    /// Install the issuing CA certificate the offline root signed for issuing-ca.csr
+    /// (`estca init --offline-root`), once it is checked against the issuing key and the
+    /// root; writes issuing-ca.pem and root-ca.pem.
+    InstallIssuing {
+        /// The certificate `estca root sign-issuing` wrote (PEM).
+        cert: std::path::PathBuf,
+        /// The offline root's certificate (root-ca.pem of the root directory); compare its
+        /// SHA-256 fingerprint with the one `estca root init` printed.
+        #[arg(long, value_name = "FILE")]
+        root: std::path::PathBuf,
+    },
 }
 
 /// Runs `estca ca ...`.
 pub fn run(config: &Config, command: CaCommand, json: bool) -> Result<(), String> {
-    let passphrase = KeyPassphrase::from_config(&config.ca)
+    let report: KeyFileReport = match command {
+        CaCommand::InstallIssuing { cert, root } => {
+            return install_issuing(config, &cert, &root, json)
+        }
+        CaCommand::EncryptKey => {
+            CertificateAuthority::encrypt_key_files(&config.ca, &configured_passphrase(config)?)
+        }
+        CaCommand::DecryptKey => {
+            CertificateAuthority::decrypt_key_files(&config.ca, &configured_passphrase(config)?)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", json!({ "files": report.files }));
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// The configured passphrase, which `encrypt-key` and `decrypt-key` need.
+fn configured_passphrase(config: &Config) -> Result<KeyPassphrase, String> {
+    KeyPassphrase::from_config(&config.ca)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             "no passphrase is configured: write it into the file ca.key_passphrase_file names \
              (mode 0600), or provide the systemd credential ca.key_passphrase_credential names \
              ($CREDENTIALS_DIRECTORY/<name>)"
                 .to_owned()
-        })?;
-    let report: KeyFileReport = match command {
-        CaCommand::EncryptKey => CertificateAuthority::encrypt_key_files(&config.ca, &passphrase),
-        CaCommand::DecryptKey => CertificateAuthority::decrypt_key_files(&config.ca, &passphrase),
-    }
-    .map_err(|e| e.to_string())?;
+        })
+}
+
+/// `estca ca install-issuing CERT --root ROOT`.
+fn install_issuing(config: &Config, cert: &Path, root: &Path, json: bool) -> Result<(), String> {
+    let report =
+        CertificateAuthority::install_issuing(&config.ca, cert, root).map_err(|e| e.to_string())?;
     if json {
-        println!("{}", json!({ "files": report.files }));
+        println!(
+            "{}",
+            json!({
+                "issuing_certificate": report.issuing_certificate,
+                "issuing_subject": report.issuing_subject,
+                "issuing_not_after": crate::ra::policy::rfc3339(report.issuing_not_after),
+                "root_certificate": report.root_certificate,
+                "root_subject": report.root_subject,
+            })
+        );
     } else {
         println!("{report}");
     }

@@ -8,6 +8,7 @@ mod failure;
 mod keys;
 pub mod ops;
 mod output;
+mod root;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -106,6 +107,9 @@ pub enum Command {
     /// The CA's key files, run locally.
     #[command(subcommand)]
     Ca(keys::CaCommand),
+    /// The offline root, run on the machine that holds its key (never the daemon's host).
+    #[command(subcommand)]
+    Root(root::RootCommand),
     /// Commands sent to the running daemon over the admin socket.
     #[command(flatten)]
     Admin(AdminCommand),
@@ -203,6 +207,11 @@ pub struct InitArgs {
     /// ca.pkcs11_pin_file or its systemd credential; then set ca.key to it.
     #[arg(long, value_name = "URI", conflicts_with = "import_cert")]
     pub pkcs11: Option<String>,
+    /// Leave the root to an offline machine: write only the issuing CA's key (encrypted, or
+    /// in the token of --pkcs11) and a certificate request, issuing-ca.csr, for
+    /// `estca root sign-issuing`; then install its answer with `estca ca install-issuing`.
+    #[arg(long, conflicts_with = "import_cert")]
+    pub offline_root: bool,
     /// Write the key files unencrypted even though the configuration is for production
     /// (`ca.create_if_missing = false`), where they are encrypted with the configured
     /// passphrase by default.
@@ -441,6 +450,7 @@ pub fn main() -> ExitCode {
                 Ok(ops::copy(&config, &from, &to, json).await?)
             }
             Command::Ca(command) => Ok(keys::run(&config, command, json)?),
+            Command::Root(command) => Ok(root::run(config, command, json)?),
             Command::Admin(command) => administer(&config, command, json).await,
         }
     });
@@ -478,6 +488,30 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
         );
     }
     let passphrase = keys::passphrase_for_init(&config.ca, args.unencrypted)?;
+    if args.offline_root {
+        let token = args
+            .pkcs11
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::ca::CaError| e.to_string())?;
+        let report =
+            CertificateAuthority::request_issuing(&config.ca, passphrase.as_ref(), token.as_ref())
+                .map_err(|e| e.to_string())?;
+        if json {
+            println!(
+                "{}",
+                json!({
+                    "issuing_csr": report.csr,
+                    "issuing_key": report.key,
+                    "issuing_subject": report.subject,
+                })
+            );
+        } else {
+            println!("{report}");
+        }
+        return Ok(());
+    }
     let report = match (&args.import_cert, &args.import_key) {
         (Some(cert), Some(key)) => {
             CertificateAuthority::import(&config.ca, cert, key, passphrase.as_ref())

@@ -5,6 +5,7 @@
 //!   reports a revocation, and on a timer halfway to nextUpdate.
 //! - [`ocsp_responder`] answers OCSP requests from a cache of signed responses that a
 //!   revocation invalidates, with a delegated signing certificate it rotates itself.
+//! - [`arl`] serves the offline root's ARL at `/root.crl`, re-read when its file changes.
 //! - [`routes`] are the HTTP routes (`/crl`, `/crl.pem`, `/ocsp`, `/ca.crt`, `/ca.pem`) and the
 //!   operator's `GET /api/v1/crl`.
 //!
@@ -12,6 +13,7 @@
 //! and its change feed) and has the [`ca`](crate::ca) sign. The registration authority does
 //! not know it exists.
 
+pub mod arl;
 pub mod crl_publisher;
 pub mod ocsp_responder;
 pub mod routes;

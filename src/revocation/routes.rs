@@ -128,13 +128,13 @@ pub fn http_date(t: OffsetDateTime) -> String {
 }
 
 /// Seconds from now until `until`, at least 0 and at most `cap`.
-fn max_age(until: OffsetDateTime, cap: u32) -> i64 {
+pub(super) fn max_age(until: OffsetDateTime, cap: u32) -> i64 {
     (until - OffsetDateTime::now_utc())
         .whole_seconds()
         .clamp(0, i64::from(cap))
 }
 
-fn header_value(text: &str) -> HeaderValue {
+pub(super) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
