@@ -8,7 +8,8 @@
 # `dpkg -i`; every file where the README says, and nothing else; the user, the group and the
 # directories made; the service neither enabled nor started; `systemd-analyze verify` on the
 # installed unit; `estca --version`, `estca check-config` (as the daemon's user) and the
-# completions from PATH; `estca init` makes a CA in /var/lib/estca; `dpkg -r` keeps the CA
+# completions from PATH; a second `dpkg -i` (an upgrade) keeping an edited configuration and
+# its mode; `estca init` makes a CA in /var/lib/estca; `dpkg -r` keeps the CA
 # and the configuration; `dpkg --purge` removes the configuration and still keeps the CA.
 # It refuses to run where estca is installed or its directories or user exist, and removes
 # everything it made at the end, pass or fail.
@@ -103,6 +104,14 @@ estca --version | grep -q '^estca ' || fail "estca --version: $(estca --version 
 runuser -u estca -- estca check-config >/dev/null || fail "estca check-config, as the user estca, failed"
 bash -c 'source /usr/share/bash-completion/completions/estca && complete -p estca' >/dev/null \
   || fail "the bash completion does not define completion for estca"
+
+step "dpkg -i again (an upgrade) keeps the operator's configuration, its mode and group"
+echo "# an operator's edit" >>/etc/estca/estca.toml
+chmod 0600 /etc/estca/estca.toml
+dpkg -i "$deb" >/dev/null
+tail -n 1 /etc/estca/estca.toml | grep -qx "# an operator's edit" || fail "dpkg -i over the installed package replaced the edited /etc/estca/estca.toml"
+[ "$(stat -c '%a %U %G' /etc/estca/estca.toml)" = "600 root estca-admin" ] || fail "dpkg -i over the installed package reset /etc/estca/estca.toml to $(stat -c '%a %U %G' /etc/estca/estca.toml)"
+chmod 0640 /etc/estca/estca.toml   # for the user estca again
 
 step "estca init as the user estca, then dpkg -r keeps the CA and the configuration"
 # As the README does it: a passphrase file only the user estca reads (a scratch one here).
