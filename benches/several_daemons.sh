@@ -2,7 +2,7 @@
 # Issuance rate and server CPU per issuance of 1, 2 and 3 estca daemons sharing one
 # PostgreSQL database, beside one daemon on sled, in one run (issue 12's benchmark).
 #
-#   cargo build --release --bin estca --bin estca-bench
+#   cargo build --release -p estca -p estca-bench
 #   benches/several_daemons.sh [-c CONNECTIONS] [-t SECONDS] [-n "1 2 3"] [-s SCENARIO]
 #
 # It starts a PostgreSQL server of its own (Debian's binaries, initdb into a temporary
@@ -32,7 +32,7 @@ done
 estca=$PWD/target/release/estca
 bench=$PWD/target/release/estca-bench
 for b in "$estca" "$bench"; do
-  [ -x "$b" ] || { echo "$b is missing: cargo build --release --bin estca --bin estca-bench" >&2; exit 1; }
+  [ -x "$b" ] || { echo "$b is missing: cargo build --release -p estca -p estca-bench" >&2; exit 1; }
 done
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$pgbin/initdb" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)" >&2; exit 1; }

@@ -2,12 +2,73 @@
 //! starts on ephemeral ports, a small `populate`, a run on the populated directory, and a
 //! plot. It proves the tool works; it measures nothing.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
 fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_estca-bench"))
+}
+
+/// The `estca` binary the bench starts. It belongs to another package of the workspace, so
+/// Cargo does not build it for this crate's tests (`CARGO_BIN_EXE_estca` exists only in
+/// estca's own): it is built here with the cargo running the tests, in the profile of the
+/// bench binary (next to it, where `estca-bench` looks by default), once per test process.
+/// When `cargo test` at the root has already built it, this is a freshness check: the
+/// variables Cargo sets for this test process only (this package's name, version and
+/// directories) are taken out of the build's environment, since build scripts such as ring's
+/// watch them and would otherwise rebuild half the dependencies for this build and again for
+/// the next one run from a shell.
+fn estca() -> &'static Path {
+    static ESTCA: OnceLock<PathBuf> = OnceLock::new();
+    ESTCA.get_or_init(|| {
+        let bench_dir = Path::new(env!("CARGO_BIN_EXE_estca-bench"))
+            .parent()
+            .unwrap();
+        let profile = match bench_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let mut cargo = Command::new(env!("CARGO"));
+        for (name, _) in std::env::vars_os() {
+            let set_for_this_test = name.to_str().is_some_and(|n| {
+                n.starts_with("CARGO_PKG_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_MANIFEST_LINKS",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_BIN_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&n)
+            });
+            if set_for_this_test {
+                cargo.env_remove(name);
+            }
+        }
+        let out = cargo
+            .args([
+                "build",
+                "--locked",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args(["--package", "estca", "--bin", "estca", "--profile", profile])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cargo build --bin estca failed");
+        lines(&out.stdout)
+            .iter()
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "estca")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .unwrap_or_else(|| panic!("cargo build named no estca executable"))
+    })
 }
 
 fn lines(stdout: &[u8]) -> Vec<Value> {
@@ -38,7 +99,7 @@ fn every_scenario_runs_and_reports() {
         ])
         .arg(dir.path().join("no-floor.json"))
         .arg("--estca")
-        .arg(env!("CARGO_BIN_EXE_estca"))
+        .arg(estca())
         .arg("--out")
         .arg(&out_file)
         .output()
@@ -127,7 +188,7 @@ fn populate_then_run_on_the_populated_directory() {
         ])
         .arg(&bench_dir)
         .arg("--estca")
-        .arg(env!("CARGO_BIN_EXE_estca"))
+        .arg(estca())
         .output()
         .unwrap();
     assert!(
@@ -190,7 +251,7 @@ fn fjall_directory_populated_then_killed_under_load_and_restarted() {
         ])
         .arg(&bench_dir)
         .arg("--estca")
-        .arg(env!("CARGO_BIN_EXE_estca"))
+        .arg(estca())
         .output()
         .unwrap();
     assert!(
