@@ -96,7 +96,7 @@ impl fmt::Display for InitReport {
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
     move |source| CaError::Io {
         path: path.to_path_buf(),
         source,
@@ -104,7 +104,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 }
 
 /// Writes a new file with `mode`; refuses to replace an existing one.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
+pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -126,7 +126,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
     file.sync_all().map_err(io_error(path))
 }
 
-fn create_dir(dir: &Path) -> Result<(), CaError> {
+pub(super) fn create_dir(dir: &Path) -> Result<(), CaError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -208,12 +208,12 @@ pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(),
 }
 
 /// True when `cert` names itself as issuer and its signature verifies with its own key.
-fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
+pub(super) fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
     cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()
 }
 
 /// Checks that each certificate is signed by the next one (issuing CA first, root last).
-fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
+pub(super) fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
     for pair in ders.windows(2) {
         let child = parse(pair[0], path)?;
         let parent = parse(pair[1], path)?;
@@ -233,7 +233,7 @@ fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
     Ok(())
 }
 
-fn check_key_matches(
+pub(super) fn check_key_matches(
     key: &CaKey,
     cert: &X509Certificate<'_>,
     key_path: &Path,
@@ -248,13 +248,13 @@ fn check_key_matches(
     Ok(())
 }
 
-fn pem(der: &[u8]) -> Result<String, CaError> {
+pub(super) fn pem(der: &[u8]) -> Result<String, CaError> {
     pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
         .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
 }
 
 /// An rcgen key as PKCS#8 PEM, encrypted with `passphrase` when given.
-fn rcgen_key_pem(
+pub(super) fn rcgen_key_pem(
     key: &rcgen::KeyPair,
     path: &Path,
     passphrase: Option<&KeyPassphrase>,
@@ -271,12 +271,12 @@ enum IssuingKey {
 }
 
 /// A random serial for a CA certificate, in rcgen's type.
-fn rcgen_serial() -> rcgen::SerialNumber {
+pub(super) fn rcgen_serial() -> rcgen::SerialNumber {
     rcgen::SerialNumber::from_slice(Serial::random().as_bytes())
 }
 
 /// C, O, CN with C as PrintableString (RFC 5280 appendix A).
-fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaError> {
+pub(super) fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaError> {
     let country =
         rcgen::string::PrintableString::try_from(config.country.as_str()).map_err(|_| {
             CaError::InvalidName(format!(
@@ -298,14 +298,39 @@ fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::DistinguishedName, CaEr
 }
 
 /// RFC 5280 4.2.1.2 method (1) for an rcgen public key.
-fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
+pub(super) fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.der_bytes())
         .as_ref()
         .to_vec()
 }
 
-fn generate(e: rcgen::Error) -> CaError {
+pub(super) fn generate(e: rcgen::Error) -> CaError {
     CaError::Generate(e.to_string())
+}
+
+/// The parameters of an issuing CA certificate (C, O, CN = `ca.issuing_name`; pathLen 0;
+/// keyCertSign, cRLSign, digitalSignature; AKI) valid from `now` for
+/// `ca.issuing_validity_years` but never beyond `root_not_after`; the caller sets the key
+/// identifier of the key it certifies. `init` and `rollover` both use it.
+pub(super) fn issuing_params(
+    config: &CaConfig,
+    now: OffsetDateTime,
+    root_not_after: OffsetDateTime,
+) -> Result<rcgen::CertificateParams, CaError> {
+    let mut issuing = rcgen::CertificateParams::default();
+    issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
+    issuing.serial_number = Some(rcgen_serial());
+    issuing.not_before = now;
+    issuing.not_after =
+        profile::add_years(now, config.issuing_validity_years)?.min(root_not_after);
+    issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    issuing.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    issuing.use_authority_key_identifier_extension = true;
+    Ok(issuing)
 }
 
 /// Checks that `dir` holds both files of the issuing CA. When neither exists and no root file
@@ -463,19 +488,7 @@ impl CertificateAuthority {
                 )
             }
         };
-        let mut issuing = rcgen::CertificateParams::default();
-        issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
-        issuing.serial_number = Some(rcgen_serial());
-        issuing.not_before = now;
-        issuing.not_after =
-            profile::add_years(now, config.issuing_validity_years)?.min(root.not_after);
-        issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-        issuing.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        issuing.use_authority_key_identifier_extension = true;
+        let mut issuing = issuing_params(config, now, root.not_after)?;
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
         let issuing_cert = match &issuing_key {
             IssuingKey::File(key) => {
