@@ -171,8 +171,12 @@ impl RunningDaemon {
             self.cas.replace(generations);
             let ca = self.cas.current();
             match ca.issuance_ends() {
-                Ok(ends) => self.metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ends),
-                Err(e) => tracing::error!(error = %e, "cannot tell when the issuing CA stops issuing"),
+                Ok(ends) => self
+                    .metrics
+                    .set_issuing_ca_expiry(ca.issuing_not_after(), ends),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot tell when the issuing CA stops issuing")
+                }
             }
         }
 

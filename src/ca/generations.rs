@@ -65,8 +65,7 @@ impl Generations {
             return Ok(Self::single(current));
         }
         let current = Arc::new(current);
-        let previous: Vec<Arc<CertificateAuthority>> =
-            previous.into_iter().map(Arc::new).collect();
+        let previous: Vec<Arc<CertificateAuthority>> = previous.into_iter().map(Arc::new).collect();
         let mut certificates: Vec<Vec<u8>> = Vec::new();
         let mut add = |der: &[u8]| {
             if !certificates.iter().any(|c| c == der) {

@@ -321,8 +321,7 @@ pub(super) fn issuing_params(
     issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
     issuing.serial_number = Some(rcgen_serial());
     issuing.not_before = now;
-    issuing.not_after =
-        profile::add_years(now, config.issuing_validity_years)?.min(root_not_after);
+    issuing.not_after = profile::add_years(now, config.issuing_validity_years)?.min(root_not_after);
     issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     issuing.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,

@@ -26,8 +26,8 @@ pub mod passphrase;
 pub mod pkcs11;
 pub mod pkcs7;
 mod profile;
-pub mod rollover;
 mod public_key;
+pub mod rollover;
 pub mod service;
 
 pub use backup_signature::{

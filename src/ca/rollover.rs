@@ -275,12 +275,11 @@ impl CertificateAuthority {
         let (key, _) = key_files::read(&key_path, passphrase)?;
         check_key_matches(&key, &new, &key_path, cert_pem)?;
         let current_not_after = {
-            let current = Certificate::from_der(&current_ders[0]).map_err(|e| {
-                CaError::BadCertificate {
+            let current =
+                Certificate::from_der(&current_ders[0]).map_err(|e| CaError::BadCertificate {
                     path: current_cert_path.clone(),
                     reason: format!("not a DER certificate ({e})"),
-                }
-            })?;
+                })?;
             profile::from_x509_time(&current.tbs_certificate.validity.not_after)?
         };
         if not_after <= current_not_after {

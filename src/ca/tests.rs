@@ -44,14 +44,19 @@ pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
 /// A new P-256 CA in `dir` (organisation "Test", subjects "{id}"): what the tests of the
 /// layers above the CA sign with.
 pub(crate) fn test_ca(dir: &Path) -> CertificateAuthority {
-    let config = CaConfig {
+    let config = test_ca_config(dir);
+    CertificateAuthority::init(&config, None).unwrap();
+    CertificateAuthority::load(&config, "{id}").unwrap()
+}
+
+/// The configuration of [`test_ca`] in `dir`.
+pub(crate) fn test_ca_config(dir: &Path) -> CaConfig {
+    CaConfig {
         organization: "Test".into(),
         root_name: "Test Root".into(),
         issuing_name: "Test Issuing".into(),
         ..config(dir, KeyAlgorithm::P256, 10)
-    };
-    CertificateAuthority::init(&config, None).unwrap();
-    CertificateAuthority::load(&config, "{id}").unwrap()
+    }
 }
 
 fn new_ca(dir: &Path, alg: KeyAlgorithm, years: u32) -> CertificateAuthority {

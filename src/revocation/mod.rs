@@ -137,4 +137,6 @@ impl RevocationServices {
 }
 
 #[cfg(test)]
+mod rollover_tests;
+#[cfg(test)]
 mod tests;

@@ -153,7 +153,12 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-async fn crl_answer(publisher: &CrlPublisher, max_age_cap: u32, headers: &HeaderMap, pem: bool) -> Response {
+async fn crl_answer(
+    publisher: &CrlPublisher,
+    max_age_cap: u32,
+    headers: &HeaderMap,
+    pem: bool,
+) -> Response {
     let crl = publisher.current().await;
     let etag = format!("\"{}{}\"", crl.number, if pem { "-pem" } else { "" });
     let cache = format!(
