@@ -429,7 +429,8 @@ fn validity_is_one_calendar_year_and_stays_within_the_ca() {
     let err = issue(&ca, &key, soon).unwrap_err();
     assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
     assert!(
-        err.to_string().contains("roll over to a new issuing CA (`estca ca rollover`"),
+        err.to_string()
+            .contains("roll over to a new issuing CA (`estca ca rollover`"),
         "{err}"
     );
 }
