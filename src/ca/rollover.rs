@@ -293,7 +293,7 @@ impl CertificateAuthority {
             });
         }
 
-        let retired = retire_current(dir, &current_ders[0], &key_path == &current_key_path)?;
+        let retired = retire_current(dir, &current_ders[0], key_path == current_key_path)?;
         if key_path != current_key_path {
             std::fs::rename(&key_path, &current_key_path).map_err(io_error(&key_path))?;
         }
