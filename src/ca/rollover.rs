@@ -390,3 +390,144 @@ fn retire_current(
     std::fs::rename(&staging, &target).map_err(io_error(&target))?;
     Ok(Some(target))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::generations::Generations;
+    use crate::ca::tests::config;
+
+    fn rolled_config(dir: &Path, issuing_years: u32) -> CaConfig {
+        CaConfig {
+            issuing_validity_years: issuing_years,
+            ..config(dir, KeyAlgorithm::P256, 10)
+        }
+    }
+
+    fn issuing_der(dir: &Path) -> Vec<u8> {
+        read_certificates(&dir.join(ISSUING_CERT))
+            .unwrap()
+            .remove(0)
+    }
+
+    /// Signs the pending CSR with the root key at `root_key` (a plain PEM file), as an
+    /// offline root would.
+    fn sign_offline(dir: &Path, root_key: &Path) -> PathBuf {
+        let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(root_key).unwrap()).unwrap();
+        let root = read_certificates(&dir.join(ROOT_CERT)).unwrap().remove(0);
+        let issuer = rcgen::Issuer::from_ca_cert_der(
+            &rustls_pki_types::CertificateDer::from(root.as_slice()),
+            key,
+        )
+        .unwrap();
+        let csr = std::fs::read_to_string(dir.join(ROLLOVER_DIR).join(ROLLOVER_CSR)).unwrap();
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
+        csr.params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        csr.params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        csr.params.use_authority_key_identifier_extension = true;
+        csr.params.not_after = profile::add_years(OffsetDateTime::now_utc(), 12).unwrap();
+        let cert = csr.signed_by(&issuer).unwrap();
+        let path = dir.join("signed-offline.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_interrupted_install_finishes_when_run_again_and_a_second_run_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let config = rolled_config(&dir, 10);
+        CertificateAuthority::init(&config, None).unwrap();
+        let first = issuing_der(&dir);
+        let offline = tmp.path().join("root.key");
+        std::fs::rename(dir.join(ROOT_KEY), &offline).unwrap();
+
+        let report = CertificateAuthority::rollover(&config, None).unwrap();
+        assert!(
+            matches!(report, RolloverReport::CsrWritten { .. }),
+            "{report}"
+        );
+        assert!(matches!(
+            CertificateAuthority::rollover(&config, None),
+            Err(CaError::RolloverPending { .. })
+        ));
+        let signed = sign_offline(&dir, &offline);
+        CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        let second = issuing_der(&dir);
+        assert_ne!(first, second);
+
+        // As if the install had stopped after moving the key: the old certificate is back.
+        std::fs::write(dir.join(ISSUING_CERT), pem(&first).unwrap()).unwrap();
+        assert!(CertificateAuthority::load(&config, "{id}").is_err());
+        let report = CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        assert!(
+            matches!(report, RolloverReport::Installed { retired: None, .. }),
+            "{report}"
+        );
+        assert_eq!(issuing_der(&dir), second);
+        CertificateAuthority::load(&config, "{id}").unwrap();
+        assert_eq!(previous_dirs(&dir).unwrap().len(), 1);
+        assert_eq!(
+            read_certificates(&dir.join("previous/1").join(ISSUING_CERT)).unwrap()[0],
+            first
+        );
+        // Installed already: nothing changes.
+        CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        assert_eq!(previous_dirs(&dir).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_outlive_the_current_one_is_refused_and_nothing_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        CertificateAuthority::init(&rolled_config(&dir, 10), None).unwrap();
+        let before = issuing_der(&dir);
+        let err = CertificateAuthority::rollover(&rolled_config(&dir, 1), None).unwrap_err();
+        assert!(
+            err.to_string().contains("no later than the current"),
+            "{err}"
+        );
+        assert_eq!(issuing_der(&dir), before);
+        assert!(previous_dirs(&dir).unwrap().is_empty());
+        assert!(dir.join(ROLLOVER_DIR).join(ISSUING_KEY).exists());
+    }
+
+    #[test]
+    fn a_retired_generation_is_loaded_until_its_certificate_expires() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let config = rolled_config(&dir, 2);
+        CertificateAuthority::init(&config, None).unwrap();
+        CertificateAuthority::rollover(&rolled_config(&dir, 3), None).unwrap();
+        let load = |now| {
+            let current = CertificateAuthority::load(&config, "{id}").unwrap();
+            Generations::with_previous(current, &config, "{id}", "", now).unwrap()
+        };
+        let now = OffsetDateTime::now_utc();
+        let generations = load(now);
+        assert_eq!(generations.previous().len(), 1);
+        assert_ne!(
+            generations.current().key_id(),
+            generations.previous()[0].key_id()
+        );
+        assert_eq!(generations.certificates_der().len(), 3);
+        let later = generations.previous()[0].issuing_not_after() + time::Duration::seconds(1);
+        assert!(load(later).previous().is_empty());
+    }
+
+    #[test]
+    fn a_key_in_a_token_is_not_rolled_over_here() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = CaConfig {
+            key: "pkcs11:token=t;object=o?module-path=/nonexistent.so".into(),
+            ..rolled_config(tmp.path(), 10)
+        };
+        let err = CertificateAuthority::rollover(&config, None).unwrap_err();
+        assert!(err.to_string().contains("makes key files only"), "{err}");
+        assert!(!tmp.path().join(ROLLOVER_DIR).exists());
+    }
+}

@@ -308,7 +308,14 @@ fn end_entity_reproduces_the_seed_certificate_block() {
             _ => {}
         }
     }
-    assert_eq!(crl_urls, ["http://ca.example.com:8080/crl"]);
+    // The CRL and certificate of this issuing CA generation (its key identifier's first
+    // eight bytes), so that they stay right after a rollover.
+    let generation = hex::encode(&ca.key_id()[..8]);
+    assert_eq!(generation, ca.generation_id());
+    assert_eq!(
+        crl_urls,
+        [format!("http://ca.example.com:8080/crl/{generation}")]
+    );
     assert_eq!(
         access,
         [
@@ -318,7 +325,7 @@ fn end_entity_reproduces_the_seed_certificate_block() {
             ),
             (
                 "1.3.6.1.5.5.7.48.2".to_owned(),
-                vec!["http://ca.example.com:8080/ca.crt".to_owned()]
+                vec![format!("http://ca.example.com:8080/ca/{generation}.crt")]
             ),
         ]
     );
