@@ -50,13 +50,19 @@ impl IssuerIndex {
             .is_some_and(|issuer| issuer.key_id() == ca.key_id())
     }
 
-    /// The entries of `revoked` that `ca` issued, in their order.
+    /// The entries of `revoked` that `ca` issued, in their order; none while `ca` is not yet
+    /// in force.
     pub async fn issued_by(
         &self,
         ca: &CertificateAuthority,
         revoked: Vec<RevokedCertificate>,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         let generations = self.cas.get();
+        if !generations.all().any(|g| g.key_id() == ca.key_id()) {
+            // A reload is putting `ca` in place (its first CRL is signed before it is in
+            // force): it has issued nothing yet.
+            return Ok(Vec::new());
+        }
         if generations.previous().is_empty() {
             return Ok(revoked);
         }

@@ -92,7 +92,7 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
         .await
         .unwrap();
-    for id in ["u1", "u2"] {
+    for id in ["u1", "u2", "u3"] {
         ra.create_account(
             &operator,
             NewAccount {
@@ -129,6 +129,17 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
         "{a_text}"
     );
 
+    // A CA-1 certificate revoked before the rollover.
+    let u3: AccountId = "u3".parse().unwrap();
+    let c = ra.issue_on_behalf(&operator, &u3, &csr()).await.unwrap();
+    ra.certificate_action(
+        &operator,
+        &u3,
+        CertificateAction::Revoke(RevocationReason::Unspecified),
+    )
+    .await
+    .unwrap();
+
     // Two months later, CA 1 has less than a year left: refused, saying what to do.
     clock.advance(Duration::days(2 * 31));
     let refused = ra
@@ -156,9 +167,14 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     let generations = load(&config, clock.now());
     assert_eq!(generations.previous().len(), 1);
     services.sync(&generations).await.unwrap();
+    let id2 = generations.current().generation_id();
+    assert!(
+        services.crl.by_id(&id2).unwrap().last().entries.is_empty(),
+        "the new generation's first CRL, signed before it is in force, lists nothing of CA 1"
+    );
     cas.replace(generations);
     let ca2 = cas.current();
-    let id2 = ca2.generation_id();
+    assert_eq!(ca2.generation_id(), id2);
     assert_ne!(id1, id2);
 
     // Generation 2 issues, at the clock's time.
@@ -182,9 +198,11 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     // Each generation's CRL; CA 1's lists A, CA 2's does not.
     let crl1 = services.crl.by_id(&id1).unwrap().current().await;
     let crl2 = services.crl.by_id(&id2).unwrap().current().await;
+    let mut expected = vec![a.record().serial, c.record().serial];
+    expected.sort();
     assert_eq!(
         crl1.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
-        vec![a.record().serial]
+        expected
     );
     assert!(crl2.entries.is_empty());
     assert_eq!(
