@@ -15,9 +15,9 @@ use der::{Decode, Encode};
 use time::{Duration, OffsetDateTime};
 
 use estca::ca::crl::{CrlEntry, CrlRequest};
-use estca::ca::CertificateAuthority;
+use estca::ca::{CertificateAuthority, IssuingCas};
 use estca::config::{CaConfig, KeyAlgorithm};
-use estca::internal::revocation::{CrlPublisher, OcspResponder};
+use estca::internal::revocation::{CrlPublisher, IssuerIndex, OcspResponder};
 use estca::model::{
     Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
     Outcome, RevocationReason, Role, Serial,
@@ -27,7 +27,8 @@ use estca::store::{NewCertificate, RaStore, SledStore};
 
 const REVOKED: usize = 100_000;
 
-fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
+/// The CA, and the same as the daemon's set of one issuing CA generation.
+fn ca(dir: &std::path::Path) -> (Arc<CertificateAuthority>, Arc<IssuingCas>) {
     let config = CaConfig {
         dir: dir.join("ca"),
         create_if_missing: false,
@@ -49,7 +50,8 @@ fn ca(dir: &std::path::Path) -> Arc<CertificateAuthority> {
         root_crl_warning_days: 7,
     };
     CertificateAuthority::init(&config, None).expect("init the CA");
-    Arc::new(CertificateAuthority::load(&config, "{id}").expect("load the CA"))
+    let load = || CertificateAuthority::load(&config, "{id}").expect("load the CA");
+    (Arc::new(load()), Arc::new(IssuingCas::from(load())))
 }
 
 fn event(kind: EventKind) -> HistoryEvent {
@@ -202,7 +204,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let ca = ca(dir.path());
+    let (ca, cas) = ca(dir.path());
 
     // CRL signing alone, 100,000 entries with mixed reasons.
     let now = OffsetDateTime::now_utc()
@@ -237,10 +239,12 @@ fn benches(c: &mut Criterion) {
 
     eprintln!("filling a sled store with {REVOKED} revoked certificates...");
     let (store, serials) = store_with_revocations(&rt, dir.path());
+    let issuers = Arc::new(IssuerIndex::new(cas, store.clone()));
     let publisher = rt
         .block_on(CrlPublisher::new(
             store.clone(),
             ca.clone(),
+            issuers.clone(),
             Arc::new(SystemClock),
             Duration::hours(24),
         ))
@@ -259,6 +263,7 @@ fn benches(c: &mut Criterion) {
             store.clone(),
             store.clone(),
             ca.clone(),
+            issuers,
             Arc::new(SystemClock),
             Duration::minutes(60),
             Duration::hours(168),

@@ -32,7 +32,6 @@ pub struct EstState {
     ra: Arc<RegistrationAuthority>,
     max_body_bytes: usize,
     base64: Base64Lines,
-    cacerts_base64: Arc<str>,
     csrattrs_base64: Arc<str>,
 }
 
@@ -43,7 +42,6 @@ pub fn router(
     base64: Base64Lines,
 ) -> Result<Router, ca::CaError> {
     let state = EstState {
-        cacerts_base64: base64.encode(ra.ca_certificates_pkcs7()).into(),
         csrattrs_base64: base64.encode(&ca::pkcs7::csr_attributes()?).into(),
         ra,
         max_body_bytes,
@@ -157,10 +155,15 @@ impl IntoResponse for EstError {
 
 async fn cacerts(State(state): State<EstState>, headers: HeaderMap) -> Response {
     if wants_pem(&headers) {
-        let pem = ca::pkcs7::pem_certificates(&state.ra.ca_chain_der());
-        return pem_response(pem);
+        let chain = state.ra.ca_chain_der();
+        let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+        return pem_response(ca::pkcs7::pem_certificates(&refs));
     }
-    base64_response("application/pkcs7-mime", state.cacerts_base64.to_string())
+    // Read per request: a reload that brings a new issuing CA generation changes it.
+    base64_response(
+        "application/pkcs7-mime",
+        state.base64.encode(&state.ra.ca_certificates_pkcs7()),
+    )
 }
 
 async fn csrattrs(State(state): State<EstState>) -> Response {
@@ -370,7 +373,7 @@ pub(crate) fn enrollment_response(
     if wants_pem(headers) {
         return Ok(pem_response(ca::pkcs7::pem_certificates(&[
             issued.der(),
-            ra.issuing_certificate_der(),
+            &ra.issuing_certificate_der(),
         ])));
     }
     let pkcs7 = ca::pkcs7::certs_only(&[issued.der()])?;

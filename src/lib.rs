@@ -73,8 +73,9 @@ pub mod internal {
         pub use crate::private_dir::{prepare, Holds};
     }
 
-    /// The CRL publisher and the OCSP responder.
+    /// The CRL publisher and the OCSP responder of one issuing CA generation, and what tells
+    /// the generations' certificates apart.
     pub mod revocation {
-        pub use crate::revocation::{CrlPublisher, OcspResponder};
+        pub use crate::revocation::{CrlPublisher, IssuerIndex, OcspResponder};
     }
 }

@@ -9,6 +9,11 @@
 //!   configuration, open ones keep theirs. Every other changed key is logged as "changed;
 //!   takes effect after restart". Every reload checks the issuing CA's expiry again, and
 //!   re-reads the root's ARL and checks its nextUpdate.
+//! - Every reload reads the issuing CA generations of the CA directory again: after `estca
+//!   ca rollover` the new generation signs every certificate from then on, the retired one
+//!   goes on signing its CRL and OCSP answers (their first ones are signed before the switch),
+//!   and the TLS server accepts client certificates of every generation. A CA directory that
+//!   does not load refuses the reload, and the generations in force stay.
 //! - SIGTERM and SIGINT stop the daemon gracefully (see [`RunningDaemon::stop`]).
 
 use std::path::PathBuf;
@@ -46,6 +51,12 @@ pub enum ReloadError {
     /// The new log level cannot be used.
     #[error("{0}")]
     Logging(#[from] LoggingError),
+    /// The issuing CA generations of the CA directory do not load.
+    #[error("{0}")]
+    Ca(#[from] crate::ca::CaError),
+    /// A new generation's first CRL or OCSP signer could not be made.
+    #[error("{0}")]
+    Revocation(#[from] crate::revocation::RevocationError),
 }
 
 /// What a reload did.
@@ -118,15 +129,25 @@ impl RunningDaemon {
             .partition(|k| LIVE_KEYS.contains(&k.as_str()));
 
         // Everything that can fail comes first, so that a refusal changes nothing.
+        let generations = {
+            let current_ca = crate::ca::CertificateAuthority::load(
+                &current.ca,
+                &current.certificate.common_name_template,
+            )?
+            .with_public_url(&current.revocation.public_url)?;
+            let loaded = crate::server::load_generations(&current, current_ca)?;
+            (!loaded.same_as(&self.cas.get())).then_some(loaded)
+        };
         let tls_files = new.server.tls_cert.is_some();
         let tls_changed = applied.iter().any(|k| {
             k.starts_with("server.tls_") || k == "server.hostnames" || k.starts_with("ca.server_")
         });
-        let tls = if tls_files || tls_changed {
+        let tls = if tls_files || tls_changed || generations.is_some() {
+            let in_force = self.cas.get();
             Some(
                 crate::tls::server_config(
                     &new.server,
-                    &self.ca,
+                    generations.as_ref().unwrap_or(&in_force),
                     new.ca.server_cert_validity_days,
                     &*self.store,
                 )
@@ -135,8 +156,29 @@ impl RunningDaemon {
         } else {
             None
         };
+        if let Some(generations) = &generations {
+            self.revocation.sync(generations).await?;
+        }
         if current.log.level != new.log.level {
             log.set_level(&new.log.level)?;
+        }
+        if let Some(generations) = generations {
+            tracing::info!(
+                current = %generations.current().generation_id(),
+                subject_not_after = %crate::ra::policy::rfc3339(generations.current().issuing_not_after()),
+                previous = generations.previous().len(),
+                "new issuing CA generation in force: it signs every new certificate from now on"
+            );
+            self.cas.replace(generations);
+            let ca = self.cas.current();
+            match ca.issuance_ends() {
+                Ok(ends) => self
+                    .metrics
+                    .set_issuing_ca_expiry(ca.issuing_not_after(), ends),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot tell when the issuing CA stops issuing")
+                }
+            }
         }
 
         if let Some(tls) = tls {
@@ -156,7 +198,7 @@ impl RunningDaemon {
         current.ca.expiry_warning_days = new.ca.expiry_warning_days;
         current.log.level = new.log.level.clone();
         drop(current);
-        crate::server::check_issuing_ca_expiry(&self.ca, new.ca.expiry_warning_days);
+        crate::server::check_issuing_ca_expiry(&self.cas.current(), new.ca.expiry_warning_days);
         self.root_crl.check(true);
         Ok(ReloadReport {
             applied,

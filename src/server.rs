@@ -25,7 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::ca::{CaError, CertificateAuthority};
+use crate::ca::{CaError, CertificateAuthority, Generations, IssuingCas};
 use crate::config::Config;
 use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
 use crate::metrics::Metrics;
@@ -105,7 +105,10 @@ pub struct RunningDaemon {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Metrics,
-    pub(crate) ca: Arc<CertificateAuthority>,
+    /// The issuing CA generations, replaced by a reload that finds a new one.
+    pub(crate) cas: Arc<IssuingCas>,
+    /// The CRL publishers and OCSP responders, brought in step with a new generation.
+    pub(crate) revocation: crate::revocation::RevocationServices,
     pub(crate) root_crl: Arc<crate::revocation::arl::RootCrl>,
     pub(crate) tls: Arc<ArcSwap<rustls::ServerConfig>>,
     pub(crate) grace_secs: Arc<AtomicU64>,
@@ -150,6 +153,34 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
     Ok(ca.with_public_url(&config.revocation.public_url)?)
 }
 
+/// The issuing CA generations: `current` and the retired ones of the CA directory still
+/// valid (README "Rolling over the issuing CA"), logged when there are any.
+pub fn load_generations(
+    config: &Config,
+    current: CertificateAuthority,
+) -> Result<Generations, CaError> {
+    let generations = Generations::with_previous(
+        current,
+        &config.ca,
+        &config.certificate.common_name_template,
+        &config.revocation.public_url,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    if !generations.previous().is_empty() {
+        tracing::info!(
+            current = %generations.current().generation_id(),
+            previous = %generations
+                .previous()
+                .iter()
+                .map(|ca| ca.generation_id())
+                .collect::<Vec<_>>()
+                .join(","),
+            "issuing CA generations loaded: the current one signs new certificates, the previous ones their CRL and OCSP answers"
+        );
+    }
+    Ok(generations)
+}
+
 /// Logs how soon the issuing CA stops issuing, warning `warning_days` before its notAfter
 /// (see [`crate::ca::CaExpiry`]); at start and at every reload.
 pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u32) {
@@ -164,7 +195,11 @@ pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
     prepare_private_dirs(&config)?;
     let metrics = Metrics::new();
-    let ca = Arc::new(load_or_create_ca(&config)?);
+    let cas = Arc::new(IssuingCas::new(load_generations(
+        &config,
+        load_or_create_ca(&config)?,
+    )?));
+    let ca = cas.current();
     check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
     metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
     let flush_metrics = metrics.clone();
@@ -176,7 +211,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let tls = Arc::new(ArcSwap::new(
         crate::tls::server_config(
             &config.server,
-            &ca,
+            &cas.get(),
             config.ca.server_cert_validity_days,
             &*store,
         )
@@ -184,7 +219,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     ));
     let revocation = crate::revocation::RevocationServices::new(
         store.clone(),
-        ca.clone(),
+        cas.clone(),
         clock.clone(),
         &config.revocation,
     )
@@ -200,7 +235,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     let ra = Arc::new(
         RegistrationAuthority::with_observer(
             store.clone(),
-            ca.clone(),
+            cas.clone(),
             clock,
             &config.auth,
             Arc::new(metrics.clone()),
@@ -209,7 +244,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
     );
 
     let request_timeout = Duration::from_secs(config.server.request_timeout_secs);
-    let revocation_routes = crate::revocation::routes::router(&revocation, &ca).merge(
+    let revocation_routes = crate::revocation::routes::router(&revocation).merge(
         crate::revocation::arl::router(root_crl.clone(), config.revocation.http_max_age_secs),
     );
     let base64_lines = Base64Lines::from_single_line(config.est.single_line_base64);
@@ -373,7 +408,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         tasks,
         store,
         metrics,
-        ca,
+        cas,
+        revocation,
         root_crl,
         tls,
         grace_secs,

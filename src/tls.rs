@@ -14,7 +14,7 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
-use crate::ca::CertificateAuthority;
+use crate::ca::Generations;
 use crate::config::ServerConfig as ServerSettings;
 use crate::store::ServiceCertificates;
 
@@ -45,12 +45,14 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server configuration. Without `server.tls_cert` the CA issues the server
-/// certificate, and it is recorded in `store` (and flushed) before it is used; from files,
-/// nothing is signed and nothing is recorded.
+/// Builds the server configuration. Without `server.tls_cert` the current issuing CA issues
+/// the server certificate, and it is recorded in `store` (and flushed) before it is used;
+/// from files, nothing is signed and nothing is recorded. Client certificates (renewal) are
+/// verified against every loaded issuing CA generation, so that certificates issued before a
+/// rollover renew.
 pub async fn server_config(
     settings: &ServerSettings,
-    ca: &CertificateAuthority,
+    generations: &Generations,
     server_cert_validity_days: u32,
     store: &dyn ServiceCertificates,
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -59,7 +61,8 @@ pub async fn server_config(
         _ => {
             let serial =
                 crate::ca::service::reserve_serial(store, time::OffsetDateTime::now_utc()).await?;
-            let issued = ca
+            let issued = generations
+                .current()
                 .issue_tls_server_certificate(
                     &serial,
                     &settings.hostnames,
@@ -76,9 +79,11 @@ pub async fn server_config(
     };
     let provider = provider();
     let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(ca.issuing_certificate_der().to_vec()))
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    for ca in generations.all() {
+        roots
+            .add(CertificateDer::from(ca.issuing_certificate_der().to_vec()))
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    }
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()

@@ -485,7 +485,8 @@ async fn an_issuing_ca_within_a_year_of_expiry_warns_and_enrollment_gets_503() {
     assert!(
         answer.body.contains("cannot issue certificates now")
             && answer.body.contains("after the issuing CA itself")
-            && answer.body.contains("new issuing CA"),
+            && answer.body.contains("new issuing CA")
+            && answer.body.contains("estca ca rollover"),
         "{answer:?}"
     );
     assert_eq!(answer.headers["retry-after"], "86400");

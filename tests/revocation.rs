@@ -382,14 +382,30 @@ fn openssl_sees_revocations_through_the_crl_and_ocsp() {
             "-in",
         ])
         .arg(&alice));
-    assert!(exts.contains(&format!("URI:{PUBLIC_URL}/crl")), "{exts}");
+    // The CRL and CA certificate of the issuer's own generation (the first eight bytes of
+    // its key identifier), served beside /crl and /ca.crt.
+    let generation = issuer_generation(&ca_der);
+    assert!(
+        exts.contains(&format!("URI:{PUBLIC_URL}/crl/{generation}")),
+        "{exts}"
+    );
     assert!(
         exts.contains(&format!("OCSP - URI:{PUBLIC_URL}/ocsp")),
         "{exts}"
     );
     assert!(
-        exts.contains(&format!("CA Issuers - URI:{PUBLIC_URL}/ca.crt")),
+        exts.contains(&format!(
+            "CA Issuers - URI:{PUBLIC_URL}/ca/{generation}.crt"
+        )),
         "{exts}"
+    );
+    assert_eq!(
+        std::fs::read(daemon.fetch(&format!("/ca/{generation}.crt"), "gen.crt")).unwrap(),
+        std::fs::read(&ca_der).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(daemon.fetch(&format!("/crl/{generation}"), "gen.crl")).unwrap(),
+        std::fs::read(daemon.fetch("/crl", "current.crl")).unwrap()
     );
 
     // Active: the CRL verifies and does not list it; OCSP says good and echoes the nonce.
@@ -748,4 +764,31 @@ fn malformed_ocsp_requests_get_malformed_request() {
     // The daemon is still answering.
     let crl = daemon.fetch("/crl", "after.crl");
     assert!(!std::fs::read(crl).unwrap().is_empty());
+}
+
+/// The generation ID of the issuing CA certificate in the DER file `ca_der`: its subject key
+/// identifier's first eight bytes in lowercase hex.
+fn issuer_generation(ca_der: &Path) -> String {
+    let text = run(Command::new("openssl")
+        .args([
+            "x509",
+            "-inform",
+            "DER",
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier",
+            "-in",
+        ])
+        .arg(ca_der));
+    let hex: String = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split(':')
+        .take(8)
+        .collect::<String>()
+        .to_lowercase();
+    assert_eq!(hex.len(), 16, "{text}");
+    hex
 }

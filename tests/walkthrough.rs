@@ -282,6 +282,42 @@ fn readme_protecting_the_ca_keys_runs_verbatim() {
     assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
 }
 
+/// The "Rolling over the issuing CA" example runs as written, in an empty directory: a
+/// rollover certified by the local root, then one whose CSR openssl signs with the root key
+/// taken off the host, installed with `--install`; every generation chains to the root.
+#[test]
+fn readme_rollover_example_runs_verbatim() {
+    if !have("openssl") {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and openssl is missing"
+        );
+        eprintln!("NOTICE: openssl is missing; the README rollover test is SKIPPED");
+        return;
+    }
+    let script = readme_script("rollover", 1);
+    let dir = tempfile::Builder::new()
+        .prefix("estca-rollover")
+        .tempdir()
+        .unwrap();
+    let (ok, all, full) = run_script(dir.path(), "set -euo pipefail", &script);
+    assert!(ok, "script:\n{full}\n---\n{all}");
+    for expected in [
+        "new issuing CA:",
+        "previous issuing CA retired to ./ca/previous/1",
+        "its CSR:         ./ca/rollover/issuing-ca.csr",
+        "previous issuing CA retired to ./ca/previous/2",
+        "ca/previous/1/issuing-ca.pem: OK",
+        "ca/previous/2/issuing-ca.pem: OK",
+        "ca/issuing-ca.pem: OK",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert!(!dir.path().join("ca/rollover").exists());
+    let key = std::fs::read_to_string(dir.path().join("ca/previous/2/issuing-ca.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+}
+
 /// The README's SoftHSM2 example runs as written: `estca init --pkcs11` generates the issuing
 /// key in a fresh token and writes no issuing key file.
 #[test]

@@ -33,7 +33,9 @@ pub fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let ca = Arc::new(estca::server::load_or_create_ca(&config).expect("CA"));
+        let ca = Arc::new(estca::ca::IssuingCas::from(
+            estca::server::load_or_create_ca(&config).expect("CA"),
+        ));
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(&config.store.path.join("db")).expect("store"));
         let ra = Arc::new(

@@ -929,7 +929,7 @@ async fn create_app(
         )
         .await?;
     let certificate_pem =
-        crate::ca::pkcs7::pem_certificates(&[issued.der(), ra.issuing_certificate_der()]);
+        crate::ca::pkcs7::pem_certificates(&[issued.der(), &ra.issuing_certificate_der()]);
     Ok((
         StatusCode::CREATED,
         Json(CreatedApp {

@@ -6,7 +6,7 @@
 //! (`ca.expiry_warning_days`), at start and at every reload, and the metrics carry both
 //! instants so that alerting fires long before; past the point where a one-year certificate
 //! no longer fits, enrollment answers 503 with [`CaError::CaExpiresTooSoon`]. The remedy is a
-//! new issuing CA (rollover).
+//! new issuing CA generation (`estca ca rollover`, [`super::rollover`]).
 
 use time::{Duration, OffsetDateTime, UtcOffset};
 
@@ -44,11 +44,11 @@ impl CaExpiry {
             } => tracing::warn!(
                 not_after = %super::rfc3339(*not_after),
                 enrollment_stops = %super::rfc3339(*issuance_ends),
-                "the issuing CA expires soon; enrollment stops one year before it does, when a one-year certificate no longer fits: put a new issuing CA in place before then"
+                "the issuing CA expires soon; enrollment stops one year before it does, when a one-year certificate no longer fits: roll over to a new issuing CA before then (`estca ca rollover`, then reload)"
             ),
             CaExpiry::IssuanceStopped { not_after } => tracing::error!(
                 not_after = %super::rfc3339(*not_after),
-                "the issuing CA expires within a year, so no one-year certificate fits and every enrollment is refused (503): put a new issuing CA in place"
+                "the issuing CA expires within a year, so no one-year certificate fits and every enrollment is refused (503): roll over to a new issuing CA (`estca ca rollover`, then reload)"
             ),
         }
     }

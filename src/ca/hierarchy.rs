@@ -210,7 +210,7 @@ pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(),
 }
 
 /// True when `cert` names itself as issuer and its signature verifies with its own key.
-fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
+pub(super) fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
     cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()
 }
 
@@ -273,7 +273,7 @@ enum IssuingKey {
 }
 
 /// A random serial for a CA certificate, in rcgen's type.
-fn rcgen_serial() -> rcgen::SerialNumber {
+pub(super) fn rcgen_serial() -> rcgen::SerialNumber {
     rcgen::SerialNumber::from_slice(Serial::random().as_bytes())
 }
 
@@ -300,7 +300,7 @@ pub(super) fn ca_name(config: &CaConfig, cn: &str) -> Result<rcgen::Distinguishe
 }
 
 /// RFC 5280 4.2.1.2 method (1) for an rcgen public key.
-fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
+pub(super) fn rcgen_key_id(key: &impl rcgen::PublicKeyData) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.der_bytes())
         .as_ref()
         .to_vec()
@@ -351,6 +351,30 @@ pub(super) fn new_root(config: &CaConfig, now: OffsetDateTime) -> Result<NewRoot
     params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&key));
     let cert = params.self_signed(&key).map_err(generate)?;
     Ok(NewRoot { key, params, cert })
+}
+
+/// The parameters of an issuing CA certificate (C, O, CN = `ca.issuing_name`; pathLen 0;
+/// keyCertSign, cRLSign, digitalSignature; AKI) valid from `now` for
+/// `ca.issuing_validity_years` but never beyond `root_not_after`; the caller sets the key
+/// identifier of the key it certifies. `init` and `rollover` both use it.
+pub(super) fn issuing_params(
+    config: &CaConfig,
+    now: OffsetDateTime,
+    root_not_after: OffsetDateTime,
+) -> Result<rcgen::CertificateParams, CaError> {
+    let mut issuing = rcgen::CertificateParams::default();
+    issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
+    issuing.serial_number = Some(rcgen_serial());
+    issuing.not_before = now;
+    issuing.not_after = profile::add_years(now, config.issuing_validity_years)?.min(root_not_after);
+    issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    issuing.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    issuing.use_authority_key_identifier_extension = true;
+    Ok(issuing)
 }
 
 /// Checks that `dir` holds both files of the issuing CA. When neither exists and no root file
@@ -499,19 +523,7 @@ impl CertificateAuthority {
                 )
             }
         };
-        let mut issuing = rcgen::CertificateParams::default();
-        issuing.distinguished_name = ca_name(config, &config.issuing_name)?;
-        issuing.serial_number = Some(rcgen_serial());
-        issuing.not_before = now;
-        issuing.not_after =
-            profile::add_years(now, config.issuing_validity_years)?.min(root.not_after);
-        issuing.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-        issuing.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        issuing.use_authority_key_identifier_extension = true;
+        let mut issuing = issuing_params(config, now, root.not_after)?;
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
         let issuing_cert = match &issuing_key {
             IssuingKey::File(key) => {

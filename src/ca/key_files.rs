@@ -1,6 +1,6 @@
 //! `estca ca encrypt-key` and `estca ca decrypt-key`: rewriting the CA key files of the CA
-//! directory (`root-ca.key` when present, `issuing-ca.key`) encrypted with the configured
-//! passphrase, or plain.
+//! directory (`root-ca.key` when present, `issuing-ca.key`, and `previous/<n>/issuing-ca.key`
+//! of the generations a rollover retired) encrypted with the configured passphrase, or plain.
 //!
 //! Every key file is read and decrypted before any is written, so a wrong passphrase or a
 //! damaged file changes nothing. Each file is replaced in one step (a private temporary file
@@ -69,11 +69,17 @@ struct Loaded {
 /// root's when the issuing key is in a token, or only the issuing key's when the root is
 /// offline.
 fn load_all(config: &CaConfig, passphrase: &KeyPassphrase) -> Result<Vec<Loaded>, CaError> {
-    let paths: Vec<PathBuf> = [ROOT_KEY, ISSUING_KEY]
+    let mut paths: Vec<PathBuf> = [ROOT_KEY, ISSUING_KEY]
         .iter()
         .map(|name| config.dir.join(name))
-        .filter(|path| path.exists())
         .collect();
+    // The retired issuing CA generations still sign their CRL and OCSP answers.
+    paths.extend(
+        super::generations::previous_dirs(&config.dir)?
+            .into_iter()
+            .map(|dir| dir.join(ISSUING_KEY)),
+    );
+    let paths: Vec<PathBuf> = paths.into_iter().filter(|path| path.exists()).collect();
     if paths.is_empty() {
         return Err(CaError::NotInitialized {
             dir: config.dir.clone(),

@@ -16,6 +16,7 @@ pub mod backup_signature;
 pub mod crl;
 pub mod csr;
 mod expiry;
+pub mod generations;
 mod hierarchy;
 mod issuing_request;
 mod key;
@@ -28,6 +29,7 @@ pub mod pkcs7;
 mod profile;
 mod public_key;
 pub mod root;
+pub mod rollover;
 pub mod service;
 
 pub use backup_signature::{
@@ -35,6 +37,7 @@ pub use backup_signature::{
 };
 pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
+pub use generations::{Generations, IssuingCas};
 pub use hierarchy::InitReport;
 pub use issuing_request::IssuingRequestReport;
 pub use key::KeyProtection;
@@ -198,12 +201,18 @@ pub enum CaError {
     },
     /// The certificate would outlive the issuing CA: issuance has stopped until a new
     /// issuing CA is in place (HTTP 503 to clients).
-    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must put a new issuing CA in place before enrollment works again", rfc3339(*.certificate_not_after), rfc3339(*.ca_not_after))]
+    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must roll over to a new issuing CA (`estca ca rollover`, then reload the daemon) before enrollment works again", rfc3339(*.certificate_not_after), rfc3339(*.ca_not_after))]
     CaExpiresTooSoon {
         /// The notAfter the certificate would have.
         certificate_not_after: OffsetDateTime,
         /// The issuing CA's notAfter.
         ca_not_after: OffsetDateTime,
+    },
+    /// `estca ca rollover` found a rollover already under way.
+    #[error("a rollover is already under way: the new key and its CSR are in {}; install the certificate the root signed for it with `estca ca rollover --install CERT`, or move the directory away to start afresh", .dir.display())]
+    RolloverPending {
+        /// The `rollover` directory.
+        dir: PathBuf,
     },
     /// A configured name or host name cannot be put into a certificate.
     #[error("{0}")]
@@ -313,6 +322,19 @@ impl CertificateAuthority {
         &self.issuing_der
     }
 
+    /// The issuing CA's subject key identifier: what the authority key identifier of every
+    /// certificate and CRL it signs holds, and so what tells its generation from the others.
+    pub fn key_id(&self) -> &[u8] {
+        &self.issuing_key_id
+    }
+
+    /// The generation ID in the URLs of this issuing CA's CRL and certificate
+    /// (`/crl/<id>`, `/ca/<id>.crt`): the first eight bytes of its key identifier in
+    /// lowercase hex. Stable for the life of the CA, and different for each new key.
+    pub fn generation_id(&self) -> String {
+        hex::encode(&self.issuing_key_id[..self.issuing_key_id.len().min(8)])
+    }
+
     /// The root CA certificate, DER, when the CA directory holds `root-ca.pem`.
     pub fn root_certificate_der(&self) -> Option<&[u8]> {
         self.root_der.as_deref()
@@ -349,9 +371,10 @@ impl CertificateAuthority {
     }
 
     /// Makes issued end-entity certificates carry a CRL distribution point
-    /// (`<public_url>/crl`) and an authority information access extension (OCSP
-    /// `<public_url>/ocsp`, caIssuers `<public_url>/ca.crt`). An empty `public_url` leaves
-    /// both extensions out.
+    /// (`<public_url>/crl/<generation>`) and an authority information access extension (OCSP
+    /// `<public_url>/ocsp`, caIssuers `<public_url>/ca/<generation>.crt`), where
+    /// `<generation>` is [`CertificateAuthority::generation_id`]. An empty `public_url`
+    /// leaves both extensions out.
     pub fn with_public_url(mut self, public_url: &str) -> Result<Self, CaError> {
         self.revocation_urls = if public_url.is_empty() {
             None
@@ -362,7 +385,7 @@ impl CertificateAuthority {
                     .map_err(|e: crate::model::InvalidValue| {
                         CaError::InvalidName(format!("{e}: fix revocation.public_url"))
                     })?;
-            Some(RevocationUrls::under(&url)?)
+            Some(RevocationUrls::under(&url, &self.generation_id())?)
         };
         Ok(self)
     }

@@ -53,20 +53,23 @@ pub(crate) struct IssuerContext<'a> {
 }
 
 /// The revocation URLs written into end-entity certificates: the CRL distribution point and
-/// the authority information access (OCSP responder, issuing CA certificate).
+/// the authority information access (OCSP responder, issuing CA certificate). The CRL and
+/// the CA certificate are those of the certificate's own issuer, named by its generation ID
+/// (see `crate::ca::generations`), so that they stay right after a rollover; the OCSP
+/// responder is one URL for every issuer (it tells them apart by the request's CertID).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationUrls {
-    /// `<public_url>/crl`.
+    /// `<public_url>/crl/<generation>`.
     pub crl: Ia5String,
     /// `<public_url>/ocsp`.
     pub ocsp: Ia5String,
-    /// `<public_url>/ca.crt`.
+    /// `<public_url>/ca/<generation>.crt`.
     pub ca_issuers: Ia5String,
 }
 
 impl RevocationUrls {
-    /// The URLs under `public_url`.
-    pub fn under(public_url: &PublicUrl) -> Result<Self, CaError> {
+    /// The URLs under `public_url` of the issuing CA whose generation ID is `generation`.
+    pub fn under(public_url: &PublicUrl, generation: &str) -> Result<Self, CaError> {
         let uri = |path: &str| {
             Ia5String::new(&public_url.join(path)).map_err(|e| {
                 CaError::InvalidName(format!(
@@ -75,9 +78,9 @@ impl RevocationUrls {
             })
         };
         Ok(Self {
-            crl: uri("/crl")?,
+            crl: uri(&format!("/crl/{generation}"))?,
             ocsp: uri("/ocsp")?,
-            ca_issuers: uri("/ca.crt")?,
+            ca_issuers: uri(&format!("/ca/{generation}.crt"))?,
         })
     }
 }

@@ -46,14 +46,19 @@ pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
 /// A new P-256 CA in `dir` (organisation "Test", subjects "{id}"): what the tests of the
 /// layers above the CA sign with.
 pub(crate) fn test_ca(dir: &Path) -> CertificateAuthority {
-    let config = CaConfig {
+    let config = test_ca_config(dir);
+    CertificateAuthority::init(&config, None).unwrap();
+    CertificateAuthority::load(&config, "{id}").unwrap()
+}
+
+/// The configuration of [`test_ca`] in `dir`.
+pub(crate) fn test_ca_config(dir: &Path) -> CaConfig {
+    CaConfig {
         organization: "Test".into(),
         root_name: "Test Root".into(),
         issuing_name: "Test Issuing".into(),
         ..config(dir, KeyAlgorithm::P256, 10)
-    };
-    CertificateAuthority::init(&config, None).unwrap();
-    CertificateAuthority::load(&config, "{id}").unwrap()
+    }
 }
 
 fn new_ca(dir: &Path, alg: KeyAlgorithm, years: u32) -> CertificateAuthority {
@@ -305,7 +310,14 @@ fn end_entity_reproduces_the_seed_certificate_block() {
             _ => {}
         }
     }
-    assert_eq!(crl_urls, ["http://ca.example.com:8080/crl"]);
+    // The CRL and certificate of this issuing CA generation (its key identifier's first
+    // eight bytes), so that they stay right after a rollover.
+    let generation = hex::encode(&ca.key_id()[..8]);
+    assert_eq!(generation, ca.generation_id());
+    assert_eq!(
+        crl_urls,
+        [format!("http://ca.example.com:8080/crl/{generation}")]
+    );
     assert_eq!(
         access,
         [
@@ -315,7 +327,7 @@ fn end_entity_reproduces_the_seed_certificate_block() {
             ),
             (
                 "1.3.6.1.5.5.7.48.2".to_owned(),
-                vec!["http://ca.example.com:8080/ca.crt".to_owned()]
+                vec![format!("http://ca.example.com:8080/ca/{generation}.crt")]
             ),
         ]
     );
@@ -426,7 +438,8 @@ fn validity_is_one_calendar_year_and_stays_within_the_ca() {
     let err = issue(&ca, &key, soon).unwrap_err();
     assert!(matches!(err, CaError::CaExpiresTooSoon { .. }), "{err}");
     assert!(
-        err.to_string().contains("put a new issuing CA in place"),
+        err.to_string()
+            .contains("roll over to a new issuing CA (`estca ca rollover`"),
         "{err}"
     );
 }

@@ -1,11 +1,12 @@
-//! `estca ca encrypt-key` and `estca ca decrypt-key`, run locally on the CA directory, and
-//! the choice of passphrase for `estca init`.
+//! `estca ca encrypt-key`, `estca ca decrypt-key` and `estca ca rollover`, run locally on
+//! the CA directory, and the choice of passphrase for `estca init` and the rollover's key.
 
 use std::path::Path;
 
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::ca::rollover::RolloverReport;
 use crate::ca::{CertificateAuthority, KeyFileReport, KeyPassphrase};
 use crate::config::{CaConfig, Config};
 
@@ -31,6 +32,22 @@ pub enum CaCommand {
         #[arg(long, value_name = "FILE")]
         root: std::path::PathBuf,
     },
+    /// Roll over to a new issuing CA: generate its key (encrypted with the configured
+    /// passphrase) and CSR in <ca.dir>/rollover/; when the root key is in the CA directory,
+    /// have the root certify it and install it at once. Otherwise give the CSR to the offline
+    /// root and run `estca ca rollover --install CERT`. The running daemon switches at its
+    /// next reload (SIGHUP); the previous issuing CA keeps signing the CRL and OCSP answers of
+    /// the certificates it issued.
+    Rollover {
+        /// Install CERT, the new issuing CA's certificate the offline root signed for the
+        /// CSR (PEM; intermediates and the root may follow it).
+        #[arg(long, value_name = "CERT")]
+        install: Option<std::path::PathBuf>,
+        /// Write the new key file NOT encrypted, even without a passphrase configured in
+        /// production.
+        #[arg(long)]
+        unencrypted: bool,
+    },
 }
 
 /// Runs `estca ca ...`.
@@ -39,6 +56,10 @@ pub fn run(config: &Config, command: CaCommand, json: bool) -> Result<(), String
         CaCommand::InstallIssuing { cert, root } => {
             return install_issuing(config, &cert, &root, json)
         }
+        CaCommand::Rollover {
+            install,
+            unencrypted,
+        } => return rollover(config, install.as_deref(), unencrypted, json),
         CaCommand::EncryptKey => {
             CertificateAuthority::encrypt_key_files(&config.ca, &configured_passphrase(config)?)
         }
@@ -82,6 +103,52 @@ fn install_issuing(config: &Config, cert: &Path, root: &Path, json: bool) -> Res
                 "root_subject": report.root_subject,
             })
         );
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// `estca ca rollover [--install CERT]`.
+fn rollover(
+    config: &Config,
+    install: Option<&std::path::Path>,
+    unencrypted: bool,
+    json: bool,
+) -> Result<(), String> {
+    let report = match install {
+        Some(cert) => {
+            // Installing reads the new key with the configured passphrase, if any.
+            let passphrase = KeyPassphrase::from_config(&config.ca).map_err(|e| e.to_string())?;
+            CertificateAuthority::install_rollover(&config.ca, cert, passphrase.as_ref())
+        }
+        None => {
+            let passphrase = passphrase_for_init(&config.ca, unencrypted)?;
+            CertificateAuthority::rollover(&config.ca, passphrase.as_ref())
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if json {
+        let value = match &report {
+            RolloverReport::Installed {
+                subject,
+                not_after,
+                generation,
+                retired,
+            } => json!({
+                "installed": true,
+                "subject": subject,
+                "not_after": crate::ra::policy::rfc3339(*not_after),
+                "generation": generation,
+                "retired": retired,
+            }),
+            RolloverReport::CsrWritten { csr, key } => json!({
+                "installed": false,
+                "csr": csr,
+                "key": key,
+            }),
+        };
+        println!("{value}");
     } else {
         println!("{report}");
     }

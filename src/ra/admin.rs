@@ -826,8 +826,9 @@ impl RegistrationAuthority {
         }
         // Signed with the issuing CA's key, so that `estca restore` can tell a backup this
         // CA took from one somebody edited (a checksum alone can be recomputed).
-        let (line, summary) = writer
-            .trailer(|message| -> Result<_, RaError> { Ok(self.ca.sign_backup(message)?) })?;
+        let (line, summary) = writer.trailer(|message| -> Result<_, RaError> {
+            Ok(self.ca.current().sign_backup(message)?)
+        })?;
         out.write_all(&line).map_err(file_error)?;
         let mut file = out.into_inner().map_err(|e| file_error(e.into_error()))?;
         file.rewind().map_err(file_error)?;

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::ca::{self, CaError, CertificateAuthority, CsrError, EndEntityRequest};
+use crate::ca::{self, CaError, CsrError, EndEntityRequest, IssuingCas};
 use crate::config::AuthConfig;
 use crate::model::{
     Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
@@ -284,7 +284,8 @@ pub struct RegistrationAuthority {
     store: Arc<dyn RaStore>,
     /// For the operator's backups.
     backups: Arc<dyn BackupStore>,
-    ca: Arc<CertificateAuthority>,
+    /// The issuing CA generations; the current one signs.
+    ca: Arc<IssuingCas>,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
     max_failed_attempts: u32,
@@ -303,7 +304,7 @@ impl RegistrationAuthority {
     /// [`BackupStore`].
     pub fn new(
         store: Arc<dyn Store>,
-        ca: Arc<CertificateAuthority>,
+        ca: Arc<IssuingCas>,
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
     ) -> Result<Self, PasswordError> {
@@ -314,7 +315,7 @@ impl RegistrationAuthority {
     /// lockout and revocation (the daemon's metrics count them).
     pub fn with_observer(
         store: Arc<dyn Store>,
-        ca: Arc<CertificateAuthority>,
+        ca: Arc<IssuingCas>,
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
         observer: Arc<dyn Observer>,
@@ -374,20 +375,26 @@ impl RegistrationAuthority {
         result
     }
 
-    /// The `cacerts` answer (DER PKCS#7 certs-only of the issuing CA and root).
-    pub fn ca_certificates_pkcs7(&self) -> &[u8] {
-        self.ca.cacerts_pkcs7()
+    /// The `cacerts` answer (DER PKCS#7 certs-only of the issuing CA generations, the
+    /// intermediates and the root).
+    pub fn ca_certificates_pkcs7(&self) -> Vec<u8> {
+        self.ca.get().cacerts_pkcs7().to_vec()
     }
 
-    /// The issuing CA certificate, DER: follows the leaf in PEM chain answers.
-    pub fn issuing_certificate_der(&self) -> &[u8] {
-        self.ca.issuing_certificate_der()
+    /// The current issuing CA certificate, DER: follows the leaf in PEM chain answers (the
+    /// leaf was just signed by it).
+    pub fn issuing_certificate_der(&self) -> Vec<u8> {
+        self.ca.current().issuing_certificate_der().to_vec()
     }
 
-    /// The CA chain, DER: the issuing CA, then the root when it is known.
-    pub fn ca_chain_der(&self) -> Vec<&[u8]> {
-        std::iter::once(self.ca.issuing_certificate_der())
-            .chain(self.ca.root_certificate_der())
+    /// The CA certificates, DER, in the order of the PEM `cacerts` answer: the current
+    /// issuing CA, the retired ones still loaded (newest first), intermediates, the root.
+    pub fn ca_chain_der(&self) -> Vec<Vec<u8>> {
+        self.ca
+            .get()
+            .certificates_der()
+            .into_iter()
+            .map(<[u8]>::to_vec)
             .collect()
     }
 
@@ -896,7 +903,7 @@ impl RegistrationAuthority {
         now: time::OffsetDateTime,
     ) -> Result<CertificateRecord, RaError> {
         let serial = self.reserve_serial(now).await?;
-        let signed = self.ca.sign_end_entity(&EndEntityRequest {
+        let signed = self.ca.current().sign_end_entity(&EndEntityRequest {
             serial: &serial,
             holder: &holder,
             not_before: now,

@@ -16,7 +16,9 @@ struct World {
 
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Arc::new(crate::ca::tests::test_ca(&dir.path().join("ca")));
+    let ca = Arc::new(crate::ca::IssuingCas::from(crate::ca::tests::test_ca(
+        &dir.path().join("ca"),
+    )));
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
     let mut auth = Config::load_from(None, Vec::<(String, String)>::new())
         .unwrap()

@@ -7,6 +7,9 @@
 //! after a revocation lists it even if the task has not run yet. Certificates past their
 //! notAfter are left out (RFC 5280 3.3 lets a CRL drop them). Every CRL gets a new number
 //! from the store, which keeps numbers strictly increasing across restarts.
+//!
+//! One publisher serves one issuing CA generation: its CRL lists the certificates that
+//! generation issued ([`IssuerIndex`]); [`super::crl_publishers`] keeps one per generation.
 
 use std::sync::{Arc, RwLock};
 
@@ -14,6 +17,7 @@ use hyper::body::Bytes;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
 
+use super::issuer_index::IssuerIndex;
 use super::{CrlEntryView, CrlView, RevocationError};
 use crate::ca::crl::{CrlEntry, CrlRequest};
 use crate::ca::CertificateAuthority;
@@ -79,6 +83,7 @@ const REVOKED_PAGE: usize = 10_000;
 pub struct CrlPublisher {
     store: Arc<dyn RevocationStore>,
     ca: Arc<CertificateAuthority>,
+    issuers: Arc<IssuerIndex>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     feed: watch::Receiver<u64>,
@@ -88,16 +93,19 @@ pub struct CrlPublisher {
 }
 
 impl CrlPublisher {
-    /// Signs the first CRL; `interval` is nextUpdate minus thisUpdate.
+    /// Signs the first CRL of `ca`, listing the revoked certificates `issuers` says it
+    /// issued; `interval` is nextUpdate minus thisUpdate.
     pub async fn new(
         store: Arc<dyn RevocationStore>,
         ca: Arc<CertificateAuthority>,
+        issuers: Arc<IssuerIndex>,
         clock: Arc<dyn Clock>,
         interval: Duration,
     ) -> Result<Arc<Self>, RevocationError> {
         let feed = store.revocations();
-        let first = build(&*store, &ca, &*clock, interval, &feed).await?;
+        let first = build(&*store, &ca, &issuers, &*clock, interval, &feed).await?;
         tracing::info!(
+            generation = %ca.generation_id(),
             number = first.number,
             entries = first.entries.len(),
             next_update = %crate::ra::policy::rfc3339(first.next_update),
@@ -106,6 +114,7 @@ impl CrlPublisher {
         Ok(Arc::new(Self {
             store,
             ca,
+            issuers,
             clock,
             interval,
             feed,
@@ -154,6 +163,11 @@ impl CrlPublisher {
         self.sign_now_locked().await
     }
 
+    /// The issuing CA generation whose CRL this is.
+    pub fn ca(&self) -> &Arc<CertificateAuthority> {
+        &self.ca
+    }
+
     /// Signs a new CRL now, stale or not.
     pub async fn sign_now(&self) -> Result<Arc<PublishedCrl>, RevocationError> {
         let _signing = self.signing.lock().await;
@@ -165,6 +179,7 @@ impl CrlPublisher {
             build(
                 &*self.store,
                 &self.ca,
+                &self.issuers,
                 &*self.clock,
                 self.interval,
                 &self.feed,
@@ -176,6 +191,7 @@ impl CrlPublisher {
             Err(poisoned) => *poisoned.into_inner() = crl.clone(),
         }
         tracing::info!(
+            generation = %self.ca.generation_id(),
             number = crl.number,
             entries = crl.entries.len(),
             next_update = %crate::ra::policy::rfc3339(crl.next_update),
@@ -231,10 +247,12 @@ impl CrlPublisher {
     }
 }
 
-/// Reads the revocation index and signs a CRL of the unexpired revoked certificates.
+/// Reads the revocation index and signs a CRL of the unexpired revoked certificates `ca`
+/// issued.
 async fn build(
     store: &dyn RevocationStore,
     ca: &Arc<CertificateAuthority>,
+    issuers: &IssuerIndex,
     clock: &dyn Clock,
     interval: Duration,
     feed: &watch::Receiver<u64>,
@@ -248,9 +266,14 @@ async fn build(
         .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
     let next_update = this_update + interval;
     let revoked = Page::collect_all(REVOKED_PAGE, |page| store.revoked_certificates(page)).await?;
-    let entries: Vec<CrlEntry> = revoked
+    let unexpired = revoked
         .into_iter()
         .filter(|r| r.not_after > this_update)
+        .collect();
+    let entries: Vec<CrlEntry> = issuers
+        .issued_by(ca, unexpired)
+        .await?
+        .into_iter()
         .map(|r| CrlEntry {
             serial: r.serial,
             // The CRL holds whole seconds; so does what the operator is shown.

@@ -6,8 +6,11 @@
 //! - [`ocsp_responder`] answers OCSP requests from a cache of signed responses that a
 //!   revocation invalidates, with a delegated signing certificate it rotates itself.
 //! - [`arl`] serves the offline root's ARL at `/root.crl`, re-read when its file changes.
-//! - [`routes`] are the HTTP routes (`/crl`, `/crl.pem`, `/ocsp`, `/ca.crt`, `/ca.pem`) and the
-//!   operator's `GET /api/v1/crl`.
+//! - [`routes`] are the HTTP routes (`/crl`, `/crl.pem`, `/crl/<generation>`, `/ocsp`,
+//!   `/ca.crt`, `/ca/<generation>.crt`, `/ca.pem`) and the operator's `GET /api/v1/crl`.
+//! - Every loaded issuing CA generation has its own CRL publisher and OCSP responder
+//!   ([`crl_publishers`], [`ocsp_responders`]); [`issuer_index`] tells which generation
+//!   issued a certificate.
 //!
 //! This is a front end like EST: it reads the [`store`](crate::store) (the revocation index
 //! and its change feed) and has the [`ca`](crate::ca) sign. The registration authority does
@@ -15,7 +18,11 @@
 
 pub mod arl;
 pub mod crl_publisher;
+pub mod crl_publishers;
+pub mod issuer_index;
 pub mod ocsp_responder;
+pub mod ocsp_responders;
+pub mod per_generation;
 pub mod routes;
 
 use std::sync::Arc;
@@ -23,14 +30,17 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ca::{CaError, CertificateAuthority};
+use crate::ca::{CaError, Generations, IssuingCas};
 use crate::config::RevocationConfig;
 use crate::model::{RevocationReason, Serial};
 use crate::ra::Clock;
 use crate::store::{Store, StoreError};
 
 pub use crl_publisher::CrlPublisher;
+pub use crl_publishers::CrlPublishers;
+pub use issuer_index::IssuerIndex;
 pub use ocsp_responder::{OcspAnswer, OcspResponder};
+pub use ocsp_responders::OcspResponders;
 
 /// Why revocation status could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -75,46 +85,60 @@ pub struct CrlEntryView {
 
 /// The revocation publishers of a running daemon.
 pub struct RevocationServices {
-    /// The CRL publisher.
-    pub crl: Arc<CrlPublisher>,
-    /// The OCSP responder.
-    pub ocsp: Arc<OcspResponder>,
+    /// The issuing CA generations they publish for.
+    pub cas: Arc<IssuingCas>,
+    /// The CRL publishers, one per generation.
+    pub crl: Arc<CrlPublishers>,
+    /// The OCSP responders, one per generation.
+    pub ocsp: Arc<OcspResponders>,
     /// The HTTP answers' longest `Cache-Control: max-age`, seconds.
     pub http_max_age_secs: u32,
 }
 
 impl RevocationServices {
-    /// Builds the publishers and signs the first CRL and OCSP signer (so that the routes
-    /// answer from the first request on).
+    /// Builds the publishers of every generation of `cas` and signs their first CRL and
+    /// OCSP signer (so that the routes answer from the first request on).
     pub async fn new(
         store: Arc<dyn Store>,
-        ca: Arc<CertificateAuthority>,
+        cas: Arc<IssuingCas>,
         clock: Arc<dyn Clock>,
         config: &RevocationConfig,
     ) -> Result<Self, RevocationError> {
-        let crl = CrlPublisher::new(
+        let issuers = Arc::new(IssuerIndex::new(cas.clone(), store.clone()));
+        let crl = CrlPublishers::new(
             store.clone(),
-            ca.clone(),
+            issuers.clone(),
             clock.clone(),
             time::Duration::hours(i64::from(config.crl_next_update_hours)),
         )
         .await?;
-        let ocsp = OcspResponder::new(
+        let ocsp = OcspResponders::new(
             store.clone(),
             store,
-            ca,
+            issuers,
             clock,
             time::Duration::minutes(i64::from(config.ocsp_next_update_minutes)),
             time::Duration::hours(i64::from(config.ocsp_signer_validity_hours)),
         )
         .await?;
         Ok(Self {
+            cas,
             crl,
             ocsp: Arc::new(ocsp),
             http_max_age_secs: config.http_max_age_secs,
         })
     }
+
+    /// Brings the publishers in step with `generations` (a reload found a new set): signs
+    /// the first CRL and OCSP signer of each new generation before the set is put in force,
+    /// so that its URLs answer from its first certificate on.
+    pub async fn sync(&self, generations: &Generations) -> Result<(), RevocationError> {
+        self.crl.sync(generations).await?;
+        self.ocsp.sync(generations).await
+    }
 }
 
+#[cfg(test)]
+mod rollover_tests;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
 //! The OCSP responder (RFC 6960): parses a DER OCSPRequest, looks each CertID up, and answers
 //! with a BasicOCSPResponse signed by a delegated signing certificate.
 //!
-//! - A CertID is answered `good` or `revoked` (with time and reason) only when its hash
-//!   algorithm is SHA-1 or SHA-256 and its issuer name and key hashes are the issuing CA's,
-//!   and the store holds the serial; anything else is `unknown`.
+//! - One responder answers for one issuing CA generation ([`super::ocsp_responders`] picks
+//!   it by the request's CertID). A CertID is answered `good` or `revoked` (with time and
+//!   reason) only when its hash algorithm is SHA-1 or SHA-256, its issuer name and key hashes
+//!   are this generation's, and the store holds the serial as a certificate this generation
+//!   issued; anything else is `unknown`.
 //! - Each delegated signing certificate is recorded in the store (and flushed) before it
 //!   signs anything, so the responder answers `good` for its own signer like for any
 //!   certificate the CA signed.
@@ -33,6 +35,7 @@ use x509_ocsp::{
     SingleResponse, Version,
 };
 
+use super::issuer_index::IssuerIndex;
 use super::RevocationError;
 use crate::ca::crl::crl_reason;
 use crate::ca::ocsp::{CertIdHash, IssuerHashes, OcspSigner};
@@ -118,6 +121,7 @@ pub struct OcspResponder {
     /// Where new signers' certificates are recorded.
     services: Arc<dyn ServiceCertificates>,
     ca: Arc<CertificateAuthority>,
+    issuers: Arc<IssuerIndex>,
     clock: Arc<dyn Clock>,
     issuer: IssuerHashes,
     /// nextUpdate minus thisUpdate of each response.
@@ -131,13 +135,16 @@ pub struct OcspResponder {
 }
 
 impl OcspResponder {
-    /// Issues the first delegated signer and records it. `validity` is each response's
-    /// nextUpdate minus thisUpdate; `signer_validity` the delegated certificate's lifetime
-    /// (it is replaced when half of it has passed).
+    /// Issues the first delegated signer of `ca` and records it. `issuers` tells the
+    /// certificates `ca` issued from those of other generations. `validity` is each
+    /// response's nextUpdate minus thisUpdate; `signer_validity` the delegated certificate's
+    /// lifetime (it is replaced when half of it has passed).
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         store: Arc<dyn RevocationStore>,
         services: Arc<dyn ServiceCertificates>,
         ca: Arc<CertificateAuthority>,
+        issuers: Arc<IssuerIndex>,
         clock: Arc<dyn Clock>,
         validity: Duration,
         signer_validity: Duration,
@@ -149,6 +156,7 @@ impl OcspResponder {
             store,
             services,
             ca,
+            issuers,
             clock,
             issuer,
             validity,
@@ -157,6 +165,16 @@ impl OcspResponder {
             rotating: tokio::sync::Mutex::new(()),
             cache: Mutex::new(Cache::default()),
         })
+    }
+
+    /// The issuing CA generation this responder answers for.
+    pub fn ca(&self) -> &Arc<CertificateAuthority> {
+        &self.ca
+    }
+
+    /// True when `cert_id` names this responder's issuing CA (by its name and key hashes).
+    pub fn answers_for(&self, cert_id: &CertId) -> bool {
+        self.issuer.matches(cert_id).is_some()
     }
 
     /// The delegated signer now in use, DER (for tests and diagnostics).
@@ -370,7 +388,11 @@ impl OcspResponder {
             }
         }
         let record = match &key {
-            Some((_, serial)) => self.store.certificate(serial).await?,
+            Some((_, serial)) => self
+                .store
+                .certificate(serial)
+                .await?
+                .filter(|record| self.issuers.issued(&self.ca, record)),
             None => None,
         };
         let status = match &record {

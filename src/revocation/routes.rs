@@ -3,12 +3,14 @@
 //!
 //! | path | method | answer |
 //! |---|---|---|
-//! | `/crl` | GET | the current CRL, DER, `application/pkix-crl` |
+//! | `/crl` | GET | the current issuing CA's CRL, DER, `application/pkix-crl` |
 //! | `/crl.pem` | GET | the same, PEM |
+//! | `/crl/{generation}` | GET | the CRL of one issuing CA generation, DER (`….pem`: PEM); the URL its certificates carry |
 //! | `/ocsp` | POST `application/ocsp-request` | `application/ocsp-response` |
 //! | `/ocsp/{base64 request}` | GET (RFC 6960 A.1; URL-encoded base64, either alphabet) | as POST |
-//! | `/ca.crt` | GET | the issuing CA certificate, DER, `application/pkix-cert` |
-//! | `/ca.pem` | GET | the chain, PEM: issuing CA, intermediates, root |
+//! | `/ca.crt` | GET | the current issuing CA certificate, DER, `application/pkix-cert` |
+//! | `/ca/{generation}.crt` | GET | one generation's issuing CA certificate, DER (caIssuers of its certificates) |
+//! | `/ca.pem` | GET | PEM: the current issuing CA, the retired ones still loaded (newest first), intermediates, root |
 //! | `/api/v1/crl` | GET (admin socket) | JSON [`CrlView`](super::CrlView) |
 //!
 //! CRL answers carry `ETag` (the CRL number), `Last-Modified` (thisUpdate) and
@@ -20,7 +22,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,8 +31,8 @@ use base64::Engine;
 use hyper::body::Bytes;
 use time::OffsetDateTime;
 
-use super::{CrlPublisher, OcspAnswer, OcspResponder, RevocationServices};
-use crate::ca::CertificateAuthority;
+use super::{CrlPublisher, CrlPublishers, OcspAnswer, OcspResponders, RevocationServices};
+use crate::ca::IssuingCas;
 use crate::http::{ErrorBody, PeerInfo, PEM_CHAIN};
 
 /// Largest OCSP request body accepted (a request for one certificate is about 100 bytes).
@@ -46,34 +48,25 @@ pub const OCSP_RESPONSE: &str = "application/ocsp-response";
 /// What the handlers share.
 #[derive(Clone)]
 pub struct RevocationState {
-    crl: Arc<CrlPublisher>,
-    ocsp: Arc<OcspResponder>,
-    ca_der: Bytes,
-    ca_pem: Bytes,
+    crl: Arc<CrlPublishers>,
+    ocsp: Arc<OcspResponders>,
+    cas: Arc<IssuingCas>,
     max_age: u32,
 }
 
 /// The relying parties' routes.
-pub fn router(services: &RevocationServices, ca: &CertificateAuthority) -> Router {
-    let mut chain = vec![ca.issuing_certificate_der().to_vec()];
-    chain.extend(ca.intermediate_certificates_der().iter().cloned());
-    chain.extend(ca.root_certificate_der().map(<[u8]>::to_vec));
-    let ca_pem: String = chain
-        .iter()
-        .filter_map(|der| {
-            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).ok()
-        })
-        .collect();
+pub fn router(services: &RevocationServices) -> Router {
     let state = RevocationState {
         crl: services.crl.clone(),
         ocsp: services.ocsp.clone(),
-        ca_der: Bytes::from(ca.issuing_certificate_der().to_vec()),
-        ca_pem: Bytes::from(ca_pem),
+        cas: services.cas.clone(),
         max_age: services.http_max_age_secs,
     };
     Router::new()
         .route("/crl", get(crl_der))
         .route("/crl.pem", get(crl_pem))
+        .route("/crl/{generation}", get(generation_crl))
+        .route("/ca/{file}", get(generation_ca))
         .route("/ocsp", axum::routing::post(ocsp_post).get(ocsp_get))
         .route("/ocsp/", axum::routing::post(ocsp_post).get(ocsp_get))
         .route("/ocsp/{*request}", get(ocsp_get))
@@ -82,22 +75,23 @@ pub fn router(services: &RevocationServices, ca: &CertificateAuthority) -> Route
         .with_state(state)
 }
 
-/// The operator's route: `GET /api/v1/crl` (served on the admin socket only).
-pub fn admin_router(crl: Arc<CrlPublisher>) -> Router {
+/// The operator's route: `GET /api/v1/crl` (served on the admin socket only): the current
+/// issuing CA's CRL.
+pub fn admin_router(crl: Arc<CrlPublishers>) -> Router {
     let (router, _) = admin_routes().split_for_parts();
     router.with_state(crl)
 }
 
 /// The operator's routes with their OpenAPI description, registered once for both (the
 /// management API's document includes them).
-pub fn admin_routes() -> utoipa_axum::router::OpenApiRouter<Arc<CrlPublisher>> {
+pub fn admin_routes() -> utoipa_axum::router::OpenApiRouter<Arc<CrlPublishers>> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(crl_view))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/crl",
-    summary = "The CRL the daemon publishes: number, thisUpdate, nextUpdate and entries",
+    summary = "The CRL the current issuing CA publishes: number, thisUpdate, nextUpdate and entries",
     description = "Operator only, on the admin socket; relying parties fetch /crl itself.",
     responses(
         (status = 200, description = "The CRL", body = super::CrlView),
@@ -105,7 +99,7 @@ pub fn admin_routes() -> utoipa_axum::router::OpenApiRouter<Arc<CrlPublisher>> {
     )
 )]
 async fn crl_view(
-    State(crl): State<Arc<CrlPublisher>>,
+    State(crl): State<Arc<CrlPublishers>>,
     peer: Option<Extension<PeerInfo>>,
 ) -> Response {
     let operator = peer.is_some_and(|Extension(p)| p.admin_socket_uid().is_some());
@@ -119,7 +113,32 @@ async fn crl_view(
         )
             .into_response();
     }
-    Json(crl.current().await.view()).into_response()
+    match crl.current() {
+        Ok(publisher) => Json(publisher.current().await.view()).into_response(),
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
+/// 503 with `detail`.
+fn unavailable(detail: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(ErrorBody {
+            error: "unavailable".into(),
+            detail: detail.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// 404 for a generation that is not loaded.
+fn no_generation(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("no issuing CA generation {what} is loaded here; /crl and /ca.crt serve the current one\n"),
+    )
+        .into_response()
 }
 
 /// An HTTP-date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -149,12 +168,17 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-async fn crl_answer(state: &RevocationState, headers: &HeaderMap, pem: bool) -> Response {
-    let crl = state.crl.current().await;
+async fn crl_answer(
+    publisher: &CrlPublisher,
+    max_age_cap: u32,
+    headers: &HeaderMap,
+    pem: bool,
+) -> Response {
+    let crl = publisher.current().await;
     let etag = format!("\"{}{}\"", crl.number, if pem { "-pem" } else { "" });
     let cache = format!(
         "public, max-age={}, no-transform",
-        max_age(crl.next_update, state.max_age)
+        max_age(crl.next_update, max_age_cap)
     );
     let mut response = if matches_etag(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -180,28 +204,61 @@ async fn crl_answer(state: &RevocationState, headers: &HeaderMap, pem: bool) -> 
     response
 }
 
+async fn current_crl(state: &RevocationState, headers: &HeaderMap, pem: bool) -> Response {
+    match state.crl.current() {
+        Ok(publisher) => crl_answer(&publisher, state.max_age, headers, pem).await,
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
 async fn crl_der(State(state): State<RevocationState>, headers: HeaderMap) -> Response {
-    crl_answer(&state, &headers, false).await
+    current_crl(&state, &headers, false).await
 }
 
 async fn crl_pem(State(state): State<RevocationState>, headers: HeaderMap) -> Response {
-    crl_answer(&state, &headers, true).await
+    current_crl(&state, &headers, true).await
+}
+
+/// `/crl/<generation>` (DER) or `/crl/<generation>.pem`.
+async fn generation_crl(
+    State(state): State<RevocationState>,
+    Path(generation): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (id, pem) = match generation.strip_suffix(".pem") {
+        Some(id) => (id, true),
+        None => (generation.as_str(), false),
+    };
+    match state.crl.by_id(id) {
+        Some(publisher) => crl_answer(&publisher, state.max_age, &headers, pem).await,
+        None => no_generation(id),
+    }
+}
+
+fn certificate_answer(der: &[u8]) -> Response {
+    (
+        [(header::CONTENT_TYPE, PKIX_CERT)],
+        Body::from(Bytes::from(der.to_vec())),
+    )
+        .into_response()
 }
 
 async fn ca_crt(State(state): State<RevocationState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, PKIX_CERT)],
-        Body::from(state.ca_der.clone()),
-    )
-        .into_response()
+    certificate_answer(state.cas.current().issuing_certificate_der())
+}
+
+/// `/ca/<generation>.crt`.
+async fn generation_ca(State(state): State<RevocationState>, Path(file): Path<String>) -> Response {
+    let id = file.strip_suffix(".crt").unwrap_or(&file);
+    match state.cas.get().by_id(id) {
+        Some(ca) => certificate_answer(ca.issuing_certificate_der()),
+        None => no_generation(id),
+    }
 }
 
 async fn ca_pem_chain(State(state): State<RevocationState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, PEM_CHAIN)],
-        Body::from(state.ca_pem.clone()),
-    )
-        .into_response()
+    let pem = crate::ca::pkcs7::pem_certificates(&state.cas.get().certificates_der());
+    ([(header::CONTENT_TYPE, PEM_CHAIN)], Body::from(pem)).into_response()
 }
 
 fn ocsp_response(answer: OcspAnswer, max_age_cap: Option<u32>) -> Response {

@@ -29,7 +29,8 @@ use crate::store::{AccountChange, NewCertificate, RaStore, SledStore, StoreReads
 struct World {
     _dir: tempfile::TempDir,
     store: Arc<SledStore>,
-    ca: Arc<CertificateAuthority>,
+    ca: Arc<crate::ca::CertificateAuthority>,
+    ca_config: crate::config::CaConfig,
     clock: Arc<ManualClock>,
 }
 
@@ -54,6 +55,7 @@ fn event(kind: EventKind) -> HistoryEvent {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(crate::ca::tests::test_ca(&dir.path().join("ca")));
+    let ca_config = crate::ca::tests::test_ca_config(&dir.path().join("ca"));
     let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
     store
         .create_contract(
@@ -70,6 +72,7 @@ async fn world() -> World {
         _dir: dir,
         store,
         ca,
+        ca_config,
         clock: Arc::new(ManualClock::new(start())),
     }
 }
@@ -163,10 +166,23 @@ impl World {
             .unwrap();
     }
 
+    /// The issuer index of this world's one generation.
+    fn issuers(&self) -> Arc<IssuerIndex> {
+        let cas = Arc::new(crate::ca::IssuingCas::new(
+            crate::ca::Generations::new(
+                crate::ca::CertificateAuthority::load(&self.ca_config, "{id}").unwrap(),
+                Vec::new(),
+            )
+            .unwrap(),
+        ));
+        Arc::new(IssuerIndex::new(cas, self.store.clone()))
+    }
+
     async fn publisher(&self) -> Arc<CrlPublisher> {
         CrlPublisher::new(
             self.store.clone(),
             self.ca.clone(),
+            self.issuers(),
             self.clock.clone(),
             Duration::hours(24),
         )
@@ -179,6 +195,7 @@ impl World {
             self.store.clone(),
             self.store.clone(),
             self.ca.clone(),
+            self.issuers(),
             self.clock.clone(),
             Duration::minutes(60),
             Duration::hours(168),

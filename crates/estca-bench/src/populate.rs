@@ -61,10 +61,10 @@ pub fn run(args: PopulateArgs) -> Result<()> {
     if !CertificateAuthority::exists(&config.ca) {
         CertificateAuthority::init(&config.ca, None)?;
     }
-    let ca = Arc::new(
+    let ca = Arc::new(estca::ca::IssuingCas::from(
         CertificateAuthority::load(&config.ca, &config.certificate.common_name_template)?
             .with_public_url(&config.revocation.public_url)?,
-    );
+    ));
     // Syncs deferred to the end: a bulk load either completes or is redone.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

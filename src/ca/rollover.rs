@@ -1,0 +1,533 @@
+//! `estca ca rollover`: a new issuing CA generation, put in place without stopping the
+//! daemon.
+//!
+//! 1. [`CertificateAuthority::rollover`] generates the new issuing key (a key file, encrypted
+//!    with the configured passphrase when there is one) in `rollover/issuing-ca.key` of the
+//!    CA directory and writes its CSR, `rollover/issuing-ca.csr`, named as `estca init`
+//!    names an issuing CA (C, O, CN = `ca.issuing_name`, so the subjects of the certificates
+//!    it issues do not change).
+//! 2. When the root key is on this host (`root-ca.key`, the root `estca init` creates), the
+//!    root certifies the new key at once and step 3 follows. Otherwise the CSR goes to the
+//!    offline root, and [`CertificateAuthority::install_rollover`] (`estca ca rollover
+//!    --install CERT`) takes the certificate it signed.
+//! 3. The install checks the certificate (a CA certificate for exactly that key, signed by
+//!    `root-ca.pem`, valid now and longer than the current issuing CA), retires the current
+//!    generation into `previous/<n>/` and puts the new one in its place as `issuing-ca.pem`
+//!    and `issuing-ca.key`.
+//!
+//! The running daemon keeps its set of issuing CAs until it is told to reload (SIGHUP,
+//! `systemctl reload estca`): then the new generation signs every new certificate and the
+//! retired one goes on signing its CRL and OCSP answers ([`super::generations`]). An
+//! install interrupted half-way is finished by running it again with the same certificate.
+//!
+//! Keys in a PKCS#11 token are not rolled over by this command (it refuses, saying so).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use der::Decode;
+use time::OffsetDateTime;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::generations::{previous_dirs, PREVIOUS_DIR};
+use super::hierarchy::{
+    check_is_ca, check_key_matches, create_dir, generate, io_error, is_self_signed, issuing_params,
+    parse, pem, rcgen_key_id, rcgen_key_pem, read_certificates, verify_chain, write_new,
+    ISSUING_CERT, ISSUING_KEY, ROOT_CERT, ROOT_KEY,
+};
+use super::key::CaKey;
+use super::passphrase::KeyPassphrase;
+use super::{key_files, profile, CaError, CertificateAuthority};
+use crate::config::{CaConfig, KeyAlgorithm};
+use crate::private_file::PrivateFile;
+
+/// The directory of the CA directory holding a rollover under way: the new key and its CSR.
+pub const ROLLOVER_DIR: &str = "rollover";
+
+/// The CSR of the new issuing key, in [`ROLLOVER_DIR`].
+pub const ROLLOVER_CSR: &str = "issuing-ca.csr";
+
+/// What `estca ca rollover` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloverReport {
+    /// The new generation is in place; the running daemon takes it at its next reload.
+    Installed {
+        /// The new issuing CA's subject.
+        subject: String,
+        /// Its notAfter.
+        not_after: OffsetDateTime,
+        /// Its generation ID (the URLs `/crl/<id>` and `/ca/<id>.crt`).
+        generation: String,
+        /// Where the generation it replaced now is, unless it was already there.
+        retired: Option<PathBuf>,
+    },
+    /// The root is not on this host: the CSR waits for it.
+    CsrWritten {
+        /// The CSR, PEM.
+        csr: PathBuf,
+        /// The new key file.
+        key: PathBuf,
+    },
+}
+
+impl fmt::Display for RolloverReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RolloverReport::Installed {
+                subject,
+                not_after,
+                generation,
+                retired,
+            } => {
+                writeln!(f, "new issuing CA: {subject}")?;
+                writeln!(f, "  valid until {}", super::rfc3339(*not_after))?;
+                writeln!(f, "  generation  {generation}")?;
+                if let Some(dir) = retired {
+                    writeln!(f, "previous issuing CA retired to {}", dir.display())?;
+                }
+                write!(
+                    f,
+                    "reload the daemon (SIGHUP, e.g. `systemctl reload estca`) for the new issuing CA to sign new certificates"
+                )
+            }
+            RolloverReport::CsrWritten { csr, key } => {
+                writeln!(f, "new issuing key: {}", key.display())?;
+                writeln!(f, "its CSR:         {}", csr.display())?;
+                write!(
+                    f,
+                    "the root key is not on this host: have the offline root certify the CSR, then run `estca ca rollover --install CERT`"
+                )
+            }
+        }
+    }
+}
+
+/// The current time in whole seconds.
+fn now() -> Result<OffsetDateTime, CaError> {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(|e| CaError::Internal(e.to_string()))
+}
+
+/// An rcgen key pair of a CA key (decrypted in memory only).
+fn rcgen_key(key: &CaKey, path: &Path) -> Result<rcgen::KeyPair, CaError> {
+    let pem = key.to_pkcs8_pem(None)?;
+    rcgen::KeyPair::from_pem(&pem).map_err(|e| CaError::BadKey {
+        path: path.to_path_buf(),
+        reason: format!("cannot be used to sign ({e})"),
+    })
+}
+
+/// Replaces `path` with `contents` in one step (mode 0600).
+fn replace(path: &Path, contents: &[u8]) -> Result<(), CaError> {
+    let failed = |e: crate::private_file::PrivateFileError| CaError::Generate(e.to_string());
+    let mut file = PrivateFile::create(path).map_err(failed)?;
+    file.write_all(contents).map_err(io_error(path))?;
+    file.commit().map_err(failed)
+}
+
+impl CertificateAuthority {
+    /// Starts a rollover: a new issuing key and its CSR in `rollover/` of the CA directory,
+    /// the key encrypted with `passphrase` when given. When `root-ca.key` is in the CA
+    /// directory, the root certifies the key and the new generation is installed at once;
+    /// otherwise the report names the CSR for the offline root. Refuses when a rollover is
+    /// already under way or the issuing key is in a PKCS#11 token.
+    pub fn rollover(
+        config: &CaConfig,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<RolloverReport, CaError> {
+        if !config.key.is_empty() {
+            return Err(CaError::Token {
+                uri: config.key.split('?').next().unwrap_or_default().to_owned(),
+                reason: "estca ca rollover makes key files only: generate the new key in the token with your HSM's tools, have the root certify it, and set up the new generation by hand (README: Protecting the CA keys)".into(),
+            });
+        }
+        // The current generation must load: a rollover starts from a working CA.
+        CertificateAuthority::load(config, "{id}")?;
+        let pending = config.dir.join(ROLLOVER_DIR);
+        if pending.exists() {
+            return Err(CaError::RolloverPending { dir: pending });
+        }
+        let alg = match config.key_algorithm {
+            KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        };
+        let key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+        let key_path = pending.join(ISSUING_KEY);
+        let csr_path = pending.join(ROLLOVER_CSR);
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = super::hierarchy::ca_name(config, &config.issuing_name)?;
+        let csr = params
+            .serialize_request(&key)
+            .and_then(|csr| csr.pem())
+            .map_err(generate)?;
+
+        create_dir(&pending)?;
+        write_new(
+            &key_path,
+            rcgen_key_pem(&key, &key_path, passphrase)?.as_bytes(),
+            0o600,
+        )?;
+        write_new(&csr_path, csr.as_bytes(), 0o644)?;
+
+        let root_key_path = config.dir.join(ROOT_KEY);
+        if !root_key_path.exists() {
+            return Ok(RolloverReport::CsrWritten {
+                csr: csr_path,
+                key: key_path,
+            });
+        }
+        let root_cert_path = config.dir.join(ROOT_CERT);
+        let root_der = read_certificates(&root_cert_path)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CaError::BadCertificate {
+                path: root_cert_path.clone(),
+                reason: "holds no certificate".into(),
+            })?;
+        let root_not_after = profile::from_x509_time(
+            &Certificate::from_der(&root_der)
+                .map_err(|e| CaError::BadCertificate {
+                    path: root_cert_path.clone(),
+                    reason: format!("not a DER certificate ({e})"),
+                })?
+                .tbs_certificate
+                .validity
+                .not_after,
+        )?;
+        let (root_key, _) = key_files::read(&root_key_path, passphrase)?;
+        let root_key = rcgen_key(&root_key, &root_key_path)?;
+        let issuer = rcgen::Issuer::from_ca_cert_der(
+            &rustls_pki_types::CertificateDer::from(root_der.as_slice()),
+            root_key,
+        )
+        .map_err(generate)?;
+        let mut issuing = issuing_params(config, now()?, root_not_after)?;
+        issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&key));
+        let certificate = issuing.signed_by(&key, &issuer).map_err(generate)?;
+        let cert_path = pending.join(ISSUING_CERT);
+        write_new(&cert_path, certificate.pem().as_bytes(), 0o644)?;
+        Self::install_rollover(config, &cert_path, passphrase)
+    }
+
+    /// Installs the certificate in `cert_pem` (optionally followed by intermediates and the
+    /// root) for the key `rollover` generated: checks that it certifies that key, is a CA,
+    /// chains to `root-ca.pem` (or to the root given after it), is valid now and outlives the
+    /// current issuing CA; then moves the current generation to `previous/<n>/` and puts the
+    /// new one in its place. Running it again after an interruption finishes the install.
+    pub fn install_rollover(
+        config: &CaConfig,
+        cert_pem: &Path,
+        passphrase: Option<&KeyPassphrase>,
+    ) -> Result<RolloverReport, CaError> {
+        let dir = &config.dir;
+        let pending = dir.join(ROLLOVER_DIR);
+        let current_cert_path = dir.join(ISSUING_CERT);
+        let current_key_path = dir.join(ISSUING_KEY);
+        let pending_key_path = pending.join(ISSUING_KEY);
+
+        let mut ders = read_certificates(cert_pem)?;
+        let root_path = dir.join(ROOT_CERT);
+        if root_path.exists() {
+            let root = read_certificates(&root_path)?;
+            if !ders.iter().any(|d| root.contains(d)) {
+                ders.extend(root);
+            }
+        }
+        let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        let new = parse(refs[0], cert_pem)?;
+        check_is_ca(&new, cert_pem)?;
+        verify_chain(&refs, cert_pem)?;
+        let not_after = profile::from_x509_time(
+            &Certificate::from_der(refs[0])
+                .map_err(|e| CaError::BadCertificate {
+                    path: cert_pem.to_path_buf(),
+                    reason: format!("not a DER certificate ({e})"),
+                })?
+                .tbs_certificate
+                .validity
+                .not_after,
+        )?;
+        let now = now()?;
+        if not_after <= now {
+            return Err(CaError::BadCertificate {
+                path: cert_pem.to_path_buf(),
+                reason: format!(
+                    "it expired at {}; have the root certify the CSR again",
+                    super::rfc3339(not_after)
+                ),
+            });
+        }
+
+        let current_ders = read_certificates(&current_cert_path)?;
+        if current_ders.first() == ders.first() {
+            // Installed already (this is a second run): nothing left to do.
+            return Ok(installed(&new, not_after, refs[0], None));
+        }
+        // The key: in rollover/, or already moved into place by an interrupted run.
+        let key_path = if pending_key_path.exists() {
+            pending_key_path.clone()
+        } else {
+            current_key_path.clone()
+        };
+        let (key, _) = key_files::read(&key_path, passphrase)?;
+        check_key_matches(&key, &new, &key_path, cert_pem)?;
+        let current_not_after = {
+            let current =
+                Certificate::from_der(&current_ders[0]).map_err(|e| CaError::BadCertificate {
+                    path: current_cert_path.clone(),
+                    reason: format!("not a DER certificate ({e})"),
+                })?;
+            profile::from_x509_time(&current.tbs_certificate.validity.not_after)?
+        };
+        if not_after <= current_not_after {
+            return Err(CaError::BadCertificate {
+                path: cert_pem.to_path_buf(),
+                reason: format!(
+                    "it expires at {}, no later than the current issuing CA ({}): a rollover needs a certificate that outlives it",
+                    super::rfc3339(not_after),
+                    super::rfc3339(current_not_after)
+                ),
+            });
+        }
+
+        let retired = retire_current(dir, &current_ders[0], key_path == current_key_path)?;
+        if key_path != current_key_path {
+            std::fs::rename(&key_path, &current_key_path).map_err(io_error(&key_path))?;
+        }
+        // The new issuing CA and the intermediates above it; the root has its own file.
+        let mut chain = String::new();
+        for (i, der) in refs.iter().enumerate() {
+            if i > 0 && is_self_signed(&parse(der, cert_pem)?) {
+                break;
+            }
+            chain.push_str(&pem(der)?);
+        }
+        replace(&current_cert_path, chain.as_bytes())?;
+        std::fs::set_permissions(
+            &current_cert_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .map_err(io_error(&current_cert_path))?;
+        if pending.exists() {
+            std::fs::remove_dir_all(&pending).map_err(io_error(&pending))?;
+        }
+        Ok(installed(&new, not_after, refs[0], retired))
+    }
+}
+
+/// The report of an installed generation.
+fn installed(
+    cert: &x509_parser::prelude::X509Certificate<'_>,
+    not_after: OffsetDateTime,
+    der: &[u8],
+    retired: Option<PathBuf>,
+) -> RolloverReport {
+    let key_id = Certificate::from_der(der)
+        .map(|c| profile::key_identifier(&c.tbs_certificate.subject_public_key_info))
+        .unwrap_or_default();
+    let key_id = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap_or(key_id);
+    RolloverReport::Installed {
+        subject: cert.subject().to_string(),
+        not_after,
+        generation: hex::encode(&key_id[..key_id.len().min(8)]),
+        retired,
+    }
+}
+
+/// Copies the current generation (`certificate` and `issuing-ca.key`) into a new
+/// `previous/<n>/`, unless a retired generation already holds that certificate (an
+/// interrupted install). `key_moved` says the current key file already holds the new key,
+/// which only happens after the copy was made.
+fn retire_current(
+    dir: &Path,
+    certificate: &[u8],
+    key_moved: bool,
+) -> Result<Option<PathBuf>, CaError> {
+    let existing = previous_dirs(dir)?;
+    for previous in &existing {
+        let ders = read_certificates(&previous.join(ISSUING_CERT))?;
+        if ders.first().map(Vec::as_slice) == Some(certificate) {
+            return Ok(None);
+        }
+    }
+    if key_moved {
+        return Err(CaError::BadCertificate {
+            path: dir.join(ISSUING_KEY),
+            reason: "holds the new key but the current issuing CA was not retired: restore the CA directory from its backup".into(),
+        });
+    }
+    let next = existing
+        .last()
+        .and_then(|p| p.file_name()?.to_str()?.parse::<u32>().ok())
+        .map_or(1, |n| n + 1);
+    let root = dir.join(PREVIOUS_DIR);
+    create_dir(&root)?;
+    let staging = root.join(format!(".{next}.partial"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    }
+    create_dir(&staging)?;
+    let copy = |name: &str, mode: u32| -> Result<(), CaError> {
+        let from = dir.join(name);
+        let bytes = Zeroizing::new(std::fs::read(&from).map_err(io_error(&from))?);
+        write_new(&staging.join(name), &bytes, mode)
+    };
+    copy(ISSUING_KEY, 0o600)?;
+    copy(ISSUING_CERT, 0o644)?;
+    let target = root.join(next.to_string());
+    std::fs::rename(&staging, &target).map_err(io_error(&target))?;
+    Ok(Some(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::generations::Generations;
+    use crate::ca::tests::config;
+
+    fn rolled_config(dir: &Path, issuing_years: u32) -> CaConfig {
+        CaConfig {
+            issuing_validity_years: issuing_years,
+            ..config(dir, KeyAlgorithm::P256, 10)
+        }
+    }
+
+    fn issuing_der(dir: &Path) -> Vec<u8> {
+        read_certificates(&dir.join(ISSUING_CERT))
+            .unwrap()
+            .remove(0)
+    }
+
+    /// Signs the pending CSR with the root key at `root_key` (a plain PEM file), as an
+    /// offline root would.
+    fn sign_offline(dir: &Path, root_key: &Path) -> PathBuf {
+        let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(root_key).unwrap()).unwrap();
+        let root = read_certificates(&dir.join(ROOT_CERT)).unwrap().remove(0);
+        let issuer = rcgen::Issuer::from_ca_cert_der(
+            &rustls_pki_types::CertificateDer::from(root.as_slice()),
+            key,
+        )
+        .unwrap();
+        let csr = std::fs::read_to_string(dir.join(ROLLOVER_DIR).join(ROLLOVER_CSR)).unwrap();
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
+        csr.params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        csr.params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        csr.params.use_authority_key_identifier_extension = true;
+        csr.params.not_after = profile::add_years(OffsetDateTime::now_utc(), 12).unwrap();
+        let cert = csr.signed_by(&issuer).unwrap();
+        let path = dir.join("signed-offline.pem");
+        std::fs::write(&path, cert.pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_interrupted_install_finishes_when_run_again_and_a_second_run_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let config = rolled_config(&dir, 10);
+        CertificateAuthority::init(&config, None).unwrap();
+        let first = issuing_der(&dir);
+        let offline = tmp.path().join("root.key");
+        std::fs::rename(dir.join(ROOT_KEY), &offline).unwrap();
+
+        let report = CertificateAuthority::rollover(&config, None).unwrap();
+        assert!(
+            matches!(report, RolloverReport::CsrWritten { .. }),
+            "{report}"
+        );
+        assert!(matches!(
+            CertificateAuthority::rollover(&config, None),
+            Err(CaError::RolloverPending { .. })
+        ));
+        let signed = sign_offline(&dir, &offline);
+        CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        let second = issuing_der(&dir);
+        assert_ne!(first, second);
+
+        // As if the install had stopped after moving the key: the old certificate is back.
+        std::fs::write(dir.join(ISSUING_CERT), pem(&first).unwrap()).unwrap();
+        assert!(CertificateAuthority::load(&config, "{id}").is_err());
+        let report = CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        assert!(
+            matches!(report, RolloverReport::Installed { retired: None, .. }),
+            "{report}"
+        );
+        assert_eq!(issuing_der(&dir), second);
+        CertificateAuthority::load(&config, "{id}").unwrap();
+        assert_eq!(previous_dirs(&dir).unwrap().len(), 1);
+        assert_eq!(
+            read_certificates(&dir.join("previous/1").join(ISSUING_CERT)).unwrap()[0],
+            first
+        );
+        // Installed already: nothing changes.
+        CertificateAuthority::install_rollover(&config, &signed, None).unwrap();
+        assert_eq!(previous_dirs(&dir).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_outlive_the_current_one_is_refused_and_nothing_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        CertificateAuthority::init(&rolled_config(&dir, 10), None).unwrap();
+        let before = issuing_der(&dir);
+        let err = CertificateAuthority::rollover(&rolled_config(&dir, 1), None).unwrap_err();
+        assert!(
+            err.to_string().contains("no later than the current"),
+            "{err}"
+        );
+        assert_eq!(issuing_der(&dir), before);
+        assert!(previous_dirs(&dir).unwrap().is_empty());
+        assert!(dir.join(ROLLOVER_DIR).join(ISSUING_KEY).exists());
+    }
+
+    #[test]
+    fn a_retired_generation_is_loaded_until_its_certificate_expires() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let config = rolled_config(&dir, 2);
+        CertificateAuthority::init(&config, None).unwrap();
+        CertificateAuthority::rollover(&rolled_config(&dir, 3), None).unwrap();
+        let load = |now| {
+            let current = CertificateAuthority::load(&config, "{id}").unwrap();
+            Generations::with_previous(current, &config, "{id}", "", now).unwrap()
+        };
+        let now = OffsetDateTime::now_utc();
+        let generations = load(now);
+        assert_eq!(generations.previous().len(), 1);
+        assert_ne!(
+            generations.current().key_id(),
+            generations.previous()[0].key_id()
+        );
+        assert_eq!(generations.certificates_der().len(), 3);
+        let later = generations.previous()[0].issuing_not_after() + time::Duration::seconds(1);
+        assert!(load(later).previous().is_empty());
+    }
+
+    #[test]
+    fn a_key_in_a_token_is_not_rolled_over_here() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = CaConfig {
+            key: "pkcs11:token=t;object=o?module-path=/nonexistent.so".into(),
+            ..rolled_config(tmp.path(), 10)
+        };
+        let err = CertificateAuthority::rollover(&config, None).unwrap_err();
+        assert!(err.to_string().contains("makes key files only"), "{err}");
+        assert!(!tmp.path().join(ROLLOVER_DIR).exists());
+    }
+}
