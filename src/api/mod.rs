@@ -39,6 +39,10 @@ pub fn router(ra: Arc<RegistrationAuthority>, base64: crate::http::Base64Lines) 
             "/api/v1/contracts",
             get(list_contracts).post(create_contract),
         )
+        .route(
+            "/api/v1/contracts/{code}",
+            get(show_contract).patch(update_contract),
+        )
         .route("/api/v1/accounts", get(list_accounts).post(create_account))
         .route(
             "/api/v1/accounts/{id}",
@@ -216,6 +220,41 @@ pub struct CreateContract {
     pub code: ContractCode,
     /// Customer name.
     pub name: String,
+    /// Whether its IDs may use EST `serverkeygen` (default false).
+    #[serde(default)]
+    pub server_keygen: bool,
+}
+
+/// `PATCH /api/v1/contracts/{code}` body: the options to change.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContract {
+    /// Whether its IDs may use EST `serverkeygen`.
+    pub server_keygen: bool,
+}
+
+async fn show_contract(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(code): Path<String>,
+) -> Result<Json<ContractView>, ApiError> {
+    let code: ContractCode = parse(&code)?;
+    let contract = ra.contract(&caller, &code).await?;
+    Ok(Json(ContractView::from(&contract)))
+}
+
+async fn update_contract(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(code): Path<String>,
+    body: Result<Json<UpdateContract>, JsonRejection>,
+) -> Result<Json<ContractView>, ApiError> {
+    let code: ContractCode = parse(&code)?;
+    let Json(body) = body?;
+    let contract = ra
+        .set_contract_server_keygen(&caller, &code, body.server_keygen)
+        .await?;
+    Ok(Json(ContractView::from(&contract)))
 }
 
 async fn create_contract(
@@ -224,7 +263,9 @@ async fn create_contract(
     body: Result<Json<CreateContract>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContractView>), ApiError> {
     let Json(body) = body?;
-    let contract = ra.create_contract(&caller, body.code, body.name).await?;
+    let contract = ra
+        .create_contract(&caller, body.code, body.name, body.server_keygen)
+        .await?;
     Ok((StatusCode::CREATED, Json(ContractView::from(&contract))))
 }
 

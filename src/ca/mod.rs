@@ -19,6 +19,7 @@ mod expiry;
 mod hierarchy;
 mod key;
 mod key_files;
+pub mod keygen;
 pub mod lint;
 pub mod ocsp;
 pub mod passphrase;
@@ -31,11 +32,12 @@ pub mod service;
 pub use backup_signature::{
     verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding,
 };
-pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
+pub use csr::{server_keygen_request, validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
 pub use hierarchy::InitReport;
 pub use key::KeyProtection;
 pub use key_files::{KeyFileChange, KeyFileReport};
+pub use keygen::GeneratedKey;
 pub use passphrase::KeyPassphrase;
 pub use profile::RevocationUrls;
 pub use service::Unrecorded;

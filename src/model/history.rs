@@ -77,6 +77,8 @@ pub enum EventKind {
     AppCreate,
     /// An application credential revoked.
     AppRevoke,
+    /// A contract's options changed (e.g. `server_keygen`).
+    ContractUpdate,
 }
 
 impl EventKind {
@@ -97,6 +99,7 @@ impl EventKind {
             EventKind::Query => "query",
             EventKind::AppCreate => "app_create",
             EventKind::AppRevoke => "app_revoke",
+            EventKind::ContractUpdate => "contract_update",
         }
     }
 }

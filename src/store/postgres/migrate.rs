@@ -11,6 +11,7 @@ use crate::store::StoreError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_same_key_renewal.sql"),
+    include_str!("migrations/0003_contract_server_keygen.sql"),
 ];
 
 /// The newest schema version this build knows.

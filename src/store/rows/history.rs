@@ -26,6 +26,7 @@ enum KindRow {
     Query,
     AppCreate,
     AppRevoke,
+    ContractUpdate,
 }
 
 impl KindRow {
@@ -45,6 +46,7 @@ impl KindRow {
             EventKind::Query => Self::Query,
             EventKind::AppCreate => Self::AppCreate,
             EventKind::AppRevoke => Self::AppRevoke,
+            EventKind::ContractUpdate => Self::ContractUpdate,
         }
     }
 
@@ -64,6 +66,7 @@ impl KindRow {
             Self::Query => EventKind::Query,
             Self::AppCreate => EventKind::AppCreate,
             Self::AppRevoke => EventKind::AppRevoke,
+            Self::ContractUpdate => EventKind::ContractUpdate,
         }
     }
 }

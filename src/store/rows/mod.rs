@@ -44,6 +44,12 @@ pub(in crate::store) const ROW_VERSION: u8 = 1;
 /// The first byte of a row in the JSON format of estca before binary rows (`{`).
 pub(in crate::store) const JSON_ROW: u8 = b'{';
 
+/// Whether a row starting with `first` is in one of the binary layouts this build reads
+/// ([`ROW_VERSION`], or a later layout of one table), not JSON nor garbage.
+pub(in crate::store) fn is_binary_row(first: u8) -> bool {
+    first == ROW_VERSION || first == account::CONTRACT_ROW_VERSION
+}
+
 /// A model type as one table stores it.
 pub(in crate::store) trait Stored: Sized {
     /// The table holding it (for messages).
@@ -58,7 +64,17 @@ pub(in crate::store) trait Stored: Sized {
 
 /// Encodes a row of table `tree`: the version byte, then postcard.
 pub(in crate::store) fn to_row<T: Serialize>(tree: &str, row: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(row, vec![ROW_VERSION])
+    to_row_at(tree, ROW_VERSION, row)
+}
+
+/// Encodes a row of table `tree` in layout `version` of that table (a table whose layout
+/// changed since [`ROW_VERSION`], such as contracts).
+pub(in crate::store) fn to_row_at<T: Serialize>(
+    tree: &str,
+    version: u8,
+    row: &T,
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(row, vec![version])
         .map_err(|e| StoreError::Backend(format!("cannot encode a row of `{tree}`: {e}")))
 }
 
@@ -68,8 +84,18 @@ pub(in crate::store) fn from_row<'de, T: Deserialize<'de>>(
     key: &[u8],
     value: &'de [u8],
 ) -> Result<T, StoreError> {
+    from_row_at(tree, key, value, ROW_VERSION)
+}
+
+/// Decodes a row of `tree` read at `key` that must be in layout `version` of that table.
+pub(in crate::store) fn from_row_at<'de, T: Deserialize<'de>>(
+    tree: &str,
+    key: &[u8],
+    value: &'de [u8],
+    version: u8,
+) -> Result<T, StoreError> {
     match value.split_first() {
-        Some((&ROW_VERSION, body)) => match postcard::take_from_bytes::<T>(body) {
+        Some((&found, body)) if found == version => match postcard::take_from_bytes::<T>(body) {
             Ok((row, [])) => Ok(row),
             Ok((_, rest)) => Err(corrupt(
                 tree,
