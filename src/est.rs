@@ -29,9 +29,9 @@ const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
 /// What the EST handlers share.
 #[derive(Clone)]
 pub struct EstState {
-    ra: Arc<RegistrationAuthority>,
-    max_body_bytes: usize,
-    base64: Base64Lines,
+    pub(crate) ra: Arc<RegistrationAuthority>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) base64: Base64Lines,
     cacerts_base64: Arc<str>,
     csrattrs_base64: Arc<str>,
 }
@@ -54,12 +54,22 @@ pub fn router(
         .route("/.well-known/est/csrattrs", get(csrattrs))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
+        .route(
+            "/.well-known/est/serverkeygen",
+            post(crate::serverkeygen::serverkeygen),
+        )
         .route("/.well-known/est/{*rest}", any(not_offered))
         .with_state(state))
 }
 
 /// The EST operations estca serves, named in the 404 answers.
-const OFFERED: [&str; 4] = ["cacerts", "csrattrs", "simpleenroll", "simplereenroll"];
+const OFFERED: [&str; 5] = [
+    "cacerts",
+    "csrattrs",
+    "simpleenroll",
+    "simplereenroll",
+    "serverkeygen",
+];
 
 /// 404 for an EST path estca does not serve, saying why: an optional operation it does not
 /// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name.
@@ -68,10 +78,6 @@ async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> 
     let message = match segments.as_slice() {
         ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section \
                         4.3); enroll with simpleenroll and renew with simplereenroll"
-            .to_owned(),
-        ["serverkeygen"] => "estca does not generate keys for clients (serverkeygen, optional \
-                             in RFC 7030 section 4.4); generate the key on your device and use \
-                             simpleenroll"
             .to_owned(),
         [label, operation] if OFFERED.contains(operation) => format!(
             "estca has a single CA and no CA labels (RFC 7030 section 3.2.2): use \
@@ -97,7 +103,7 @@ pub struct EstError {
 }
 
 impl EstError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -230,7 +236,7 @@ async fn simplereenroll(
 }
 
 /// Names the ID a certificate was issued to for the access log.
-fn authenticated(response: Response, issued: &IssuedCertificate) -> Response {
+pub(crate) fn authenticated(response: Response, issued: &IssuedCertificate) -> Response {
     match issued.record().account() {
         Some(id) => with_authenticated_id(response, id.as_str()),
         None => response,
@@ -254,7 +260,9 @@ async fn delegating_application(
 }
 
 /// The HTTP Basic credentials: the ID as text and the password as bytes.
-fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>), EstError> {
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<(String, Zeroizing<Vec<u8>>), EstError> {
     let unauthorized = |m: &str| EstError::new(StatusCode::UNAUTHORIZED, m);
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or_else(EstError::challenge)?;
@@ -286,7 +294,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, Zeroizing<Vec<u8>>)
 }
 
 /// Checks the media type, reads a bounded body, and decodes base64 (wrapped or not) or PEM.
-async fn read_csr(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, EstError> {
+pub(crate) async fn read_csr(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, EstError> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
