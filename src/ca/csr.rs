@@ -353,3 +353,82 @@ mod subject_tests {
         assert_eq!(decode_body(pem.as_bytes()).unwrap(), der);
     }
 }
+
+#[cfg(test)]
+mod server_keygen_tests {
+    use super::*;
+
+    fn csr(alg: &'static rcgen::SignatureAlgorithm, attrs: Vec<rcgen::Attribute>) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "device");
+        params
+            .serialize_request_with_attributes(&key, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_kind_of_the_csr_key_is_what_is_asked_for() {
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![])),
+            Ok(Some(KeyKind::EcdsaP256))
+        );
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ECDSA_P384_SHA384, vec![])),
+            Ok(Some(KeyKind::EcdsaP384))
+        );
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ED25519, vec![])),
+            Ok(Some(KeyKind::Ed25519))
+        );
+    }
+
+    /// RFC 7030 section 4.4.1: the server MUST ignore the CSR's public key values and
+    /// signature, so a CSR whose signature does not verify is read all the same.
+    #[test]
+    fn the_signature_is_ignored() {
+        let mut der = csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        let last = der.len() - 1;
+        der[last] ^= 0x5a;
+        assert_eq!(validate_csr(&der), Err(CsrError::BadSignature));
+        assert_eq!(server_keygen_request(&der), Ok(Some(KeyKind::EcdsaP256)));
+    }
+
+    #[test]
+    fn key_encryption_attributes_are_refused_and_malformed_csrs_too() {
+        // SET { OCTET STRING 01 02 03 04 }: a key identifier.
+        let values = vec![0x31, 0x06, 0x04, 0x04, 1, 2, 3, 4];
+        for (oid, name) in [
+            (
+                &[1, 2, 840, 113549, 1, 9, 16, 2, 37][..],
+                "DecryptKeyIdentifier",
+            ),
+            (
+                &[1, 2, 840, 113549, 1, 9, 16, 2, 54][..],
+                "AsymmetricDecryptKeyIdentifier",
+            ),
+        ] {
+            let der = csr(
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                vec![rcgen::Attribute {
+                    oid,
+                    values: values.clone(),
+                }],
+            );
+            let err = server_keygen_request(&der).unwrap_err();
+            assert_eq!(err, CsrError::KeyEncryptionRequested(name));
+            assert!(err.to_string().contains("without that attribute"), "{err}");
+        }
+        let mut longer = csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        longer.push(0);
+        assert_eq!(server_keygen_request(&longer), Err(CsrError::TrailingData));
+        assert!(matches!(
+            server_keygen_request(b"not a CSR"),
+            Err(CsrError::NotDer(_))
+        ));
+    }
+}

@@ -94,6 +94,9 @@ mod tests {
         assert!(BOUNDARY
             .chars()
             .any(|c| !(c.is_ascii_alphanumeric() || "+/=".contains(c))));
-        assert!(BOUNDARY.len() <= 70, "RFC 2046 limits a boundary to 70 characters");
+        assert!(
+            BOUNDARY.len() <= 70,
+            "RFC 2046 limits a boundary to 70 characters"
+        );
     }
 }

@@ -886,9 +886,12 @@ impl RegistrationAuthority {
             }
         };
         let current = self.current_certificate(account).await?;
-        if let Err(refusal) =
-            policy::enrollment(account, current.as_ref(), EnrollVia::Password, self.clock.now())
-        {
+        if let Err(refusal) = policy::enrollment(
+            account,
+            current.as_ref(),
+            EnrollVia::Password,
+            self.clock.now(),
+        ) {
             self.record_refusal(caller, Some(account), kind, refusal.to_string())
                 .await?;
             return Err(refusal.into());

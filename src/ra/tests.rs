@@ -62,7 +62,7 @@ fn new_account(id: &str, password: InitialPassword) -> NewAccount {
 async fn issuing_on_an_ids_behalf_and_giving_a_hash_are_the_operators_alone() {
     let w = world();
     let operator = Caller::operator(None);
-    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
+    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
     let hash =
@@ -132,7 +132,7 @@ fn csr_of(key: &rcgen::KeyPair) -> Vec<u8> {
 
 async fn with_two_ids(w: &World) -> (AccountId, AccountId) {
     let operator = Caller::operator(None);
-    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
+    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
     for id in ["u1", "u2"] {

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Stored, ROW_VERSION};
+use super::Stored;
 use crate::model::{
     Account, Actor, App, AppScope, CertificateChoice, CertificateRecord, Contract, EventKind,
     HistoryEntry, HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, RevocationReason,
