@@ -12,6 +12,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine;
+
 use common::*;
 
 const PATH: &str = "/.well-known/est/serverkeygen";
