@@ -96,9 +96,9 @@ fn store_migrate_creates_the_schema_once() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = migrate();
-    assert!(first.contains("from version 0 to 2"), "{first}");
+    assert!(first.contains("from version 0 to 3"), "{first}");
     let again = migrate();
-    assert!(again.contains("is up to date (version 2)"), "{again}");
+    assert!(again.contains("is up to date (version 3)"), "{again}");
 }
 
 #[test]
