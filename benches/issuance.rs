@@ -133,6 +133,7 @@ fn store(
                     code: "5110".parse().expect("code"),
                     name: "Bench".into(),
                     created_at: now,
+                    server_keygen: false,
                 },
                 event(EventKind::ContractCreate),
             )

@@ -84,6 +84,7 @@ fn store_with_revocations(
                     code: "5110".parse().expect("code"),
                     name: "Bench".into(),
                     created_at: now,
+                    server_keygen: false,
                 },
                 event(EventKind::ContractCreate),
             )

@@ -52,12 +52,19 @@ pub fn router(
         .route("/.well-known/est/csrattrs", get(csrattrs))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
+        .route("/.well-known/est/serverkeygen", post(serverkeygen))
         .route("/.well-known/est/{*rest}", any(not_offered))
         .with_state(state))
 }
 
 /// The EST operations estca serves, named in the 404 answers.
-const OFFERED: [&str; 4] = ["cacerts", "csrattrs", "simpleenroll", "simplereenroll"];
+const OFFERED: [&str; 5] = [
+    "cacerts",
+    "csrattrs",
+    "simpleenroll",
+    "simplereenroll",
+    "serverkeygen",
+];
 
 /// 404 for an EST path estca does not serve, saying why: an optional operation it does not
 /// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name.
@@ -66,10 +73,6 @@ async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> 
     let message = match segments.as_slice() {
         ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section \
                         4.3); enroll with simpleenroll and renew with simplereenroll"
-            .to_owned(),
-        ["serverkeygen"] => "estca does not generate keys for clients (serverkeygen, optional \
-                             in RFC 7030 section 4.4); generate the key on your device and use \
-                             simpleenroll"
             .to_owned(),
         [label, operation] if OFFERED.contains(operation) => format!(
             "estca has a single CA and no CA labels (RFC 7030 section 3.2.2): use \
@@ -230,6 +233,37 @@ async fn simplereenroll(
         enrollment_response(&state.ra, state.base64, &headers, &issued)?,
         &issued,
     ))
+}
+
+/// serverkeygen (RFC 7030 section 4.4): authenticated and decided as simpleenroll with a
+/// password, by the registration authority; answered by [`crate::serverkeygen::answer`].
+async fn serverkeygen(
+    State(state): State<EstState>,
+    Extension(peer): Extension<PeerInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, EstError> {
+    let (id, password) = basic_credentials(&headers)?;
+    let csr = read_csr(&headers, body, state.max_body_bytes).await?;
+    let (issued, key) = match state
+        .ra
+        .enroll_with_server_keygen(&peer.source(), peer.source_key(), &id, password, &csr)
+        .await
+    {
+        Ok(issued) => issued,
+        // Refused after the password was accepted (the lifecycle's 409 and 403, the
+        // contract's 403): the request log names the ID it was refused to.
+        Err(e @ (RaError::Refused(_) | RaError::Forbidden(_))) => {
+            return Ok(with_authenticated_id(
+                EstError::from(e).into_response(),
+                &id,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let response =
+        crate::serverkeygen::answer(&issued, key, state.base64).map_err(RaError::from)?;
+    Ok(authenticated(response, &issued))
 }
 
 /// Names the ID a certificate was issued to for the access log.

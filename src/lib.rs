@@ -37,6 +37,7 @@ mod private_file;
 mod reload;
 mod revocation;
 mod secret_file;
+mod serverkeygen;
 mod source;
 mod tls;
 mod web;

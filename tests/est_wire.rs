@@ -104,8 +104,8 @@ fn header_names_base64_lines_challenges_and_explanations_on_the_wire() {
 
     // Optional operations and CA labels: 404 saying why.
     for (path, says) in [
-        ("/.well-known/est/serverkeygen", "serverkeygen"),
         ("/.well-known/est/fullcmc", "Full CMC"),
+        ("/.well-known/est/mylabel/serverkeygen", "no CA labels"),
         ("/.well-known/est/mylabel/simpleenroll", "no CA labels"),
         (
             "/.well-known/est/nonsense",
@@ -123,6 +123,10 @@ fn header_names_base64_lines_challenges_and_explanations_on_the_wire() {
     assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
     assert!(raw.contains("\r\nAllow: GET,HEAD\r\n"), "{raw}");
     assert!(body(&raw).contains("accepts GET,HEAD"), "{raw}");
+    // serverkeygen is served (per contract, tests/serverkeygen.rs): POST only.
+    let raw = curl(&d, &root, "/.well-known/est/serverkeygen", &[]);
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+    assert!(raw.contains("\r\nAllow: POST\r\n"), "{raw}");
     let raw = curl(&d, &root, "/api/v1/history", &["-X", "PATCH"]);
     assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
     assert!(body(&raw).contains("\"method_not_allowed\""), "{raw}");

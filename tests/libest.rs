@@ -222,3 +222,92 @@ fn libest_estclient_gets_cacerts_and_csrattrs_and_enrolls_with_basic_credentials
     let stderr = s.daemon.stderr();
     assert!(!stderr.contains("Illegal SNI"), "{stderr}");
 }
+
+/// The base64 PKCS#8 key file `estclient -q` wrote, DER.
+fn key_file(path: &Path, printed: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{} missing ({e}); estclient printed:\n{printed}",
+            path.display()
+        )
+    });
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::Engine::decode(&B64, compact).expect("base64 PKCS#8")
+}
+
+/// Asserts with openssl that the DER key is the private half of the DER certificate's key.
+fn assert_key_matches(dir: &Path, key_der: &[u8], cert_der: &[u8]) {
+    std::fs::write(dir.join("key.der"), key_der).unwrap();
+    std::fs::write(dir.join("cert.der"), cert_der).unwrap();
+    let public = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    assert_eq!(
+        public(&["pkey", "-inform", "DER", "-in", "key.der", "-pubout"]),
+        public(&["x509", "-inform", "DER", "-in", "cert.der", "-noout", "-pubkey"]),
+        "the key estclient wrote is not its certificate's"
+    );
+}
+
+#[test]
+fn libest_estclient_gets_a_server_generated_key_and_its_certificate() {
+    let Some(s) = Setup::new() else { return };
+    let dir = s.daemon.dir();
+    dir.cli_ok(
+        &[
+            "contract",
+            "add",
+            "5110",
+            "--name",
+            "Keygen",
+            "--server-keygen",
+        ],
+        None,
+    );
+    dir.add_account("libestq", "5110", "user");
+    dir.add_contract("7001");
+    dir.add_account("libestoff", "7001", "user");
+    // estclient -q still signs its CSR with a key of its own (-x), which estca ignores.
+    let rsa = s.key(
+        "q-rsa.pem",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
+    let rsa_arg = rsa.to_str().unwrap();
+
+    let (out, printed) = s.run(
+        "q1",
+        &["-q", "-u", "libestq", "-h", PASSWORD, "-x", rsa_arg],
+    );
+    let certs = pkcs7_file(&out.join("cert-0-0.pkcs7"), &printed);
+    assert_eq!(certs.len(), 1, "{printed}");
+    let key = key_file(&out.join("key-0-0.key"), &printed);
+    assert_key_matches(&out, &key, &certs[0]);
+    assert_eq!(certissuednum(&certs[0]), 1);
+    assert!(!printed.contains("failed"), "{printed}");
+
+    // Again while that certificate is active: refused, no files.
+    let (out, printed) = s.run(
+        "q2",
+        &["-q", "-u", "libestq", "-h", PASSWORD, "-x", rsa_arg],
+    );
+    assert!(!out.join("key-0-0.key").exists(), "{printed}");
+    assert!(printed.contains("409"), "{printed}");
+
+    // A contract without the option: refused, no key.
+    let (out, printed) = s.run(
+        "q3",
+        &["-q", "-u", "libestoff", "-h", PASSWORD, "-x", rsa_arg],
+    );
+    assert!(!out.join("key-0-0.key").exists(), "{printed}");
+    assert!(!out.join("cert-0-0.pkcs7").exists(), "{printed}");
+}

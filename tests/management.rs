@@ -98,6 +98,31 @@ async fn a_master_sees_and_manages_its_own_contract_only() {
     let (status, contracts) = master.get("/contracts").await;
     assert_eq!(status, 200);
     assert_eq!(contracts.as_array().unwrap().len(), 1);
+    // Its contract and its options; another's is not found; the options are the operator's.
+    let (status, contract) = master.get("/contracts/A").await;
+    assert_eq!((status, &contract["server_keygen"]), (200, &json!(false)));
+    let (status, _) = master.get("/contracts/B").await;
+    assert_eq!(status, 404);
+    let (status, body) = master
+        .call(
+            Method::PATCH,
+            "/contracts/A",
+            Some(json!({"server_keygen": true})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = master
+        .call(
+            Method::PATCH,
+            "/contracts/B",
+            Some(json!({"server_keygen": true})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        d.dir().cli_json(&["contract", "show", "A"])["server_keygen"],
+        false
+    );
     assert_eq!(contracts[0]["code"], "A");
 
     // Contract B's IDs, contract and certificates do not exist for this master.

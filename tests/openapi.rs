@@ -107,8 +107,9 @@ async fn the_documented_operations_are_the_routed_ones() {
 
 /// The operations whose request bodies have examples, in an order where each example's
 /// prerequisites exist (the contract before its ID, the ID before its changes).
-const EXAMPLES_IN_ORDER: [&str; 5] = [
+const EXAMPLES_IN_ORDER: [&str; 6] = [
     "post /api/v1/contracts",
+    "patch /api/v1/contracts/{code}",
     "post /api/v1/accounts",
     "patch /api/v1/accounts/{id}",
     "post /api/v1/accounts/{id}/certificate",

@@ -51,6 +51,7 @@ pub fn router(ra: Arc<RegistrationAuthority>, base64: crate::http::Base64Lines) 
 fn routes() -> OpenApiRouter<Arc<RegistrationAuthority>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_contracts, create_contract))
+        .routes(routes!(show_contract, update_contract))
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(show_account, update_account))
         .routes(routes!(certificate))
@@ -280,6 +281,65 @@ pub struct CreateContract {
     pub code: ContractCode,
     /// Customer name.
     pub name: String,
+    /// Whether its IDs may use EST `serverkeygen` (default false).
+    #[serde(default)]
+    pub server_keygen: bool,
+}
+
+/// `PATCH /api/v1/contracts/{code}` body: the options to change.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContract {
+    /// Whether its IDs may use EST `serverkeygen`.
+    pub server_keygen: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/contracts/{code}",
+    summary = "One contract, with its options",
+    params(("code" = ContractCode, Path, description = "The contract code", example = "5110")),
+    responses(
+        (status = 200, description = "The contract", body = ContractView),
+        (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody),
+    )
+)]
+async fn show_contract(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(code): Path<String>,
+) -> Result<Json<ContractView>, ApiError> {
+    let code: ContractCode = parse(&code)?;
+    let contract = ra.contract(&caller, &code).await?;
+    Ok(Json(ContractView::from(&contract)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/contracts/{code}",
+    summary = "Change a contract's options (operator, or an application granted can_create_contracts)",
+    params(("code" = ContractCode, Path, description = "The contract code", example = "5110")),
+    request_body(content = UpdateContract, example = json!({"server_keygen": true})),
+    responses(
+        (status = 200, description = "The contract as it now is", body = ContractView),
+        (status = 400, response = ErrorBody),
+        (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody),
+    )
+)]
+async fn update_contract(
+    State(ra): State<Arc<RegistrationAuthority>>,
+    ApiCaller(caller): ApiCaller,
+    Path(code): Path<String>,
+    body: Result<Json<UpdateContract>, JsonRejection>,
+) -> Result<Json<ContractView>, ApiError> {
+    let code: ContractCode = parse(&code)?;
+    let Json(body) = body?;
+    let contract = ra
+        .set_contract_server_keygen(&caller, &code, body.server_keygen)
+        .await?;
+    Ok(Json(ContractView::from(&contract)))
 }
 
 #[utoipa::path(
@@ -303,7 +363,9 @@ async fn create_contract(
     body: Result<Json<CreateContract>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContractView>), ApiError> {
     let Json(body) = body?;
-    let contract = ra.create_contract(&caller, body.code, body.name).await?;
+    let contract = ra
+        .create_contract(&caller, body.code, body.name, body.server_keygen)
+        .await?;
     Ok((StatusCode::CREATED, Json(ContractView::from(&contract))))
 }
 
@@ -1033,6 +1095,8 @@ mod tests {
                     "get /api/v1/certificates/{serial}",
                     "get /api/v1/contracts",
                     "post /api/v1/contracts",
+                    "get /api/v1/contracts/{code}",
+                    "patch /api/v1/contracts/{code}",
                     "get /api/v1/crl",
                     "get /api/v1/history",
                     "get /api/v1/openapi.json",

@@ -101,6 +101,10 @@ pub enum CsrError {
     /// A CSR forwarded by an application names several IDs.
     #[error("the CSR's subject has {0} common names (CN): name exactly one ID")]
     SeveralCommonNames(usize),
+    /// A serverkeygen CSR asks for the generated key to be encrypted to a key of its own
+    /// (RFC 7030 section 4.4.1.1 and 4.4.1.2), which estca does not offer.
+    #[error("the CSR asks for the server-generated key to be encrypted ({0} attribute, RFC 7030 section 4.4.1); estca returns the key unencrypted inside the TLS connection only: send the CSR without that attribute")]
+    KeyEncryptionRequested(&'static str),
     /// The CSR is signed with an algorithm estca cannot check.
     #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
     UnsupportedSignatureAlgorithm(String),
@@ -192,11 +196,57 @@ pub(super) fn oid_name(oid: &ObjectIdentifier) -> String {
         .unwrap_or_else(|| oid.to_string())
 }
 
-/// Parses a DER PKCS#10 CSR (RFC 2986), refuses trailing bytes, decides whether its key is
-/// one estca certifies and re-encodes it canonically, verifies the CSR's signature with its
-/// own key (proof of possession), and returns only the key: subject, attributes and requested
-/// extensions are ignored.
-pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
+/// id-aa-decryptKeyID (RFC 7030 section 4.4.1.1): encrypt the generated key with a shared
+/// symmetric key.
+const DECRYPT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.37");
+
+/// id-aa-asymmDecryptKeyID (RFC 7030 section 4.4.1.2): encrypt the generated key to the
+/// client's key.
+const ASYMM_DECRYPT_KEY_ID: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.54");
+
+/// Reads a CSR sent to EST `serverkeygen` (RFC 7030 section 4.4.1): as any CSR, one DER
+/// PKCS#10 request within the attribute limits, but its public key and signature are ignored
+/// ("the server MUST ignore the public key values and signature in the CSR": the client may
+/// have no key, or a dummy one). Returns the kind of its key when it is one estca would
+/// certify (the client asks for a key like it), else `None`. A request for an encrypted key
+/// (DecryptKeyIdentifier or AsymmetricDecryptKeyIdentifier) is refused.
+pub fn server_keygen_request(der: &[u8]) -> Result<Option<KeyKind>, CsrError> {
+    let csr = parse_bounded(der)?;
+    for attribute in csr.certification_request_info.attributes() {
+        let oid = ObjectIdentifier::from_bytes(attribute.oid.as_bytes()).ok();
+        if oid == Some(DECRYPT_KEY_ID) {
+            return Err(CsrError::KeyEncryptionRequested("DecryptKeyIdentifier"));
+        }
+        if oid == Some(ASYMM_DECRYPT_KEY_ID) {
+            return Err(CsrError::KeyEncryptionRequested(
+                "AsymmetricDecryptKeyIdentifier",
+            ));
+        }
+    }
+    let parsed = &csr.certification_request_info.subject_pki;
+    Ok(SubjectPublicKeyInfoOwned::from_der(parsed.raw)
+        .ok()
+        .and_then(|spki| super::public_key::canonical(&spki).ok())
+        .map(|key| key.kind))
+}
+
+/// The key estca generated for a client, as the CA certifies it: canonical encoding and
+/// fingerprint, like a key taken from a CSR.
+pub(super) fn generated_key(spki_der: &[u8]) -> Result<CsrKey, CsrError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der)
+        .map_err(|e| CsrError::NotDer(format!("its public key is not valid DER: {e}")))?;
+    let key = super::public_key::canonical(&spki)?;
+    Ok(CsrKey {
+        fingerprint: KeyFingerprint::of_spki_der(&key.spki_der),
+        spki_der: key.spki_der,
+        kind: key.kind,
+    })
+}
+
+/// Parses a DER PKCS#10 CSR, refusing trailing bytes and more attributes or requested
+/// extensions than [`MAX_CSR_ATTRIBUTES`] and [`MAX_CSR_EXTENSIONS`].
+fn parse_bounded(der: &[u8]) -> Result<X509CertificationRequest<'_>, CsrError> {
     let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| {
         CsrError::NotDer(match e {
             x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
@@ -214,6 +264,15 @@ pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
             extensions,
         });
     }
+    Ok(csr)
+}
+
+/// Parses a DER PKCS#10 CSR (RFC 2986), refuses trailing bytes, decides whether its key is
+/// one estca certifies and re-encodes it canonically, verifies the CSR's signature with its
+/// own key (proof of possession), and returns only the key: subject, attributes and requested
+/// extensions are ignored.
+pub fn validate_csr(der: &[u8]) -> Result<CsrKey, CsrError> {
+    let csr = parse_bounded(der)?;
     let parsed = &csr.certification_request_info.subject_pki;
     let spki = SubjectPublicKeyInfoOwned::from_der(parsed.raw)
         .map_err(|e| CsrError::NotDer(format!("its public key is not valid DER: {e}")))?;
@@ -292,5 +351,84 @@ mod subject_tests {
             pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
                 .unwrap();
         assert_eq!(decode_body(pem.as_bytes()).unwrap(), der);
+    }
+}
+
+#[cfg(test)]
+mod server_keygen_tests {
+    use super::*;
+
+    fn csr(alg: &'static rcgen::SignatureAlgorithm, attrs: Vec<rcgen::Attribute>) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "device");
+        params
+            .serialize_request_with_attributes(&key, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_kind_of_the_csr_key_is_what_is_asked_for() {
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![])),
+            Ok(Some(KeyKind::EcdsaP256))
+        );
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ECDSA_P384_SHA384, vec![])),
+            Ok(Some(KeyKind::EcdsaP384))
+        );
+        assert_eq!(
+            server_keygen_request(&csr(&rcgen::PKCS_ED25519, vec![])),
+            Ok(Some(KeyKind::Ed25519))
+        );
+    }
+
+    /// RFC 7030 section 4.4.1: the server MUST ignore the CSR's public key values and
+    /// signature, so a CSR whose signature does not verify is read all the same.
+    #[test]
+    fn the_signature_is_ignored() {
+        let mut der = csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        let last = der.len() - 1;
+        der[last] ^= 0x5a;
+        assert_eq!(validate_csr(&der), Err(CsrError::BadSignature));
+        assert_eq!(server_keygen_request(&der), Ok(Some(KeyKind::EcdsaP256)));
+    }
+
+    #[test]
+    fn key_encryption_attributes_are_refused_and_malformed_csrs_too() {
+        // SET { OCTET STRING 01 02 03 04 }: a key identifier.
+        let values = vec![0x31, 0x06, 0x04, 0x04, 1, 2, 3, 4];
+        for (oid, name) in [
+            (
+                &[1, 2, 840, 113549, 1, 9, 16, 2, 37][..],
+                "DecryptKeyIdentifier",
+            ),
+            (
+                &[1, 2, 840, 113549, 1, 9, 16, 2, 54][..],
+                "AsymmetricDecryptKeyIdentifier",
+            ),
+        ] {
+            let der = csr(
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+                vec![rcgen::Attribute {
+                    oid,
+                    values: values.clone(),
+                }],
+            );
+            let err = server_keygen_request(&der).unwrap_err();
+            assert_eq!(err, CsrError::KeyEncryptionRequested(name));
+            assert!(err.to_string().contains("without that attribute"), "{err}");
+        }
+        let mut longer = csr(&rcgen::PKCS_ECDSA_P256_SHA256, vec![]);
+        longer.push(0);
+        assert_eq!(server_keygen_request(&longer), Err(CsrError::TrailingData));
+        assert!(matches!(
+            server_keygen_request(b"not a CSR"),
+            Err(CsrError::NotDer(_))
+        ));
     }
 }

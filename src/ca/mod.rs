@@ -21,6 +21,7 @@ mod hierarchy;
 mod issuing_request;
 mod key;
 mod key_files;
+pub mod keygen;
 pub mod lint;
 pub mod ocsp;
 pub mod passphrase;
@@ -28,20 +29,21 @@ pub mod pkcs11;
 pub mod pkcs7;
 mod profile;
 mod public_key;
-pub mod root;
 pub mod rollover;
+pub mod root;
 pub mod service;
 
 pub use backup_signature::{
     verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding,
 };
-pub use csr::{validate_csr, CsrError, CsrKey, KeyKind};
+pub use csr::{server_keygen_request, validate_csr, CsrError, CsrKey, KeyKind};
 pub use expiry::CaExpiry;
 pub use generations::{Generations, IssuingCas};
 pub use hierarchy::InitReport;
 pub use issuing_request::IssuingRequestReport;
 pub use key::KeyProtection;
 pub use key_files::{KeyFileChange, KeyFileReport};
+pub use keygen::GeneratedKey;
 pub use passphrase::KeyPassphrase;
 pub use profile::RevocationUrls;
 pub use service::Unrecorded;

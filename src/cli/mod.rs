@@ -248,6 +248,31 @@ pub enum ContractCommand {
         /// Customer name.
         #[arg(long)]
         name: String,
+        /// Let its IDs have estca generate their key pair (EST serverkeygen); off unless
+        /// given. The private key then travels from estca to the device (over TLS).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        server_keygen: Option<bool>,
+    },
+    /// Change a contract's options.
+    Edit {
+        /// Contract code.
+        #[arg(value_parser = contract_code)]
+        code: String,
+        /// Allow (true, or the flag alone) or refuse (false) EST serverkeygen to its IDs.
+        #[arg(
+            long,
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            required = true
+        )]
+        server_keygen: Option<bool>,
+    },
+    /// Show a contract and its options.
+    Show {
+        /// Contract code.
+        #[arg(value_parser = contract_code)]
+        code: String,
     },
     /// List contracts.
     List,
@@ -625,11 +650,39 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
     let client = AdminClient::new(&config.admin.socket);
     let print_account = |view: &AccountView| output::account(view, json);
     match command {
-        AdminCommand::Contract(ContractCommand::Add { code, name }) => {
+        AdminCommand::Contract(ContractCommand::Add {
+            code,
+            name,
+            server_keygen,
+        }) => {
             let contract: ContractView = client
-                .post("/api/v1/contracts", &json!({ "code": code, "name": name }))
+                .post(
+                    "/api/v1/contracts",
+                    &json!({
+                        "code": code, "name": name,
+                        "server_keygen": server_keygen.unwrap_or(false),
+                    }),
+                )
                 .await?;
             output::contract_created(&contract, json);
+        }
+        AdminCommand::Contract(ContractCommand::Edit {
+            code,
+            server_keygen,
+        }) => {
+            let contract: ContractView = client
+                .patch(
+                    &format!("/api/v1/contracts/{}", segment(&code)),
+                    &json!({ "server_keygen": server_keygen.unwrap_or(true) }),
+                )
+                .await?;
+            output::contract(&contract, json);
+        }
+        AdminCommand::Contract(ContractCommand::Show { code }) => {
+            let contract: ContractView = client
+                .get(&format!("/api/v1/contracts/{}", segment(&code)))
+                .await?;
+            output::contract(&contract, json);
         }
         AdminCommand::Contract(ContractCommand::List) => {
             let contracts: Vec<ContractView> = client.get_all("/api/v1/contracts").await?;

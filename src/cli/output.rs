@@ -54,17 +54,47 @@ pub fn contract_created(contract: &ContractView, json: bool) {
     println!("contract {} created ({})", contract.code, contract.name);
 }
 
+/// `contract show` and `contract edit`.
+pub fn contract(contract: &ContractView, json: bool) {
+    if json {
+        return print_json(contract);
+    }
+    table(&[
+        vec!["code".into(), contract.code.to_string()],
+        vec!["name".into(), contract.name.clone()],
+        vec!["created".into(), rfc3339(contract.created_at)],
+        vec!["server keygen".into(), server_keygen(contract).into()],
+    ]);
+}
+
+/// The `server_keygen` option as `contract show` and `list` print it.
+fn server_keygen(contract: &ContractView) -> &'static str {
+    if contract.server_keygen {
+        "allowed"
+    } else {
+        "off"
+    }
+}
+
 /// `contract list`.
 pub fn contracts(contracts: &[ContractView], json: bool) {
     if json {
         return print_json(&contracts);
     }
-    let mut rows = vec![vec!["CODE".into(), "NAME".into(), "CREATED".into()]];
-    rows.extend(
-        contracts
-            .iter()
-            .map(|c| vec![c.code.to_string(), c.name.clone(), rfc3339(c.created_at)]),
-    );
+    let mut rows = vec![vec![
+        "CODE".into(),
+        "NAME".into(),
+        "CREATED".into(),
+        "SERVER KEYGEN".into(),
+    ]];
+    rows.extend(contracts.iter().map(|c| {
+        vec![
+            c.code.to_string(),
+            c.name.clone(),
+            rfc3339(c.created_at),
+            server_keygen(c).into(),
+        ]
+    }));
     table(&rows);
 }
 

@@ -5,6 +5,7 @@
 //! serves it.
 
 use base64::Engine;
+use zeroize::Zeroizing;
 
 /// The longest encoded line RFC 2045 section 6.8 allows.
 pub const RFC2045_LINE: usize = 76;
@@ -33,17 +34,31 @@ impl Base64Lines {
         let text = base64::engine::general_purpose::STANDARD.encode(der);
         match self {
             Self::SingleLine => text,
-            Self::Wrapped => {
-                let mut out = String::with_capacity(text.len() + text.len() / RFC2045_LINE * 2 + 2);
-                // base64 text is ASCII, so cutting at any byte keeps whole characters.
-                for line in text.as_bytes().chunks(RFC2045_LINE) {
-                    out.push_str(&String::from_utf8_lossy(line));
-                    out.push_str("\r\n");
-                }
-                out
-            }
+            Self::Wrapped => wrap(&text),
         }
     }
+
+    /// As [`Base64Lines::encode`], for secret bytes (a private key): every copy of the text
+    /// is zeroized when dropped.
+    pub fn encode_secret(self, der: &[u8]) -> Zeroizing<String> {
+        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+        match self {
+            Self::SingleLine => text,
+            Self::Wrapped => Zeroizing::new(wrap(&text)),
+        }
+    }
+}
+
+/// `text` in lines of [`RFC2045_LINE`] characters, each ended by CRLF, in a string allocated
+/// once (no reallocation leaves a copy behind).
+fn wrap(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / RFC2045_LINE * 2 + 2);
+    // base64 text is ASCII, so cutting at any byte keeps whole characters.
+    for line in text.as_bytes().chunks(RFC2045_LINE) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod base64_lines;
 mod errors;
 mod header_case;
+pub mod multipart;
 mod not_allowed;
 mod peer;
 mod responses;

@@ -15,4 +15,10 @@ pub struct Contract {
     /// When the contract was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether the contract's IDs may have estca generate their key pair (EST
+    /// `serverkeygen`, RFC 7030 section 4.4). Off by default: the IDs make their keys on their
+    /// own PCs and no private key ever leaves them; records written before the option existed
+    /// read as off.
+    #[serde(default)]
+    pub server_keygen: bool,
 }

@@ -80,6 +80,8 @@ pub enum EventKind {
     /// Account (ID) removed: its certificate revoked, the ID never to authenticate or be
     /// created again.
     AccountRemove,
+    /// A contract's options changed (e.g. `server_keygen`).
+    ContractUpdate,
 }
 
 impl EventKind {
@@ -101,6 +103,7 @@ impl EventKind {
             EventKind::AppCreate => "app_create",
             EventKind::AppRevoke => "app_revoke",
             EventKind::AccountRemove => "account_remove",
+            EventKind::ContractUpdate => "contract_update",
         }
     }
 }

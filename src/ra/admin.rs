@@ -202,12 +202,14 @@ impl RegistrationAuthority {
         }
     }
 
-    /// Creates a contract.
+    /// Creates a contract; `server_keygen` lets its IDs use EST `serverkeygen`
+    /// ([`Contract::server_keygen`]).
     pub async fn create_contract(
         &self,
         caller: &Caller,
         code: ContractCode,
         name: String,
+        server_keygen: bool,
     ) -> Result<Contract, RaError> {
         if let Err(denial) = caller.authority.may_create_contract() {
             return Err(self
@@ -225,18 +227,83 @@ impl RegistrationAuthority {
             code: code.clone(),
             name,
             created_at: self.clock.now(),
+            server_keygen,
+        };
+        let detail = if server_keygen {
+            format!("contract {code} created, server-side key generation allowed")
+        } else {
+            format!("contract {code} created")
         };
         let mut event = self.event(
             caller,
             None,
             EventKind::ContractCreate,
-            Outcome::Ok {
-                detail: format!("contract {code} created"),
-            },
+            Outcome::Ok { detail },
         );
         event.contract = Some(code);
         self.store.create_contract(contract.clone(), event).await?;
         Ok(contract)
+    }
+
+    /// One contract in scope (out of scope is not found).
+    pub async fn contract(
+        &self,
+        caller: &Caller,
+        code: &ContractCode,
+    ) -> Result<Contract, RaError> {
+        if let Err(denial) = caller.authority.administers() {
+            return Err(self
+                .deny(caller, None, EventKind::Query, denial, String::new())
+                .await);
+        }
+        let found = match caller.authority.sees_contract(code) {
+            true => self.store.contract(code).await?,
+            false => None,
+        };
+        let contract = found.ok_or_else(|| RaError::NotFound(format!("contract {code}")))?;
+        self.audit_query(caller, None, format!("showed contract {code}"))
+            .await?;
+        Ok(contract)
+    }
+
+    /// Allows (`true`) or refuses (`false`) EST `serverkeygen` to the IDs of a contract
+    /// ([`Contract::server_keygen`]): the operator's choice, or an application's granted
+    /// `--can-create-contracts` ([`Authority::may_set_contract_options`]).
+    pub async fn set_contract_server_keygen(
+        &self,
+        caller: &Caller,
+        code: &ContractCode,
+        server_keygen: bool,
+    ) -> Result<Contract, RaError> {
+        if let Err(denial) = caller.authority.may_set_contract_options(code) {
+            return Err(self
+                .deny(
+                    caller,
+                    None,
+                    EventKind::ContractUpdate,
+                    denial,
+                    format!("contract {code}"),
+                )
+                .await);
+        }
+        let detail = if server_keygen {
+            "server-side key generation allowed"
+        } else {
+            "server-side key generation refused"
+        };
+        let mut event = self.event(
+            caller,
+            None,
+            EventKind::ContractUpdate,
+            Outcome::Ok {
+                detail: format!("contract {code}: {detail}"),
+            },
+        );
+        event.contract = Some(code.clone());
+        Ok(self
+            .store
+            .set_contract_server_keygen(code, server_keygen, event)
+            .await?)
     }
 
     /// The contracts in scope, by code, a page at a time.

@@ -183,6 +183,21 @@ impl Authority {
         }
     }
 
+    /// Whether the caller may change the options of `contract` (server-side key generation):
+    /// who may create contracts, within its scope (out of scope is not found).
+    pub fn may_set_contract_options(&self, contract: &ContractCode) -> Result<(), Denial> {
+        self.administers()?;
+        if !self.sees_contract(contract) {
+            return Err(Denial::NotFound);
+        }
+        self.may_create_contract().map_err(|_| {
+            Denial::Forbidden(
+                "a contract's options are set by the CA operator, or by an application granted \
+                 --can-create-contracts",
+            )
+        })
+    }
+
     /// The contracts the caller may see when it does not see them all (a master's one, an
     /// application's granted ones); `None` for the operator and applications of every
     /// contract.
@@ -421,6 +436,40 @@ mod tests {
         assert_eq!(master_of("A").may_issue_for(&user_b), Err(Denial::NotFound));
         assert!(Authority::Nothing.may_issue_for(&user_a).is_err());
         assert_eq!(Authority::Operator.may_issue_for(&master_a), Ok(()));
+    }
+
+    #[test]
+    fn contract_options_are_set_by_contract_creators_in_scope() {
+        let code_a: ContractCode = "A".parse().unwrap();
+        let code_b: ContractCode = "B".parse().unwrap();
+        assert_eq!(
+            Authority::Operator.may_set_contract_options(&code_a),
+            Ok(())
+        );
+        assert!(matches!(
+            master_of("A").may_set_contract_options(&code_a),
+            Err(Denial::Forbidden(_))
+        ));
+        assert_eq!(
+            master_of("A").may_set_contract_options(&code_b),
+            Err(Denial::NotFound)
+        );
+        let manager = Authority::App {
+            scope: AppScope::Contracts(vec![code_a.clone()]),
+            can_create_contracts: false,
+        };
+        assert!(matches!(
+            manager.may_set_contract_options(&code_a),
+            Err(Denial::Forbidden(_))
+        ));
+        let creator = Authority::App {
+            scope: AppScope::All,
+            can_create_contracts: true,
+        };
+        assert_eq!(creator.may_set_contract_options(&code_b), Ok(()));
+        assert!(Authority::Nothing
+            .may_set_contract_options(&code_a)
+            .is_err());
     }
 
     #[test]

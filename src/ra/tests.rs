@@ -64,7 +64,7 @@ fn new_account(id: &str, password: InitialPassword) -> NewAccount {
 async fn issuing_on_an_ids_behalf_and_giving_a_hash_are_the_operators_alone() {
     let w = world();
     let operator = Caller::operator(None);
-    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
+    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
     let hash =
@@ -134,7 +134,7 @@ fn csr_of(key: &rcgen::KeyPair) -> Vec<u8> {
 
 async fn with_two_ids(w: &World) -> (AccountId, AccountId) {
     let operator = Caller::operator(None);
-    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
+    w.ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
     for id in ["u1", "u2"] {
@@ -231,7 +231,7 @@ fn password() -> Zeroizing<Vec<u8>> {
 async fn contract_with_masters(w: &World) -> (AccountId, AccountId) {
     let operator = Caller::operator(None);
     let (u1, u2) = with_two_ids(w).await;
-    w.ra.create_contract(&operator, "7000".parse().unwrap(), "Other".into())
+    w.ra.create_contract(&operator, "7000".parse().unwrap(), "Other".into(), false)
         .await
         .unwrap();
     for master in ["m1", "m2"] {

@@ -271,6 +271,9 @@ pub struct ContractView {
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether its IDs may have estca generate their key pair (EST `serverkeygen`).
+    #[serde(default)]
+    pub server_keygen: bool,
 }
 
 impl From<&Contract> for ContractView {
@@ -279,6 +282,7 @@ impl From<&Contract> for ContractView {
             code: contract.code.clone(),
             name: contract.name.clone(),
             created_at: contract.created_at,
+            server_keygen: contract.server_keygen,
         }
     }
 }
@@ -536,10 +540,11 @@ mod tests {
             code: "7001".parse().unwrap(),
             name: "大手町エステート株式会社".into(),
             created_at: at("2026-11-29T22:12:37.0625045Z"),
+            server_keygen: false,
         };
         round_trip(
             &ContractView::from(&contract),
-            r#"{"code":"7001","name":"大手町エステート株式会社","created_at":"2026-11-29T22:12:37.0625045Z"}"#,
+            r#"{"code":"7001","name":"大手町エステート株式会社","created_at":"2026-11-29T22:12:37.0625045Z","server_keygen":false}"#,
         );
     }
 

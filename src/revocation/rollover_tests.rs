@@ -89,7 +89,7 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     auth.argon2_iterations = 1;
     let ra = RegistrationAuthority::new(store, cas.clone(), clock.clone(), &auth).unwrap();
     let operator = Caller::operator(None);
-    ra.create_contract(&operator, "5110".parse().unwrap(), "C".into())
+    ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
     for id in ["u1", "u2", "u3"] {

@@ -63,6 +63,7 @@ async fn world() -> World {
                 code: "5110".parse().unwrap(),
                 name: "C".into(),
                 created_at: start(),
+                server_keygen: false,
             },
             event(EventKind::ContractCreate),
         )

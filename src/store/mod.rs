@@ -412,6 +412,16 @@ pub trait RaStore: StoreReads {
         event: HistoryEvent,
     ) -> Result<(), StoreError>;
 
+    /// Sets whether the contract's IDs may use server-side key generation
+    /// ([`Contract::server_keygen`]) and records `event`, atomically; returns the contract
+    /// as it is now. [`StoreError::NotFound`] if there is no such contract.
+    async fn set_contract_server_keygen(
+        &self,
+        code: &ContractCode,
+        server_keygen: bool,
+        event: HistoryEvent,
+    ) -> Result<Contract, StoreError>;
+
     /// Creates an account (version 0); its contract must exist ([`StoreError::NotFound`]) and
     /// its ID be free ([`StoreError::AlreadyExists`]), also of any ID that differs from it
     /// only by letter case ([`AccountId::case_folded`]); a removed ID is never free again.

@@ -164,6 +164,7 @@ mod tests {
             code: "5110".parse().unwrap(),
             name: "Customer".into(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
+            server_keygen: false,
         }
     }
 

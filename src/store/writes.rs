@@ -77,6 +77,7 @@ pub(in crate::store) fn revoked_one<E: Engine>(engine: &E) {
 /// it wrote anything):
 ///
 /// `create_contract_now(&Contract, &HistoryEvent) -> ()`,
+/// `set_contract_server_keygen_now(&ContractCode, bool, &HistoryEvent) -> Contract`,
 /// `create_account_now(&Account, &HistoryEvent) -> ()`,
 /// `count_password_attempt_now(&AccountId, u32) -> (PasswordAttempt, bool)`,
 /// `clear_password_attempts_now(&AccountId) -> (Account, bool)`,
@@ -102,6 +103,18 @@ macro_rules! durable_writes {
             ) -> Result<(), $crate::store::StoreError> {
                 $crate::store::writes::always_durably(self, || {
                     self.create_contract_now(&contract, &event)
+                })
+                .await
+            }
+
+            async fn set_contract_server_keygen(
+                &self,
+                code: &$crate::model::ContractCode,
+                server_keygen: bool,
+                event: $crate::model::HistoryEvent,
+            ) -> Result<$crate::model::Contract, $crate::store::StoreError> {
+                $crate::store::writes::always_durably(self, || {
+                    self.set_contract_server_keygen_now(code, server_keygen, &event)
                 })
                 .await
             }

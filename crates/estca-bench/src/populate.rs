@@ -194,7 +194,7 @@ async fn add_one(ra: &RegistrationAuthority, hash: &str, i: u64) -> Result<()> {
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
     match ra
-        .create_contract(&operator, code.clone(), "estca-bench".into())
+        .create_contract(&operator, code.clone(), "estca-bench".into(), false)
         .await
     {
         Ok(_) | Err(RaError::AlreadyExists(_)) => {}

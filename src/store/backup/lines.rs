@@ -48,6 +48,10 @@ pub(super) struct ContractLine {
     name: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Left out when off, so that a backup of contracts without the option is written as
+    /// before it existed, and a backup from before reads as off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    server_keygen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ impl From<&StoreRecord> for RecordLine {
                 code: c.code.clone(),
                 name: c.name.clone(),
                 created_at: c.created_at,
+                server_keygen: c.server_keygen,
             }),
             StoreRecord::Account(a) => Self::Account(AccountLine {
                 id: a.id.clone(),
@@ -277,6 +282,7 @@ impl From<RecordLine> for StoreRecord {
                 code: c.code,
                 name: c.name,
                 created_at: c.created_at,
+                server_keygen: c.server_keygen,
             }),
             RecordLine::Account(a) => Self::Account(Account {
                 id: a.id,

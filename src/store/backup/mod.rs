@@ -364,6 +364,7 @@ mod tests {
                 code: code.parse().unwrap(),
                 name: format!("Customer {code}"),
                 created_at: OffsetDateTime::UNIX_EPOCH,
+                server_keygen: false,
             });
             out.extend(w.record(&record).unwrap());
         }

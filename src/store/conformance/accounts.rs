@@ -10,6 +10,106 @@ use crate::store::{
     AccountChange, AccountEdit, HistoryQuery, Page, PageRequest, PasswordAttempt, StoreError,
 };
 
+/// A contract's `server_keygen`: off as created by default, stored as created otherwise,
+/// changed with its history entry, kept across a reopen; an unknown contract is not found
+/// and nothing is recorded for it.
+pub(super) async fn the_server_keygen_option_is_kept_with_the_contract<B: Backend>() {
+    let mut f = Fixture::<B>::with_nozawa1().await;
+    let store = &**f.store();
+    assert!(
+        !store
+            .contract(&code("5110"))
+            .await
+            .unwrap()
+            .unwrap()
+            .server_keygen
+    );
+    store
+        .create_contract(
+            crate::model::Contract {
+                server_keygen: true,
+                ..contract("4000")
+            },
+            event(EventKind::ContractCreate, None, Some("4000"), 2),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .contract(&code("4000"))
+            .await
+            .unwrap()
+            .unwrap()
+            .server_keygen
+    );
+    let changed = store
+        .set_contract_server_keygen(
+            &code("5110"),
+            true,
+            event(EventKind::ContractUpdate, None, Some("5110"), 3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changed,
+        crate::model::Contract {
+            server_keygen: true,
+            ..contract("5110")
+        }
+    );
+    store
+        .set_contract_server_keygen(
+            &code("4000"),
+            false,
+            event(EventKind::ContractUpdate, None, Some("4000"), 4),
+        )
+        .await
+        .unwrap();
+    let before = all_history(store, HistoryQuery::default()).await.len();
+    let missing = store
+        .set_contract_server_keygen(
+            &code("9999"),
+            true,
+            event(EventKind::ContractUpdate, None, Some("9999"), 5),
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound(ref w)) if w == "contract 9999"));
+    assert_eq!(
+        all_history(store, HistoryQuery::default()).await.len(),
+        before
+    );
+    f.reopen().await;
+    let store = f.store();
+    assert!(
+        store
+            .contract(&code("5110"))
+            .await
+            .unwrap()
+            .unwrap()
+            .server_keygen
+    );
+    assert!(
+        !store
+            .contract(&code("4000"))
+            .await
+            .unwrap()
+            .unwrap()
+            .server_keygen
+    );
+    let kinds: Vec<EventKind> = all_history(&**store, HistoryQuery::default())
+        .await
+        .into_iter()
+        .map(|e| e.event.kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::ContractUpdate)
+            .count(),
+        2
+    );
+}
+
 pub(super) async fn contracts_and_accounts_are_created_once<B: Backend>() {
     let f = Fixture::<B>::with_nozawa1().await;
     let store = &**f.store();

@@ -11,6 +11,15 @@ use crate::store::{HistoryQuery, StoreRecord};
 pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
     let f = Fixture::<B>::with_nozawa1().await;
     let store = &**f.store();
+    // A contract with server_keygen, as the option travels with it.
+    store
+        .set_contract_server_keygen(
+            &code("5110"),
+            true,
+            event(EventKind::ContractUpdate, None, Some("5110"), 5),
+        )
+        .await
+        .unwrap();
     issue(store, 0, record(1, "nozawa1", 1, 1, 10), None)
         .await
         .unwrap();
@@ -73,7 +82,7 @@ pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
             count("apps"),
             count("history")
         ),
-        (1, 1, 3, 1, 7)
+        (1, 1, 3, 1, 8)
     );
     assert!(exported.contains(&StoreRecord::CrlNumber(crl)));
     let history: Vec<u64> = exported
@@ -125,6 +134,11 @@ pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
     let theirs = all_history(copy_store, q.clone()).await;
     assert_eq!(theirs, all_history(store, q).await);
     assert_eq!(all_accounts(copy_store, Some("5110")).await, ["nozawa1"]);
+    let contract = copy_store.contract(&code("5110")).await.unwrap().unwrap();
+    assert!(
+        contract.server_keygen,
+        "the option travels with its contract"
+    );
     assert!(copy_store.next_crl_number().await.unwrap() > crl);
     let newest = theirs[0].seq;
     copy_store

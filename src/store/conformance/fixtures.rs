@@ -114,6 +114,7 @@ pub(in crate::store) fn contract(c: &str) -> Contract {
         code: code(c),
         name: format!("Contract {c}"),
         created_at: at(0),
+        server_keygen: false,
     }
 }
 

@@ -53,6 +53,7 @@ macro_rules! suite {
         mod $name {
             tests_for!($backend;
                 accounts::contracts_and_accounts_are_created_once,
+                accounts::the_server_keygen_option_is_kept_with_the_contract,
                 accounts::ids_differing_by_case_only_are_refused,
                 accounts::update_account_is_compare_and_swap,
                 accounts::account_edits_apply_to_the_stored_record,

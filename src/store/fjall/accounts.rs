@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{
     index_key, storage, tx_get, FjallStore, ACCOUNTS, ACCOUNT_IDS_FOLDED, BUDGETS, CONTRACTS,
 };
-use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::model::{Account, AccountId, Contract, ContractCode, HistoryEvent};
 use crate::store::budget::TokenBucket;
 use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
@@ -48,6 +48,25 @@ impl FjallStore {
             tx.insert(&self.parts.contracts, key, value);
             self.append(tx, event)?;
             Ok(((), true))
+        })
+        .map(|(out, _)| out)
+    }
+
+    pub(super) fn set_contract_server_keygen_now(
+        &self,
+        code: &ContractCode,
+        server_keygen: bool,
+        event: &HistoryEvent,
+    ) -> Result<Contract, StoreError> {
+        let key = code.as_str().as_bytes();
+        self.transact(|tx| {
+            let stored = tx_get(tx, &self.parts.contracts, CONTRACTS, key)?
+                .map(|bytes| Contract::decode(key, &bytes))
+                .transpose()?;
+            let contract = rules::contract_options(stored, code, server_keygen)?;
+            tx.insert(&self.parts.contracts, key, contract.encode()?);
+            self.append(tx, event)?;
+            Ok((contract, true))
         })
         .map(|(out, _)| out)
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::history::append;
 use super::rows::{self, ACCOUNT};
 use super::{begin, commit, db, PostgresStore};
-use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::model::{Account, AccountId, Contract, ContractCode, HistoryEvent};
 use crate::store::budget::TokenBucket;
 use crate::store::rules;
 use crate::store::{AccountChange, Budget, BudgetSpend, PasswordAttempt, StoreError};
@@ -101,13 +101,14 @@ impl PostgresStore {
         let (created_at, created_at_ns) = rows::split(contract.created_at);
         let inserted = tx
             .execute(
-                "INSERT INTO contracts (code, name, created_at, created_at_ns) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO contracts (code, name, created_at, created_at_ns, server_keygen) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 &[
                     &contract.code.as_str(),
                     &contract.name,
                     &created_at,
                     &created_at_ns,
+                    &contract.server_keygen,
                 ],
             )
             .await
@@ -115,6 +116,32 @@ impl PostgresStore {
         rules::new_contract(contract, inserted == 0)?;
         append(&tx, &[event]).await?;
         commit(tx).await
+    }
+
+    pub(super) async fn set_contract_server_keygen_now(
+        &self,
+        code: &ContractCode,
+        server_keygen: bool,
+        event: &HistoryEvent,
+    ) -> Result<Contract, StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        let updated = tx
+            .query_opt(
+                &format!(
+                    "UPDATE contracts SET server_keygen = $2 WHERE code = $1 RETURNING {}",
+                    rows::CONTRACT
+                ),
+                &[&code.as_str(), &server_keygen],
+            )
+            .await
+            .map_err(db)?
+            .map(|row| rows::contract(&row))
+            .transpose()?;
+        let contract = rules::contract_options(updated, code, server_keygen)?;
+        append(&tx, &[event]).await?;
+        commit(tx).await?;
+        Ok(contract)
     }
 
     pub(super) async fn create_account_now(

@@ -50,9 +50,15 @@ async fn import_one(tx: &Transaction<'_>, record: StoreRecord) -> Result<(), Sto
         StoreRecord::Contract(c) => {
             let (created_at, created_at_ns) = rows::split(c.created_at);
             tx.execute(
-                "INSERT INTO contracts (code, name, created_at, created_at_ns) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&c.code.as_str(), &c.name, &created_at, &created_at_ns],
+                "INSERT INTO contracts (code, name, created_at, created_at_ns, server_keygen) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &c.code.as_str(),
+                    &c.name,
+                    &created_at,
+                    &created_at_ns,
+                    &c.server_keygen,
+                ],
             )
             .await
             .map_err(db)?;

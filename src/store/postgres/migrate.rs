@@ -11,7 +11,7 @@ use crate::store::StoreError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_same_key_renewal.sql"),
-    // 0003 is another change's; the lead merges both in order.
+    include_str!("migrations/0003_contract_server_keygen.sql"),
     include_str!("migrations/0004_removed_ids.sql"),
 ];
 

@@ -102,7 +102,7 @@ pub(super) fn serial(row: &Row, name: &str) -> Result<Serial, StoreError> {
 }
 
 /// The columns [`contract`] reads.
-pub(super) const CONTRACT: &str = "code, name, created_at, created_at_ns";
+pub(super) const CONTRACT: &str = "code, name, created_at, created_at_ns, server_keygen";
 
 /// A contract row.
 pub(super) fn contract(row: &Row) -> Result<Contract, StoreError> {
@@ -110,6 +110,7 @@ pub(super) fn contract(row: &Row) -> Result<Contract, StoreError> {
         code: parsed(row, "code")?,
         name: get(row, "name")?,
         created_at: instant(row, "created_at")?,
+        server_keygen: get(row, "server_keygen")?,
     })
 }
 

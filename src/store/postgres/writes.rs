@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 
 use super::{begin, commit, PostgresStore};
 use crate::model::{
-    Account, AccountId, App, AppName, CertificateRecord, Contract, HistoryEvent, Revocation, Serial,
+    Account, AccountId, App, AppName, CertificateRecord, Contract, ContractCode, HistoryEvent,
+    Revocation, Serial,
 };
 use crate::store::{
     AccountChange, Budget, BudgetSpend, IssuedCertificate, NewCertificate, PasswordAttempt,
@@ -22,6 +23,16 @@ impl RaStore for PostgresStore {
         event: HistoryEvent,
     ) -> Result<(), StoreError> {
         self.create_contract_now(&contract, &event).await
+    }
+
+    async fn set_contract_server_keygen(
+        &self,
+        code: &ContractCode,
+        server_keygen: bool,
+        event: HistoryEvent,
+    ) -> Result<Contract, StoreError> {
+        self.set_contract_server_keygen_now(code, server_keygen, &event)
+            .await
     }
 
     async fn create_account(

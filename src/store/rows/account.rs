@@ -6,14 +6,28 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     from_row, from_row_of_version, parse, serial, to_row, to_row_of_version, Instant, Stored,
-    REMOVED_ACCOUNT_ROW_VERSION,
+    REMOVED_ACCOUNT_ROW_VERSION, ROW_VERSION,
 };
 use crate::model::{Account, CertificateChoice, Contract, Role};
 use crate::store::tables::{ACCOUNTS, CONTRACTS};
 use crate::store::StoreError;
 
+/// The layout of contract rows since `server_keygen` was added: [`ContractRow`]. Rows of
+/// layout [`ROW_VERSION`] (written before) are [`ContractRowBefore`] and read as the option
+/// off; they are rewritten in the new layout when the contract is next changed.
+pub(super) const CONTRACT_ROW_VERSION: u8 = 2;
+
 #[derive(Serialize, Deserialize)]
 struct ContractRow<'a> {
+    name: Cow<'a, str>,
+    created_at: Instant,
+    server_keygen: bool,
+}
+
+/// A contract row as written before `server_keygen` existed.
+#[derive(Deserialize)]
+struct ContractRowBefore<'a> {
+    #[serde(borrow)]
     name: Cow<'a, str>,
     created_at: Instant,
 }
@@ -22,21 +36,33 @@ impl Stored for Contract {
     const TABLE: &'static str = CONTRACTS;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        to_row(
+        to_row_of_version(
             CONTRACTS,
+            CONTRACT_ROW_VERSION,
             &ContractRow {
                 name: Cow::Borrowed(&self.name),
                 created_at: Instant::of(self.created_at),
+                server_keygen: self.server_keygen,
             },
         )
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let row: ContractRow<'_> = from_row(CONTRACTS, key, value)?;
+        let row: ContractRow<'_> = if value.first() == Some(&ROW_VERSION) {
+            let before: ContractRowBefore<'_> = from_row(CONTRACTS, key, value)?;
+            ContractRow {
+                name: before.name,
+                created_at: before.created_at,
+                server_keygen: false,
+            }
+        } else {
+            from_row_of_version(CONTRACTS, CONTRACT_ROW_VERSION, key, value)?
+        };
         Ok(Contract {
             code: parse(CONTRACTS, key, key)?,
             name: row.name.into_owned(),
             created_at: row.created_at.to_model(CONTRACTS, key)?,
+            server_keygen: row.server_keygen,
         })
     }
 }

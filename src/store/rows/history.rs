@@ -27,6 +27,7 @@ enum KindRow {
     AppCreate,
     AppRevoke,
     AccountRemove,
+    ContractUpdate,
 }
 
 impl KindRow {
@@ -47,6 +48,7 @@ impl KindRow {
             EventKind::AppCreate => Self::AppCreate,
             EventKind::AppRevoke => Self::AppRevoke,
             EventKind::AccountRemove => Self::AccountRemove,
+            EventKind::ContractUpdate => Self::ContractUpdate,
         }
     }
 
@@ -67,6 +69,7 @@ impl KindRow {
             Self::AppCreate => EventKind::AppCreate,
             Self::AppRevoke => EventKind::AppRevoke,
             Self::AccountRemove => EventKind::AccountRemove,
+            Self::ContractUpdate => EventKind::ContractUpdate,
         }
     }
 }

@@ -51,6 +51,12 @@ pub(in crate::store) const REMOVED_ACCOUNT_ROW_VERSION: u8 = 2;
 /// The first byte of a row in the JSON format of estca before binary rows (`{`).
 pub(in crate::store) const JSON_ROW: u8 = b'{';
 
+/// Whether a row starting with `first` is in one of the binary layouts this build reads
+/// ([`ROW_VERSION`], or a later layout of one table), not JSON nor garbage.
+pub(in crate::store) fn is_binary_row(first: u8) -> bool {
+    first == ROW_VERSION || first == account::CONTRACT_ROW_VERSION
+}
+
 /// A model type as one table stores it.
 pub(in crate::store) trait Stored: Sized {
     /// The table holding it (for messages).

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Stored, ROW_VERSION};
+use super::Stored;
 use crate::model::{
     Account, Actor, App, AppScope, CertificateChoice, CertificateRecord, Contract, EventKind,
     HistoryEntry, HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, RevocationReason,
@@ -14,7 +14,7 @@ use crate::store::{RevokedCertificate, StoreError};
 
 fn round_trip<T: Stored + PartialEq + std::fmt::Debug>(key: &[u8], value: &T) -> Vec<u8> {
     let bytes = value.encode().unwrap();
-    assert_eq!(bytes[0], ROW_VERSION);
+    assert!(super::is_binary_row(bytes[0]));
     let back = T::decode(key, &bytes).unwrap();
     assert_eq!(&back, value);
     assert_eq!(back.encode().unwrap(), bytes, "encoding is deterministic");
@@ -38,8 +38,16 @@ fn every_kind_and_variant_round_trips() {
         code: "7001".parse().unwrap(),
         name: "大手町エステート株式会社".into(),
         created_at: at(1_700_000_000, 123_456_789),
+        server_keygen: false,
     };
     round_trip(b"7001", &contract);
+    round_trip(
+        b"7001",
+        &Contract {
+            server_keygen: true,
+            ..contract.clone()
+        },
+    );
 
     for (choice, role, current) in [
         (CertificateChoice::Continue, Role::User, None),
@@ -193,6 +201,7 @@ fn unreadable_rows_are_refused_with_what_is_wrong() {
         code: "5110".parse().unwrap(),
         name: "Nozawa".into(),
         created_at: at(0, 0),
+        server_keygen: true,
     };
     let good = contract.encode().unwrap();
     let message = |bytes: &[u8]| match Contract::decode(b"5110", bytes) {
@@ -225,6 +234,7 @@ fn rows_keep_the_bytes_written_before_they_were_shared() {
         code: "7001".parse().unwrap(),
         name: "大手町".into(),
         created_at: at(1_700_000_000, 123_456_789),
+        server_keygen: false,
     };
     let account = Account {
         failed_attempts: 4,
@@ -307,7 +317,8 @@ fn rows_keep_the_bytes_written_before_they_were_shared() {
         ("bucket", bucket.encode().unwrap()),
     ];
     let golden = [
-        "0109e5a4a7e6898be794ba80c49fd50c959aef3a",
+        // Layout 2 of contract rows: layout 1 (below) and `server_keygen`.
+        "0209e5a4a7e6898be794ba80c49fd50c959aef3a00",
         "010435313130000955736572204b69796f0b246172676f6e3269642478040101010303030303030303030303030303030309ac02ffc50a01",
         "0100076e6f7a61776131043531313001020a434e3d6e6f7a6177613180c49fd50c008092a9f30c00abababababababababababababababababababababababababababababababab0180c8ceb40d05060530820100ff",
         "010202096c6f63616c686f7374033a3a310a434e3d6e6f7a6177613180c49fd50c008092a9f30c00abababababababababababababababababababababababababababababababab000530820100ff",
@@ -338,7 +349,7 @@ fn a_removed_id_has_a_row_of_its_own_version_and_others_keep_version_1() {
         ..live.clone()
     };
     let live_row = live.encode().unwrap();
-    assert_eq!(live_row[0], ROW_VERSION);
+    assert_eq!(live_row[0], super::ROW_VERSION);
     let removed_row = removed.encode().unwrap();
     assert_eq!(removed_row[0], super::REMOVED_ACCOUNT_ROW_VERSION);
     assert_eq!(
@@ -351,4 +362,19 @@ fn a_removed_id_has_a_row_of_its_own_version_and_others_keep_version_1() {
     let mut truncated = removed_row.clone();
     truncated.truncate(live_row.len());
     assert!(Account::decode(b"Kiyo.0012", &truncated).is_err());
+}
+
+/// A contract row written before `server_keygen` existed (layout 1, the bytes above before
+/// layout 2) still reads, as the option off; a row of layout 1 with anything after it is
+/// refused.
+#[test]
+fn contract_rows_written_before_server_keygen_read_as_off() {
+    let before = hex::decode("0109e5a4a7e6898be794ba80c49fd50c959aef3a").unwrap();
+    let contract = Contract::decode(b"7001", &before).unwrap();
+    assert_eq!(contract.name, "大手町");
+    assert_eq!(contract.created_at, at(1_700_000_000, 123_456_789));
+    assert!(!contract.server_keygen);
+    let mut longer = before.clone();
+    longer.push(1);
+    assert!(Contract::decode(b"7001", &longer).is_err());
 }

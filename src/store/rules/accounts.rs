@@ -1,6 +1,6 @@
 //! Rules of contracts and accounts: creation, edits, and the failed-login count.
 
-use crate::model::{Account, AccountId, Contract};
+use crate::model::{Account, AccountId, Contract, ContractCode};
 use crate::store::{AccountChange, AccountEdit, PasswordAttempt, StoreError};
 
 /// Creating `contract`: refused if its code is `taken`.
@@ -12,6 +12,20 @@ pub(in crate::store) fn new_contract(contract: &Contract, taken: bool) -> Result
         )));
     }
     Ok(())
+}
+
+/// Setting the options of the contract `stored` (`code`): it must exist. Returns the contract
+/// as it is to be stored.
+pub(in crate::store) fn contract_options(
+    stored: Option<Contract>,
+    code: &ContractCode,
+    server_keygen: bool,
+) -> Result<Contract, StoreError> {
+    let contract = stored.ok_or_else(|| StoreError::NotFound(format!("contract {code}")))?;
+    Ok(Contract {
+        server_keygen,
+        ..contract
+    })
 }
 
 /// Creating `account`: its contract must exist and its ID be free, also of IDs differing only

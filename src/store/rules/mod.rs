@@ -10,8 +10,8 @@ mod accounts;
 mod certificates;
 
 pub(in crate::store) use accounts::{
-    apply_change, clear_password_attempts, count_password_attempt, existing_account, new_account,
-    new_contract,
+    apply_change, clear_password_attempts, contract_options, count_password_attempt,
+    existing_account, new_account, new_contract,
 };
 pub(in crate::store) use certificates::{
     app_certificate, issuance_holder, issue, new_app, new_certificate, revocation_entry,

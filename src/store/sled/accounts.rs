@@ -5,7 +5,7 @@ use sled::Transactional;
 use super::history::append;
 use super::issuance::revoke_certificate;
 use super::{from_tx, index_key, tx, tx_get, SledStore};
-use crate::model::{Account, AccountId, Contract, HistoryEvent};
+use crate::model::{Account, AccountId, Contract, ContractCode, HistoryEvent};
 use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, PasswordAttempt, StoreError};
 
@@ -24,6 +24,28 @@ impl SledStore {
                 contracts.insert(key, value.as_slice())?;
                 append([history, by_account, by_contract], &self.history_seq, event)?;
                 Ok(())
+            })
+            .map_err(from_tx)
+    }
+
+    pub(super) fn set_contract_server_keygen_now(
+        &self,
+        code: &ContractCode,
+        server_keygen: bool,
+        event: &HistoryEvent,
+    ) -> Result<Contract, StoreError> {
+        let key = code.as_str().as_bytes();
+        let [history, by_account, by_contract] = self.history_trees();
+        (&self.contracts, history, by_account, by_contract)
+            .transaction(|(contracts, history, by_account, by_contract)| {
+                let contract = tx(rules::contract_options(
+                    tx_get(contracts, key)?,
+                    code,
+                    server_keygen,
+                ))?;
+                contracts.insert(key, tx(contract.encode())?)?;
+                append([history, by_account, by_contract], &self.history_seq, event)?;
+                Ok(contract)
             })
             .map_err(from_tx)
     }

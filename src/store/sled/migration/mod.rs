@@ -16,7 +16,7 @@
 
 use super::rows::legacy::{to_binary, JSON_TREES};
 use super::{storage, SledStore, META};
-use crate::store::rows::{u64_be, JSON_ROW, ROW_VERSION};
+use crate::store::rows::{is_binary_row, u64_be, JSON_ROW};
 use crate::store::StoreError;
 
 /// `meta` key of the format marker.
@@ -66,7 +66,7 @@ impl SledStore {
                         converted += 1;
                     }
                     // Converted by an earlier, interrupted migration.
-                    Some(&ROW_VERSION) => {}
+                    Some(&first) if is_binary_row(first) => {}
                     _ => {
                         return Err(super::corrupt(
                             name,

@@ -44,6 +44,8 @@ pub(in crate::store::sled) fn to_binary(
                 code: parse(tree, key, key)?,
                 name: row.name,
                 created_at: row.created_at,
+                // The option did not exist when rows were JSON.
+                server_keygen: false,
             }
             .encode()
         }
