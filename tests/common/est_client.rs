@@ -112,6 +112,16 @@ fn build() -> Result<PathBuf, String> {
         std::fs::write(&to, bytes).map_err(|e| format!("{}: {e}", to.display()))?;
     }
     std::fs::write(package.join("Cargo.lock"), &lock).map_err(|e| e.to_string())?;
+    // The copy lives under estca's target/, inside estca's workspace: an empty [workspace]
+    // table makes it a workspace of its own, as it is beside its peers in ../shared.
+    let manifest = package.join("Cargo.toml");
+    let mut own_workspace = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&manifest)
+        .map_err(|e| format!("{}: {e}", manifest.display()))?;
+    own_workspace
+        .write_all(b"\n[workspace]\n")
+        .map_err(|e| format!("{}: {e}", manifest.display()))?;
     let target = interop.join("est-client-target");
     let output = Command::new(&cargo)
         .args([
