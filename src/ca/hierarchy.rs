@@ -191,6 +191,15 @@ pub(super) fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a
     }
 }
 
+/// The notAfter of the certificate `der`, read from `path` (named in the error).
+pub(super) fn not_after(der: &[u8], path: &Path) -> Result<OffsetDateTime, CaError> {
+    let cert = Certificate::from_der(der).map_err(|e| CaError::BadCertificate {
+        path: path.to_path_buf(),
+        reason: format!("not a DER certificate ({e})"),
+    })?;
+    profile::from_x509_time(&cert.tbs_certificate.validity.not_after)
+}
+
 /// Refuses a certificate that cannot issue certificates.
 pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
     let not_ca = |reason: &str| CaError::NotCa {
@@ -595,16 +604,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, key_pem, cert_pem)?;
         check_is_ca(&issuing, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
-        let not_after = profile::from_x509_time(
-            &Certificate::from_der(refs[0])
-                .map_err(|e| CaError::BadCertificate {
-                    path: cert_pem.to_path_buf(),
-                    reason: format!("not a DER certificate ({e})"),
-                })?
-                .tbs_certificate
-                .validity
-                .not_after,
-        )?;
+        let not_after = not_after(refs[0], cert_pem)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_pem.to_path_buf(),

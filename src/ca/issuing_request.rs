@@ -12,7 +12,6 @@ use der::{Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::Certificate;
 
 use super::hierarchy::{
     check_is_ca, check_key_matches, create_dir, open_token, parse, pem, read_certificates,
@@ -220,16 +219,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, &key_shown, cert_file)?;
         check_is_ca(&issuing, cert_file)?;
         verify_chain(&[&issuing_der, &root_der], cert_file)?;
-        let not_after = profile::from_x509_time(
-            &Certificate::from_der(&issuing_der)
-                .map_err(|e| CaError::BadCertificate {
-                    path: cert_file.to_path_buf(),
-                    reason: format!("not a DER certificate ({e})"),
-                })?
-                .tbs_certificate
-                .validity
-                .not_after,
-        )?;
+        let not_after = super::hierarchy::not_after(&issuing_der, cert_file)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_file.to_path_buf(),

@@ -53,31 +53,16 @@ pub fn generate(kind: KeyKind) -> Result<GeneratedKey, CaError> {
     let (pkcs8, spki_der): (Zeroizing<Vec<u8>>, Vec<u8>) = match kind {
         KeyKind::EcdsaP256 => {
             let secret = p256::SecretKey::random(&mut OsRng);
-            let pkcs8 = secret.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
-            let public = secret
-                .public_key()
-                .to_public_key_der()
-                .map_err(|e| failed(e.to_string()))?;
-            (Zeroizing::new(pkcs8.as_bytes().to_vec()), public.into_vec())
+            encoded(&secret, &secret.public_key()).map_err(failed)?
         }
         KeyKind::EcdsaP384 => {
             let secret = p384::SecretKey::random(&mut OsRng);
-            let pkcs8 = secret.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
-            let public = secret
-                .public_key()
-                .to_public_key_der()
-                .map_err(|e| failed(e.to_string()))?;
-            (Zeroizing::new(pkcs8.as_bytes().to_vec()), public.into_vec())
+            encoded(&secret, &secret.public_key()).map_err(failed)?
         }
         KeyKind::Rsa { bits } => {
             let secret = rsa::RsaPrivateKey::new(&mut OsRng, bits as usize)
                 .map_err(|e| failed(e.to_string()))?;
-            let pkcs8 = secret.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
-            let public = secret
-                .to_public_key()
-                .to_public_key_der()
-                .map_err(|e| failed(e.to_string()))?;
-            (Zeroizing::new(pkcs8.as_bytes().to_vec()), public.into_vec())
+            encoded(&secret, &secret.to_public_key()).map_err(failed)?
         }
         KeyKind::Ed25519 => {
             let random = ring::rand::SystemRandom::new();
@@ -99,6 +84,17 @@ pub fn generate(kind: KeyKind) -> Result<GeneratedKey, CaError> {
     };
     let public = generated_key(&spki_der).map_err(|e| failed(e.to_string()))?;
     Ok(GeneratedKey { pkcs8, public })
+}
+
+/// The private key as PKCS#8 DER (zeroized when dropped) and the public key as
+/// SubjectPublicKeyInfo DER.
+fn encoded(
+    secret: &impl EncodePrivateKey,
+    public: &impl EncodePublicKey,
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), String> {
+    let pkcs8 = secret.to_pkcs8_der().map_err(|e| e.to_string())?;
+    let spki = public.to_public_key_der().map_err(|e| e.to_string())?;
+    Ok((Zeroizing::new(pkcs8.as_bytes().to_vec()), spki.into_vec()))
 }
 
 #[cfg(test)]
