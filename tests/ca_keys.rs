@@ -621,7 +621,11 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
     // The rollover: a new key in the same token, certified by the local root.
     let out = estca(daemon.dir(), &["ca", "rollover"], &env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("previous issuing CA retired to"), "{}", text(&out));
+    assert!(
+        text(&out).contains("previous issuing CA retired to"),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains(USER_PIN), "{}", text(&out));
     assert_eq!(
         std::fs::read_to_string(ca_dir.join("issuing-ca.key-uri")).unwrap(),
@@ -680,7 +684,11 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
         .enroll("kaga2", PASSWORD, &p256().csr_der)
         .await
         .pkcs7_certificate();
-    assert_eq!(authority_key_id(&second), ca2, "CA 2 issues after the reload");
+    assert_eq!(
+        authority_key_id(&second),
+        ca2,
+        "CA 2 issues after the reload"
+    );
     std::fs::write(work.join("second.pem"), pem("CERTIFICATE", &second)).unwrap();
     let ca2_pem = std::fs::read_to_string(ca_dir.join("issuing-ca.pem")).unwrap();
     std::fs::write(work.join("ca2.pem"), &ca2_pem).unwrap();

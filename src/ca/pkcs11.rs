@@ -5,8 +5,8 @@
 //! certificates, CRLs and OCSP answers (through the delegated OCSP signer's certificate)
 //! with it, and the key never leaves the token.
 
-use std::fmt;
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -109,9 +109,7 @@ impl Pkcs11Uri {
     /// The URI as a key record stores it: token and object, percent-encoded, without the
     /// module (which `ca.key` names, so that moving the module does not orphan the record).
     pub fn record(&self) -> String {
-        let encode = |v: &str| {
-            percent_encoding::utf8_percent_encode(v, RECORD_ESCAPED).to_string()
-        };
+        let encode = |v: &str| percent_encoding::utf8_percent_encode(v, RECORD_ESCAPED).to_string();
         format!(
             "pkcs11:token={};object={}\n",
             encode(&self.token),
@@ -251,8 +249,7 @@ impl TokenKey {
                 _,
             )) => {}
             Err(e) => {
-                return Err(
-                Self::token_error(
+                return Err(Self::token_error(
                     uri,
                     &format!(
                         "cannot log in with the PIN from {} (wrong PIN?)",
@@ -475,5 +472,26 @@ mod tests {
             assert!(message.contains(expected), "{text}: {message}");
             assert!(!message.contains("1234"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_key_record_round_trips_without_its_module_and_takes_the_configured_one() {
+        let configured: Pkcs11Uri = "pkcs11:token=estca%20CA;object=issuing?module-path=/m.so"
+            .parse()
+            .unwrap();
+        let next = configured.with_object("issuing;2/x");
+        let record = next.record();
+        assert_eq!(record, "pkcs11:token=estca%20CA;object=issuing%3B2%2Fx\n");
+        let read = Pkcs11Uri::from_record(&record, Path::new("/other.so")).unwrap();
+        assert_eq!(read.object, "issuing;2/x");
+        assert_eq!(read.token, "estca CA");
+        assert_eq!(read.module, PathBuf::from("/other.so"));
+        // A record that names its module keeps it.
+        let read = Pkcs11Uri::from_record(
+            "pkcs11:token=t;object=o?module-path=/r.so",
+            Path::new("/m.so"),
+        )
+        .unwrap();
+        assert_eq!(read.module, PathBuf::from("/r.so"));
     }
 }

@@ -44,9 +44,9 @@ use super::hierarchy::{
     verify_chain, write_new, ISSUING_CERT, ISSUING_KEY, ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
 };
 use super::issuing_request::certificate_request;
-use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::key::CaKey;
 use super::passphrase::KeyPassphrase;
+use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::{key_files, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::private_file::PrivateFile;
@@ -179,12 +179,13 @@ impl CertificateAuthority {
             (NewKey::File(Box::new(key)), key_path)
         } else {
             let uri = next_token_uri(config)?;
-            let pin = KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
-                uri: uri.to_string(),
-            })?;
+            let pin =
+                KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+                    uri: uri.to_string(),
+                })?;
             let token = TokenKey::generate(&uri, &pin, config.key_algorithm)?;
-            let spki = rcgen::SubjectPublicKeyInfo::from_der(token.public_key_der())
-                .map_err(generate)?;
+            let spki =
+                rcgen::SubjectPublicKeyInfo::from_der(token.public_key_der()).map_err(generate)?;
             let subject =
                 profile::ca_subject(&config.country, &config.organization, &config.issuing_name)?;
             let csr = certificate_request(&CaKey::Token(Box::new(token)), subject)?;
