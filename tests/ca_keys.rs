@@ -619,7 +619,10 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
     std::fs::write(work.join("first.pem"), pem("CERTIFICATE", &first)).unwrap();
 
     // The rollover: a new key in the same token, certified by the local root.
-    let out = estca(daemon.dir(), &["ca", "rollover"], &env);
+    // One year more than CA 1, which it must outlive even when run within the same second.
+    let mut rollover_env = env.to_vec();
+    rollover_env.push(("ESTCA_CA__ISSUING_VALIDITY_YEARS", "11"));
+    let out = estca(daemon.dir(), &["ca", "rollover"], &rollover_env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("previous issuing CA retired to"),
