@@ -538,3 +538,208 @@ async fn the_issuing_key_in_softhsm_signs_enrollment_renewal_crl_and_ocsp() {
     );
     eprintln!("SoftHSM2: key generated in the token (CKA_EXTRACTABLE false, CKA_SENSITIVE true, value refused); enrollment, renewal, CRL and OCSP verified by openssl");
 }
+
+/// The subject key identifier of the first certificate in a PEM file, hex.
+fn subject_key_id(pem_path: &Path) -> String {
+    let pem = std::fs::read(pem_path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(hex::encode(id.0))
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// The authority key identifier of a DER certificate, hex.
+fn authority_key_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| hex::encode(id.0))
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
+    let hsm = tempfile::tempdir().unwrap();
+    let Some(conf) = softhsm(hsm.path()) else {
+        return;
+    };
+    let uri = format!("pkcs11:token=estca;object=issuing-ca?module-path={SOFTHSM_MODULE}");
+    let mut dir = dir_with(&[]);
+    let pin_file = private_file(&dir.path().join("pin"), &format!("{USER_PIN}\n"));
+    let pass_file = private_file(&dir.path().join("passphrase"), &format!("{PASSPHRASE}\n"));
+    let env = [
+        ("ESTCA_CA__CREATE_IF_MISSING", "false"),
+        ("ESTCA_CA__KEY_PASSPHRASE_FILE", pass_file.to_str().unwrap()),
+        ("ESTCA_CA__PKCS11_PIN_FILE", pin_file.to_str().unwrap()),
+        ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+        ("ESTCA_CA__KEY", uri.as_str()),
+        ("ESTCA_REVOCATION__PUBLIC_URL", "http://ca.example.test"),
+    ];
+    let out = estca(&dir, &["init", "--pkcs11", &uri], &env[..4]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (k, v) in env {
+        dir.options.env.push((k.into(), v.into()));
+    }
+    let daemon = TestDaemon::start_in(dir);
+    let http = daemon
+        .stderr()
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("revocation_http="))
+        .unwrap()
+        .to_owned();
+    let work = daemon.dir().path().to_path_buf();
+    let ca_dir = daemon.dir().ca_dir();
+    let root_pem = String::from_utf8(daemon.dir().root_ca_pem()).unwrap();
+    std::fs::copy(ca_dir.join("issuing-ca.pem"), work.join("ca1.pem")).unwrap();
+    let ca1_pem = std::fs::read_to_string(work.join("ca1.pem")).unwrap();
+    std::fs::write(work.join("chain1.pem"), format!("{ca1_pem}{root_pem}")).unwrap();
+    let ca1 = subject_key_id(&work.join("ca1.pem"));
+
+    daemon.dir().add_contract("5110");
+    daemon.dir().add_account("kaga1", "5110", "user");
+    daemon.dir().add_account("kaga2", "5110", "user");
+    let first = daemon
+        .client()
+        .enroll("kaga1", PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    assert_eq!(authority_key_id(&first), ca1);
+    std::fs::write(work.join("first.pem"), pem("CERTIFICATE", &first)).unwrap();
+
+    // The rollover: a new key in the same token, certified by the local root.
+    // One year more than CA 1, which it must outlive even when run within the same second.
+    let mut rollover_env = env.to_vec();
+    rollover_env.push(("ESTCA_CA__ISSUING_VALIDITY_YEARS", "11"));
+    let out = estca(daemon.dir(), &["ca", "rollover"], &rollover_env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("previous issuing CA retired to"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(USER_PIN), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("issuing-ca.key-uri")).unwrap(),
+        "pkcs11:token=estca;object=issuing-ca-2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("previous/1/issuing-ca.key-uri")).unwrap(),
+        "pkcs11:token=estca;object=issuing-ca\n"
+    );
+    assert!(!ca_dir.join("issuing-ca.key").exists());
+    assert!(!ca_dir.join("previous/1/issuing-ca.key").exists());
+    let ca2 = subject_key_id(&ca_dir.join("issuing-ca.pem"));
+    assert_ne!(ca1, ca2);
+    let (extractable, sensitive, never_extractable, value_refused) =
+        private_key_attributes(&conf, "issuing-ca-2");
+    assert!(!extractable && sensitive && never_extractable && value_refused);
+
+    // SIGHUP: the daemon takes the new generation without a restart.
+    let status = Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "-o"])
+            .arg(work.join("served.crt"))
+            .arg(format!("http://{http}/ca.crt"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let served = std::fs::read(work.join("served.crt")).unwrap();
+        let (_, served) = x509_parser::parse_x509_certificate(&served).unwrap();
+        let ski = served
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                    Some(hex::encode(id.0))
+                }
+                _ => None,
+            });
+        if ski.as_deref() == Some(ca2.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new issuing CA after SIGHUP:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let second = daemon
+        .client()
+        .enroll("kaga2", PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    assert_eq!(
+        authority_key_id(&second),
+        ca2,
+        "CA 2 issues after the reload"
+    );
+    std::fs::write(work.join("second.pem"), pem("CERTIFICATE", &second)).unwrap();
+    let ca2_pem = std::fs::read_to_string(ca_dir.join("issuing-ca.pem")).unwrap();
+    std::fs::write(work.join("ca2.pem"), &ca2_pem).unwrap();
+    std::fs::write(work.join("chain2.pem"), format!("{ca2_pem}{root_pem}")).unwrap();
+    let verified = openssl(&["verify", "-CAfile", "chain2.pem", "second.pem"], &work);
+    assert!(verified.contains("second.pem: OK"), "{verified}");
+
+    // CA 1's key, still in the token, answers for the certificate it issued.
+    daemon.dir().cli_ok(
+        &["account", "revoke", "kaga1", "--reason", "keyCompromise"],
+        None,
+    );
+    let ocsp = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "ca1.pem",
+            "-cert",
+            "first.pem",
+            "-url",
+            &format!("http://{http}/ocsp"),
+            "-CAfile",
+            "chain1.pem",
+        ],
+        &work,
+    );
+    assert!(
+        ocsp.contains("Response verify OK") && ocsp.contains("first.pem: revoked"),
+        "{ocsp}"
+    );
+    let ocsp = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "ca2.pem",
+            "-cert",
+            "second.pem",
+            "-url",
+            &format!("http://{http}/ocsp"),
+            "-CAfile",
+            "chain2.pem",
+        ],
+        &work,
+    );
+    assert!(
+        ocsp.contains("Response verify OK") && ocsp.contains("second.pem: good"),
+        "{ocsp}"
+    );
+    let log = daemon.stderr();
+    assert!(!log.contains(USER_PIN), "{log}");
+}

@@ -345,6 +345,51 @@ fn readme_hsm_example_runs_verbatim() {
     assert!(!dir.path().join("hsm-ca/issuing-ca.key").exists(), "{all}");
 }
 
+/// The README's SoftHSM2 rollover runs as written after the HSM example, in the same
+/// directory and shell: the new key is generated in the token as `issuing-ca-2`, each
+/// generation records its key's URI, no key file is written, and both issuing CAs verify.
+#[test]
+fn readme_hsm_rollover_example_runs_verbatim() {
+    if !have("openssl")
+        || !have("softhsm2-util")
+        || !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
+    {
+        assert!(
+            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+            "REQUIRE_ALL_TESTS is set and SoftHSM2 (Debian: softhsm2) or openssl is missing"
+        );
+        eprintln!(
+            "NOTICE: SoftHSM2 or openssl is missing; the README HSM rollover test is SKIPPED"
+        );
+        return;
+    }
+    // The new issuing CA must outlive the current one to the second: time passes between
+    // the two steps.
+    let script = format!(
+        "{}\nsleep 1\n{}",
+        readme_script("protect-keys-hsm", 1),
+        readme_script("protect-keys-hsm-rollover", 1)
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("estca-hsm-rollover")
+        .tempdir()
+        .unwrap();
+    let (ok, all, full) = run_script(dir.path(), "set -euo pipefail", &script);
+    assert!(ok, "script:\n{full}\n---\n{all}");
+    for expected in [
+        "previous issuing CA retired to ./hsm-ca/previous/1",
+        "pkcs11:token=estca;object=issuing-ca-2",
+        "pkcs11:token=estca;object=issuing-ca\n",
+        "hsm-ca/previous/1/issuing-ca.pem: OK",
+        "hsm-ca/issuing-ca.pem: OK",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    for key in ["hsm-ca/issuing-ca.key", "hsm-ca/previous/1/issuing-ca.key"] {
+        assert!(!dir.path().join(key).exists(), "{key}: {all}");
+    }
+}
+
 /// The README's offline-root ceremony runs as written, in an empty directory: the root in
 /// `root/` with its encrypted key, the issuing key and request in `ca/`, the certificate the
 /// root signed (pathLen 0, the ARL's URL as distribution point) installed next to

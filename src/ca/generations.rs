@@ -5,7 +5,8 @@
 //! On disk the current generation is `issuing-ca.pem` and `issuing-ca.key` of the CA
 //! directory, as before any rollover; each retired one is a numbered directory
 //! `previous/<n>/` holding its own `issuing-ca.pem` and `issuing-ca.key` (higher numbers are
-//! newer). A retired generation is loaded while its CA certificate is valid and dropped
+//! newer). A generation whose key is in a PKCS#11 token holds `issuing-ca.key-uri`, the
+//! URI of its key in the token `ca.key` names, instead of `issuing-ca.key`. A retired generation is loaded while its CA certificate is valid and dropped
 //! (with a log line) once it has expired: no certificate outlives its issuer, so by then
 //! every certificate it issued has expired too and needs no revocation status.
 //!
@@ -19,6 +20,7 @@ use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
+use super::hierarchy::ISSUING_KEY_URI;
 use super::{pkcs7, CaError, CertificateAuthority};
 use crate::config::CaConfig;
 
@@ -108,10 +110,22 @@ impl Generations {
     ) -> Result<Self, CaError> {
         let mut previous = Vec::new();
         for dir in previous_dirs(&config.dir)?.into_iter().rev() {
+            // A retired generation's key is its key file, or the token key its record names
+            // (in the token of `ca.key`, with its PIN).
+            let key = if dir.join(ISSUING_KEY_URI).exists() {
+                if config.key.is_empty() {
+                    return Err(CaError::Token {
+                        uri: dir.join(ISSUING_KEY_URI).display().to_string(),
+                        reason: "this retired issuing CA's key is in a PKCS#11 token but ca.key names none: set ca.key to the token's URI (with its module-path) and its PIN".into(),
+                    });
+                }
+                config.key.clone()
+            } else {
+                String::new()
+            };
             let generation = CaConfig {
                 dir: dir.clone(),
-                // Retired generations keep their key in their own directory.
-                key: String::new(),
+                key,
                 ..config.clone()
             };
             let ca = CertificateAuthority::load(&generation, common_name_template)?

@@ -31,6 +31,10 @@ pub(super) const ROOT_CERT: &str = "root-ca.pem";
 pub(super) const ROOT_KEY: &str = "root-ca.key";
 pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
 pub(super) const ISSUING_KEY: &str = "issuing-ca.key";
+/// The key record of a generation whose key is in a PKCS#11 token: the URI of that key
+/// (token and object). Written by `estca ca rollover`; when present it names the
+/// generation's key, `ca.key` giving the module and the PIN settings the token's.
+pub(super) const ISSUING_KEY_URI: &str = "issuing-ca.key-uri";
 /// The issuing CA's certificate request, while an offline root has not certified it yet.
 pub(super) const ISSUING_CSR: &str = "issuing-ca.csr";
 
@@ -426,10 +430,41 @@ fn issuing_files(config: &CaConfig) -> &'static [&'static str] {
     }
 }
 
-/// Opens the issuing CA's key in the PKCS#11 token `config.key` names, with the configured
+/// The URI of the token key of the generation in `config.dir`: the one its key record
+/// ([`ISSUING_KEY_URI`]) names when there is one, else `config.key` (the first key). The
+/// record must name the token `ca.key` names: the PIN is that token's.
+pub(super) fn token_uri(config: &CaConfig) -> Result<Pkcs11Uri, CaError> {
+    let configured: Pkcs11Uri = config.key.parse()?;
+    let record_path = config.dir.join(ISSUING_KEY_URI);
+    let text = match std::fs::read_to_string(&record_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(configured),
+        Err(source) => {
+            return Err(CaError::Io {
+                path: record_path,
+                source,
+            })
+        }
+    };
+    let recorded = Pkcs11Uri::from_record(&text, &configured.module)?;
+    if recorded.token != configured.token {
+        return Err(CaError::Token {
+            uri: recorded.to_string(),
+            reason: format!(
+                "{} names a key in the token '{}' but ca.key names the token '{}': a rollover keeps the issuing keys in the token of ca.key, so set ca.key back to it",
+                record_path.display(),
+                recorded.token,
+                configured.token
+            ),
+        });
+    }
+    Ok(recorded)
+}
+
+/// Opens the issuing CA's key in the PKCS#11 token ([`token_uri`]), with the configured
 /// PIN.
 pub(super) fn open_token(config: &CaConfig) -> Result<TokenKey, CaError> {
-    let uri: Pkcs11Uri = config.key.parse()?;
+    let uri = token_uri(config)?;
     let pin = KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
         uri: uri.to_string(),
     })?;
@@ -687,11 +722,8 @@ impl CertificateAuthority {
             (key, protection, key_path)
         } else {
             let token = open_token(config)?;
-            (
-                CaKey::Token(Box::new(token)),
-                KeyProtection::Token,
-                PathBuf::from(config.key.split('?').next().unwrap_or_default()),
-            )
+            let shown = PathBuf::from(token.uri().to_string());
+            (CaKey::Token(Box::new(token)), KeyProtection::Token, shown)
         };
 
         let ders = read_certificates(&cert_path)?;

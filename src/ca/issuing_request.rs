@@ -71,7 +71,10 @@ impl fmt::Display for IssuingRequestReport {
 }
 
 /// A PKCS#10 request (RFC 2986) for `key`, named `subject`, signed by `key`; PEM.
-fn certificate_request(key: &CaKey, subject: x509_cert::name::Name) -> Result<String, CaError> {
+pub(super) fn certificate_request(
+    key: &CaKey,
+    subject: x509_cert::name::Name,
+) -> Result<String, CaError> {
     let internal = |what: &str, e: der::Error| CaError::Internal(format!("{what}: {e}"));
     let public_key = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der()?)
         .map_err(|e| internal("reading the issuing CA's public key", e))?;

@@ -5,9 +5,10 @@
 //! certificates, CRLs and OCSP answers (through the delegated OCSP signer's certificate)
 //! with it, and the key never leaves the token.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -40,6 +41,13 @@ impl std::str::FromStr for Pkcs11Uri {
     /// Refuses a URI that carries the PIN itself (`pin-value`): it would show in the
     /// configuration and in process listings.
     fn from_str(text: &str) -> Result<Self, CaError> {
+        Self::parse(text, None)
+    }
+}
+
+impl Pkcs11Uri {
+    /// Parses `text`; a URI without `module-path` takes `default_module` when given.
+    fn parse(text: &str, default_module: Option<&Path>) -> Result<Self, CaError> {
         // Only the part before the query is shown: the query could hold a PIN.
         let shown = text.split('?').next().unwrap_or_default();
         let bad = |reason: &str| {
@@ -85,10 +93,46 @@ impl std::str::FromStr for Pkcs11Uri {
             object: object
                 .filter(|o| !o.is_empty())
                 .ok_or_else(|| bad("it names no object"))?,
-            module: module.ok_or_else(|| bad("it names no module-path"))?,
+            module: module
+                .or_else(|| default_module.map(Path::to_path_buf))
+                .ok_or_else(|| bad("it names no module-path"))?,
         })
     }
+
+    /// Reads a key record (`issuing-ca.key-uri` of a CA generation, written by
+    /// [`Pkcs11Uri::record`]): the URI of the generation's key, the module given by `module`
+    /// (the one `ca.key` names) unless the record names one.
+    pub fn from_record(text: &str, module: &Path) -> Result<Self, CaError> {
+        Self::parse(text.trim(), Some(module))
+    }
+
+    /// The URI as a key record stores it: token and object, percent-encoded, without the
+    /// module (which `ca.key` names, so that moving the module does not orphan the record).
+    pub fn record(&self) -> String {
+        let encode = |v: &str| percent_encoding::utf8_percent_encode(v, RECORD_ESCAPED).to_string();
+        format!(
+            "pkcs11:token={};object={}\n",
+            encode(&self.token),
+            encode(&self.object)
+        )
+    }
+
+    /// The same token and module, naming the key object `object`.
+    pub fn with_object(&self, object: &str) -> Self {
+        Self {
+            object: object.to_owned(),
+            ..self.clone()
+        }
+    }
 }
+
+/// The characters a key record percent-encodes in an attribute value: everything but the
+/// RFC 7512 `pk11-pchar` unreserved letters, digits and `-._~`.
+const RECORD_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 impl fmt::Display for Pkcs11Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,6 +169,45 @@ fn ec_params(algorithm: KeyAlgorithm) -> Result<Vec<u8>, CaError> {
         .map_err(|e| CaError::Internal(format!("encoding a curve OID: {e}")))
 }
 
+/// The process's one context of the module `uri` names, loaded and initialised at first use.
+/// One per module, never finalised before the process ends: `C_Finalize` (run when a
+/// context is dropped) would close the sessions of every other key of that module, such as
+/// the current and retired issuing CAs' keys, or the set a reload is about to replace.
+fn shared_context(uri: &Pkcs11Uri) -> Result<Pkcs11, CaError> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut contexts = CONTEXTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .map_err(|_| CaError::Internal("the PKCS#11 context lock is poisoned".into()))?;
+    if let Some(context) = contexts.get(&uri.module) {
+        return Ok(context.clone());
+    }
+    let context = Pkcs11::new(&uri.module).map_err(|e| {
+        TokenKey::token_error(
+            uri,
+            &format!("cannot load the PKCS#11 module {}", uri.module.display()),
+            e,
+        )
+    })?;
+    match context.initialize(CInitializeArgs::OsThreads) {
+        // Initialised by another library of this process.
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::CryptokiAlreadyInitialized,
+            _,
+        )) => {}
+        Err(e) => {
+            return Err(TokenKey::token_error(
+                uri,
+                "cannot initialise the PKCS#11 module",
+                e,
+            ))
+        }
+    }
+    contexts.insert(uri.module.clone(), context.clone());
+    Ok(context)
+}
+
 impl TokenKey {
     fn token_error(uri: &Pkcs11Uri, what: &str, e: impl fmt::Display) -> CaError {
         CaError::Token {
@@ -135,28 +218,7 @@ impl TokenKey {
 
     /// Loads the module, finds the token by label and logs in with `pin`.
     fn login(uri: &Pkcs11Uri, pin: &KeyPassphrase) -> Result<(Pkcs11, Session), CaError> {
-        let context = Pkcs11::new(&uri.module).map_err(|e| {
-            Self::token_error(
-                uri,
-                &format!("cannot load the PKCS#11 module {}", uri.module.display()),
-                e,
-            )
-        })?;
-        match context.initialize(CInitializeArgs::OsThreads) {
-            // Another handle in this process initialised the module already.
-            Ok(())
-            | Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::CryptokiAlreadyInitialized,
-                _,
-            )) => {}
-            Err(e) => {
-                return Err(Self::token_error(
-                    uri,
-                    "cannot initialise the PKCS#11 module",
-                    e,
-                ))
-            }
-        }
+        let context = shared_context(uri)?;
         let slots = context
             .get_slots_with_token()
             .map_err(|e| Self::token_error(uri, "cannot list the tokens", e))?;
@@ -179,18 +241,24 @@ impl TokenKey {
             .map_err(|e| Self::token_error(uri, "cannot open a session", e))?;
         let text = std::str::from_utf8(pin.as_bytes())
             .map_err(|_| Self::token_error(uri, "the PIN", "is not UTF-8"))?;
-        session
-            .login(UserType::User, Some(&AuthPin::new(text.to_owned())))
-            .map_err(|e| {
-                Self::token_error(
+        match session.login(UserType::User, Some(&AuthPin::new(text.to_owned()))) {
+            // Another key of this token, open in this process, logged the application in.
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(e) => {
+                return Err(Self::token_error(
                     uri,
                     &format!(
                         "cannot log in with the PIN from {} (wrong PIN?)",
                         pin.source().display()
                     ),
                     e,
-                )
-            })?;
+                ))
+            }
+        }
         Ok((context, session))
     }
 
@@ -326,6 +394,11 @@ impl TokenKey {
         })
     }
 
+    /// The URI the key was opened or generated under.
+    pub(crate) fn uri(&self) -> &Pkcs11Uri {
+        &self.uri
+    }
+
     /// The key's curve.
     pub(crate) fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm
@@ -399,5 +472,26 @@ mod tests {
             assert!(message.contains(expected), "{text}: {message}");
             assert!(!message.contains("1234"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_key_record_round_trips_without_its_module_and_takes_the_configured_one() {
+        let configured: Pkcs11Uri = "pkcs11:token=estca%20CA;object=issuing?module-path=/m.so"
+            .parse()
+            .unwrap();
+        let next = configured.with_object("issuing;2/x");
+        let record = next.record();
+        assert_eq!(record, "pkcs11:token=estca%20CA;object=issuing%3B2%2Fx\n");
+        let read = Pkcs11Uri::from_record(&record, Path::new("/other.so")).unwrap();
+        assert_eq!(read.object, "issuing;2/x");
+        assert_eq!(read.token, "estca CA");
+        assert_eq!(read.module, PathBuf::from("/other.so"));
+        // A record that names its module keeps it.
+        let read = Pkcs11Uri::from_record(
+            "pkcs11:token=t;object=o?module-path=/r.so",
+            Path::new("/m.so"),
+        )
+        .unwrap();
+        assert_eq!(read.module, PathBuf::from("/r.so"));
     }
 }

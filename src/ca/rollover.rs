@@ -20,7 +20,13 @@
 //! retired one goes on signing its CRL and OCSP answers ([`super::generations`]). An
 //! install interrupted half-way is finished by running it again with the same certificate.
 //!
-//! Keys in a PKCS#11 token are not rolled over by this command (it refuses, saying so).
+//! When `ca.key` names a key in a PKCS#11 token, the new key is generated in that token
+//! (sensitive, not extractable), labelled `<object>-<n>` (`n` the new generation's number,
+//! the first key being generation 1), its CSR signed by the token. Each generation then
+//! records its key's URI in `issuing-ca.key-uri` beside its certificate (the current one in
+//! the CA directory, the retired ones in `previous/<n>/`), and that record wins over the
+//! object of `ca.key`, which keeps naming the token, its module and (through
+//! `ca.pkcs11_pin_file`/credential) its PIN: `ca.key` is not edited after a rollover.
 
 use std::fmt;
 use std::io::Write;
@@ -34,11 +40,13 @@ use zeroize::Zeroizing;
 use super::generations::{previous_dirs, PREVIOUS_DIR};
 use super::hierarchy::{
     check_is_ca, check_key_matches, create_dir, generate, io_error, is_self_signed, issuing_params,
-    parse, pem, rcgen_key_id, rcgen_key_pem, read_certificates, verify_chain, write_new,
-    ISSUING_CERT, ISSUING_KEY, ROOT_CERT, ROOT_KEY,
+    open_token, parse, pem, rcgen_key_id, rcgen_key_pem, read_certificates, token_uri,
+    verify_chain, write_new, ISSUING_CERT, ISSUING_KEY, ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
 };
+use super::issuing_request::certificate_request;
 use super::key::CaKey;
 use super::passphrase::KeyPassphrase;
+use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::{key_files, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::private_file::PrivateFile;
@@ -129,54 +137,73 @@ fn replace(path: &Path, contents: &[u8]) -> Result<(), CaError> {
 }
 
 impl CertificateAuthority {
-    /// Starts a rollover: a new issuing key and its CSR in `rollover/` of the CA directory,
-    /// the key encrypted with `passphrase` when given. When `root-ca.key` is in the CA
-    /// directory, the root certifies the key and the new generation is installed at once;
-    /// otherwise the report names the CSR for the offline root. Refuses when a rollover is
-    /// already under way or the issuing key is in a PKCS#11 token.
+    /// Starts a rollover: a new issuing key and its CSR in `rollover/` of the CA directory.
+    /// The key is a key file (encrypted with `passphrase` when given), or, when `ca.key`
+    /// names a PKCS#11 token, a key pair generated in that token (sensitive, not
+    /// extractable) labelled `<object of ca.key>-<generation number>` and recorded in
+    /// `rollover/issuing-ca.key-uri`. When `root-ca.key` is in the CA directory, the root
+    /// (its key file decrypted with `passphrase`) certifies the key and the new generation
+    /// is installed at once; otherwise the report names the CSR for the offline root.
+    /// Refuses when a rollover is already under way.
     pub fn rollover(
         config: &CaConfig,
         passphrase: Option<&KeyPassphrase>,
     ) -> Result<RolloverReport, CaError> {
-        if !config.key.is_empty() {
-            return Err(CaError::Token {
-                uri: config.key.split('?').next().unwrap_or_default().to_owned(),
-                reason: "estca ca rollover makes key files only: generate the new key in the token with your HSM's tools, have the root certify it, and set up the new generation by hand (README: Protecting the CA keys)".into(),
-            });
-        }
         // The current generation must load: a rollover starts from a working CA.
         CertificateAuthority::load(config, "{id}")?;
         let pending = config.dir.join(ROLLOVER_DIR);
         if pending.exists() {
             return Err(CaError::RolloverPending { dir: pending });
         }
-        let alg = match config.key_algorithm {
-            KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        };
-        let key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
-        let key_path = pending.join(ISSUING_KEY);
         let csr_path = pending.join(ROLLOVER_CSR);
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = super::hierarchy::ca_name(config, &config.issuing_name)?;
-        let csr = params
-            .serialize_request(&key)
-            .and_then(|csr| csr.pem())
-            .map_err(generate)?;
-
-        create_dir(&pending)?;
-        write_new(
-            &key_path,
-            rcgen_key_pem(&key, &key_path, passphrase)?.as_bytes(),
-            0o600,
-        )?;
-        write_new(&csr_path, csr.as_bytes(), 0o644)?;
+        let (key, key_shown) = if config.key.is_empty() {
+            let alg = match config.key_algorithm {
+                KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+                KeyAlgorithm::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            };
+            let key = rcgen::KeyPair::generate_for(alg).map_err(generate)?;
+            let key_path = pending.join(ISSUING_KEY);
+            let mut params = rcgen::CertificateParams::default();
+            params.distinguished_name = super::hierarchy::ca_name(config, &config.issuing_name)?;
+            let csr = params
+                .serialize_request(&key)
+                .and_then(|csr| csr.pem())
+                .map_err(generate)?;
+            create_dir(&pending)?;
+            write_new(
+                &key_path,
+                rcgen_key_pem(&key, &key_path, passphrase)?.as_bytes(),
+                0o600,
+            )?;
+            write_new(&csr_path, csr.as_bytes(), 0o644)?;
+            (NewKey::File(Box::new(key)), key_path)
+        } else {
+            let uri = next_token_uri(config)?;
+            let pin =
+                KeyPassphrase::pin_from_config(config)?.ok_or_else(|| CaError::PinMissing {
+                    uri: uri.to_string(),
+                })?;
+            let token = TokenKey::generate(&uri, &pin, config.key_algorithm)?;
+            let spki =
+                rcgen::SubjectPublicKeyInfo::from_der(token.public_key_der()).map_err(generate)?;
+            let subject =
+                profile::ca_subject(&config.country, &config.organization, &config.issuing_name)?;
+            let csr = certificate_request(&CaKey::Token(Box::new(token)), subject)?;
+            create_dir(&pending)?;
+            write_new(
+                &pending.join(ISSUING_KEY_URI),
+                uri.record().as_bytes(),
+                0o644,
+            )?;
+            write_new(&csr_path, csr.as_bytes(), 0o644)?;
+            (NewKey::Token(spki), PathBuf::from(uri.to_string()))
+        };
 
         let root_key_path = config.dir.join(ROOT_KEY);
         if !root_key_path.exists() {
             return Ok(RolloverReport::CsrWritten {
                 csr: csr_path,
-                key: key_path,
+                key: key_shown,
             });
         }
         let root_cert_path = config.dir.join(ROOT_CERT);
@@ -205,8 +232,18 @@ impl CertificateAuthority {
         )
         .map_err(generate)?;
         let mut issuing = issuing_params(config, now()?, root_not_after)?;
-        issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(&key));
-        let certificate = issuing.signed_by(&key, &issuer).map_err(generate)?;
+        let certificate = match &key {
+            NewKey::File(key) => {
+                issuing.key_identifier_method =
+                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
+                issuing.signed_by(key.as_ref(), &issuer)
+            }
+            NewKey::Token(key) => {
+                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
+                issuing.signed_by(key, &issuer)
+            }
+        }
+        .map_err(generate)?;
         let cert_path = pending.join(ISSUING_CERT);
         write_new(&cert_path, certificate.pem().as_bytes(), 0o644)?;
         Self::install_rollover(config, &cert_path, passphrase)
@@ -225,8 +262,14 @@ impl CertificateAuthority {
         let dir = &config.dir;
         let pending = dir.join(ROLLOVER_DIR);
         let current_cert_path = dir.join(ISSUING_CERT);
-        let current_key_path = dir.join(ISSUING_KEY);
-        let pending_key_path = pending.join(ISSUING_KEY);
+        // A key file, or the record of a key in the token.
+        let key_name = if config.key.is_empty() {
+            ISSUING_KEY
+        } else {
+            ISSUING_KEY_URI
+        };
+        let current_key_path = dir.join(key_name);
+        let pending_key_path = pending.join(key_name);
 
         let mut ders = read_certificates(cert_pem)?;
         let root_path = dir.join(ROOT_CERT);
@@ -272,7 +315,16 @@ impl CertificateAuthority {
         } else {
             current_key_path.clone()
         };
-        let (key, _) = key_files::read(&key_path, passphrase)?;
+        let key = if config.key.is_empty() {
+            key_files::read(&key_path, passphrase)?.0
+        } else {
+            // The record beside the certificate names the key (hierarchy::token_uri).
+            let holder = CaConfig {
+                dir: key_path.parent().unwrap_or(dir).to_path_buf(),
+                ..config.clone()
+            };
+            CaKey::Token(Box::new(open_token(&holder)?))
+        };
         check_key_matches(&key, &new, &key_path, cert_pem)?;
         let current_not_after = {
             let current =
@@ -293,7 +345,7 @@ impl CertificateAuthority {
             });
         }
 
-        let retired = retire_current(dir, &current_ders[0], key_path == current_key_path)?;
+        let retired = retire_current(config, &current_ders[0], key_path == current_key_path)?;
         if key_path != current_key_path {
             std::fs::rename(&key_path, &current_key_path).map_err(io_error(&key_path))?;
         }
@@ -346,15 +398,33 @@ fn installed(
     }
 }
 
-/// Copies the current generation (`certificate` and `issuing-ca.key`) into a new
-/// `previous/<n>/`, unless a retired generation already holds that certificate (an
-/// interrupted install). `key_moved` says the current key file already holds the new key,
-/// which only happens after the copy was made.
+/// The new issuing key of a rollover, as the root certifies it.
+enum NewKey {
+    /// A key pair generated here.
+    File(Box<rcgen::KeyPair>),
+    /// The public key of a key pair generated in the token.
+    Token(rcgen::SubjectPublicKeyInfo),
+}
+
+/// The URI of the next generation's key in the token of `ca.key`: the object label of
+/// `ca.key` followed by `-<n>`, `n` the number of the new generation (the first key, the one
+/// `ca.key` names, is generation 1).
+fn next_token_uri(config: &CaConfig) -> Result<Pkcs11Uri, CaError> {
+    let configured: Pkcs11Uri = config.key.parse()?;
+    let generation = previous_dirs(&config.dir)?.len() + 2;
+    Ok(configured.with_object(&format!("{}-{generation}", configured.object)))
+}
+
+/// Copies the current generation (`certificate`, and `issuing-ca.key` or the record of its
+/// key in the token) into a new `previous/<n>/`, unless a retired generation already holds
+/// that certificate (an interrupted install). `key_moved` says the current key file or
+/// record already holds the new key, which only happens after the copy was made.
 fn retire_current(
-    dir: &Path,
+    config: &CaConfig,
     certificate: &[u8],
     key_moved: bool,
 ) -> Result<Option<PathBuf>, CaError> {
+    let dir = &config.dir;
     let existing = previous_dirs(dir)?;
     for previous in &existing {
         let ders = read_certificates(&previous.join(ISSUING_CERT))?;
@@ -363,8 +433,13 @@ fn retire_current(
         }
     }
     if key_moved {
+        let key_name = if config.key.is_empty() {
+            ISSUING_KEY
+        } else {
+            ISSUING_KEY_URI
+        };
         return Err(CaError::BadCertificate {
-            path: dir.join(ISSUING_KEY),
+            path: dir.join(key_name),
             reason: "holds the new key but the current issuing CA was not retired: restore the CA directory from its backup".into(),
         });
     }
@@ -384,7 +459,13 @@ fn retire_current(
         let bytes = Zeroizing::new(std::fs::read(&from).map_err(io_error(&from))?);
         write_new(&staging.join(name), &bytes, mode)
     };
-    copy(ISSUING_KEY, 0o600)?;
+    if config.key.is_empty() {
+        copy(ISSUING_KEY, 0o600)?;
+    } else {
+        // The key stays in the token: the retired generation records its URI.
+        let record = token_uri(config)?.record();
+        write_new(&staging.join(ISSUING_KEY_URI), record.as_bytes(), 0o644)?;
+    }
     copy(ISSUING_CERT, 0o644)?;
     let target = root.join(next.to_string());
     std::fs::rename(&staging, &target).map_err(io_error(&target))?;
@@ -517,17 +598,5 @@ mod tests {
         assert_eq!(generations.certificates_der().len(), 3);
         let later = generations.previous()[0].issuing_not_after() + time::Duration::seconds(1);
         assert!(load(later).previous().is_empty());
-    }
-
-    #[test]
-    fn a_key_in_a_token_is_not_rolled_over_here() {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = CaConfig {
-            key: "pkcs11:token=t;object=o?module-path=/nonexistent.so".into(),
-            ..rolled_config(tmp.path(), 10)
-        };
-        let err = CertificateAuthority::rollover(&config, None).unwrap_err();
-        assert!(err.to_string().contains("makes key files only"), "{err}");
-        assert!(!tmp.path().join(ROLLOVER_DIR).exists());
     }
 }

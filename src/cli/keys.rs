@@ -33,7 +33,8 @@ pub enum CaCommand {
         root: std::path::PathBuf,
     },
     /// Roll over to a new issuing CA: generate its key (encrypted with the configured
-    /// passphrase) and CSR in <ca.dir>/rollover/; when the root key is in the CA directory,
+    /// passphrase; in the token when ca.key names a PKCS#11 key, recorded in
+    /// <ca.dir>/issuing-ca.key-uri) and CSR in <ca.dir>/rollover/; when the root key is in the CA directory,
     /// have the root certify it and install it at once. Otherwise give the CSR to the offline
     /// root and run `estca ca rollover --install CERT`. The running daemon switches at its
     /// next reload (SIGHUP); the previous issuing CA keeps signing the CRL and OCSP answers of
@@ -121,6 +122,11 @@ fn rollover(
             // Installing reads the new key with the configured passphrase, if any.
             let passphrase = KeyPassphrase::from_config(&config.ca).map_err(|e| e.to_string())?;
             CertificateAuthority::install_rollover(&config.ca, cert, passphrase.as_ref())
+        }
+        None if !config.ca.key.is_empty() => {
+            // The new key is generated in the token; a passphrase only opens root-ca.key.
+            let passphrase = KeyPassphrase::from_config(&config.ca).map_err(|e| e.to_string())?;
+            CertificateAuthority::rollover(&config.ca, passphrase.as_ref())
         }
         None => {
             let passphrase = passphrase_for_init(&config.ca, unencrypted)?;
