@@ -196,7 +196,7 @@ pub(super) fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a
 }
 
 /// The notAfter of the certificate `der`, read from `path` (named in the error).
-pub(super) fn not_after(der: &[u8], path: &Path) -> Result<OffsetDateTime, CaError> {
+pub(super) fn certificate_not_after(der: &[u8], path: &Path) -> Result<OffsetDateTime, CaError> {
     let cert = Certificate::from_der(der).map_err(|e| CaError::BadCertificate {
         path: path.to_path_buf(),
         reason: format!("not a DER certificate ({e})"),
@@ -639,7 +639,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, key_pem, cert_pem)?;
         check_is_ca(&issuing, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
-        let not_after = not_after(refs[0], cert_pem)?;
+        let not_after = certificate_not_after(refs[0], cert_pem)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_pem.to_path_buf(),

@@ -222,7 +222,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, &key_shown, cert_file)?;
         check_is_ca(&issuing, cert_file)?;
         verify_chain(&[&issuing_der, &root_der], cert_file)?;
-        let not_after = super::hierarchy::not_after(&issuing_der, cert_file)?;
+        let not_after = super::hierarchy::certificate_not_after(&issuing_der, cert_file)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_file.to_path_buf(),

@@ -39,9 +39,10 @@ use zeroize::Zeroizing;
 
 use super::generations::{previous_dirs, PREVIOUS_DIR};
 use super::hierarchy::{
-    check_is_ca, check_key_matches, create_dir, generate, io_error, is_self_signed, issuing_params,
-    open_token, parse, pem, rcgen_key_id, rcgen_key_pem, read_certificates, token_uri,
-    verify_chain, write_new, ISSUING_CERT, ISSUING_KEY, ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
+    certificate_not_after, check_is_ca, check_key_matches, create_dir, generate, io_error,
+    is_self_signed, issuing_params, open_token, parse, pem, rcgen_key_id, rcgen_key_pem,
+    read_certificates, token_uri, verify_chain, write_new, ISSUING_CERT, ISSUING_KEY,
+    ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
 };
 use super::issuing_request::certificate_request;
 use super::key::CaKey;
@@ -214,16 +215,7 @@ impl CertificateAuthority {
                 path: root_cert_path.clone(),
                 reason: "holds no certificate".into(),
             })?;
-        let root_not_after = profile::from_x509_time(
-            &Certificate::from_der(&root_der)
-                .map_err(|e| CaError::BadCertificate {
-                    path: root_cert_path.clone(),
-                    reason: format!("not a DER certificate ({e})"),
-                })?
-                .tbs_certificate
-                .validity
-                .not_after,
-        )?;
+        let root_not_after = certificate_not_after(&root_der, &root_cert_path)?;
         let (root_key, _) = key_files::read(&root_key_path, passphrase)?;
         let root_key = rcgen_key(&root_key, &root_key_path)?;
         let issuer = rcgen::Issuer::from_ca_cert_der(
@@ -283,16 +275,7 @@ impl CertificateAuthority {
         let new = parse(refs[0], cert_pem)?;
         check_is_ca(&new, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
-        let not_after = profile::from_x509_time(
-            &Certificate::from_der(refs[0])
-                .map_err(|e| CaError::BadCertificate {
-                    path: cert_pem.to_path_buf(),
-                    reason: format!("not a DER certificate ({e})"),
-                })?
-                .tbs_certificate
-                .validity
-                .not_after,
-        )?;
+        let not_after = certificate_not_after(refs[0], cert_pem)?;
         let now = now()?;
         if not_after <= now {
             return Err(CaError::BadCertificate {
@@ -326,26 +309,27 @@ impl CertificateAuthority {
             CaKey::Token(Box::new(open_token(&holder)?))
         };
         check_key_matches(&key, &new, &key_path, cert_pem)?;
-        let current_not_after = {
-            let current =
-                Certificate::from_der(&current_ders[0]).map_err(|e| CaError::BadCertificate {
-                    path: current_cert_path.clone(),
-                    reason: format!("not a DER certificate ({e})"),
-                })?;
-            profile::from_x509_time(&current.tbs_certificate.validity.not_after)?
-        };
-        if not_after <= current_not_after {
+        let current_der = current_ders
+            .first()
+            .ok_or_else(|| CaError::BadCertificate {
+                path: current_cert_path.clone(),
+                reason: "holds no certificate".into(),
+            })?;
+        let current_not_after = certificate_not_after(current_der, &current_cert_path)?;
+        // The same notAfter is a rekey (after a suspected compromise, say, or two rollovers
+        // within a second): allowed. An earlier one would shorten what the CA can issue.
+        if not_after < current_not_after {
             return Err(CaError::BadCertificate {
                 path: cert_pem.to_path_buf(),
                 reason: format!(
-                    "it expires at {}, no later than the current issuing CA ({}): a rollover needs a certificate that outlives it",
+                    "it expires at {}, before the current issuing CA ({}): a rollover needs a certificate that lasts at least as long",
                     super::rfc3339(not_after),
                     super::rfc3339(current_not_after)
                 ),
             });
         }
 
-        let retired = retire_current(config, &current_ders[0], key_path == current_key_path)?;
+        let retired = retire_current(config, current_der, key_path == current_key_path)?;
         if key_path != current_key_path {
             std::fs::rename(&key_path, &current_key_path).map_err(io_error(&key_path))?;
         }
@@ -569,7 +553,7 @@ mod tests {
         let before = issuing_der(&dir);
         let err = CertificateAuthority::rollover(&rolled_config(&dir, 1), None).unwrap_err();
         assert!(
-            err.to_string().contains("no later than the current"),
+            err.to_string().contains("before the current issuing CA"),
             "{err}"
         );
         assert_eq!(issuing_der(&dir), before);
