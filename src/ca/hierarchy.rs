@@ -278,11 +278,36 @@ pub(super) fn rcgen_key_pem(
     CaKey::from_pkcs8_der(&der, path)?.to_pkcs8_pem(passphrase)
 }
 
-/// The new issuing CA's key pair: generated in memory for a key file, or in a token, of
-/// which only the public key is seen.
-enum IssuingKey {
+/// A new issuing CA's key pair (`init`, `rollover`): generated in memory for a key file, or
+/// in a token, of which only the public key is seen.
+pub(super) enum IssuingKey {
+    /// A key pair generated here.
     File(Box<rcgen::KeyPair>),
+    /// The public key of a key pair generated in the token.
     Token(rcgen::SubjectPublicKeyInfo),
+}
+
+impl IssuingKey {
+    /// The issuing CA certificate of `params` (from [`issuing_params`]) for this key, with
+    /// its subject key identifier, signed by `issuer`.
+    pub(super) fn certify<S: rcgen::SigningKey>(
+        &self,
+        mut params: rcgen::CertificateParams,
+        issuer: &rcgen::Issuer<'_, S>,
+    ) -> Result<rcgen::Certificate, CaError> {
+        match self {
+            Self::File(key) => {
+                params.key_identifier_method =
+                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
+                params.signed_by(key.as_ref(), issuer)
+            }
+            Self::Token(key) => {
+                params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
+                params.signed_by(key, issuer)
+            }
+        }
+        .map_err(generate)
+    }
 }
 
 /// A random serial for a CA certificate, in rcgen's type.
@@ -567,20 +592,10 @@ impl CertificateAuthority {
                 )
             }
         };
-        let mut issuing = issuing_params(config, now, root.not_after)?;
         let issuer = rcgen::Issuer::from_params(&root, &root_key);
-        let issuing_cert = match &issuing_key {
-            IssuingKey::File(key) => {
-                issuing.key_identifier_method =
-                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
-                issuing.signed_by(key.as_ref(), &issuer)
-            }
-            IssuingKey::Token(key) => {
-                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
-                issuing.signed_by(key, &issuer)
-            }
-        }
-        .map_err(generate)?;
+        let issuing = issuing_params(config, now, root.not_after)?;
+        let issuing_not_after = issuing.not_after;
+        let issuing_cert = issuing_key.certify(issuing, &issuer)?;
 
         // Keys first: `exists` looks for the issuing certificate, written last.
         let root_key_pem = rcgen_key_pem(&root_key, &root_key_path, passphrase)?;
@@ -602,7 +617,7 @@ impl CertificateAuthority {
                 Some(uri) => PathBuf::from(uri.to_string()),
             },
             issuing_subject: issuing_parsed.subject().to_string(),
-            issuing_not_after: issuing.not_after,
+            issuing_not_after,
             root_certificate: Some(root_cert_path),
             root_key: Some(root_key_path),
             keys_encrypted: passphrase.is_some(),

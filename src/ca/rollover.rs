@@ -40,9 +40,9 @@ use zeroize::Zeroizing;
 use super::generations::{previous_dirs, PREVIOUS_DIR};
 use super::hierarchy::{
     certificate_not_after, check_is_ca, check_key_matches, create_dir, generate, io_error,
-    is_self_signed, issuing_params, open_token, parse, pem, rcgen_key_id, rcgen_key_pem,
-    read_certificates, token_uri, verify_chain, write_new, ISSUING_CERT, ISSUING_KEY,
-    ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
+    is_self_signed, issuing_params, open_token, parse, pem, rcgen_key_pem, read_certificates,
+    token_uri, verify_chain, write_new, IssuingKey, ISSUING_CERT, ISSUING_KEY, ISSUING_KEY_URI,
+    ROOT_CERT, ROOT_KEY,
 };
 use super::issuing_request::certificate_request;
 use super::key::CaKey;
@@ -177,7 +177,7 @@ impl CertificateAuthority {
                 0o600,
             )?;
             write_new(&csr_path, csr.as_bytes(), 0o644)?;
-            (NewKey::File(Box::new(key)), key_path)
+            (IssuingKey::File(Box::new(key)), key_path)
         } else {
             let uri = next_token_uri(config)?;
             let pin =
@@ -197,7 +197,7 @@ impl CertificateAuthority {
                 0o644,
             )?;
             write_new(&csr_path, csr.as_bytes(), 0o644)?;
-            (NewKey::Token(spki), PathBuf::from(uri.to_string()))
+            (IssuingKey::Token(spki), PathBuf::from(uri.to_string()))
         };
 
         let root_key_path = config.dir.join(ROOT_KEY);
@@ -223,19 +223,7 @@ impl CertificateAuthority {
             root_key,
         )
         .map_err(generate)?;
-        let mut issuing = issuing_params(config, now()?, root_not_after)?;
-        let certificate = match &key {
-            NewKey::File(key) => {
-                issuing.key_identifier_method =
-                    rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key.as_ref()));
-                issuing.signed_by(key.as_ref(), &issuer)
-            }
-            NewKey::Token(key) => {
-                issuing.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(rcgen_key_id(key));
-                issuing.signed_by(key, &issuer)
-            }
-        }
-        .map_err(generate)?;
+        let certificate = key.certify(issuing_params(config, now()?, root_not_after)?, &issuer)?;
         let cert_path = pending.join(ISSUING_CERT);
         write_new(&cert_path, certificate.pem().as_bytes(), 0o644)?;
         Self::install_rollover(config, &cert_path, passphrase)
@@ -380,14 +368,6 @@ fn installed(
         generation: hex::encode(&key_id[..key_id.len().min(8)]),
         retired,
     }
-}
-
-/// The new issuing key of a rollover, as the root certifies it.
-enum NewKey {
-    /// A key pair generated here.
-    File(Box<rcgen::KeyPair>),
-    /// The public key of a key pair generated in the token.
-    Token(rcgen::SubjectPublicKeyInfo),
 }
 
 /// The URI of the next generation's key in the token of `ca.key`: the object label of
