@@ -206,7 +206,7 @@ impl CertificateAuthority {
         let serial = serial.serial();
         let tbs = profile::tbs_certificate(
             serial.as_bytes(),
-            &ctx,
+            ctx.name,
             &self.key,
             subject,
             spki,

@@ -384,7 +384,7 @@ pub(crate) fn end_entity_tbs(
     }
     let tbs = tbs_certificate(
         request.serial.serial().as_bytes(),
-        ctx,
+        ctx.name,
         key,
         subject,
         spki,
@@ -441,14 +441,17 @@ pub(crate) fn tls_server_tbs(
     )?;
     extensions.push(extension(&SubjectAltName(names), false)?);
     tbs_certificate(
-        serial, ctx, key, subject, spki, not_before, not_after, extensions,
+        serial, ctx.name, key, subject, spki, not_before, not_after, extensions,
     )
 }
 
+/// The TBSCertificate every certificate estca signs has: v3, `serial`, the signature
+/// algorithm of `key`, `issuer`'s name, the validity, and `extensions`. The issuing CA, the
+/// OCSP signer and the offline root all build theirs here.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tbs_certificate(
     serial: &[u8],
-    ctx: &IssuerContext<'_>,
+    issuer: &Name,
     key: &CaKey,
     subject: Name,
     spki: SubjectPublicKeyInfoOwned,
@@ -461,7 +464,7 @@ pub(crate) fn tbs_certificate(
         serial_number: SerialNumber::new(serial)
             .map_err(|e| CaError::Internal(format!("encoding the serial: {e}")))?,
         signature: key.signature_algorithm(),
-        issuer: ctx.name.clone(),
+        issuer: issuer.clone(),
         validity: Validity {
             not_before: to_x509_time(not_before)?,
             not_after: to_x509_time(not_after)?,

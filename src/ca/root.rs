@@ -25,10 +25,8 @@ use x509_cert::ext::pkix::{
     KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::Validity;
-use x509_cert::{Certificate, TbsCertificate, Version};
+use x509_cert::Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::crl::{crl_reason, sign_list, CrlEntry, CrlRequest, CrlScope};
@@ -39,7 +37,7 @@ use super::hierarchy::{
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
 use super::passphrase::KeyPassphrase;
-use super::profile::{self, extension, octets, to_x509_time};
+use super::profile::{self, extension, octets};
 use super::CaError;
 use crate::config::CaConfig;
 use crate::model::{RevocationReason, Serial};
@@ -380,22 +378,16 @@ impl OfflineRoot {
                 false,
             )?);
         }
-        let tbs = TbsCertificate {
-            version: Version::V3,
-            serial_number: SerialNumber::new(serial.as_bytes())
-                .map_err(|e| CaError::Internal(format!("encoding the serial: {e}")))?,
-            signature: self.key.signature_algorithm(),
-            issuer: self.subject.clone(),
-            validity: Validity {
-                not_before: to_x509_time(now)?,
-                not_after: to_x509_time(not_after)?,
-            },
+        let tbs = profile::tbs_certificate(
+            serial.as_bytes(),
+            &self.subject,
+            &self.key,
             subject,
-            subject_public_key_info: spki,
-            issuer_unique_id: None,
-            subject_unique_id: None,
-            extensions: Some(extensions),
-        };
+            spki,
+            now,
+            not_after,
+            extensions,
+        )?;
         let der = profile::sign_tbs(&self.key, tbs)?;
         let issued_dir = self.dir.join(ISSUED_DIR);
         create_dir(&issued_dir)?;
