@@ -6,19 +6,14 @@
 //! Unknown IDs are checked against a dummy hash made with the same parameters, so an unknown
 //! ID costs the same time as a wrong password.
 //!
-//! Hashes run on a fixed set of `max_concurrent_hashes` threads of their own rather than on
-//! tokio's blocking pool: the allocator keeps a freed Argon2 block (19 MiB by default) per
-//! thread arena, so spreading hashes over the blocking pool's many threads let a password
-//! flood grow the daemon to hundreds of MiB; a fixed set bounds that to one block per thread.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+//! Hashes run on [`Workers`] of their own, `max_concurrent_hashes` threads, each reusing
+//! one Argon2 block.
 
 use argon2::password_hash::{self, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use super::workers::{WorkError, WorkSlot, Workers};
 use crate::config::AuthConfig;
 
 /// Shortest password accepted when one is set.
@@ -47,12 +42,8 @@ pub enum PasswordError {
 #[derive(Debug)]
 pub struct Passwords {
     params: Params,
-    slots: Arc<Semaphore>,
-    concurrent: usize,
-    admitted: AtomicUsize,
-    capacity: usize,
     dummy_hash: String,
-    pool: HashThreads,
+    workers: Workers,
 }
 
 impl Passwords {
@@ -68,12 +59,12 @@ impl Passwords {
         let dummy_hash = hash_now(&params, b"estca dummy password for unknown IDs")?;
         Ok(Self {
             params,
-            slots: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
-            concurrent: config.max_concurrent_hashes,
-            admitted: AtomicUsize::new(0),
-            capacity: config.max_concurrent_hashes + config.max_queued_hashes,
             dummy_hash,
-            pool: HashThreads::new(config.max_concurrent_hashes)?,
+            workers: Workers::new(
+                "estca-argon2",
+                config.max_concurrent_hashes,
+                config.max_queued_hashes,
+            )?,
         })
     }
 
@@ -126,28 +117,22 @@ impl Passwords {
     /// Admission is decided here, before the caller commits anything (such as counting the
     /// attempt against the ID), and the place is held until the slot is used or dropped.
     pub fn admit(&self) -> Result<CheckSlot<'_>, PasswordError> {
-        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.admitted.fetch_sub(1, Ordering::AcqRel);
-            return Err(PasswordError::Busy);
-        }
         Ok(CheckSlot {
             passwords: self,
-            _admission: Admission(&self.admitted),
+            slot: self.workers.admit()?,
         })
     }
 
     /// Password checks waiting for a hashing slot now (for metrics and tests).
     pub fn queue_depth(&self) -> usize {
-        self.admitted
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.concurrent)
+        self.workers.queue_depth()
     }
 }
 
 /// A place among the password checks admitted by [`Passwords::admit`].
 pub struct CheckSlot<'a> {
     passwords: &'a Passwords,
-    _admission: Admission<'a>,
+    slot: WorkSlot<'a>,
 }
 
 impl CheckSlot<'_> {
@@ -175,21 +160,7 @@ impl CheckSlot<'_> {
         self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let permit = self
-            .passwords
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Busy)?;
-        self.passwords
-            .pool
-            .run(move || {
-                let out = work();
-                drop(permit);
-                out
-            })
-            .await
+        Ok(self.slot.run(work).await?)
     }
 }
 
@@ -199,67 +170,12 @@ impl std::fmt::Debug for CheckSlot<'_> {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The threads that compute hashes; they end when the [`Passwords`] is dropped.
-#[derive(Debug)]
-struct HashThreads {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-impl HashThreads {
-    fn new(threads: usize) -> Result<Self, PasswordError> {
-        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-        let receiver = Arc::new(std::sync::Mutex::new(receiver));
-        for i in 0..threads.max(1) {
-            let receiver = receiver.clone();
-            std::thread::Builder::new()
-                .name(format!("estca-argon2-{i}"))
-                .spawn(move || loop {
-                    let job = match receiver.lock() {
-                        Ok(r) => match r.recv() {
-                            Ok(job) => job,
-                            Err(_) => return,
-                        },
-                        Err(_) => return,
-                    };
-                    // A panicking job loses its answer (the caller sees an error), not the thread.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                })
-                .map_err(|e| {
-                    PasswordError::Hashing(format!("cannot start a hashing thread: {e}"))
-                })?;
+impl From<WorkError> for PasswordError {
+    fn from(e: WorkError) -> Self {
+        match e {
+            WorkError::Busy => PasswordError::Busy,
+            WorkError::Failed(why) => PasswordError::Hashing(why),
         }
-        Ok(Self {
-            jobs: std::sync::Mutex::new(sender),
-        })
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PasswordError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = answer.send(work());
-        });
-        self.jobs
-            .lock()
-            .map_err(|_| PasswordError::Hashing("the hashing threads are gone".into()))?
-            .send(job)
-            .map_err(|_| PasswordError::Hashing("the hashing threads are gone".into()))?;
-        answered
-            .await
-            .map_err(|_| PasswordError::Hashing("a password hash failed unexpectedly".into()))
-    }
-}
-
-/// Releases an admission when the check ends, however it ends (even if its future is dropped).
-struct Admission<'a>(&'a AtomicUsize);
-
-impl Drop for Admission<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -317,6 +233,7 @@ fn hash_now(params: &Params, password: &[u8]) -> Result<String, PasswordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn config(concurrent: usize, queued: usize) -> AuthConfig {
         AuthConfig {
