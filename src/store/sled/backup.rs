@@ -20,9 +20,10 @@ impl BackupStore for SledStore {
         &self,
         sink: &mut (dyn FnMut(StoreRecord) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError> {
-        let _exclusive = self
+        // Shared: no write runs while an export reads (see `SledStore::writing`).
+        let _no_writes = self
             .snapshot
-            .write()
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         export_tree(&self.contracts, sink, StoreRecord::Contract)?;
         export_tree(&self.accounts, sink, StoreRecord::Account)?;

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
 use sled::{Transactional, Tree};
 
+use super::staged::TreeAccess;
 use super::{from_tx, index_key, storage, tx, SledStore, TxResult, HISTORY, META};
 use crate::model::{HistoryEntry, HistoryEvent};
 use crate::store::listing::{HistoryIndex, HistoryRead};
@@ -26,8 +27,8 @@ pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
 /// counter in memory, not in `meta/history_seq`, spares every appending transaction a read
 /// and a write (at open the counter starts after the last entry stored). The trees are those
 /// of [`SledStore::history_trees`], as the transaction's closure sees them.
-pub(super) fn append(
-    [history, by_account, by_contract]: [&TransactionalTree; 3],
+pub(super) fn append<T: TreeAccess>(
+    [history, by_account, by_contract]: [&T; 3],
     last: &AtomicU64,
     event: &HistoryEvent,
 ) -> TxResult<u64> {
@@ -39,12 +40,15 @@ pub(super) fn append(
             ))
         })?
         + 1;
-    history.insert(&seq.to_be_bytes(), tx(encode_event(event))?)?;
+    history.put(&seq.to_be_bytes(), &tx(encode_event(event))?)?;
     if let Some(id) = &event.account {
-        by_account.insert(index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+        by_account.put(&index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
     }
     if let Some(code) = &event.contract {
-        by_contract.insert(index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+        by_contract.put(
+            &index_key(code.as_str().as_bytes(), &seq.to_be_bytes()),
+            &[],
+        )?;
     }
     Ok(seq)
 }

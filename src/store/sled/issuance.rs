@@ -1,12 +1,15 @@
 //! Certificates: serials reserved before signing, issuances committed with the decision the
 //! registration authority took, application and service certificates, revocation.
 
-use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use time::OffsetDateTime;
 
 use super::history::append;
-use super::{from_tx, tx, tx_get, SledStore, TxResult, KEYS};
+use super::staged::{self, Staged, TreeAccess};
+use super::{
+    from_tx, tx, tx_get, SledStore, TxResult, ACCOUNTS, CERTIFICATES, HISTORY, HISTORY_BY_ACCOUNT,
+    HISTORY_BY_CONTRACT, KEYS, REVOKED, SERIALS,
+};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
 use crate::store::rows::{self, Stored};
@@ -42,52 +45,44 @@ impl SledStore {
         let holder_id = rules::issuance_holder(issuance)?;
         let account_key = holder_id.as_str().as_bytes();
         let record_value = record.encode()?;
-        let [history, by_account, by_contract] = self.history_trees();
-        (
-            &self.accounts,
-            &self.certificates,
-            &self.serials,
-            &self.keys,
-            &self.revoked,
-            history,
-            by_account,
-            by_contract,
-        )
-            .transaction(
-                |(
-                    accounts,
-                    certificates,
-                    serials,
-                    keys,
-                    revoked,
-                    history,
-                    by_account,
-                    by_contract,
-                )| {
-                    let account = tx(rules::issue(tx_get(accounts, account_key)?, issuance))?;
-                    let renews_key = match supersedes {
-                        Some(old) => tx_get::<CertificateRecord>(certificates, old.as_bytes())?
-                            .is_some_and(|old| old.key == record.key),
-                        None => false,
-                    };
-                    record_new(
-                        certificates,
-                        serials,
-                        keys,
-                        record,
-                        &record_value,
-                        renews_key,
-                    )?;
-                    if let Some(old) = supersedes {
-                        let superseded = rules::supersession(record);
-                        revoke_certificate(certificates, revoked, holder_id, old, superseded)?;
-                    }
-                    accounts.insert(account_key, tx(account.encode())?)?;
-                    append([history, by_account, by_contract], &self.history_seq, event)?;
-                    Ok(())
-                },
-            )
-            .map_err(from_tx)?;
+        // A staged write, not a sled transaction: see `staged` for why and how it is atomic.
+        let staged = Staged::default();
+        let accounts = staged.tree(&self.accounts, ACCOUNTS);
+        let certificates = staged.tree(&self.certificates, CERTIFICATES);
+        let serials = staged.tree(&self.serials, SERIALS);
+        let keys = staged.tree(&self.keys, KEYS);
+        let revoked = staged.tree(&self.revoked, REVOKED);
+        let history = [
+            staged.tree(&self.history, HISTORY),
+            staged.tree(&self.history_by_account, HISTORY_BY_ACCOUNT),
+            staged.tree(&self.history_by_contract, HISTORY_BY_CONTRACT),
+        ];
+        let stage = || -> TxResult<()> {
+            let account = tx(rules::issue(tx_get(&accounts, account_key)?, issuance))?;
+            let renews_key = match supersedes {
+                Some(old) => tx_get::<CertificateRecord>(&certificates, old.as_bytes())?
+                    .is_some_and(|old| old.key == record.key),
+                None => false,
+            };
+            record_new(
+                &certificates,
+                &serials,
+                &keys,
+                record,
+                &record_value,
+                renews_key,
+            )?;
+            if let Some(old) = supersedes {
+                let superseded = rules::supersession(record);
+                revoke_certificate(&certificates, &revoked, holder_id, old, superseded)?;
+            }
+            accounts.put(account_key, &tx(account.encode())?)?;
+            let [h, a, c] = &history;
+            append([h, a, c], &self.history_seq, event)?;
+            Ok(())
+        };
+        stage().map_err(staged::failed)?;
+        self.apply_staged(staged)?;
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 
@@ -178,27 +173,27 @@ impl SledStore {
 /// unless `renews_key` (see [`rules::new_certificate`]). The key index keeps the first
 /// certificate of each key.
 fn record_new(
-    certificates: &TransactionalTree,
-    serials: &TransactionalTree,
-    keys: &TransactionalTree,
+    certificates: &impl TreeAccess,
+    serials: &impl TreeAccess,
+    keys: &impl TreeAccess,
     record: &CertificateRecord,
     value: &[u8],
     renews_key: bool,
 ) -> TxResult<()> {
     let serial_key = record.serial.as_bytes();
     let certified_by = keys
-        .get(record.key.0)?
+        .read(&record.key.0)?
         .map(|bytes| tx(rows::serial(KEYS, &record.key.0, &bytes)))
         .transpose()?;
     tx(rules::new_certificate(
-        serials.get(serial_key)?.is_some(),
-        certificates.get(serial_key)?.is_some(),
+        serials.read(serial_key)?.is_some(),
+        certificates.read(serial_key)?.is_some(),
         certified_by,
         renews_key,
     ))?;
-    certificates.insert(serial_key, value)?;
+    certificates.put(serial_key, value)?;
     if certified_by.is_none() {
-        keys.insert(&record.key.0, serial_key)?;
+        keys.put(&record.key.0, serial_key)?;
     }
     Ok(())
 }
@@ -206,8 +201,8 @@ fn record_new(
 /// Revokes a certificate of `account` inside a transaction: it must exist, belong to the
 /// account ([`StoreError::NotFound`] otherwise) and be unrevoked ([`StoreError::Conflict`]).
 pub(super) fn revoke_certificate(
-    certificates: &TransactionalTree,
-    revoked: &TransactionalTree,
+    certificates: &impl TreeAccess,
+    revoked: &impl TreeAccess,
     account: &AccountId,
     serial: &Serial,
     revocation: Revocation,
@@ -221,14 +216,14 @@ pub(super) fn revoke_certificate(
 
 /// Writes a certificate record that is stored already, with its revocation index entry.
 fn put_certificate(
-    certificates: &TransactionalTree,
-    revoked: &TransactionalTree,
+    certificates: &impl TreeAccess,
+    revoked: &impl TreeAccess,
     record: &CertificateRecord,
 ) -> TxResult<()> {
     let key = record.serial.as_bytes();
-    certificates.insert(key, tx(record.encode())?)?;
+    certificates.put(key, &tx(record.encode())?)?;
     if let Some(entry) = rules::revocation_entry(record) {
-        revoked.insert(key, tx(entry.encode())?)?;
+        revoked.put(key, &tx(entry.encode())?)?;
     }
     Ok(())
 }

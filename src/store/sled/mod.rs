@@ -47,6 +47,7 @@ mod reads;
 mod revocation;
 mod rows;
 mod stable;
+mod staged;
 mod writes;
 
 #[cfg(test)]
@@ -57,7 +58,7 @@ use crate::store::SyncMode;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Tree;
 
 use super::StoreError;
@@ -101,8 +102,8 @@ pub struct SledStore {
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been written and what has been synced.
     durability: crate::store::durability::GroupCommit<durability::SledDisk>,
-    /// Writes hold it shared, `export` exclusively: sled has no multi-tree snapshot reads,
-    /// so this is what makes a backup consistent.
+    /// Writes hold it exclusively, `export` shared: sled has no multi-tree snapshot reads,
+    /// so this is what makes a backup consistent (see [`SledStore::writing`]).
     snapshot: std::sync::RwLock<()>,
 }
 
@@ -173,6 +174,7 @@ impl SledStore {
             db,
             snapshot: std::sync::RwLock::new(()),
         };
+        store.finish_staged()?;
         store.migrate()?;
         store.build_indexes()?;
         store.history_seq.store(
@@ -198,11 +200,38 @@ impl SledStore {
         self.durability.sync_all().await
     }
 
-    /// Held by every write for its duration, so that an export sees all of it or none.
-    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+    /// Held exclusively by every write for its duration: writes are one at a time (as
+    /// sled's own transactions are), which is what isolates a staged write
+    /// ([`staged`]), and an export (which holds it shared) sees all of a write or none.
+    fn writing(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
         self.snapshot
-            .read()
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tree called `name` (of a staged write's intent).
+    fn tree_named(&self, name: &str) -> Result<&Tree, StoreError> {
+        Ok(match name {
+            CONTRACTS => &self.contracts,
+            ACCOUNTS => &self.accounts,
+            ACCOUNTS_BY_CONTRACT => &self.accounts_by_contract,
+            ACCOUNT_IDS_FOLDED => &self.account_ids_folded,
+            CERTIFICATES => &self.certificates,
+            SERIALS => &self.serials,
+            KEYS => &self.keys,
+            APPS => &self.apps,
+            HISTORY => &self.history,
+            HISTORY_BY_ACCOUNT => &self.history_by_account,
+            HISTORY_BY_CONTRACT => &self.history_by_contract,
+            REVOKED => &self.revoked,
+            BUDGETS => &self.budgets,
+            META => &self.meta,
+            other => {
+                return Err(StoreError::Backend(format!(
+                    "the intent of an interrupted write names no tree of estca's: `{other}`"
+                )))
+            }
+        })
     }
 
     /// Makes every write applied so far durable, unless the store defers syncs.
@@ -280,10 +309,10 @@ fn storage(tree: &str, error: sled::Error) -> StoreError {
 
 /// Reads and decodes a value inside a transaction.
 fn tx_get<T: crate::store::rows::Stored>(
-    tree: &TransactionalTree,
+    tree: &impl staged::TreeAccess,
     key: &[u8],
 ) -> TxResult<Option<T>> {
-    match tree.get(key)? {
+    match tree.read(key)? {
         Some(bytes) => T::decode(key, &bytes)
             .map(Some)
             .map_err(ConflictableTransactionError::Abort),
