@@ -1,10 +1,9 @@
 //! Contracts, accounts and their edits, and the failed-login count.
 
-use sled::Transactional;
-
 use super::history::append;
 use super::issuance::revoke_certificate;
-use super::{from_tx, index_key, tx, tx_get, SledStore};
+use super::{index_key, SledStore, ACCOUNTS, ACCOUNTS_BY_CONTRACT, ACCOUNT_IDS_FOLDED};
+use super::{CERTIFICATES, CONTRACTS, REVOKED};
 use crate::model::{Account, AccountId, Contract, ContractCode, HistoryEvent};
 use crate::store::rows::Stored;
 use crate::store::{rules, AccountChange, PasswordAttempt, StoreError};
@@ -16,16 +15,13 @@ impl SledStore {
         event: &HistoryEvent,
     ) -> Result<(), StoreError> {
         let key = contract.code.as_str().as_bytes();
-        let value = contract.encode()?;
-        let [history, by_account, by_contract] = self.history_trees();
-        (&self.contracts, history, by_account, by_contract)
-            .transaction(|(contracts, history, by_account, by_contract)| {
-                tx(rules::new_contract(contract, contracts.get(key)?.is_some()))?;
-                contracts.insert(key, value.as_slice())?;
-                append([history, by_account, by_contract], &self.history_seq, event)?;
-                Ok(())
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let contracts = staged.tree(&self.contracts, CONTRACTS);
+            rules::new_contract(contract, contracts.read(key)?.is_some())?;
+            contracts.put(key, &contract.encode()?);
+            append(&self.staged_history(staged), &self.history_seq, event)?;
+            Ok(())
+        })
     }
 
     pub(super) fn set_contract_server_keygen_now(
@@ -35,19 +31,13 @@ impl SledStore {
         event: &HistoryEvent,
     ) -> Result<Contract, StoreError> {
         let key = code.as_str().as_bytes();
-        let [history, by_account, by_contract] = self.history_trees();
-        (&self.contracts, history, by_account, by_contract)
-            .transaction(|(contracts, history, by_account, by_contract)| {
-                let contract = tx(rules::contract_options(
-                    tx_get(contracts, key)?,
-                    code,
-                    server_keygen,
-                ))?;
-                contracts.insert(key, tx(contract.encode())?)?;
-                append([history, by_account, by_contract], &self.history_seq, event)?;
-                Ok(contract)
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let contracts = staged.tree(&self.contracts, CONTRACTS);
+            let contract = rules::contract_options(contracts.read_row(key)?, code, server_keygen)?;
+            contracts.put(key, &contract.encode()?);
+            append(&self.staged_history(staged), &self.history_seq, event)?;
+            Ok(contract)
+        })
     }
 
     pub(super) fn create_account_now(
@@ -58,41 +48,25 @@ impl SledStore {
         let key = account.id.as_str().as_bytes();
         let folded = account.id.case_folded();
         let contract_key = account.contract.as_str().as_bytes();
-        let by_contract_key = index_key(contract_key, key);
-        let [history, by_account, by_contract] = self.history_trees();
-        (
-            &self.contracts,
-            &self.accounts,
-            &self.account_ids_folded,
-            &self.accounts_by_contract,
-            history,
-            by_account,
-            by_contract,
-        )
-            .transaction(
-                |(
-                    contracts,
-                    accounts,
-                    folded_ids,
-                    accounts_by_contract,
-                    history,
-                    by_account,
-                    by_contract,
-                )| {
-                    let account = tx(rules::new_account(
-                        account,
-                        contracts.get(contract_key)?.is_some(),
-                        accounts.get(key)?.is_some()
-                            || folded_ids.get(folded.as_bytes())?.is_some(),
-                    ))?;
-                    accounts.insert(key, tx(account.encode())?)?;
-                    folded_ids.insert(folded.as_bytes(), key)?;
-                    accounts_by_contract.insert(by_contract_key.as_slice(), &[])?;
-                    append([history, by_account, by_contract], &self.history_seq, event)?;
-                    Ok(())
-                },
-            )
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let accounts = staged.tree(&self.accounts, ACCOUNTS);
+            let folded_ids = staged.tree(&self.account_ids_folded, ACCOUNT_IDS_FOLDED);
+            let account = rules::new_account(
+                account,
+                staged
+                    .tree(&self.contracts, CONTRACTS)
+                    .read(contract_key)?
+                    .is_some(),
+                accounts.read(key)?.is_some() || folded_ids.read(folded.as_bytes())?.is_some(),
+            )?;
+            accounts.put(key, &account.encode()?);
+            folded_ids.put(folded.as_bytes(), key);
+            staged
+                .tree(&self.accounts_by_contract, ACCOUNTS_BY_CONTRACT)
+                .put(&index_key(contract_key, key), &[]);
+            append(&self.staged_history(staged), &self.history_seq, event)?;
+            Ok(())
+        })
     }
 
     pub(super) fn count_password_attempt_now(
@@ -101,16 +75,15 @@ impl SledStore {
         limit: u32,
     ) -> Result<(PasswordAttempt, bool), StoreError> {
         let key = id.as_str().as_bytes();
-        self.accounts
-            .transaction(|accounts| {
-                let attempt = rules::count_password_attempt(tx_get(accounts, key)?, limit);
-                let PasswordAttempt::Counted(counted) = &attempt else {
-                    return Ok((attempt, false));
-                };
-                accounts.insert(key, tx(counted.encode())?)?;
-                Ok((attempt, true))
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let accounts = staged.tree(&self.accounts, ACCOUNTS);
+            let attempt = rules::count_password_attempt(accounts.read_row(key)?, limit);
+            let PasswordAttempt::Counted(counted) = &attempt else {
+                return Ok((attempt, false));
+            };
+            accounts.put(key, &counted.encode()?);
+            Ok((attempt, true))
+        })
     }
 
     pub(super) fn clear_password_attempts_now(
@@ -118,16 +91,15 @@ impl SledStore {
         id: &AccountId,
     ) -> Result<(Account, bool), StoreError> {
         let key = id.as_str().as_bytes();
-        self.accounts
-            .transaction(|accounts| {
-                let stored = tx(rules::existing_account(tx_get(accounts, key)?, id))?;
-                let (cleared, changed) = rules::clear_password_attempts(stored);
-                if changed {
-                    accounts.insert(key, tx(cleared.encode())?)?;
-                }
-                Ok((cleared, changed))
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let accounts = staged.tree(&self.accounts, ACCOUNTS);
+            let stored = rules::existing_account(accounts.read_row(key)?, id)?;
+            let (cleared, changed) = rules::clear_password_attempts(stored);
+            if changed {
+                accounts.put(key, &cleared.encode()?);
+            }
+            Ok((cleared, changed))
+        })
     }
 
     /// Applies an account change; returns the account as stored and whether a certificate
@@ -137,28 +109,24 @@ impl SledStore {
             id, revoke, events, ..
         } = change;
         let key = id.as_str().as_bytes();
-        let [history, by_account, by_contract] = self.history_trees();
-        (
-            &self.accounts,
-            &self.certificates,
-            &self.revoked,
-            history,
-            by_account,
-            by_contract,
-        )
-            .transaction(
-                |(accounts, certificates, revoked, history, by_account, by_contract)| {
-                    let account = tx(rules::apply_change(tx_get(accounts, key)?, change))?;
-                    if let Some((serial, revocation)) = revoke {
-                        revoke_certificate(certificates, revoked, id, serial, *revocation)?;
-                    }
-                    accounts.insert(key, tx(account.encode())?)?;
-                    for event in events {
-                        append([history, by_account, by_contract], &self.history_seq, event)?;
-                    }
-                    Ok(account)
-                },
-            )
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let accounts = staged.tree(&self.accounts, ACCOUNTS);
+            let account = rules::apply_change(accounts.read_row(key)?, change)?;
+            if let Some((serial, revocation)) = revoke {
+                revoke_certificate(
+                    &staged.tree(&self.certificates, CERTIFICATES),
+                    &staged.tree(&self.revoked, REVOKED),
+                    id,
+                    serial,
+                    *revocation,
+                )?;
+            }
+            accounts.put(key, &account.encode()?);
+            let history = self.staged_history(staged);
+            for event in events {
+                append(&history, &self.history_seq, event)?;
+            }
+            Ok(account)
+        })
     }
 }

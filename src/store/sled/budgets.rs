@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{from_tx, storage, tx, tx_get, SledStore, BUDGETS};
+use super::{storage, SledStore, BUDGETS};
 use crate::store::budget::TokenBucket;
 use crate::store::rows::Stored;
 use crate::store::{Budget, BudgetSpend, StoreError};
@@ -14,19 +14,19 @@ impl SledStore {
         budget: Budget,
         now: OffsetDateTime,
     ) -> Result<(BudgetSpend, bool), StoreError> {
-        self.budgets
-            .transaction(|budgets| {
-                let mut bucket = tx_get::<TokenBucket>(budgets, key.as_bytes())?
-                    .unwrap_or_else(|| TokenBucket::full(budget, now));
-                let spend = bucket.take(budget, now);
-                // A refusal changes nothing that the refill would not compute again.
-                let taken = spend == BudgetSpend::Taken;
-                if taken {
-                    budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
-                }
-                Ok((spend, taken))
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let budgets = staged.tree(&self.budgets, BUDGETS);
+            let mut bucket = budgets
+                .read_row::<TokenBucket>(key.as_bytes())?
+                .unwrap_or_else(|| TokenBucket::full(budget, now));
+            let spend = bucket.take(budget, now);
+            // A refusal changes nothing that the refill would not compute again.
+            let taken = spend == BudgetSpend::Taken;
+            if taken {
+                budgets.put(key.as_bytes(), &bucket.encode()?);
+            }
+            Ok((spend, taken))
+        })
     }
 
     pub(super) fn refund_to_budget_now(
@@ -35,16 +35,15 @@ impl SledStore {
         budget: Budget,
         now: OffsetDateTime,
     ) -> Result<((), bool), StoreError> {
-        self.budgets
-            .transaction(|budgets| {
-                let Some(mut bucket) = tx_get::<TokenBucket>(budgets, key.as_bytes())? else {
-                    return Ok(((), false));
-                };
-                bucket.refund(budget, now);
-                budgets.insert(key.as_bytes(), tx(bucket.encode())?)?;
-                Ok(((), true))
-            })
-            .map_err(from_tx)
+        self.staged(|staged| {
+            let budgets = staged.tree(&self.budgets, BUDGETS);
+            let Some(mut bucket) = budgets.read_row::<TokenBucket>(key.as_bytes())? else {
+                return Ok(((), false));
+            };
+            bucket.refund(budget, now);
+            budgets.put(key.as_bytes(), &bucket.encode()?);
+            Ok(((), true))
+        })
     }
 
     pub(super) fn forget_refilled_budgets_now(

@@ -1,13 +1,12 @@
-//! History (利用履歴): appended inside the transaction of the change it records, numbered
+//! History (利用履歴): appended inside the write of the change it records, numbered
 //! in commit order, read newest first by pages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sled::transaction::ConflictableTransactionError;
-use sled::{Transactional, Tree};
+use sled::Tree;
 
-use super::staged::TreeAccess;
-use super::{from_tx, index_key, storage, tx, SledStore, TxResult, HISTORY, META};
+use super::staged::StagedTree;
+use super::{index_key, storage, SledStore, HISTORY, META};
 use crate::model::{HistoryEntry, HistoryEvent};
 use crate::store::listing::{HistoryIndex, HistoryRead};
 use crate::store::rows::encode_event;
@@ -17,38 +16,30 @@ use crate::store::{HistoryQuery, Page, StoreError};
 /// `meta` key of the last history sequence number.
 pub(super) const META_HISTORY_SEQ: &[u8] = b"history_seq";
 
-/// Appends one history entry and its index entries inside a transaction; returns its number.
+/// Appends one history entry and its index entries inside an atomic write; returns its number.
 ///
 /// The number is the last one plus one, drawn from `last` (the store's
-/// [`SledStore::history_seq`]) inside the transaction's closure. Every sled transaction runs
-/// its closure and commits holding sled's global transaction lock exclusively (and every
-/// write outside a transaction holds it shared), so the numbers follow commit order; a
-/// transaction that fails after drawing leaves a gap, which paging does not mind. Keeping the
-/// counter in memory, not in `meta/history_seq`, spares every appending transaction a read
-/// and a write (at open the counter starts after the last entry stored). The trees are those
-/// of [`SledStore::history_trees`], as the transaction's closure sees them.
-pub(super) fn append<T: TreeAccess>(
-    [history, by_account, by_contract]: [&T; 3],
+/// [`SledStore::history_seq`]) inside the write. Every write holds the store's writer lock
+/// exclusively ([`SledStore::writing`]), so the numbers follow commit order; a write that
+/// fails after drawing leaves a gap, which paging does not mind. Keeping the counter in
+/// memory, not in `meta/history_seq`, spares every appending write a read and a write (at
+/// open the counter starts after the last entry stored). The trees are those of
+/// [`SledStore::staged_history`].
+pub(super) fn append(
+    [history, by_account, by_contract]: &[StagedTree<'_>; 3],
     last: &AtomicU64,
     event: &HistoryEvent,
-) -> TxResult<u64> {
+) -> Result<u64, StoreError> {
     let seq = last
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_add(1))
-        .map_err(|_| {
-            ConflictableTransactionError::Abort(StoreError::Backend(
-                "history sequence numbers are exhausted".into(),
-            ))
-        })?
+        .map_err(|_| StoreError::Backend("history sequence numbers are exhausted".into()))?
         + 1;
-    history.put(&seq.to_be_bytes(), &tx(encode_event(event))?)?;
+    history.put(&seq.to_be_bytes(), &encode_event(event)?);
     if let Some(id) = &event.account {
-        by_account.put(&index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[])?;
+        by_account.put(&index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[]);
     }
     if let Some(code) = &event.contract {
-        by_contract.put(
-            &index_key(code.as_str().as_bytes(), &seq.to_be_bytes()),
-            &[],
-        )?;
+        by_contract.put(&index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[]);
     }
     Ok(seq)
 }
@@ -68,23 +59,9 @@ pub(super) fn last_seq(history: &Tree, meta: &Tree) -> Result<u64, StoreError> {
 }
 
 impl SledStore {
-    /// The three trees a history-appending transaction needs, in the order [`append`] takes.
-    pub(super) fn history_trees(&self) -> [&Tree; 3] {
-        [
-            &self.history,
-            &self.history_by_account,
-            &self.history_by_contract,
-        ]
-    }
-
     /// Appends one entry on its own.
     pub(super) fn append_history_now(&self, event: &HistoryEvent) -> Result<(), StoreError> {
-        let [history, by_account, by_contract] = self.history_trees();
-        (history, by_account, by_contract)
-            .transaction(|(history, by_account, by_contract)| {
-                append([history, by_account, by_contract], &self.history_seq, event)
-            })
-            .map_err(from_tx)?;
+        self.staged(|staged| append(&self.staged_history(staged), &self.history_seq, event))?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The derived trees, built once at open for a database written before they existed.
 //!
-//! Every write keeps them in step with their source in the same transaction; this only fills
+//! Every write keeps them in step with their source in the same atomic write; this only fills
 //! them for data that predates them. `meta/indexes` records the version of the derived trees
 //! the database has; a database below [`INDEXES_VERSION`] has them all rebuilt (inserts are
 //! idempotent, so a rebuild interrupted by a crash is simply done again).
@@ -69,7 +69,7 @@ impl SledStore {
         self.sync_blocking()
     }
 
-    /// Adds an account to the derived trees (outside a transaction: open and restore). Two
+    /// Adds an account to the derived trees (outside a staged write: open and restore). Two
     /// IDs that already differ by case only both stay (the folded index keeps the first).
     pub(super) fn index_account(&self, account: &Account) -> Result<(), StoreError> {
         let id = account.id.as_str().as_bytes();

@@ -1,5 +1,6 @@
-//! The [`Store`](super::Store) on sled: one tree per kind of record, and sled transactions
-//! for every operation that touches more than one record.
+//! The [`Store`](super::Store) on sled: one tree per kind of record; every write holds the
+//! store's writer lock and is a [`staged`] write (an intent record, then its writes), not a
+//! sled transaction (see [`staged`] for why).
 //!
 //! Trees and their keys (values are [`rows`]: a version byte and postcard):
 //!
@@ -24,10 +25,10 @@
 //! | `meta` | `indexes` | the version of the derived trees this database has (see [`indexes`]) |
 //!
 //! Derived trees (`revoked`, `account_ids_folded`, `accounts_by_contract`, `serials`) are
-//! written in the same transaction as their source, and built once at open for a database
+//! written in the same write as their source, and built once at open for a database
 //! written before they existed. History sequence numbers are drawn from a counter in memory
-//! inside the transaction that appends the entry, under sled's global transaction lock, so
-//! sequence order is commit order ([`history::append`]); at open the counter starts after
+//! inside the write that appends the entry, under the store's writer lock, so sequence
+//! order is commit order ([`history::append`]); at open the counter starts after
 //! the last entry.
 //!
 //! At open, a database of an older format is migrated ([`migration`]), one newer than this
@@ -58,7 +59,6 @@ use crate::store::SyncMode;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Tree;
 
 use super::StoreError;
@@ -72,9 +72,6 @@ const SERIALS: &str = "serials";
 /// sled's page cache (its default is 1 GiB): bounds the daemon's memory with millions of IDs;
 /// what does not fit is read back from the operating system's file cache.
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
-
-/// The result of a step inside a sled transaction closure.
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// A [`Store`](super::Store) kept in a sled database directory.
 ///
@@ -200,8 +197,8 @@ impl SledStore {
         self.durability.sync_all().await
     }
 
-    /// Held exclusively by every write for its duration: writes are one at a time (as
-    /// sled's own transactions are), which is what isolates a staged write
+    /// Held exclusively by every write for its duration: writes are one at a time, which is
+    /// what isolates a staged write
     /// ([`staged`]), and an export (which holds it shared) sees all of a write or none.
     fn writing(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
         self.snapshot
@@ -245,7 +242,7 @@ impl SledStore {
         self.durability.sync_blocking()
     }
 
-    /// Reads and decodes one value outside a transaction.
+    /// Reads and decodes one value outside a write.
     fn get<T: crate::store::rows::Stored>(
         &self,
         tree: &Tree,
@@ -292,36 +289,7 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Turns the outcome of a failed transaction into a [`StoreError`].
-fn from_tx(error: TransactionError<StoreError>) -> StoreError {
-    match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => {
-            StoreError::Backend(format!("database transaction failed: {error}"))
-        }
-    }
-}
-
 /// A database failure while reading or writing a tree.
 fn storage(tree: &str, error: sled::Error) -> StoreError {
     StoreError::Backend(format!("cannot use tree `{tree}`: {error}"))
-}
-
-/// Reads and decodes a value inside a transaction.
-fn tx_get<T: crate::store::rows::Stored>(
-    tree: &impl staged::TreeAccess,
-    key: &[u8],
-) -> TxResult<Option<T>> {
-    match tree.read(key)? {
-        Some(bytes) => T::decode(key, &bytes)
-            .map(Some)
-            .map_err(ConflictableTransactionError::Abort),
-        None => Ok(None),
-    }
-}
-
-/// Turns a refusal (a rule's, or a row that cannot be encoded) inside a transaction into an
-/// abort.
-fn tx<T>(result: Result<T, StoreError>) -> TxResult<T> {
-    result.map_err(ConflictableTransactionError::Abort)
 }

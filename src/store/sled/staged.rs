@@ -1,17 +1,17 @@
-//! Staged writes: a multi-record write made atomic by an intent record instead of a sled
-//! transaction, for the issuance, the write every certificate makes.
+//! Staged writes: every write of the sled store that touches more than one record is made
+//! atomic by an intent record, not by a sled transaction.
 //!
-//! # Why not a sled transaction
+//! # Why not sled transactions
 //!
 //! sled 0.34 makes a transaction (and a batch) recoverable as a whole by pinning its log
 //! (`PageCache::pin_log`): it writes out the current IO buffer before the transaction and
 //! again after it, whatever is in them. Each buffer written is handed to sled's IO threads
 //! (`threadpool::spawn`), whose queue wakes every idle one of them (`Queue::send`,
 //! `notify_all`), and ends in `pwrite` plus `sync_file_range(WAIT_BEFORE | WRITE |
-//! WAIT_AFTER)`. Measured on the delegated path (`estca-bench run -s delegated`): 1.7
-//! `pwrite` and `sync_file_range` per certificate, 17 context switches per certificate, and
-//! sled's IO threads using a fifth of the daemon's CPU, for group-committed syncs that
-//! covered about five certificates each.
+//! WAIT_AFTER)`. On the delegated path (`estca-bench run -s delegated`, one transaction per
+//! certificate) that was 1.7 `pwrite` and `sync_file_range` per certificate and sled's IO
+//! threads using a fifth of the daemon's CPU; issuing as a staged write took the daemon's CPU
+//! per certificate from 0.74–0.75 ms to 0.57–0.60 ms (README, "Where the time goes").
 //!
 //! # How a staged write is atomic
 //!
@@ -37,10 +37,10 @@
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{IVec, Tree};
 
-use super::{corrupt, storage, SledStore, TxResult, META};
+use super::{corrupt, storage, SledStore, HISTORY, HISTORY_BY_ACCOUNT, HISTORY_BY_CONTRACT, META};
+use crate::store::rows::Stored;
 use crate::store::StoreError;
 
 /// `meta` key of the intent of a staged write being applied.
@@ -48,26 +48,6 @@ const META_PENDING: &[u8] = b"pending";
 
 /// The format of the intent record (a byte before its postcard encoding).
 const INTENT_FORMAT: u8 = 1;
-
-/// Reads and writes of one tree inside an atomic write: a sled transaction's tree or a staged
-/// write's, so that the rules that build a write are written once for both.
-pub(super) trait TreeAccess {
-    /// The record at `key`, as this write sees it.
-    fn read(&self, key: &[u8]) -> TxResult<Option<IVec>>;
-    /// Sets the record at `key`.
-    fn put(&self, key: &[u8], value: &[u8]) -> TxResult<()>;
-}
-
-impl TreeAccess for TransactionalTree {
-    fn read(&self, key: &[u8]) -> TxResult<Option<IVec>> {
-        Ok(self.get(key)?)
-    }
-
-    fn put(&self, key: &[u8], value: &[u8]) -> TxResult<()> {
-        self.insert(key, value)?;
-        Ok(())
-    }
-}
 
 /// One write of a staged write, as recorded in the intent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,8 +82,9 @@ impl Staged {
     }
 }
 
-impl TreeAccess for StagedTree<'_> {
-    fn read(&self, key: &[u8]) -> TxResult<Option<IVec>> {
+impl StagedTree<'_> {
+    /// The record at `key`, as this write sees it (what it staged, else the tree's).
+    pub(super) fn read(&self, key: &[u8]) -> Result<Option<IVec>, StoreError> {
         let staged = self
             .staged
             .writes
@@ -114,39 +95,57 @@ impl TreeAccess for StagedTree<'_> {
             .map(|w| IVec::from(w.value.as_slice()));
         match staged {
             Some(value) => Ok(Some(value)),
-            None => self
-                .tree
-                .get(key)
-                .map_err(|e| ConflictableTransactionError::Abort(storage(self.name, e))),
+            None => self.tree.get(key).map_err(|e| storage(self.name, e)),
         }
     }
 
-    fn put(&self, key: &[u8], value: &[u8]) -> TxResult<()> {
+    /// The record at `key`, decoded, as this write sees it.
+    pub(super) fn read_row<T: Stored>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.read(key)?
+            .map(|bytes| T::decode(key, &bytes))
+            .transpose()
+    }
+
+    /// Stages setting the record at `key`.
+    pub(super) fn put(&self, key: &[u8], value: &[u8]) {
         self.staged.writes.borrow_mut().push(StagedWrite {
             tree: self.name.to_owned(),
             key: key.to_vec(),
             value: value.to_vec(),
         });
-        Ok(())
-    }
-}
-
-/// The error of a staged write's rules (no sled transaction conflicts here).
-pub(super) fn failed(error: ConflictableTransactionError<StoreError>) -> StoreError {
-    match error {
-        ConflictableTransactionError::Abort(error) => error,
-        ConflictableTransactionError::Storage(error) => {
-            StoreError::Backend(format!("database write failed: {error}"))
-        }
-        _ => StoreError::Conflict,
     }
 }
 
 impl SledStore {
-    /// Applies a staged write: its intent, its writes in order, then the intent removed. The
+    /// Runs `stage` on a new staged write, then applies what it staged atomically. The
     /// caller holds the writer lock ([`SledStore::writing`]).
-    pub(super) fn apply_staged(&self, staged: Staged) -> Result<(), StoreError> {
+    pub(super) fn staged<T>(
+        &self,
+        stage: impl FnOnce(&Staged) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let staged = Staged::default();
+        let out = stage(&staged)?;
+        self.apply_staged(staged)?;
+        Ok(out)
+    }
+
+    /// The history trees as `staged` sees them, in the order
+    /// [`append`](super::history::append) takes.
+    pub(super) fn staged_history<'a>(&'a self, staged: &'a Staged) -> [StagedTree<'a>; 3] {
+        [
+            staged.tree(&self.history, HISTORY),
+            staged.tree(&self.history_by_account, HISTORY_BY_ACCOUNT),
+            staged.tree(&self.history_by_contract, HISTORY_BY_CONTRACT),
+        ]
+    }
+
+    /// Applies a staged write: its intent, its writes in order, then the intent removed. A
+    /// single write needs no intent: sled applies one insert whole or not at all.
+    fn apply_staged(&self, staged: Staged) -> Result<(), StoreError> {
         let writes = staged.writes.into_inner();
+        if writes.len() <= 1 {
+            return self.apply_writes(&writes);
+        }
         self.record_intent(&writes)?;
         self.apply_writes(&writes)?;
         self.forget_intent()
@@ -229,8 +228,8 @@ mod tests {
         let staged = Staged::default();
         let meta = staged.tree(&store.meta, META);
         assert_eq!(meta.read(b"staged-test").unwrap(), None);
-        meta.put(b"staged-test", b"one").unwrap();
-        meta.put(b"staged-test", b"two").unwrap();
+        meta.put(b"staged-test", b"one");
+        meta.put(b"staged-test", b"two");
         assert_eq!(
             meta.read(b"staged-test").unwrap().as_deref(),
             Some(&b"two"[..])
@@ -257,8 +256,8 @@ mod tests {
             let store = SledStore::open(&path).unwrap();
             let staged = Staged::default();
             let meta = staged.tree(&store.meta, META);
-            meta.put(b"staged-first", b"1").unwrap();
-            meta.put(b"staged-second", b"2").unwrap();
+            meta.put(b"staged-first", b"1");
+            meta.put(b"staged-second", b"2");
             let writes = staged.writes.into_inner();
             store.record_intent(&writes).unwrap();
             store.apply_writes(&writes[..1]).unwrap();

@@ -1,6 +1,6 @@
 //! [`RaStore`](crate::store::RaStore) and
 //! [`ServiceCertificates`](crate::store::ServiceCertificates) on sled, by the shared write
-//! path ([`crate::store::writes`]): each write is one sled transaction, applied while holding
+//! path ([`crate::store::writes`]): each write is one [`staged`](super::staged) write, applied while holding
 //! the export lock shared.
 
 use super::durability::SledDisk;
