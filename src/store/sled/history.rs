@@ -39,7 +39,10 @@ pub(super) fn append(
         by_account.put(&index_key(id.as_str().as_bytes(), &seq.to_be_bytes()), &[]);
     }
     if let Some(code) = &event.contract {
-        by_contract.put(&index_key(code.as_str().as_bytes(), &seq.to_be_bytes()), &[]);
+        by_contract.put(
+            &index_key(code.as_str().as_bytes(), &seq.to_be_bytes()),
+            &[],
+        );
     }
     Ok(seq)
 }

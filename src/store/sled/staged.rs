@@ -22,7 +22,8 @@
 //! - **Atomicity.** Its reads go to the trees (through what it staged so far); its writes
 //!   are staged, then recorded as one intent (`meta/pending`, a single-key insert, which sled
 //!   writes whole or not at all), applied one by one, and the intent removed. sled recovers a
-//!   prefix of its log after a crash, in the order the writes were made: either the intent is
+//!   prefix of its log after a crash (its `pagecache/iterator.rs` replays up to the end of the
+//!   last contiguous message), in the order the writes were made: either the intent is
 //!   lost and so is every write after it, or it is there beside a part of its writes, and
 //!   opening the store applies it again ([`SledStore::finish_staged`]) before anything reads.
 //!   Every staged write sets a record to its final value, so applying one twice is applying it
