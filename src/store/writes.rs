@@ -24,10 +24,6 @@ pub(in crate::store) trait Engine: Send + Sync + 'static {
 
     /// The revocation feed ([`RevocationStore::revocations`](crate::store::RevocationStore::revocations)).
     fn revocation_feed(&self) -> &tokio::sync::watch::Sender<u64>;
-
-    /// Runs one write's `apply` as the engine needs it run (sled: holding its export lock
-    /// shared, so that an export sees all of a write or none of it).
-    fn applying<T>(&self, apply: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError>;
 }
 
 /// Runs one write: `apply` returns what it produced and whether it wrote anything, which is
@@ -36,7 +32,7 @@ pub(in crate::store) async fn durably<E: Engine, T>(
     engine: &E,
     apply: impl FnOnce() -> Result<(T, bool), StoreError>,
 ) -> Result<T, StoreError> {
-    let (out, wrote) = engine.applying(apply)?;
+    let (out, wrote) = apply()?;
     if wrote {
         engine.group_commit().wrote();
         engine.group_commit().sync().await?;
@@ -59,7 +55,7 @@ pub(in crate::store) fn reserve<E: Engine>(
     engine: &E,
     apply: impl FnOnce() -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    engine.applying(apply)?;
+    apply()?;
     engine.group_commit().wrote();
     Ok(())
 }
@@ -172,9 +168,7 @@ macro_rules! durable_writes {
                 budget: $crate::store::Budget,
                 now: time::OffsetDateTime,
             ) -> Result<u64, $crate::store::StoreError> {
-                $crate::store::writes::Engine::applying(self, || {
-                    self.forget_refilled_budgets_now(prefix, budget, now)
-                })
+                self.forget_refilled_budgets_now(prefix, budget, now)
             }
 
             async fn update_account(

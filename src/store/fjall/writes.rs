@@ -52,10 +52,6 @@ impl Engine for FjallStore {
     fn revocation_feed(&self) -> &tokio::sync::watch::Sender<u64> {
         &self.revocations
     }
-
-    fn applying<T>(&self, apply: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        apply()
-    }
 }
 
 durable_writes!(FjallStore);

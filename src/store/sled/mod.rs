@@ -1,6 +1,6 @@
-//! The [`Store`](super::Store) on sled: one tree per kind of record; every write holds the
-//! store's writer lock and is a [`staged`] write (an intent record, then its writes), not a
-//! sled transaction (see [`staged`] for why).
+//! The [`Store`](super::Store) on sled: one tree per kind of record; every write of more than
+//! one record is a [`staged`] write (under the store's writer lock, an intent record, then
+//! its writes), not a sled transaction (see [`staged`] for why).
 //!
 //! Trees and their keys (values are [`rows`]: a version byte and postcard):
 //!
@@ -197,9 +197,9 @@ impl SledStore {
         self.durability.sync_all().await
     }
 
-    /// Held exclusively by every write for its duration: writes are one at a time, which is
-    /// what isolates a staged write
-    /// ([`staged`]), and an export (which holds it shared) sees all of a write or none.
+    /// Held exclusively by every staged write ([`staged`]) and restore for its duration, so
+    /// that they are one at a time, and shared by an export, which so sees all of a write or
+    /// none.
     fn writing(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
         self.snapshot
             .write()

@@ -16,9 +16,10 @@
 //! # How a staged write is atomic
 //!
 //! - **Isolation.** It runs holding the store's writer lock exclusively
-//!   ([`SledStore::writing`]); every write of this process holds it, and sled lets one process
-//!   open the database. So no other write sees or changes the records between its reads and
-//!   its writes.
+//!   ([`SledStore::writing`]); every staged write and every restore holds it, and sled lets
+//!   one process open the database. The other writes are single-key compare-and-swaps (a
+//!   serial's reservation, forgetting a refilled budget) that no staged write depends on
+//!   between its reads and its writes.
 //! - **Atomicity.** Its reads go to the trees (through what it staged so far); its writes
 //!   are staged, then recorded as one intent (`meta/pending`, a single-key insert, which sled
 //!   writes whole or not at all), applied one by one, and the intent removed. sled recovers a
@@ -118,12 +119,13 @@ impl StagedTree<'_> {
 }
 
 impl SledStore {
-    /// Runs `stage` on a new staged write, then applies what it staged atomically. The
-    /// caller holds the writer lock ([`SledStore::writing`]).
+    /// Runs `stage` on a new staged write, then applies what it staged atomically, holding
+    /// the writer lock ([`SledStore::writing`]) throughout.
     pub(super) fn staged<T>(
         &self,
         stage: impl FnOnce(&Staged) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _writing = self.writing();
         let staged = Staged::default();
         let out = stage(&staged)?;
         self.apply_staged(staged)?;

@@ -1,13 +1,12 @@
 //! [`RaStore`](crate::store::RaStore) and
 //! [`ServiceCertificates`](crate::store::ServiceCertificates) on sled, by the shared write
-//! path ([`crate::store::writes`]): each write is one [`staged`](super::staged) write, applied while holding
-//! the export lock shared.
+//! path ([`crate::store::writes`]): each write of more than one record is a
+//! [`staged`](super::staged) write.
 
 use super::durability::SledDisk;
 use super::SledStore;
 use crate::store::durability::GroupCommit;
 use crate::store::writes::{durable_writes, Engine};
-use crate::store::StoreError;
 
 impl Engine for SledStore {
     type Disk = SledDisk;
@@ -18,11 +17,6 @@ impl Engine for SledStore {
 
     fn revocation_feed(&self) -> &tokio::sync::watch::Sender<u64> {
         &self.revocations
-    }
-
-    fn applying<T>(&self, apply: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let _writing = self.writing();
-        apply()
     }
 }
 
