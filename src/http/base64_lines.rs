@@ -13,7 +13,7 @@ pub const RFC2045_LINE: usize = 76;
 /// The layout of base64 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Base64Lines {
-    /// Lines of [`RFC2045_LINE`] characters ended by CRLF, as RFC 7030 asks (the default).
+    /// Lines of 76 characters (`RFC2045_LINE`) ended by CRLF, as RFC 7030 asks (the default).
     Wrapped,
     /// One line without a line break (`est.single_line_base64 = true`).
     SingleLine,

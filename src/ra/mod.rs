@@ -520,7 +520,7 @@ impl RegistrationAuthority {
     /// (the same authentication, throttling, lockout, lifecycle and history), for an ID whose
     /// contract allows it ([`crate::model::Contract::server_keygen`]; else 403), with a key
     /// pair estca generates instead of the CSR's key
-    /// ([`RegistrationAuthority::issue_server_generated_key`]). The private key is returned
+    /// (`issue_server_generated_key`). The private key is returned
     /// to be sent to the client once; it is not stored.
     pub async fn enroll_with_server_keygen(
         &self,

@@ -16,7 +16,7 @@
 //! forgotten first, then the least recently used.
 //!
 //! This daemon's memory is the first of two places the limit is kept: the second,
-//! [`source_budget`](super::source_budget), keeps it in the store so that it holds across
+//! `source_budget`, keeps it in the store so that it holds across
 //! daemons. Both complement, and do not replace, the per-ID lockout (counted in the store):
 //! the lockout protects one ID against guesses from anywhere, these protect every ID against
 //! one guessing source.
