@@ -9,9 +9,10 @@
 //! (`threadpool::spawn`), whose queue wakes every idle one of them (`Queue::send`,
 //! `notify_all`), and ends in `pwrite` plus `sync_file_range(WAIT_BEFORE | WRITE |
 //! WAIT_AFTER)`. On the delegated path (`estca-bench run -s delegated`, one transaction per
-//! certificate) that was 1.7 `pwrite` and `sync_file_range` per certificate and sled's IO
-//! threads using a fifth of the daemon's CPU; issuing as a staged write took the daemon's CPU
-//! per certificate from 0.74–0.75 ms to 0.57–0.60 ms (README, "Where the time goes").
+//! certificate) that was 2.1 `pwrite` and `sync_file_range` per certificate and sled's IO
+//! threads using a fifth of the daemon's CPU; staged writes need 0.1 per certificate (one
+//! per group-commit sync), and took the daemon's CPU per certificate from 0.77–0.82 ms to
+//! 0.56–0.59 ms (README, "Where the time goes").
 //!
 //! # How a staged write is atomic
 //!
