@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use super::history::append;
-use super::staged::StagedTree;
+use super::staged::{Staged, StagedTree};
 use super::{SledStore, ACCOUNTS, APPS, CERTIFICATES, KEYS, REVOKED, SERIALS};
 use crate::model::{AccountId, App, AppName, CertificateRecord, HistoryEvent, Revocation, Serial};
 use crate::store::budget::unix_ms;
@@ -51,14 +51,7 @@ impl SledStore {
                     .is_some_and(|old| old.key == record.key),
                 None => false,
             };
-            record_new(
-                &certificates,
-                &staged.tree(&self.serials, SERIALS),
-                &staged.tree(&self.keys, KEYS),
-                record,
-                &record_value,
-                renews_key,
-            )?;
+            self.record_new(staged, record, &record_value, renews_key)?;
             if let Some(old) = supersedes {
                 let superseded = rules::supersession(record);
                 let revoked = staged.tree(&self.revoked, REVOKED);
@@ -84,14 +77,7 @@ impl SledStore {
         self.staged(|staged| {
             let apps = staged.tree(&self.apps, APPS);
             rules::new_app(app, apps.read(name_key)?.is_some())?;
-            record_new(
-                &staged.tree(&self.certificates, CERTIFICATES),
-                &staged.tree(&self.serials, SERIALS),
-                &staged.tree(&self.keys, KEYS),
-                record,
-                &record_value,
-                false,
-            )?;
+            self.record_new(staged, record, &record_value, false)?;
             apps.put(name_key, &app_value);
             append(&self.staged_history(staged), &self.history_seq, event)?;
             Ok(())
@@ -105,16 +91,7 @@ impl SledStore {
     ) -> Result<IssuedCertificate, StoreError> {
         rules::service_certificate(record)?;
         let record_value = record.encode()?;
-        self.staged(|staged| {
-            record_new(
-                &staged.tree(&self.certificates, CERTIFICATES),
-                &staged.tree(&self.serials, SERIALS),
-                &staged.tree(&self.keys, KEYS),
-                record,
-                &record_value,
-                false,
-            )
-        })?;
+        self.staged(|staged| self.record_new(staged, record, &record_value, false))?;
         Ok(IssuedCertificate::recorded(record.clone(), None))
     }
 
@@ -140,36 +117,40 @@ impl SledStore {
             Ok((app, revoked_now))
         })
     }
-}
 
-/// Records a new certificate inside an atomic write: its serial must have been reserved and be
-/// unused ([`StoreError::Conflict`]), its key never certified ([`StoreError::KeyReused`])
-/// unless `renews_key` (see [`rules::new_certificate`]). The key index keeps the first
-/// certificate of each key.
-fn record_new(
-    certificates: &StagedTree<'_>,
-    serials: &StagedTree<'_>,
-    keys: &StagedTree<'_>,
-    record: &CertificateRecord,
-    value: &[u8],
-    renews_key: bool,
-) -> Result<(), StoreError> {
-    let serial_key = record.serial.as_bytes();
-    let certified_by = keys
-        .read(&record.key.0)?
-        .map(|bytes| rows::serial(KEYS, &record.key.0, &bytes))
-        .transpose()?;
-    rules::new_certificate(
-        serials.read(serial_key)?.is_some(),
-        certificates.read(serial_key)?.is_some(),
-        certified_by,
-        renews_key,
-    )?;
-    certificates.put(serial_key, value);
-    if certified_by.is_none() {
-        keys.put(&record.key.0, serial_key);
+    /// Records a new certificate inside a staged write: its serial must have been reserved
+    /// and be unused ([`StoreError::Conflict`]), its key never certified
+    /// ([`StoreError::KeyReused`]) unless `renews_key` (see [`rules::new_certificate`]). The
+    /// key index keeps the first certificate of each key.
+    fn record_new(
+        &self,
+        staged: &Staged,
+        record: &CertificateRecord,
+        value: &[u8],
+        renews_key: bool,
+    ) -> Result<(), StoreError> {
+        let certificates = staged.tree(&self.certificates, CERTIFICATES);
+        let keys = staged.tree(&self.keys, KEYS);
+        let serial_key = record.serial.as_bytes();
+        let certified_by = keys
+            .read(&record.key.0)?
+            .map(|bytes| rows::serial(KEYS, &record.key.0, &bytes))
+            .transpose()?;
+        rules::new_certificate(
+            staged
+                .tree(&self.serials, SERIALS)
+                .read(serial_key)?
+                .is_some(),
+            certificates.read(serial_key)?.is_some(),
+            certified_by,
+            renews_key,
+        )?;
+        certificates.put(serial_key, value);
+        if certified_by.is_none() {
+            keys.put(&record.key.0, serial_key);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Revokes a certificate of `account` inside an atomic write: it must exist, belong to the
