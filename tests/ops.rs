@@ -161,10 +161,12 @@ impl Daemon {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if line.contains("estca ready") {
-                        let _ = tx.send(line.clone());
+                    // Logged before the signal, so the log read after it holds the line.
+                    let ready = line.contains("estca ready");
+                    log.lock().unwrap().push(line.clone());
+                    if ready {
+                        let _ = tx.send(line);
                     }
-                    log.lock().unwrap().push(line);
                 }
             });
         }

@@ -386,14 +386,18 @@ pub fn spawn_and_wait(
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Collected before the ready signal, so that a test reading stderr() right
+                // after the start sees the ready line itself.
+                {
+                    let mut c = collected.lock().unwrap();
+                    c.push_str(&line);
+                    c.push('\n');
+                }
                 if let (Some(port), Some(socket)) = (ready_port(&line), ready_socket(&line)) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send((port, socket));
                     }
                 }
-                let mut c = collected.lock().unwrap();
-                c.push_str(&line);
-                c.push('\n');
             }
         });
     }
