@@ -433,11 +433,7 @@ async fn the_issuing_key_in_softhsm_signs_enrollment_renewal_crl_and_ocsp() {
     let log = daemon.stderr();
     assert!(!log.contains("NOT encrypted"), "{log}");
     assert!(!log.contains(USER_PIN), "{log}");
-    let http = log
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("revocation_http="))
-        .unwrap_or_else(|| panic!("no revocation_http= in {log}"))
-        .to_owned();
+    let http = revocation_http(&daemon);
     let work = daemon.dir().path().to_path_buf();
     let issuing_pem =
         std::fs::read_to_string(daemon.dir().ca_dir().join("issuing-ca.pem")).unwrap();
@@ -593,12 +589,7 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
         dir.options.env.push((k.into(), v.into()));
     }
     let daemon = TestDaemon::start_in(dir);
-    let http = daemon
-        .stderr()
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("revocation_http="))
-        .unwrap()
-        .to_owned();
+    let http = revocation_http(&daemon);
     let work = daemon.dir().path().to_path_buf();
     let ca_dir = daemon.dir().ca_dir();
     let root_pem = String::from_utf8(daemon.dir().root_ca_pem()).unwrap();
@@ -647,41 +638,7 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
     assert!(!extractable && sensitive && never_extractable && value_refused);
 
     // SIGHUP: the daemon takes the new generation without a restart.
-    let status = Command::new("kill")
-        .args(["-HUP", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let out = Command::new("curl")
-            .args(["-sS", "--fail", "-o"])
-            .arg(work.join("served.crt"))
-            .arg(format!("http://{http}/ca.crt"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        let served = std::fs::read(work.join("served.crt")).unwrap();
-        let (_, served) = x509_parser::parse_x509_certificate(&served).unwrap();
-        let ski = served
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                    Some(hex::encode(id.0))
-                }
-                _ => None,
-            });
-        if ski.as_deref() == Some(ca2.as_str()) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no new issuing CA after SIGHUP:\n{}",
-            daemon.stderr()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    reload_until_served(&daemon, &http, &ca2).await;
     let second = daemon
         .client()
         .enroll("kaga2", PASSWORD, &p256().csr_der)
@@ -742,4 +699,241 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
     );
     let log = daemon.stderr();
     assert!(!log.contains(USER_PIN), "{log}");
+}
+
+/// Sends SIGHUP to the daemon and waits until its revocation listener serves the issuing CA
+/// certificate whose subject key identifier is `ski` at `/ca.crt`.
+async fn reload_until_served(daemon: &TestDaemon, http: &str, ski: &str) {
+    let status = Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let served = curl_get(&format!("http://{http}/ca.crt"));
+        let (_, served) = x509_parser::parse_x509_certificate(&served).unwrap();
+        let served_ski = served
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                    Some(hex::encode(id.0))
+                }
+                _ => None,
+            });
+        if served_ski.as_deref() == Some(ski) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new issuing CA after SIGHUP:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The body of a plain-HTTP GET, by curl (which must succeed).
+fn curl_get(url: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {url}: {}", text(&out));
+    out.stdout
+}
+
+/// The revocation listener's address from the daemon's ready line.
+fn revocation_http(daemon: &TestDaemon) -> String {
+    let log = daemon.stderr();
+    log.split_whitespace()
+        .find_map(|w| w.strip_prefix("revocation_http="))
+        .unwrap_or_else(|| panic!("no revocation_http= in {log}"))
+        .to_owned()
+}
+
+/// The issuing key in the token under an offline root, from the first install to a
+/// rollover: `init --offline-root --pkcs11` generates the key in the token and writes only a
+/// request; the root certifies it elsewhere; `ca rollover` (no root key on this host) makes
+/// the next key in the token and its request; `ca rollover --install` puts the root's answer
+/// in place; after SIGHUP the new CA issues and the old one still answers OCSP for its own.
+#[tokio::test]
+async fn a_token_key_under_an_offline_root_is_installed_and_rolled_over_with_the_roots_answer() {
+    let hsm = tempfile::tempdir().unwrap();
+    let Some(conf) = softhsm(hsm.path()) else {
+        return;
+    };
+    let uri = format!("pkcs11:token=estca;object=issuing-ca?module-path={SOFTHSM_MODULE}");
+    let mut dir = dir_with(&[]);
+    let base = dir.path().to_path_buf();
+    let pin_file = private_file(&base.join("pin"), &format!("{USER_PIN}\n"));
+    let root_dir = base.join("offline-root");
+    let env = [
+        ("ESTCA_CA__CREATE_IF_MISSING", "false"),
+        ("ESTCA_CA__PKCS11_PIN_FILE", pin_file.to_str().unwrap()),
+        ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+        ("ESTCA_CA__KEY", uri.as_str()),
+        ("ESTCA_REVOCATION__PUBLIC_URL", "http://ca.example.test"),
+    ];
+    let ok = |dir: &TestDir, args: &[&str]| {
+        let out = estca(dir, args, &env);
+        assert!(out.status.success(), "estca {args:?}: {}", text(&out));
+        text(&out)
+    };
+    let sign_issuing = |dir: &TestDir, csr: &Path, out: &Path, years: &str| {
+        ok(
+            dir,
+            &[
+                "root",
+                "sign-issuing",
+                csr.to_str().unwrap(),
+                "--dir",
+                root_dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--validity-years",
+                years,
+            ],
+        )
+    };
+    ok(
+        &dir,
+        &[
+            "root",
+            "init",
+            "--dir",
+            root_dir.to_str().unwrap(),
+            "--unencrypted",
+        ],
+    );
+
+    // The daemon's host: a key in the token and its request, no key file, no root key.
+    let out = ok(&dir, &["init", "--offline-root", "--pkcs11", &uri]);
+    assert!(out.contains("issuing-ca.csr"), "{out}");
+    let ca_dir = dir.ca_dir();
+    assert!(!ca_dir.join("issuing-ca.key").exists());
+    assert!(!ca_dir.join("root-ca.key").exists());
+    let (extractable, sensitive, never_extractable, value_refused) =
+        private_key_attributes(&conf, "issuing-ca");
+    assert!(!extractable && sensitive && never_extractable && value_refused);
+    let ca1_path = base.join("ca1.pem");
+    sign_issuing(&dir, &ca_dir.join("issuing-ca.csr"), &ca1_path, "5");
+    ok(
+        &dir,
+        &[
+            "ca",
+            "install-issuing",
+            ca1_path.to_str().unwrap(),
+            "--root",
+            root_dir.join("root-ca.pem").to_str().unwrap(),
+        ],
+    );
+    std::fs::copy(root_dir.join("root.crl"), ca_dir.join("root.crl")).unwrap();
+    let ca1 = subject_key_id(&ca1_path);
+
+    for (k, v) in env {
+        dir.options.env.push((k.into(), v.into()));
+    }
+    let daemon = TestDaemon::start_in(dir);
+    let http = revocation_http(&daemon);
+    let root_pem = std::fs::read_to_string(root_dir.join("root-ca.pem")).unwrap();
+    let ca1_pem = std::fs::read_to_string(&ca1_path).unwrap();
+    std::fs::write(base.join("chain1.pem"), format!("{ca1_pem}{root_pem}")).unwrap();
+    daemon.dir().add_contract("5110");
+    daemon.dir().add_account("kaga1", "5110", "user");
+    daemon.dir().add_account("kaga2", "5110", "user");
+    let first = daemon
+        .client()
+        .enroll("kaga1", PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    assert_eq!(authority_key_id(&first), ca1);
+    std::fs::write(base.join("first.pem"), pem("CERTIFICATE", &first)).unwrap();
+    let verified = openssl(&["verify", "-CAfile", "chain1.pem", "first.pem"], &base);
+    assert!(verified.contains("first.pem: OK"), "{verified}");
+
+    // The rollover starts on this host: the next key in the token, and its request.
+    let out = ok(daemon.dir(), &["ca", "rollover"]);
+    let rollover_csr = ca_dir.join("rollover").join("issuing-ca.csr");
+    assert!(out.contains(rollover_csr.to_str().unwrap()), "{out}");
+    assert!(!out.contains(USER_PIN), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("rollover/issuing-ca.key-uri")).unwrap(),
+        "pkcs11:token=estca;object=issuing-ca-2\n"
+    );
+    let (extractable, sensitive, never_extractable, value_refused) =
+        private_key_attributes(&conf, "issuing-ca-2");
+    assert!(!extractable && sensitive && never_extractable && value_refused);
+    // Until the answer is installed, CA 1 keeps issuing.
+    assert_eq!(subject_key_id(&ca_dir.join("issuing-ca.pem")), ca1);
+
+    // The offline root certifies it (one year more than CA 1), and the answer is installed.
+    let ca2_path = base.join("ca2.pem");
+    sign_issuing(daemon.dir(), &rollover_csr, &ca2_path, "6");
+    let out = ok(
+        daemon.dir(),
+        &["ca", "rollover", "--install", ca2_path.to_str().unwrap()],
+    );
+    assert!(out.contains("previous issuing CA retired to"), "{out}");
+    assert!(!ca_dir.join("rollover").exists());
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("issuing-ca.key-uri")).unwrap(),
+        "pkcs11:token=estca;object=issuing-ca-2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ca_dir.join("previous/1/issuing-ca.key-uri")).unwrap(),
+        "pkcs11:token=estca;object=issuing-ca\n"
+    );
+    let ca2 = subject_key_id(&ca2_path);
+    assert_ne!(ca1, ca2);
+    // A second run of the install changes nothing.
+    let out = ok(
+        daemon.dir(),
+        &["ca", "rollover", "--install", ca2_path.to_str().unwrap()],
+    );
+    assert!(!out.contains("retired to"), "{out}");
+    assert!(!ca_dir.join("previous/2").exists());
+
+    reload_until_served(&daemon, &http, &ca2).await;
+    let second = daemon
+        .client()
+        .enroll("kaga2", PASSWORD, &p256().csr_der)
+        .await
+        .pkcs7_certificate();
+    assert_eq!(
+        authority_key_id(&second),
+        ca2,
+        "CA 2 issues after the reload"
+    );
+    std::fs::write(base.join("second.pem"), pem("CERTIFICATE", &second)).unwrap();
+    let ca2_pem = std::fs::read_to_string(&ca2_path).unwrap();
+    std::fs::write(base.join("chain2.pem"), format!("{ca2_pem}{root_pem}")).unwrap();
+    let verified = openssl(&["verify", "-CAfile", "chain2.pem", "second.pem"], &base);
+    assert!(verified.contains("second.pem: OK"), "{verified}");
+
+    // CA 1's key, still in the token, answers for the certificate it issued.
+    daemon.dir().cli_ok(
+        &["account", "revoke", "kaga1", "--reason", "keyCompromise"],
+        None,
+    );
+    let ocsp = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "ca1.pem",
+            "-cert",
+            "first.pem",
+            "-url",
+            &format!("http://{http}/ocsp"),
+            "-CAfile",
+            "chain1.pem",
+        ],
+        &base,
+    );
+    assert!(
+        ocsp.contains("Response verify OK") && ocsp.contains("first.pem: revoked"),
+        "{ocsp}"
+    );
+    assert!(!daemon.stderr().contains(USER_PIN));
 }

@@ -512,8 +512,14 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
             config.ca.dir.display()
         );
     }
-    let passphrase = keys::passphrase_for_init(&config.ca, args.unencrypted)?;
     if args.offline_root {
+        // With --pkcs11 the key stays in the token and the root is elsewhere: no key file is
+        // written here, so there is nothing to encrypt and no passphrase to ask for.
+        let passphrase = if args.pkcs11.is_some() {
+            None
+        } else {
+            keys::passphrase_for_init(&config.ca, args.unencrypted)?
+        };
         let token = args
             .pkcs11
             .as_deref()
@@ -537,6 +543,7 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
         }
         return Ok(());
     }
+    let passphrase = keys::passphrase_for_init(&config.ca, args.unencrypted)?;
     let report = match (&args.import_cert, &args.import_key) {
         (Some(cert), Some(key)) => {
             CertificateAuthority::import(&config.ca, cert, key, passphrase.as_ref())
