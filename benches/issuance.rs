@@ -245,6 +245,7 @@ fn benches(c: &mut Criterion) {
         holder: &holder,
         not_before: now,
         key: &key,
+        hosts: &[],
     };
     let signed = ca.sign_end_entity(&request).expect("sign");
 

@@ -27,8 +27,8 @@ fn csr_for(cn: &str) -> KeyAndCsr {
     }
 }
 
-/// Registers application `name` for `scope` (CLI arguments) and returns its key and PEM chain.
-fn add_app(d: &TestDaemon, name: &str, scope: &[&str]) -> (KeyAndCsr, String) {
+/// A fresh P-256 key, and its CSR written (PEM) to `<name>.csr` in the daemon's directory.
+fn key_and_csr_file(d: &TestDaemon, name: &str) -> (KeyAndCsr, std::path::PathBuf) {
     let key = p256();
     let csr = d.dir().path().join(format!("{name}.csr"));
     std::fs::write(
@@ -41,6 +41,12 @@ fn add_app(d: &TestDaemon, name: &str, scope: &[&str]) -> (KeyAndCsr, String) {
         .unwrap(),
     )
     .unwrap();
+    (key, csr)
+}
+
+/// Registers application `name` for `scope` (CLI arguments) and returns its key and PEM chain.
+fn add_app(d: &TestDaemon, name: &str, scope: &[&str]) -> (KeyAndCsr, String) {
+    let (key, csr) = key_and_csr_file(d, name);
     let mut args = vec!["app", "add", name];
     args.extend_from_slice(scope);
     args.extend_from_slice(&["--csr", csr.to_str().unwrap()]);
@@ -402,4 +408,68 @@ async fn curl_enrolls_an_id_as_an_application() {
     assert!(history
         .iter()
         .any(|e| e["kind"] == "enroll" && e["actor"]["name"] == "netbanking"));
+}
+
+/// `app add --host`: the hosts an application serves TLS for are checked before anything is
+/// issued (no wildcard, no duplicate, at most 16), and a client-only application names none.
+#[test]
+fn an_applications_hosts_are_checked_before_its_certificate_is_issued() {
+    let d = TestDaemon::start(Options::default());
+    d.dir().add_contract("5110");
+    for (hosts, says) in [
+        (vec!["*.example.test"], "no wildcards"),
+        (vec!["ra.example.test", "RA.example.test"], "given twice"),
+        (vec!["ra_1.example"], "letters, digits and hyphens"),
+    ] {
+        let mut scope = vec!["--contracts", "5110"];
+        for host in &hosts {
+            scope.extend_from_slice(&["--host", host]);
+        }
+        let (_, csr) = key_and_csr_file(&d, "bad");
+        let mut args = vec!["app", "add", "raproxy"];
+        args.extend_from_slice(&scope);
+        args.extend_from_slice(&["--csr", csr.to_str().unwrap()]);
+        let (status, out, err) = d.cli(&args, None);
+        assert!(!status.success(), "{hosts:?} accepted: {out}");
+        assert!(err.contains(says), "{hosts:?}: {err}");
+    }
+    let too_many: Vec<String> = (0..17).map(|i| format!("h{i}.example.test")).collect();
+    let mut scope = vec!["--contracts", "5110"];
+    for host in &too_many {
+        scope.extend_from_slice(&["--host", host]);
+    }
+    let (_, csr) = key_and_csr_file(&d, "many");
+    let mut args = vec!["app", "add", "raproxy"];
+    args.extend_from_slice(&scope);
+    args.extend_from_slice(&["--csr", csr.to_str().unwrap()]);
+    let (status, _, err) = d.cli(&args, None);
+    assert!(!status.success());
+    assert!(err.contains("at most 16 hosts"), "{err}");
+    let apps = d.cli_json(&["app", "list"]);
+    assert_eq!(apps, serde_json::json!([]), "nothing was granted");
+
+    // A valid pair: named in the certificate and in the listing.
+    let (_, chain) = add_app(
+        &d,
+        "raproxy",
+        &["--contracts", "5110", "--host", "ra.example.test,10.0.0.7"],
+    );
+    let leaf = leaf_der(chain.as_bytes());
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        format!("{:?}", san.value.general_names),
+        r#"[DNSName("ra.example.test"), IPAddress([10, 0, 0, 7])]"#
+    );
+    let apps = d.cli_json(&["app", "list"]);
+    assert_eq!(
+        apps[0]["hosts"],
+        serde_json::json!(["ra.example.test", "10.0.0.7"])
+    );
+    let (_, chain) = add_app(&d, "client-only", &["--contracts", "5110"]);
+    let leaf = leaf_der(chain.as_bytes());
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert!(cert.subject_alternative_name().unwrap().is_none());
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth);
 }

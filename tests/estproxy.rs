@@ -1,16 +1,14 @@
 //! Cisco libest's `estproxy`, unmodified (built from its upstream archive by
 //! `tests/common/libest.rs`), as an EST registration authority in front of the real daemon:
-//! its TLS identity is an application credential issued by estca (`estca app add`), a device
-//! enrolls through it for an ID of the application's scope (the CSR's CN), and estca issues
-//! for that ID as if it had enrolled, with history naming the application.
+//! its TLS identity is an application credential issued by estca (`estca app add --host`), a
+//! device enrolls through it for an ID of the application's scope (the CSR's CN), and estca
+//! issues for that ID as if it had enrolled, with history naming the application.
 //!
-//! The device is curl, not `estclient`: libest's proxy has one TLS identity for both of its
-//! sides, so it shows the application certificate to devices too, and that certificate is a
-//! TLS client certificate (clientAuth and id-kp-cmcRA, no server name). A device that checks
-//! its server's certificate as TLS asks (`estclient` does: purpose sslserver and the host
-//! name) refuses the proxy before sending anything, whatever estca answers behind it. The
-//! hop under test is the proxy's to estca; curl skips the check of the proxy's certificate
-//! (`--insecure`), on loopback, for that reason only.
+//! libest's proxy has one TLS identity for both of its sides, so it shows the application
+//! certificate to devices too. `--host 127.0.0.1` makes that certificate a TLS server's as
+//! well (serverAuth, and the address in subjectAltName), so the devices check the proxy as TLS
+//! asks: libest's own `estclient` (purpose sslserver and the host) and curl, both trusting
+//! only estca's CA certificates.
 //!
 //! Skipped with a notice where the archive or a C compiler is missing, unless
 //! `REQUIRE_ALL_TESTS` is set (as `.ci/run` does).
@@ -22,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::libest::estproxy;
+use common::libest::{estclient, estproxy, run_estclient};
 use common::*;
 
 /// A running `estproxy`, stopped (by its process id) when dropped.
@@ -103,11 +101,12 @@ fn key_and_csr(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     (key, csr)
 }
 
-/// A device's simpleenroll through the proxy (HTTP Basic with the credentials libest's
-/// example proxy accepts): the status and the body.
-fn device_enroll(proxy: &Proxy, csr: &Path) -> (u16, String) {
+/// A device's simpleenroll through the proxy with curl, trusting `trusted` only (HTTP Basic
+/// with the credentials libest's example proxy accepts): the status and the body.
+fn device_enroll(proxy: &Proxy, trusted: &Path, csr: &Path) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--insecure", "--user", "estuser:estpwd"])
+        .args(["-sS", "--user", "estuser:estpwd", "--cacert"])
+        .arg(trusted)
         .args(["-H", "Content-Type: application/pkcs10", "--data-binary"])
         .arg(format!("@{}", csr.display()))
         .args(["-w", "\n%{http_code}"])
@@ -143,22 +142,96 @@ fn libest_estproxy_enrolls_an_id_with_an_application_certificate_issued_by_estca
     // The proxy's credential: an application of contract A.
     let (app_key, app_csr) = key_and_csr(dir, "app", "raproxy");
     let chain = d.cli_ok(
-        &["app", "add", "raproxy", "--contracts", "A", "--csr"]
-            .into_iter()
-            .chain([app_csr.to_str().unwrap()])
-            .collect::<Vec<_>>(),
+        &[
+            "app",
+            "add",
+            "raproxy",
+            "--contracts",
+            "A",
+            "--host",
+            "127.0.0.1",
+            "--csr",
+            app_csr.to_str().unwrap(),
+        ],
         None,
     );
     let app_cert = dir.join("app.pem");
     std::fs::write(&app_cert, &chain).unwrap();
-    let trusted = dir.join("root-ca.pem");
-    std::fs::write(&trusted, d.dir().root_ca_pem()).unwrap();
-    let proxy = Proxy::start(estproxy, d.port, &app_cert, &app_key, &trusted);
+    // Its certificate serves TLS for the proxy's address, and says so in the listing.
+    let text = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+            "-in",
+        ])
+        .arg(&app_cert)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("IP Address:127.0.0.1")
+            && text.contains("TLS Web Server Authentication")
+            && text.contains("TLS Web Client Authentication"),
+        "{text}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["--json", "app", "list"], None)).unwrap();
+    assert_eq!(
+        listed[0]["hosts"],
+        serde_json::json!(["127.0.0.1"]),
+        "{listed}"
+    );
+    // The proxy trusts estca's root; the devices trust estca's CA certificates (cacerts).
+    let root = dir.join("root-ca.pem");
+    std::fs::write(&root, d.dir().root_ca_pem()).unwrap();
+    let trusted = dir.join("cacerts.pem");
+    std::fs::write(
+        &trusted,
+        [
+            std::fs::read(d.dir().ca_dir().join("issuing-ca.pem")).unwrap(),
+            d.dir().root_ca_pem(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let proxy = Proxy::start(estproxy, d.port, &app_cert, &app_key, &root);
 
-    // A device enrolls dev1 through the proxy: estca issues dev1's certificate.
-    let (_, csr) = key_and_csr(dir, "dev1", "dev1");
-    let (status, body) = device_enroll(&proxy, &csr);
-    assert_eq!(status, 200, "{body}\nestproxy:\n{}", proxy.log());
+    // A device running libest's estclient enrolls dev1 through the proxy, checking the
+    // proxy's certificate as a TLS server's: estca issues dev1's certificate.
+    let estclient = estclient().expect("built with estproxy");
+    let (device_key, _) = key_and_csr(dir, "dev1", "dev1");
+    let out_dir = dir.join("dev1-out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = run_estclient(
+        estclient,
+        proxy.port,
+        &trusted,
+        &out_dir,
+        &[
+            "-e",
+            "-u",
+            "estuser",
+            "-h",
+            "estpwd",
+            "-x",
+            device_key.to_str().unwrap(),
+            "--common-name",
+            "dev1",
+        ],
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = std::fs::read_to_string(out_dir.join("cert-0-0.pkcs7")).unwrap_or_else(|e| {
+        panic!(
+            "no certificate ({e}); estclient:\n{printed}\nestproxy:\n{}",
+            proxy.log()
+        )
+    });
     let issued = pkcs7_certificates(&body);
     assert_eq!(issued.len(), 1, "{body}");
     assert_eq!(certissuednum(&issued[0]), 1);
@@ -176,9 +249,9 @@ fn libest_estproxy_enrolls_an_id_with_an_application_certificate_issued_by_estca
     // Refusals come back through the proxy, as libest maps them: dev1 again while its
     // certificate is active (estca's 409, a status libest's proxy does not pass on: 502), and
     // dev2, outside the application's scope (estca's 404, passed on). Nothing more is issued.
-    let (status, body) = device_enroll(&proxy, &key_and_csr(dir, "again", "dev1").1);
+    let (status, body) = device_enroll(&proxy, &trusted, &key_and_csr(dir, "again", "dev1").1);
     assert_eq!(status, 502, "{body}");
-    let (status, body) = device_enroll(&proxy, &key_and_csr(dir, "dev2", "dev2").1);
+    let (status, body) = device_enroll(&proxy, &trusted, &key_and_csr(dir, "dev2", "dev2").1);
     assert_eq!(status, 404, "{body}");
     assert_eq!(d.dir().issued_serials("dev1").len(), 1);
     assert!(d.dir().issued_serials("dev2").is_empty());

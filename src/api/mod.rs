@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::http::{http_error, ErrorBody, PeerInfo};
 use crate::model::{
-    AccountId, AppName, AppScope, ContractCode, EventKind, RevocationReason, Role, Serial,
+    AccountId, AppName, AppScope, ContractCode, EventKind, HostName, RevocationReason, Role, Serial,
 };
 use crate::ra::{
     Caller, CertificateAction, ContractView, HistoryEntryView, NewAccount, NewApp, RaError,
@@ -929,6 +929,10 @@ pub struct CreateApp {
     pub can_create_contracts: bool,
     /// The application's CSR: base64 DER or PEM.
     pub csr: String,
+    /// The hosts it also serves TLS for (an EST registration authority in front of devices):
+    /// its certificate names them in subjectAltName and carries serverAuth.
+    #[serde(default)]
+    pub hosts: Vec<HostName>,
 }
 
 /// The example CSR of `POST /api/v1/apps` in the document: base64 DER of a P-256 request
@@ -987,6 +991,7 @@ async fn create_app(
                 scope,
                 can_create_contracts: body.can_create_contracts,
                 csr_der: &csr_der,
+                hosts: body.hosts,
             },
         )
         .await?;

@@ -19,12 +19,14 @@ use spki::AlgorithmIdentifierOwned;
 use time::{Month, OffsetDateTime};
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    SubjectKeyIdentifier,
+    SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::{TbsCertificate, Version};
 
 use super::csr::KeyKind;
-use super::profile::{from_x509_time, key_identifier, IssuerContext, ID_KP_CMC_RA};
+use super::profile::{
+    from_x509_time, host_general_name, key_identifier, IssuerContext, ID_KP_CMC_RA,
+};
 use super::EndEntityRequest;
 use crate::model::Holder;
 
@@ -79,6 +81,12 @@ pub const END_ENTITY_EXTENSIONS: &[AllowedExtension] = &[
         name: "authorityKeyIdentifier",
         critical: false,
         required: true,
+    },
+    AllowedExtension {
+        oid: SubjectAltName::OID,
+        name: "subjectAltName",
+        critical: false,
+        required: false,
     },
     AllowedExtension {
         oid: CRL_DISTRIBUTION_POINTS,
@@ -310,6 +318,9 @@ fn check_extensions(
     {
         return Err(format!("required extension {} is missing", missing.name));
     }
+    if !request.hosts.is_empty() && !seen.contains(&SubjectAltName::OID) {
+        return Err("subjectAltName is missing: the application serves TLS for hosts".into());
+    }
     Ok(())
 }
 
@@ -347,6 +358,14 @@ fn check_extension_value(
             let eku = ExtendedKeyUsage::from_der(value).map_err(unreadable)?;
             // An application is also a registration authority (id-kp-cmcRA); a person is not.
             let (expected, says): (&[ObjectIdentifier], _) = match request.holder {
+                Holder::App { .. } if !request.hosts.is_empty() => (
+                    &[
+                        rfc5280::ID_KP_SERVER_AUTH,
+                        rfc5280::ID_KP_CLIENT_AUTH,
+                        ID_KP_CMC_RA,
+                    ],
+                    "serverAuth, clientAuth and cmcRA for an application serving TLS",
+                ),
                 Holder::App { .. } => (
                     &[rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA],
                     "clientAuth and cmcRA for an application",
@@ -377,6 +396,29 @@ fn check_extension_value(
                 );
             }
         }
+        oid if oid == SubjectAltName::OID => {
+            let san = SubjectAltName::from_der(value).map_err(unreadable)?;
+            if !matches!(request.holder, Holder::App { .. }) {
+                return Err("subjectAltName on a person's certificate".into());
+            }
+            let expected = request
+                .hosts
+                .iter()
+                .map(host_general_name)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            if san.0 != expected {
+                return Err(format!(
+                    "subjectAltName does not name exactly the application's hosts ({})",
+                    request
+                        .hosts
+                        .iter()
+                        .map(|h| h.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         // Optional entries whose content another component owns: their presence and
         // criticality were checked above.
         _ => {}
@@ -399,7 +441,7 @@ mod tests {
     use super::*;
     use crate::ca::{validate_csr, CertificateAuthority, CsrKey};
     use crate::config::{CaConfig, KeyAlgorithm};
-    use crate::model::{Role, Serial};
+    use crate::model::{HostName, Role, Serial};
     use crate::store::ReservedSerial;
 
     struct Fixture {
@@ -407,6 +449,7 @@ mod tests {
         ca: CertificateAuthority,
         key: CsrKey,
         holder: Holder,
+        hosts: Vec<HostName>,
         serial: ReservedSerial,
     }
 
@@ -434,6 +477,7 @@ mod tests {
                 role: Role::User,
                 issued_num: 3,
             },
+            hosts: Vec::new(),
             serial: ReservedSerial::unreserved_for_tests(),
         }
     }
@@ -445,6 +489,7 @@ mod tests {
                 holder: &self.holder,
                 not_before: datetime!(2026-02-03 04:05:06 UTC),
                 key: &self.key,
+                hosts: &self.hosts,
             }
         }
 
@@ -589,6 +634,83 @@ mod tests {
     }
 
     #[test]
+    fn an_application_serving_tls_names_exactly_its_hosts_with_server_auth() {
+        let mut f = fixture();
+        f.holder = Holder::App {
+            name: "raproxy".parse().unwrap(),
+        };
+        f.hosts = vec![
+            "ra.example.test".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        ];
+        f.check(|_| {}).unwrap();
+        let der = f.ca.sign_end_entity(&f.request()).unwrap().der;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert!(!san.critical);
+        assert_eq!(
+            format!("{:?}", san.value.general_names),
+            "[DNSName(\"ra.example.test\"), IPAddress([127, 0, 0, 1])]"
+        );
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert_eq!(eku.other.len(), 1, "cmcRA");
+
+        // Without serverAuth, or naming another host, or none: refused.
+        let v = f.refused("an application serving TLS without serverAuth", |tbs| {
+            set_value(
+                tbs,
+                ExtendedKeyUsage::OID,
+                &ExtendedKeyUsage(vec![rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA]),
+            )
+        });
+        assert!(v.contains("serverAuth, clientAuth and cmcRA"), "{v}");
+        let v = f.refused("another host", |tbs| {
+            set_value(
+                tbs,
+                SubjectAltName::OID,
+                &SubjectAltName(vec![GeneralName::DnsName(
+                    der::asn1::Ia5String::new("bank.example").unwrap(),
+                )]),
+            )
+        });
+        assert!(v.contains("exactly the application's hosts"), "{v}");
+        let v = f.refused("no subjectAltName", |tbs| {
+            tbs.extensions
+                .as_mut()
+                .unwrap()
+                .retain(|e| e.extn_id != SubjectAltName::OID)
+        });
+        assert!(v.contains("subjectAltName is missing"), "{v}");
+
+        // A client-only application, and a person, never carry one.
+        f.hosts.clear();
+        let with_san = |tbs: &mut TbsCertificate| {
+            tbs.extensions.as_mut().unwrap().push(
+                crate::ca::profile::extension(
+                    &SubjectAltName(vec![GeneralName::DnsName(
+                        der::asn1::Ia5String::new("ra.example.test").unwrap(),
+                    )]),
+                    false,
+                )
+                .unwrap(),
+            )
+        };
+        let v = f.refused("a host on a client-only application", with_san);
+        assert!(v.contains("exactly the application's hosts"), "{v}");
+        f.holder = fixture().holder;
+        let v = f.refused("a host on a person", with_san);
+        assert!(v.contains("person's certificate"), "{v}");
+        // And the profile refuses to build a person's certificate naming a host.
+        f.hosts = vec!["ra.example.test".parse().unwrap()];
+        let e = f.ca.sign_end_entity(&f.request()).unwrap_err().to_string();
+        assert!(
+            e.contains("only an application's certificate names hosts"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn usage_and_constraints_are_checked() {
         let f = fixture();
         let v = f.refused("serverAuth", |tbs| {
@@ -627,6 +749,21 @@ mod tests {
     #[test]
     fn the_extension_set_is_exactly_the_profiles() {
         let f = fixture();
+        let v = f.refused("a policy a CSR asked for", |tbs| {
+            let policies = x509_cert::ext::pkix::CertificatePolicies(vec![
+                x509_cert::ext::pkix::certpolicy::PolicyInformation {
+                    policy_identifier: ObjectIdentifier::new_unwrap("2.5.29.32.0"),
+                    policy_qualifiers: None,
+                },
+            ]);
+            tbs.extensions.as_mut().unwrap().push(Extension {
+                extn_id: x509_cert::ext::pkix::CertificatePolicies::OID,
+                critical: false,
+                extn_value: OctetString::new(policies.to_der().unwrap()).unwrap(),
+            });
+        });
+        assert!(v.contains("not in the profile"), "{v}");
+        // A subjectAltName is in the profile for applications serving TLS only.
         let v = f.refused("a subjectAltName from a CSR", |tbs| {
             let san = SubjectAltName(vec![GeneralName::DnsName(
                 der::asn1::Ia5String::new("evil.example").unwrap(),
@@ -637,7 +774,7 @@ mod tests {
                 extn_value: OctetString::new(san.to_der().unwrap()).unwrap(),
             });
         });
-        assert!(v.contains("not in the profile"), "{v}");
+        assert!(v.contains("person's certificate"), "{v}");
         let v = f.refused("no subjectKeyIdentifier", |tbs| {
             tbs.extensions
                 .as_mut()

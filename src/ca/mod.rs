@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use x509_cert::name::Name;
 
-use crate::model::{CertificateRecord, Holder, KeyFingerprint, Serial};
+use crate::model::{CertificateRecord, Holder, HostName, KeyFingerprint, Serial};
 use crate::store::ReservedSerial;
 
 pub mod backup_signature;
@@ -273,6 +273,10 @@ pub struct EndEntityRequest<'a> {
     pub not_before: OffsetDateTime,
     /// The validated public key from the CSR.
     pub key: &'a CsrKey,
+    /// The hosts an application's certificate also serves TLS for: each goes into the
+    /// subjectAltName, and the certificate gets serverAuth besides clientAuth and cmcRA.
+    /// Empty for everyone else (an ID's certificate never names a host).
+    pub hosts: &'a [HostName],
 }
 
 /// An issued certificate and what the store records about it.

@@ -30,7 +30,7 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 use super::csr::KeyKind;
 use super::key::CaKey;
 use super::{CaError, EndEntityRequest};
-use crate::model::{Holder, PublicUrl};
+use crate::model::{Holder, HostName, PublicUrl};
 
 /// What the profile needs to know about the issuing CA and the configured names.
 pub(crate) struct IssuerContext<'a> {
@@ -345,11 +345,31 @@ pub const ID_KP_CMC_RA: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.28");
 
 /// The extended key usages of an end-entity certificate: clientAuth, and for an application
-/// credential (which enrolls IDs as an EST registration authority) also id-kp-cmcRA.
-pub(crate) fn end_entity_ekus(holder: &Holder) -> &'static [const_oid::ObjectIdentifier] {
+/// credential (which enrolls IDs as an EST registration authority) also id-kp-cmcRA, led by
+/// serverAuth when it also serves TLS for named hosts (`serves_hosts`).
+pub(crate) fn end_entity_ekus(
+    holder: &Holder,
+    serves_hosts: bool,
+) -> &'static [const_oid::ObjectIdentifier] {
     match holder {
+        Holder::App { .. } if serves_hosts => &[
+            rfc5280::ID_KP_SERVER_AUTH,
+            rfc5280::ID_KP_CLIENT_AUTH,
+            ID_KP_CMC_RA,
+        ],
         Holder::App { .. } => &[rfc5280::ID_KP_CLIENT_AUTH, ID_KP_CMC_RA],
         _ => &[rfc5280::ID_KP_CLIENT_AUTH],
+    }
+}
+
+/// The subjectAltName entry of `host`: an iPAddress for an address literal, else a dNSName.
+pub(crate) fn host_general_name(host: &HostName) -> Result<GeneralName, CaError> {
+    match host.ip() {
+        Some(IpAddr::V4(ip)) => Ok(GeneralName::IpAddress(octets(&ip.octets())?)),
+        Some(IpAddr::V6(ip)) => Ok(GeneralName::IpAddress(octets(&ip.octets())?)),
+        None => Ia5String::new(host.as_str())
+            .map(GeneralName::DnsName)
+            .map_err(|_| CaError::InvalidName(format!("'{host}' is not an ASCII DNS name"))),
     }
 }
 
@@ -378,7 +398,26 @@ pub(crate) fn end_entity_tbs(
     if matches!(request.key.kind(), KeyKind::Rsa { .. }) {
         usages = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment);
     }
-    let mut extensions = leaf_extensions(ctx, &spki, usages, end_entity_ekus(request.holder))?;
+    let serves_hosts = !request.hosts.is_empty();
+    if serves_hosts && !matches!(request.holder, Holder::App { .. }) {
+        return Err(CaError::Internal(
+            "only an application's certificate names hosts".into(),
+        ));
+    }
+    let mut extensions = leaf_extensions(
+        ctx,
+        &spki,
+        usages,
+        end_entity_ekus(request.holder, serves_hosts),
+    )?;
+    if serves_hosts {
+        let names = request
+            .hosts
+            .iter()
+            .map(host_general_name)
+            .collect::<Result<Vec<_>, _>>()?;
+        extensions.push(extension(&SubjectAltName(names), false)?);
+    }
     if let Some(urls) = ctx.revocation_urls {
         extensions.extend(revocation_extensions(urls)?);
     }

@@ -130,6 +130,7 @@ fn issue(
         },
         not_before,
         key,
+        hosts: &[],
     })
 }
 

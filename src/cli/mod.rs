@@ -180,6 +180,12 @@ pub enum AppCommand {
         /// The application's CSR (PEM or base64 DER); its key stays with the application.
         #[arg(long, value_name = "FILE")]
         csr: PathBuf,
+        /// A host the application also serves TLS for (DNS name or IP address; repeat, or
+        /// separate with commas): an EST registration authority such as libest's estproxy
+        /// shows its one certificate to the devices behind it too, so the certificate names
+        /// these hosts (subjectAltName) and carries serverAuth.
+        #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
+        hosts: Vec<String>,
     },
     /// List application credentials.
     List,
@@ -801,6 +807,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
             all,
             can_create_contracts,
             csr,
+            hosts,
         }) => {
             let csr = std::fs::read_to_string(&csr)
                 .map_err(|e| format!("cannot read the CSR {}: {e}", csr.display()))?;
@@ -810,6 +817,7 @@ async fn administer(config: &Config, command: AdminCommand, json: bool) -> Resul
                 "all": all,
                 "can_create_contracts": can_create_contracts,
                 "csr": csr,
+                "hosts": hosts,
             });
             let created: CreatedApp = client.post("/api/v1/apps", &body).await?;
             output::app_created(&created, json);

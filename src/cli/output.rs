@@ -276,6 +276,7 @@ pub fn apps(apps: &[AppView], json: bool) {
         "STATE".into(),
         "SERIAL".into(),
         "NOT AFTER".into(),
+        "SERVES TLS FOR".into(),
     ]];
     rows.extend(apps.iter().map(|a| {
         let (serial, not_after) = match &a.certificate {
@@ -289,6 +290,15 @@ pub fn apps(apps: &[AppView], json: bool) {
             if a.revoked { "revoked" } else { "active" }.into(),
             serial,
             not_after,
+            if a.hosts.is_empty() {
+                "-".into()
+            } else {
+                a.hosts
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
         ]
     }));
     table(&rows);

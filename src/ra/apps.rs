@@ -7,7 +7,7 @@ use super::views::AppView;
 use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
 use crate::ca;
 use crate::model::{
-    App, AppName, AppScope, EventKind, Holder, Outcome, Revocation, RevocationReason,
+    App, AppName, AppScope, EventKind, Holder, HostName, Outcome, Revocation, RevocationReason,
 };
 use crate::store::{IssuedCertificate, Page, PageRequest, StoreError};
 
@@ -22,7 +22,14 @@ pub struct NewApp<'a> {
     pub can_create_contracts: bool,
     /// The application's CSR, DER: its key stays with the application.
     pub csr_der: &'a [u8],
+    /// The hosts it also serves TLS for, as an EST registration authority in front of
+    /// devices (libest's `estproxy` shows one certificate on both sides): its certificate
+    /// then names them in subjectAltName and carries serverAuth. Empty for a client only.
+    pub hosts: Vec<HostName>,
 }
+
+/// Most hosts one application certificate names.
+pub const MAX_APP_HOSTS: usize = 16;
 
 impl RegistrationAuthority {
     fn operator_only(&self, caller: &Caller) -> Result<(), RaError> {
@@ -64,6 +71,16 @@ impl RegistrationAuthority {
         if self.store.app(&new.name).await?.is_some() {
             return Err(RaError::AlreadyExists(format!("application {}", new.name)));
         }
+        if new.hosts.len() > MAX_APP_HOSTS {
+            return Err(RaError::Invalid(format!(
+                "an application's certificate names at most {MAX_APP_HOSTS} hosts"
+            )));
+        }
+        for (i, host) in new.hosts.iter().enumerate() {
+            if new.hosts[..i].contains(host) {
+                return Err(RaError::Invalid(format!("host {host} is given twice")));
+            }
+        }
         let key = ca::validate_csr(new.csr_der)?;
         if let Some(serial) = self.store.key_certified_by(&key.fingerprint()).await? {
             return Err(RaError::KeyReused(serial));
@@ -73,7 +90,7 @@ impl RegistrationAuthority {
             let holder = Holder::App {
                 name: new.name.clone(),
             };
-            let record = self.sign(holder, &key, now).await?;
+            let record = self.sign(holder, &new.hosts, &key, now).await?;
             let serial = record.serial;
             let app = App {
                 name: new.name.clone(),
@@ -89,7 +106,7 @@ impl RegistrationAuthority {
                 EventKind::AppCreate,
                 Outcome::Ok {
                     detail: format!(
-                        "application {} created ({}), certificate {serial}",
+                        "application {} created ({}{}), certificate {serial}",
                         app.name,
                         match &app.scope {
                             AppScope::All => "every contract".to_owned(),
@@ -101,6 +118,18 @@ impl RegistrationAuthority {
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ),
+                        },
+                        if new.hosts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; serves TLS for {}",
+                                new.hosts
+                                    .iter()
+                                    .map(HostName::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
                         }
                     ),
                 },

@@ -38,7 +38,7 @@ use crate::ca::{self, CaError, CsrError, EndEntityRequest, IssuingCas};
 use crate::config::AuthConfig;
 use crate::model::{
     Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
-    Outcome, Role, Serial,
+    HostName, Outcome, Role, Serial,
 };
 use crate::source::SourceKey;
 use crate::store::{
@@ -996,7 +996,7 @@ impl RegistrationAuthority {
                 role: account.role,
                 issued_num: decision.issued_num,
             };
-            let record = match self.sign(holder, key, now).await {
+            let record = match self.sign(holder, &[], key, now).await {
                 Ok(record) => record,
                 Err(e) => {
                     if e.kind() == ErrorKind::Unavailable {
@@ -1057,12 +1057,13 @@ impl RegistrationAuthority {
         Err(RaError::Contended)
     }
 
-    /// Has the CA sign a certificate for `holder` and `key` with a serial the store reserved
-    /// first, starting `now`, and returns it as the (unrevoked) record the store is asked to
+    /// Has the CA sign a certificate for `holder` (naming `hosts`, for an application that
+    /// serves TLS) and `key` with a serial the store reserved first, starting `now`, and returns it as the (unrevoked) record the store is asked to
     /// commit.
     async fn sign(
         &self,
         holder: Holder,
+        hosts: &[HostName],
         key: &ca::CsrKey,
         now: time::OffsetDateTime,
     ) -> Result<CertificateRecord, RaError> {
@@ -1072,6 +1073,7 @@ impl RegistrationAuthority {
             holder: &holder,
             not_before: now,
             key,
+            hosts,
         })?;
         Ok(CertificateRecord {
             serial: serial.serial(),

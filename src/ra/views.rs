@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::model::{
     Account, AccountId, Actor, App, AppName, AppScope, CertificateChoice, CertificateRecord,
-    CertificateStatus, Contract, ContractCode, EventKind, HistoryEntry, Holder, Outcome,
+    CertificateStatus, Contract, ContractCode, EventKind, HistoryEntry, Holder, HostName, Outcome,
     Revocation, RevocationReason, Role, Serial,
 };
 
@@ -242,6 +242,10 @@ pub struct AppView {
     pub revoked: bool,
     /// Its certificate.
     pub certificate: Option<CertificateSummary>,
+    /// The hosts its certificate also serves TLS for (subjectAltName); empty for a client
+    /// only.
+    #[serde(default)]
+    pub hosts: Vec<HostName>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -256,9 +260,42 @@ impl AppView {
             can_create_contracts: app.can_create_contracts,
             revoked: app.revoked,
             certificate: certificate.map(|c| CertificateSummary::new(c, now)),
+            hosts: certificate
+                .map(|c| served_hosts(&c.der))
+                .unwrap_or_default(),
             created_at: app.created_at,
         }
     }
+}
+
+/// The DNS names and IP addresses in the subjectAltName of the certificate `der`: the
+/// certificate itself is the record of the hosts an application was granted.
+fn served_hosts(der: &[u8]) -> Vec<HostName> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => dns.parse().ok(),
+            GeneralName::IPAddress(bytes) => {
+                let ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .ok()
+                        .map(std::net::IpAddr::from),
+                    _ => None,
+                };
+                ip.and_then(|ip| ip.to_string().parse().ok())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A contract.
@@ -525,7 +562,7 @@ mod tests {
         let view = AppView::new(&app, None, at("2026-03-01T00:00:00Z"));
         round_trip(
             &view,
-            r#"{"name":"netbanking","scope":{"contracts":["7001","5110"]},"can_create_contracts":false,"revoked":false,"certificate":null,"created_at":"2026-01-19T08:00:00Z"}"#,
+            r#"{"name":"netbanking","scope":{"contracts":["7001","5110"]},"can_create_contracts":false,"revoked":false,"certificate":null,"hosts":[],"created_at":"2026-01-19T08:00:00Z"}"#,
         );
         assert_eq!(view.scope.to_string(), "7001,5110");
         app.scope = AppScope::All;
