@@ -45,17 +45,26 @@ impl SledStore {
             let accounts = staged.tree(&self.accounts, ACCOUNTS);
             let certificates = staged.tree(&self.certificates, CERTIFICATES);
             let account = rules::issue(accounts.read_row(account_key)?, issuance)?;
-            let renews_key = match supersedes {
-                Some(old) => certificates
-                    .read_row::<CertificateRecord>(old.as_bytes())?
-                    .is_some_and(|old| old.key == record.key),
-                None => false,
+            // The superseded certificate, read once: whether the new one renews its key, and
+            // then its revocation.
+            let previous = match supersedes {
+                Some(old) => Some((
+                    old,
+                    certificates.read_row::<CertificateRecord>(old.as_bytes())?,
+                )),
+                None => None,
             };
+            let renews_key = previous
+                .as_ref()
+                .and_then(|(_, stored)| stored.as_ref())
+                .is_some_and(|old| old.key == record.key);
             self.record_new(staged, record, &record_value, renews_key)?;
-            if let Some(old) = supersedes {
+            if let Some((old, stored)) = previous {
                 let superseded = rules::supersession(record);
                 let revoked = staged.tree(&self.revoked, REVOKED);
-                revoke_certificate(&certificates, &revoked, holder_id, old, superseded)?;
+                let revoked_record =
+                    rules::revoke_account_certificate(stored, holder_id, old, superseded)?;
+                put_certificate(&certificates, &revoked, &revoked_record)?;
             }
             accounts.put(account_key, &account.encode()?);
             append(&self.staged_history(staged), &self.history_seq, event)?;
