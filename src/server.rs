@@ -52,9 +52,9 @@ pub enum ServeError {
     /// TLS could not be configured.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
-    /// Password hashing could not be configured.
+    /// The registration authority could not start (password hashing, key generation).
     #[error("{0}")]
-    Passwords(#[from] crate::ra::PasswordError),
+    Ra(#[from] crate::ra::RaStartError),
     /// A directory, socket or port could not be used.
     #[error("{what}: {source}")]
     Io {

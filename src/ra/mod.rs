@@ -29,6 +29,7 @@ pub use views::{
     AccountView, ActorView, AppScopeView, AppView, CertificateSummary, CertificateView,
     ContractView, HistoryEntryView, OutcomeView, RevocationView, ServiceView,
 };
+pub use workers::WorkError;
 
 use std::sync::Arc;
 
@@ -303,6 +304,17 @@ pub const SERVER_KEYGEN_OFF: &str = "server-side key generation (serverkeygen) i
 /// The name prefix of the refused-ID budgets in the store, one per caller.
 const REFUSED_IDS_PREFIX: &str = "refused-ids/";
 
+/// Why the registration authority could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RaStartError {
+    /// The Argon2 parameters are unusable, or its threads could not start.
+    #[error("password hashing: {0}")]
+    Passwords(#[from] PasswordError),
+    /// The threads of server-side key generation could not start.
+    #[error("server-side key generation: {0}")]
+    KeyGeneration(workers::WorkError),
+}
+
 /// The registration authority.
 pub struct RegistrationAuthority {
     store: Arc<dyn RaStore>,
@@ -334,7 +346,7 @@ impl RegistrationAuthority {
         ca: Arc<IssuingCas>,
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
-    ) -> Result<Self, PasswordError> {
+    ) -> Result<Self, RaStartError> {
         Self::with_observer(store, ca, clock, auth, Arc::new(Unobserved))
     }
 
@@ -346,7 +358,7 @@ impl RegistrationAuthority {
         clock: Arc<dyn Clock>,
         auth: &AuthConfig,
         observer: Arc<dyn Observer>,
-    ) -> Result<Self, PasswordError> {
+    ) -> Result<Self, RaStartError> {
         let window = std::time::Duration::from_secs(auth.failure_window_secs);
         // One key-generation thread per CPU estca may use.
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -377,7 +389,8 @@ impl RegistrationAuthority {
                 "estca-keygen",
                 cpus,
                 KEY_GENERATION_QUEUE_PER_THREAD * cpus,
-            )?,
+            )
+            .map_err(RaStartError::KeyGeneration)?,
         })
     }
 
