@@ -450,26 +450,10 @@ pub(crate) fn tls_server_tbs(
     })?;
     let mut names = Vec::with_capacity(hostnames.len());
     for host in hostnames {
-        let name = match host.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => GeneralName::IpAddress(octets(&ip.octets())?),
-            Ok(IpAddr::V6(ip)) => GeneralName::IpAddress(octets(&ip.octets())?),
-            Err(_) => {
-                let valid = !host.is_empty()
-                    && host.len() <= 253
-                    && host
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*'));
-                if !valid {
-                    return Err(CaError::InvalidName(format!(
-                        "'{host}' is neither an IP address nor a DNS name: fix server.hostnames"
-                    )));
-                }
-                GeneralName::DnsName(Ia5String::new(host).map_err(|_| {
-                    CaError::InvalidName(format!("'{host}' is not an ASCII DNS name"))
-                })?)
-            }
-        };
-        names.push(name);
+        let host: HostName = host
+            .parse()
+            .map_err(|e| CaError::InvalidName(format!("{e}: fix server.hostnames")))?;
+        names.push(host_general_name(&host)?);
     }
     let subject = RdnSequence(vec![rdn(rfc4519::CN, utf8(first, "host name")?)?]);
     let mut extensions = leaf_extensions(

@@ -860,6 +860,23 @@ fn tls_server_certificate_has_the_names_and_chains() {
         ),
         Err(CaError::InvalidName(_))
     ));
+    // The server's own names may hold a wildcard as their whole first label, nowhere else.
+    assert!(ca
+        .issue_tls_server_certificate(
+            &ReservedSerial::unreserved_for_tests(),
+            &["*.ca.example.jp".to_string()],
+            30
+        )
+        .is_ok());
+    let refused = ca
+        .issue_tls_server_certificate(
+            &ReservedSerial::unreserved_for_tests(),
+            &["ca.*.example.jp".to_string()],
+            30,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("fix server.hostnames"), "{refused}");
 }
 
 #[test]

@@ -9,8 +9,10 @@ use std::str::FromStr;
 use super::InvalidValue;
 
 /// A DNS name (letters, digits and hyphens in dot-separated labels, stored in lower case) or
-/// an IP address literal: what a TLS client compares with the subjectAltName. Wildcards are
-/// refused: an application names the hosts it runs on.
+/// an IP address literal: what a TLS client compares with the subjectAltName. A wildcard is
+/// only ever the whole first label of a name (`*.example.test`, RFC 6125 section 6.4.3), and
+/// only where the holder may have one ([`HostName::is_wildcard`]): the daemon's own server
+/// certificate may, an application names the hosts it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostName(String);
 
@@ -27,6 +29,11 @@ impl HostName {
     /// The address, when the host is given as an IP address literal.
     pub fn ip(&self) -> Option<IpAddr> {
         self.0.parse().ok()
+    }
+
+    /// Whether the first label is the wildcard `*`.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
     }
 }
 
@@ -48,13 +55,19 @@ impl FromStr for HostName {
         if text.is_empty() || text.len() > MAX_NAME {
             return Err(invalid("a name has 1 to 253 characters"));
         }
-        for label in text.split('.') {
+        // The wildcard, if any, is the whole first label, and a name follows it.
+        let name = match text.strip_prefix("*.") {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => text,
+        };
+        for label in name.split('.') {
             if label.is_empty() || label.len() > MAX_LABEL {
                 return Err(invalid("each dot-separated label has 1 to 63 characters"));
             }
             if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(invalid(
-                    "a label holds only letters, digits and hyphens (no wildcards)",
+                    "a label holds only letters, digits and hyphens (a wildcard only as the \
+                     whole first label)",
                 ));
             }
             if label.starts_with('-') || label.ends_with('-') {
@@ -105,6 +118,9 @@ mod tests {
         let v6: HostName = "::1".parse().unwrap();
         assert_eq!(v6.as_str(), "::1");
         assert!("3com.example".parse::<HostName>().is_ok());
+        let wildcard: HostName = "*.Example.test".parse().unwrap();
+        assert_eq!(wildcard.as_str(), "*.example.test");
+        assert!(wildcard.is_wildcard() && !host.is_wildcard() && !v4.is_wildcard());
         assert_eq!(serde_json::to_string(&host).unwrap(), "\"ra.example.test\"");
     }
 
@@ -112,8 +128,11 @@ mod tests {
     fn what_a_certificate_must_not_name_is_refused_with_the_reason() {
         for (bad, why) in [
             ("", "1 to 253"),
-            ("*.example.test", "no wildcards"),
-            ("ra_1.example", "no wildcards"),
+            ("*", "letters, digits"),
+            ("*.", "letters, digits"),
+            ("ra*.example.test", "whole first label"),
+            ("ra.*.example", "whole first label"),
+            ("ra_1.example", "letters, digits"),
             ("ra..example", "1 to 63"),
             ("ra.example.", "1 to 63"),
             ("-ra.example", "hyphen"),

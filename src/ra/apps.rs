@@ -77,6 +77,11 @@ impl RegistrationAuthority {
             )));
         }
         for (i, host) in new.hosts.iter().enumerate() {
+            if host.is_wildcard() {
+                return Err(RaError::Invalid(format!(
+                    "host {host}: an application names the hosts it runs on, no wildcards"
+                )));
+            }
             if new.hosts[..i].contains(host) {
                 return Err(RaError::Invalid(format!("host {host} is given twice")));
             }
