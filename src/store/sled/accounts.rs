@@ -113,11 +113,14 @@ impl SledStore {
             let accounts = staged.tree(&self.accounts, ACCOUNTS);
             let account = rules::apply_change(accounts.read_row(key)?, change)?;
             if let Some((serial, revocation)) = revoke {
+                let certificates = staged.tree(&self.certificates, CERTIFICATES);
+                let stored = certificates.read_row(serial.as_bytes())?;
                 revoke_certificate(
-                    &staged.tree(&self.certificates, CERTIFICATES),
+                    &certificates,
                     &staged.tree(&self.revoked, REVOKED),
                     id,
                     serial,
+                    stored,
                     *revocation,
                 )?;
             }

@@ -47,24 +47,23 @@ impl SledStore {
             let account = rules::issue(accounts.read_row(account_key)?, issuance)?;
             // The superseded certificate, read once: whether the new one renews its key, and
             // then its revocation.
-            let previous = match supersedes {
-                Some(old) => Some((
-                    old,
-                    certificates.read_row::<CertificateRecord>(old.as_bytes())?,
-                )),
-                None => None,
-            };
+            let previous = supersedes
+                .map(|old| certificates.read_row::<CertificateRecord>(old.as_bytes()))
+                .transpose()?;
             let renews_key = previous
                 .as_ref()
-                .and_then(|(_, stored)| stored.as_ref())
+                .and_then(Option::as_ref)
                 .is_some_and(|old| old.key == record.key);
             self.record_new(staged, record, &record_value, renews_key)?;
-            if let Some((old, stored)) = previous {
-                let superseded = rules::supersession(record);
-                let revoked = staged.tree(&self.revoked, REVOKED);
-                let revoked_record =
-                    rules::revoke_account_certificate(stored, holder_id, old, superseded)?;
-                put_certificate(&certificates, &revoked, &revoked_record)?;
+            if let (Some(old), Some(stored)) = (supersedes, previous) {
+                revoke_certificate(
+                    &certificates,
+                    &staged.tree(&self.revoked, REVOKED),
+                    holder_id,
+                    old,
+                    stored,
+                    rules::supersession(record),
+                )?;
             }
             accounts.put(account_key, &account.encode()?);
             append(&self.staged_history(staged), &self.history_seq, event)?;
@@ -162,16 +161,17 @@ impl SledStore {
     }
 }
 
-/// Revokes a certificate of `account` inside an atomic write: it must exist, belong to the
-/// account ([`StoreError::NotFound`] otherwise) and be unrevoked ([`StoreError::Conflict`]).
+/// Revokes a certificate of `account` inside an atomic write, given its serial and what the
+/// write read under it (`stored`): it must exist, belong to the account
+/// ([`StoreError::NotFound`] otherwise) and be unrevoked ([`StoreError::Conflict`]).
 pub(super) fn revoke_certificate(
     certificates: &StagedTree<'_>,
     revoked: &StagedTree<'_>,
     account: &AccountId,
     serial: &Serial,
+    stored: Option<CertificateRecord>,
     revocation: Revocation,
 ) -> Result<(), StoreError> {
-    let stored = certificates.read_row::<CertificateRecord>(serial.as_bytes())?;
     let record = rules::revoke_account_certificate(stored, account, serial, revocation)?;
     put_certificate(certificates, revoked, &record)
 }
