@@ -28,7 +28,7 @@ use super::profile::{
     from_x509_time, host_general_name, key_identifier, IssuerContext, ID_KP_CMC_RA,
 };
 use super::EndEntityRequest;
-use crate::model::Holder;
+use crate::model::{Holder, HostName};
 
 /// One extension an end-entity certificate may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,12 +410,7 @@ fn check_extension_value(
             if san.0 != expected {
                 return Err(format!(
                     "subjectAltName does not name exactly the application's hosts ({})",
-                    request
-                        .hosts
-                        .iter()
-                        .map(|h| h.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    HostName::list(request.hosts)
                 ));
             }
         }
@@ -441,7 +436,7 @@ mod tests {
     use super::*;
     use crate::ca::{validate_csr, CertificateAuthority, CsrKey};
     use crate::config::{CaConfig, KeyAlgorithm};
-    use crate::model::{HostName, Role, Serial};
+    use crate::model::{Role, Serial};
     use crate::store::ReservedSerial;
 
     struct Fixture {
@@ -655,6 +650,8 @@ mod tests {
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && eku.client_auth);
         assert_eq!(eku.other.len(), 1, "cmcRA");
+        // Read back as written: the certificate is the record of the hosts.
+        assert_eq!(crate::ca::certificate_hosts(&der), f.hosts);
 
         // Without serverAuth, or naming another host, or none: refused.
         let v = f.refused("an application serving TLS without serverAuth", |tbs| {

@@ -45,7 +45,7 @@ pub use key::KeyProtection;
 pub use key_files::{KeyFileChange, KeyFileReport};
 pub use keygen::GeneratedKey;
 pub use passphrase::KeyPassphrase;
-pub use profile::RevocationUrls;
+pub use profile::{certificate_hosts, RevocationUrls};
 pub use service::Unrecorded;
 
 use key::CaKey;

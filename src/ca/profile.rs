@@ -373,6 +373,41 @@ pub(crate) fn host_general_name(host: &HostName) -> Result<GeneralName, CaError>
     }
 }
 
+/// The hosts the certificate `der` names in its subjectAltName, read back the way
+/// [`host_general_name`] wrote them (entries of other kinds are skipped): an application's
+/// certificate is the record of the hosts it was granted. Empty for a certificate that
+/// cannot be read or names none.
+pub fn certificate_hosts(der: &[u8]) -> Vec<HostName> {
+    let Ok(cert) = Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let san = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == SubjectAltName::OID)
+        .and_then(|e| SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
+    san.map(|san| {
+        san.0
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DnsName(dns) => dns.as_str().parse().ok(),
+                GeneralName::IpAddress(octets) => {
+                    let bytes = octets.as_bytes();
+                    <[u8; 4]>::try_from(bytes)
+                        .map(IpAddr::from)
+                        .or_else(|_| <[u8; 16]>::try_from(bytes).map(IpAddr::from))
+                        .ok()
+                        .map(HostName::from)
+                }
+                _ => None,
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// The to-be-signed end-entity certificate, with its subject's display form and validity.
 pub(crate) fn end_entity_tbs(
     ctx: &IssuerContext<'_>,

@@ -293,11 +293,7 @@ pub fn apps(apps: &[AppView], json: bool) {
             if a.hosts.is_empty() {
                 "-".into()
             } else {
-                a.hosts
-                    .iter()
-                    .map(|h| h.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                crate::model::HostName::list(&a.hosts)
             },
         ]
     }));

@@ -35,6 +35,21 @@ impl HostName {
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
+
+    /// `hosts` as one line for people: `ra.example.test, 10.0.0.7`.
+    pub fn list(hosts: &[HostName]) -> String {
+        hosts
+            .iter()
+            .map(HostName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl From<IpAddr> for HostName {
+    fn from(ip: IpAddr) -> Self {
+        Self(ip.to_string())
+    }
 }
 
 impl FromStr for HostName {
@@ -45,7 +60,7 @@ impl FromStr for HostName {
     /// trailing dot.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(Self(ip.to_string()));
+            return Ok(Self::from(ip));
         }
         let invalid = |why: &str| {
             InvalidValue(format!(
@@ -95,7 +110,8 @@ impl utoipa::PartialSchema for HostName {
             .max_length(Some(MAX_NAME))
             .description(Some(
                 "A host the application serves TLS for: a DNS name (letters, digits and hyphens \
-                 in dot-separated labels, no wildcards) or an IP address",
+                 in dot-separated labels; an application may not name a wildcard) or an IP \
+                 address",
             ))
             .examples(["ra.example.test"])
             .into()

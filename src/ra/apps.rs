@@ -127,14 +127,7 @@ impl RegistrationAuthority {
                         if new.hosts.is_empty() {
                             String::new()
                         } else {
-                            format!(
-                                "; serves TLS for {}",
-                                new.hosts
-                                    .iter()
-                                    .map(HostName::as_str)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
+                            format!("; serves TLS for {}", HostName::list(&new.hosts))
                         }
                     ),
                 },

@@ -261,41 +261,11 @@ impl AppView {
             revoked: app.revoked,
             certificate: certificate.map(|c| CertificateSummary::new(c, now)),
             hosts: certificate
-                .map(|c| served_hosts(&c.der))
+                .map(|c| crate::ca::certificate_hosts(&c.der))
                 .unwrap_or_default(),
             created_at: app.created_at,
         }
     }
-}
-
-/// The DNS names and IP addresses in the subjectAltName of the certificate `der`: the
-/// certificate itself is the record of the hosts an application was granted.
-fn served_hosts(der: &[u8]) -> Vec<HostName> {
-    use x509_parser::extensions::GeneralName;
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => dns.parse().ok(),
-            GeneralName::IPAddress(bytes) => {
-                let ip = match bytes.len() {
-                    4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
-                    16 => <[u8; 16]>::try_from(*bytes)
-                        .ok()
-                        .map(std::net::IpAddr::from),
-                    _ => None,
-                };
-                ip.and_then(|ip| ip.to_string().parse().ok())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// A contract.
