@@ -372,6 +372,25 @@ fn openssl(args: &[&str], dir: &Path) -> String {
     text(&out)
 }
 
+/// `openssl ocsp` for the certificate file `cert` issued by `issuer`, asking the daemon's
+/// responder at `http` and checking the answer against `chain` (files in `dir`): its output.
+fn ocsp_check(dir: &Path, http: &str, issuer: &str, cert: &str, chain: &str) -> String {
+    openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            issuer,
+            "-cert",
+            cert,
+            "-url",
+            &format!("http://{http}/ocsp"),
+            "-CAfile",
+            chain,
+        ],
+        dir,
+    )
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()
 }
@@ -433,7 +452,7 @@ async fn the_issuing_key_in_softhsm_signs_enrollment_renewal_crl_and_ocsp() {
     let log = daemon.stderr();
     assert!(!log.contains("NOT encrypted"), "{log}");
     assert!(!log.contains(USER_PIN), "{log}");
-    let http = revocation_http(&daemon);
+    let http = daemon.ready_addr("revocation_http").to_string();
     let work = daemon.dir().path().to_path_buf();
     let issuing_pem =
         std::fs::read_to_string(daemon.dir().ca_dir().join("issuing-ca.pem")).unwrap();
@@ -514,55 +533,12 @@ async fn the_issuing_key_in_softhsm_signs_enrollment_renewal_crl_and_ocsp() {
         .output()
         .unwrap();
     assert!(text(&out).contains("certificate revoked"), "{}", text(&out));
-    let ocsp = openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "issuing.pem",
-            "-cert",
-            "renewed.pem",
-            "-url",
-            &format!("http://{http}/ocsp"),
-            "-CAfile",
-            "chain.pem",
-        ],
-        &work,
-    );
+    let ocsp = ocsp_check(&work, &http, "issuing.pem", "renewed.pem", "chain.pem");
     assert!(
         ocsp.contains("Response verify OK") && ocsp.contains("renewed.pem: revoked"),
         "{ocsp}"
     );
     eprintln!("SoftHSM2: key generated in the token (CKA_EXTRACTABLE false, CKA_SENSITIVE true, value refused); enrollment, renewal, CRL and OCSP verified by openssl");
-}
-
-/// The subject key identifier of the first certificate in a PEM file, hex.
-fn subject_key_id(pem_path: &Path) -> String {
-    let pem = std::fs::read(pem_path).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
-    cert.extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                Some(hex::encode(id.0))
-            }
-            _ => None,
-        })
-        .unwrap()
-}
-
-/// The authority key identifier of a DER certificate, hex.
-fn authority_key_id(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                aki.key_identifier.as_ref().map(|id| hex::encode(id.0))
-            }
-            _ => None,
-        })
-        .unwrap()
 }
 
 #[tokio::test]
@@ -589,14 +565,14 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
         dir.options.env.push((k.into(), v.into()));
     }
     let daemon = TestDaemon::start_in(dir);
-    let http = revocation_http(&daemon);
+    let http = daemon.ready_addr("revocation_http").to_string();
     let work = daemon.dir().path().to_path_buf();
     let ca_dir = daemon.dir().ca_dir();
     let root_pem = String::from_utf8(daemon.dir().root_ca_pem()).unwrap();
     std::fs::copy(ca_dir.join("issuing-ca.pem"), work.join("ca1.pem")).unwrap();
     let ca1_pem = std::fs::read_to_string(work.join("ca1.pem")).unwrap();
     std::fs::write(work.join("chain1.pem"), format!("{ca1_pem}{root_pem}")).unwrap();
-    let ca1 = subject_key_id(&work.join("ca1.pem"));
+    let ca1 = pem_subject_key_id(&work.join("ca1.pem"));
 
     daemon.dir().add_contract("5110");
     daemon.dir().add_account("kaga1", "5110", "user");
@@ -631,7 +607,7 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
     );
     assert!(!ca_dir.join("issuing-ca.key").exists());
     assert!(!ca_dir.join("previous/1/issuing-ca.key").exists());
-    let ca2 = subject_key_id(&ca_dir.join("issuing-ca.pem"));
+    let ca2 = pem_subject_key_id(&ca_dir.join("issuing-ca.pem"));
     assert_ne!(ca1, ca2);
     let (extractable, sensitive, never_extractable, value_refused) =
         private_key_attributes(&conf, "issuing-ca-2");
@@ -661,38 +637,12 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
         &["account", "revoke", "kaga1", "--reason", "keyCompromise"],
         None,
     );
-    let ocsp = openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "ca1.pem",
-            "-cert",
-            "first.pem",
-            "-url",
-            &format!("http://{http}/ocsp"),
-            "-CAfile",
-            "chain1.pem",
-        ],
-        &work,
-    );
+    let ocsp = ocsp_check(&work, &http, "ca1.pem", "first.pem", "chain1.pem");
     assert!(
         ocsp.contains("Response verify OK") && ocsp.contains("first.pem: revoked"),
         "{ocsp}"
     );
-    let ocsp = openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "ca2.pem",
-            "-cert",
-            "second.pem",
-            "-url",
-            &format!("http://{http}/ocsp"),
-            "-CAfile",
-            "chain2.pem",
-        ],
-        &work,
-    );
+    let ocsp = ocsp_check(&work, &http, "ca2.pem", "second.pem", "chain2.pem");
     assert!(
         ocsp.contains("Response verify OK") && ocsp.contains("second.pem: good"),
         "{ocsp}"
@@ -712,17 +662,7 @@ async fn reload_until_served(daemon: &TestDaemon, http: &str, ski: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let served = curl_get(&format!("http://{http}/ca.crt"));
-        let (_, served) = x509_parser::parse_x509_certificate(&served).unwrap();
-        let served_ski = served
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                    Some(hex::encode(id.0))
-                }
-                _ => None,
-            });
-        if served_ski.as_deref() == Some(ski) {
+        if subject_key_id(&served).as_deref() == Some(ski) {
             return;
         }
         assert!(
@@ -742,15 +682,6 @@ fn curl_get(url: &str) -> Vec<u8> {
         .unwrap();
     assert!(out.status.success(), "curl {url}: {}", text(&out));
     out.stdout
-}
-
-/// The revocation listener's address from the daemon's ready line.
-fn revocation_http(daemon: &TestDaemon) -> String {
-    let log = daemon.stderr();
-    log.split_whitespace()
-        .find_map(|w| w.strip_prefix("revocation_http="))
-        .unwrap_or_else(|| panic!("no revocation_http= in {log}"))
-        .to_owned()
 }
 
 /// The issuing key in the token under an offline root, from the first install to a
@@ -830,13 +761,13 @@ async fn a_token_key_under_an_offline_root_is_installed_and_rolled_over_with_the
         ],
     );
     std::fs::copy(root_dir.join("root.crl"), ca_dir.join("root.crl")).unwrap();
-    let ca1 = subject_key_id(&ca1_path);
+    let ca1 = pem_subject_key_id(&ca1_path);
 
     for (k, v) in env {
         dir.options.env.push((k.into(), v.into()));
     }
     let daemon = TestDaemon::start_in(dir);
-    let http = revocation_http(&daemon);
+    let http = daemon.ready_addr("revocation_http").to_string();
     let root_pem = std::fs::read_to_string(root_dir.join("root-ca.pem")).unwrap();
     let ca1_pem = std::fs::read_to_string(&ca1_path).unwrap();
     std::fs::write(base.join("chain1.pem"), format!("{ca1_pem}{root_pem}")).unwrap();
@@ -866,7 +797,7 @@ async fn a_token_key_under_an_offline_root_is_installed_and_rolled_over_with_the
         private_key_attributes(&conf, "issuing-ca-2");
     assert!(!extractable && sensitive && never_extractable && value_refused);
     // Until the answer is installed, CA 1 keeps issuing.
-    assert_eq!(subject_key_id(&ca_dir.join("issuing-ca.pem")), ca1);
+    assert_eq!(pem_subject_key_id(&ca_dir.join("issuing-ca.pem")), ca1);
 
     // The offline root certifies it (one year more than CA 1), and the answer is installed.
     let ca2_path = base.join("ca2.pem");
@@ -885,7 +816,7 @@ async fn a_token_key_under_an_offline_root_is_installed_and_rolled_over_with_the
         std::fs::read_to_string(ca_dir.join("previous/1/issuing-ca.key-uri")).unwrap(),
         "pkcs11:token=estca;object=issuing-ca\n"
     );
-    let ca2 = subject_key_id(&ca2_path);
+    let ca2 = pem_subject_key_id(&ca2_path);
     assert_ne!(ca1, ca2);
     // A second run of the install changes nothing.
     let out = ok(
@@ -917,20 +848,7 @@ async fn a_token_key_under_an_offline_root_is_installed_and_rolled_over_with_the
         &["account", "revoke", "kaga1", "--reason", "keyCompromise"],
         None,
     );
-    let ocsp = openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "ca1.pem",
-            "-cert",
-            "first.pem",
-            "-url",
-            &format!("http://{http}/ocsp"),
-            "-CAfile",
-            "chain1.pem",
-        ],
-        &base,
-    );
+    let ocsp = ocsp_check(&base, &http, "ca1.pem", "first.pem", "chain1.pem");
     assert!(
         ocsp.contains("Response verify OK") && ocsp.contains("first.pem: revoked"),
         "{ocsp}"

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -53,20 +52,6 @@ fn private_file(path: &Path, contents: &str) -> String {
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// An address of the daemon's ready line, e.g. `revocation_http`.
-fn ready_addr(daemon: &TestDaemon, name: &str) -> SocketAddr {
-    let log = daemon.stderr();
-    let line = log
-        .lines()
-        .find(|l| l.contains("estca ready"))
-        .expect("ready line");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name}= in {line}"))
-        .parse()
-        .unwrap()
 }
 
 /// Waits (at most 20 s) until the daemon's log contains `needle`.
@@ -332,13 +317,13 @@ async fn the_offline_root_certifies_the_issuing_ca_and_its_arl_is_served_and_che
 
     // The daemon serves the ARL as the root signed it, and exports its nextUpdate.
     let daemon = TestDaemon::start_in(dir);
-    let http = ready_addr(&daemon, "revocation_http");
+    let http = daemon.ready_addr("revocation_http");
     let root_crl_url = format!("http://{http}/root.crl");
     let (status, media, first_arl) = get(&root_crl_url).await;
     assert_eq!(status, 200);
     assert_eq!(media, "application/pkix-crl");
     assert_eq!(first_arl, std::fs::read(root_dir.join("root.crl")).unwrap());
-    let metrics = ready_addr(&daemon, "metrics");
+    let metrics = daemon.ready_addr("metrics");
     let (_, _, body) = get(&format!("http://{metrics}/metrics")).await;
     let body = String::from_utf8(body).unwrap();
     let next_update: i64 = body

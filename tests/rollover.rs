@@ -13,54 +13,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{EstClient, Options, TestDaemon, PASSWORD};
-
-/// The issuer's key identifier (authority key identifier) of a DER certificate, hex.
-fn authority_key_id(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                aki.key_identifier.as_ref().map(|id| hex::encode(id.0))
-            }
-            _ => None,
-        })
-        .unwrap()
-}
-
-/// The subject key identifier of the CA certificate in a PEM file, hex.
-fn key_id_of_pem(path: &Path) -> String {
-    let pem = std::fs::read(path).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
-    cert.extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                Some(hex::encode(id.0))
-            }
-            _ => None,
-        })
-        .unwrap()
-}
-
-/// The revocation listener's address from the ready line.
-fn revocation_addr(daemon: &TestDaemon) -> String {
-    let log = daemon.stderr();
-    let ready = log.lines().find(|l| l.contains("estca ready")).unwrap();
-    ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("revocation_http="))
-        .unwrap()
-        .to_owned()
-}
+use common::{
+    authority_key_id, pem_subject_key_id, subject_key_id, EstClient, Options, TestDaemon, PASSWORD,
+};
 
 async fn plain_get(url: &str) -> (u16, Vec<u8>) {
     let response = reqwest::get(url).await.unwrap();
@@ -97,7 +57,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
         dir.add_account(id, "5110", "user");
     }
     let root = dir.root_ca_pem();
-    let ca1 = key_id_of_pem(&dir.ca_dir().join("issuing-ca.pem"));
+    let ca1 = pem_subject_key_id(&dir.ca_dir().join("issuing-ca.pem"));
 
     // Enrollment before.
     let before_key = common::p256();
@@ -135,7 +95,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
     let out = dir.cli_ok(&["ca", "rollover"], None);
     assert!(out.contains("new issuing CA"), "{out}");
     assert!(out.contains("previous issuing CA retired to"), "{out}");
-    let ca2 = key_id_of_pem(&dir.ca_dir().join("issuing-ca.pem"));
+    let ca2 = pem_subject_key_id(&dir.ca_dir().join("issuing-ca.pem"));
     assert_ne!(ca1, ca2);
     assert!(dir.ca_dir().join("previous/1/issuing-ca.pem").exists());
     let during = client
@@ -150,7 +110,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
     dir.cli_ok(&["account", "revoke", "during"], None);
 
     // SIGHUP: the new generation is in force once /ca.crt serves it.
-    let revocation = revocation_addr(&daemon);
+    let revocation = daemon.ready_addr("revocation_http").to_string();
     let status = Command::new("kill")
         .args(["-HUP", &daemon.pid().to_string()])
         .status()
@@ -160,17 +120,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
     loop {
         let (status, der) = plain_get(&format!("http://{revocation}/ca.crt")).await;
         assert_eq!(status, 200);
-        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let ski = cert
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                    Some(hex::encode(id.0))
-                }
-                _ => None,
-            });
-        if ski.as_deref() == Some(ca2.as_str()) {
+        if subject_key_id(&der).as_deref() == Some(ca2.as_str()) {
             break;
         }
         assert!(
@@ -269,7 +219,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(key_id_of_pem(&issuer_pem), *key_id);
+        assert_eq!(pem_subject_key_id(&issuer_pem), *key_id);
         let (ok, text) = openssl(&[
             "crl",
             "-inform",
@@ -384,8 +334,8 @@ async fn with_the_root_offline_the_csr_is_signed_elsewhere_and_installed() {
     assert!(out.contains("new issuing CA"), "{out}");
     assert!(!ca_dir.join("rollover").exists());
     assert_eq!(
-        key_id_of_pem(&ca_dir.join("issuing-ca.pem")),
-        key_id_of_pem(&signed)
+        pem_subject_key_id(&ca_dir.join("issuing-ca.pem")),
+        pem_subject_key_id(&signed)
     );
     // Installing it again is a no-op.
     dir.cli_ok(
@@ -406,7 +356,7 @@ async fn with_the_root_offline_the_csr_is_signed_elsewhere_and_installed() {
     issued.assert_status(200);
     assert_eq!(
         authority_key_id(&issued.pem_chain()[0]),
-        key_id_of_pem(&signed)
+        pem_subject_key_id(&signed)
     );
     let certs = common::pkcs7_certificates(&client.get("cacerts").await.body);
     assert_eq!(certs.len(), 3, "two issuing CA generations and the root");

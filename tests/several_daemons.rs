@@ -356,7 +356,10 @@ async fn three_daemons_on_one_database_keep_every_invariant() {
             sample.entry(id.to_string()).or_default().push(c);
         }
     }
-    let listeners: Vec<std::net::SocketAddr> = daemons.iter().map(revocation_addr).collect();
+    let listeners: Vec<std::net::SocketAddr> = daemons
+        .iter()
+        .map(|d| d.ready_addr("revocation_http"))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     for certificates in sample.values_mut() {
         certificates.sort_by_key(|c| match c.holder {
@@ -389,21 +392,6 @@ async fn three_daemons_on_one_database_keep_every_invariant() {
     for d in daemons {
         d.stop();
     }
-}
-
-/// The revocation (OCSP and CRL) listener of a daemon, from its ready line.
-fn revocation_addr(daemon: &TestDaemon) -> std::net::SocketAddr {
-    let line = daemon
-        .stderr()
-        .lines()
-        .find(|l| l.contains("estca ready"))
-        .map(str::to_owned)
-        .expect("the ready line");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("revocation_http="))
-        .expect("revocation_http= in the ready line")
-        .parse()
-        .unwrap()
 }
 
 /// A source address of the client's own on loopback.

@@ -553,6 +553,21 @@ impl TestDaemon {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The address of the listener `name` (`https`, `metrics`, `revocation_http`) in the
+    /// daemon's ready line.
+    pub fn ready_addr(&self, name: &str) -> std::net::SocketAddr {
+        let log = self.stderr();
+        let line = log
+            .lines()
+            .find(|l| l.contains("estca ready"))
+            .unwrap_or_else(|| panic!("no ready line in {log}"));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {line}"))
+            .parse()
+            .unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -1007,4 +1022,38 @@ pub fn leaf_der(chain_pem: &[u8]) -> Vec<u8> {
         .unwrap()
         .unwrap()
         .to_vec()
+}
+
+/// The subject key identifier of the certificate `der`, hex, if it has one.
+pub fn subject_key_id(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(hex::encode(id.0))
+            }
+            _ => None,
+        })
+}
+
+/// The subject key identifier of the first certificate in the PEM file `path`, hex.
+pub fn pem_subject_key_id(path: &Path) -> String {
+    let pem = std::fs::read(path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    subject_key_id(&pem.contents).unwrap()
+}
+
+/// The authority key identifier of the certificate `der`, hex.
+pub fn authority_key_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| hex::encode(id.0))
+            }
+            _ => None,
+        })
+        .unwrap()
 }
