@@ -29,6 +29,7 @@ use crate::ca::{CaError, CertificateAuthority, Generations, IssuingCas};
 use crate::config::Config;
 use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
 use crate::metrics::Metrics;
+use crate::model::PresentedCertificate;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::source::SourceKey;
 use crate::store::{Store, StoreError};
@@ -618,7 +619,7 @@ async fn serve_tls(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|cert| Arc::<[u8]>::from(cert.as_ref()));
+                .map(|cert| Arc::new(PresentedCertificate::new(cert.as_ref())));
             let peer = PeerInfo::tcp(addr, None, limits.ipv6_source_prefix)
                 .with_client_certificate(client_certificate);
             serve_connection(TokioIo::new(tls), app, peer, &limits, watcher).await;

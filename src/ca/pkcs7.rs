@@ -1,15 +1,13 @@
 //! The CMS structures of EST answers: the certs-only SignedData of `/cacerts` and
 //! `/simpleenroll` (RFC 7030 4.1.3, 4.2.3) and the CSR attributes of `/csrattrs` (4.5.2).
 
-use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerInfos};
+use cms::signed_data::{DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignerInfos};
 use const_oid::db::{rfc5911, rfc5912, rfc8410};
 use const_oid::ObjectIdentifier;
-use der::asn1::SetOfVec;
-use der::{Any, Decode, Encode};
+use der::asn1::{AnyRef, SetOfVec};
+use der::{Any, Decode, Encode, Tag, Tagged};
 use x509_cert::attr::Attribute;
-use x509_cert::Certificate;
 
 use super::CaError;
 
@@ -26,26 +24,42 @@ fn encoding(what: &str, e: der::Error) -> CaError {
     CaError::Internal(format!("encoding {what}: {e}"))
 }
 
+/// `SignedData` (RFC 5652 5.1) as EST's certs-only answers have it: the fields of
+/// [`cms::signed_data::SignedData`], with the certificates carried as the DER they were
+/// issued as rather than decoded and encoded again for every answer.
+#[derive(der::Sequence)]
+struct CertsOnlySignedData<'a> {
+    version: CmsVersion,
+    digest_algorithms: DigestAlgorithmIdentifiers,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<SetOfVec<AnyRef<'a>>>,
+    signer_infos: SignerInfos,
+}
+
 /// DER ContentInfo (id-signedData) holding a "certs-only" SignedData: version 1, no digest
 /// algorithms, id-data without content, the given certificates, no CRLs, no signers.
 pub fn certs_only(certs: &[&[u8]]) -> Result<Vec<u8>, CaError> {
-    let mut choices = Vec::with_capacity(certs.len());
+    let mut set = Vec::with_capacity(certs.len());
     for der in certs {
-        let cert = Certificate::from_der(der)
-            .map_err(|e| CaError::Internal(format!("a certificate for PKCS#7 is not DER: {e}")))?;
-        choices.push(CertificateChoices::Certificate(cert));
+        // Certificates estca signed or loaded: each is one DER SEQUENCE with nothing after
+        // it, checked here so that no other bytes can end up inside an answer.
+        let cert = AnyRef::from_der(der)
+            .ok()
+            .filter(|any| any.tag() == Tag::Sequence)
+            .ok_or_else(|| CaError::Internal("a certificate for PKCS#7 is not DER".into()))?;
+        set.push(cert);
     }
-    let signed = SignedData {
+    let signed = CertsOnlySignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::new(),
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: rfc5911::ID_DATA,
             econtent: None,
         },
-        certificates: Some(CertificateSet(
-            SetOfVec::try_from(choices).map_err(|e| encoding("the certificate set", e))?,
-        )),
-        crls: None,
+        certificates: Some(
+            SetOfVec::try_from(set).map_err(|e| encoding("the certificate set", e))?,
+        ),
         signer_infos: SignerInfos(SetOfVec::new()),
     };
     let content_info = ContentInfo {

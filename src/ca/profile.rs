@@ -10,6 +10,7 @@ use const_oid::db::{rfc4519, rfc5280};
 use const_oid::AssociatedOid;
 use der::asn1::{BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
 use der::asn1::{GeneralizedTime, UtcTime};
+use der::asn1::AnyRef;
 use der::{Any, Decode, Encode};
 use time::{Date, Month, OffsetDateTime, UtcOffset};
 use x509_cert::attr::AttributeTypeAndValue;
@@ -23,7 +24,7 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate, Version};
 
@@ -535,17 +536,25 @@ pub(crate) fn tbs_certificate(
     })
 }
 
+/// `Certificate` (RFC 5280 4.1) around a to-be-signed certificate that is already encoded:
+/// the bytes the CA key signed are the bytes the certificate carries, encoded once.
+#[derive(der::Sequence)]
+struct SignedCertificate<'a> {
+    tbs_certificate: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitString,
+}
+
 /// DER-encodes `tbs`, signs it with the CA key and returns the certificate's DER.
 pub(crate) fn sign_tbs(key: &CaKey, tbs: TbsCertificate) -> Result<Vec<u8>, CaError> {
-    let tbs_der = tbs
-        .to_der()
-        .map_err(|e| CaError::Internal(format!("encoding a certificate: {e}")))?;
+    let encoding = |e: der::Error| CaError::Internal(format!("encoding a certificate: {e}"));
+    let tbs_der = tbs.to_der().map_err(encoding)?;
     let signature: BitString = key.sign(&tbs_der)?;
-    let cert = Certificate {
-        signature_algorithm: tbs.signature.clone(),
-        tbs_certificate: tbs,
+    SignedCertificate {
+        tbs_certificate: AnyRef::from_der(&tbs_der).map_err(encoding)?,
+        signature_algorithm: tbs.signature,
         signature,
-    };
-    cert.to_der()
-        .map_err(|e| CaError::Internal(format!("encoding a certificate: {e}")))
+    }
+    .to_der()
+    .map_err(encoding)
 }

@@ -540,6 +540,18 @@ fn csr_signature_and_encoding_are_checked() {
 }
 
 #[test]
+fn certs_only_pkcs7_refuses_what_is_not_one_der_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let issuing = ca.issuing_certificate_der();
+    let mut trailing = issuing.to_vec();
+    trailing.push(0);
+    for bad in [&b"\x04\x01x"[..], &trailing, &issuing[..issuing.len() - 1], b""] {
+        assert!(pkcs7::certs_only(&[bad]).is_err(), "{bad:02x?}");
+    }
+}
+
+#[test]
 fn certs_only_pkcs7_holds_both_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);

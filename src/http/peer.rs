@@ -3,13 +3,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::model::PresentedCertificate;
 use crate::source::SourceKey;
 
 /// Who is on the other end of a connection; attached to every request.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     remote: Remote,
-    client_certificate: Option<Arc<[u8]>>,
+    client_certificate: Option<Arc<PresentedCertificate>>,
     /// What the per-source limits count this peer as (TCP peers only).
     source_key: Option<SourceKey>,
 }
@@ -32,7 +33,8 @@ impl PeerInfo {
     ) -> Self {
         Self {
             remote: Remote::Tcp(addr),
-            client_certificate: client_certificate.map(Arc::from),
+            client_certificate: client_certificate
+                .map(|der| Arc::new(PresentedCertificate::new(&der))),
             source_key: Some(SourceKey::new(addr.ip(), ipv6_source_prefix)),
         }
     }
@@ -46,9 +48,12 @@ impl PeerInfo {
         }
     }
 
-    /// This peer with the client certificate (DER) it presented in the TLS handshake, shared
-    /// rather than copied for every request of the connection.
-    pub fn with_client_certificate(mut self, certificate: Option<Arc<[u8]>>) -> Self {
+    /// This peer with the client certificate it presented in the TLS handshake, read once
+    /// and shared by every request of the connection.
+    pub fn with_client_certificate(
+        mut self,
+        certificate: Option<Arc<PresentedCertificate>>,
+    ) -> Self {
         self.client_certificate = certificate;
         self
     }
@@ -66,8 +71,8 @@ impl PeerInfo {
         self.source_key
     }
 
-    /// The client certificate the peer presented in the TLS handshake, DER.
-    pub fn client_certificate(&self) -> Option<&[u8]> {
+    /// The client certificate the peer presented in the TLS handshake.
+    pub fn client_certificate(&self) -> Option<&PresentedCertificate> {
         self.client_certificate.as_deref()
     }
 
@@ -87,11 +92,13 @@ mod tests {
     #[test]
     fn tcp_peers_and_the_operator_are_told_apart() {
         let addr: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
-        let peer =
-            PeerInfo::tcp(addr, None, 64).with_client_certificate(Some(Arc::from(&b"der"[..])));
+        let peer = PeerInfo::tcp(addr, Some(b"der".to_vec()), 64);
         assert_eq!(peer.source(), "2001:db8::1");
         assert_eq!(peer.admin_socket_uid(), None);
-        assert_eq!(peer.client_certificate(), Some(&b"der"[..]));
+        assert_eq!(
+            peer.client_certificate().map(PresentedCertificate::der),
+            Some(&b"der"[..])
+        );
         assert_eq!(
             peer.source_key(),
             Some(SourceKey::new("2001:db8::ffff".parse().unwrap(), 64))

@@ -23,6 +23,7 @@ mod contract;
 mod history;
 mod host_name;
 mod ids;
+mod presented;
 mod revocation;
 mod url;
 
@@ -33,6 +34,7 @@ pub use contract::Contract;
 pub use history::{Actor, EventKind, HistoryEntry, HistoryEvent, Outcome};
 pub use host_name::HostName;
 pub use ids::{AccountId, AppName, ContractCode, KeyFingerprint, Serial};
+pub use presented::PresentedCertificate;
 pub use revocation::{Revocation, RevocationReason};
 pub use text::{human_text, InvalidValue};
 pub use url::PublicUrl;

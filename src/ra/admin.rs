@@ -14,7 +14,8 @@ use super::{
 };
 use crate::model::{
     Account, AccountId, Actor, AppName, CertificateRecord, Contract, ContractCode, EventKind,
-    HistoryEntry, HistoryEvent, Holder, Outcome, Revocation, RevocationReason, Role, Serial,
+    HistoryEntry, HistoryEvent, Holder, Outcome, PresentedCertificate, Revocation,
+    RevocationReason, Role, Serial,
 };
 use crate::store::{
     AccountChange, AccountEdit, BudgetSpend, Cursor, HistoryQuery, Page, PageRequest, StoreError,
@@ -34,10 +35,10 @@ impl RegistrationAuthority {
     /// master ID, unrevoked and unexpired.
     pub async fn administrator(
         &self,
-        client_certificate_der: &[u8],
+        client_certificate: &PresentedCertificate,
         source: &str,
     ) -> Result<Caller, RaError> {
-        let record = self.recorded_certificate(client_certificate_der).await?;
+        let record = self.recorded_certificate(client_certificate).await?;
         let now = self.clock.now();
         let account = match &record.holder {
             Holder::App { name } => return self.application(&record, name, source, now).await,

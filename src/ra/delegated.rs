@@ -10,7 +10,7 @@
 use super::policy::EnrollVia;
 use super::{Caller, RaError, RegistrationAuthority};
 use crate::ca;
-use crate::model::{AccountId, EventKind, Holder};
+use crate::model::{AccountId, EventKind, Holder, PresentedCertificate};
 use crate::store::IssuedCertificate;
 
 impl RegistrationAuthority {
@@ -22,10 +22,10 @@ impl RegistrationAuthority {
     /// replaced).
     pub async fn delegating_application(
         &self,
-        client_certificate_der: &[u8],
+        client_certificate: &PresentedCertificate,
         source: &str,
     ) -> Result<Option<Caller>, RaError> {
-        let record = match self.recorded_certificate(client_certificate_der).await {
+        let record = match self.recorded_certificate(client_certificate).await {
             Ok(record) => record,
             Err(RaError::UnknownCertificate) => return Ok(None),
             Err(e) => return Err(e),

@@ -39,7 +39,7 @@ use crate::ca::{self, CaError, CsrError, EndEntityRequest, IssuingCas};
 use crate::config::AuthConfig;
 use crate::model::{
     Account, AccountId, Actor, CertificateRecord, ContractCode, EventKind, HistoryEvent, Holder,
-    HostName, Outcome, Role, Serial,
+    HostName, Outcome, PresentedCertificate, Role, Serial,
 };
 use crate::source::SourceKey;
 use crate::store::{
@@ -625,11 +625,11 @@ impl RegistrationAuthority {
     pub async fn reenroll_with_certificate(
         &self,
         source: &str,
-        client_certificate_der: &[u8],
+        client_certificate: &PresentedCertificate,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
         let result = self
-            .reenroll_with_certificate_uncounted(source, client_certificate_der, csr_der)
+            .reenroll_with_certificate_uncounted(source, client_certificate, csr_der)
             .await;
         self.count_enrollment(result)
     }
@@ -637,10 +637,10 @@ impl RegistrationAuthority {
     async fn reenroll_with_certificate_uncounted(
         &self,
         source: &str,
-        client_certificate_der: &[u8],
+        client_certificate: &PresentedCertificate,
         csr_der: &[u8],
     ) -> Result<IssuedCertificate, RaError> {
-        let presented = self.recorded_certificate(client_certificate_der).await?;
+        let presented = self.recorded_certificate(client_certificate).await?;
         let Some(id) = presented.account() else {
             return Err(RaError::Forbidden(
                 "an application certificate cannot enroll; applications manage IDs through the management API".into(),
@@ -674,10 +674,13 @@ impl RegistrationAuthority {
     }
 
     /// The store's record of a certificate a client presented, if this CA issued it.
-    async fn recorded_certificate(&self, der: &[u8]) -> Result<CertificateRecord, RaError> {
-        let serial = serial_of(der).ok_or(RaError::UnknownCertificate)?;
+    async fn recorded_certificate(
+        &self,
+        presented: &PresentedCertificate,
+    ) -> Result<CertificateRecord, RaError> {
+        let serial = presented.serial().ok_or(RaError::UnknownCertificate)?;
         match self.store.certificate(&serial).await? {
-            Some(record) if record.der == der => Ok(record),
+            Some(record) if record.der == presented.der() => Ok(record),
             _ => Err(RaError::UnknownCertificate),
         }
     }
@@ -1183,11 +1186,5 @@ fn unauthenticated_if_locked<T>(issued: Result<T, RaError>) -> Result<T, RaError
 }
 
 /// The serial of a DER certificate, if it has the shape of an estca serial.
-fn serial_of(der: &[u8]) -> Option<Serial> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let bytes: [u8; 16] = cert.tbs_certificate.raw_serial().try_into().ok()?;
-    Serial::from_bytes(bytes).ok()
-}
-
 #[cfg(test)]
 mod tests;

@@ -168,20 +168,32 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
             .unwrap();
     // Renewal with the same key, twice in a row (RFC 7030 section 4.2.2).
     let second =
-        w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr_of(&key))
-            .await
-            .unwrap();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.1",
+            &PresentedCertificate::new(first.der()),
+            &csr_of(&key),
+        )
+        .await
+        .unwrap();
     assert_eq!(second.superseded(), Some(first.record().serial));
     let third =
-        w.ra.reenroll_with_certificate("192.0.2.1", second.der(), &csr_of(&key))
-            .await
-            .unwrap();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.1",
+            &PresentedCertificate::new(second.der()),
+            &csr_of(&key),
+        )
+        .await
+        .unwrap();
     assert_eq!(third.record().key, first.record().key);
     // The superseded certificate no longer renews anything.
     let old =
-        w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr_of(&key))
-            .await
-            .unwrap_err();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.1",
+            &PresentedCertificate::new(first.der()),
+            &csr_of(&key),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(old.kind(), ErrorKind::Forbidden, "{old}");
     // Another ID may not have the key, by password or by renewal.
     let other =
@@ -195,9 +207,13 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
             .await
             .unwrap();
     let stolen =
-        w.ra.reenroll_with_certificate("192.0.2.1", u2_cert.der(), &csr_of(&key))
-            .await
-            .unwrap_err();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.1",
+            &PresentedCertificate::new(u2_cert.der()),
+            &csr_of(&key),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(stolen, RaError::KeyReused(_)), "{stolen}");
 }
 
@@ -213,12 +229,16 @@ async fn renewal_can_be_required_to_rekey() {
             .await
             .unwrap();
     let refused =
-        w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr_of(&key))
-            .await
-            .unwrap_err();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.1",
+            &PresentedCertificate::new(first.der()),
+            &csr_of(&key),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(refused, RaError::KeyReused(_)), "{refused}");
     assert_eq!(refused.kind(), ErrorKind::Invalid);
-    w.ra.reenroll_with_certificate("192.0.2.1", first.der(), &csr())
+    w.ra.reenroll_with_certificate("192.0.2.1", &PresentedCertificate::new(first.der()), &csr())
         .await
         .unwrap();
 }
@@ -383,9 +403,13 @@ async fn removing_an_id_revokes_its_certificate_and_is_final() {
         0
     );
     let renewal =
-        w.ra.reenroll_with_certificate("192.0.2.9", issued.der(), &csr())
-            .await
-            .unwrap_err();
+        w.ra.reenroll_with_certificate(
+            "192.0.2.9",
+            &PresentedCertificate::new(issued.der()),
+            &csr(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(renewal, RaError::UnknownCertificate), "{renewal}");
 
     // Nothing changes it any more, not even the operator.
