@@ -546,7 +546,12 @@ fn certs_only_pkcs7_refuses_what_is_not_one_der_sequence() {
     let issuing = ca.issuing_certificate_der();
     let mut trailing = issuing.to_vec();
     trailing.push(0);
-    for bad in [&b"\x04\x01x"[..], &trailing, &issuing[..issuing.len() - 1], b""] {
+    for bad in [
+        &b"\x04\x01x"[..],
+        &trailing,
+        &issuing[..issuing.len() - 1],
+        b"",
+    ] {
         assert!(pkcs7::certs_only(&[bad]).is_err(), "{bad:02x?}");
     }
 }
