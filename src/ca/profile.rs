@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use const_oid::db::{rfc4519, rfc5280};
 use const_oid::AssociatedOid;
-use der::asn1::AnyRef;
-use der::asn1::{BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::asn1::{
+    AnyRef, BitString, Ia5String, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef,
+};
 use der::asn1::{GeneralizedTime, UtcTime};
 use der::{Any, Decode, Encode};
 use time::{Date, Month, OffsetDateTime, UtcOffset};
