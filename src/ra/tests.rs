@@ -14,6 +14,20 @@ struct World {
     ra: RegistrationAuthority,
 }
 
+impl World {
+    /// simplereenroll from `source`, presenting `certificate` (DER).
+    async fn renew(
+        &self,
+        source: &str,
+        certificate: &[u8],
+        csr: &[u8],
+    ) -> Result<IssuedCertificate, RaError> {
+        self.ra
+            .reenroll_with_certificate(source, &PresentedCertificate::new(certificate), csr)
+            .await
+    }
+}
+
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let ca = Arc::new(crate::ca::IssuingCas::from(crate::ca::tests::test_ca(
@@ -167,31 +181,19 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
             .await
             .unwrap();
     // Renewal with the same key, twice in a row (RFC 7030 section 4.2.2).
-    let second =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.1",
-            &PresentedCertificate::new(first.der()),
-            &csr_of(&key),
-        )
+    let second = w
+        .renew("192.0.2.1", first.der(), &csr_of(&key))
         .await
         .unwrap();
     assert_eq!(second.superseded(), Some(first.record().serial));
-    let third =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.1",
-            &PresentedCertificate::new(second.der()),
-            &csr_of(&key),
-        )
+    let third = w
+        .renew("192.0.2.1", second.der(), &csr_of(&key))
         .await
         .unwrap();
     assert_eq!(third.record().key, first.record().key);
     // The superseded certificate no longer renews anything.
-    let old =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.1",
-            &PresentedCertificate::new(first.der()),
-            &csr_of(&key),
-        )
+    let old = w
+        .renew("192.0.2.1", first.der(), &csr_of(&key))
         .await
         .unwrap_err();
     assert_eq!(old.kind(), ErrorKind::Forbidden, "{old}");
@@ -206,12 +208,8 @@ async fn simplereenroll_renews_with_the_same_key_only_the_certificate_that_authe
         w.ra.issue_on_behalf(&operator, &u2, &csr_of(&u2_key))
             .await
             .unwrap();
-    let stolen =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.1",
-            &PresentedCertificate::new(u2_cert.der()),
-            &csr_of(&key),
-        )
+    let stolen = w
+        .renew("192.0.2.1", u2_cert.der(), &csr_of(&key))
         .await
         .unwrap_err();
     assert!(matches!(stolen, RaError::KeyReused(_)), "{stolen}");
@@ -228,19 +226,13 @@ async fn renewal_can_be_required_to_rekey() {
         w.ra.issue_on_behalf(&operator, &u1, &csr_of(&key))
             .await
             .unwrap();
-    let refused =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.1",
-            &PresentedCertificate::new(first.der()),
-            &csr_of(&key),
-        )
+    let refused = w
+        .renew("192.0.2.1", first.der(), &csr_of(&key))
         .await
         .unwrap_err();
     assert!(matches!(refused, RaError::KeyReused(_)), "{refused}");
     assert_eq!(refused.kind(), ErrorKind::Invalid);
-    w.ra.reenroll_with_certificate("192.0.2.1", &PresentedCertificate::new(first.der()), &csr())
-        .await
-        .unwrap();
+    w.renew("192.0.2.1", first.der(), &csr()).await.unwrap();
 }
 
 fn password() -> Zeroizing<Vec<u8>> {
@@ -402,12 +394,8 @@ async fn removing_an_id_revokes_its_certificate_and_is_final() {
             .failed_attempts,
         0
     );
-    let renewal =
-        w.ra.reenroll_with_certificate(
-            "192.0.2.9",
-            &PresentedCertificate::new(issued.der()),
-            &csr(),
-        )
+    let renewal = w
+        .renew("192.0.2.9", issued.der(), &csr())
         .await
         .unwrap_err();
     assert!(matches!(renewal, RaError::UnknownCertificate), "{renewal}");
