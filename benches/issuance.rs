@@ -39,13 +39,13 @@ use estca::model::{
 };
 use estca::store::{FjallStore, NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
 
-/// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
 /// The daemon's allocator (see `src/main.rs`), so that the parts cost here what they cost in
 /// `estca serve`: sled and the DER encoders allocate on every call, and the system allocator
 /// alone made the store commit about a fifth slower.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The benchmarks whose means make up the floor, as criterion names them in group `issuance`.
 const PARTS: &[&str] = &[
     "csr_p256",
     "csr_rsa2048",

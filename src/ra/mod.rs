@@ -1074,8 +1074,8 @@ impl RegistrationAuthority {
     }
 
     /// Has the CA sign a certificate for `holder` (naming `hosts`, for an application that
-    /// serves TLS) and `key` with a serial the store reserved first, starting `now`, and returns it as the (unrevoked) record the store is asked to
-    /// commit.
+    /// serves TLS) and `key` with a serial the store reserved first, starting `now`, and
+    /// returns it as the (unrevoked) record the store is asked to commit.
     async fn sign(
         &self,
         holder: Holder,
@@ -1185,6 +1185,5 @@ fn unauthenticated_if_locked<T>(issued: Result<T, RaError>) -> Result<T, RaError
     }
 }
 
-/// The serial of a DER certificate, if it has the shape of an estca serial.
 #[cfg(test)]
 mod tests;
