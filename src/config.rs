@@ -1097,7 +1097,7 @@ mod tests {
     #[test]
     fn revocation_defaults_and_checks() {
         let c = Config::load_from(None, env(&[])).unwrap();
-        assert_eq!(c.revocation.public_url, "http://localhost:8080");
+        assert_eq!(c.revocation.public_url, "http://127.0.0.1:8080");
         assert_eq!(
             c.revocation.listen_addr().unwrap(),
             Some("127.0.0.1:8080".parse().unwrap())

@@ -7,6 +7,7 @@
 
 pub mod est_client;
 pub mod libest;
+pub mod pkilint;
 pub mod postgres;
 
 use std::collections::BTreeMap;
