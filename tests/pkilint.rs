@@ -2,7 +2,7 @@
 //! `tests/common/pkilint.rs`) on every kind of certificate, the CRL and OCSP answers of a real
 //! daemon on the embedded defaults, made and fetched with the real `openssl` and `curl`:
 //!
-//! - end-entity certificates for P-256, P-384 and RSA-2048 keys, a renewal's, an
+//! - end-entity certificates for P-256, P-384, RSA-2048 and Ed25519 keys, a renewal's, an
 //!   application's (an EST registration authority, with host names), the OCSP signer's, the
 //!   daemon's TLS server certificate, the issuing CA and the root (`lint_pkix_cert`), and each
 //!   issuer with what it signed (`lint_pkix_signer_signee_cert_chain`);
@@ -258,6 +258,7 @@ fn pkilint_finds_nothing_in_what_estca_signs() {
     let p256 = setup.enroll("lint-p256", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
     let p384 = setup.enroll("lint-p384", &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"]);
     let rsa = setup.enroll("lint-rsa", &["rsa:2048"]);
+    let ed25519 = setup.enroll("lint-ed25519", &["ed25519"]);
 
     // A renewal with a new key supersedes the P-256 certificate.
     let renewal_csr = setup.csr(
@@ -374,7 +375,7 @@ fn pkilint_finds_nothing_in_what_estca_signs() {
 
     let mut findings = Vec::new();
     let (root, issuing) = (setup.root(), setup.issuing());
-    let leaves = [&p256, &p384, &rsa, &renewed, &app, &signer, &tls];
+    let leaves = [&p256, &p384, &rsa, &ed25519, &renewed, &app, &signer, &tls];
     for certificate in leaves.iter().copied().chain([&issuing, &root]) {
         findings.extend(setup.lint.findings("lint_pkix_cert", &[], &[certificate]));
     }
