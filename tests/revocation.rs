@@ -442,6 +442,15 @@ fn openssl_sees_revocations_through_the_crl_and_ocsp() {
     assert!(revoked.contains("alice.pem: revoked"), "{revoked}");
     assert!(revoked.contains("Reason: keyCompromise"), "{revoked}");
     assert!(revoked.contains("Revocation Time:"), "{revoked}");
+    // The same answer whichever hash the CertID is made with (RFC 6960 leaves it to the
+    // client; openssl sends SHA-1 unless told otherwise).
+    for hash in ["-sha256", "-sha384", "-sha512"] {
+        let revoked = daemon.ocsp(&[hash, "-cert", &alice.display().to_string()]);
+        assert!(
+            revoked.contains("alice.pem: revoked") && revoked.contains("Response verify OK"),
+            "{hash}: {revoked}"
+        );
+    }
 
     // The revoked certificate no longer authenticates simplereenroll.
     let csr = daemon.csr("alice-renew");

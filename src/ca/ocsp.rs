@@ -90,22 +90,51 @@ impl OcspSigner {
 }
 
 /// The issuing CA as OCSP CertIDs name it: hashes of its subject (DER) and of its public key
-/// bits, with SHA-1 and SHA-256 (RFC 6960 4.1.1).
+/// bits (RFC 6960 4.1.1), with each hash algorithm the responder understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerHashes {
-    sha1_name: Vec<u8>,
-    sha1_key: Vec<u8>,
-    sha256_name: Vec<u8>,
-    sha256_key: Vec<u8>,
+    /// For each algorithm of [`CertIdHash::ALL`], in that order: the name's and the key's hash.
+    hashes: Vec<(CertIdHash, Vec<u8>, Vec<u8>)>,
 }
 
-/// The CertID hash algorithms the responder understands.
+/// The CertID hash algorithms the responder understands. RFC 6960 leaves the choice to the
+/// client: most send SHA-1 (openssl's default, and RFC 5019's rule), some SHA-256, and
+/// `openssl ocsp -sha384` / `-sha512` the longer ones. A CertID in another algorithm is
+/// answered "unknown", as one naming another issuer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertIdHash {
-    /// id-sha1, what most clients (openssl included) send.
+    /// id-sha1.
     Sha1,
     /// id-sha256.
     Sha256,
+    /// id-sha384.
+    Sha384,
+    /// id-sha512.
+    Sha512,
+}
+
+impl CertIdHash {
+    /// Every algorithm the responder understands.
+    pub const ALL: [CertIdHash; 4] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
+
+    fn oid(self) -> der::asn1::ObjectIdentifier {
+        match self {
+            Self::Sha1 => rfc5912::ID_SHA_1,
+            Self::Sha256 => rfc5912::ID_SHA_256,
+            Self::Sha384 => rfc5912::ID_SHA_384,
+            Self::Sha512 => rfc5912::ID_SHA_512,
+        }
+    }
+
+    fn digest(self, bytes: &[u8]) -> Vec<u8> {
+        let algorithm = match self {
+            Self::Sha1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Self::Sha256 => &ring::digest::SHA256,
+            Self::Sha384 => &ring::digest::SHA384,
+            Self::Sha512 => &ring::digest::SHA512,
+        };
+        ring::digest::digest(algorithm, bytes).as_ref().to_vec()
+    }
 }
 
 impl IssuerHashes {
@@ -113,21 +142,14 @@ impl IssuerHashes {
     /// issuer name and key hashes are the issuing CA's; `None` otherwise (the answer for such
     /// a CertID is "unknown").
     pub fn matches(&self, cert_id: &CertId) -> Option<CertIdHash> {
-        let (hash, name, key) = match cert_id.hash_algorithm.oid {
-            oid if oid == rfc5912::ID_SHA_1 => (CertIdHash::Sha1, &self.sha1_name, &self.sha1_key),
-            oid if oid == rfc5912::ID_SHA_256 => {
-                (CertIdHash::Sha256, &self.sha256_name, &self.sha256_key)
-            }
-            _ => return None,
-        };
+        let (hash, name, key) = self
+            .hashes
+            .iter()
+            .find(|(hash, _, _)| hash.oid() == cert_id.hash_algorithm.oid)?;
         (cert_id.issuer_name_hash.as_bytes() == name.as_slice()
             && cert_id.issuer_key_hash.as_bytes() == key.as_slice())
-        .then_some(hash)
+        .then_some(*hash)
     }
-}
-
-fn digest(algorithm: &'static ring::digest::Algorithm, bytes: &[u8]) -> Vec<u8> {
-    ring::digest::digest(algorithm, bytes).as_ref().to_vec()
 }
 
 impl CertificateAuthority {
@@ -146,10 +168,10 @@ impl CertificateAuthority {
             .subject_public_key
             .raw_bytes();
         Ok(IssuerHashes {
-            sha1_name: digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &name),
-            sha1_key: digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key),
-            sha256_name: digest(&ring::digest::SHA256, &name),
-            sha256_key: digest(&ring::digest::SHA256, key),
+            hashes: CertIdHash::ALL
+                .iter()
+                .map(|&hash| (hash, hash.digest(&name), hash.digest(key)))
+                .collect(),
         })
     }
 
@@ -383,6 +405,9 @@ mod tests {
             .subject_public_key_info
             .subject_public_key
             .raw_bytes();
+        let digest = |alg: &'static ring::digest::Algorithm, bytes: &[u8]| {
+            ring::digest::digest(alg, bytes).as_ref().to_vec()
+        };
         let cert_id = |oid, alg: &'static ring::digest::Algorithm, name: &[u8]| CertId {
             hash_algorithm: AlgorithmIdentifierOwned {
                 oid,
@@ -393,21 +418,37 @@ mod tests {
             serial_number: x509_cert::serial_number::SerialNumber::new(&[1]).unwrap(),
         };
         let sha1 = &ring::digest::SHA1_FOR_LEGACY_USE_ONLY;
+        for (oid, alg, hash) in [
+            (rfc5912::ID_SHA_1, sha1, CertIdHash::Sha1),
+            (
+                rfc5912::ID_SHA_256,
+                &ring::digest::SHA256,
+                CertIdHash::Sha256,
+            ),
+            (
+                rfc5912::ID_SHA_384,
+                &ring::digest::SHA384,
+                CertIdHash::Sha384,
+            ),
+            (
+                rfc5912::ID_SHA_512,
+                &ring::digest::SHA512,
+                CertIdHash::Sha512,
+            ),
+        ] {
+            assert_eq!(hashes.matches(&cert_id(oid, alg, &name)), Some(hash));
+            // Another issuer's name, or the hashes of another algorithm under this OID.
+            assert_eq!(hashes.matches(&cert_id(oid, alg, b"other")), None);
+            let other = if hash == CertIdHash::Sha1 {
+                &ring::digest::SHA256
+            } else {
+                sha1
+            };
+            assert_eq!(hashes.matches(&cert_id(oid, other, &name)), None);
+        }
+        // A hash algorithm estca does not support: no match.
         assert_eq!(
-            hashes.matches(&cert_id(rfc5912::ID_SHA_1, sha1, &name)),
-            Some(CertIdHash::Sha1)
-        );
-        assert_eq!(
-            hashes.matches(&cert_id(rfc5912::ID_SHA_256, &ring::digest::SHA256, &name)),
-            Some(CertIdHash::Sha256)
-        );
-        // Another issuer name, or a hash algorithm estca does not support: no match.
-        assert_eq!(
-            hashes.matches(&cert_id(rfc5912::ID_SHA_1, sha1, b"other")),
-            None
-        );
-        assert_eq!(
-            hashes.matches(&cert_id(rfc5912::ID_SHA_384, &ring::digest::SHA384, &name)),
+            hashes.matches(&cert_id(rfc5912::ID_SHA_224, &ring::digest::SHA256, &name)),
             None
         );
     }
