@@ -23,6 +23,8 @@
 //! - `floor_reenroll_fjall_ns`: `floor_reenroll_ns` with fjall's commit in place of sled's
 //!   (when the fjall benchmarks ran).
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -32,11 +34,8 @@ use criterion::Criterion;
 use time::{Duration, OffsetDateTime};
 
 use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
-use estca::config::{CaConfig, Config, KeyAlgorithm};
-use estca::model::{
-    Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
-    Outcome, Role, Serial,
-};
+use estca::config::Config;
+use estca::model::{CertificateRecord, EventKind, Holder, KeyFingerprint, Role, Serial};
 use estca::store::{FjallStore, NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
 
 /// The daemon's allocator (see `src/main.rs`), so that the parts cost here what they cost in
@@ -67,26 +66,7 @@ enum Backend {
 }
 
 fn ca(dir: &std::path::Path) -> CertificateAuthority {
-    let config = CaConfig {
-        dir: dir.join("ca"),
-        create_if_missing: false,
-        key_algorithm: KeyAlgorithm::P256,
-        country: "JP".into(),
-        organization: "Bench".into(),
-        root_name: "Bench Root".into(),
-        issuing_name: "Bench Issuing".into(),
-        root_validity_years: 10,
-        issuing_validity_years: 10,
-        server_cert_validity_days: 30,
-        expiry_warning_days: 400,
-        key_passphrase_file: None,
-        key_passphrase_credential: "ca-key-passphrase".into(),
-        key: String::new(),
-        pkcs11_pin_file: None,
-        pkcs11_pin_credential: "pkcs11-pin".into(),
-        root_crl: None,
-        root_crl_warning_days: 7,
-    };
+    let config = common::ca_config(dir);
     CertificateAuthority::init(&config, None).expect("init the CA");
     CertificateAuthority::load(&config, "{id} {contract}").expect("load the CA")
 }
@@ -98,20 +78,6 @@ fn p256_csr() -> Vec<u8> {
         .distinguished_name
         .push(rcgen::DnType::CommonName, "bench");
     params.serialize_request(&key).expect("CSR").der().to_vec()
-}
-
-fn event(kind: EventKind) -> HistoryEvent {
-    HistoryEvent {
-        at: OffsetDateTime::now_utc(),
-        account: Some("bench".parse().expect("id")),
-        contract: Some("5110".parse().expect("code")),
-        kind,
-        actor: Actor::System,
-        source: "bench".into(),
-        outcome: Outcome::Ok {
-            detail: "issued 0123456789abcdef0123456789abcdef (CERTISSUEDNUM 1)".into(),
-        },
-    }
 }
 
 /// A store of `backend` with contract `5110` and account `bench`, issued nothing yet, in the
@@ -133,32 +99,7 @@ fn store(
     };
     let now = OffsetDateTime::now_utc();
     rt.block_on(async {
-        store
-            .create_contract(
-                Contract {
-                    code: "5110".parse().expect("code"),
-                    name: "Bench".into(),
-                    created_at: now,
-                    server_keygen: false,
-                },
-                event(EventKind::ContractCreate),
-            )
-            .await
-            .expect("contract");
-        store
-            .create_account(
-                Account::new(
-                    "bench".parse().expect("id"),
-                    "5110".parse().expect("code"),
-                    Role::User,
-                    "Bench".into(),
-                    "x".into(),
-                    now,
-                ),
-                event(EventKind::AccountCreate),
-            )
-            .await
-            .expect("account");
+        common::create_bench_account(store.as_ref(), now).await;
     });
     store
 }
@@ -190,7 +131,7 @@ fn issuance(n: u64, serial: Serial, previous: Option<Serial>, der: &[u8]) -> New
             revocation: None,
             der: der.to_vec(),
         },
-        event: event(EventKind::Reenroll),
+        event: common::event(EventKind::Reenroll),
     }
 }
 

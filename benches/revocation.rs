@@ -6,6 +6,8 @@
 //!   uncached serials (store lookup and a fresh signature each time), and with a nonce
 //!   (cached status, fresh signature).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -16,11 +18,9 @@ use time::{Duration, OffsetDateTime};
 
 use estca::ca::crl::{CrlEntry, CrlRequest};
 use estca::ca::{CertificateAuthority, IssuingCas};
-use estca::config::{CaConfig, KeyAlgorithm};
 use estca::internal::revocation::{CrlPublisher, IssuerIndex, OcspResponder};
 use estca::model::{
-    Account, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder, KeyFingerprint,
-    Outcome, RevocationReason, Role, Serial,
+    CertificateRecord, EventKind, Holder, KeyFingerprint, RevocationReason, Role, Serial,
 };
 use estca::ra::SystemClock;
 use estca::store::{NewCertificate, RaStore, SledStore};
@@ -29,43 +29,10 @@ const REVOKED: usize = 100_000;
 
 /// The CA, and the same as the daemon's set of one issuing CA generation.
 fn ca(dir: &std::path::Path) -> (Arc<CertificateAuthority>, Arc<IssuingCas>) {
-    let config = CaConfig {
-        dir: dir.join("ca"),
-        create_if_missing: false,
-        key_algorithm: KeyAlgorithm::P256,
-        country: "JP".into(),
-        organization: "Bench".into(),
-        root_name: "Bench Root".into(),
-        issuing_name: "Bench Issuing".into(),
-        root_validity_years: 10,
-        issuing_validity_years: 10,
-        server_cert_validity_days: 30,
-        expiry_warning_days: 400,
-        key_passphrase_file: None,
-        key_passphrase_credential: "ca-key-passphrase".into(),
-        key: String::new(),
-        pkcs11_pin_file: None,
-        pkcs11_pin_credential: "pkcs11-pin".into(),
-        root_crl: None,
-        root_crl_warning_days: 7,
-    };
+    let config = common::ca_config(dir);
     CertificateAuthority::init(&config, None).expect("init the CA");
     let load = || CertificateAuthority::load(&config, "{id}").expect("load the CA");
     (Arc::new(load()), Arc::new(IssuingCas::from(load())))
-}
-
-fn event(kind: EventKind) -> HistoryEvent {
-    HistoryEvent {
-        at: OffsetDateTime::now_utc(),
-        account: None,
-        contract: None,
-        kind,
-        actor: Actor::System,
-        source: "bench".into(),
-        outcome: Outcome::Ok {
-            detail: String::new(),
-        },
-    }
 }
 
 /// A store where one account was issued `REVOKED + 1` certificates in turn, each one
@@ -78,32 +45,7 @@ fn store_with_revocations(
     let now = OffsetDateTime::now_utc();
     let serials: Vec<Serial> = (0..=REVOKED).map(|_| Serial::random()).collect();
     rt.block_on(async {
-        store
-            .create_contract(
-                Contract {
-                    code: "5110".parse().expect("code"),
-                    name: "Bench".into(),
-                    created_at: now,
-                    server_keygen: false,
-                },
-                event(EventKind::ContractCreate),
-            )
-            .await
-            .expect("contract");
-        store
-            .create_account(
-                Account::new(
-                    "bench".parse().expect("id"),
-                    "5110".parse().expect("code"),
-                    Role::User,
-                    "Bench".into(),
-                    "x".into(),
-                    now,
-                ),
-                event(EventKind::AccountCreate),
-            )
-            .await
-            .expect("account");
+        common::create_bench_account(store.as_ref(), now).await;
         for (i, serial) in serials.iter().enumerate() {
             let n = u32::try_from(i).expect("count");
             let mut key = [0u8; 32];
@@ -133,7 +75,7 @@ fn store_with_revocations(
                         revocation: None,
                         der: vec![0x30, 0x00],
                     },
-                    event: event(EventKind::Enroll),
+                    event: common::event(EventKind::Enroll),
                 })
                 .await
                 .expect("issue");
