@@ -34,7 +34,6 @@ use criterion::Criterion;
 use time::{Duration, OffsetDateTime};
 
 use estca::ca::{validate_csr, CertificateAuthority, EndEntityRequest};
-use estca::config::Config;
 use estca::model::{CertificateRecord, EventKind, Holder, KeyFingerprint, Role, Serial};
 use estca::store::{FjallStore, NewCertificate, RaStore, ReservedSerial, SledStore, SyncMode};
 
@@ -93,7 +92,7 @@ fn store(
     let store: Box<dyn RaStore> = match backend {
         Backend::Sled => Box::new(SledStore::open_with(&path, mode).expect("open the store")),
         Backend::Fjall => {
-            let cache = u64::from(default_config().store.cache_mib) * 1024 * 1024;
+            let cache = u64::from(common::default_config().store.cache_mib) * 1024 * 1024;
             Box::new(FjallStore::open_with(&path, cache, mode).expect("open the store"))
         }
     };
@@ -252,7 +251,7 @@ fn benches(c: &mut Criterion) {
     }
 
     // Argon2id at the default parameters, exactly as the daemon verifies.
-    let defaults = default_config();
+    let defaults = common::default_config();
     let params = argon2::Params::new(
         defaults.auth.argon2_memory_kib,
         defaults.auth.argon2_iterations,
@@ -281,11 +280,6 @@ fn benches(c: &mut Criterion) {
 }
 
 /// The embedded defaults (`config/defaults.toml`), ignoring any system file or environment.
-fn default_config() -> Config {
-    let empty = tempfile::NamedTempFile::new().expect("temporary file");
-    Config::load_from(Some(empty.path()), Vec::<(String, String)>::new()).expect("defaults")
-}
-
 /// Where criterion writes its results.
 fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {

@@ -1,36 +1,31 @@
-//! What the benchmarks share: a development CA of their own (P-256), and the one contract
-//! (`5110`) and account (`bench`) they issue for.
+//! What the benchmarks share: the embedded defaults, a CA of their own (P-256), and the one
+//! contract (`5110`) and account (`bench`) they issue for.
 
 use std::path::Path;
 
 use time::OffsetDateTime;
 
-use estca::config::{CaConfig, KeyAlgorithm};
+use estca::config::{CaConfig, Config, KeyAlgorithm};
 use estca::model::{Account, Actor, Contract, EventKind, HistoryEvent, Outcome, Role};
 use estca::store::RaStore;
 
-/// The configuration of a CA under `dir/ca`, made by `CertificateAuthority::init`.
+/// The embedded defaults (`config/defaults.toml`), as `estca serve` reads them.
+pub fn default_config() -> Config {
+    let empty = tempfile::NamedTempFile::new().expect("temporary file");
+    Config::load_from(Some(empty.path()), Vec::<(String, String)>::new()).expect("defaults")
+}
+
+/// The configuration of a CA under `dir/ca`, made by `CertificateAuthority::init`: the
+/// defaults' (a P-256 key), with names of its own.
 pub fn ca_config(dir: &Path) -> CaConfig {
-    CaConfig {
-        dir: dir.join("ca"),
-        create_if_missing: false,
-        key_algorithm: KeyAlgorithm::P256,
-        country: "JP".into(),
-        organization: "Bench".into(),
-        root_name: "Bench Root".into(),
-        issuing_name: "Bench Issuing".into(),
-        root_validity_years: 10,
-        issuing_validity_years: 10,
-        server_cert_validity_days: 30,
-        expiry_warning_days: 400,
-        key_passphrase_file: None,
-        key_passphrase_credential: "ca-key-passphrase".into(),
-        key: String::new(),
-        pkcs11_pin_file: None,
-        pkcs11_pin_credential: "pkcs11-pin".into(),
-        root_crl: None,
-        root_crl_warning_days: 7,
-    }
+    let mut ca = default_config().ca;
+    ca.dir = dir.join("ca");
+    ca.create_if_missing = false;
+    ca.key_algorithm = KeyAlgorithm::P256;
+    ca.organization = "Bench".into();
+    ca.root_name = "Bench Root".into();
+    ca.issuing_name = "Bench Issuing".into();
+    ca
 }
 
 /// A history event of `kind` for account `bench` of contract `5110`.
