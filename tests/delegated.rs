@@ -354,14 +354,7 @@ async fn the_management_api_issues_for_an_id_from_a_pkcs10_body() {
 /// openssl (PEM, `CN=ID`), posted by curl presenting the application's certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_enrolls_an_id_as_an_application() {
-    if !have("curl") || !have("openssl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "curl or openssl is missing and REQUIRE_ALL_TESTS is set"
-        );
-        eprintln!(
-            "NOTICE: curl or openssl is missing; the curl delegated-issuance test is SKIPPED"
-        );
+    if !have_tools(&["curl", "openssl"], "the curl delegated-issuance test") {
         return;
     }
     let d = TestDaemon::start(Options::default());

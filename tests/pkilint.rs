@@ -233,12 +233,7 @@ fn first_pem_certificate(text: &str) -> String {
 
 #[test]
 fn pkilint_finds_nothing_in_what_estca_signs() {
-    if !have("openssl") || !have("curl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and openssl or curl is missing"
-        );
-        eprintln!("NOTICE: openssl or curl is missing; the pkilint test is SKIPPED");
+    if !have_tools(&["openssl", "curl"], "the pkilint test") {
         return;
     }
     let Some(lint) = Lint::new() else { return };
@@ -412,12 +407,7 @@ fn pkilint_finds_nothing_in_what_estca_signs() {
 /// issuing CA.
 #[test]
 fn pkilint_finds_nothing_in_what_the_offline_root_signs() {
-    if !have("openssl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and openssl is missing"
-        );
-        eprintln!("NOTICE: openssl is missing; the offline root's pkilint test is SKIPPED");
+    if !have_tools(&["openssl"], "the offline root's pkilint test") {
         return;
     }
     let Some(lint) = Lint::new() else { return };

@@ -281,9 +281,9 @@ async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itsel
     let server = match TestPostgres::start() {
         Ok(server) => server,
         Err(why) => {
-            assert!(
-                std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-                "no PostgreSQL test server: {why:?}"
+            skip(
+                "this PostgreSQL test",
+                &format!("no PostgreSQL test server: {why:?}"),
             );
             return;
         }

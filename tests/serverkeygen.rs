@@ -20,18 +20,7 @@ const PATH: &str = "/.well-known/est/serverkeygen";
 
 /// Whether curl and openssl are here; panics under `REQUIRE_ALL_TESTS` when not.
 fn tools() -> bool {
-    let missing: Vec<&str> = ["curl", "openssl"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-        panic!("REQUIRE_ALL_TESTS is set and {missing:?} are missing");
-    }
-    eprintln!("NOTICE: skipping the serverkeygen tests: {missing:?} not installed");
-    false
+    have_tools(&["curl", "openssl"], "the serverkeygen tests")
 }
 
 /// What curl received.

@@ -61,8 +61,7 @@ fn readme_script(name: &str, min_blocks: usize) -> String {
 
 #[test]
 fn readme_walkthrough_runs_verbatim() {
-    if !have("curl") || !have("openssl") {
-        eprintln!("NOTICE: curl or openssl is missing; the README walkthrough test is SKIPPED");
+    if !have_tools(&["curl", "openssl"], "the README walkthrough test") {
         return;
     }
     let script = walkthrough_script();
@@ -253,12 +252,7 @@ fn run_script(dir: &Path, set: &str, script: &str) -> (bool, String, String) {
 /// `estca ca decrypt-key` / `encrypt-key` turn the files plain and back.
 #[test]
 fn readme_protecting_the_ca_keys_runs_verbatim() {
-    if !have("openssl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and openssl is missing"
-        );
-        eprintln!("NOTICE: openssl is missing; the README key protection test is SKIPPED");
+    if !have_tools(&["openssl"], "the README key protection test") {
         return;
     }
     let script = readme_script("protect-keys", 1);
@@ -287,12 +281,7 @@ fn readme_protecting_the_ca_keys_runs_verbatim() {
 /// taken off the host, installed with `--install`; every generation chains to the root.
 #[test]
 fn readme_rollover_example_runs_verbatim() {
-    if !have("openssl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and openssl is missing"
-        );
-        eprintln!("NOTICE: openssl is missing; the README rollover test is SKIPPED");
+    if !have_tools(&["openssl"], "the README rollover test") {
         return;
     }
     let script = readme_script("rollover", 1);
@@ -322,15 +311,14 @@ fn readme_rollover_example_runs_verbatim() {
 /// key in a fresh token and writes no issuing key file.
 #[test]
 fn readme_hsm_example_runs_verbatim() {
-    if !have("openssl")
-        || !have("softhsm2-util")
-        || !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
-    {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and SoftHSM2 (Debian softhsm2) or openssl is missing"
+    if !have_tools(&["openssl", "softhsm2-util"], "the README HSM example test") {
+        return;
+    }
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
+        skip(
+            "the README HSM example test",
+            "SoftHSM2's module is not installed (Debian: softhsm2)",
         );
-        eprintln!("NOTICE: SoftHSM2 or openssl is missing; the README HSM example test is SKIPPED");
         return;
     }
     let script = readme_script("protect-keys-hsm", 1);
@@ -350,16 +338,16 @@ fn readme_hsm_example_runs_verbatim() {
 /// generation records its key's URI, no key file is written, and both issuing CAs verify.
 #[test]
 fn readme_hsm_rollover_example_runs_verbatim() {
-    if !have("openssl")
-        || !have("softhsm2-util")
-        || !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
-    {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and SoftHSM2 (Debian: softhsm2) or openssl is missing"
-        );
-        eprintln!(
-            "NOTICE: SoftHSM2 or openssl is missing; the README HSM rollover test is SKIPPED"
+    if !have_tools(
+        &["openssl", "softhsm2-util"],
+        "the README HSM rollover test",
+    ) {
+        return;
+    }
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
+        skip(
+            "the README HSM rollover test",
+            "SoftHSM2's module is not installed (Debian: softhsm2)",
         );
         return;
     }
@@ -394,12 +382,7 @@ fn readme_hsm_rollover_example_runs_verbatim() {
 /// `root-ca.pem` but no root key, and the ARL that openssl checks the issuing CA against.
 #[test]
 fn readme_offline_root_ceremony_runs_verbatim() {
-    if !have("openssl") {
-        assert!(
-            std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-            "REQUIRE_ALL_TESTS is set and openssl is missing"
-        );
-        eprintln!("NOTICE: openssl is missing; the README offline root test is SKIPPED");
+    if !have_tools(&["openssl"], "the README offline root test") {
         return;
     }
     let script = readme_script("offline-root", 1);

@@ -31,15 +31,7 @@ pub fn est_client() -> Option<&'static Path> {
         .get_or_init(|| match build() {
             Ok(path) => Some(path),
             Err(why) => {
-                if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                    panic!(
-                        "REQUIRE_ALL_TESTS is set and the est-ca crate's client cannot be built: {why}"
-                    );
-                }
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTICE: skipping the est-ca client interoperability tests: {why}"
-                );
+                super::skip("the est-ca client interoperability tests", &why);
                 None
             }
         })

@@ -11,7 +11,6 @@
 //! `None` after a notice on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run`
 //! does): then they panic, so CI never skips these tests.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -45,13 +44,7 @@ fn installed() -> Option<&'static Path> {
         .get_or_init(|| match build() {
             Ok(path) => Some(path),
             Err(why) => {
-                if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                    panic!("REQUIRE_ALL_TESTS is set and libest cannot be built: {why}");
-                }
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTICE: skipping the libest interoperability tests: {why}"
-                );
+                super::skip("the libest interoperability tests", &why);
                 None
             }
         })
@@ -115,7 +108,7 @@ fn build() -> Result<PathBuf, String> {
         .map_err(|e| e.to_string())?;
     let shim = work.path().join("fips-shim.h");
     std::fs::write(&shim, FIPS_SHIM).map_err(|e| e.to_string())?;
-    run(
+    super::run_step(
         Command::new("tar")
             .arg("xzf")
             .arg(&archive)
@@ -125,7 +118,7 @@ fn build() -> Result<PathBuf, String> {
     )?;
     let source = work.path().join("libest");
     let prefix = work.path().join("install");
-    run(
+    super::run_step(
         Command::new("./configure")
             .args(["--disable-safec", "--with-ssl-dir=/usr"])
             .arg(format!("--prefix={}", cache.display()))
@@ -133,11 +126,11 @@ fn build() -> Result<PathBuf, String> {
             .current_dir(&source),
         "configure",
     )?;
-    run(
+    super::run_step(
         Command::new("make").args(["-j2"]).current_dir(&source),
         "make",
     )?;
-    run(
+    super::run_step(
         Command::new("make")
             .arg("install")
             .arg(format!("DESTDIR={}", prefix.display()))
@@ -159,27 +152,6 @@ fn build() -> Result<PathBuf, String> {
         }
     }
     Ok(cache)
-}
-
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let tail = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    };
-    Err(format!(
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        tail(&output.stdout),
-        tail(&output.stderr)
-    ))
 }
 
 /// One run of `estclient` against a daemon on `port`, trusting `trust_anchor` (a PEM file),

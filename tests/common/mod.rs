@@ -959,6 +959,50 @@ pub fn openssl_key_and_csr(newkey: &str) -> KeyAndCsr {
     }
 }
 
+/// Skips `what` because of `why`, with a notice written straight to standard error (past the
+/// test harness's capture, so that the skip is seen); or fails it when `REQUIRE_ALL_TESTS`
+/// is set, as `.ci/run` does, so that CI never skips a test.
+pub fn skip(what: &str, why: &str) {
+    assert!(
+        std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+        "REQUIRE_ALL_TESTS is set and {what} cannot run: {why}"
+    );
+    let _ = writeln!(std::io::stderr(), "NOTICE: {what} is SKIPPED: {why}");
+}
+
+/// Whether every program of `tools` is installed; when one is not, [`skip`]s `what`.
+pub fn have_tools(tools: &[&str], what: &str) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !have(tool)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    skip(what, &format!("{} not installed", missing.join(", ")));
+    false
+}
+
+/// Runs one step of building or installing a third-party client; its failure says what
+/// failed and ends with the last 30 lines of each of its outputs.
+pub fn run_step(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let tail = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    Err(format!(
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    ))
+}
+
 pub fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")

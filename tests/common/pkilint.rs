@@ -6,7 +6,6 @@
 //! on standard error, unless `REQUIRE_ALL_TESTS` is set (as `.ci/run` does): then it panics,
 //! so CI never skips the lint.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -21,13 +20,7 @@ pub fn pkilint() -> Option<&'static Path> {
     BIN.get_or_init(|| match install() {
         Ok(bin) => Some(bin),
         Err(why) => {
-            if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                panic!("REQUIRE_ALL_TESTS is set and pkilint cannot be installed: {why}");
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOTICE: skipping the pkilint checks: {why}"
-            );
+            super::skip("the pkilint checks", &why);
             None
         }
     })
@@ -49,11 +42,11 @@ fn install() -> Result<PathBuf, String> {
     if cache.exists() {
         std::fs::remove_dir_all(&cache).map_err(|e| e.to_string())?;
     }
-    run(
+    super::run_step(
         Command::new("python3").arg("-m").arg("venv").arg(&cache),
         "python3 -m venv (Debian: apt-get install python3 python3-venv)",
     )?;
-    run(
+    super::run_step(
         Command::new(bin.join("python3"))
             .args([
                 "-m",
@@ -67,19 +60,4 @@ fn install() -> Result<PathBuf, String> {
     )?;
     std::fs::write(&installed, VERSION).map_err(|e| e.to_string())?;
     Ok(bin)
-}
-
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let out = command
-        .output()
-        .map_err(|e| format!("{what}: cannot run it: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }
