@@ -28,12 +28,10 @@ const LOCK_FILE: &str = "tests/est_client/Cargo.lock";
 pub fn est_client() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| match build() {
-            Ok(path) => Some(path),
-            Err(why) => {
-                super::skip("the est-ca client interoperability tests", &why);
-                None
-            }
+        .get_or_init(|| {
+            build()
+                .map_err(|why| super::skip("the est-ca client interoperability tests", &why))
+                .ok()
         })
         .as_deref()
 }

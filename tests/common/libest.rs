@@ -41,12 +41,10 @@ pub fn estproxy() -> Option<&'static Path> {
 fn installed() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| match build() {
-            Ok(path) => Some(path),
-            Err(why) => {
-                super::skip("the libest interoperability tests", &why);
-                None
-            }
+        .get_or_init(|| {
+            build()
+                .map_err(|why| super::skip("the libest interoperability tests", &why))
+                .ok()
         })
         .as_deref()
 }

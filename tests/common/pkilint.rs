@@ -17,12 +17,10 @@ const VERSION: &str = "0.13.3";
 /// (after a notice) where it cannot be installed here.
 pub fn pkilint() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| match install() {
-        Ok(bin) => Some(bin),
-        Err(why) => {
-            super::skip("the pkilint checks", &why);
-            None
-        }
+    BIN.get_or_init(|| {
+        install()
+            .map_err(|why| super::skip("the pkilint checks", &why))
+            .ok()
     })
     .as_deref()
 }
