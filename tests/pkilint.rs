@@ -61,8 +61,9 @@ impl Lint {
         out.trim().trim_start_matches("serial=").to_owned()
     }
 
-    /// The findings of one pkilint program (`args` then the file), as `file: code: message`
-    /// lines, those [`accepted`] left out.
+    /// The findings of one pkilint program (`args`, then `files`), one line each naming the
+    /// last file, the severity, the code, where in the structure and the message; those
+    /// [`accepted`] left out.
     fn findings(&self, program: &str, args: &[&str], files: &[&Path]) -> Vec<String> {
         let out = Command::new(self.bin.join(program))
             .arg("lint")
