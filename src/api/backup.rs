@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiCaller, ApiError};
+use super::caller::ApiCaller;
+use super::error::ApiError;
 use crate::ra::RegistrationAuthority;
 
 /// The media type of a backup.
