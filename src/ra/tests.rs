@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::config::Config;
+use crate::model::{Actor, PresentedCertificate};
 use crate::store::{HistoryQuery, PageRequest, SledStore};
 
 struct World {

@@ -1,0 +1,206 @@
+//! Password checks: counted in the store before they run, so that the lockout holds across
+//! concurrent requests and daemons, and all failures answered alike.
+
+use zeroize::Zeroizing;
+
+use crate::model::{Account, AccountId, Actor, EventKind, Outcome};
+use crate::store::{AccountChange, AccountEdit, PasswordAttempt, StoreError};
+
+use super::policy::{self, Refusal};
+use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
+
+/// Longest a password check waits for the checks already counted against its ID to end.
+const PENDING_CHECKS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RegistrationAuthority {
+    /// Checks a password; all failures look the same outside (401, one Argon2 check each).
+    ///
+    /// The attempt is counted in the store *before* the password is checked, and only while
+    /// fewer than `max_failed_attempts` are counted: so under any concurrency, on any number of
+    /// daemons sharing the store, at most that many wrong passwords are ever checked for one
+    /// ID between two successes or unlocks. An attempt over the limit, on a locked ID or on an
+    /// unknown one is not checked at all; it costs a check against the dummy hash, so that its
+    /// answer takes as long as any other.
+    pub(super) async fn authenticate(
+        &self,
+        source: &str,
+        id: &str,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<Account, RaError> {
+        // A place among the password checks first: a busy daemon refuses before it counts.
+        let slot = self.passwords.admit()?;
+        let id: Option<AccountId> = id.parse().ok();
+        let attempt = match &id {
+            Some(id) => self.count_password_attempt(id).await?,
+            None => PasswordAttempt::UnknownId,
+        };
+        let account = match attempt {
+            PasswordAttempt::Counted(account) => account,
+            PasswordAttempt::UnknownId => {
+                slot.verify(password, None).await?;
+                let claimed = id.map_or_else(
+                    || "a malformed ID".to_owned(),
+                    |id| format!("unknown ID {id}"),
+                );
+                self.record_refusal(
+                    &Caller::enrolling(Actor::Anonymous, source),
+                    None,
+                    EventKind::Enroll,
+                    format!("authentication failed: {claimed}"),
+                )
+                .await?;
+                return Err(RaError::Unauthenticated);
+            }
+            PasswordAttempt::OverLimit(account) => {
+                slot.verify(password, None).await?;
+                // A removed ID: one check against the dummy hash and the same answer as
+                // for an unknown ID, recorded under the ID for its audit trail.
+                let why = if account.is_removed() {
+                    "ID removed".to_owned()
+                } else if account.locked {
+                    "ID locked".to_owned()
+                } else {
+                    format!(
+                        "{} password checks already counted; password not checked",
+                        account.failed_attempts
+                    )
+                };
+                self.record_refusal(
+                    &Caller::account(&account.id, source),
+                    Some(&account),
+                    EventKind::Enroll,
+                    format!("authentication failed: {why}"),
+                )
+                .await?;
+                return Err(RaError::Unauthenticated);
+            }
+        };
+        // The count was durable when it returned: a crash cannot give a guess back.
+        let caller = Caller::account(&account.id, source);
+        if slot
+            .verify(password, Some(account.password_hash.clone()))
+            .await?
+        {
+            self.accept_right_password(&caller, account).await
+        } else {
+            self.settle_wrong_password(&caller, account).await?;
+            Err(RaError::Unauthenticated)
+        }
+    }
+
+    /// Counts an attempt for `id` in the store. When the limit is reached only because checks
+    /// are still running (on this daemon or another), waits for them to end (at most
+    /// [`PENDING_CHECKS_WAIT`], polling the store), since a right password among them resets
+    /// the count: many right passwords sent at once are all checked, however many there are,
+    /// and wrong ones never more than the limit.
+    pub(super) async fn count_password_attempt(
+        &self,
+        id: &AccountId,
+    ) -> Result<PasswordAttempt, RaError> {
+        let deadline = tokio::time::Instant::now() + PENDING_CHECKS_WAIT;
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            let attempt = self
+                .store
+                .count_password_attempt(id, self.max_failed_attempts)
+                .await?;
+            match attempt {
+                PasswordAttempt::OverLimit(ref account)
+                    if !account.locked
+                        && !account.is_removed()
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// A right password: clears the failure count, unless the ID was locked meanwhile by
+    /// concurrent wrong guesses, in which case the answer is the same as for a wrong one.
+    pub(super) async fn accept_right_password(
+        &self,
+        caller: &Caller,
+        account: Account,
+    ) -> Result<Account, RaError> {
+        let account = self.store.clear_password_attempts(&account.id).await?;
+        if account.locked {
+            self.record_refusal(
+                caller,
+                Some(&account),
+                EventKind::Enroll,
+                "authentication failed: ID locked while the password was checked".into(),
+            )
+            .await?;
+            return Err(RaError::Unauthenticated);
+        }
+        Ok(account)
+    }
+
+    /// A wrong password: records it (the store counted it already) and locks the ID when the
+    /// count has reached the limit.
+    pub(super) async fn settle_wrong_password(
+        &self,
+        caller: &Caller,
+        counted: Account,
+    ) -> Result<(), RaError> {
+        let failed = self.event(
+            caller,
+            Some(&counted),
+            EventKind::Enroll,
+            Outcome::Refused {
+                reason: format!(
+                    "authentication failed: wrong password ({} of {})",
+                    counted.failed_attempts, self.max_failed_attempts
+                ),
+            },
+        );
+        let mut account = counted;
+        for _ in 0..MAX_ATTEMPTS {
+            if !policy::locks_after_failed_check(&account, self.max_failed_attempts) {
+                self.store.append_history(failed).await?;
+                return Ok(());
+            }
+            let lock = self.event(
+                &Caller::enrolling(Actor::System, &caller.source),
+                Some(&account),
+                EventKind::Lock,
+                Outcome::Ok {
+                    detail: format!("locked after {} wrong passwords", account.failed_attempts),
+                },
+            );
+            match self
+                .store
+                .update_account(AccountChange {
+                    id: account.id.clone(),
+                    expected_version: account.version,
+                    edits: vec![AccountEdit::LockAtFailures(self.max_failed_attempts)],
+                    revoke: None,
+                    events: vec![failed.clone(), lock],
+                })
+                .await
+            {
+                Ok(_) => {
+                    tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
+                    self.observer.locked_out();
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
+    }
+}
+
+/// The outcome of an issuance to an ID that just gave its password: "locked" means the ID
+/// was locked while the password was checked (by concurrent wrong guesses), and the answer
+/// must not tell this guess from a wrong one.
+pub(super) fn unauthenticated_if_locked<T>(issued: Result<T, RaError>) -> Result<T, RaError> {
+    match issued {
+        Err(RaError::Refused(Refusal::Locked)) => Err(RaError::Unauthenticated),
+        other => other,
+    }
+}
