@@ -177,17 +177,11 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::config::{CaConfig, KeyAlgorithm};
+    use crate::config::KeyAlgorithm;
 
+    /// A CA whose organisation's name holds a comma, which names must not escape.
     fn ca(dir: &std::path::Path) -> CertificateAuthority {
-        let config = CaConfig {
-            organization: "Test, Inc.".into(),
-            root_name: "Test Root".into(),
-            issuing_name: "Test Issuing".into(),
-            ..crate::ca::tests::config(dir, KeyAlgorithm::P256, 10)
-        };
-        CertificateAuthority::init(&config, None).unwrap();
-        CertificateAuthority::load(&config, "{id}").unwrap()
+        crate::ca::tests::test_ca_with(dir, "Test, Inc.", KeyAlgorithm::P256)
     }
 
     fn serial(b: u8) -> Serial {

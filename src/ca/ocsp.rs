@@ -284,17 +284,11 @@ mod tests {
     use x509_parser::prelude::{FromDer, X509Certificate};
 
     use super::*;
-    use crate::config::{CaConfig, KeyAlgorithm};
+    use crate::config::KeyAlgorithm;
 
+    /// A CA whose organisation's name holds a comma, which names must not escape.
     fn ca(dir: &std::path::Path) -> CertificateAuthority {
-        let config = CaConfig {
-            organization: "Test, Inc.".into(),
-            root_name: "Test Root".into(),
-            issuing_name: "Test Issuing".into(),
-            ..crate::ca::tests::config(dir, KeyAlgorithm::P384, 10)
-        };
-        CertificateAuthority::init(&config, None).unwrap();
-        CertificateAuthority::load(&config, "{id}").unwrap()
+        crate::ca::tests::test_ca_with(dir, "Test, Inc.", KeyAlgorithm::P384)
     }
 
     #[test]

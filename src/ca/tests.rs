@@ -46,18 +46,32 @@ pub(crate) fn config(dir: &Path, alg: KeyAlgorithm, years: u32) -> CaConfig {
 /// A new P-256 CA in `dir` (organisation "Test", subjects "{id}"): what the tests of the
 /// layers above the CA sign with.
 pub(crate) fn test_ca(dir: &Path) -> CertificateAuthority {
-    let config = test_ca_config(dir);
+    test_ca_with(dir, "Test", KeyAlgorithm::P256)
+}
+
+/// A new CA in `dir` as [`test_ca`], but of `organization` and with keys of `alg`.
+pub(crate) fn test_ca_with(
+    dir: &Path,
+    organization: &str,
+    alg: KeyAlgorithm,
+) -> CertificateAuthority {
+    let config = test_ca_config_with(dir, organization, alg);
     CertificateAuthority::init(&config, None).unwrap();
     CertificateAuthority::load(&config, "{id}").unwrap()
 }
 
 /// The configuration of [`test_ca`] in `dir`.
 pub(crate) fn test_ca_config(dir: &Path) -> CaConfig {
+    test_ca_config_with(dir, "Test", KeyAlgorithm::P256)
+}
+
+/// The configuration of [`test_ca_with`].
+fn test_ca_config_with(dir: &Path, organization: &str, alg: KeyAlgorithm) -> CaConfig {
     CaConfig {
-        organization: "Test".into(),
+        organization: organization.into(),
         root_name: "Test Root".into(),
         issuing_name: "Test Issuing".into(),
-        ..config(dir, KeyAlgorithm::P256, 10)
+        ..config(dir, alg, 10)
     }
 }
 
