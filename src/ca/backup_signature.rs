@@ -13,7 +13,8 @@ use std::path::Path;
 
 use ring::signature::{UnparsedPublicKey, VerificationAlgorithm};
 
-use super::hierarchy::{check_is_ca, parse, read_certificates, ISSUING_CERT, ROOT_CERT};
+use super::chain::{check_is_ca, parse};
+use super::files::{read_certificates, ISSUING_CERT, ROOT_CERT};
 use super::{CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::store::backup::{BackupSignature, SignatureAlgorithm};

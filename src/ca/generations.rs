@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
-use super::hierarchy::ISSUING_KEY_URI;
+use super::files::ISSUING_KEY_URI;
 use super::{pkcs7, CaError, CertificateAuthority};
 use crate::config::CaConfig;
 

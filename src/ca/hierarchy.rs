@@ -1,24 +1,27 @@
 //! The CA hierarchy on disk: creating a root and an issuing CA (`init`), taking over an
-//! existing intermediate (`import`), and loading the issuing CA at start-up (`load`), with
-//! the checks on key file permissions.
+//! existing intermediate (`import`), and loading the issuing CA at start-up (`load`).
 //!
-//! Files in the CA directory: `root-ca.pem`, `root-ca.key` (absent after an import),
-//! `issuing-ca.pem` (the issuing CA, then any intermediates above it), `issuing-ca.key`
-//! (PKCS#8 PEM). Key files are created with mode 0600 and refused when group or others can
-//! access them.
+//! The files it reads and writes, and how (`root-ca.pem`, `root-ca.key` (absent after an
+//! import), `issuing-ca.pem` (the issuing CA, then any intermediates above it),
+//! `issuing-ca.key`; key files created with mode 0600 and refused when group or others can
+//! access them) are [`super::files`]; the checks of the certificates it loads,
+//! [`super::chain`].
 
 use std::fmt;
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
-use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
+use super::chain::{
+    certificate_not_after, check_is_ca, check_key_matches, is_self_signed, parse, verify_chain,
+};
+use super::files::{
+    check_key_mode, create_dir, io_error, pem, read_certificates, refuse_existing, write_new,
+    ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
+};
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
 use super::passphrase::KeyPassphrase;
@@ -26,17 +29,6 @@ use super::pkcs11::{Pkcs11Uri, TokenKey};
 use super::{pkcs7, profile, CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::model::Serial;
-
-pub(super) const ROOT_CERT: &str = "root-ca.pem";
-pub(super) const ROOT_KEY: &str = "root-ca.key";
-pub(super) const ISSUING_CERT: &str = "issuing-ca.pem";
-pub(super) const ISSUING_KEY: &str = "issuing-ca.key";
-/// The key record of a generation whose key is in a PKCS#11 token: the URI of that key
-/// (token and object). Written by `estca ca rollover`; when present it names the
-/// generation's key, `ca.key` giving the module and the PIN settings the token's.
-pub(super) const ISSUING_KEY_URI: &str = "issuing-ca.key-uri";
-/// The issuing CA's certificate request, while an offline root has not certified it yet.
-pub(super) const ISSUING_CSR: &str = "issuing-ca.csr";
 
 /// What `init` or `import` wrote, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,172 +92,6 @@ impl fmt::Display for InitReport {
             )
         }
     }
-}
-
-pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
-    move |source| CaError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes a new file with `mode`; refuses to replace an existing one.
-pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                CaError::AlreadyExists {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                CaError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
-    file.write_all(contents).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
-}
-
-pub(super) fn create_dir(dir: &Path) -> Result<(), CaError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(dir))
-}
-
-pub(super) fn refuse_existing(paths: &[&Path]) -> Result<(), CaError> {
-    match paths.iter().find(|p| p.exists()) {
-        Some(p) => Err(CaError::AlreadyExists {
-            path: p.to_path_buf(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Refuses a key file that group or others may read or write.
-pub(super) fn check_key_mode(path: &Path) -> Result<(), CaError> {
-    let mode = std::fs::metadata(path)
-        .map_err(io_error(path))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(CaError::InsecureKeyFile {
-            path: path.to_path_buf(),
-            mode: mode & 0o7777,
-        });
-    }
-    Ok(())
-}
-
-/// Reads every certificate of a PEM file, as DER.
-pub(super) fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
-    let bad = |reason: String| CaError::BadCertificate {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let certs = Certificate::load_pem_chain(&bytes)
-        .map_err(|e| bad(format!("not a PEM certificate chain ({e})")))?;
-    if certs.is_empty() {
-        return Err(bad("holds no certificate".into()));
-    }
-    certs
-        .iter()
-        .map(|c| {
-            c.to_der()
-                .map_err(|e| bad(format!("cannot re-encode a certificate ({e})")))
-        })
-        .collect()
-}
-
-pub(super) fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, CaError> {
-    match X509Certificate::from_der(der) {
-        Ok(([], cert)) => Ok(cert),
-        _ => Err(CaError::BadCertificate {
-            path: path.to_path_buf(),
-            reason: "a certificate is not valid DER X.509".into(),
-        }),
-    }
-}
-
-/// The notAfter of the certificate `der`, read from `path` (named in the error).
-pub(super) fn certificate_not_after(der: &[u8], path: &Path) -> Result<OffsetDateTime, CaError> {
-    let cert = Certificate::from_der(der).map_err(|e| CaError::BadCertificate {
-        path: path.to_path_buf(),
-        reason: format!("not a DER certificate ({e})"),
-    })?;
-    profile::from_x509_time(&cert.tbs_certificate.validity.not_after)
-}
-
-/// Refuses a certificate that cannot issue certificates.
-pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
-    let not_ca = |reason: &str| CaError::NotCa {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    };
-    match cert.basic_constraints() {
-        Ok(Some(bc)) if bc.value.ca => {}
-        Ok(_) => return Err(not_ca("basicConstraints CA:TRUE is missing")),
-        Err(_) => return Err(not_ca("its basicConstraints extension is malformed")),
-    }
-    match cert.key_usage() {
-        Ok(Some(ku)) if ku.value.key_cert_sign() => Ok(()),
-        Ok(_) => Err(not_ca("keyUsage keyCertSign is missing")),
-        Err(_) => Err(not_ca("its keyUsage extension is malformed")),
-    }
-}
-
-/// True when `cert` names itself as issuer and its signature verifies with its own key.
-pub(super) fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
-    cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()
-}
-
-/// Checks that each certificate is signed by the next one (issuing CA first, root last).
-pub(super) fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
-    for pair in ders.windows(2) {
-        let child = parse(pair[0], path)?;
-        let parent = parse(pair[1], path)?;
-        if child.issuer().as_raw() != parent.subject().as_raw()
-            || child.verify_signature(Some(parent.public_key())).is_err()
-        {
-            return Err(CaError::BadCertificate {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "'{}' is not signed by '{}': give the chain in order, issuing CA first and root last",
-                    child.subject(),
-                    parent.subject()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn check_key_matches(
-    key: &CaKey,
-    cert: &X509Certificate<'_>,
-    key_path: &Path,
-    cert_path: &Path,
-) -> Result<(), CaError> {
-    if key.public_key_der()? != cert.public_key().raw {
-        return Err(CaError::KeyMismatch {
-            key: key_path.to_path_buf(),
-            certificate: cert_path.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
-pub(super) fn pem(der: &[u8]) -> Result<String, CaError> {
-    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
-        .map_err(|e| CaError::Internal(format!("PEM-encoding a certificate: {e}")))
 }
 
 /// An rcgen key as PKCS#8 PEM, encrypted with `passphrase` when given.

@@ -13,11 +13,12 @@ use time::OffsetDateTime;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use super::hierarchy::{
-    check_is_ca, check_key_matches, create_dir, open_token, parse, pem, read_certificates,
-    refuse_existing, verify_chain, write_new, InitReport, ISSUING_CERT, ISSUING_CSR, ISSUING_KEY,
-    ROOT_CERT, ROOT_KEY,
+use super::chain::{check_is_ca, check_key_matches, parse, verify_chain};
+use super::files::{
+    create_dir, pem, read_certificates, refuse_existing, write_new, ISSUING_CERT, ISSUING_CSR,
+    ISSUING_KEY, ROOT_CERT, ROOT_KEY,
 };
+use super::hierarchy::{open_token, InitReport};
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
 use super::passphrase::KeyPassphrase;
@@ -222,7 +223,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, &key_shown, cert_file)?;
         check_is_ca(&issuing, cert_file)?;
         verify_chain(&[&issuing_der, &root_der], cert_file)?;
-        let not_after = super::hierarchy::certificate_not_after(&issuing_der, cert_file)?;
+        let not_after = super::chain::certificate_not_after(&issuing_der, cert_file)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_file.to_path_buf(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::hierarchy::{check_key_mode, ISSUING_KEY, ROOT_KEY};
+use super::files::{check_key_mode, ISSUING_KEY, ROOT_KEY};
 use super::key::{CaKey, KeyProtection};
 use super::passphrase::KeyPassphrase;
 use super::{CaError, CertificateAuthority};

@@ -13,9 +13,11 @@ use crate::model::{CertificateRecord, Holder, HostName, KeyFingerprint, Serial};
 use crate::store::ReservedSerial;
 
 pub mod backup_signature;
+mod chain;
 pub mod crl;
 pub mod csr;
 mod expiry;
+mod files;
 pub mod generations;
 mod hierarchy;
 mod issuing_request;

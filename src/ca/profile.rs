@@ -376,7 +376,7 @@ pub(crate) fn host_general_name(host: &HostName) -> Result<GeneralName, CaError>
 }
 
 /// The hosts the certificate `der` names in its subjectAltName, read back the way
-/// [`host_general_name`] wrote them (entries of other kinds are skipped): an application's
+/// `host_general_name` wrote them (entries of other kinds are skipped): an application's
 /// certificate is the record of the hosts it was granted. Empty for a certificate that
 /// cannot be read or names none.
 pub fn certificate_hosts(der: &[u8]) -> Vec<HostName> {

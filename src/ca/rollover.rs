@@ -37,12 +37,16 @@ use time::OffsetDateTime;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
+use super::chain::{
+    certificate_not_after, check_is_ca, check_key_matches, is_self_signed, parse, verify_chain,
+};
+use super::files::{
+    create_dir, io_error, pem, read_certificates, write_new, ISSUING_CERT, ISSUING_KEY,
+    ISSUING_KEY_URI, ROOT_CERT, ROOT_KEY,
+};
 use super::generations::{previous_dirs, PREVIOUS_DIR};
 use super::hierarchy::{
-    certificate_not_after, check_is_ca, check_key_matches, create_dir, generate, io_error,
-    is_self_signed, issuing_params, open_token, parse, pem, rcgen_key_pem, read_certificates,
-    token_uri, verify_chain, write_new, IssuingKey, ISSUING_CERT, ISSUING_KEY, ISSUING_KEY_URI,
-    ROOT_CERT, ROOT_KEY,
+    generate, issuing_params, open_token, rcgen_key_pem, token_uri, IssuingKey,
 };
 use super::issuing_request::certificate_request;
 use super::key::CaKey;

@@ -30,15 +30,14 @@ use x509_cert::Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::crl::{crl_reason, sign_list, CrlEntry, CrlRequest, CrlScope};
-use super::hierarchy::{
-    self, create_dir, new_root, pem, rcgen_key_pem, refuse_existing, whole_seconds_now, write_new,
-    NewRoot, ROOT_CERT, ROOT_KEY,
-};
+use super::files::{create_dir, pem, refuse_existing, write_new, ROOT_CERT, ROOT_KEY};
+use super::hierarchy::{new_root, rcgen_key_pem, whole_seconds_now, NewRoot};
 use super::key::{CaKey, KeyProtection};
 use super::key_files;
 use super::passphrase::KeyPassphrase;
 use super::profile::{self, extension, octets};
 use super::CaError;
+use super::{chain, files};
 use crate::config::CaConfig;
 use crate::model::{RevocationReason, Serial};
 
@@ -232,7 +231,7 @@ impl OfflineRoot {
             certificate: cert_path,
             key: key_path,
             key_encrypted: passphrase.is_some(),
-            subject: hierarchy::parse(&root.cert_der, &dir.join(ROOT_CERT))?
+            subject: chain::parse(&root.cert_der, &dir.join(ROOT_CERT))?
                 .subject()
                 .to_string(),
             not_after: root.not_after,
@@ -253,7 +252,7 @@ impl OfflineRoot {
             });
         }
         let (key, _): (CaKey, KeyProtection) = key_files::read(&key_path, passphrase)?;
-        let mut ders = hierarchy::read_certificates(&cert_path)?;
+        let mut ders = files::read_certificates(&cert_path)?;
         if ders.len() != 1 {
             return Err(CaError::BadCertificate {
                 path: cert_path,
@@ -261,9 +260,9 @@ impl OfflineRoot {
             });
         }
         let cert_der = ders.remove(0);
-        let parsed = hierarchy::parse(&cert_der, &cert_path)?;
-        hierarchy::check_key_matches(&key, &parsed, &key_path, &cert_path)?;
-        hierarchy::check_is_ca(&parsed, &cert_path)?;
+        let parsed = chain::parse(&cert_der, &cert_path)?;
+        chain::check_key_matches(&key, &parsed, &key_path, &cert_path)?;
+        chain::check_is_ca(&parsed, &cert_path)?;
         if parsed.subject().as_raw() != parsed.issuer().as_raw()
             || parsed.verify_signature(None).is_err()
         {

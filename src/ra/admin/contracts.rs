@@ -73,7 +73,7 @@ impl RegistrationAuthority {
 
     /// Allows (`true`) or refuses (`false`) EST `serverkeygen` to the IDs of a contract
     /// ([`Contract::server_keygen`]): the operator's choice, or an application's granted
-    /// `--can-create-contracts` ([`Authority::may_set_contract_options`]).
+    /// `--can-create-contracts` ([`Authority::may_set_contract_options`](crate::ra::Authority::may_set_contract_options)).
     pub async fn set_contract_server_keygen(
         &self,
         caller: &Caller,

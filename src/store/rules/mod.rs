@@ -4,7 +4,8 @@
 //! A backend reads what a rule needs inside its transaction, calls the rule, and writes what
 //! the rule returns (or aborts with the error it returns); it decides nothing itself. So every
 //! backend (sled, fjall, and any later one) enforces the same rules with the same errors,
-//! and the conformance suite ([`super::conformance`]) checks them once through each.
+//! and the conformance suite (`src/store/conformance/`, compiled with the tests) checks them
+//! once through each.
 
 mod accounts;
 mod certificates;
