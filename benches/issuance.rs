@@ -279,7 +279,6 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// The embedded defaults (`config/defaults.toml`), ignoring any system file or environment.
 /// Where criterion writes its results.
 fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {

@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::caller::ApiCaller;
 use super::error::{parse, ApiError, ApiResult};
+use super::paging::cursor_after;
 use crate::http::ErrorBody;
 use crate::model::EventKind;
 use crate::ra::{HistoryEntryView, RegistrationAuthority};
-use crate::store::{Cursor, HistoryQuery, PageRequest};
+use crate::store::{HistoryQuery, PageRequest};
 
 /// Default page size of history queries.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
@@ -83,12 +84,7 @@ pub(super) async fn history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
     let Query(p) = params?;
-    let after = p
-        .cursor
-        .as_deref()
-        .map(Cursor::from_text)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.0)))?;
+    let after = cursor_after(p.cursor.as_deref())?;
     let query = HistoryQuery {
         account: p.account.as_deref().map(parse).transpose()?,
         contract: p.contract.as_deref().map(parse).transpose()?,

@@ -35,11 +35,19 @@ pub(super) fn page_request(
             "limit must be between 1 and {MAX_LIST_PAGE}"
         )));
     }
-    let after = cursor
+    Ok(PageRequest {
+        after: cursor_after(cursor)?,
+        limit,
+    })
+}
+
+/// Where the page a `cursor` parameter names starts (`None`: the first page), or a 400 for
+/// a cursor that is not one this API gave.
+pub(super) fn cursor_after(cursor: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    cursor
         .map(Cursor::from_text)
         .transpose()
-        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.0)))?;
-    Ok(PageRequest { after, limit })
+        .map_err(|e| ApiError::bad_request(format!("cursor: {}", e.0)))
 }
 
 /// A page of a listing as a JSON array, with the next page's address in a `Link` header
