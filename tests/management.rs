@@ -559,6 +559,21 @@ async fn api_errors_are_json_and_bodies_are_bounded() {
     assert_eq!(status, 413);
     let (status, _) = master.get("/nothing-here").await;
     assert_eq!(status, 404);
+    // A cursor the API never gave is refused by name, on a listing and on history alike.
+    for path in ["/accounts?cursor=forged", "/history?cursor=forged"] {
+        let (status, body) = master.get(path).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("bad_request")),
+            "{path}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("cursor: ")),
+            "{path}: {body}"
+        );
+    }
     let (status, doc) = master.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["paths"]["/api/v1/accounts/{id}/certificate"]["post"].is_object());
