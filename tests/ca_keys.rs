@@ -265,21 +265,13 @@ fn the_development_ca_stays_unencrypted_and_the_log_says_so() {
 
 // ----- the issuing key in a PKCS#11 token (SoftHSM2) -----------------------------------------
 
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const USER_PIN: &str = "314159";
 
 /// A SoftHSM2 configuration in `dir` with one token "estca" initialised (user PIN
 /// [`USER_PIN`]); `None` (skipped with a notice) when SoftHSM2 is not installed, a failure
 /// when REQUIRE_ALL_TESTS is set.
 fn softhsm(dir: &Path) -> Option<PathBuf> {
-    if !have_tools(&["softhsm2-util", "openssl"], "the PKCS#11 test") {
-        return None;
-    }
-    if !Path::new(SOFTHSM_MODULE).exists() {
-        skip(
-            "the PKCS#11 test",
-            &format!("{SOFTHSM_MODULE} is not installed (Debian: softhsm2)"),
-        );
+    if !have_softhsm("the PKCS#11 test") {
         return None;
     }
     let tokens = dir.join("tokens");

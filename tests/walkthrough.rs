@@ -311,14 +311,7 @@ fn readme_rollover_example_runs_verbatim() {
 /// key in a fresh token and writes no issuing key file.
 #[test]
 fn readme_hsm_example_runs_verbatim() {
-    if !have_tools(&["openssl", "softhsm2-util"], "the README HSM example test") {
-        return;
-    }
-    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
-        skip(
-            "the README HSM example test",
-            "SoftHSM2's module is not installed (Debian: softhsm2)",
-        );
+    if !have_softhsm("the README HSM example test") {
         return;
     }
     let script = readme_script("protect-keys-hsm", 1);
@@ -338,17 +331,7 @@ fn readme_hsm_example_runs_verbatim() {
 /// generation records its key's URI, no key file is written, and both issuing CAs verify.
 #[test]
 fn readme_hsm_rollover_example_runs_verbatim() {
-    if !have_tools(
-        &["openssl", "softhsm2-util"],
-        "the README HSM rollover test",
-    ) {
-        return;
-    }
-    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
-        skip(
-            "the README HSM rollover test",
-            "SoftHSM2's module is not installed (Debian: softhsm2)",
-        );
+    if !have_softhsm("the README HSM rollover test") {
         return;
     }
     let script = format!(

@@ -980,6 +980,26 @@ pub fn have_tools(tools: &[&str], what: &str) -> bool {
     false
 }
 
+/// Debian's SoftHSM2 PKCS#11 module, where the PKCS#11 tests and the README's HSM examples
+/// load it.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Whether SoftHSM2 (its module and `softhsm2-util`) and openssl are installed; when not,
+/// [`skip`]s `what`.
+pub fn have_softhsm(what: &str) -> bool {
+    if !have_tools(&["openssl", "softhsm2-util"], what) {
+        return false;
+    }
+    if !Path::new(SOFTHSM_MODULE).exists() {
+        skip(
+            what,
+            &format!("{SOFTHSM_MODULE} is not installed (Debian: softhsm2)"),
+        );
+        return false;
+    }
+    true
+}
+
 /// Runs one step of building or installing a third-party client; its failure says what
 /// failed and ends with the last 30 lines of each of its outputs.
 pub fn run_step(command: &mut Command, what: &str) -> Result<(), String> {
