@@ -3,8 +3,9 @@
 //! recorded in history, granted or refused.
 //!
 //! `contracts`, `accounts`, `reads` (history and certificates) and `backup` hold the
-//! operations; this file how a management caller is authenticated, how a refusal is told and
-//! recorded, and the read-decide-commit loop every change of an ID goes through.
+//! operations. This file holds what they share: how a management caller is authenticated,
+//! how a refusal is told and recorded, and the read-decide-commit loop every change of an ID
+//! goes through.
 
 mod accounts;
 mod backup;
