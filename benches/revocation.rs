@@ -190,6 +190,7 @@ fn benches(c: &mut Criterion) {
             issuers.clone(),
             Arc::new(SystemClock),
             Duration::hours(24),
+            Default::default(),
         ))
         .expect("publisher");
     assert_eq!(publisher.last().entries.len(), REVOKED);

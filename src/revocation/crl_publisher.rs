@@ -8,10 +8,19 @@
 //! notAfter are left out (RFC 5280 3.3 lets a CRL drop them). Every CRL gets a new number
 //! from the store, which keeps numbers strictly increasing across restarts.
 //!
+//! Re-signing reads the whole revocation index and signs every entry: about 0.3 s for
+//! 100,000 entries on a small machine, and every renewal supersedes a certificate. So a CRL
+//! that took long to sign ([`ResignThrottle`]) is re-signed for a revocation only after
+//! several times that long has passed since it was signed, whoever asks: neither steady
+//! renewals nor clients fetching the CRL in a loop can keep the publisher busy for more
+//! than a tenth of a core. Such a CRL can lag a revocation by that long (OCSP never lags);
+//! a CRL that is due is re-signed at once.
+//!
 //! One publisher serves one issuing CA generation: its CRL lists the certificates that
 //! generation issued ([`IssuerIndex`]); [`super::crl_publishers`] keeps one per generation.
 
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use hyper::body::Bytes;
 use time::{Duration, OffsetDateTime};
@@ -47,6 +56,10 @@ pub struct PublishedCrl {
     pub pem: Bytes,
     /// The revocation feed's value when the CRL was built.
     generation: u64,
+    /// When it was built, and how long reading the index and signing took (what grows with
+    /// the number of entries): how soon a revocation may have it re-signed.
+    built: Instant,
+    took: std::time::Duration,
 }
 
 impl PublishedCrl {
@@ -79,6 +92,39 @@ impl PublishedCrl {
 /// Revoked certificates read from the index per page while a CRL is built.
 const REVOKED_PAGE: usize = 10_000;
 
+/// How soon after a CRL was signed a revocation may have it re-signed, from how long the
+/// signing took: so that the re-signings of a large CRL take at most a share of a core.
+#[derive(Clone, Copy, Debug)]
+pub struct ResignThrottle {
+    /// A CRL signed faster than this is re-signed for every revocation at once.
+    pub unthrottled_under: std::time::Duration,
+    /// Otherwise it is re-signed no sooner than this many times its signing time after it
+    /// was signed: 9 keeps re-signing to at most a tenth of the time.
+    pub factor: u32,
+}
+
+impl Default for ResignThrottle {
+    /// 100 ms (a CRL of some 30,000 entries on the 2-core development VM), 9 times: with
+    /// the background task's one re-signing per second at most, a tenth of a core either way.
+    fn default() -> Self {
+        Self {
+            unthrottled_under: std::time::Duration::from_millis(100),
+            factor: 9,
+        }
+    }
+}
+
+impl ResignThrottle {
+    /// The earliest time a revocation may have `crl` re-signed (None: not in the lifetime of
+    /// the process).
+    fn resign_after(&self, crl: &PublishedCrl) -> Option<Instant> {
+        if crl.took < self.unthrottled_under {
+            return Some(crl.built);
+        }
+        crl.built.checked_add(crl.took.saturating_mul(self.factor))
+    }
+}
+
 /// Keeps the current CRL.
 pub struct CrlPublisher {
     store: Arc<dyn RevocationStore>,
@@ -86,6 +132,7 @@ pub struct CrlPublisher {
     issuers: Arc<IssuerIndex>,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    throttle: ResignThrottle,
     feed: watch::Receiver<u64>,
     current: RwLock<Arc<PublishedCrl>>,
     /// Held while signing, so that concurrent callers who find the CRL stale sign it once.
@@ -94,13 +141,15 @@ pub struct CrlPublisher {
 
 impl CrlPublisher {
     /// Signs the first CRL of `ca`, listing the revoked certificates `issuers` says it
-    /// issued; `interval` is nextUpdate minus thisUpdate.
+    /// issued; `interval` is nextUpdate minus thisUpdate, `throttle` how soon a revocation
+    /// may have a large CRL re-signed.
     pub async fn new(
         store: Arc<dyn RevocationStore>,
         ca: Arc<CertificateAuthority>,
         issuers: Arc<IssuerIndex>,
         clock: Arc<dyn Clock>,
         interval: Duration,
+        throttle: ResignThrottle,
     ) -> Result<Arc<Self>, RevocationError> {
         let feed = store.revocations();
         let first = build(&*store, &ca, &issuers, &*clock, interval, &feed).await?;
@@ -117,6 +166,7 @@ impl CrlPublisher {
             issuers,
             clock,
             interval,
+            throttle,
             feed,
             current: RwLock::new(Arc::new(first)),
             signing: tokio::sync::Mutex::new(()),
@@ -131,16 +181,23 @@ impl CrlPublisher {
         }
     }
 
-    fn is_stale(&self, crl: &PublishedCrl) -> bool {
-        crl.generation != *self.feed.borrow() || self.clock.now() >= crl.refresh_at()
+    /// Whether `crl` is to be re-signed now: it is due, or a revocation happened since it
+    /// was built and the throttle lets it be re-signed.
+    fn needs_signing(&self, crl: &PublishedCrl) -> bool {
+        self.clock.now() >= crl.refresh_at()
+            || (crl.generation != *self.feed.borrow()
+                && self
+                    .throttle
+                    .resign_after(crl)
+                    .is_some_and(|after| Instant::now() >= after))
     }
 
-    /// The current CRL, re-signed first if a revocation happened since it was built or it
-    /// is due. If re-signing fails, the last CRL is returned (it is still valid until its
-    /// nextUpdate) and the failure logged.
+    /// The current CRL, re-signed first if a revocation happened since it was built (unless
+    /// the throttle puts that off) or it is due. If re-signing fails, the last CRL is
+    /// returned (it is still valid until its nextUpdate) and the failure logged.
     pub async fn current(&self) -> Arc<PublishedCrl> {
         let last = self.last();
-        if !self.is_stale(&last) {
+        if !self.needs_signing(&last) {
             return last;
         }
         match self.refresh().await {
@@ -152,12 +209,12 @@ impl CrlPublisher {
         }
     }
 
-    /// Re-signs the CRL if it is stale (checked again under the signing lock, so that a
+    /// Re-signs the CRL if it needs it (checked again under the signing lock, so that a
     /// burst of callers signs once) and returns the current one.
     pub async fn refresh(&self) -> Result<Arc<PublishedCrl>, RevocationError> {
         let _signing = self.signing.lock().await;
         let last = self.last();
-        if !self.is_stale(&last) {
+        if !self.needs_signing(&last) {
             return Ok(last);
         }
         self.sign_now_locked().await
@@ -217,10 +274,11 @@ impl CrlPublisher {
                         }
                         // Every renewal supersedes a certificate: coalesce a burst of
                         // revocations into one re-signing per COALESCE instead of reading
-                        // the whole index and signing after each. A CRL fetched meanwhile
-                        // is still re-signed on demand (`current`), so none is ever stale.
+                        // the whole index and signing after each, or later if the throttle
+                        // says so. A CRL fetched meanwhile is re-signed on demand
+                        // (`current`) within the same throttle.
                         tokio::select! {
-                            _ = tokio::time::sleep(COALESCE) => {}
+                            _ = tokio::time::sleep(self.coalesce()) => {}
                             _ = stopped.changed() => break,
                         }
                     }
@@ -228,6 +286,8 @@ impl CrlPublisher {
                     _ = stopped.changed() => break,
                 }
                 wait = match self.refresh().await {
+                    // Put off by the throttle: try again when it allows.
+                    Ok(crl) if crl.generation != *self.feed.borrow() => self.coalesce(),
                     Ok(_) => self.until_due(),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot re-sign the CRL; retrying in 30 seconds");
@@ -236,6 +296,17 @@ impl CrlPublisher {
                 };
             }
         })
+    }
+
+    /// How long to wait after a revocation before re-signing: COALESCE, or until the
+    /// throttle lets the current CRL be re-signed (never past the time it is due).
+    fn coalesce(&self) -> std::time::Duration {
+        let after = self
+            .throttle
+            .resign_after(&self.last())
+            .map(|after| after.saturating_duration_since(Instant::now()))
+            .unwrap_or(std::time::Duration::MAX);
+        after.min(self.until_due()).max(COALESCE)
     }
 
     /// Time until the current CRL is due to be replaced (at least one second).
@@ -260,6 +331,8 @@ async fn build(
     // The feed's value is read before the index: a revocation committed after this read
     // moves the feed past `generation`, so the CRL will be found stale and rebuilt.
     let generation = *feed.borrow();
+    let built = Instant::now();
+    let mut took = std::time::Duration::ZERO;
     let this_update = clock
         .now()
         .replace_nanosecond(0)
@@ -285,7 +358,10 @@ async fn build(
             reason: r.revocation.reason,
         })
         .collect();
+    took += built.elapsed();
+    // Drawing the number is one write, whatever the CRL's size: the throttle leaves it out.
     let number = store.next_crl_number().await?;
+    let signing = Instant::now();
     // Signing a large CRL takes a while: keep it off the async worker threads.
     let signer = ca.clone();
     let (der, entries) = tokio::task::spawn_blocking(move || {
@@ -300,6 +376,7 @@ async fn build(
     .await
     .map_err(|e| RevocationError::Task(e.to_string()))?;
     let der = der?;
+    took += signing.elapsed();
     let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &der)
         .map_err(|e| RevocationError::Task(format!("PEM-encoding the CRL: {e}")))?;
     Ok(PublishedCrl {
@@ -310,5 +387,7 @@ async fn build(
         der: Bytes::from(der),
         pem: Bytes::from(pem),
         generation,
+        built,
+        took,
     })
 }

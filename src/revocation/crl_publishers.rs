@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use time::Duration;
 use tokio::sync::watch;
 
-use super::crl_publisher::CrlPublisher;
+use super::crl_publisher::{CrlPublisher, ResignThrottle};
 use super::issuer_index::IssuerIndex;
 use super::per_generation::{OfGeneration, PerGeneration};
 use super::RevocationError;
@@ -90,6 +90,7 @@ impl CrlPublishers {
                     self.issuers.clone(),
                     self.clock.clone(),
                     self.interval,
+                    ResignThrottle::default(),
                 )
             })
             .await?;

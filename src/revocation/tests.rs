@@ -17,6 +17,7 @@ use x509_ocsp::{
     TbsRequest,
 };
 
+use super::crl_publisher::ResignThrottle;
 use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
 use crate::model::{
@@ -180,12 +181,17 @@ impl World {
     }
 
     async fn publisher(&self) -> Arc<CrlPublisher> {
+        self.publisher_throttled(Default::default()).await
+    }
+
+    async fn publisher_throttled(&self, throttle: ResignThrottle) -> Arc<CrlPublisher> {
         CrlPublisher::new(
             self.store.clone(),
             self.ca.clone(),
             self.issuers(),
             self.clock.clone(),
             Duration::hours(24),
+            throttle,
         )
         .await
         .unwrap()
@@ -340,6 +346,44 @@ async fn the_background_task_re_signs_after_a_revocation() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(publisher.last().entries.len(), 1);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// A CRL that took long to sign is not re-signed for a revocation until the throttle allows
+/// (here: 100,000 times its signing time, far beyond the test), whether fetched or by the
+/// background task; a due CRL, and the operator's `sign_now`, are re-signed at once.
+#[tokio::test]
+async fn a_slow_crl_is_not_re_signed_for_every_revocation() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    w.issue("bob", 2, 365).await;
+    let publisher = w
+        .publisher_throttled(ResignThrottle {
+            unthrottled_under: std::time::Duration::ZERO,
+            factor: 100_000,
+        })
+        .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = publisher.clone().spawn(stopped);
+    let first = publisher.current().await;
+
+    w.revoke("alice", 1, RevocationReason::KeyCompromise).await;
+    assert!(Arc::ptr_eq(&first, &publisher.current().await));
+    // The background task waits too (its coalescing second has passed).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(Arc::ptr_eq(&first, &publisher.last()));
+
+    // Due (half-way to nextUpdate): re-signed, with the revocation.
+    w.clock.advance(Duration::hours(12));
+    let due = publisher.current().await;
+    assert_eq!(due.number, first.number + 1);
+    assert_eq!(due.entries.len(), 1);
+
+    w.revoke("bob", 2, RevocationReason::Unspecified).await;
+    assert!(Arc::ptr_eq(&due, &publisher.current().await));
+    let now = publisher.sign_now().await.unwrap();
+    assert_eq!(now.entries.len(), 2);
     stop.send(true).unwrap();
     task.await.unwrap();
 }
