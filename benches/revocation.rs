@@ -12,11 +12,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use der::asn1::{Null, OctetString};
-use der::{Decode, Encode};
+use der::asn1::OctetString;
+use der::Encode;
 use time::{Duration, OffsetDateTime};
 
 use estca::ca::crl::{CrlEntry, CrlRequest};
+use estca::ca::ocsp::CertIdHash;
 use estca::ca::{CertificateAuthority, IssuingCas};
 use estca::internal::revocation::{CrlPublisher, IssuerIndex, OcspResponder};
 use estca::model::{
@@ -86,33 +87,15 @@ fn store_with_revocations(
 
 /// A DER OCSPRequest for `serial` under the CA, with or without a nonce.
 fn ocsp_request(ca: &CertificateAuthority, serial: &Serial, nonce: bool) -> Vec<u8> {
-    use const_oid::db::{rfc5912, rfc6960};
-    let issuing = x509_cert::Certificate::from_der(ca.issuing_certificate_der()).expect("CA");
-    let sha1 = |b: &[u8]| {
-        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
-            .as_ref()
-            .to_vec()
-    };
-    let cert_id = x509_ocsp::CertId {
-        hash_algorithm: spki::AlgorithmIdentifierOwned {
-            oid: rfc5912::ID_SHA_1,
-            parameters: Some(Null.into()),
-        },
-        issuer_name_hash: OctetString::new(sha1(
-            &issuing.tbs_certificate.subject.to_der().expect("name"),
-        ))
-        .expect("hash"),
-        issuer_key_hash: OctetString::new(sha1(
-            issuing
-                .tbs_certificate
-                .subject_public_key_info
-                .subject_public_key
-                .raw_bytes(),
-        ))
-        .expect("hash"),
-        serial_number: x509_cert::serial_number::SerialNumber::new(serial.as_bytes())
-            .expect("serial"),
-    };
+    use const_oid::db::rfc6960;
+    let cert_id = ca
+        .ocsp_issuer_hashes()
+        .expect("CA")
+        .cert_id(
+            CertIdHash::Sha1,
+            x509_cert::serial_number::SerialNumber::new(serial.as_bytes()).expect("serial"),
+        )
+        .expect("CertID");
     let nonce = nonce.then(|| {
         vec![x509_cert::ext::Extension {
             extn_id: rfc6960::ID_PKIX_OCSP_NONCE,

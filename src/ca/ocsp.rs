@@ -19,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 use x509_cert::name::RdnSequence;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 use x509_ocsp::{BasicOcspResponse, CertId, OcspResponse, ResponderId, ResponseData};
@@ -138,24 +139,9 @@ impl CertIdHash {
 }
 
 impl IssuerHashes {
-    /// Which hash algorithm `cert_id` uses, when it is one the responder supports and its
-    /// issuer name and key hashes are the issuing CA's; `None` otherwise (the answer for such
-    /// a CertID is "unknown").
-    pub fn matches(&self, cert_id: &CertId) -> Option<CertIdHash> {
-        let (hash, name, key) = self
-            .hashes
-            .iter()
-            .find(|(hash, _, _)| hash.oid() == cert_id.hash_algorithm.oid)?;
-        (cert_id.issuer_name_hash.as_bytes() == name.as_slice()
-            && cert_id.issuer_key_hash.as_bytes() == key.as_slice())
-        .then_some(*hash)
-    }
-}
-
-impl CertificateAuthority {
-    /// The issuing CA's CertID hashes.
-    pub fn ocsp_issuer_hashes(&self) -> Result<IssuerHashes, CaError> {
-        let cert = Certificate::from_der(&self.issuing_der)
+    /// The hashes of the CA certificate `issuer_der` (DER).
+    pub fn of_issuer(issuer_der: &[u8]) -> Result<Self, CaError> {
+        let cert = Certificate::from_der(issuer_der)
             .map_err(|e| CaError::Internal(format!("re-reading the issuing CA: {e}")))?;
         let name = cert
             .tbs_certificate
@@ -173,6 +159,45 @@ impl CertificateAuthority {
                 .map(|&hash| (hash, hash.digest(&name), hash.digest(key)))
                 .collect(),
         })
+    }
+
+    /// The CertID naming `serial` under this issuer with `hash`: what an OCSP client sends
+    /// (the load generator, benchmarks and tests build their requests with it).
+    pub fn cert_id(&self, hash: CertIdHash, serial: SerialNumber) -> Result<CertId, CaError> {
+        let (_, name, key) = self
+            .hashes
+            .iter()
+            .find(|(h, _, _)| *h == hash)
+            .ok_or_else(|| CaError::Internal(format!("no {hash:?} hashes of the issuer")))?;
+        Ok(CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: hash.oid(),
+                parameters: Some(Null.into()),
+            },
+            issuer_name_hash: profile::octets(name)?,
+            issuer_key_hash: profile::octets(key)?,
+            serial_number: serial,
+        })
+    }
+
+    /// Which hash algorithm `cert_id` uses, when it is one the responder supports and its
+    /// issuer name and key hashes are the issuing CA's; `None` otherwise (the answer for such
+    /// a CertID is "unknown").
+    pub fn matches(&self, cert_id: &CertId) -> Option<CertIdHash> {
+        let (hash, name, key) = self
+            .hashes
+            .iter()
+            .find(|(hash, _, _)| hash.oid() == cert_id.hash_algorithm.oid)?;
+        (cert_id.issuer_name_hash.as_bytes() == name.as_slice()
+            && cert_id.issuer_key_hash.as_bytes() == key.as_slice())
+        .then_some(*hash)
+    }
+}
+
+impl CertificateAuthority {
+    /// The issuing CA's CertID hashes.
+    pub fn ocsp_issuer_hashes(&self) -> Result<IssuerHashes, CaError> {
+        IssuerHashes::of_issuer(&self.issuing_der)
     }
 
     /// Issues a delegated OCSP signing certificate for a fresh P-256 key: subject C, O, OU
@@ -431,6 +456,16 @@ mod tests {
             ),
         ] {
             assert_eq!(hashes.matches(&cert_id(oid, alg, &name)), Some(hash));
+            // The CertID a client would send, as the load generator and tests build it.
+            assert_eq!(
+                hashes
+                    .cert_id(
+                        hash,
+                        x509_cert::serial_number::SerialNumber::new(&[1]).unwrap()
+                    )
+                    .unwrap(),
+                cert_id(oid, alg, &name)
+            );
             // Another issuer's name, or the hashes of another algorithm under this OID.
             assert_eq!(hashes.matches(&cert_id(oid, alg, b"other")), None);
             let other = if hash == CertIdHash::Sha1 {

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use const_oid::db::{rfc5912, rfc6960};
-use der::asn1::{Null, OctetString};
+use const_oid::db::rfc6960;
+use der::asn1::OctetString;
 use der::{Decode, Encode};
-use spki::AlgorithmIdentifierOwned;
 use time::{Duration, OffsetDateTime};
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::Extension;
@@ -20,6 +19,7 @@ use x509_ocsp::{
 use super::crl_publisher::ResignThrottle;
 use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
+use crate::ca::ocsp::CertIdHash;
 use crate::model::{
     Account, AccountId, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder,
     KeyFingerprint, Outcome, Revocation, Role,
@@ -212,31 +212,11 @@ impl World {
     }
 
     fn cert_id(&self, serial_bytes: &[u8]) -> CertId {
-        let issuing = Certificate::from_der(self.ca.issuing_certificate_der()).unwrap();
-        let sha1 = |b: &[u8]| {
-            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
-                .as_ref()
-                .to_vec()
-        };
-        CertId {
-            hash_algorithm: AlgorithmIdentifierOwned {
-                oid: rfc5912::ID_SHA_1,
-                parameters: Some(Null.into()),
-            },
-            issuer_name_hash: OctetString::new(sha1(
-                &issuing.tbs_certificate.subject.to_der().unwrap(),
-            ))
-            .unwrap(),
-            issuer_key_hash: OctetString::new(sha1(
-                issuing
-                    .tbs_certificate
-                    .subject_public_key_info
-                    .subject_public_key
-                    .raw_bytes(),
-            ))
-            .unwrap(),
-            serial_number: SerialNumber::new(serial_bytes).unwrap(),
-        }
+        self.ca
+            .ocsp_issuer_hashes()
+            .unwrap()
+            .cert_id(CertIdHash::Sha1, SerialNumber::new(serial_bytes).unwrap())
+            .unwrap()
     }
 }
 

@@ -257,31 +257,11 @@ pub(super) async fn ocsp_client(
 /// A DER OCSPRequest (SHA-1 CertID, no nonce) for the certificate `cert_der` issued by
 /// `issuing_der`.
 pub(super) fn ocsp_request(issuing_der: &[u8], cert_der: &[u8]) -> Result<Vec<u8>> {
-    use const_oid::db::rfc5912;
-    use der::asn1::{Null, OctetString};
     use der::{Decode, Encode};
-    let issuing = x509_cert::Certificate::from_der(issuing_der)?;
+    use estca::ca::ocsp::{CertIdHash, IssuerHashes};
     let cert = x509_cert::Certificate::from_der(cert_der)?;
-    let sha1 = |b: &[u8]| {
-        ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
-            .as_ref()
-            .to_vec()
-    };
-    let cert_id = x509_ocsp::CertId {
-        hash_algorithm: spki::AlgorithmIdentifierOwned {
-            oid: rfc5912::ID_SHA_1,
-            parameters: Some(Null.into()),
-        },
-        issuer_name_hash: OctetString::new(sha1(&issuing.tbs_certificate.subject.to_der()?))?,
-        issuer_key_hash: OctetString::new(sha1(
-            issuing
-                .tbs_certificate
-                .subject_public_key_info
-                .subject_public_key
-                .raw_bytes(),
-        ))?,
-        serial_number: cert.tbs_certificate.serial_number.clone(),
-    };
+    let cert_id = IssuerHashes::of_issuer(issuing_der)?
+        .cert_id(CertIdHash::Sha1, cert.tbs_certificate.serial_number)?;
     Ok(x509_ocsp::OcspRequest {
         tbs_request: x509_ocsp::TbsRequest {
             request_list: vec![x509_ocsp::Request {
