@@ -274,3 +274,34 @@ pub(super) fn ocsp_request(issuing_der: &[u8], cert_der: &[u8]) -> Result<Vec<u8
     }
     .to_der()?)
 }
+
+/// Sends `request` (from [`ocsp_request`]) once and fails unless the answer says "good": a
+/// CertID the responder does not recognise would be answered "unknown" and the window would
+/// time the wrong path.
+pub(super) async fn check_ocsp_good(addr: SocketAddr, request: Bytes) -> Result<()> {
+    use der::Decode;
+    let mut conn = Connection::plain(addr).await?;
+    let (status, body) = conn
+        .send(http::request(
+            "POST",
+            "/ocsp",
+            Some("application/ocsp-request"),
+            request,
+        )?)
+        .await?;
+    anyhow::ensure!(status == StatusCode::OK, "OCSP answered {status}");
+    let response = x509_ocsp::OcspResponse::from_der(&body)?;
+    let basic = response
+        .response_bytes
+        .ok_or_else(|| anyhow::anyhow!("OCSP: {:?}", response.response_status))?;
+    let basic = x509_ocsp::BasicOcspResponse::from_der(basic.response.as_bytes())?;
+    match basic
+        .tbs_response_data
+        .responses
+        .first()
+        .map(|r| &r.cert_status)
+    {
+        Some(x509_ocsp::CertStatus::Good(_)) => Ok(()),
+        other => anyhow::bail!("OCSP answered {other:?} for a valid certificate"),
+    }
+}

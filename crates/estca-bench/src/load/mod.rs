@@ -21,8 +21,8 @@ use crate::keys;
 use crate::stats::Tally;
 
 use clients::{
-    cacerts_client, delegated_client, ocsp_client, ocsp_request, simpleenroll_client,
-    simplereenroll_client, EnrollWork, KeyPool,
+    cacerts_client, check_ocsp_good, delegated_client, ocsp_client, ocsp_request,
+    simpleenroll_client, simplereenroll_client, EnrollWork, KeyPool,
 };
 use setup::{create_accounts, create_app, enroll_accounts, Password};
 
@@ -497,6 +497,9 @@ async fn measure(
                 .iter()
                 .map(|(cert, _)| ocsp_request(&target.issuing_der, cert).map(Bytes::from))
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(first) = requests.first() {
+                check_ocsp_good(addr, first.clone()).await?;
+            }
             let requests = Arc::new(requests);
             for i in 0..connections {
                 tasks.push(tokio::spawn(ocsp_client(
