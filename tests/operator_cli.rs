@@ -264,7 +264,7 @@ async fn readme_log_samples_match_real_output() {
             ("JOURNAL_STREAM".into(), "8:12345".into()),
             (
                 "ESTCA_LOG__LEVEL".into(),
-                "warn,estca::server=info,estca::ra=info".into(),
+                "warn,estca::server=info,estca::ra=info,estca::revocation=info".into(),
             ),
         ],
         ..Options::default()

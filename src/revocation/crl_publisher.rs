@@ -68,6 +68,20 @@ impl PublishedCrl {
         self.this_update + (self.next_update - self.this_update) / 2
     }
 
+    /// Logs that `ca` signed this CRL, with how long reading the index and signing took:
+    /// what the re-signing throttle goes by, so an operator can tell from the log how long a
+    /// revocation may wait for the next CRL (OCSP answers at once).
+    fn log_signed(&self, ca: &CertificateAuthority) {
+        tracing::info!(
+            generation = %ca.generation_id(),
+            number = self.number,
+            entries = self.entries.len(),
+            took_ms = u64::try_from(self.took.as_millis()).unwrap_or(u64::MAX),
+            next_update = %crate::ra::policy::rfc3339(self.next_update),
+            "CRL signed"
+        );
+    }
+
     /// The operator's view.
     pub fn view(&self) -> CrlView {
         let mut entries: Vec<CrlEntryView> = self
@@ -153,13 +167,7 @@ impl CrlPublisher {
     ) -> Result<Arc<Self>, RevocationError> {
         let feed = store.revocations();
         let first = build(&*store, &ca, &issuers, &*clock, interval, &feed).await?;
-        tracing::info!(
-            generation = %ca.generation_id(),
-            number = first.number,
-            entries = first.entries.len(),
-            next_update = %crate::ra::policy::rfc3339(first.next_update),
-            "CRL signed"
-        );
+        first.log_signed(&ca);
         Ok(Arc::new(Self {
             store,
             ca,
@@ -247,13 +255,7 @@ impl CrlPublisher {
             Ok(mut guard) => *guard = crl.clone(),
             Err(poisoned) => *poisoned.into_inner() = crl.clone(),
         }
-        tracing::info!(
-            generation = %self.ca.generation_id(),
-            number = crl.number,
-            entries = crl.entries.len(),
-            next_update = %crate::ra::policy::rfc3339(crl.next_update),
-            "CRL signed"
-        );
+        crl.log_signed(&self.ca);
         Ok(crl)
     }
 
