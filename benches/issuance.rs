@@ -10,7 +10,12 @@
 //!   one sync per issuance: nothing to share it with here); the same on the fjall backend
 //!   (`store_commit_fjall`, `store_commit_flush_fjall`: its journal synced), with the
 //!   default `store.cache_mib`;
-//! - one Argon2id verification at the default parameters (`config/defaults.toml`).
+//! - one Argon2id verification at the default parameters (`config/defaults.toml`);
+//! - a client's side of an enrollment as `estca-bench populate` plays it: a fresh P-256 key
+//!   and a CSR for it (`p256_key_and_csr`);
+//! - the server's side of one full TLS 1.3 handshake with a client certificate, in memory
+//!   (`tls13_mutual_handshake_server`, see [`handshake`]): what a renewal's new connection
+//!   costs before its request is read.
 //!
 //! At the end it sums them into the CPU cost floor of one enrollment and writes it to
 //! `<criterion dir>/issuance-floor.json` (the criterion dir is `$CRITERION_HOME`, else
@@ -21,9 +26,18 @@
 //! - `durable_one_at_a_time_reenroll_ns` = the same with the durable commit;
 //! - `floor_enroll_ns` = `floor_reenroll_ns` + one Argon2id verification;
 //! - `floor_reenroll_fjall_ns`: `floor_reenroll_ns` with fjall's commit in place of sled's
-//!   (when the fjall benchmarks ran).
+//!   (when the fjall benchmarks ran);
+//! - `floor_renewal_connection_ns` (and `_fjall_ns`) = `floor_reenroll_ns` + the server's
+//!   handshake: a renewal as `estca-bench run -s simplereenroll` drives it, less the TCP
+//!   connection, the HTTP exchange and the reserved serial;
+//! - `floor_populate_ns` (and `_fjall_ns`) = a key and CSR + CSR P-256 + sign + store commit:
+//!   one ID of `estca-bench populate`, less the account's creation and the reserved serial;
+//!   `populate_bound_ids_per_s` (and `_fjall`) is what the machine's cores could load at
+//!   that cost if nothing else ran.
 
 mod common;
+#[path = "issuance/handshake.rs"]
+mod handshake;
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -52,6 +66,8 @@ const PARTS: &[&str] = &[
     "store_commit",
     "store_commit_flush",
     "argon2id_verify",
+    "p256_key_and_csr",
+    "tls13_mutual_handshake_server",
 ];
 
 /// Benchmarks reported beside the floor when they ran: the other backend's commits.
@@ -71,12 +87,19 @@ fn ca(dir: &std::path::Path) -> CertificateAuthority {
 }
 
 fn p256_csr() -> Vec<u8> {
+    p256_key_and_csr().1
+}
+
+/// A fresh P-256 key (PKCS#8 DER) and a CSR for it naming `CN=bench`: what a client makes
+/// before it enrolls, and `estca-bench populate` for every ID.
+fn p256_key_and_csr() -> (Vec<u8>, Vec<u8>) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "bench");
-    params.serialize_request(&key).expect("CSR").der().to_vec()
+    let csr = params.serialize_request(&key).expect("CSR").der().to_vec();
+    (key.serialize_der(), csr)
 }
 
 /// A store of `backend` with contract `5110` and account `bench`, issued nothing yet, in the
@@ -219,6 +242,11 @@ fn benches(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    group.bench_function("p256_key_and_csr", |b| b.iter(p256_key_and_csr));
+    let endpoints = handshake::Endpoints::new();
+    group.bench_function("tls13_mutual_handshake_server", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| endpoints.server_handshake_time()).sum())
+    });
     group.bench_function("pkcs7_certs_only", |b| {
         b.iter(|| estca::ca::pkcs7::certs_only(&[black_box(&signed.der)]).expect("encode"))
     });
@@ -330,10 +358,34 @@ fn write_floor() {
         "durable_one_at_a_time_reenroll_ns".into(),
         durable.round().into(),
     );
+    let renewal = reenroll + get("tls13_mutual_handshake_server");
+    out.insert("floor_renewal_connection_ns".into(), renewal.round().into());
+    let populate =
+        get("p256_key_and_csr") + get("csr_p256") + get("sign_certificate") + get("store_commit");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let bound = |floor_ns: f64| (cores * 1e9 / floor_ns).round();
+    out.insert("floor_populate_ns".into(), populate.round().into());
+    out.insert("populate_bound_ids_per_s".into(), bound(populate).into());
     if let Some(fjall) = mean_ns(&dir, "store_commit_fjall") {
-        let floor = reenroll - get("store_commit") + fjall;
-        out.insert("floor_reenroll_fjall_ns".into(), floor.round().into());
+        let swap = |floor: f64| floor - get("store_commit") + fjall;
+        out.insert(
+            "floor_reenroll_fjall_ns".into(),
+            swap(reenroll).round().into(),
+        );
+        out.insert(
+            "floor_renewal_connection_fjall_ns".into(),
+            swap(renewal).round().into(),
+        );
+        out.insert(
+            "floor_populate_fjall_ns".into(),
+            swap(populate).round().into(),
+        );
+        out.insert(
+            "populate_bound_fjall_ids_per_s".into(),
+            bound(swap(populate)).into(),
+        );
     }
+    out.insert("cores".into(), cores.into());
     for name in OTHER_BACKEND {
         if let Some(ns) = mean_ns(&dir, name) {
             parts.insert(format!("{name}_ns"), ns.round().into());
@@ -344,9 +396,15 @@ fn write_floor() {
     let path = dir.join("issuance-floor.json");
     match std::fs::write(&path, format!("{json}\n")) {
         Ok(()) => eprintln!(
-            "issuance floor: simplereenroll {:.1} µs, simpleenroll {:.1} µs of CPU (written to {})",
+            "issuance floor: simplereenroll {:.1} µs, simpleenroll {:.1} µs, a renewal on a new \
+             connection {:.1} µs, one populated ID {:.1} µs of CPU (at most {} IDs/s on {} \
+             cores) (written to {})",
             reenroll / 1000.0,
             enroll / 1000.0,
+            renewal / 1000.0,
+            populate / 1000.0,
+            bound(populate),
+            cores,
             path.display()
         ),
         Err(e) => eprintln!("issuance floor: cannot write {}: {e}", path.display()),
