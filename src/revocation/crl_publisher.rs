@@ -20,11 +20,13 @@
 //! generation issued ([`IssuerIndex`]); [`super::crl_publishers`] keeps one per generation.
 
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use hyper::body::Bytes;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
+// Tokio's clock (the system's monotonic clock unless a test pauses it), so that a test can
+// let the throttle's seconds pass without waiting for them.
+use tokio::time::Instant;
 
 use super::issuer_index::IssuerIndex;
 use super::{CrlEntryView, CrlView, RevocationError};

@@ -21,11 +21,14 @@ use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
 use crate::ca::ocsp::CertIdHash;
 use crate::model::{
-    Account, AccountId, Actor, CertificateRecord, Contract, EventKind, HistoryEvent, Holder,
-    KeyFingerprint, Outcome, Revocation, Role,
+    Account, AccountId, Actor, App, AppName, CertificateRecord, Contract, ContractCode, EventKind,
+    HistoryEntry, HistoryEvent, Holder, KeyFingerprint, Outcome, Revocation, Role,
 };
 use crate::ra::ManualClock;
-use crate::store::{AccountChange, NewCertificate, RaStore, SledStore, StoreReads};
+use crate::store::{
+    AccountChange, HistoryQuery, NewCertificate, Page, PageRequest, RaStore, RevocationStore,
+    RevokedCertificate, SledStore, StoreError, StoreReads,
+};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -364,6 +367,120 @@ async fn a_slow_crl_is_not_re_signed_for_every_revocation() {
     assert!(Arc::ptr_eq(&due, &publisher.current().await));
     let now = publisher.sign_now().await.unwrap();
     assert_eq!(now.entries.len(), 2);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// The world's store as the CRL publisher sees it, except that every read of the revocation
+/// index takes `delay` on tokio's clock: a CRL that takes that long to build, as a large one
+/// does, without a large one.
+struct SlowIndex {
+    inner: Arc<SledStore>,
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl StoreReads for SlowIndex {
+    async fn contract(&self, code: &ContractCode) -> Result<Option<Contract>, StoreError> {
+        self.inner.contract(code).await
+    }
+
+    async fn contracts(&self, page: PageRequest) -> Result<Page<Contract>, StoreError> {
+        self.inner.contracts(page).await
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.inner.account(id).await
+    }
+
+    async fn accounts(
+        &self,
+        contract: Option<&ContractCode>,
+        page: PageRequest,
+    ) -> Result<Page<Account>, StoreError> {
+        self.inner.accounts(contract, page).await
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        self.inner.certificate(serial).await
+    }
+
+    async fn key_certified_by(&self, key: &KeyFingerprint) -> Result<Option<Serial>, StoreError> {
+        self.inner.key_certified_by(key).await
+    }
+
+    async fn app(&self, name: &AppName) -> Result<Option<App>, StoreError> {
+        self.inner.app(name).await
+    }
+
+    async fn apps(&self, page: PageRequest) -> Result<Page<App>, StoreError> {
+        self.inner.apps(page).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Page<HistoryEntry>, StoreError> {
+        self.inner.history(query).await
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationStore for SlowIndex {
+    async fn revoked_certificates(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<RevokedCertificate>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.revoked_certificates(page).await
+    }
+
+    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+        self.inner.next_crl_number().await
+    }
+
+    fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.revocations()
+    }
+}
+
+/// A revocation that the throttle puts off is published by the background task as soon as
+/// the throttle allows, with nobody fetching the CRL. The index takes 1 s to read (on tokio's
+/// clock, paused: the seconds pass without waiting), so with the default throttle the first
+/// CRL may be re-signed for a revocation 9 s after its signing began, and not before.
+#[tokio::test(start_paused = true)]
+async fn the_background_task_publishes_a_throttled_revocation_when_the_throttle_allows() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let slow = Arc::new(SlowIndex {
+        inner: w.store.clone(),
+        delay: std::time::Duration::from_secs(1),
+    });
+    let began = tokio::time::Instant::now();
+    let publisher = CrlPublisher::new(
+        slow,
+        w.ca.clone(),
+        w.issuers(),
+        w.clock.clone(),
+        Duration::hours(24),
+        ResignThrottle::default(),
+    )
+    .await
+    .unwrap();
+    let first = publisher.last();
+    assert!(first.entries.is_empty());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = publisher.clone().spawn(stopped);
+
+    w.revoke("alice", 1, RevocationReason::KeyCompromise).await;
+    // Long past the coalescing second, still short of nine times the signing time.
+    tokio::time::sleep_until(began + std::time::Duration::from_millis(8_900)).await;
+    assert!(Arc::ptr_eq(&first, &publisher.last()));
+    // The task re-signs at 9 s; the new CRL takes its 1 s to build.
+    tokio::time::sleep_until(began + std::time::Duration::from_millis(10_100)).await;
+    let second = publisher.last();
+    assert_eq!(second.number, first.number + 1);
+    assert_eq!(
+        second.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
+        [serial(1)]
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 }
