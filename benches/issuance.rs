@@ -362,8 +362,8 @@ fn write_floor() {
     out.insert("floor_renewal_connection_ns".into(), renewal.round().into());
     let populate =
         get("p256_key_and_csr") + get("csr_p256") + get("sign_certificate") + get("store_commit");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let bound = |floor_ns: f64| (cores * 1e9 / floor_ns).round();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = |floor_ns: f64| (cores as f64 * 1e9 / floor_ns).round();
     out.insert("floor_populate_ns".into(), populate.round().into());
     out.insert("populate_bound_ids_per_s".into(), bound(populate).into());
     if let Some(fjall) = mean_ns(&dir, "store_commit_fjall") {

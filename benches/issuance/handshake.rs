@@ -112,6 +112,11 @@ impl Endpoints {
                 server.write_tls(&mut reply).expect("server writes");
             }
             in_server += start.elapsed();
+            // Neither side has anything to send yet both still handshake: the loop would spin.
+            assert!(
+                !(wire.is_empty() && reply.is_empty()),
+                "the in-memory handshake stalled"
+            );
             let mut records = reply.as_slice();
             while !records.is_empty() {
                 client.read_tls(&mut records).expect("client reads");
