@@ -43,42 +43,42 @@ bench=$PWD/target/release/estca-bench
   exit 1
 }
 out=$PWD/target/delegated-vs-peers.jsonl
-lines=$(mktemp)
-trap 'rm -f "$lines"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+lines=$work/lines.jsonl
 
-for a in $(seq 1 "$alternations"); do
-  echo "== alternation $a of $alternations: the peers (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
-  log=$(mktemp)
-  # run-all.sh's exit status is not its verdict (its EXIT trap ends on a failed test when no
-  # peer is left running): what counts is a results file with one line per peer.
-  (cd "$peers" && PEERS_LIST="cfssl stepca estca" C=$connections D=$seconds ./run-all.sh) >"$log" 2>&1 || true
-  results=$(grep -o 'results: [^ ]*' "$log" | awk '{print $2}')
-  if [ -z "$results" ] || [ "$(grep -c '"ok_per_server_cpu_s"' "$results" 2>/dev/null)" != 3 ]; then
-    cat "$log" >&2
-    echo "the peers' run did not measure all three peers (above)" >&2
-    rm -f "$log"
-    exit 1
-  fi
-  rm -f "$log"
-  python3 - "$results" "$a" >>"$lines" <<'EOF'
+# tag FILE ALTERNATION [TARGET]: FILE's JSON lines with "alternation" added, to $lines; with
+# TARGET, only its last line (estca-bench appends one per run), named TARGET.
+tag() {
+  python3 - "$@" >>"$lines" <<'EOF'
 import json, sys
-for line in open(sys.argv[1]):
-    row = json.loads(line)
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+if len(sys.argv) > 3:
+    rows = rows[-1:]
+    rows[0]["target"] = sys.argv[3]
+for row in rows:
     row["alternation"] = int(sys.argv[2])
     print(json.dumps(row))
 EOF
+}
+
+for a in $(seq 1 "$alternations"); do
+  echo "== alternation $a of $alternations: the peers (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
+  # run-all.sh's exit status is not its verdict (its EXIT trap ends on a failed test when no
+  # peer is left running): what counts is a results file with one line per peer.
+  (cd "$peers" && PEERS_LIST="cfssl stepca estca" C=$connections D=$seconds ./run-all.sh) >"$work/peers.log" 2>&1 || true
+  results=$(grep -o 'results: [^ ]*' "$work/peers.log" | awk '{print $2}' || true)
+  if [ -z "$results" ] || [ "$(grep -c '"ok_per_server_cpu_s"' "$results" 2>/dev/null)" != 3 ]; then
+    cat "$work/peers.log" >&2
+    echo "the peers' run did not measure all three peers (above)" >&2
+    exit 1
+  fi
+  tag "$results" "$a"
   for backend in $backends; do
     echo "== alternation $a: estca on $backend (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
-    one=$(mktemp)
-    "$bench" run -s delegated -c "$connections" -t "$seconds" --ids "$ids" --backend "$backend" --out "$one" >&2
-    python3 - "$one" "$a" "$backend" >>"$lines" <<'EOF'
-import json, sys
-row = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-row["target"] = "estca-" + sys.argv[3]
-row["alternation"] = int(sys.argv[2])
-print(json.dumps(row))
-EOF
-    rm -f "$one"
+    rm -f "$work/estca.jsonl"
+    "$bench" run -s delegated -c "$connections" -t "$seconds" --ids "$ids" --backend "$backend" --out "$work/estca.jsonl" >&2
+    tag "$work/estca.jsonl" "$a" "estca-$backend"
   done
 done
 cat "$lines" >>"$out"
