@@ -5,6 +5,10 @@
 //! only part that differs between engines), covering every write counted before it started;
 //! writers queued behind it find their write covered and return without syncing again. The
 //! sync runs on a blocking thread, so the async threads keep serving meanwhile.
+//!
+//! A backend may also leave writes waiting for the lock's next holder, who applies them all
+//! at once before syncing ([`GroupCommit::apply_then_sync`]; sled's issuances, see
+//! `crate::store::sled::batched`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,9 +57,10 @@ impl<D: Disk> GroupCommit<D> {
         let _ = self.observer.set(observer);
     }
 
-    /// Counts one applied write, so that the next sync knows it has work to do.
-    pub(in crate::store) fn wrote(&self) {
-        self.written.fetch_add(1, Ordering::SeqCst);
+    /// Counts one applied write, so that the next sync knows it has work to do; returns the
+    /// generation that a sync must cover for the write to be durable.
+    pub(in crate::store) fn wrote(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// How many syncs were made since open.
@@ -77,6 +82,29 @@ impl<D: Disk> GroupCommit<D> {
     pub(in crate::store) async fn sync_all(&self) -> Result<(), StoreError> {
         let needed = self.written.load(Ordering::SeqCst);
         let mut synced = self.synced.lock().await;
+        self.sync_locked(&mut synced, needed).await
+    }
+
+    /// Holding the sync lock, runs `apply`, which applies what writers left waiting for it
+    /// (see `crate::store::sled::batched`) and returns the generation the caller's own write
+    /// needs covered; then, in [`SyncMode::EveryWrite`], makes that generation durable. One
+    /// holder applying many waiting writes at once, just before the sync that covers them,
+    /// is what lets them share one staged write as well as one sync.
+    pub(in crate::store) async fn apply_then_sync(
+        &self,
+        apply: impl FnOnce() -> u64,
+    ) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock().await;
+        let needed = apply();
+        match self.mode {
+            SyncMode::EveryWrite => self.sync_locked(&mut synced, needed).await,
+            SyncMode::Deferred => Ok(()),
+        }
+    }
+
+    /// Makes generation `needed` durable, holding the sync lock (`synced`): at once if a
+    /// sync covered it already, else by one sync covering every write counted so far.
+    async fn sync_locked(&self, synced: &mut u64, needed: u64) -> Result<(), StoreError> {
         if *synced >= needed {
             return Ok(());
         }
@@ -175,6 +203,41 @@ mod tests {
         assert_eq!(commit.syncs(), syncs);
         commit.sync().await.unwrap();
         assert_eq!(disk.syncs.load(Ordering::SeqCst), syncs, "all covered");
+    }
+
+    #[tokio::test]
+    async fn apply_then_sync_makes_durable_what_its_caller_needs_and_no_more() {
+        let (commit, disk) = group_commit(SyncMode::EveryWrite);
+        let applied = commit
+            .apply_then_sync(|| commit.wrote())
+            .await
+            .map(|()| commit.written.load(Ordering::SeqCst))
+            .unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 1);
+        // A writer whose write that sync covered returns without another, although other
+        // writes (a serial's reservation) were counted since.
+        commit.wrote();
+        commit.apply_then_sync(|| applied).await.unwrap();
+        commit.apply_then_sync(|| 0).await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 1);
+        commit.apply_then_sync(|| applied + 1).await.unwrap();
+        assert_eq!(disk.syncs.load(Ordering::SeqCst), 2);
+
+        let (deferred, disk) = group_commit(SyncMode::Deferred);
+        let mut ran = false;
+        deferred
+            .apply_then_sync(|| {
+                ran = true;
+                deferred.wrote()
+            })
+            .await
+            .unwrap();
+        assert!(ran);
+        assert_eq!(
+            disk.syncs.load(Ordering::SeqCst),
+            0,
+            "deferred: applied only"
+        );
     }
 
     #[tokio::test]

@@ -82,7 +82,8 @@ pub(in crate::store) fn revoked_one<E: Engine>(engine: &E) {
 /// `forget_refilled_budgets_now(&str, Budget, OffsetDateTime) -> u64`,
 /// `update_account_now(&AccountChange) -> Account`,
 /// `reserve_serial_now(Serial, OffsetDateTime) -> ()`,
-/// `commit_issuance_now(&NewCertificate) -> IssuedCertificate`,
+/// `async commit_issuance_durably(NewCertificate) -> IssuedCertificate` (applied, counted and
+/// durable, as [`always_durably`] makes a write; sled batches them),
 /// `create_app_now(&App, &CertificateRecord, &HistoryEvent) -> IssuedCertificate`,
 /// `revoke_app_now(&AppName, Revocation, &HistoryEvent) -> (App, bool)` (whether its
 /// certificate was revoked now), `append_history_now(&HistoryEvent) -> ()`,
@@ -198,10 +199,7 @@ macro_rules! durable_writes {
                 &self,
                 issuance: $crate::store::NewCertificate,
             ) -> Result<$crate::store::IssuedCertificate, $crate::store::StoreError> {
-                let issued = $crate::store::writes::always_durably(self, || {
-                    self.commit_issuance_now(&issuance)
-                })
-                .await?;
+                let issued = self.commit_issuance_durably(issuance).await?;
                 if issued.superseded().is_some() {
                     $crate::store::writes::revoked_one(self);
                 }

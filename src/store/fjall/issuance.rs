@@ -57,7 +57,16 @@ impl FjallStore {
         .map(|(out, _)| out)
     }
 
-    pub(super) fn commit_issuance_now(
+    /// Commits an issuance and returns once it is durable (one transaction each; fjall's
+    /// group commit shares the syncs).
+    pub(in crate::store) async fn commit_issuance_durably(
+        &self,
+        issuance: NewCertificate,
+    ) -> Result<IssuedCertificate, StoreError> {
+        crate::store::writes::always_durably(self, || self.commit_issuance_now(&issuance)).await
+    }
+
+    fn commit_issuance_now(
         &self,
         issuance: &NewCertificate,
     ) -> Result<IssuedCertificate, StoreError> {

@@ -28,8 +28,13 @@ impl SledStore {
         reserved.map_err(|_| StoreError::Conflict)
     }
 
-    pub(super) fn commit_issuance_now(
+    /// Stages one issuance inside a staged write (see [`super::batched`], which commits
+    /// issuances in batches): the registration authority's decision checked on the account
+    /// as stored ([`rules::issue`]), the new certificate recorded, the one it supersedes
+    /// revoked, the account updated and the history entry appended.
+    pub(super) fn stage_issuance(
         &self,
+        staged: &Staged,
         issuance: &NewCertificate,
     ) -> Result<IssuedCertificate, StoreError> {
         let NewCertificate {
@@ -41,34 +46,31 @@ impl SledStore {
         let holder_id = rules::issuance_holder(issuance)?;
         let account_key = holder_id.as_str().as_bytes();
         let record_value = record.encode()?;
-        self.staged(|staged| {
-            let accounts = staged.tree(&self.accounts, ACCOUNTS);
-            let certificates = staged.tree(&self.certificates, CERTIFICATES);
-            let account = rules::issue(accounts.read_row(account_key)?, issuance)?;
-            // The superseded certificate, read once: whether the new one renews its key, and
-            // then its revocation.
-            let previous = supersedes
-                .map(|old| certificates.read_row::<CertificateRecord>(old.as_bytes()))
-                .transpose()?;
-            let renews_key = previous
-                .as_ref()
-                .and_then(Option::as_ref)
-                .is_some_and(|old| old.key == record.key);
-            self.record_new(staged, record, &record_value, renews_key)?;
-            if let (Some(old), Some(stored)) = (supersedes, previous) {
-                revoke_certificate(
-                    &certificates,
-                    &staged.tree(&self.revoked, REVOKED),
-                    holder_id,
-                    old,
-                    stored,
-                    rules::supersession(record),
-                )?;
-            }
-            accounts.put(account_key, &account.encode()?);
-            append(&self.staged_history(staged), &self.history_seq, event)?;
-            Ok(())
-        })?;
+        let accounts = staged.tree(&self.accounts, ACCOUNTS);
+        let certificates = staged.tree(&self.certificates, CERTIFICATES);
+        let account = rules::issue(accounts.read_row(account_key)?, issuance)?;
+        // The superseded certificate, read once: whether the new one renews its key, and
+        // then its revocation.
+        let previous = supersedes
+            .map(|old| certificates.read_row::<CertificateRecord>(old.as_bytes()))
+            .transpose()?;
+        let renews_key = previous
+            .as_ref()
+            .and_then(Option::as_ref)
+            .is_some_and(|old| old.key == record.key);
+        self.record_new(staged, record, &record_value, renews_key)?;
+        if let (Some(old), Some(stored)) = (supersedes, previous) {
+            revoke_certificate(
+                &certificates,
+                &staged.tree(&self.revoked, REVOKED),
+                holder_id,
+                old,
+                stored,
+                rules::supersession(record),
+            )?;
+        }
+        accounts.put(account_key, &account.encode()?);
+        append(&self.staged_history(staged), &self.history_seq, event)?;
         Ok(IssuedCertificate::recorded(record.clone(), *supersedes))
     }
 

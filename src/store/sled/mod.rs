@@ -38,6 +38,7 @@
 
 mod accounts;
 mod backup;
+mod batched;
 mod budgets;
 pub(in crate::store) mod durability;
 mod history;
@@ -99,6 +100,8 @@ pub struct SledStore {
     revocations: tokio::sync::watch::Sender<u64>,
     /// Group commit: what has been written and what has been synced.
     durability: crate::store::durability::GroupCommit<durability::SledDisk>,
+    /// Issuances waiting to be committed in the next batch (see [`batched`]).
+    issuances: batched::IssuanceQueue,
     /// Writes hold it exclusively, `export` shared: sled has no multi-tree snapshot reads,
     /// so this is what makes a backup consistent (see [`SledStore::writing`]).
     snapshot: std::sync::RwLock<()>,
@@ -168,6 +171,7 @@ impl SledStore {
                     files: stable,
                 },
             ),
+            issuances: batched::IssuanceQueue::default(),
             db,
             snapshot: std::sync::RwLock::new(()),
         };

@@ -1,5 +1,6 @@
 //! Staged writes: every write of the sled store that touches more than one record is made
-//! atomic by an intent record, not by a sled transaction.
+//! atomic by an intent record, not by a sled transaction. Issuances are staged several to
+//! one write ([`SledStore::staged_each`], see [`super::batched`]).
 //!
 //! # Why not sled transactions
 //!
@@ -75,6 +76,16 @@ pub(super) struct StagedTree<'a> {
 }
 
 impl Staged {
+    /// How many writes are staged so far, to [`Staged::roll_back`] to.
+    fn mark(&self) -> usize {
+        self.writes.borrow().len()
+    }
+
+    /// Forgets the writes staged after `mark`: what one refused part of a batch staged.
+    fn roll_back(&self, mark: usize) {
+        self.writes.borrow_mut().truncate(mark);
+    }
+
     /// `tree` (named `name`) as this staged write sees it.
     pub(super) fn tree<'a>(&'a self, tree: &'a Tree, name: &'static str) -> StagedTree<'a> {
         StagedTree {
@@ -131,6 +142,29 @@ impl SledStore {
         let out = stage(&staged)?;
         self.apply_staged(staged)?;
         Ok(out)
+    }
+
+    /// Runs `stage` for each of `items` on one staged write, each seeing what those before it
+    /// staged, then applies the lot atomically, holding the writer lock throughout: one
+    /// intent and one writer-lock turn for the batch. An item that `stage` refuses leaves
+    /// nothing staged and gets its error; the others go on. `Err` means that applying failed
+    /// and nothing of the batch was written.
+    pub(super) fn staged_each<I, T>(
+        &self,
+        items: &[I],
+        stage: impl Fn(&Staged, &I) -> Result<T, StoreError>,
+    ) -> Result<Vec<Result<T, StoreError>>, StoreError> {
+        let _writing = self.writing();
+        let staged = Staged::default();
+        let outcomes = items
+            .iter()
+            .map(|item| {
+                let mark = staged.mark();
+                stage(&staged, item).inspect_err(|_| staged.roll_back(mark))
+            })
+            .collect();
+        self.apply_staged(staged)?;
+        Ok(outcomes)
     }
 
     /// The history trees as `staged` sees them, in the order
@@ -247,6 +281,40 @@ mod tests {
         assert_eq!(
             meta_value(&store, b"staged-test").as_deref(),
             Some(&b"two"[..])
+        );
+        assert_eq!(meta_value(&store, META_PENDING), None);
+    }
+
+    /// One item of a batch that stages writes and then fails leaves none of them; the items
+    /// after it see what the ones before it staged.
+    #[tokio::test]
+    async fn a_failed_item_of_a_batch_leaves_nothing_and_the_rest_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        let outcomes = store
+            .staged_each(&[1u8, 2, 3], |staged, item| {
+                let meta = staged.tree(&store.meta, META);
+                let seen = meta.read(b"batch-last")?.map(|v| v.to_vec());
+                meta.put(format!("batch-{item}").as_bytes(), &[*item]);
+                meta.put(b"batch-last", &[*item]);
+                if *item == 2 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(seen)
+            })
+            .unwrap();
+        assert!(matches!(outcomes[0], Ok(None)), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Err(StoreError::Conflict)));
+        assert!(
+            matches!(&outcomes[2], Ok(Some(last)) if last == &[1]),
+            "the third sees the first's write, not the failed second's: {outcomes:?}"
+        );
+        assert_eq!(meta_value(&store, b"batch-1").as_deref(), Some(&[1u8][..]));
+        assert_eq!(meta_value(&store, b"batch-2"), None);
+        assert_eq!(meta_value(&store, b"batch-3").as_deref(), Some(&[3u8][..]));
+        assert_eq!(
+            meta_value(&store, b"batch-last").as_deref(),
+            Some(&[3u8][..])
         );
         assert_eq!(meta_value(&store, META_PENDING), None);
     }
