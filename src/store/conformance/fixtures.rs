@@ -58,6 +58,11 @@ impl<B: Backend> Fixture<B> {
 
 /// Creates contract `5110` and its ID `account_id` in `store`.
 pub(in crate::store) async fn add_account<S: RaStore + ?Sized>(store: &S, account_id: &str) {
+    add_accounts(store, &[account_id]).await;
+}
+
+/// Creates contract `5110` and its IDs `account_ids` in `store`.
+pub(in crate::store) async fn add_accounts<S: RaStore + ?Sized>(store: &S, account_ids: &[&str]) {
     store
         .create_contract(
             contract("5110"),
@@ -65,13 +70,15 @@ pub(in crate::store) async fn add_account<S: RaStore + ?Sized>(store: &S, accoun
         )
         .await
         .unwrap();
-    store
-        .create_account(
-            account(account_id, "5110"),
-            event(EventKind::AccountCreate, Some(account_id), Some("5110"), 1),
-        )
-        .await
-        .unwrap();
+    for &account_id in account_ids {
+        store
+            .create_account(
+                account(account_id, "5110"),
+                event(EventKind::AccountCreate, Some(account_id), Some("5110"), 1),
+            )
+            .await
+            .unwrap();
+    }
 }
 
 pub(in crate::store) fn at(seconds: i64) -> OffsetDateTime {

@@ -135,29 +135,9 @@ mod tests {
     use crate::model::EventKind;
     use crate::model::KeyFingerprint;
     use crate::store::conformance::fixtures::{
-        account, all_history, at, contract, event, id, issuance, record, serial,
+        add_accounts, all_history, at, id, issuance, record, serial,
     };
     use crate::store::{HistoryQuery, RaStore, StoreReads};
-
-    /// Contract 5110 and its IDs `names`.
-    async fn add_accounts(store: &SledStore, names: &[String]) {
-        store
-            .create_contract(
-                contract("5110"),
-                event(EventKind::ContractCreate, None, Some("5110"), 0),
-            )
-            .await
-            .unwrap();
-        for name in names {
-            store
-                .create_account(
-                    account(name, "5110"),
-                    event(EventKind::AccountCreate, Some(name), Some("5110"), 1),
-                )
-                .await
-                .unwrap();
-        }
-    }
 
     /// Three issuances in one batch: the second reuses the key the first certifies (seen
     /// through the batch's staged writes) and is refused alone; the others are committed,
@@ -169,7 +149,7 @@ mod tests {
         {
             let store = SledStore::open(&path).unwrap();
             let mut slots = Vec::new();
-            add_accounts(&store, &["batch1".into(), "batch2".into(), "batch3".into()]).await;
+            add_accounts(&store, &["batch1", "batch2", "batch3"]).await;
             for (n, name, key) in [(1, "batch1", 7), (2, "batch2", 7), (3, "batch3", 9)] {
                 store.reserve_serial(serial(n), at(100)).await.unwrap();
                 let slot = Slot::default();
@@ -192,12 +172,7 @@ mod tests {
                 other => panic!("unexpected outcomes {other:?}"),
             };
             assert!(store.issuances.waiting.lock().unwrap().is_empty());
-            // The writer whose issuance was applied for it finds it there and syncs it.
-            let slot = Slot::default();
-            fill(
-                &slot,
-                Ok((outcomes[0].as_ref().unwrap().0.clone(), generation)),
-            );
+            // What a writer whose issuance was applied for it does: sync that generation.
             store
                 .durability
                 .apply_then_sync(|| generation)
@@ -237,7 +212,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
         let names: Vec<String> = (1..=TASKS).map(|n| format!("many{n}")).collect();
-        add_accounts(&store, &names).await;
+        add_accounts(
+            &*store,
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
         let baseline = store.durability.syncs();
         let barrier = Arc::new(tokio::sync::Barrier::new(usize::from(TASKS)));
         let tasks: Vec<_> = (1..=TASKS)
