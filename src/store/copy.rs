@@ -123,21 +123,9 @@ mod tests {
     /// A store holding one of everything: contracts, IDs with superseded and current
     /// certificates, an application, a service certificate, history and a CRL number.
     async fn filled(store: &dyn Store) {
-        store
-            .create_contract(
-                contract("5110"),
-                event(EventKind::ContractCreate, None, Some("5110"), 0),
-            )
-            .await
-            .unwrap();
-        for (n, name) in ["nozawa1", "nozawa2"].into_iter().enumerate() {
-            store
-                .create_account(
-                    account(name, "5110"),
-                    event(EventKind::AccountCreate, Some(name), Some("5110"), 1),
-                )
-                .await
-                .unwrap();
+        let names = ["nozawa1", "nozawa2"];
+        add_accounts(store, &names).await;
+        for (n, name) in names.into_iter().enumerate() {
             let base = 10 * n as u8;
             issue(store, 0, record(base + 1, name, 1, base + 1, 100), None)
                 .await

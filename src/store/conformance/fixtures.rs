@@ -62,7 +62,10 @@ pub(in crate::store) async fn add_account<S: RaStore + ?Sized>(store: &S, accoun
 }
 
 /// Creates contract `5110` and its IDs `account_ids` in `store`.
-pub(in crate::store) async fn add_accounts<S: RaStore + ?Sized>(store: &S, account_ids: &[&str]) {
+pub(in crate::store) async fn add_accounts<S: RaStore + ?Sized>(
+    store: &S,
+    account_ids: &[impl AsRef<str>],
+) {
     store
         .create_contract(
             contract("5110"),
@@ -70,7 +73,7 @@ pub(in crate::store) async fn add_accounts<S: RaStore + ?Sized>(store: &S, accou
         )
         .await
         .unwrap();
-    for &account_id in account_ids {
+    for account_id in account_ids.iter().map(AsRef::as_ref) {
         store
             .create_account(
                 account(account_id, "5110"),

@@ -212,11 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
         let names: Vec<String> = (1..=TASKS).map(|n| format!("many{n}")).collect();
-        add_accounts(
-            &*store,
-            &names.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-        .await;
+        add_accounts(&*store, &names).await;
         let baseline = store.durability.syncs();
         let barrier = Arc::new(tokio::sync::Barrier::new(usize::from(TASKS)));
         let tasks: Vec<_> = (1..=TASKS)
