@@ -53,9 +53,15 @@ pub fn router(
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
         .route("/.well-known/est/serverkeygen", post(serverkeygen))
+        // The prefix itself as well: axum's `{*rest}` needs at least one character after it.
+        .route(EST_PREFIX, any(not_offered))
+        .route("/.well-known/est/", any(not_offered))
         .route("/.well-known/est/{*rest}", any(not_offered))
         .with_state(state))
 }
+
+/// Where RFC 7030 section 3.2.2 puts EST.
+const EST_PREFIX: &str = "/.well-known/est";
 
 /// The EST operations estca serves, named in the 404 answers.
 const OFFERED: [&str; 5] = [
@@ -67,8 +73,11 @@ const OFFERED: [&str; 5] = [
 ];
 
 /// 404 for an EST path estca does not serve, saying why: an optional operation it does not
-/// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name.
-async fn not_offered(axum::extract::Path(rest): axum::extract::Path<String>) -> Response {
+/// offer, a CA label (RFC 7030 section 3.2.2) on a CA that has none, or an unknown name (the
+/// prefix alone included). The path is read as sent, percent-encoded, so that what a label
+/// echoes back is printable.
+async fn not_offered(uri: axum::http::Uri) -> Response {
+    let rest = uri.path().strip_prefix(EST_PREFIX).unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let message = match segments.as_slice() {
         ["fullcmc"] => "estca does not offer Full CMC (fullcmc, optional in RFC 7030 section \

@@ -111,6 +111,9 @@ fn header_names_base64_lines_challenges_and_explanations_on_the_wire() {
             "/.well-known/est/nonsense",
             "cacerts, csrattrs, simpleenroll",
         ),
+        // The prefix alone is under it too: the operations, not "EST is under".
+        ("/.well-known/est/", "cacerts, csrattrs, simpleenroll"),
+        ("/.well-known/est", "cacerts, csrattrs, simpleenroll"),
     ] {
         let raw = curl(&d, &root, path, &[]);
         assert!(raw.starts_with("HTTP/1.1 404 "), "{raw}");
