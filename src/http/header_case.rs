@@ -29,6 +29,7 @@ const CANONICAL_NAMES: &[&str] = &[
     "Content-Transfer-Encoding",
     "Retry-After",
     "Allow",
+    "ETag",
 ];
 
 /// Why the canonical spellings could not be prepared (hyper refused the response head).
@@ -110,6 +111,7 @@ mod tests {
                     .status(401)
                     .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"estca\"")
                     .header(http::header::CONTENT_TYPE, "text/plain")
+                    .header(http::header::ETAG, "\"3\"")
                     .header("x-other-name", "1")
                     .body(axum::body::Body::empty())
                     .unwrap();
@@ -143,6 +145,7 @@ mod tests {
         assert!(head.contains("\r\nWWW-Authenticate: Basic"), "{head}");
         assert!(head.contains("\r\nContent-Type: text/plain"), "{head}");
         assert!(head.contains("\r\nContent-Length: 0"), "{head}");
+        assert!(head.contains("\r\nETag: \"3\""), "{head}");
         assert!(head.contains("\r\nX-Other-Name: 1"), "{head}");
         // Without the extension, title case alone misses libest's spelling: the reason for
         // this module.
