@@ -419,6 +419,31 @@ async fn removing_an_id_revokes_its_certificate_and_is_final() {
     ] {
         assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
     }
+    // Each refused change is in history, with who asked.
+    for kind in [
+        EventKind::AccountRemove,
+        EventKind::Unlock,
+        EventKind::Reissue,
+        EventKind::AccountUpdate,
+    ] {
+        let refusals =
+            w.ra.history(
+                &operator,
+                HistoryQuery {
+                    account: Some(u1.clone()),
+                    kind: Some(kind),
+                    page: PageRequest::first(10),
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| matches!(&e.event.outcome, Outcome::Refused { reason } if reason.contains("was removed")))
+            .count();
+        assert_eq!(refusals, 1, "{kind}");
+    }
 
     // It leaves the listings (pages stay full and exact), but stays readable on its own.
     assert_eq!(listed(&w, &master, 1000).await, ["m1", "m2", "u2"]);

@@ -251,7 +251,7 @@ impl RegistrationAuthority {
                 "give a new name, a new password, or both".into(),
             ));
         }
-        self.change_account(caller, id, |account, _current, _now| {
+        self.change_account(caller, id, kind, |account, _current, _now| {
             let mut edits = Vec::new();
             let mut events = Vec::new();
             if let Some(name) = &name {
@@ -289,7 +289,7 @@ impl RegistrationAuthority {
         };
         self.permit(caller, id, management, kind).await?;
         let result = self
-            .change_account(caller, id, |account, current, now| {
+            .change_account(caller, id, kind, |account, current, now| {
                 let effect = policy::certificate_action(account, current, action, now)?;
                 Ok((
                     vec![AccountEdit::Choose(effect.choice)],
@@ -301,11 +301,6 @@ impl RegistrationAuthority {
         if let (Ok(_), CertificateAction::Revoke(reason)) = (&result, action) {
             self.observer.revoked(reason);
         }
-        if let Err(RaError::Refused(refusal)) = &result {
-            let account = self.reload(id).await?;
-            self.record_refusal(caller, Some(&account), kind, refusal.to_string())
-                .await?;
-        }
         result
     }
 
@@ -313,7 +308,7 @@ impl RegistrationAuthority {
     pub async fn unlock(&self, caller: &Caller, id: &AccountId) -> Result<AccountView, RaError> {
         self.permit(caller, id, Management::Unlock, EventKind::Unlock)
             .await?;
-        self.change_account(caller, id, |account, _current, _now| {
+        self.change_account(caller, id, EventKind::Unlock, |account, _current, _now| {
             let detail = if account.locked {
                 "unlocked"
             } else {
@@ -347,34 +342,26 @@ impl RegistrationAuthority {
             .await?;
         let mut revoked = false;
         let result = self
-            .change_account(caller, id, |account, current, now| {
-                let effect = policy::removal(account, current, now)?;
-                revoked = effect.revoke.is_some();
-                Ok((
-                    vec![AccountEdit::Remove(now)],
-                    effect.revoke,
-                    vec![(EventKind::AccountRemove, effect.detail)],
-                ))
-            })
+            .change_account(
+                caller,
+                id,
+                EventKind::AccountRemove,
+                |account, current, now| {
+                    let effect = policy::removal(account, current, now)?;
+                    revoked = effect.revoke.is_some();
+                    Ok((
+                        vec![AccountEdit::Remove(now)],
+                        effect.revoke,
+                        vec![(EventKind::AccountRemove, effect.detail)],
+                    ))
+                },
+            )
             .await;
-        match &result {
-            Ok(_) => {
-                tracing::info!(actor = %caller.actor, %id, revoked, "ID removed");
-                if revoked {
-                    self.observer.revoked(policy::REMOVAL_REASON);
-                }
+        if result.is_ok() {
+            tracing::info!(actor = %caller.actor, %id, revoked, "ID removed");
+            if revoked {
+                self.observer.revoked(policy::REMOVAL_REASON);
             }
-            Err(RaError::Refused(refusal)) => {
-                let account = self.reload(id).await?;
-                self.record_refusal(
-                    caller,
-                    Some(&account),
-                    EventKind::AccountRemove,
-                    refusal.to_string(),
-                )
-                .await?;
-            }
-            Err(_) => {}
         }
         result
     }

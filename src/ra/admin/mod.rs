@@ -229,11 +229,14 @@ impl RegistrationAuthority {
         }
     }
 
-    /// Reads, decides with `decide`, commits with compare-and-swap, retries on conflict.
+    /// Reads, decides with `decide`, commits with compare-and-swap, retries on conflict. A
+    /// refusal (a removed ID, or `decide`'s) is recorded in history as a refused `kind`, with
+    /// the account as it was read: every change asked for is in history, done or not.
     async fn change_account<F>(
         &self,
         caller: &Caller,
         id: &AccountId,
+        kind: EventKind,
         mut decide: F,
     ) -> Result<AccountView, RaError>
     where
@@ -244,8 +247,18 @@ impl RegistrationAuthority {
             let current = self.current_certificate(&account).await?;
             let now = self.clock.now();
             // A removed ID changes no more, whatever the change.
-            policy::not_removed(&account)?;
-            let (edits, revoke, events) = decide(&account, current.as_ref(), now)?;
+            let decided = policy::not_removed(&account)
+                .map_err(RaError::from)
+                .and_then(|()| decide(&account, current.as_ref(), now));
+            let (edits, revoke, events) = match decided {
+                Ok(decision) => decision,
+                Err(RaError::Refused(refusal)) => {
+                    self.record_refusal(caller, Some(&account), kind, refusal.to_string())
+                        .await?;
+                    return Err(RaError::Refused(refusal));
+                }
+                Err(e) => return Err(e),
+            };
             let events = events
                 .into_iter()
                 .map(|(kind, detail)| HistoryEvent {
