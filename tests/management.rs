@@ -132,6 +132,8 @@ async fn a_master_sees_and_manages_its_own_contract_only() {
         "/accounts?contract=B".to_owned(),
         format!("/certificates/{ub_serial}"),
         "/history?contract=B".to_owned(),
+        "/history?account=ub".to_owned(),
+        "/history?account=nosuchid".to_owned(),
     ] {
         let (status, body) = master.get(&path).await;
         assert_eq!(status, 404, "{path}: {body}");

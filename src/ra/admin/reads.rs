@@ -26,6 +26,11 @@ impl RegistrationAuthority {
                 "limit must be between 1 and {MAX_HISTORY_PAGE}"
             )));
         }
+        // An ID outside the caller's scope, or none, is not found, as everywhere else (the
+        // contract filter would only have made its page empty).
+        if let Some(id) = &query.account {
+            self.visible_account(caller, id, EventKind::Query).await?;
+        }
         let entries = self.store.history(&query).await?;
         self.audit_query(caller, None, "viewed history".into())
             .await?;
