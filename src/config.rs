@@ -9,7 +9,8 @@
 //!
 //! Each section's settings and their checks are in a file named after it: `server` (with
 //! `admin` and `metrics`, the other listeners), `store`, `ca` (with `certificate`), `auth`,
-//! `revocation`; `est` and `log` are small enough to stay here.
+//! `revocation`; `est` and `log` are small enough to stay here. `origin` finds where a key
+//! was set, `variants` the values a key of a fixed set accepts.
 
 mod auth;
 mod ca;
@@ -17,6 +18,7 @@ mod origin;
 mod revocation;
 mod server;
 mod store;
+mod variants;
 
 pub use auth::AuthConfig;
 pub use ca::{CaConfig, CertificateConfig, KeyAlgorithm};
@@ -233,11 +235,20 @@ impl Config {
             file: shown_file.and_then(|p| Some((p, std::fs::read_to_string(p).ok()?))),
             variables: &variables,
         };
-        let config: Config = serde_path_to_error::deserialize(builder.build()?).map_err(|e| {
+        let built = builder.build()?;
+        let config: Config = serde_path_to_error::deserialize(built.clone()).map_err(|e| {
             let key = e.path().to_string();
+            // A key of a fixed set of values: the refusal lists them (the `config` crate's
+            // own message names the Rust type and no alternative).
+            let reason = match variants::accepted::<Config>(&key) {
+                Some(accepted) => {
+                    variants::refusal(built.get::<String>(&key).ok().as_deref(), accepted)
+                }
+                None => deserialize_reason(e.into_inner()),
+            };
             ConfigError::Key {
                 origin: sources.origin_of(&key),
-                reason: deserialize_reason(e.into_inner()),
+                reason,
                 key,
             }
         })?;
@@ -623,6 +634,140 @@ mod tests {
                 .to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
         }
+    }
+
+    /// Loads `text` as the configuration file `estca.toml`; the error, with the file's path
+    /// written as FILE.
+    fn file_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("estca.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string()
+            .replace(&file.display().to_string(), "FILE")
+    }
+
+    #[test]
+    fn server_hostnames_are_checked_as_the_server_certificate_would_be() {
+        assert_eq!(
+            file_error("[server]\nhostnames = [\"ca.example\", \"bad_name\"]\n"),
+            "configuration: server.hostnames (FILE line 2): 'bad_name' is neither an IP address \
+             nor a DNS host name: a label holds only letters, digits and hyphens (a wildcard \
+             only as the whole first label)"
+        );
+        let err = file_error("[server]\nhostnames = [\"a.*.example\"]\n");
+        assert!(
+            err.starts_with("configuration: server.hostnames (FILE line 2): 'a.*.example'"),
+            "{err}"
+        );
+        let err = Config::load_from(None, env(&[("ESTCA_SERVER__HOSTNAMES", "ca.example,x y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "configuration: server.hostnames (environment variable ESTCA_SERVER__HOSTNAMES): 'x y'"
+            ),
+            "{err}"
+        );
+        // The daemon's own certificate may name a wildcard, and addresses.
+        let c = Config::load_from(
+            None,
+            env(&[("ESTCA_SERVER__HOSTNAMES", "*.ca.example,ca.example,::1")]),
+        )
+        .unwrap();
+        assert_eq!(c.server.hostnames, ["*.ca.example", "ca.example", "::1"]);
+    }
+
+    #[test]
+    fn a_key_uri_holding_the_pin_is_refused_without_showing_it() {
+        for uri in [
+            "pkcs11:token=a;object=b?pin-value=1234&module-path=/m.so",
+            "pkcs11:token=a;object=b;pin-value=1234?module-path=/m.so",
+            "pkcs11:token=a;object=b;pin-value=1234",
+        ] {
+            let err = file_error(&format!("[ca]\nkey = \"{uri}\"\n"));
+            assert!(
+                err.starts_with("configuration: ca.key (FILE line 2): ")
+                    && err.contains("holds the PIN")
+                    && err.contains("ca.pkcs11_pin_file")
+                    && err.contains("ca.pkcs11_pin_credential"),
+                "{uri}: {err}"
+            );
+            assert!(!err.contains("1234"), "{err}");
+        }
+        // What the CA could not open either is refused before anything starts.
+        let err = file_error("[ca]\nkey = \"pkcs11:token=a;object=b\"\n");
+        assert!(err.contains("names no module-path"), "{err}");
+        let c = Config::load_from(
+            None,
+            env(&[(
+                "ESTCA_CA__KEY",
+                "pkcs11:token=estca;object=issuing-ca?module-path=/usr/lib/softhsm/libsofthsm2.so",
+            )]),
+        )
+        .unwrap();
+        assert!(c.ca.key.starts_with("pkcs11:token=estca"));
+    }
+
+    #[test]
+    fn a_value_outside_a_fixed_set_is_refused_with_the_set() {
+        assert_eq!(
+            file_error("[store]\nbackend = \"rocks\"\n"),
+            "configuration: store.backend (FILE line 2): 'rocks' is not one of sled, fjall, postgres"
+        );
+        assert_eq!(
+            file_error("# estca\n[ca]\nkey_algorithm = \"rsa\"\n"),
+            "configuration: ca.key_algorithm (FILE line 3): 'rsa' is not one of p256, p384"
+        );
+        assert_eq!(
+            file_error("[ca]\nkey_algorithm = 256\n"),
+            "configuration: ca.key_algorithm (FILE line 2): '256' is not one of p256, p384"
+        );
+        assert_eq!(
+            file_error("[log]\nformat = [\"json\"]\n"),
+            "configuration: log.format (FILE line 2): must be one of text, json"
+        );
+        assert_eq!(
+            Config::load_from(None, env(&[("ESTCA_LOG__FORMAT", "xml")]))
+                .unwrap_err()
+                .to_string(),
+            "configuration: log.format (environment variable ESTCA_LOG__FORMAT): 'xml' is not \
+             one of text, json"
+        );
+    }
+
+    #[test]
+    fn a_common_name_template_refusal_names_the_rule_it_breaks() {
+        let load = |template: &str| {
+            Config::load_from(
+                None,
+                env(&[("ESTCA_CERTIFICATE__COMMON_NAME_TEMPLATE", template)]),
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let prefix = "configuration: certificate.common_name_template (environment variable \
+                      ESTCA_CERTIFICATE__COMMON_NAME_TEMPLATE): ";
+        assert_eq!(
+            load("{id}{id}"),
+            format!("{prefix}{{id}} appears 2 times; it must appear exactly once")
+        );
+        assert_eq!(
+            load("{id} {contract}{contract}"),
+            format!("{prefix}{{contract}} appears 2 times; it may appear at most once")
+        );
+        assert_eq!(
+            load("ID"),
+            format!("{prefix}must contain {{id}} so that the certificate names its ID")
+        );
+        let long = load(&format!("{{id}} {}", "x".repeat(40)));
+        assert!(
+            long.starts_with(&format!("{prefix}must stay within 64 characters")),
+            "{long}"
+        );
+        assert_eq!(load("{id} ({contract})"), "");
     }
 
     #[test]

@@ -23,87 +23,25 @@ use super::passphrase::KeyPassphrase;
 use super::CaError;
 use crate::config::KeyAlgorithm;
 
-/// A PKCS#11 URI (RFC 7512) naming a token, a key object in it, and the module to load.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pkcs11Uri {
-    /// The token's label (`token=`).
-    pub token: String,
-    /// The key's label (`object=`), shared by the private and the public key object.
-    pub object: String,
-    /// The PKCS#11 module (`module-path=` in the query).
-    pub module: PathBuf,
-}
+pub use crate::model::Pkcs11Uri;
 
 impl std::str::FromStr for Pkcs11Uri {
     type Err = CaError;
 
-    /// Parses `pkcs11:token=…;object=…?module-path=…` (attribute values percent-encoded).
-    /// Refuses a URI that carries the PIN itself (`pin-value`): it would show in the
-    /// configuration and in process listings.
+    /// Parses `pkcs11:token=…;object=…?module-path=…` as [`Pkcs11Uri::parse`] does, which
+    /// refuses a URI that carries the PIN itself (`pin-value`).
     fn from_str(text: &str) -> Result<Self, CaError> {
-        Self::parse(text, None)
+        Self::parse(text, None).map_err(|e| CaError::InvalidName(e.0))
     }
 }
 
+/// The key record of a CA generation: the URI of its key without the module.
 impl Pkcs11Uri {
-    /// Parses `text`; a URI without `module-path` takes `default_module` when given.
-    fn parse(text: &str, default_module: Option<&Path>) -> Result<Self, CaError> {
-        // Only the part before the query is shown: the query could hold a PIN.
-        let shown = text.split('?').next().unwrap_or_default();
-        let bad = |reason: &str| {
-            CaError::InvalidName(format!(
-                "'{shown}' is not a usable PKCS#11 URI: {reason} (expected pkcs11:token=LABEL;object=LABEL?module-path=/path/to/module.so)"
-            ))
-        };
-        let rest = text
-            .strip_prefix("pkcs11:")
-            .ok_or_else(|| bad("it does not start with pkcs11:"))?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let decode = |v: &str| -> Result<String, CaError> {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8()
-                .map(|s| s.into_owned())
-                .map_err(|_| bad("an attribute is not UTF-8 once percent-decoded"))
-        };
-        let (mut token, mut object, mut module) = (None, None, None);
-        for attr in path.split(';').filter(|a| !a.is_empty()) {
-            match attr.split_once('=') {
-                Some(("token", v)) => token = Some(decode(v)?),
-                Some(("object", v)) => object = Some(decode(v)?),
-                Some(("type", "private" | "public")) => {}
-                Some((name, _)) if !name.is_empty() => {}
-                _ => return Err(bad("an attribute has no name=value form")),
-            }
-        }
-        for attr in query.split('&').filter(|a| !a.is_empty()) {
-            match attr.split_once('=') {
-                Some(("module-path", v)) => module = Some(PathBuf::from(decode(v)?)),
-                Some(("pin-value", _)) => {
-                    return Err(bad(
-                        "it holds the PIN (pin-value); put the PIN in ca.pkcs11_pin_file or the systemd credential ca.pkcs11_pin_credential names instead",
-                    ))
-                }
-                _ => {}
-            }
-        }
-        Ok(Self {
-            token: token
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| bad("it names no token"))?,
-            object: object
-                .filter(|o| !o.is_empty())
-                .ok_or_else(|| bad("it names no object"))?,
-            module: module
-                .or_else(|| default_module.map(Path::to_path_buf))
-                .ok_or_else(|| bad("it names no module-path"))?,
-        })
-    }
-
     /// Reads a key record (`issuing-ca.key-uri` of a CA generation, written by
     /// [`Pkcs11Uri::record`]): the URI of the generation's key, the module given by `module`
     /// (the one `ca.key` names) unless the record names one.
     pub fn from_record(text: &str, module: &Path) -> Result<Self, CaError> {
-        Self::parse(text.trim(), Some(module))
+        Self::parse(text.trim(), Some(module)).map_err(|e| CaError::InvalidName(e.0))
     }
 
     /// The URI as a key record stores it: token and object, percent-encoded, without the
@@ -133,12 +71,6 @@ const RECORD_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHA
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
-
-impl fmt::Display for Pkcs11Uri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pkcs11:token={};object={}", self.token, self.object)
-    }
-}
 
 /// An ECDSA private key inside a token, with an open, logged-in session to sign with.
 pub(crate) struct TokenKey {
@@ -447,30 +379,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_uri_names_token_object_and_module_and_never_a_pin() {
-        let uri: Pkcs11Uri =
-            "pkcs11:token=estca%20CA;object=issuing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
-                .parse()
-                .unwrap();
-        assert_eq!(uri.token, "estca CA");
-        assert_eq!(uri.object, "issuing");
-        assert_eq!(uri.module, PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"));
-        for (text, expected) in [
-            (
-                "token=a;object=b?module-path=/m.so",
-                "does not start with pkcs11:",
-            ),
-            ("pkcs11:object=b?module-path=/m.so", "names no token"),
-            ("pkcs11:token=a?module-path=/m.so", "names no object"),
-            ("pkcs11:token=a;object=b", "names no module-path"),
-            (
-                "pkcs11:token=a;object=b?module-path=/m.so&pin-value=1234",
-                "holds the PIN",
-            ),
+    fn the_cli_and_the_ca_refuse_a_uri_with_a_pin_without_showing_it() {
+        for text in [
+            "pkcs11:token=a;object=b?module-path=/m.so&pin-value=1234",
+            "pkcs11:token=a;object=b;pin-value=1234?module-path=/m.so",
         ] {
             let message = text.parse::<Pkcs11Uri>().unwrap_err().to_string();
-            assert!(message.contains(expected), "{text}: {message}");
+            assert!(message.contains("holds the PIN"), "{text}: {message}");
             assert!(!message.contains("1234"), "{message}");
+            let record = Pkcs11Uri::from_record(text, Path::new("/m.so")).unwrap_err();
+            assert!(!record.to_string().contains("1234"), "{record}");
         }
     }
 

@@ -127,11 +127,17 @@ impl CaConfig {
             ));
         }
         check_credential_name("ca.pkcs11_pin_credential", &self.pkcs11_pin_credential)?;
-        if !self.key.is_empty() && !self.key.starts_with("pkcs11:") {
-            return Err(ConfigError::invalid(
-                "ca.key",
-                "must be empty (the key file issuing-ca.key) or a PKCS#11 URI starting with pkcs11:",
-            ));
+        if !self.key.is_empty() {
+            if !self.key.starts_with("pkcs11:") {
+                return Err(ConfigError::invalid(
+                    "ca.key",
+                    "must be empty (the key file issuing-ca.key) or a PKCS#11 URI starting with pkcs11:",
+                ));
+            }
+            // The URI the CA will open, refused here as there (a PIN in it among others),
+            // before anything starts; the refusal never shows the PIN.
+            crate::model::Pkcs11Uri::parse(&self.key, None)
+                .map_err(|e| ConfigError::invalid("ca.key", e.0))?;
         }
         check_credential_name(
             "ca.key_passphrase_credential",
@@ -157,30 +163,45 @@ pub struct CertificateConfig {
 }
 
 impl CertificateConfig {
-    /// Checks that the CN template names the ID once and always fits in 64 characters.
+    /// Checks that the CN template names the ID once, the contract code at most once, and
+    /// always fits in 64 characters; the refusal names the rule the template breaks.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        const KEY: &str = "certificate.common_name_template";
         let template = &self.common_name_template;
-        if !template.contains("{id}") {
+        match template.matches("{id}").count() {
+            0 => {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "must contain {id} so that the certificate names its ID",
+                ))
+            }
+            1 => {}
+            n => {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!("{{id}} appears {n} times; it must appear exactly once"),
+                ))
+            }
+        }
+        let contracts = template.matches("{contract}").count();
+        if contracts > 1 {
             return Err(ConfigError::invalid(
-                "certificate.common_name_template",
-                "must contain {id} so that the certificate names its ID",
+                KEY,
+                format!("{{contract}} appears {contracts} times; it may appear at most once"),
             ));
         }
         let longest_cn = template.chars().count() - "{id}".len()
             + crate::model::AccountId::MAX_LEN
-            + if template.contains("{contract}") {
+            + if contracts == 1 {
                 crate::model::ContractCode::MAX_LEN - "{contract}".len()
             } else {
                 0
             };
-        if template.matches("{id}").count() != 1
-            || template.matches("{contract}").count() > 1
-            || longest_cn > 64
-        {
+        if longest_cn > 64 {
             return Err(ConfigError::invalid(
-                "certificate.common_name_template",
+                KEY,
                 format!(
-                    "must hold {{id}} once and {{contract}} at most once, and stay within 64 characters with the longest ID ({}) and code ({}); this one can reach {longest_cn}",
+                    "must stay within 64 characters with the longest ID ({}) and code ({}); this one can reach {longest_cn}",
                     crate::model::AccountId::MAX_LEN,
                     crate::model::ContractCode::MAX_LEN
                 ),

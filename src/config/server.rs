@@ -56,6 +56,12 @@ impl ServerConfig {
                 "give at least one host name",
             ));
         }
+        // What the server certificate will name, refused as the CA would refuse it, before
+        // anything is created; the daemon's own certificate may name a wildcard.
+        for host in &self.hostnames {
+            host.parse::<crate::model::HostName>()
+                .map_err(|e| ConfigError::invalid("server.hostnames", e.0))?;
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::invalid(
                 "server.tls_cert",

@@ -1,7 +1,7 @@
 //! Domain types shared by every layer: contracts, accounts, certificate records, application
 //! credentials and history entries, and the small value types (IDs, serials, revocation
-//! reasons, the public URL) that validate themselves on construction so that no layer has to
-//! re-check them.
+//! reasons, the public URL, the PKCS#11 URI of a token key) that validate themselves on
+//! construction so that no layer has to re-check them.
 //!
 //! The value types have one text form each, used alike in JSON, URLs, command lines and
 //! certificates (their serde is that text; for the IDs and serials it is written once, by
@@ -23,6 +23,7 @@ mod contract;
 mod history;
 mod host_name;
 mod ids;
+mod pkcs11_uri;
 mod presented;
 mod revocation;
 mod url;
@@ -34,6 +35,7 @@ pub use contract::Contract;
 pub use history::{Actor, EventKind, HistoryEntry, HistoryEvent, Outcome};
 pub use host_name::HostName;
 pub use ids::{AccountId, AppName, ContractCode, KeyFingerprint, Serial};
+pub use pkcs11_uri::Pkcs11Uri;
 pub use presented::PresentedCertificate;
 pub use revocation::{Revocation, RevocationReason};
 pub use text::{human_text, InvalidValue};
