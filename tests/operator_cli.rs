@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -127,6 +127,28 @@ fn json_output_errors_and_exit_codes() {
     );
     // Usage errors are clap's: code 2.
     assert_eq!(run(dir, &["account", "show"], &[]).0, 2);
+    // An unknown choice too, also with --json, and the choices are named.
+    for args in [
+        &[
+            "--json", "account", "revoke", "nosuch1", "--reason", "bogus",
+        ][..],
+        &[
+            "root",
+            "revoke-issuing",
+            "01",
+            "--dir",
+            "r",
+            "--reason",
+            "bogus",
+        ],
+    ] {
+        let (code, _, err) = run(dir, args, &[]);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("invalid value 'bogus'") && err.contains("keyCompromise"),
+            "{args:?}: {err}"
+        );
+    }
     // --help documents the codes.
     let (_, help, _) = run(dir, &["--help"], &[]);
     assert!(
@@ -430,4 +452,91 @@ async fn account_remove_confirms_on_a_terminal_and_needs_yes_elsewhere() {
     );
     assert!(!status.success());
     assert!(err.contains("was removed"), "{err}");
+}
+
+/// Runs `estca --config FILE ARGS` with standard output a pipe nobody reads any more, as in
+/// `estca … | head -1` once `head` has exited; exit code and stderr.
+fn run_into_closed_pipe(dir: &TestDir, args: &[&str]) -> (i32, String) {
+    // The write end of a pipe whose only reader, `true`, has exited: every write fails.
+    let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+    let closed = reader.stdin.take().unwrap();
+    reader.wait().unwrap();
+    let out = Command::new(estca_bin())
+        .arg("--config")
+        .arg(&dir.config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(closed))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Output into a closed pipe (`estca cert show SERIAL | head -1`) is a failure with a message
+/// and exit code 1, as for `estca man`, never a panic (exit code 101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_into_a_closed_pipe_fails_with_a_message_not_a_panic() {
+    let d = TestDaemon::start(Options::default());
+    d.dir().add_contract("5110");
+    d.dir().add_account("piped1", "5110", "user");
+    enroll_new(&d, "piped1").await;
+    let serial = d.dir().account("piped1")["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for args in [
+        &["cert", "show", &serial][..],
+        &["--json", "cert", "show", &serial],
+        &["account", "show", "piped1"],
+        &["account", "list"],
+        &["contract", "list"],
+        &["history", "piped1"],
+        &["app", "list"],
+        &["crl", "show"],
+        &["check-config"],
+        &["man"],
+    ] {
+        let (code, err) = run_into_closed_pipe(d.dir(), args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(code, 1, "{args:?}: {err}");
+        // "estca: cannot …", or with --json {"error":"other","message":"cannot …"}.
+        assert!(
+            err.contains("cannot write to standard output: Broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // --reason takes the RFC 5280 names in any case.
+    let revoked = d.cli_json(&["account", "revoke", "piped1", "--reason", "KEYCOMPROMISE"]);
+    assert_eq!(
+        revoked["certificate"]["revocation"]["reason"], "keyCompromise",
+        "{revoked}"
+    );
+}
+
+/// `estca init`: a production configuration without a passphrase is refused before the CA
+/// directory is created, and the text output gives dates in RFC 3339, as every command does.
+#[test]
+fn init_refused_leaves_no_directory_and_prints_rfc3339_dates() {
+    let dir = TestDir::new(Options::default());
+    let (code, out, err) = run(&dir, &["init"], &[("ESTCA_CA__CREATE_IF_MISSING", "false")]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("--unencrypted"), "{err}");
+    assert!(!dir.ca_dir().exists(), "{err}");
+
+    let (code, out, err) = run(&dir, &["init"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let until = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("valid until "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).is_ok()
+            && until.ends_with('Z'),
+        "{out}"
+    );
 }

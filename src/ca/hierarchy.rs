@@ -76,7 +76,11 @@ impl fmt::Display for InitReport {
             )?;
         }
         writeln!(f, "issuing CA:   {}", self.issuing_subject)?;
-        writeln!(f, "  valid until {}", self.issuing_not_after)?;
+        writeln!(
+            f,
+            "  valid until {}",
+            super::rfc3339(self.issuing_not_after)
+        )?;
         writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
         if self.issuing_key_in_token {
             write!(
@@ -484,7 +488,10 @@ impl CertificateAuthority {
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_pem.to_path_buf(),
-                reason: format!("the intermediate expired at {not_after}; import a current one"),
+                reason: format!(
+                    "the intermediate expired at {}; import a current one",
+                    super::rfc3339(not_after)
+                ),
             });
         }
         let (chain, root): (&[&[u8]], Option<&[u8]>) = match refs.split_last() {

@@ -7,7 +7,6 @@ use serde_json::json;
 
 use crate::api::{CertificateActionBody, CreatedApp, HistoryPage};
 use crate::config::Config;
-use crate::model::RevocationReason;
 use crate::ra::{AccountView, AppView, CertificateView, ContractView};
 
 use super::client::AdminClient;
@@ -116,7 +115,7 @@ pub(super) async fn administer(
                     }),
                 )
                 .await?;
-            output::contract_created(&contract, json);
+            output::contract_created(&contract, json)?;
         }
         AdminCommand::Contract(ContractCommand::Edit {
             code,
@@ -128,17 +127,17 @@ pub(super) async fn administer(
                     &json!({ "server_keygen": server_keygen.unwrap_or(true) }),
                 )
                 .await?;
-            output::contract(&contract, json);
+            output::contract(&contract, json)?;
         }
         AdminCommand::Contract(ContractCommand::Show { code }) => {
             let contract: ContractView = client
                 .get(&format!("/api/v1/contracts/{}", segment(&code)))
                 .await?;
-            output::contract(&contract, json);
+            output::contract(&contract, json)?;
         }
         AdminCommand::Contract(ContractCommand::List) => {
             let contracts: Vec<ContractView> = client.get_all("/api/v1/contracts").await?;
-            output::contracts(&contracts, json);
+            output::contracts(&contracts, json)?;
         }
         AdminCommand::Account(AccountCommand::Add {
             id,
@@ -156,7 +155,7 @@ pub(super) async fn administer(
                 body["id"] = json!(id);
             }
             let view: AccountView = client.post("/api/v1/accounts", &body).await?;
-            print_account(&view);
+            print_account(&view)?;
         }
         AdminCommand::Account(AccountCommand::Passwd { id, password_stdin }) => {
             let password = password_from_stdin(password_stdin)?;
@@ -166,7 +165,7 @@ pub(super) async fn administer(
                     &json!({ "password": password.as_str() }),
                 )
                 .await?;
-            print_account(&view);
+            print_account(&view)?;
         }
         AdminCommand::Account(AccountCommand::List { contract }) => {
             let path = match contract {
@@ -174,13 +173,13 @@ pub(super) async fn administer(
                 None => "/api/v1/accounts".to_owned(),
             };
             let views: Vec<AccountView> = client.get_all(&path).await?;
-            output::accounts(&views, json);
+            output::accounts(&views, json)?;
         }
         AdminCommand::Account(AccountCommand::Show { id }) => {
             let view: AccountView = client
                 .get(&format!("/api/v1/accounts/{}", segment(&id)))
                 .await?;
-            print_account(&view);
+            print_account(&view)?;
         }
         AdminCommand::Account(AccountCommand::Reissue { id }) => {
             certificate_action(&client, &id, "reissue", None, json).await?
@@ -189,9 +188,6 @@ pub(super) async fn administer(
             certificate_action(&client, &id, "continue", None, json).await?
         }
         AdminCommand::Account(AccountCommand::Revoke { id, reason }) => {
-            let reason: RevocationReason = reason
-                .parse()
-                .map_err(|e: crate::model::InvalidValue| e.0)?;
             certificate_action(&client, &id, "revoke", Some(reason.name().to_owned()), json).await?
         }
         AdminCommand::Account(AccountCommand::Unlock { id }) => {
@@ -201,7 +197,7 @@ pub(super) async fn administer(
                     &json!({}),
                 )
                 .await?;
-            print_account(&view);
+            print_account(&view)?;
         }
         AdminCommand::Account(AccountCommand::Remove { id, yes }) => {
             let path = format!("/api/v1/accounts/{}", segment(&id));
@@ -210,7 +206,7 @@ pub(super) async fn administer(
                 confirm_removal(&view)?;
             }
             let view: AccountView = client.post(&format!("{path}/remove"), &json!({})).await?;
-            print_account(&view);
+            print_account(&view)?;
         }
         AdminCommand::History(HistoryArgs {
             id,
@@ -238,7 +234,7 @@ pub(super) async fn administer(
                     break;
                 }
             }
-            output::history(&page, json);
+            output::history(&page, json)?;
         }
         AdminCommand::App(AppCommand::Add {
             name,
@@ -259,11 +255,11 @@ pub(super) async fn administer(
                 "hosts": hosts,
             });
             let created: CreatedApp = client.post("/api/v1/apps", &body).await?;
-            output::app_created(&created, json);
+            output::app_created(&created, json)?;
         }
         AdminCommand::App(AppCommand::List) => {
             let apps: Vec<AppView> = client.get_all("/api/v1/apps").await?;
-            output::apps(&apps, json);
+            output::apps(&apps, json)?;
         }
         AdminCommand::App(AppCommand::Revoke { name }) => {
             let app: AppView = client
@@ -272,13 +268,13 @@ pub(super) async fn administer(
                     &json!({}),
                 )
                 .await?;
-            output::apps(&[app], json);
+            output::apps(&[app], json)?;
         }
         AdminCommand::Cert(CertCommand::Show { serial }) => {
             let view: CertificateView = client
                 .get(&format!("/api/v1/certificates/{}", segment(&serial)))
                 .await?;
-            output::certificate(&view, json);
+            output::certificate(&view, json)?;
         }
         AdminCommand::Crl(command) => crl::run(&client, command, json).await?,
     }
@@ -301,8 +297,7 @@ async fn certificate_action(
             },
         )
         .await?;
-    output::account(&view, json);
-    Ok(())
+    Ok(output::account(&view, json)?)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::model::RevocationReason;
+
 use super::{crl, keys, root};
 
 /// `estca --version`: the version, the commit it was built from and that commit's date
@@ -222,6 +224,18 @@ pub enum AlgorithmArg {
     P384,
 }
 
+/// The revocation reasons `--reason` accepts, by their RFC 5280 names: clap refuses any other
+/// as a usage error (exit code 2) and lists these.
+impl clap::ValueEnum for RevocationReason {
+    fn value_variants<'a>() -> &'a [Self] {
+        &RevocationReason::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 /// `estca contract ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContractCommand {
@@ -326,9 +340,9 @@ pub enum AccountCommand {
         /// Login ID.
         #[arg(value_parser = account_id)]
         id: String,
-        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
-        #[arg(long, default_value = "unspecified")]
-        reason: String,
+        /// RFC 5280 reason (any case).
+        #[arg(long, value_enum, ignore_case = true, default_value_t = RevocationReason::Unspecified)]
+        reason: RevocationReason,
     },
     /// IDロック解除: unlock an ID locked by wrong passwords.
     Unlock {

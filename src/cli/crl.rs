@@ -22,7 +22,7 @@ pub async fn run(
     match command {
         CrlCommand::Show => {
             let view: CrlView = client.get("/api/v1/crl").await?;
-            print!("{}", render(&view, json));
+            super::output::write(render(&view, json).as_bytes())?;
         }
     }
     Ok(())

@@ -10,6 +10,8 @@ use crate::ca::rollover::RolloverReport;
 use crate::ca::{CertificateAuthority, KeyFileReport, KeyPassphrase};
 use crate::config::{CaConfig, Config};
 
+use super::output;
+
 /// `estca ca ...`.
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -70,9 +72,9 @@ pub fn run(config: &Config, command: CaCommand, json: bool) -> Result<(), String
     }
     .map_err(|e| e.to_string())?;
     if json {
-        println!("{}", json!({ "files": report.files }));
+        output::line(json!({ "files": report.files }))?;
     } else {
-        println!("{report}");
+        output::line(&report)?;
     }
     Ok(())
 }
@@ -94,18 +96,15 @@ fn install_issuing(config: &Config, cert: &Path, root: &Path, json: bool) -> Res
     let report =
         CertificateAuthority::install_issuing(&config.ca, cert, root).map_err(|e| e.to_string())?;
     if json {
-        println!(
-            "{}",
-            json!({
-                "issuing_certificate": report.issuing_certificate,
-                "issuing_subject": report.issuing_subject,
-                "issuing_not_after": crate::ra::policy::rfc3339(report.issuing_not_after),
-                "root_certificate": report.root_certificate,
-                "root_subject": report.root_subject,
-            })
-        );
+        output::line(json!({
+            "issuing_certificate": report.issuing_certificate,
+            "issuing_subject": report.issuing_subject,
+            "issuing_not_after": crate::ra::policy::rfc3339(report.issuing_not_after),
+            "root_certificate": report.root_certificate,
+            "root_subject": report.root_subject,
+        }))?;
     } else {
-        println!("{report}");
+        output::line(&report)?;
     }
     Ok(())
 }
@@ -154,9 +153,9 @@ fn rollover(
                 "key": key,
             }),
         };
-        println!("{value}");
+        output::line(&value)?;
     } else {
-        println!("{report}");
+        output::line(&report)?;
     }
     Ok(())
 }

@@ -55,10 +55,12 @@ pub fn main() -> ExitCode {
         _ => None,
     };
     if let Some(generated) = generated {
-        use std::io::Write;
-        return match generated.and_then(|bytes| std::io::stdout().write_all(&bytes)) {
+        return match generated
+            .map_err(output::OutputError::Stdout)
+            .and_then(|bytes| output::write(&bytes))
+        {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => Failure::from(format!("cannot write to standard output: {e}")).report(json),
+            Err(e) => Failure::from(e).report(json),
         };
     }
     let mut config = match Config::load(cli.config.as_deref()) {
@@ -121,6 +123,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), Strin
         .map_err(|e| e.to_string())
 }
 
+/// `estca init`: creates the CA directory (0700) and the CA in it. Without a usable
+/// passphrase it is refused before the directory is created, and a directory it created is
+/// removed again when the CA cannot be created in it and it is still empty.
 fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
     if let Some(algorithm) = args.algorithm {
         config.ca.key_algorithm = match algorithm {
@@ -128,76 +133,81 @@ fn init(mut config: Config, args: InitArgs, json: bool) -> Result<(), String> {
             AlgorithmArg::P384 => KeyAlgorithm::P384,
         };
     }
-    if let crate::private_dir::Prepared::Tightened(mode) =
-        crate::private_dir::prepare(&config.ca.dir, crate::private_dir::Holds::CaFiles)
-            .map_err(|e| e.to_string())?
-    {
+    // With --offline-root and --pkcs11 the key stays in the token and the root is elsewhere:
+    // no key file is written here, so there is nothing to encrypt and no passphrase to ask for.
+    let passphrase = if args.offline_root && args.pkcs11.is_some() {
+        None
+    } else {
+        keys::passphrase_for_init(&config.ca, args.unencrypted)?
+    };
+    let prepared = crate::private_dir::prepare(&config.ca.dir, crate::private_dir::Holds::CaFiles)
+        .map_err(|e| e.to_string())?;
+    if let crate::private_dir::Prepared::Tightened(mode) = prepared {
         eprintln!(
             "estca: tightened {} from mode {mode:04o} to 0700 (it held no CA files yet)",
             config.ca.dir.display()
         );
     }
+    let result = init_in_dir(&config, &args, passphrase.as_ref(), json);
+    if result.is_err() && prepared == crate::private_dir::Prepared::Created {
+        // Removes the directory only if it is still empty; one holding anything stays, and
+        // the error says what went wrong.
+        let _ = std::fs::remove_dir(&config.ca.dir);
+    }
+    result
+}
+
+/// The part of `estca init` that runs in the prepared CA directory.
+fn init_in_dir(
+    config: &Config,
+    args: &InitArgs,
+    passphrase: Option<&crate::ca::KeyPassphrase>,
+    json: bool,
+) -> Result<(), String> {
     if args.offline_root {
-        // With --pkcs11 the key stays in the token and the root is elsewhere: no key file is
-        // written here, so there is nothing to encrypt and no passphrase to ask for.
-        let passphrase = if args.pkcs11.is_some() {
-            None
-        } else {
-            keys::passphrase_for_init(&config.ca, args.unencrypted)?
-        };
         let token = args
             .pkcs11
             .as_deref()
             .map(str::parse)
             .transpose()
             .map_err(|e: crate::ca::CaError| e.to_string())?;
-        let report =
-            CertificateAuthority::request_issuing(&config.ca, passphrase.as_ref(), token.as_ref())
-                .map_err(|e| e.to_string())?;
+        let report = CertificateAuthority::request_issuing(&config.ca, passphrase, token.as_ref())
+            .map_err(|e| e.to_string())?;
         if json {
-            println!(
-                "{}",
-                json!({
-                    "issuing_csr": report.csr,
-                    "issuing_key": report.key,
-                    "issuing_subject": report.subject,
-                })
-            );
+            output::line(json!({
+                "issuing_csr": report.csr,
+                "issuing_key": report.key,
+                "issuing_subject": report.subject,
+            }))?;
         } else {
-            println!("{report}");
+            output::line(&report)?;
         }
         return Ok(());
     }
-    let passphrase = keys::passphrase_for_init(&config.ca, args.unencrypted)?;
     let report = match (&args.import_cert, &args.import_key) {
-        (Some(cert), Some(key)) => {
-            CertificateAuthority::import(&config.ca, cert, key, passphrase.as_ref())
-        }
+        (Some(cert), Some(key)) => CertificateAuthority::import(&config.ca, cert, key, passphrase),
         _ => match &args.pkcs11 {
-            Some(uri) => uri.parse().and_then(|uri| {
-                CertificateAuthority::init_in_token(&config.ca, passphrase.as_ref(), &uri)
-            }),
-            None => CertificateAuthority::init(&config.ca, passphrase.as_ref()),
+            Some(uri) => uri
+                .parse()
+                .and_then(|uri| CertificateAuthority::init_in_token(&config.ca, passphrase, &uri)),
+            None => CertificateAuthority::init(&config.ca, passphrase),
         },
     }
     .map_err(|e| e.to_string())?;
     if json {
         let time = |t| crate::ra::policy::rfc3339(t);
-        println!(
-            "{}",
-            json!({
-                "ca_dir": report.dir,
-                "issuing_certificate": report.issuing_certificate,
-                "issuing_key": report.issuing_key,
-                "issuing_subject": report.issuing_subject,
-                "issuing_not_after": time(report.issuing_not_after),
-                "root_certificate": report.root_certificate,
-                "root_key": report.root_key,
-                "root_subject": report.root_subject,
-            })
-        );
+        output::line(json!({
+            "ca_dir": report.dir,
+            "issuing_certificate": report.issuing_certificate,
+            "issuing_key": report.issuing_key,
+            "issuing_subject": report.issuing_subject,
+            "issuing_not_after": time(report.issuing_not_after),
+            "root_certificate": report.root_certificate,
+            "root_key": report.root_key,
+            "root_subject": report.root_subject,
+        }))?;
     } else {
-        println!("{report}");
+        output::line(&report)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::private_file::PrivateFile;
 use crate::store::backup::{self, BackupSummary};
 
 use super::client::AdminClient;
+use super::output;
 
 /// Configuration keys whose values are secret and printed masked by `check-config`. None is
 /// secret today (paths name key files, they are not keys); keys that hold a secret (e.g. a
@@ -59,9 +60,9 @@ pub async fn migrate(config: &Config, json: bool) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     if json {
-        println!("{}", serde_json::json!({ "migrated": done }));
+        output::line(serde_json::json!({ "migrated": done }))?;
     } else {
-        println!("{done}");
+        output::line(&done)?;
     }
     Ok(())
 }
@@ -84,15 +85,14 @@ pub async fn copy(config: &Config, from: &str, to: &str, json: bool) -> Result<(
         .await
         .map_err(|e| e.to_string())?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "from": from, "to": to, "records": copied.records, "sha256": copied.sha256 })
-        );
+        output::line(
+            serde_json::json!({ "from": from, "to": to, "records": copied.records, "sha256": copied.sha256 }),
+        )?;
     } else {
-        println!(
+        output::line(format_args!(
             "copied {} records from {from} to {to}; both export the same records (sha256 {})",
             copied.records, copied.sha256
-        );
+        ))?;
     }
     Ok(())
 }
@@ -109,15 +109,14 @@ pub fn check_config(config: &Config, source: Option<&Path>, json: bool) -> Resul
     };
     if json {
         let values = effective_values(config)?;
-        println!(
-            "{}",
-            serde_json::json!({ "source": shown, "valid": true, "config": values })
-        );
+        output::line(serde_json::json!({ "source": shown, "valid": true, "config": values }))?;
         return Ok(());
     }
     let text = effective_toml(config)?;
-    println!("# estca check-config: {shown} is valid; effective values (with defaults and ESTCA_* variables):");
-    print!("{text}");
+    output::write(
+        format!("# estca check-config: {shown} is valid; effective values (with defaults and ESTCA_* variables):\n{text}")
+            .as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -184,10 +183,13 @@ pub async fn backup(config: &Config, file: &Path, json: bool) -> Result<(), supe
     match (private, unnamed) {
         (Some(out), _) => {
             out.commit().map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                report(&summary, file, "backup written", Some(&signer), json)
-            );
+            output::line(report(
+                &summary,
+                file,
+                "backup written",
+                Some(&signer),
+                json,
+            ))?;
         }
         (None, Some(mut temp)) => {
             temp.rewind().map_err(cannot)?;
@@ -299,16 +301,13 @@ pub async fn restore(
         })
     })?;
     debug_assert_eq!(imported, summary);
-    println!(
-        "{}",
-        report(
-            &imported,
-            Path::new(&config.database_location()),
-            "restored into",
-            Some(&signer),
-            json,
-        )
-    );
+    output::line(report(
+        &imported,
+        Path::new(&config.database_location()),
+        "restored into",
+        Some(&signer),
+        json,
+    ))?;
     Ok(())
 }
 

@@ -1,5 +1,8 @@
 //! How the command line prints answers: aligned text for people, or the API's JSON.
 
+use std::fmt::Display;
+use std::io::Write;
+
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
@@ -8,16 +11,64 @@ use crate::model::{Actor, Outcome};
 use crate::ra::policy::rfc3339;
 use crate::ra::{AccountView, AppView, CertificateView, ContractView};
 
-fn print_json<T: Serialize>(value: &T) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("estca: cannot print JSON: {e}"),
+use super::failure::Failure;
+
+/// Why a command's result could not be printed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// Standard output is closed or failing, e.g. a pipe into `head` that has exited.
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
+    /// The result could not be turned into JSON.
+    #[error("cannot print JSON: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+impl From<OutputError> for Failure {
+    fn from(e: OutputError) -> Self {
+        Failure::from(e.to_string())
     }
 }
 
+impl From<OutputError> for String {
+    fn from(e: OutputError) -> Self {
+        e.to_string()
+    }
+}
+
+/// Writes `bytes` to standard output: every result of every command goes out here, so that a
+/// failed write (a closed pipe, as in `estca cert show SERIAL | head -1`) is reported as a
+/// failure, where `print!` would panic.
+pub fn write(bytes: &[u8]) -> Result<(), OutputError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(OutputError::Stdout)
+}
+
+/// Writes `text` and a line ending to standard output (see [`write`]).
+pub fn line(text: impl Display) -> Result<(), OutputError> {
+    write(format!("{text}\n").as_bytes())
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json<T: Serialize>(value: &T) -> Result<(), OutputError> {
+    line(serde_json::to_string_pretty(value).map_err(OutputError::Json)?)
+}
+
 /// Prints rows as columns separated by two spaces, the first row being the header.
-fn table(rows: &[Vec<String>]) {
-    print!("{}", aligned(rows));
+fn table(rows: &[Vec<String>]) -> Result<(), OutputError> {
+    write(aligned(rows).as_bytes())
+}
+
+/// Prints `(key, value)` lines, the values starting in column `width + 1`.
+fn fields(rows: &[(&str, String)], width: usize) -> Result<(), OutputError> {
+    let text: String = rows
+        .iter()
+        .map(|(key, value)| format!("{key:<width$} {value}\n"))
+        .collect();
+    write(text.as_bytes())
 }
 
 /// Rows as lines of columns separated by two spaces, each column as wide as its widest cell
@@ -47,15 +98,18 @@ fn aligned(rows: &[Vec<String>]) -> String {
 }
 
 /// `contract add`.
-pub fn contract_created(contract: &ContractView, json: bool) {
+pub fn contract_created(contract: &ContractView, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(contract);
     }
-    println!("contract {} created ({})", contract.code, contract.name);
+    line(format_args!(
+        "contract {} created ({})",
+        contract.code, contract.name
+    ))
 }
 
 /// `contract show` and `contract edit`.
-pub fn contract(contract: &ContractView, json: bool) {
+pub fn contract(contract: &ContractView, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(contract);
     }
@@ -64,7 +118,7 @@ pub fn contract(contract: &ContractView, json: bool) {
         vec!["name".into(), contract.name.clone()],
         vec!["created".into(), rfc3339(contract.created_at)],
         vec!["server keygen".into(), server_keygen(contract).into()],
-    ]);
+    ])
 }
 
 /// The `server_keygen` option as `contract show` and `list` print it.
@@ -77,7 +131,7 @@ fn server_keygen(contract: &ContractView) -> &'static str {
 }
 
 /// `contract list`.
-pub fn contracts(contracts: &[ContractView], json: bool) {
+pub fn contracts(contracts: &[ContractView], json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(&contracts);
     }
@@ -95,7 +149,7 @@ pub fn contracts(contracts: &[ContractView], json: bool) {
             server_keygen(c).into(),
         ]
     }));
-    table(&rows);
+    table(&rows)
 }
 
 fn state(view: &AccountView) -> String {
@@ -115,7 +169,7 @@ fn state(view: &AccountView) -> String {
 }
 
 /// `account show` and the answer of every account action.
-pub fn account(view: &AccountView, json: bool) {
+pub fn account(view: &AccountView, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(view);
     }
@@ -148,13 +202,11 @@ pub fn account(view: &AccountView, json: bool) {
         }
         None => rows.push(("certificate", "none issued".to_owned())),
     }
-    for (key, value) in rows {
-        println!("{key:<20} {value}");
-    }
+    fields(&rows, 20)
 }
 
 /// `account list`.
-pub fn accounts(views: &[AccountView], json: bool) {
+pub fn accounts(views: &[AccountView], json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(&views);
     }
@@ -188,11 +240,11 @@ pub fn accounts(views: &[AccountView], json: bool) {
             not_after,
         ]
     }));
-    table(&rows);
+    table(&rows)
 }
 
 /// `history`.
-pub fn history(page: &HistoryPage, json: bool) {
+pub fn history(page: &HistoryPage, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(page);
     }
@@ -214,14 +266,15 @@ pub fn history(page: &HistoryPage, json: bool) {
             Outcome::from(e.outcome.clone()).to_string(),
         ]
     }));
-    table(&rows);
+    table(&rows)?;
     if let Some(cursor) = &page.next_cursor {
         eprintln!("estca: older entries: add --cursor {cursor} for the next page, or --all");
     }
+    Ok(())
 }
 
 /// `cert show`.
-pub fn certificate(view: &CertificateView, json: bool) {
+pub fn certificate(view: &CertificateView, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(view);
     }
@@ -251,21 +304,19 @@ pub fn certificate(view: &CertificateView, json: bool) {
         rows.push(("revoked at", rfc3339(r.at)));
         rows.push(("revocation reason", r.reason.to_string()));
     }
-    for (key, value) in rows {
-        println!("{key:<18} {value}");
-    }
+    fields(&rows, 18)
 }
 
 /// `app add`: the certificate chain for the application, or JSON.
-pub fn app_created(created: &crate::api::CreatedApp, json: bool) {
+pub fn app_created(created: &crate::api::CreatedApp, json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(created);
     }
-    print!("{}", created.certificate_pem);
+    write(created.certificate_pem.as_bytes())
 }
 
 /// `app list` and `app revoke`.
-pub fn apps(apps: &[AppView], json: bool) {
+pub fn apps(apps: &[AppView], json: bool) -> Result<(), OutputError> {
     if json {
         return print_json(&apps);
     }
@@ -297,7 +348,7 @@ pub fn apps(apps: &[AppView], json: bool) {
             },
         ]
     }));
-    table(&rows);
+    table(&rows)
 }
 
 #[cfg(test)]

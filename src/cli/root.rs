@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::AlgorithmArg;
+use super::{output, AlgorithmArg};
 use crate::ca::root::{ArlReport, IssuingProfile, OfflineRoot};
 use crate::ca::KeyPassphrase;
 use crate::config::{Config, KeyAlgorithm};
@@ -73,10 +73,9 @@ pub enum RootCommand {
         /// Where, and the passphrase.
         #[command(flatten)]
         root: RootDir,
-        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
-        /// superseded, cessationOfOperation, privilegeWithdrawn.
-        #[arg(long, default_value = "unspecified")]
-        reason: String,
+        /// RFC 5280 reason (any case).
+        #[arg(long, value_enum, ignore_case = true, default_value_t = RevocationReason::Unspecified)]
+        reason: RevocationReason,
         /// Days until the ARL's nextUpdate.
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_ARL_DAYS, value_parser = clap::value_parser!(u32).range(1..=3660))]
         arl_days: u32,
@@ -127,11 +126,12 @@ fn arl_json(arl: &ArlReport) -> serde_json::Value {
     })
 }
 
-fn print_arl(arl: &ArlReport, json: bool) {
+/// Prints the ARL written, as text or JSON.
+fn print_arl(arl: &ArlReport, json: bool) -> Result<(), output::OutputError> {
     if json {
-        println!("{}", arl_json(arl));
+        output::line(arl_json(arl))
     } else {
-        println!("{arl}");
+        output::line(arl)
     }
 }
 
@@ -202,20 +202,17 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
                 OfflineRoot::init(&root.dir, &config.ca, passphrase.as_ref(), days(arl_days))
                     .map_err(|e| e.to_string())?;
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "certificate": report.certificate,
-                        "key": report.key,
-                        "key_encrypted": report.key_encrypted,
-                        "subject": report.subject,
-                        "not_after": crate::ra::policy::rfc3339(report.not_after),
-                        "sha256_fingerprint": report.fingerprint,
-                        "arl": arl_json(&report.arl),
-                    })
-                );
+                output::line(json!({
+                    "certificate": report.certificate,
+                    "key": report.key,
+                    "key_encrypted": report.key_encrypted,
+                    "subject": report.subject,
+                    "not_after": crate::ra::policy::rfc3339(report.not_after),
+                    "sha256_fingerprint": report.fingerprint,
+                    "arl": arl_json(&report.arl),
+                }))?;
             } else {
-                println!("{report}");
+                output::line(&report)?;
             }
         }
         RootCommand::SignIssuing {
@@ -240,28 +237,23 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
             write_certificate(&out, &pem)?;
             let time = crate::ra::policy::rfc3339(issued.not_after);
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "certificate": out,
-                        "serial": issued.serial,
-                        "subject": issued.subject,
-                        "not_after": time,
-                        "crl_distribution_point": profile.crl_url,
-                        "recorded": issued.recorded,
-                    })
-                );
+                output::line(json!({
+                    "certificate": out,
+                    "serial": issued.serial,
+                    "subject": issued.subject,
+                    "not_after": time,
+                    "crl_distribution_point": profile.crl_url,
+                    "recorded": issued.recorded,
+                }))?;
             } else {
-                println!("issuing CA:   {}", issued.subject);
-                println!("  serial      {}", issued.serial);
-                println!("  valid until {time}");
-                println!(
-                    "  ARL URL     {}",
-                    profile.crl_url.as_deref().unwrap_or("(none)")
-                );
-                println!("  certificate {}", out.display());
-                print!("  recorded    {}", issued.recorded.display());
-                println!();
+                output::line(format_args!(
+                    "issuing CA:   {}\n  serial      {}\n  valid until {time}\n  ARL URL     {}\n  certificate {}\n  recorded    {}",
+                    issued.subject,
+                    issued.serial,
+                    profile.crl_url.as_deref().unwrap_or("(none)"),
+                    out.display(),
+                    issued.recorded.display()
+                ))?;
             }
         }
         RootCommand::RevokeIssuing {
@@ -271,14 +263,13 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
             arl_days,
         } => {
             let serial: Serial = serial.parse().map_err(|e| format!("{e}"))?;
-            let reason: RevocationReason = reason.parse().map_err(|e| format!("{e}"))?;
             let passphrase = passphrase(&config, &root)?;
             let offline =
                 OfflineRoot::open(&root.dir, passphrase.as_ref()).map_err(|e| e.to_string())?;
             let arl = offline
                 .revoke_issuing(serial, reason, now()?, days(arl_days))
                 .map_err(|e| e.to_string())?;
-            print_arl(&arl, json);
+            print_arl(&arl, json)?;
         }
         RootCommand::SignArl { root, arl_days } => {
             let passphrase = passphrase(&config, &root)?;
@@ -287,7 +278,7 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
             let arl = offline
                 .sign_arl(now()?, days(arl_days))
                 .map_err(|e| e.to_string())?;
-            print_arl(&arl, json);
+            print_arl(&arl, json)?;
         }
     }
     Ok(())
