@@ -165,7 +165,7 @@ impl RunningDaemon {
         if let Some(generations) = generations {
             tracing::info!(
                 current = %generations.current().generation_id(),
-                subject_not_after = %crate::ra::policy::rfc3339(generations.current().issuing_not_after()),
+                subject_not_after = %crate::model::rfc3339(generations.current().issuing_not_after()),
                 previous = generations.previous().len(),
                 "new issuing CA generation in force: it signs every new certificate from now on"
             );

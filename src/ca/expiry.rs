@@ -42,12 +42,12 @@ impl CaExpiry {
                 not_after,
                 issuance_ends,
             } => tracing::warn!(
-                not_after = %super::rfc3339(*not_after),
-                enrollment_stops = %super::rfc3339(*issuance_ends),
+                not_after = %crate::model::rfc3339(*not_after),
+                enrollment_stops = %crate::model::rfc3339(*issuance_ends),
                 "the issuing CA expires soon; enrollment stops one year before it does, when a one-year certificate no longer fits: roll over to a new issuing CA before then (`estca ca rollover`, then reload)"
             ),
             CaExpiry::IssuanceStopped { not_after } => tracing::error!(
-                not_after = %super::rfc3339(*not_after),
+                not_after = %crate::model::rfc3339(*not_after),
                 "the issuing CA expires within a year, so no one-year certificate fits and every enrollment is refused (503): roll over to a new issuing CA (`estca ca rollover`, then reload)"
             ),
         }

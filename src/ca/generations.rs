@@ -133,7 +133,7 @@ impl Generations {
             if ca.issuing_not_after() <= now {
                 tracing::info!(
                     dir = %dir.display(),
-                    not_after = %super::rfc3339(ca.issuing_not_after()),
+                    not_after = %crate::model::rfc3339(ca.issuing_not_after()),
                     "a retired issuing CA has expired, and every certificate it issued with it: it is no longer loaded (its directory may be archived)"
                 );
                 continue;

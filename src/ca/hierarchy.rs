@@ -79,7 +79,7 @@ impl fmt::Display for InitReport {
         writeln!(
             f,
             "  valid until {}",
-            super::rfc3339(self.issuing_not_after)
+            crate::model::rfc3339(self.issuing_not_after)
         )?;
         writeln!(f, "  certificate {}", self.issuing_certificate.display())?;
         if self.issuing_key_in_token {
@@ -490,7 +490,7 @@ impl CertificateAuthority {
                 path: cert_pem.to_path_buf(),
                 reason: format!(
                     "the intermediate expired at {}; import a current one",
-                    super::rfc3339(not_after)
+                    crate::model::rfc3339(not_after)
                 ),
             });
         }

@@ -227,7 +227,10 @@ impl CertificateAuthority {
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
                 path: cert_file.to_path_buf(),
-                reason: format!("it expired at {not_after}; have the root sign a new one"),
+                reason: format!(
+                    "it expired at {}; have the root sign a new one",
+                    crate::model::rfc3339(not_after)
+                ),
             });
         }
         if !root_path.exists() {

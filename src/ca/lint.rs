@@ -175,21 +175,26 @@ fn check_validity(
     let not_before = time(&tbs.validity.not_before)?;
     let not_after = time(&tbs.validity.not_after)?;
     let asked = request.not_before.unix_timestamp();
+    let text = crate::model::rfc3339;
     if not_before.unix_timestamp() != asked {
         return Err(format!(
-            "notBefore {not_before} is not the issuance time {}",
-            request.not_before
+            "notBefore {} is not the issuance time {}",
+            text(not_before),
+            text(request.not_before)
         ));
     }
     if !one_calendar_year(not_before, not_after) {
         return Err(format!(
-            "validity {not_before} to {not_after} is not exactly one calendar year"
+            "validity {} to {} is not exactly one calendar year",
+            text(not_before),
+            text(not_after)
         ));
     }
     if not_after > ctx.not_after {
         return Err(format!(
-            "notAfter {not_after} is after the issuing CA's {}",
-            ctx.not_after
+            "notAfter {} is after the issuing CA's {}",
+            text(not_after),
+            text(ctx.not_after)
         ));
     }
     Ok(())

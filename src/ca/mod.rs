@@ -205,7 +205,7 @@ pub enum CaError {
     },
     /// The certificate would outlive the issuing CA: issuance has stopped until a new
     /// issuing CA is in place (HTTP 503 to clients).
-    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must roll over to a new issuing CA (`estca ca rollover`, then reload the daemon) before enrollment works again", rfc3339(*.certificate_not_after), rfc3339(*.ca_not_after))]
+    #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must roll over to a new issuing CA (`estca ca rollover`, then reload the daemon) before enrollment works again", crate::model::rfc3339(*.certificate_not_after), crate::model::rfc3339(*.ca_not_after))]
     CaExpiresTooSoon {
         /// The notAfter the certificate would have.
         certificate_not_after: OffsetDateTime,
@@ -246,12 +246,6 @@ pub enum CaError {
         /// What is wrong.
         violation: String,
     },
-}
-
-/// RFC 3339 text of an instant, for messages and logs.
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 /// "x is missing" or "x and y are missing".

@@ -95,7 +95,7 @@ impl fmt::Display for RolloverReport {
                 retired,
             } => {
                 writeln!(f, "new issuing CA: {subject}")?;
-                writeln!(f, "  valid until {}", super::rfc3339(*not_after))?;
+                writeln!(f, "  valid until {}", crate::model::rfc3339(*not_after))?;
                 writeln!(f, "  generation  {generation}")?;
                 if let Some(dir) = retired {
                     writeln!(f, "previous issuing CA retired to {}", dir.display())?;
@@ -274,7 +274,7 @@ impl CertificateAuthority {
                 path: cert_pem.to_path_buf(),
                 reason: format!(
                     "it expired at {}; have the root certify the CSR again",
-                    super::rfc3339(not_after)
+                    crate::model::rfc3339(not_after)
                 ),
             });
         }
@@ -315,8 +315,8 @@ impl CertificateAuthority {
                 path: cert_pem.to_path_buf(),
                 reason: format!(
                     "it expires at {}, before the current issuing CA ({}): a rollover needs a certificate that lasts at least as long",
-                    super::rfc3339(not_after),
-                    super::rfc3339(current_not_after)
+                    crate::model::rfc3339(not_after),
+                    crate::model::rfc3339(current_not_after)
                 ),
             });
         }

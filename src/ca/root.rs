@@ -97,7 +97,7 @@ pub struct ArlReport {
 
 impl fmt::Display for ArlReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let time = |t| super::rfc3339(t);
+        let time = |t| crate::model::rfc3339(t);
         writeln!(f, "ARL:          {}", self.path.display())?;
         writeln!(f, "  number      {}", self.number)?;
         writeln!(f, "  this update {}", time(self.this_update))?;
@@ -147,7 +147,7 @@ impl fmt::Display for RootInitReport {
             "NOT encrypted"
         };
         writeln!(f, "root CA:      {}", self.subject)?;
-        writeln!(f, "  valid until {}", super::rfc3339(self.not_after))?;
+        writeln!(f, "  valid until {}", crate::model::rfc3339(self.not_after))?;
         writeln!(f, "  certificate {}", self.certificate.display())?;
         writeln!(f, "  SHA-256     {}", self.fingerprint)?;
         writeln!(

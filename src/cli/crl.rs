@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::client::AdminClient;
-use crate::ra::policy::rfc3339;
+use crate::model::rfc3339;
 use crate::revocation::CrlView;
 
 /// `estca crl ...`.

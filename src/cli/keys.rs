@@ -99,7 +99,7 @@ fn install_issuing(config: &Config, cert: &Path, root: &Path, json: bool) -> Res
         output::line(json!({
             "issuing_certificate": report.issuing_certificate,
             "issuing_subject": report.issuing_subject,
-            "issuing_not_after": crate::ra::policy::rfc3339(report.issuing_not_after),
+            "issuing_not_after": crate::model::rfc3339(report.issuing_not_after),
             "root_certificate": report.root_certificate,
             "root_subject": report.root_subject,
         }))?;
@@ -143,7 +143,7 @@ fn rollover(
             } => json!({
                 "installed": true,
                 "subject": subject,
-                "not_after": crate::ra::policy::rfc3339(*not_after),
+                "not_after": crate::model::rfc3339(*not_after),
                 "generation": generation,
                 "retired": retired,
             }),

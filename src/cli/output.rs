@@ -7,8 +7,8 @@ use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
 use crate::api::HistoryPage;
+use crate::model::rfc3339;
 use crate::model::{Actor, Outcome};
-use crate::ra::policy::rfc3339;
 use crate::ra::{AccountView, AppView, CertificateView, ContractView};
 
 use super::failure::Failure;

@@ -112,7 +112,7 @@ fn now() -> Result<time::OffsetDateTime, String> {
 }
 
 fn arl_json(arl: &ArlReport) -> serde_json::Value {
-    let time = |t| crate::ra::policy::rfc3339(t);
+    let time = |t| crate::model::rfc3339(t);
     json!({
         "path": arl.path,
         "number": arl.number,
@@ -207,7 +207,7 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
                     "key": report.key,
                     "key_encrypted": report.key_encrypted,
                     "subject": report.subject,
-                    "not_after": crate::ra::policy::rfc3339(report.not_after),
+                    "not_after": crate::model::rfc3339(report.not_after),
                     "sha256_fingerprint": report.fingerprint,
                     "arl": arl_json(&report.arl),
                 }))?;
@@ -235,7 +235,7 @@ pub fn run(mut config: Config, command: RootCommand, json: bool) -> Result<(), S
                 .map_err(|e| e.to_string())?;
             let pem = issued.pem().map_err(|e| e.to_string())?;
             write_certificate(&out, &pem)?;
-            let time = crate::ra::policy::rfc3339(issued.not_after);
+            let time = crate::model::rfc3339(issued.not_after);
             if json {
                 output::line(json!({
                     "certificate": out,

@@ -38,5 +38,5 @@ pub use ids::{AccountId, AppName, ContractCode, KeyFingerprint, Serial};
 pub use pkcs11_uri::Pkcs11Uri;
 pub use presented::PresentedCertificate;
 pub use revocation::{Revocation, RevocationReason};
-pub use text::{human_text, InvalidValue};
+pub use text::{human_text, rfc3339, InvalidValue};
 pub use url::PublicUrl;

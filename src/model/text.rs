@@ -1,6 +1,13 @@
 //! Text that people and clients give: the refusal every value type answers with, names for
 //! people, and the one definition of a value whose only outside form is its text (the ID
-//! types, serials): its conversions and serde, written once.
+//! types, serials): its conversions and serde, written once; and how an instant is written.
+
+/// An instant as RFC 3339 text (`2036-12-02T04:11:25Z`), the one form estca shows times in:
+/// messages, logs, the command line.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
 
 /// Why a value given by a person or a client was refused; the message says what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::model::{
-    Account, CertificateChoice, CertificateRecord, Revocation, RevocationReason, Serial,
+    rfc3339, Account, CertificateChoice, CertificateRecord, Revocation, RevocationReason, Serial,
 };
 
 /// How an enrollment authenticated.
@@ -283,12 +283,6 @@ pub fn certificate_action(
 /// only; a right password is never accepted while the ID is locked.
 pub fn locks_after_failed_check(account: &Account, max_failed_attempts: u32) -> bool {
     !account.locked && account.failed_attempts >= max_failed_attempts
-}
-
-/// RFC 3339 text of an instant, for messages.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 #[cfg(test)]

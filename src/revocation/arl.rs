@@ -238,7 +238,7 @@ impl RootCrl {
                 tracing::info!(
                     file = %self.path.display(),
                     number = arl.number.unwrap_or_default(),
-                    next_update = %crate::ra::policy::rfc3339(arl.next_update),
+                    next_update = %crate::model::rfc3339(arl.next_update),
                     "root CRL loaded; served at /root.crl"
                 );
                 self.metrics.set_root_crl_next_update(arl.next_update);
@@ -259,7 +259,7 @@ impl RootCrl {
         let Some(arl) = self.current_loaded() else {
             return;
         };
-        let next_update = crate::ra::policy::rfc3339(arl.next_update);
+        let next_update = crate::model::rfc3339(arl.next_update);
         match ArlOutlook::at(self.clock.now(), arl.next_update, self.lead) {
             ArlOutlook::Fresh => {}
             ArlOutlook::Soon { hours_left } => tracing::warn!(

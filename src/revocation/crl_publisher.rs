@@ -79,7 +79,7 @@ impl PublishedCrl {
             number = self.number,
             entries = self.entries.len(),
             took_ms = u64::try_from(self.took.as_millis()).unwrap_or(u64::MAX),
-            next_update = %crate::ra::policy::rfc3339(self.next_update),
+            next_update = %crate::model::rfc3339(self.next_update),
             "CRL signed"
         );
     }

@@ -236,7 +236,7 @@ impl OcspResponder {
         .await?;
         let signer = next.signer.clone();
         tracing::info!(
-            not_after = %crate::ra::policy::rfc3339(signer.not_after()),
+            not_after = %crate::model::rfc3339(signer.not_after()),
             "issued a new OCSP signing certificate"
         );
         *self
