@@ -6,7 +6,8 @@
 //! master sees none of these IDs. Screenshots of every screen in both languages are saved
 //! under the test's scratch directory in `target/`, or over the committed ones in docs/screens/
 //! (linked from the README) with `ESTCA_UPDATE_SCREENS=1`. Also, without a browser: the
-//! pages' security headers, and the refusal of cross-site state changes.
+//! pages' security headers, the refusal of cross-site state changes, and of DNS rebinding on the
+//! admin socket.
 
 mod common;
 
@@ -511,4 +512,88 @@ fn the_console_on_the_admin_socket_answers_only_as_localhost() {
         get("evil.example:8444").contains(" 403 "),
         "DNS rebinding refused"
     );
+}
+
+/// `request` sent raw on `stream`; the answer's status line and body.
+fn raw_exchange(
+    mut stream: impl std::io::Read + std::io::Write,
+    request: &str,
+) -> (String, String) {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The walkthrough's attack: a page at `http://evil.test:PORT/` whose name was pointed at
+/// 127.0.0.1, where the operator's tunnel listens, reads the account list with a same-origin
+/// `fetch('/api/v1/accounts')`, for which Chromium sends no `Origin` and no `Sec-Fetch-*`
+/// over plain http. The admin socket must refuse it by its `Host` alone, and still serve the
+/// tunnel as localhost, the `estca` command and the README's curl examples.
+#[test]
+fn a_rebinding_page_cannot_read_the_admin_socket_without_browser_headers() {
+    let d = TestDaemon::start(Options::default());
+    // Through the `estca` command, over the socket, as the operator does.
+    d.dir().add_contract(CONTRACT);
+    d.dir().add_account("nozawa1", CONTRACT, "user");
+    let socket = d.dir().path().join("data/admin.sock");
+    let tunnel = forward_to_admin_socket(socket.clone());
+    let request = |host: &str| {
+        format!("GET /api/v1/accounts HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    let through_tunnel = |host: &str| {
+        let tcp = std::net::TcpStream::connect(tunnel).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        raw_exchange(tcp, &request(host))
+    };
+    let on_socket = |request: &str| {
+        let unix = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        unix.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        raw_exchange(unix, request)
+    };
+
+    let port = tunnel.port();
+    let (status, body) = through_tunnel(&format!("evil.test:{port}"));
+    assert!(
+        status.contains(" 403 "),
+        "rebinding through the tunnel: {status}"
+    );
+    assert!(
+        body.contains("through localhost") && !body.contains("nozawa1"),
+        "{body}"
+    );
+    let (status, body) = on_socket(&request("evil.test:8444"));
+    assert!(
+        status.contains(" 403 "),
+        "rebinding on the socket: {status}"
+    );
+    assert!(!body.contains("nozawa1"), "{body}");
+
+    // The operator's browser through the tunnel, the `estca` command's name, the README's
+    // `curl --unix-socket data/admin.sock http://estca/...`, a client without `Host`.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = through_tunnel(&host);
+        assert!(status.contains(" 200 "), "{host}: {status}");
+        assert!(body.contains("nozawa1"), "{host}: {body}");
+    }
+    for host in ["estca-admin", "estca", "localhost"] {
+        let (status, body) = on_socket(&request(host));
+        assert!(status.contains(" 200 "), "{host}: {status}");
+        assert!(body.contains("nozawa1"), "{host}: {body}");
+    }
+    let (status, _) = on_socket("GET /api/v1/accounts HTTP/1.0\r\n\r\n");
+    assert!(status.contains(" 200 "), "HTTP/1.0 without Host: {status}");
+    let listed = d.cli_ok(&["account", "list"], None);
+    assert!(listed.contains("nozawa1"), "the estca command: {listed}");
 }
