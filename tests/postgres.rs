@@ -72,6 +72,30 @@ async fn a_daemon_on_postgres_enrolls_and_records_the_certificate_in_the_databas
     assert!(!d.dir().path().join("data/db").exists());
 }
 
+#[tokio::test]
+async fn a_restart_on_an_existing_schema_logs_no_notice_from_the_database() {
+    let Some(server) = TestPostgres::shared() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = TestPostgres::password_file(secrets.path());
+    let mut env = postgres_env(&server.url(&server.database()), &password_file);
+    // Info, where the driver logs the server's notices.
+    env.push(("ESTCA_LOG__LEVEL".into(), "info".into()));
+    let first = TestDaemon::start(Options {
+        env,
+        ..Options::default()
+    });
+    let dir = first.stop();
+    // The schema exists now: the second start creates nothing, and says nothing about it.
+    let again = TestDaemon::start_in(dir);
+    let log = again.stderr();
+    assert!(log.contains("estca ready"), "{log}");
+    assert!(!log.contains("NOTICE"), "{log}");
+    assert!(!log.contains("already exists"), "{log}");
+    again.stop();
+}
+
 #[test]
 fn store_migrate_creates_the_schema_once() {
     let Some(server) = TestPostgres::shared() else {
@@ -275,6 +299,76 @@ async fn readyz_becomes(metrics: &str, status: u16) -> Duration {
     started.elapsed()
 }
 
+/// What a client is told while the daemon's database cannot be reached.
+const STORE_UNAVAILABLE: &str =
+    "the CA's database is unavailable; retry in a few seconds (the operator has been told in the log)";
+
+/// Asserts that `answer` names nothing of the database: not its URL, host, port or user.
+fn assert_no_database_details(answer: &str, url: &str, port: u16) {
+    for detail in [
+        url,
+        "postgres://",
+        &format!(":{port}"),
+        &format!("{}@", common::postgres::PG_USER),
+        "cannot reach",
+        "store unavailable",
+    ] {
+        assert!(!answer.contains(detail), "{detail:?} in {answer}");
+    }
+}
+
+/// `curl -si` of a simpleenroll on `daemon` with `user` (`ID:PASSWORD`): the raw answer.
+fn curl_enroll(daemon: &TestDaemon, user: &str) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root.pem");
+    std::fs::write(&root, daemon.dir().root_ca_pem()).unwrap();
+    let out = Command::new("curl")
+        .args(["-si", "--cacert"])
+        .arg(&root)
+        .args(["--user", user, "-H", "Content-Type: application/pkcs10"])
+        .args(["--data-binary", "AAAA"])
+        .arg(format!(
+            "https://localhost:{}/.well-known/est/simpleenroll",
+            daemon.port
+        ))
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One GET of `path` over the daemon's admin socket (the operator's management API): the raw
+/// answer.
+fn admin_get(daemon: &TestDaemon, path: &str) -> String {
+    use std::io::{Read, Write};
+    let socket = daemon
+        .stderr()
+        .lines()
+        .find(|l| l.contains("estca ready"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("admin_socket="))
+                .map(std::path::PathBuf::from)
+        })
+        .expect("admin_socket= in the ready line");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: estca\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itself() {
     // A server of this test's own: it is stopped and started again.
@@ -308,12 +402,14 @@ async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itsel
     let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
     let received = Arc::new(Mutex::new(Vec::<(String, Vec<u8>)>::new()));
     let retry_after = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let unavailable = Arc::new(Mutex::new(BTreeSet::<String>::new()));
     let clients: Vec<_> = ids
         .iter()
         .map(|id| {
             let (id, client) = (id.clone(), d.client());
             let (stop, statuses) = (stop.clone(), statuses.clone());
             let (received, retry_after) = (received.clone(), retry_after.clone());
+            let unavailable = unavailable.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let answer = client.enroll(&id, PASSWORD, &p256().csr_der).await;
@@ -331,6 +427,10 @@ async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itsel
                             {
                                 retry_after.lock().unwrap().insert(v.to_owned());
                             }
+                            unavailable
+                                .lock()
+                                .unwrap()
+                                .insert(answer.body.trim_end().to_owned());
                         }
                         409 => {}
                         other => panic!("{id}: {other}: {}", answer.body),
@@ -345,6 +445,31 @@ async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itsel
     // The database goes away: /readyz fails, enrollments answer 503 with Retry-After.
     tokio::task::block_in_place(|| server.stop_server());
     let noticed = readyz_becomes(&metrics, 503).await;
+    // What any client is told says only that the database is unavailable, never where it
+    // is: an unauthenticated EST client (the sentence is also the status line), and the
+    // management API.
+    let est = tokio::task::block_in_place(|| curl_enroll(&d, "nobody:wrong"));
+    assert!(
+        est.starts_with(&format!("HTTP/1.1 503 {STORE_UNAVAILABLE}\r\n")),
+        "{est}"
+    );
+    assert!(
+        est.to_ascii_lowercase().contains("\r\nretry-after: 5\r\n"),
+        "{est}"
+    );
+    let api = tokio::task::block_in_place(|| admin_get(&d, "/api/v1/contracts"));
+    assert!(api.starts_with("HTTP/1.1 503"), "{api}");
+    assert!(
+        api.to_ascii_lowercase().contains("\r\nretry-after: 5\r\n"),
+        "{api}"
+    );
+    assert!(
+        api.contains(&format!("\"detail\":\"{STORE_UNAVAILABLE}\"")),
+        "{api}"
+    );
+    for answer in [&est, &api] {
+        assert_no_database_details(answer, &url, server.port());
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     // It comes back: service resumes without anyone touching the daemon.
     tokio::task::block_in_place(|| server.start_server());
@@ -365,6 +490,19 @@ async fn losing_the_database_under_load_answers_503_and_service_resumes_by_itsel
         *retry_after.lock().unwrap(),
         BTreeSet::from(["5".to_owned()])
     );
+    assert_eq!(
+        *unavailable.lock().unwrap(),
+        BTreeSet::from([STORE_UNAVAILABLE.to_owned()])
+    );
+    // The operator's log says where the database is and why it failed (never the password).
+    let log = d.stderr();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("the store's database is unavailable")
+            && l.contains(&format!("cannot reach the database {url}"))),
+        "{log}"
+    );
+    assert!(!log.contains(common::postgres::PG_PASSWORD), "{log}");
     assert_eq!(readyz(&metrics).await, 200);
 
     // Nothing half-committed: each ID has at most one active certificate, and every

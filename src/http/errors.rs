@@ -5,11 +5,26 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::ra::{ErrorKind, RaError};
+use crate::store::StoreError;
+
+/// What a client is told while the store's database cannot be reached (with 503 and
+/// `Retry-After`): where the database is and why it failed are for the operator's log only.
+const STORE_UNAVAILABLE: &str =
+    "the CA's database is unavailable; retry in a few seconds (the operator has been told in the log)";
 
 /// The HTTP status and message of a registration-authority error, for every HTTP front end.
-/// Failures inside estca are logged here and answered with a generic sentence, so that no
-/// internal detail (paths, database errors) reaches a client.
+/// Failures inside estca, and a store whose database cannot be reached, are logged here
+/// (once per failed request) and answered with a generic sentence, so that no internal
+/// detail (paths, the database's URL, database errors) reaches a client.
 pub fn http_error(error: &RaError) -> (StatusCode, String) {
+    if let RaError::Store(StoreError::Unavailable(_)) = error {
+        // The backend's message names the database (never its password) and the failure.
+        tracing::warn!(error = %error, "the store's database is unavailable; answered 503");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            STORE_UNAVAILABLE.to_owned(),
+        );
+    }
     let status = match error.kind() {
         ErrorKind::Invalid => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -41,4 +56,39 @@ pub struct ErrorBody {
     pub error: String,
     /// One sentence a person can act on.
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_a_503_that_does_not_say_where_the_database_is() {
+        let error = RaError::Store(StoreError::Unavailable(
+            "cannot reach the database postgres://estca@db.example.net:30432/estca: error connecting to server: Connection refused".into(),
+        ));
+        let (status, message) = http_error(&error);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(message, STORE_UNAVAILABLE);
+        for internal in [
+            "postgres://",
+            "db.example.net",
+            "30432",
+            "estca@",
+            "refused",
+        ] {
+            assert!(!message.contains(internal), "{message}");
+        }
+        assert_eq!(error.retry_after_secs(), Some(5));
+    }
+
+    #[test]
+    fn a_failing_database_is_a_500_without_its_error() {
+        let error = RaError::Store(StoreError::Backend(
+            "database: relation \"x\" does not exist".into(),
+        ));
+        let (status, message) = http_error(&error);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!message.contains("relation"), "{message}");
+    }
 }

@@ -174,7 +174,15 @@ impl RegistrationAuthority {
                 Ok(record) => record,
                 Err(e) => {
                     if e.kind() == ErrorKind::Unavailable {
-                        self.record_refusal(caller, Some(&account), kind, e.to_string())
+                        // Where the database is and why it failed are for the operator's log
+                        // (`http_error`), not for history, which administrators read.
+                        let reason = match &e {
+                            RaError::Store(StoreError::Unavailable(_)) => {
+                                "the CA's database was unavailable".to_owned()
+                            }
+                            other => other.to_string(),
+                        };
+                        self.record_refusal(caller, Some(&account), kind, reason)
                             .await?;
                     }
                     return Err(e);

@@ -103,17 +103,24 @@ impl TestPostgres {
     /// Starts a server of the caller's own. Fails when the binaries are missing (saying
     /// which) or the server does not start (with its log); panics on nothing.
     pub fn start() -> Result<TestPostgres, Unavailable> {
-        Self::start_with(false)
+        Self::start_with(false, true)
+    }
+
+    /// As [`TestPostgres::start`], with `fsync` left to the server's configuration files (on
+    /// by default) instead of set on its command line, which would override them: a test can
+    /// then change it with `ALTER SYSTEM` and a reload ([`TestPostgres::reload`]).
+    pub fn start_with_fsync_from_config() -> Result<TestPostgres, Unavailable> {
+        Self::start_with(false, false)
     }
 
     /// As [`TestPostgres::start`], the server also speaking TLS with a certificate for
     /// `127.0.0.1` issued by a CA of its own, whose certificate is `ca.pem` in
     /// [`TestPostgres::directory`].
     pub fn start_tls() -> Result<TestPostgres, Unavailable> {
-        Self::start_with(true)
+        Self::start_with(true, true)
     }
 
-    fn start_with(tls: bool) -> Result<TestPostgres, Unavailable> {
+    fn start_with(tls: bool, fsync_on_command_line: bool) -> Result<TestPostgres, Unavailable> {
         let bin = bin_dir()?;
         let owner = owner()?;
         // Outside the source tree (the disk of /work is shared): the system's temp directory.
@@ -122,7 +129,7 @@ impl TestPostgres {
             .tempdir_in(std::env::temp_dir())
             .map_err(|e| Unavailable(format!("cannot create a temporary directory: {e}")))?
             .keep();
-        let server = Self::start_in(bin, dir.clone(), owner.as_ref(), tls);
+        let server = Self::start_in(bin, dir.clone(), owner.as_ref(), tls, fsync_on_command_line);
         if server.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -134,6 +141,7 @@ impl TestPostgres {
         dir: PathBuf,
         owner: Option<&Owner>,
         tls: bool,
+        fsync_on_command_line: bool,
     ) -> Result<Self, Unavailable> {
         let fail = |what: &str, e: &dyn std::fmt::Display| Unavailable(format!("{what}: {e}"));
         let data = dir.join("data");
@@ -197,8 +205,6 @@ impl TestPostgres {
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=on",
-                "-c",
                 "synchronous_commit=on",
                 "-c",
                 "max_connections=300",
@@ -206,6 +212,9 @@ impl TestPostgres {
                 "shared_buffers=32MB",
             ])
             .args(&tls_args);
+        if fsync_on_command_line {
+            server.args(["-c", "fsync=on"]);
+        }
         let mut watcher = Command::new("sh")
             .arg("-c")
             .arg(WATCHER)
@@ -291,6 +300,12 @@ impl TestPostgres {
     /// Runs one SQL command as the superuser over the Unix socket and returns what it printed
     /// (unaligned, tuples only); panics if it fails.
     pub fn psql(&self, sql: &str) -> String {
+        self.try_psql(sql)
+            .unwrap_or_else(|error| panic!("psql -c {sql:?}: {error}"))
+    }
+
+    /// As [`TestPostgres::psql`], the server's error returned instead of a panic.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.dir.join("socket"))
@@ -306,12 +321,25 @@ impl TestPostgres {
             ])
             .output()
             .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql -c {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Has the server reload its configuration files (after `ALTER SYSTEM`) and waits until
+    /// a new session sees `setting` = `value`.
+    pub fn reload(&self, setting: &str, value: &str) {
+        self.psql("SELECT pg_reload_conf()");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.psql(&format!("SHOW {setting}")).trim() != value {
+            assert!(
+                Instant::now() < deadline,
+                "{setting} is not {value} after a reload"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The temporary directory the cluster, its socket and its log are in.

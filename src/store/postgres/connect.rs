@@ -176,12 +176,24 @@ pub(crate) async fn check_durability(
         let value: String = row.get(0);
         if value == "off" {
             return Err(StoreError::Backend(format!(
-                "the PostgreSQL database {} has {setting} = off: a commit could be lost in a crash after estca answered; set {setting} = on (postgresql.conf, or ALTER ROLE/DATABASE … SET {setting} = on)",
-                target.shown
+                "the PostgreSQL database {} has {setting} = off: a commit could be lost in a crash after estca answered; {}",
+                target.shown,
+                how_to_turn_on(setting)
             )));
         }
     }
     Ok(())
+}
+
+/// What the operator does to turn `setting` on, in a way PostgreSQL accepts. `fsync` is
+/// server-wide (its context is `sighup`): `ALTER ROLE/DATABASE … SET fsync` is refused ("cannot
+/// be changed now"); it is set in the server's configuration, which a reload then applies.
+/// `synchronous_commit` may also be set per database or role.
+fn how_to_turn_on(setting: &str) -> String {
+    match setting {
+        "fsync" => "set fsync = on in postgresql.conf (or, as a superuser, ALTER SYSTEM SET fsync = on), then reload the server's configuration (SELECT pg_reload_conf(), or pg_ctl reload); a -c fsync=off on the server's command line overrides both: remove it and restart the server".to_owned(),
+        _ => format!("set {setting} = on (postgresql.conf, or ALTER ROLE/DATABASE … SET {setting} = on)"),
+    }
 }
 
 /// The notifications' payloads.

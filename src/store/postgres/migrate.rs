@@ -37,6 +37,14 @@ pub(crate) async fn apply(client: &mut Object) -> Result<Migrated, StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(super::db)?;
+    // `CREATE TABLE IF NOT EXISTS` on an existing table (every start but the first) sends a
+    // NOTICE ("relation \"estca_schema\" already exists, skipping"), which the driver logs at
+    // info on every start: noise, nothing to act on. Notices are turned off for this
+    // transaction only (`SET LOCAL` ends with it, so the pooled connection is unchanged);
+    // warnings and errors still come through.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(super::db)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS estca_schema (
              version integer PRIMARY KEY,

@@ -302,6 +302,74 @@ async fn a_database_that_would_lose_commits_is_refused() {
     assert!(refused.contains("synchronous_commit = off"), "{refused}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_off_is_refused_with_a_fix_that_postgresql_accepts() {
+    // A server of this test's own (fsync is server-wide), fsync from its configuration files.
+    let server = match TestPostgres::start_with_fsync_from_config() {
+        Ok(server) => server,
+        Err(why) => {
+            assert!(
+                std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
+                "no PostgreSQL test server: {why:?}"
+            );
+            return;
+        }
+    };
+    let name = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    let config = PostgresConfig {
+        url: server.url(&name),
+        password_file: Some(TestPostgres::password_file(dir.path())),
+        ..PostgresConfig::default()
+    };
+    server.psql("ALTER SYSTEM SET fsync = off");
+    server.reload("fsync", "off");
+    for mode in [SyncMode::EveryWrite, SyncMode::Deferred] {
+        let refused = PostgresStore::open(&config, mode)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("has fsync = off"), "{refused}");
+        assert!(refused.contains("ALTER SYSTEM SET fsync = on"), "{refused}");
+        assert!(refused.contains("pg_reload_conf()"), "{refused}");
+        // What the message said before: PostgreSQL refuses it for fsync.
+        assert!(!refused.contains("ALTER ROLE"), "{refused}");
+    }
+    for refused_by_postgresql in [
+        format!("ALTER DATABASE {name} SET fsync = on"),
+        format!("ALTER ROLE {} SET fsync = on", super::harness::PG_USER),
+    ] {
+        let error = server.try_psql(&refused_by_postgresql).unwrap_err();
+        assert!(error.contains("cannot be changed now"), "{error}");
+    }
+    // The fix the message gives, followed to the letter, is accepted and the store opens.
+    server.psql("ALTER SYSTEM SET fsync = on");
+    server.reload("fsync", "on");
+    PostgresStore::open(&config, SyncMode::EveryWrite)
+        .await
+        .expect("fsync on again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_an_existing_schema_leaves_the_sessions_notices_as_they_were() {
+    if TestPostgres::shared().is_none() {
+        return;
+    }
+    let db = TestDatabase::new();
+    drop(db.open().await);
+    // A second start: the schema exists; the migration's notices are off for its transaction
+    // only (the daemon's log shows no NOTICE: `tests/postgres.rs`).
+    let store = db.open().await;
+    let client = store.client().await.unwrap();
+    let level: String = client
+        .query_one("SHOW client_min_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(level, "notice");
+}
+
 #[tokio::test]
 async fn an_unreachable_database_is_named_by_its_host_and_never_by_its_password() {
     // Nothing listens on a port just freed.
