@@ -5,26 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::curl_raw as curl;
 use common::*;
-
-/// `curl -si` of `path` on `daemon` with `extra` arguments: the raw head and body.
-fn curl(daemon: &TestDaemon, root: &std::path::Path, path: &str, extra: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(["-si", "--cacert"])
-        .arg(root)
-        .args(extra)
-        .arg(format!("https://localhost:{}{path}", daemon.port))
-        .output()
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn setup(options: Options) -> (TestDaemon, tempfile::TempDir, std::path::PathBuf) {
     let daemon = TestDaemon::start(options);

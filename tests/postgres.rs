@@ -322,23 +322,19 @@ fn curl_enroll(daemon: &TestDaemon, user: &str) -> String {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root.pem");
     std::fs::write(&root, daemon.dir().root_ca_pem()).unwrap();
-    let out = Command::new("curl")
-        .args(["-si", "--cacert"])
-        .arg(&root)
-        .args(["--user", user, "-H", "Content-Type: application/pkcs10"])
-        .args(["--data-binary", "AAAA"])
-        .arg(format!(
-            "https://localhost:{}/.well-known/est/simpleenroll",
-            daemon.port
-        ))
-        .output()
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    curl_raw(
+        daemon,
+        &root,
+        "/.well-known/est/simpleenroll",
+        &[
+            "--user",
+            user,
+            "-H",
+            "Content-Type: application/pkcs10",
+            "--data-binary",
+            "AAAA",
+        ],
+    )
 }
 
 /// One GET of `path` over the daemon's admin socket (the operator's management API): the raw

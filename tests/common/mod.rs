@@ -922,6 +922,24 @@ pub fn key_and_csr(alg: &'static rcgen::SignatureAlgorithm) -> KeyAndCsr {
     }
 }
 
+/// `curl -si --cacert ROOT EXTRA https://localhost:PORT{path}` against `daemon`, `root` its
+/// root CA's PEM file: the raw head and body, as a client sees them on the wire.
+pub fn curl_raw(daemon: &TestDaemon, root: &Path, path: &str, extra: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-si", "--cacert"])
+        .arg(root)
+        .args(extra)
+        .arg(format!("https://localhost:{}{path}", daemon.port))
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A key and CSR made by the `openssl` binary, e.g. `rsa:2048`; the key is PKCS#8 DER.
 pub fn openssl_key_and_csr(newkey: &str) -> KeyAndCsr {
     let dir = tempfile::tempdir().unwrap();
