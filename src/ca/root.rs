@@ -97,7 +97,7 @@ pub struct ArlReport {
 
 impl fmt::Display for ArlReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let time = |t| crate::model::rfc3339(t);
+        let time = crate::model::rfc3339;
         writeln!(f, "ARL:          {}", self.path.display())?;
         writeln!(f, "  number      {}", self.number)?;
         writeln!(f, "  this update {}", time(self.this_update))?;

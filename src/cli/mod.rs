@@ -195,7 +195,7 @@ fn init_in_dir(
     }
     .map_err(|e| e.to_string())?;
     if json {
-        let time = |t| crate::model::rfc3339(t);
+        let time = crate::model::rfc3339;
         output::line(json!({
             "ca_dir": report.dir,
             "issuing_certificate": report.issuing_certificate,

@@ -112,7 +112,7 @@ fn now() -> Result<time::OffsetDateTime, String> {
 }
 
 fn arl_json(arl: &ArlReport) -> serde_json::Value {
-    let time = |t| crate::model::rfc3339(t);
+    let time = crate::model::rfc3339;
     json!({
         "path": arl.path,
         "number": arl.number,
