@@ -13,7 +13,8 @@
 //!   ca rollover` the new generation signs every certificate from then on, the retired one
 //!   goes on signing its CRL and OCSP answers (their first ones are signed before the switch),
 //!   and the TLS server accepts client certificates of every generation. A CA directory that
-//!   does not load refuses the reload, and the generations in force stay.
+//!   does not load, or that now holds a CA the database does not belong to
+//!   ([`crate::ca::binding`]), refuses the reload, and the generations in force stay.
 //! - SIGTERM and SIGINT stop the daemon gracefully (see [`RunningDaemon::stop`]).
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::ca::binding::BindingError;
 use crate::config::{Config, ConfigError};
 use crate::logging::{LogHandle, LoggingError};
 use crate::ra::Clock;
@@ -54,6 +56,9 @@ pub enum ReloadError {
     /// The issuing CA generations of the CA directory do not load.
     #[error("{0}")]
     Ca(#[from] crate::ca::CaError),
+    /// The CA directory now holds a CA the database does not belong to.
+    #[error("{0}")]
+    Binding(#[from] BindingError),
     /// A new generation's first CRL or OCSP signer could not be made.
     #[error("{0}")]
     Revocation(#[from] crate::revocation::RevocationError),
@@ -138,6 +143,17 @@ impl RunningDaemon {
             let loaded = crate::server::load_generations(&current, current_ca)?;
             (!loaded.same_as(&self.cas.get())).then_some(loaded)
         };
+        if let Some(loaded) = &generations {
+            let database = current.database_location();
+            crate::ca::binding::check(
+                self.store.bound_ca().await.map_err(BindingError::from)?,
+                &crate::ca::binding::CaKeys::of(loaded)?,
+                crate::ca::binding::BindingPlace {
+                    database: &database,
+                    ca_dir: &current.ca.dir,
+                },
+            )?;
+        }
         let tls_files = new.server.tls_cert.is_some();
         let tls_changed = applied.iter().any(|k| {
             k.starts_with("server.tls_") || k == "server.hostnames" || k.starts_with("ca.server_")

@@ -18,6 +18,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::ca::binding::{self, Binding, BindingPlace, CaKeys, ShowKey};
 use crate::ca::{CaError, CertificateAuthority, Generations, IssuingCas};
 use crate::config::Config;
 use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
@@ -45,6 +46,9 @@ pub enum ServeError {
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The database belongs to another CA, or the CA directory is missing beside it.
+    #[error("{0}")]
+    Binding(#[from] crate::ca::binding::BindingError),
     /// TLS could not be configured.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -149,6 +153,40 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
     Ok(ca.with_public_url(&config.revocation.public_url)?)
 }
 
+/// The CA generations of the CA directory, once the database is known to belong to that CA
+/// ([`crate::ca::binding`]): a database bound to no CA yet is bound to this one; a database
+/// bound to another CA is refused, and so is an empty CA directory beside a bound database
+/// (no development CA is created then).
+async fn bound_generations(config: &Config, store: &dyn Store) -> Result<Generations, ServeError> {
+    let database = config.database_location();
+    let place = BindingPlace {
+        database: &database,
+        ca_dir: &config.ca.dir,
+    };
+    let bound = store.bound_ca().await?;
+    let loaded = match bound {
+        None => load_or_create_ca(config),
+        Some(bound) => {
+            let mut only_load = config.clone();
+            only_load.ca.create_if_missing = false;
+            load_or_create_ca(&only_load).map_err(|e| match e {
+                ServeError::Ca(CaError::NotInitialized { .. }) => place.no_ca(&bound).into(),
+                other => other,
+            })
+        }
+    }?;
+    let generations = load_generations(config, loaded)?;
+    let keys = CaKeys::of(&generations)?;
+    if binding::bind(store, &keys, place).await? == Binding::New {
+        tracing::info!(
+            database = %database,
+            ca_key_sha256 = %ShowKey(&keys.anchor()),
+            "the database is now bound to this CA: a daemon with another CA directory will be refused on it"
+        );
+    }
+    Ok(generations)
+}
+
 /// The issuing CA generations: `current` and the retired ones of the CA directory still
 /// valid (README "Rolling over the issuing CA"), logged when there are any.
 pub fn load_generations(
@@ -191,19 +229,16 @@ pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
     prepare_private_dirs(&config)?;
     let metrics = Metrics::new();
-    let cas = Arc::new(IssuingCas::new(load_generations(
-        &config,
-        load_or_create_ca(&config)?,
-    )?));
-    let ca = cas.current();
-    check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
-    metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
     let flush_metrics = metrics.clone();
     let store: Arc<dyn Store> = crate::store::open(
         &config.store,
         Some(Arc::new(move |took| flush_metrics.observe_flush(took))),
     )
     .await?;
+    let cas = Arc::new(IssuingCas::new(bound_generations(&config, &*store).await?));
+    let ca = cas.current();
+    check_issuing_ca_expiry(&ca, config.ca.expiry_warning_days);
+    metrics.set_issuing_ca_expiry(ca.issuing_not_after(), ca.issuance_ends()?);
     let tls = Arc::new(ArcSwap::new(
         crate::tls::server_config(
             &config.server,

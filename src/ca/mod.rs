@@ -13,6 +13,7 @@ use crate::model::{CertificateRecord, Holder, HostName, KeyFingerprint, Serial};
 use crate::store::ReservedSerial;
 
 pub mod backup_signature;
+pub mod binding;
 mod chain;
 pub mod crl;
 pub mod csr;

@@ -113,6 +113,14 @@ pub enum StoreCommand {
         #[arg(long, value_name = "BACKEND:WHERE")]
         to: String,
     },
+    /// Bind the configured database to the CA of ca.dir, as the daemon's first start does
+    /// (a daemon whose CA directory holds another CA is refused on a bound database).
+    BindCa {
+        /// Bind it even if it belongs to another CA: for moving a database to a new CA for
+        /// good, with every daemon using it stopped.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 /// The commands that talk to the running daemon.

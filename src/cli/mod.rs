@@ -101,6 +101,9 @@ pub fn main() -> ExitCode {
             Command::Store(StoreCommand::Copy { from, to }) => {
                 Ok(ops::copy(&config, &from, &to, json).await?)
             }
+            Command::Store(StoreCommand::BindCa { replace }) => {
+                Ok(ops::bind_ca(&config, replace, json).await?)
+            }
             Command::Ca(command) => Ok(keys::run(&config, command, json)?),
             Command::Root(command) => Ok(root::run(config, command, json)?),
             Command::Admin(command) => administer(&config, command, json).await,

@@ -1,8 +1,10 @@
-//! Operations commands: `check-config`, `backup`, `restore`.
+//! Operations commands: `check-config`, `backup`, `restore`, `store migrate`, `store copy`,
+//! `store bind-ca`.
 
 use std::io::{Seek, Write};
 use std::path::Path;
 
+use crate::ca::binding::{BindingPlace, CaKeys, ShowKey};
 use crate::ca::{verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding};
 use crate::config::Config;
 use crate::private_dir::Holds;
@@ -92,6 +94,60 @@ pub async fn copy(config: &Config, from: &str, to: &str, json: bool) -> Result<(
         output::line(format_args!(
             "copied {} records from {from} to {to}; both export the same records (sha256 {})",
             copied.records, copied.sha256
+        ))?;
+    }
+    Ok(())
+}
+
+/// `estca store bind-ca [--replace]`: binds the configured database to the CA of `ca.dir`
+/// as the daemon's first start does, or with `replace` whatever CA it belonged to (the
+/// operator's decision to move a database to another CA, with every daemon on it stopped).
+/// Reads the CA's certificates only, never its keys.
+pub async fn bind_ca(config: &Config, replace: bool, json: bool) -> Result<(), String> {
+    let keys = CaKeys::read(&config.ca).map_err(|e| e.to_string())?;
+    let store = crate::store::open(&config.store, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let database = config.database_location();
+    let place = BindingPlace {
+        database: &database,
+        ca_dir: &config.ca.dir,
+    };
+    let anchor = keys.anchor();
+    let before = store.bound_ca().await.map_err(|e| e.to_string())?;
+    let (outcome, done) = match before {
+        Some(bound) if keys.contains(&bound) => ("kept", "was already bound"),
+        Some(bound) if !replace => return Err(place.other_ca(&bound, &anchor).to_string()),
+        Some(_) => {
+            store.rebind_ca(anchor).await.map_err(|e| e.to_string())?;
+            ("replaced", "is now bound")
+        }
+        None => {
+            let bound = store.bind_ca(anchor).await.map_err(|e| e.to_string())?;
+            if !keys.contains(&bound) {
+                return Err(place.other_ca(&bound, &anchor).to_string());
+            }
+            ("bound", "is now bound")
+        }
+    };
+    let was = before.as_ref().map(|key| ShowKey(key).to_string());
+    if json {
+        output::line(serde_json::json!({
+            "database": database,
+            "ca_dir": config.ca.dir,
+            "ca_key_sha256": ShowKey(&anchor).to_string(),
+            "was": was,
+            "outcome": outcome,
+        }))?;
+    } else {
+        let replaced = match (outcome, was) {
+            ("replaced", Some(key)) => format!("; it was bound to the CA key with SHA-256 {key}"),
+            _ => String::new(),
+        };
+        output::line(format_args!(
+            "the database at {database} {done} to the CA in {} (CA key SHA-256 {}){replaced}",
+            config.ca.dir.display(),
+            ShowKey(&anchor),
         ))?;
     }
     Ok(())
@@ -301,6 +357,18 @@ pub async fn restore(
         })
     })?;
     debug_assert_eq!(imported, summary);
+    // The database now holds what the configured CA signed: it belongs to that CA, whatever
+    // an earlier start on the empty database bound it to.
+    if let Ok(keys) = CaKeys::read(&config.ca) {
+        store.rebind_ca(keys.anchor()).await.map_err(|e| {
+            format!(
+                "{}: restored, but the database at {} could not be bound to the CA in {}: {e}; run 'estca store bind-ca --replace'",
+                file.display(),
+                config.database_location(),
+                config.ca.dir.display()
+            )
+        })?;
+    }
     output::line(report(
         &imported,
         Path::new(&config.database_location()),

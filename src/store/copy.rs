@@ -52,7 +52,8 @@ async fn digest(store: &dyn Store, skip: &BTreeSet<Serial>) -> Result<Copied, St
 
 /// Copies every record of `from` into `to`, which must hold nothing but the certificates of
 /// estca's own services (recorded by a daemon's start), then verifies that both now export
-/// the same records. Must run inside a multi-threaded Tokio runtime.
+/// the same records, and binds `to` to the CA `from` is bound to
+/// ([`CaBinding`](super::CaBinding)). Must run inside a multi-threaded Tokio runtime.
 pub async fn copy(from: Arc<dyn Store>, to: Arc<dyn Store>) -> Result<Copied, StoreError> {
     if !to.is_empty().await? {
         return Err(StoreError::Invalid(
@@ -108,6 +109,10 @@ pub async fn copy(from: Arc<dyn Store>, to: Arc<dyn Store>) -> Result<Copied, St
             "the copy differs from its source: {} records (sha256 {}) copied from {} (sha256 {}); the destination holds a partial copy: empty it before trying again",
             destination.records, destination.sha256, source.records, source.sha256
         )));
+    }
+    // The records belong to the source's CA: so does their new home.
+    if let Some(key) = from.bound_ca().await? {
+        to.rebind_ca(key).await?;
     }
     Ok(source)
 }
@@ -186,8 +191,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sled: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).unwrap());
         filled(&*sled).await;
+        let ca = crate::model::KeyFingerprint([7; 32]);
+        sled.bind_ca(ca).await.unwrap();
         let db = TestDatabase::new();
         let postgres: Arc<dyn Store> = Arc::new(db.open().await);
+        // A start on the empty destination bound it to the CA of that daemon.
+        postgres
+            .bind_ca(crate::model::KeyFingerprint([8; 32]))
+            .await
+            .unwrap();
         let there = copy(Arc::clone(&sled), Arc::clone(&postgres))
             .await
             .unwrap();
@@ -199,6 +211,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(back, there);
+        // The copies belong to the source's CA.
+        assert_eq!(postgres.bound_ca().await.unwrap(), Some(ca));
+        assert_eq!(fjall.bound_ca().await.unwrap(), Some(ca));
         // What was copied behaves as the original: the next history entry comes after the
         // copied ones, the CRL number goes on upwards, the ID renews on its version.
         assert_eq!(postgres.next_crl_number().await.unwrap(), 3);

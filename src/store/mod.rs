@@ -4,8 +4,9 @@
 //! each consumer holds only what it uses: the front ends and everyone else read through
 //! [`StoreReads`]; the registration authority writes through [`RaStore`]; the CA's own services
 //! record their certificates through [`ServiceCertificates`]; CRL and OCSP publishing use
-//! [`RevocationStore`]; backup and restore use [`BackupStore`]. A backend implements them all
-//! ([`Store`]); nothing above this module knows which database is underneath.
+//! [`RevocationStore`]; backup and restore use [`BackupStore`]; the start's check of which CA
+//! a database belongs to uses [`CaBinding`]. A backend implements them all ([`Store`]);
+//! nothing above this module knows which database is underneath.
 //!
 //! The registration authority reads state, decides, and commits its decision with
 //! [`RaStore::update_account`] or [`RaStore::commit_issuance`]. Both are compare-and-swap on
@@ -16,6 +17,7 @@
 
 pub mod backup;
 mod budget;
+mod ca_binding;
 mod copy;
 mod durability;
 mod fjall;
@@ -31,6 +33,7 @@ mod writes;
 #[cfg(test)]
 mod conformance;
 
+pub use self::ca_binding::CaBinding;
 pub use self::copy::{copy, Copied};
 pub use self::fjall::FjallStore;
 pub use self::open::{located, migrate, open, open_with};
@@ -593,9 +596,9 @@ pub trait BackupStore: Send + Sync + 'static {
 
 /// A storage backend: every consumer's interface. Consumers hold only the part they use
 /// (`Arc<dyn RaStore>`, `Arc<dyn RevocationStore>`, ...), taken from one `Arc<dyn Store>`.
-pub trait Store: RaStore + ServiceCertificates + RevocationStore + BackupStore {}
+pub trait Store: RaStore + ServiceCertificates + RevocationStore + BackupStore + CaBinding {}
 
-impl<T: RaStore + ServiceCertificates + RevocationStore + BackupStore> Store for T {}
+impl<T: RaStore + ServiceCertificates + RevocationStore + BackupStore + CaBinding> Store for T {}
 
 /// A revoked certificate as the revocation index holds it: what a CRL entry needs, and the
 /// end of validity so that expired certificates can be left out of the CRL.

@@ -9,11 +9,12 @@
 //! count), [`issuance`] (reservations, commits, supersession), [`certificates`] (applications
 //! and estca's own services), [`history`], [`paging`] (every listing and its cursors),
 //! [`revocation`] (the index, the feed, CRL numbers), [`backup`] (export and import, reopening)
-//! [`removal`] (removed IDs) and [`budgets`].
+//! [`removal`] (removed IDs), [`budgets`] and [`ca_binding`] (which CA a database belongs to).
 
 mod accounts;
 mod backup;
 mod budgets;
+mod ca_binding;
 mod certificates;
 pub(in crate::store) mod fixtures;
 mod history;
@@ -83,6 +84,7 @@ macro_rules! suite {
                 budgets::budgets_hold_under_concurrency_refill_and_take_refunds,
                 budgets::refilled_budgets_under_a_prefix_are_forgotten_and_no_others,
                 removal::a_removed_id_stays_on_record_and_changes_no_more,
+                ca_binding::the_first_ca_binding_wins_under_concurrency_and_across_reopens,
             );
         }
     };

@@ -46,6 +46,7 @@
 //! | `revoked` | 16 serial bytes | a revoked-certificate row (the revocation index) |
 //! | `budgets` | budget name | a token bucket row |
 //! | `meta` | `crl_number`, `history_seq` | u64 big-endian |
+//! | `meta` | `ca_key` | the fingerprint of the CA key the database belongs to (see [`crate::store::CaBinding`]) |
 //! | `meta` | `schema` | the layout version of this table ([`SCHEMA`]) |
 //!
 //! # Transactions and durability
@@ -64,6 +65,7 @@
 
 mod accounts;
 mod backup;
+mod ca_binding;
 mod durability;
 mod history;
 mod issuance;

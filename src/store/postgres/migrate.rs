@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_same_key_renewal.sql"),
     include_str!("migrations/0003_contract_server_keygen.sql"),
     include_str!("migrations/0004_removed_ids.sql"),
+    include_str!("migrations/0005_ca_binding.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -23,6 +23,7 @@
 
 mod accounts;
 mod backup;
+mod ca_binding;
 pub(crate) mod connect;
 mod history;
 mod issuance;

@@ -22,6 +22,7 @@
 //! | `meta` | `format` | the format of the rows, u64 big-endian (see [`migration`]) |
 //! | `meta` | `crl_number` | the last CRL number drawn, u64 big-endian |
 //! | `meta` | `history_seq` | a history sequence number no entry is below, u64 big-endian (kept by index building and restores; appends count in memory from the last entry) |
+//! | `meta` | `ca_key` | the fingerprint of the CA key the database belongs to (see [`crate::store::CaBinding`]) |
 //! | `meta` | `indexes` | the version of the derived trees this database has (see [`indexes`]) |
 //!
 //! Derived trees (`revoked`, `account_ids_folded`, `accounts_by_contract`, `serials`) are
@@ -40,6 +41,7 @@ mod accounts;
 mod backup;
 mod batched;
 mod budgets;
+mod ca_binding;
 pub(in crate::store) mod durability;
 mod history;
 mod indexes;

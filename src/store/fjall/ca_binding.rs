@@ -1,0 +1,57 @@
+//! [`CaBinding`] on fjall: the fingerprint in `meta/ca_key`.
+
+use async_trait::async_trait;
+
+use super::{storage, tx_get, FjallStore, META};
+use crate::model::KeyFingerprint;
+use crate::store::tables::corrupt;
+use crate::store::{CaBinding, StoreError};
+
+/// `meta` key of the fingerprint of the CA key the database is bound to.
+const META_CA_KEY: &[u8] = b"ca_key";
+
+fn fingerprint(bytes: &[u8]) -> Result<KeyFingerprint, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(KeyFingerprint)
+        .map_err(|_| corrupt(META, META_CA_KEY, "a CA key fingerprint is 32 bytes"))
+}
+
+#[async_trait]
+impl CaBinding for FjallStore {
+    async fn bound_ca(&self) -> Result<Option<KeyFingerprint>, StoreError> {
+        self.keyspace
+            .read_tx()
+            .get(&self.parts.meta, META_CA_KEY)
+            .map_err(|e| storage(META, e))?
+            .map(|bytes| fingerprint(&bytes))
+            .transpose()
+    }
+
+    async fn bind_ca(&self, key: KeyFingerprint) -> Result<KeyFingerprint, StoreError> {
+        // One transaction at a time: of two binds, the second finds the first's key.
+        let (bound, wrote) =
+            self.transact(
+                |tx| match tx_get(tx, &self.parts.meta, META, META_CA_KEY)? {
+                    Some(found) => Ok((fingerprint(&found)?, false)),
+                    None => {
+                        tx.insert(&self.parts.meta, META_CA_KEY, key.0);
+                        Ok((key, true))
+                    }
+                },
+            )?;
+        if wrote {
+            self.durability.wrote();
+            self.sync().await?;
+        }
+        Ok(bound)
+    }
+
+    async fn rebind_ca(&self, key: KeyFingerprint) -> Result<(), StoreError> {
+        self.transact(|tx| {
+            tx.insert(&self.parts.meta, META_CA_KEY, key.0);
+            Ok(((), true))
+        })?;
+        self.durability.wrote();
+        self.sync().await
+    }
+}

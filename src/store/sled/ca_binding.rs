@@ -1,0 +1,50 @@
+//! [`CaBinding`] on sled: the fingerprint in `meta/ca_key`.
+
+use async_trait::async_trait;
+
+use super::{corrupt, storage, SledStore, META};
+use crate::model::KeyFingerprint;
+use crate::store::{CaBinding, StoreError};
+
+/// `meta` key of the fingerprint of the CA key the database is bound to.
+const META_CA_KEY: &[u8] = b"ca_key";
+
+fn fingerprint(bytes: &[u8]) -> Result<KeyFingerprint, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(KeyFingerprint)
+        .map_err(|_| corrupt(META, META_CA_KEY, "a CA key fingerprint is 32 bytes"))
+}
+
+#[async_trait]
+impl CaBinding for SledStore {
+    async fn bound_ca(&self) -> Result<Option<KeyFingerprint>, StoreError> {
+        self.meta
+            .get(META_CA_KEY)
+            .map_err(|e| storage(META, e))?
+            .map(|bytes| fingerprint(&bytes))
+            .transpose()
+    }
+
+    async fn bind_ca(&self, key: KeyFingerprint) -> Result<KeyFingerprint, StoreError> {
+        let swapped = self
+            .meta
+            .compare_and_swap(META_CA_KEY, None as Option<&[u8]>, Some(&key.0[..]))
+            .map_err(|e| storage(META, e))?;
+        match swapped {
+            Ok(()) => {
+                self.durability.wrote();
+                self.sync().await?;
+                Ok(key)
+            }
+            Err(found) => fingerprint(found.current.as_deref().unwrap_or_default()),
+        }
+    }
+
+    async fn rebind_ca(&self, key: KeyFingerprint) -> Result<(), StoreError> {
+        self.meta
+            .insert(META_CA_KEY, &key.0[..])
+            .map_err(|e| storage(META, e))?;
+        self.durability.wrote();
+        self.sync().await
+    }
+}
