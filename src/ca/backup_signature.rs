@@ -14,7 +14,7 @@ use std::path::Path;
 use ring::signature::{UnparsedPublicKey, VerificationAlgorithm};
 
 use super::chain::{check_is_ca, parse};
-use super::files::{read_certificates, ISSUING_CERT, ROOT_CERT};
+use super::files::read_ca_chain;
 use super::{CaError, CertificateAuthority};
 use crate::config::{CaConfig, KeyAlgorithm};
 use crate::store::backup::{BackupSignature, SignatureAlgorithm};
@@ -105,18 +105,8 @@ pub enum SignerStanding {
 impl BackupTrust {
     /// Reads `issuing-ca.pem` (and its chain) and, if present, `root-ca.pem` from `config.dir`.
     pub fn load(config: &CaConfig) -> Result<Self, CaError> {
-        let issuing_path = config.dir.join(ISSUING_CERT);
-        if !issuing_path.exists() {
-            return Err(CaError::NotInitialized {
-                dir: config.dir.clone(),
-            });
-        }
-        let mut certificates = read_certificates(&issuing_path)?;
+        let mut certificates = read_ca_chain(&config.dir)?;
         let issuing = certificates.remove(0);
-        let root_path = config.dir.join(ROOT_CERT);
-        if root_path.exists() {
-            certificates.extend(read_certificates(&root_path)?);
-        }
         Ok(Self {
             issuing,
             above: certificates,

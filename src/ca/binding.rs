@@ -16,7 +16,7 @@ use std::path::Path;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::files::{read_certificates, ISSUING_CERT, ROOT_CERT};
+use super::files::read_ca_chain;
 use super::generations::Generations;
 use super::CaError;
 use crate::config::CaConfig;
@@ -42,18 +42,7 @@ impl CaKeys {
     /// and the intermediates of `issuing-ca.pem`, then `root-ca.pem` if present. What the
     /// commands that run beside a stopped daemon bind a database to.
     pub fn read(config: &CaConfig) -> Result<Self, CaError> {
-        let issuing = config.dir.join(ISSUING_CERT);
-        if !issuing.exists() {
-            return Err(CaError::NotInitialized {
-                dir: config.dir.clone(),
-            });
-        }
-        let mut chain = read_certificates(&issuing)?;
-        let root = config.dir.join(ROOT_CERT);
-        if root.exists() {
-            chain.extend(read_certificates(&root)?);
-        }
-        Self::of_chain(chain.iter().map(Vec::as_slice))
+        Self::of_chain(read_ca_chain(&config.dir)?.iter().map(Vec::as_slice))
     }
 
     /// The keys of CA certificates given issuing CA first, anchor last.

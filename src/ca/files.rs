@@ -92,6 +92,24 @@ pub(super) fn check_key_mode(path: &Path) -> Result<(), CaError> {
     Ok(())
 }
 
+/// The CA directory's certificates without any key: `issuing-ca.pem` (the issuing CA, then
+/// any intermediates above it), then `root-ca.pem` when present. What needs the CA's
+/// certificates only (a restore's trust in a backup's signer, a database's binding) reads.
+pub(super) fn read_ca_chain(dir: &Path) -> Result<Vec<Vec<u8>>, CaError> {
+    let issuing = dir.join(ISSUING_CERT);
+    if !issuing.exists() {
+        return Err(CaError::NotInitialized {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut chain = read_certificates(&issuing)?;
+    let root = dir.join(ROOT_CERT);
+    if root.exists() {
+        chain.extend(read_certificates(&root)?);
+    }
+    Ok(chain)
+}
+
 /// Reads every certificate of a PEM file, as DER.
 pub(super) fn read_certificates(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     let bytes = std::fs::read(path).map_err(io_error(path))?;

@@ -10,8 +10,19 @@
 
 use async_trait::async_trait;
 
+use super::tables::{corrupt, META};
 use super::StoreError;
 use crate::model::KeyFingerprint;
+
+/// `meta` key of the bound CA key's fingerprint, on the embedded backends.
+pub(in crate::store) const META_CA_KEY: &[u8] = b"ca_key";
+
+/// The fingerprint stored at `meta/ca_key`, or why it is corrupt.
+pub(in crate::store) fn stored_ca_key(bytes: &[u8]) -> Result<KeyFingerprint, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(KeyFingerprint)
+        .map_err(|_| corrupt(META, META_CA_KEY, "a CA key fingerprint is 32 bytes"))
+}
 
 /// The record of the CA a database belongs to: the SHA-256 fingerprint of a CA key
 /// ([`KeyFingerprint`]), written once and read at every start.

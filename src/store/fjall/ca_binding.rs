@@ -4,17 +4,8 @@ use async_trait::async_trait;
 
 use super::{storage, tx_get, FjallStore, META};
 use crate::model::KeyFingerprint;
-use crate::store::tables::corrupt;
+use crate::store::ca_binding::{stored_ca_key, META_CA_KEY};
 use crate::store::{CaBinding, StoreError};
-
-/// `meta` key of the fingerprint of the CA key the database is bound to.
-const META_CA_KEY: &[u8] = b"ca_key";
-
-fn fingerprint(bytes: &[u8]) -> Result<KeyFingerprint, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(KeyFingerprint)
-        .map_err(|_| corrupt(META, META_CA_KEY, "a CA key fingerprint is 32 bytes"))
-}
 
 #[async_trait]
 impl CaBinding for FjallStore {
@@ -23,7 +14,7 @@ impl CaBinding for FjallStore {
             .read_tx()
             .get(&self.parts.meta, META_CA_KEY)
             .map_err(|e| storage(META, e))?
-            .map(|bytes| fingerprint(&bytes))
+            .map(|bytes| stored_ca_key(&bytes))
             .transpose()
     }
 
@@ -32,7 +23,7 @@ impl CaBinding for FjallStore {
         let (bound, wrote) =
             self.transact(
                 |tx| match tx_get(tx, &self.parts.meta, META, META_CA_KEY)? {
-                    Some(found) => Ok((fingerprint(&found)?, false)),
+                    Some(found) => Ok((stored_ca_key(&found)?, false)),
                     None => {
                         tx.insert(&self.parts.meta, META_CA_KEY, key.0);
                         Ok((key, true))

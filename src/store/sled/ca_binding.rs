@@ -2,18 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{corrupt, storage, SledStore, META};
+use super::{storage, SledStore, META};
 use crate::model::KeyFingerprint;
+use crate::store::ca_binding::{stored_ca_key, META_CA_KEY};
 use crate::store::{CaBinding, StoreError};
-
-/// `meta` key of the fingerprint of the CA key the database is bound to.
-const META_CA_KEY: &[u8] = b"ca_key";
-
-fn fingerprint(bytes: &[u8]) -> Result<KeyFingerprint, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(KeyFingerprint)
-        .map_err(|_| corrupt(META, META_CA_KEY, "a CA key fingerprint is 32 bytes"))
-}
 
 #[async_trait]
 impl CaBinding for SledStore {
@@ -21,7 +13,7 @@ impl CaBinding for SledStore {
         self.meta
             .get(META_CA_KEY)
             .map_err(|e| storage(META, e))?
-            .map(|bytes| fingerprint(&bytes))
+            .map(|bytes| stored_ca_key(&bytes))
             .transpose()
     }
 
@@ -36,7 +28,7 @@ impl CaBinding for SledStore {
                 self.sync().await?;
                 Ok(key)
             }
-            Err(found) => fingerprint(found.current.as_deref().unwrap_or_default()),
+            Err(found) => stored_ca_key(found.current.as_deref().unwrap_or_default()),
         }
     }
 
