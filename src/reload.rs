@@ -143,11 +143,11 @@ impl RunningDaemon {
             let loaded = crate::server::load_generations(&current, current_ca)?;
             (!loaded.same_as(&self.cas.get())).then_some(loaded)
         };
-        if let Some(loaded) = &generations {
+        if generations.is_some() {
             let database = current.database_location();
             crate::ca::binding::check(
                 self.store.bound_ca().await.map_err(BindingError::from)?,
-                &crate::ca::binding::CaKeys::of(loaded)?,
+                &crate::ca::binding::CaKeys::read(&current.ca)?,
                 crate::ca::binding::BindingPlace {
                     database: &database,
                     ca_dir: &current.ca.dir,

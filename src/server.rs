@@ -176,13 +176,20 @@ async fn bound_generations(config: &Config, store: &dyn Store) -> Result<Generat
         }
     }?;
     let generations = load_generations(config, loaded)?;
-    let keys = CaKeys::of(&generations)?;
-    if binding::bind(store, &keys, place).await? == Binding::New {
-        tracing::info!(
+    let keys = CaKeys::read(&config.ca)?;
+    match binding::bind(store, &keys, place).await? {
+        Binding::Kept => {}
+        Binding::New => tracing::info!(
             database = %database,
             ca_key_sha256 = %ShowKey(&keys.anchor()),
             "the database is now bound to this CA: a daemon with another CA directory will be refused on it"
-        );
+        ),
+        Binding::MovedToAnchor { from } => tracing::info!(
+            database = %database,
+            ca_key_sha256 = %ShowKey(&keys.anchor()),
+            was = %ShowKey(&from),
+            "the database's binding moved from the issuing CA's key to the root's, which rollovers keep"
+        ),
     }
     Ok(generations)
 }

@@ -1,23 +1,25 @@
 //! Which CA may use a database: the check every start makes before anything is issued (why a
 //! database records its CA at all: [`crate::store::CaBinding`]).
 //!
-//! The first daemon to start on a database records the fingerprint (SHA-256 of the
-//! SubjectPublicKeyInfo) of its CA's anchor key: the root's when the CA directory holds
-//! `root-ca.pem`, else that of the topmost CA certificate of its chain. A later start may use
-//! the database when the recorded key is any key of its CA: the root, an intermediate, or the
-//! issuing CA of any generation loaded. So a rollover (`estca ca rollover`, which keeps the
-//! root) and a `root-ca.pem` added later keep working, while a CA directory holding another CA,
-//! or the development CA that the embedded defaults create in an empty directory, is refused
-//! with both fingerprints. An operator who means to change the CA of a database says so with
-//! `estca store bind-ca --replace`; a restore binds the database it fills to the restoring CA.
+//! A database is bound to its CA's anchor key (the fingerprint, SHA-256 of the
+//! SubjectPublicKeyInfo): the root's when the CA directory holds `root-ca.pem`, else the
+//! issuing CA's. A start may use the database when the key it is bound to is any key of its
+//! CA: the root, an intermediate, or the issuing CA of any generation in the directory
+//! (`previous/`). A start that finds the database bound to one of its keys other than the
+//! anchor (bound before `root-ca.pem` was added) moves the binding to the anchor, which a
+//! rollover (`estca ca rollover`, under the same root) never changes. A CA directory holding
+//! another CA, or the development CA that the embedded defaults create in an empty directory,
+//! is refused with both fingerprints. An operator who means to change the CA of a database
+//! says so with `estca store bind-ca --replace`; a restore binds the database it fills to the
+//! restoring CA.
 
 use std::fmt;
 use std::path::Path;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::files::read_ca_chain;
-use super::generations::Generations;
+use super::files::{read_ca_chain, read_certificates, ISSUING_CERT, ROOT_CERT};
+use super::generations::previous_dirs;
 use super::CaError;
 use crate::config::CaConfig;
 use crate::model::KeyFingerprint;
@@ -32,27 +34,31 @@ pub struct CaKeys {
 }
 
 impl CaKeys {
-    /// The keys of every certificate of `generations`: the issuing CAs, the intermediates
-    /// and the root ([`Generations::certificates_der`], whose last one is the anchor).
-    pub fn of(generations: &Generations) -> Result<Self, CaError> {
-        Self::of_chain(generations.certificates_der())
-    }
-
-    /// The keys of the CA directory's certificates, without loading any key: the issuing CA
-    /// and the intermediates of `issuing-ca.pem`, then `root-ca.pem` if present. What the
-    /// commands that run beside a stopped daemon bind a database to.
+    /// The keys of the CA directory's certificates, without loading any key: those of
+    /// `issuing-ca.pem` (the issuing CA and the intermediates above it), `root-ca.pem` if
+    /// present, and the issuing CA of each retired generation (`previous/<n>/`), expired ones
+    /// included: the same set whether the daemon or a command beside a stopped daemon asks.
     pub fn read(config: &CaConfig) -> Result<Self, CaError> {
-        Self::of_chain(read_ca_chain(&config.dir)?.iter().map(Vec::as_slice))
-    }
-
-    /// The keys of CA certificates given issuing CA first, anchor last.
-    fn of_chain<'a>(chain: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, CaError> {
+        let mut chain = read_ca_chain(&config.dir)?;
+        // The root is the last of the chain; the issuing CA, the first.
+        let anchor = if config.dir.join(ROOT_CERT).exists() {
+            chain.len().saturating_sub(1)
+        } else {
+            0
+        };
+        for dir in previous_dirs(&config.dir)? {
+            chain.extend(
+                read_certificates(&dir.join(ISSUING_CERT))?
+                    .into_iter()
+                    .take(1),
+            );
+        }
         let all = chain
-            .into_iter()
-            .map(key_of)
+            .iter()
+            .map(|der| key_of(der))
             .collect::<Result<Vec<_>, _>>()?;
-        let anchor = *all.last().ok_or_else(|| {
-            CaError::Internal("the CA has no certificate to bind a database to".into())
+        let anchor = *all.get(anchor).ok_or_else(|| CaError::NotInitialized {
+            dir: config.dir.clone(),
         })?;
         Ok(Self { anchor, all })
     }
@@ -70,8 +76,11 @@ impl CaKeys {
 
 /// The fingerprint of a CA certificate's key.
 fn key_of(der: &[u8]) -> Result<KeyFingerprint, CaError> {
-    let (_, certificate) = X509Certificate::from_der(der)
-        .map_err(|e| CaError::Internal(format!("a loaded CA certificate cannot be read: {e}")))?;
+    let (_, certificate) = X509Certificate::from_der(der).map_err(|e| {
+        CaError::Internal(format!(
+            "a certificate of the CA directory cannot be read: {e}"
+        ))
+    })?;
     Ok(KeyFingerprint::of_spki_der(certificate.public_key().raw))
 }
 
@@ -85,13 +94,10 @@ impl fmt::Display for ShowKey<'_> {
     }
 }
 
-/// How to print the fingerprint of a CA certificate's key with openssl, for the refusals.
-fn openssl_fingerprint(ca_dir: &Path) -> String {
-    format!(
-        "openssl x509 -in {}/root-ca.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum",
-        ca_dir.display()
-    )
-}
+/// How to print a CA directory's anchor key with openssl, for the refusals.
+const HOW_TO_PRINT: &str = "openssl x509 -in CA_DIR/root-ca.pem -noout -pubkey | openssl pkey \
+     -pubin -outform DER | sha256sum (issuing-ca.pem instead of root-ca.pem in a directory \
+     without a root)";
 
 /// Why a daemon may not use a database.
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +107,11 @@ pub enum BindingError {
         "the database at {database} belongs to another CA: it is bound to the CA key with \
          SHA-256 {bound}, and none of the keys of the CA in {ca_dir} is that one (its anchor \
          key is {ours}). Every daemon sharing a database needs a copy of the same CA \
-         directory: point ca.dir at a copy of that CA's directory, or store.* at this CA's \
-         own database. To print a CA directory's anchor key: {how}. If this CA is to take \
-         over the database for good, stop every daemon using it and run 'estca store \
-         bind-ca --replace'"
+         directory, whole (a copy without root-ca.pem or previous/ may lack the key): point \
+         ca.dir at a copy of that CA's directory, or store.* at this CA's own database. To \
+         print a CA directory's anchor key: {HOW_TO_PRINT}. If this CA is to take over the \
+         database for good, stop every daemon using it and run 'estca store bind-ca \
+         --replace'"
     )]
     OtherCa {
         /// Where the database is (its directory or URL, never a password).
@@ -115,18 +122,16 @@ pub enum BindingError {
         bound: String,
         /// This CA's anchor key, in hex.
         ours: String,
-        /// The openssl command that prints a CA directory's anchor key.
-        how: String,
     },
     /// The CA directory holds no CA while the database belongs to one: estca does not create
     /// a development CA then.
     #[error(
         "the CA directory {ca_dir} holds no CA, and the database at {database} belongs to \
          the CA whose key has SHA-256 {bound}: copy that CA's directory to {ca_dir} (every \
-         daemon sharing a database needs a copy of the same CA directory). No development \
-         CA was created. To start afresh instead, move the database aside; to keep its \
-         records under a new CA, create that CA ('estca init') and run 'estca store bind-ca \
-         --replace'"
+         daemon sharing a database needs a copy of the same CA directory; to print a CA \
+         directory's anchor key: {HOW_TO_PRINT}). No development CA was created. To start \
+         afresh instead, move the database aside; to keep its records under a new CA, \
+         create that CA ('estca init') and run 'estca store bind-ca --replace'"
     )]
     NoCa {
         /// The configured CA directory.
@@ -158,7 +163,6 @@ impl BindingPlace<'_> {
             ca_dir: self.ca_dir.display().to_string(),
             bound: ShowKey(bound).to_string(),
             ours: ShowKey(ours).to_string(),
-            how: openssl_fingerprint(self.ca_dir),
         }
     }
 
@@ -172,39 +176,47 @@ impl BindingPlace<'_> {
     }
 }
 
-/// What [`bind`] found.
+/// What [`bind`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
-    /// The database was bound to this CA already.
+    /// The database was bound to this CA's anchor already.
     Kept,
     /// The database was bound to no CA; it is now bound to this one's anchor.
     New,
+    /// The database was bound to another key of this CA (the issuing CA's, before
+    /// `root-ca.pem` was added); it is now bound to the anchor.
+    MovedToAnchor {
+        /// The key it was bound to.
+        from: KeyFingerprint,
+    },
 }
 
-/// Binds the database to the CA of `keys` if it is bound to none, and refuses it if it is
-/// bound to another CA ([`BindingError::OtherCa`]).
+/// Binds the database to the anchor of `keys` if it is bound to none or to another key of the
+/// same CA, and refuses it if it is bound to another CA ([`BindingError::OtherCa`]).
 pub async fn bind(
     store: &dyn CaBinding,
     keys: &CaKeys,
     place: BindingPlace<'_>,
 ) -> Result<Binding, BindingError> {
-    let (bound, outcome) = match store.bound_ca().await? {
-        Some(bound) => (bound, Binding::Kept),
+    let anchor = keys.anchor();
+    let bound = match store.bound_ca().await? {
+        Some(bound) => bound,
         None => {
-            let bound = store.bind_ca(keys.anchor()).await?;
             // Another daemon may have bound it first, to its own CA.
-            let outcome = if bound == keys.anchor() {
-                Binding::New
-            } else {
-                Binding::Kept
-            };
-            (bound, outcome)
+            let bound = store.bind_ca(anchor).await?;
+            if bound == anchor {
+                return Ok(Binding::New);
+            }
+            bound
         }
     };
-    if keys.contains(&bound) {
-        Ok(outcome)
+    if bound == anchor {
+        Ok(Binding::Kept)
+    } else if keys.contains(&bound) {
+        store.rebind_ca(anchor).await?;
+        Ok(Binding::MovedToAnchor { from: bound })
     } else {
-        Err(place.other_ca(&bound, &keys.anchor()))
+        Err(place.other_ca(&bound, &anchor))
     }
 }
 
@@ -225,6 +237,7 @@ pub fn check(
 mod tests {
     use super::*;
     use crate::ca::tests::{test_ca, test_ca_config};
+    use crate::ca::CertificateAuthority;
     use crate::store::SledStore;
 
     fn place(dir: &Path) -> BindingPlace<'_> {
@@ -234,21 +247,25 @@ mod tests {
         }
     }
 
-    /// The keys of a CA read from its directory are those of its loaded generations, the
-    /// anchor is the root's, and another CA shares none of them.
+    /// A new CA in `dir`, and its keys as read from the directory.
+    fn new_ca(dir: &Path) -> (CertificateAuthority, CaKeys) {
+        let ca = test_ca(dir);
+        (ca, CaKeys::read(&test_ca_config(dir)).unwrap())
+    }
+
+    /// A CA is known by every key of its chain, its anchor is the root's, and another CA
+    /// shares none of them.
     #[test]
     fn a_ca_is_known_by_its_root_and_every_key_of_its_chain() {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let loaded = Generations::single(test_ca(dirs[0].path()));
-        let keys = CaKeys::of(&loaded).unwrap();
-        assert_eq!(keys, CaKeys::read(&test_ca_config(dirs[0].path())).unwrap());
-        let root = loaded.current().root_certificate_der().unwrap();
-        assert_eq!(keys.anchor(), key_of(root).unwrap());
-        let issuing = key_of(loaded.current().issuing_certificate_der()).unwrap();
-        assert!(keys.contains(&issuing) && issuing != keys.anchor());
+        let (ca, keys) = new_ca(dirs[0].path());
+        let root = key_of(ca.root_certificate_der().unwrap()).unwrap();
+        let issuing = key_of(ca.issuing_certificate_der()).unwrap();
+        assert_eq!(keys.anchor(), root);
+        assert!(keys.contains(&issuing) && keys.contains(&root) && issuing != root);
 
-        let other = CaKeys::of(&Generations::single(test_ca(dirs[1].path()))).unwrap();
-        assert!(!other.contains(&keys.anchor()) && !other.contains(&issuing));
+        let (_, other) = new_ca(dirs[1].path());
+        assert!(!other.contains(&root) && !other.contains(&issuing));
     }
 
     /// The first CA binds an unbound database; the same CA is let in again, another is
@@ -257,8 +274,8 @@ mod tests {
     async fn a_database_is_bound_once_and_refuses_another_ca() {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let store = SledStore::open(&dirs[0].path().join("db")).unwrap();
-        let ours = CaKeys::of(&Generations::single(test_ca(&dirs[0].path().join("ca")))).unwrap();
-        let theirs = CaKeys::of(&Generations::single(test_ca(dirs[1].path()))).unwrap();
+        let (_, ours) = new_ca(&dirs[0].path().join("ca"));
+        let (_, theirs) = new_ca(dirs[1].path());
         let here = place(dirs[1].path());
 
         assert_eq!(bind(&store, &ours, here).await.unwrap(), Binding::New);
@@ -280,5 +297,34 @@ mod tests {
             Err(BindingError::OtherCa { .. })
         ));
         assert!(check(None, &theirs, here).is_ok(), "an unbound database");
+    }
+
+    /// Without `root-ca.pem` a database is bound to the issuing CA's key; once the root is
+    /// back, the next bind moves the binding to the root's key, which rollovers keep.
+    #[tokio::test]
+    async fn a_binding_made_without_the_root_moves_to_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        let ca_dir = dir.path().join("ca");
+        let (ca, with_root) = new_ca(&ca_dir);
+        let root_file = ca_dir.join(ROOT_CERT);
+        let root_pem = std::fs::read(&root_file).unwrap();
+        std::fs::remove_file(&root_file).unwrap();
+        let without_root = CaKeys::read(&test_ca_config(&ca_dir)).unwrap();
+        let issuing = key_of(ca.issuing_certificate_der()).unwrap();
+        assert_eq!(without_root.anchor(), issuing);
+        let here = place(&ca_dir);
+        assert_eq!(
+            bind(&store, &without_root, here).await.unwrap(),
+            Binding::New
+        );
+
+        std::fs::write(&root_file, root_pem).unwrap();
+        assert_eq!(
+            bind(&store, &with_root, here).await.unwrap(),
+            Binding::MovedToAnchor { from: issuing }
+        );
+        assert_eq!(store.bound_ca().await.unwrap(), Some(with_root.anchor()));
+        assert_eq!(bind(&store, &with_root, here).await.unwrap(), Binding::Kept);
     }
 }

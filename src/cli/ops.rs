@@ -4,7 +4,7 @@
 use std::io::{Seek, Write};
 use std::path::Path;
 
-use crate::ca::binding::{BindingPlace, CaKeys, ShowKey};
+use crate::ca::binding::{self, Binding, BindingError, BindingPlace, CaKeys, ShowKey};
 use crate::ca::{verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding};
 use crate::config::Config;
 use crate::private_dir::Holds;
@@ -100,9 +100,9 @@ pub async fn copy(config: &Config, from: &str, to: &str, json: bool) -> Result<(
 }
 
 /// `estca store bind-ca [--replace]`: binds the configured database to the CA of `ca.dir`
-/// as the daemon's first start does, or with `replace` whatever CA it belonged to (the
-/// operator's decision to move a database to another CA, with every daemon on it stopped).
-/// Reads the CA's certificates only, never its keys.
+/// as every start of the daemon does ([`binding::bind`]), or with `replace` whatever CA it
+/// belonged to (the operator's decision to move a database to another CA, with every daemon
+/// on it stopped). Reads the CA's certificates only, never its keys.
 pub async fn bind_ca(config: &Config, replace: bool, json: bool) -> Result<(), String> {
     let keys = CaKeys::read(&config.ca).map_err(|e| e.to_string())?;
     let store = crate::store::open(&config.store, None)
@@ -115,37 +115,40 @@ pub async fn bind_ca(config: &Config, replace: bool, json: bool) -> Result<(), S
     };
     let anchor = keys.anchor();
     let before = store.bound_ca().await.map_err(|e| e.to_string())?;
-    let (outcome, done) = match before {
-        Some(bound) if keys.contains(&bound) => ("kept", "was already bound"),
-        Some(bound) if !replace => return Err(place.other_ca(&bound, &anchor).to_string()),
-        Some(_) => {
+    let (outcome, replaced) = match binding::bind(&*store, &keys, place).await {
+        Ok(Binding::Kept) => ("kept", None),
+        Ok(Binding::New) => ("bound", None),
+        Ok(Binding::MovedToAnchor { from }) => ("moved_to_anchor", Some(from)),
+        Err(BindingError::OtherCa { .. }) if replace => {
             store.rebind_ca(anchor).await.map_err(|e| e.to_string())?;
-            ("replaced", "is now bound")
+            ("replaced", before)
         }
-        None => {
-            let bound = store.bind_ca(anchor).await.map_err(|e| e.to_string())?;
-            if !keys.contains(&bound) {
-                return Err(place.other_ca(&bound, &anchor).to_string());
-            }
-            ("bound", "is now bound")
-        }
+        Err(e) => return Err(e.to_string()),
     };
-    let was = before.as_ref().map(|key| ShowKey(key).to_string());
     if json {
         output::line(serde_json::json!({
             "database": database,
             "ca_dir": config.ca.dir,
             "ca_key_sha256": ShowKey(&anchor).to_string(),
-            "was": was,
+            "was": before.as_ref().map(|key| ShowKey(key).to_string()),
             "outcome": outcome,
         }))?;
     } else {
-        let replaced = match (outcome, was) {
-            ("replaced", Some(key)) => format!("; it was bound to the CA key with SHA-256 {key}"),
-            _ => String::new(),
+        let done = if outcome == "kept" {
+            "was already bound"
+        } else {
+            "is now bound"
         };
+        let was = replaced
+            .map(|key| {
+                format!(
+                    "; it was bound to the CA key with SHA-256 {}",
+                    ShowKey(&key)
+                )
+            })
+            .unwrap_or_default();
         output::line(format_args!(
-            "the database at {database} {done} to the CA in {} (CA key SHA-256 {}){replaced}",
+            "the database at {database} {done} to the CA in {} (CA key SHA-256 {}){was}",
             config.ca.dir.display(),
             ShowKey(&anchor),
         ))?;
