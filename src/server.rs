@@ -23,6 +23,7 @@ use crate::ca::{CaError, CertificateAuthority, Generations, IssuingCas};
 use crate::config::Config;
 use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
 use crate::metrics::Metrics;
+use crate::private_dir::Holds;
 use crate::ra::{Clock, RegistrationAuthority};
 use crate::store::{Store, StoreError};
 
@@ -164,17 +165,17 @@ async fn bound_generations(config: &Config, store: &dyn Store) -> Result<Generat
         ca_dir: &config.ca.dir,
     };
     let bound = store.bound_ca().await?;
-    let loaded = match bound {
-        None => load_or_create_ca(config),
-        Some(bound) => {
-            let mut only_load = config.clone();
-            only_load.ca.create_if_missing = false;
-            load_or_create_ca(&only_load).map_err(|e| match e {
-                ServeError::Ca(CaError::NotInitialized { .. }) => place.no_ca(&bound).into(),
-                other => other,
-            })
-        }
-    }?;
+    let mut config_now = config.clone();
+    // A bound database needs its CA's directory: none is created, not even empty (a
+    // `cp -a CA_DIR ca.dir` would then copy into it).
+    config_now.ca.create_if_missing &= bound.is_none();
+    if config.ca.dir.exists() || config_now.ca.create_if_missing {
+        prepare_private_dir(&config.ca.dir, Holds::CaFiles)?;
+    }
+    let loaded = load_or_create_ca(&config_now).map_err(|e| match (e, bound) {
+        (ServeError::Ca(CaError::NotInitialized { .. }), Some(bound)) => place.no_ca(&bound).into(),
+        (other, _) => other,
+    })?;
     let generations = load_generations(config, loaded)?;
     let keys = CaKeys::read(&config.ca)?;
     match binding::bind(store, &keys, place).await? {
@@ -234,7 +235,7 @@ pub(crate) fn check_issuing_ca_expiry(ca: &CertificateAuthority, warning_days: u
 
 /// Starts the daemon on `config`, with `clock` as the registration authority's time.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemon, ServeError> {
-    prepare_private_dirs(&config)?;
+    prepare_private_dir(&config.store.path, Holds::Database)?;
     let metrics = Metrics::new();
     let flush_metrics = metrics.clone();
     let store: Arc<dyn Store> = crate::store::open(
@@ -533,22 +534,17 @@ fn tenths(value: f64) -> f64 {
 
 /// Makes the data and CA directories private to estca's user, or refuses them (see
 /// `crate::private_dir`). A directory tightened because it held nothing yet is logged.
-fn prepare_private_dirs(config: &Config) -> Result<(), crate::private_dir::PrivateDirError> {
-    use crate::private_dir::{prepare, Holds, Prepared};
-    for (path, holds) in [
-        (&config.store.path, Holds::Database),
-        (&config.ca.dir, Holds::CaFiles),
-    ] {
-        if holds == Holds::CaFiles && !path.exists() && !config.ca.create_if_missing {
-            continue; // loading the CA says what is missing (`estca init`)
-        }
-        if let Prepared::Tightened(mode) = prepare(path, holds)? {
-            tracing::warn!(
-                dir = %path.display(),
-                was = %format!("{mode:04o}"),
-                "tightened to 0700: group or others could enter it, and it held nothing yet"
-            );
-        }
+fn prepare_private_dir(
+    path: &std::path::Path,
+    holds: crate::private_dir::Holds,
+) -> Result<(), crate::private_dir::PrivateDirError> {
+    use crate::private_dir::{prepare, Prepared};
+    if let Prepared::Tightened(mode) = prepare(path, holds)? {
+        tracing::warn!(
+            dir = %path.display(),
+            was = %format!("{mode:04o}"),
+            "tightened to 0700: group or others could enter it, and it held nothing yet"
+        );
     }
     Ok(())
 }

@@ -58,7 +58,7 @@ fn a_database_refuses_a_daemon_of_another_ca_until_the_operator_rebinds_it() {
     std::fs::rename(dir.ca_dir(), &first_ca).unwrap();
     let first_key = anchor_key(&first_ca);
 
-    // An empty CA directory beside a bound database: refused, and no development CA is made.
+    // No CA directory beside a bound database: refused, and no development CA is made.
     let (dir, said) = refused(dir);
     assert!(
         said.contains("holds no CA")
@@ -66,7 +66,10 @@ fn a_database_refuses_a_daemon_of_another_ca_until_the_operator_rebinds_it() {
             && said.contains("No development CA was created"),
         "{said}"
     );
-    assert!(!dir.ca_dir().join("issuing-ca.pem").exists());
+    assert!(
+        !dir.ca_dir().exists(),
+        "not even an empty CA directory, which `cp -a` would copy into"
+    );
 
     // Another CA: refused with both keys, and the way to print a directory's key.
     dir.cli_ok(&["init", "--unencrypted"], None);
@@ -177,7 +180,7 @@ fn a_daemon_with_another_ca_cannot_join_a_shared_postgres_database() {
         said.contains("holds no CA") && said.contains(&anchor_key(&first.dir().ca_dir())),
         "{said}"
     );
-    assert!(!stranger.ca_dir().join("issuing-ca.pem").exists());
+    assert!(!stranger.ca_dir().exists());
 
     // With a CA of its own: refused too.
     stranger.cli_ok(&["init", "--unencrypted"], None);
