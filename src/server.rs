@@ -131,11 +131,16 @@ impl RunningDaemon {
     }
 }
 
-/// Loads the CA, creating a development hierarchy first when allowed and the CA directory
-/// holds none of the CA files.
-pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeError> {
+/// Loads the CA, creating a development hierarchy first when `may_create` (and
+/// `ca.create_if_missing`) and the CA directory holds none of the CA files.
+pub fn load_or_create_ca(
+    config: &Config,
+    may_create: bool,
+) -> Result<CertificateAuthority, ServeError> {
+    let mut ca_config = config.ca.clone();
+    ca_config.create_if_missing &= may_create;
     let (ca, created) =
-        CertificateAuthority::load_or_create(&config.ca, &config.certificate.common_name_template)?;
+        CertificateAuthority::load_or_create(&ca_config, &config.certificate.common_name_template)?;
     if created.is_some() {
         tracing::warn!(
             dir = %config.ca.dir.display(),
@@ -147,7 +152,7 @@ pub fn load_or_create_ca(config: &Config) -> Result<CertificateAuthority, ServeE
     if ca.key_protection() == crate::ca::KeyProtection::Plain {
         tracing::warn!(
             key = %config.ca.dir.join("issuing-ca.key").display(),
-            development = created.is_some(),
+            development = config.ca.create_if_missing,
             "the issuing CA key file is NOT encrypted: whoever can read it can sign as the CA; put a passphrase in ca.key_passphrase_file or the systemd credential and run 'estca ca encrypt-key' (README: Protecting the CA keys)"
         );
     }
@@ -165,14 +170,13 @@ async fn bound_generations(config: &Config, store: &dyn Store) -> Result<Generat
         ca_dir: &config.ca.dir,
     };
     let bound = store.bound_ca().await?;
-    let mut config_now = config.clone();
     // A bound database needs its CA's directory: none is created, not even empty (a
     // `cp -a CA_DIR ca.dir` would then copy into it).
-    config_now.ca.create_if_missing &= bound.is_none();
-    if config.ca.dir.exists() || config_now.ca.create_if_missing {
+    let may_create = bound.is_none();
+    if config.ca.dir.exists() || (config.ca.create_if_missing && may_create) {
         prepare_private_dir(&config.ca.dir, Holds::CaFiles)?;
     }
-    let loaded = load_or_create_ca(&config_now).map_err(|e| match (e, bound) {
+    let loaded = load_or_create_ca(config, may_create).map_err(|e| match (e, bound) {
         (ServeError::Ca(CaError::NotInitialized { .. }), Some(bound)) => place.no_ca(&bound).into(),
         (other, _) => other,
     })?;

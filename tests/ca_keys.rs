@@ -261,6 +261,14 @@ fn the_development_ca_stays_unencrypted_and_the_log_says_so() {
         first_line(&daemon.dir().ca_dir().join("issuing-ca.key")),
         "-----BEGIN PRIVATE KEY-----"
     );
+    // At every start, not only the one that created it.
+    let again = TestDaemon::start_in(daemon.stop());
+    let log = again.stderr();
+    assert!(!log.contains("created a DEVELOPMENT CA"), "{log}");
+    assert!(
+        log.contains("issuing CA key file is NOT encrypted") && log.contains("development=true"),
+        "{log}"
+    );
 }
 
 // ----- the issuing key in a PKCS#11 token (SoftHSM2) -----------------------------------------
