@@ -34,7 +34,7 @@ pub fn fixture() -> &'static Fixture {
             .build()
             .expect("runtime");
         let ca = Arc::new(estca::ca::IssuingCas::from(
-            estca::server::load_or_create_ca(&config).expect("CA"),
+            estca::server::load_or_create_ca(&config, true).expect("CA"),
         ));
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(&config.store.path.join("db")).expect("store"));
