@@ -8,10 +8,11 @@
 //! (`previous/`). A start that finds the database bound to one of its keys other than the
 //! anchor (bound before `root-ca.pem` was added) moves the binding to the anchor, which a
 //! rollover (`estca ca rollover`, under the same root) never changes. A CA directory holding
-//! another CA, or the development CA that the embedded defaults create in an empty directory,
-//! is refused with both fingerprints. An operator who means to change the CA of a database
-//! says so with `estca store bind-ca --replace`; a restore binds the database it fills to the
-//! restoring CA.
+//! another CA is refused with both fingerprints; a missing or empty one beside a bound
+//! database is refused with the database's, and the development CA that the embedded
+//! defaults would create there is not created. An operator who means to change the CA of a
+//! database says so with `estca store bind-ca --replace`; a restore binds the database it
+//! fills to the restoring CA.
 
 use std::fmt;
 use std::path::Path;
