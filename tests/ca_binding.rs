@@ -115,6 +115,53 @@ fn a_database_refuses_a_daemon_of_another_ca_until_the_operator_rebinds_it() {
     );
 }
 
+/// A reload (SIGHUP) that finds another CA in `ca.dir` is refused, and the daemon goes on
+/// with the CA it had.
+#[tokio::test]
+async fn a_reload_that_finds_another_ca_is_refused_and_the_ca_in_force_stays() {
+    let daemon = TestDaemon::start(Options::default());
+    let client = daemon.client();
+    let before = client.get("cacerts").await;
+    before.assert_status(200);
+    let own_key = anchor_key(&daemon.dir().ca_dir());
+
+    let other = TestDir::new(Options::default());
+    other.cli_ok(&["init", "--unencrypted"], None);
+    let other_key = anchor_key(&other.ca_dir());
+    std::fs::rename(daemon.dir().ca_dir(), daemon.dir().path().join("certs-own")).unwrap();
+    std::fs::rename(other.ca_dir(), daemon.dir().ca_dir()).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let said = loop {
+        let log = daemon.stderr();
+        if log.contains("reload refused") {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload outcome:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        said.contains("belongs to another CA")
+            && said.contains(&own_key)
+            && said.contains(&other_key),
+        "{said}"
+    );
+    let after = client.get("cacerts").await;
+    after.assert_status(200);
+    assert_eq!(
+        pkcs7_certificates(&after.body),
+        pkcs7_certificates(&before.body),
+        "the CA in force changed"
+    );
+}
+
 #[test]
 fn a_restore_binds_the_database_to_the_ca_that_signed_the_backup() {
     let source = TestDaemon::start(Options::default());
