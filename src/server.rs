@@ -18,7 +18,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::ca::binding::{self, Binding, BindingPlace, CaKeys, ShowKey};
+use crate::ca::binding::{self, Binding, BindingPlace, CaKeys};
 use crate::ca::{CaError, CertificateAuthority, Generations, IssuingCas};
 use crate::config::Config;
 use crate::http::{plain, AuthenticatedId, Base64Lines, HeaderSpelling, PeerInfo};
@@ -186,13 +186,13 @@ async fn bound_generations(config: &Config, store: &dyn Store) -> Result<Generat
         Binding::Kept => {}
         Binding::New => tracing::info!(
             database = %database,
-            ca_key_sha256 = %ShowKey(&keys.anchor()),
+            ca_key_sha256 = %keys.anchor(),
             "the database is now bound to this CA: a daemon with another CA directory will be refused on it"
         ),
         Binding::MovedToAnchor { from } => tracing::info!(
             database = %database,
-            ca_key_sha256 = %ShowKey(&keys.anchor()),
-            was = %ShowKey(&from),
+            ca_key_sha256 = %keys.anchor(),
+            was = %from,
             "the database's binding moved from the issuing CA's key to the root's, which rollovers keep"
         ),
     }

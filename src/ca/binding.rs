@@ -14,7 +14,6 @@
 //! database says so with `estca store bind-ca --replace`; a restore binds the database it
 //! fills to the restoring CA.
 
-use std::fmt;
 use std::path::Path;
 
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -85,16 +84,6 @@ fn key_of(der: &[u8]) -> Result<KeyFingerprint, CaError> {
     Ok(KeyFingerprint::of_spki_der(certificate.public_key().raw))
 }
 
-/// A key fingerprint as the refusals and `estca store bind-ca` print it: lower-case hex, as
-/// `sha256sum` prints the SHA-256 of the key's DER SubjectPublicKeyInfo.
-pub struct ShowKey<'a>(pub &'a KeyFingerprint);
-
-impl fmt::Display for ShowKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0 .0))
-    }
-}
-
 /// How to print a CA directory's anchor key with openssl, for the refusals.
 const HOW_TO_PRINT: &str = "openssl x509 -in CA_DIR/root-ca.pem -noout -pubkey | openssl pkey \
      -pubin -outform DER | sha256sum (issuing-ca.pem instead of root-ca.pem in a directory \
@@ -119,10 +108,10 @@ pub enum BindingError {
         database: String,
         /// The configured CA directory.
         ca_dir: String,
-        /// The key the database is bound to, in hex.
-        bound: String,
-        /// This CA's anchor key, in hex.
-        ours: String,
+        /// The key the database is bound to.
+        bound: KeyFingerprint,
+        /// This CA's anchor key.
+        ours: KeyFingerprint,
     },
     /// The CA directory holds no CA while the database belongs to one: estca does not create
     /// a development CA then.
@@ -139,8 +128,8 @@ pub enum BindingError {
         ca_dir: String,
         /// Where the database is.
         database: String,
-        /// The key the database is bound to, in hex.
-        bound: String,
+        /// The key the database is bound to.
+        bound: KeyFingerprint,
     },
     /// The binding could not be read or written.
     #[error("{0}")]
@@ -162,8 +151,8 @@ impl BindingPlace<'_> {
         BindingError::OtherCa {
             database: self.database.to_owned(),
             ca_dir: self.ca_dir.display().to_string(),
-            bound: ShowKey(bound).to_string(),
-            ours: ShowKey(ours).to_string(),
+            bound: *bound,
+            ours: *ours,
         }
     }
 
@@ -172,7 +161,7 @@ impl BindingPlace<'_> {
         BindingError::NoCa {
             ca_dir: self.ca_dir.display().to_string(),
             database: self.database.to_owned(),
-            bound: ShowKey(bound).to_string(),
+            bound: *bound,
         }
     }
 }
@@ -283,8 +272,8 @@ mod tests {
         assert_eq!(bind(&store, &ours, here).await.unwrap(), Binding::Kept);
         let refused = bind(&store, &theirs, here).await.unwrap_err().to_string();
         for expected in [
-            ShowKey(&ours.anchor()).to_string(),
-            ShowKey(&theirs.anchor()).to_string(),
+            ours.anchor().to_string(),
+            theirs.anchor().to_string(),
             "belongs to another CA".into(),
         ] {
             assert!(refused.contains(&expected), "{refused}");

@@ -4,7 +4,7 @@
 use std::io::{Seek, Write};
 use std::path::Path;
 
-use crate::ca::binding::{self, Binding, BindingError, BindingPlace, CaKeys, ShowKey};
+use crate::ca::binding::{self, Binding, BindingError, BindingPlace, CaKeys};
 use crate::ca::{verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding};
 use crate::config::Config;
 use crate::private_dir::Holds;
@@ -129,8 +129,8 @@ pub async fn bind_ca(config: &Config, replace: bool, json: bool) -> Result<(), S
         output::line(serde_json::json!({
             "database": database,
             "ca_dir": config.ca.dir,
-            "ca_key_sha256": ShowKey(&anchor).to_string(),
-            "was": before.as_ref().map(|key| ShowKey(key).to_string()),
+            "ca_key_sha256": anchor.to_string(),
+            "was": before.as_ref().map(|key| key.to_string()),
             "outcome": outcome,
         }))?;
     } else {
@@ -140,17 +140,12 @@ pub async fn bind_ca(config: &Config, replace: bool, json: bool) -> Result<(), S
             "is now bound"
         };
         let was = replaced
-            .map(|key| {
-                format!(
-                    "; it was bound to the CA key with SHA-256 {}",
-                    ShowKey(&key)
-                )
-            })
+            .map(|key| format!("; it was bound to the CA key with SHA-256 {key}"))
             .unwrap_or_default();
         output::line(format_args!(
             "the database at {database} {done} to the CA in {} (CA key SHA-256 {}){was}",
             config.ca.dir.display(),
-            ShowKey(&anchor),
+            anchor,
         ))?;
     }
     Ok(())

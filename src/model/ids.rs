@@ -154,6 +154,14 @@ impl KeyFingerprint {
     }
 }
 
+impl fmt::Display for KeyFingerprint {
+    /// Lower-case hex, as `sha256sum` prints the SHA-256 of the key's DER
+    /// SubjectPublicKeyInfo (the form the refusals and `estca store bind-ca` print).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
