@@ -82,22 +82,28 @@ impl TestPostgres {
     pub fn shared() -> Option<&'static TestPostgres> {
         static SHARED: OnceLock<Option<TestPostgres>> = OnceLock::new();
         SHARED
-            .get_or_init(|| match TestPostgres::start() {
-                Ok(server) => Some(server),
-                Err(Unavailable(why)) => {
-                    if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
-                        panic!("REQUIRE_ALL_TESTS is set and no PostgreSQL test server: {why}");
-                    }
-                    // Straight to standard error, past the test harness's capture of
-                    // `eprintln!`, so that the skip is seen; once per test process.
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "NOTICE: skipping the PostgreSQL tests: {why} (install Debian's `postgresql` package)"
-                    );
-                    None
-                }
-            })
+            .get_or_init(|| Self::or_skip(TestPostgres::start()))
             .as_ref()
+    }
+
+    /// `started`, or `None` after a notice that the PostgreSQL tests are skipped and why;
+    /// a failure when `REQUIRE_ALL_TESTS` is set (CI never skips).
+    pub fn or_skip(started: Result<TestPostgres, Unavailable>) -> Option<TestPostgres> {
+        match started {
+            Ok(server) => Some(server),
+            Err(Unavailable(why)) => {
+                if std::env::var_os("REQUIRE_ALL_TESTS").is_some() {
+                    panic!("REQUIRE_ALL_TESTS is set and no PostgreSQL test server: {why}");
+                }
+                // Straight to standard error, past the test harness's capture of
+                // `eprintln!`, so that the skip is seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTICE: skipping the PostgreSQL tests: {why} (install Debian's `postgresql` package)"
+                );
+                None
+            }
+        }
     }
 
     /// Starts a server of the caller's own. Fails when the binaries are missing (saying

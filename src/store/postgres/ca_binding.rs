@@ -12,12 +12,7 @@ impl CaBinding for PostgresStore {
     async fn bound_ca(&self) -> Result<Option<KeyFingerprint>, StoreError> {
         let rows = self.rows("SELECT key_sha256 FROM ca_binding", &[]).await?;
         rows.first()
-            .map(|row| {
-                let bytes: Vec<u8> = rows::get(row, "key_sha256")?;
-                <[u8; 32]>::try_from(bytes.as_slice())
-                    .map(KeyFingerprint)
-                    .map_err(|_| rows::bad("ca_binding.key_sha256 is not 32 bytes"))
-            })
+            .map(|row| rows::key_fingerprint(row, "key_sha256"))
             .transpose()
     }
 

@@ -96,6 +96,14 @@ fn serial_in(bytes: &[u8]) -> Result<Serial, StoreError> {
         .ok_or_else(|| bad("a serial that is not 16 bytes"))
 }
 
+/// The key fingerprint (SHA-256, 32 bytes) in column `name`.
+pub(super) fn key_fingerprint(row: &Row, name: &str) -> Result<KeyFingerprint, StoreError> {
+    let bytes: &[u8] = get(row, name)?;
+    <[u8; 32]>::try_from(bytes)
+        .map(KeyFingerprint)
+        .map_err(|_| bad("a key fingerprint not of 32 bytes"))
+}
+
 /// The serial in column `name`.
 pub(super) fn serial(row: &Row, name: &str) -> Result<Serial, StoreError> {
     serial_in(get(row, name)?)
@@ -167,16 +175,13 @@ pub(super) fn certificate(row: &Row) -> Result<CertificateRecord, StoreError> {
         "ocsp_signer" => Holder::OcspSigner,
         other => return Err(bad(&format!("holder_kind '{other}'"))),
     };
-    let key: &[u8] = get(row, "key_fingerprint")?;
     Ok(CertificateRecord {
         serial: serial(row, "serial")?,
         holder,
         subject: get(row, "subject")?,
         not_before: instant(row, "not_before")?,
         not_after: instant(row, "not_after")?,
-        key: KeyFingerprint(
-            <[u8; 32]>::try_from(key).map_err(|_| bad("a key fingerprint not of 32 bytes"))?,
-        ),
+        key: key_fingerprint(row, "key_fingerprint")?,
         revocation: revocation(row)?,
         der: get(row, "der")?,
     })

@@ -15,21 +15,6 @@ use crate::store::{
     SyncMode,
 };
 
-/// A test server of its own, or `None` (the test then skips) where none can be had; a
-/// failure under `REQUIRE_ALL_TESTS` (CI), which never skips.
-fn own_server<E: std::fmt::Debug>(started: Result<TestPostgres, E>) -> Option<TestPostgres> {
-    match started {
-        Ok(server) => Some(server),
-        Err(why) => {
-            assert!(
-                std::env::var_os("REQUIRE_ALL_TESTS").is_none(),
-                "no PostgreSQL test server: {why:?}"
-            );
-            None
-        }
-    }
-}
-
 /// A new database with contract 5110 and ID nozawa1, and two handles on it ("daemons").
 async fn two_daemons() -> Option<(TestDatabase, PostgresStore, PostgresStore)> {
     TestPostgres::shared()?;
@@ -320,7 +305,7 @@ async fn a_database_that_would_lose_commits_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_off_is_refused_with_a_fix_that_postgresql_accepts() {
     // A server of this test's own (fsync is server-wide), fsync from its configuration files.
-    let Some(server) = own_server(TestPostgres::start_with_fsync_from_config()) else {
+    let Some(server) = TestPostgres::or_skip(TestPostgres::start_with_fsync_from_config()) else {
         return;
     };
     let name = server.database();
@@ -414,7 +399,7 @@ async fn an_unreachable_database_is_named_by_its_host_and_never_by_its_password(
 #[test]
 fn a_test_server_is_stopped_and_its_directory_removed_when_its_pipe_closes() {
     // What happens when a test process ends, however it ends: its end of the pipe closes.
-    let Some(server) = own_server(TestPostgres::start()) else {
+    let Some(server) = TestPostgres::or_skip(TestPostgres::start()) else {
         return;
     };
     let dir = server.directory().to_owned();
@@ -433,7 +418,7 @@ fn a_test_server_is_stopped_and_its_directory_removed_when_its_pipe_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_ca_file_connections_are_tls_and_the_server_is_verified() {
-    let Some(server) = own_server(TestPostgres::start_tls()) else {
+    let Some(server) = TestPostgres::or_skip(TestPostgres::start_tls()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
