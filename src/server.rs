@@ -536,8 +536,9 @@ fn tenths(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
 
-/// Makes the data and CA directories private to estca's user, or refuses them (see
-/// `crate::private_dir`). A directory tightened because it held nothing yet is logged.
+/// Makes the data or the CA directory (`holds` says which) private to estca's user, or
+/// refuses it (see `crate::private_dir`). A directory tightened because it held nothing yet is
+/// logged.
 fn prepare_private_dir(
     path: &std::path::Path,
     holds: crate::private_dir::Holds,

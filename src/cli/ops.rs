@@ -5,7 +5,9 @@ use std::io::{Seek, Write};
 use std::path::Path;
 
 use crate::ca::binding::{self, Binding, BindingError, BindingPlace, CaKeys};
-use crate::ca::{verify_backup_signature, BackupSignatureError, BackupTrust, SignerStanding};
+use crate::ca::{
+    verify_backup_signature, BackupSignatureError, BackupTrust, CaError, SignerStanding,
+};
 use crate::config::Config;
 use crate::private_dir::Holds;
 use crate::private_file::PrivateFile;
@@ -356,16 +358,23 @@ pub async fn restore(
     })?;
     debug_assert_eq!(imported, summary);
     // The database now holds what the configured CA signed: it belongs to that CA, whatever
-    // an earlier start on the empty database bound it to.
-    if let Ok(keys) = CaKeys::read(&config.ca) {
-        store.rebind_ca(keys.anchor()).await.map_err(|e| {
-            format!(
-                "{}: restored, but the database at {} could not be bound to the CA in {}: {e}; run 'estca store bind-ca --replace'",
-                file.display(),
-                config.database_location(),
-                config.ca.dir.display()
-            )
-        })?;
+    // an earlier start on the empty database bound it to. Without a CA (an unsigned backup
+    // restored before `estca init`), the first start binds it.
+    let not_bound = |e: String| {
+        format!(
+            "{}: restored, but the database at {} could not be bound to the CA in {}: {e}; run 'estca store bind-ca --replace'",
+            file.display(),
+            config.database_location(),
+            config.ca.dir.display()
+        )
+    };
+    match CaKeys::read(&config.ca) {
+        Ok(keys) => store
+            .rebind_ca(keys.anchor())
+            .await
+            .map_err(|e| not_bound(e.to_string()))?,
+        Err(CaError::NotInitialized { .. }) => {}
+        Err(e) => return Err(not_bound(e.to_string())),
     }
     output::line(report(
         &imported,

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::{storage, tx_get, FjallStore, META};
 use crate::model::KeyFingerprint;
 use crate::store::ca_binding::{stored_ca_key, META_CA_KEY};
+use crate::store::writes::durably;
 use crate::store::{CaBinding, StoreError};
 
 #[async_trait]
@@ -20,7 +21,7 @@ impl CaBinding for FjallStore {
 
     async fn bind_ca(&self, key: KeyFingerprint) -> Result<KeyFingerprint, StoreError> {
         // One transaction at a time: of two binds, the second finds the first's key.
-        let (bound, wrote) =
+        durably(self, || {
             self.transact(
                 |tx| match tx_get(tx, &self.parts.meta, META, META_CA_KEY)? {
                     Some(found) => Ok((stored_ca_key(&found)?, false)),
@@ -29,20 +30,18 @@ impl CaBinding for FjallStore {
                         Ok((key, true))
                     }
                 },
-            )?;
-        if wrote {
-            self.durability.wrote();
-            self.sync().await?;
-        }
-        Ok(bound)
+            )
+        })
+        .await
     }
 
     async fn rebind_ca(&self, key: KeyFingerprint) -> Result<(), StoreError> {
-        self.transact(|tx| {
-            tx.insert(&self.parts.meta, META_CA_KEY, key.0);
-            Ok(((), true))
-        })?;
-        self.durability.wrote();
-        self.sync().await
+        durably(self, || {
+            self.transact(|tx| {
+                tx.insert(&self.parts.meta, META_CA_KEY, key.0);
+                Ok(((), true))
+            })
+        })
+        .await
     }
 }

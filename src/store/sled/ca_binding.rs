@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::{storage, SledStore, META};
 use crate::model::KeyFingerprint;
 use crate::store::ca_binding::{stored_ca_key, META_CA_KEY};
+use crate::store::writes::{always_durably, durably};
 use crate::store::{CaBinding, StoreError};
 
 #[async_trait]
@@ -18,25 +19,29 @@ impl CaBinding for SledStore {
     }
 
     async fn bind_ca(&self, key: KeyFingerprint) -> Result<KeyFingerprint, StoreError> {
-        let swapped = self
-            .meta
-            .compare_and_swap(META_CA_KEY, None as Option<&[u8]>, Some(&key.0[..]))
-            .map_err(|e| storage(META, e))?;
-        match swapped {
-            Ok(()) => {
-                self.durability.wrote();
-                self.sync().await?;
-                Ok(key)
+        durably(self, || {
+            let swapped = self
+                .meta
+                .compare_and_swap(META_CA_KEY, None as Option<&[u8]>, Some(&key.0[..]))
+                .map_err(|e| storage(META, e))?;
+            match swapped {
+                Ok(()) => Ok((key, true)),
+                Err(found) => Ok((
+                    stored_ca_key(found.current.as_deref().unwrap_or_default())?,
+                    false,
+                )),
             }
-            Err(found) => stored_ca_key(found.current.as_deref().unwrap_or_default()),
-        }
+        })
+        .await
     }
 
     async fn rebind_ca(&self, key: KeyFingerprint) -> Result<(), StoreError> {
-        self.meta
-            .insert(META_CA_KEY, &key.0[..])
-            .map_err(|e| storage(META, e))?;
-        self.durability.wrote();
-        self.sync().await
+        always_durably(self, || {
+            self.meta
+                .insert(META_CA_KEY, &key.0[..])
+                .map(drop)
+                .map_err(|e| storage(META, e))
+        })
+        .await
     }
 }
