@@ -130,23 +130,8 @@ async fn a_reload_that_finds_another_ca_is_refused_and_the_ca_in_force_stays() {
     let other_key = anchor_key(&other.ca_dir());
     std::fs::rename(daemon.dir().ca_dir(), daemon.dir().path().join("certs-own")).unwrap();
     std::fs::rename(other.ca_dir(), daemon.dir().ca_dir()).unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let said = loop {
-        let log = daemon.stderr();
-        if log.contains("reload refused") {
-            break log;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reload outcome:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    daemon.reload();
+    let said = daemon.wait_for_log("reload refused", 0);
     assert!(
         said.contains("belongs to another CA")
             && said.contains(&own_key)

@@ -650,11 +650,7 @@ async fn an_issuing_key_in_softhsm_rolls_over_to_a_new_token_key_at_sighup() {
 /// Sends SIGHUP to the daemon and waits until its revocation listener serves the issuing CA
 /// certificate whose subject key identifier is `ski` at `/ca.crt`.
 async fn reload_until_served(daemon: &TestDaemon, http: &str, ski: &str) {
-    let status = Command::new("kill")
-        .args(["-HUP", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    daemon.reload();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let served = curl_get(&format!("http://{http}/ca.crt"));

@@ -306,19 +306,6 @@ fn assert_recorded(dir: &TestDir, certificate_der: &[u8], kind: &str) -> serde_j
     view
 }
 
-/// Waits until the daemon's log contains `text` after its first `after` bytes.
-fn wait_for_log(daemon: &TestDaemon, text: &str, after: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !daemon.stderr()[after..].contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in the log:\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn the_tls_server_and_ocsp_signer_certificates_are_recorded_before_use() {
     let daemon = TestDaemon::start(Options {
@@ -355,8 +342,8 @@ async fn the_tls_server_and_ocsp_signer_certificates_are_recorded_before_use() {
     )
     .unwrap();
     let logged = daemon.stderr().len();
-    run(Command::new("kill").args(["-HUP", &daemon.pid().to_string()]));
-    wait_for_log(&daemon, "configuration reloaded", logged);
+    daemon.reload();
+    daemon.wait_for_log("configuration reloaded", logged);
     let reloaded = presented_server_certificate(daemon.port);
     assert_ne!(serial_hex(&reloaded), serial_hex(&server));
     let view = assert_recorded(dir, &reloaded, "tls_server");

@@ -10,7 +10,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use base64::Engine;
 use common::*;
@@ -52,17 +51,6 @@ fn private_file(path: &Path, contents: &str) -> String {
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Waits (at most 20 s) until the daemon's log contains `needle`.
-fn wait_for_log(daemon: &TestDaemon, needle: &str) {
-    for _ in 0..200 {
-        if daemon.stderr().contains(needle) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {needle:?} in the log:\n{}", daemon.stderr());
 }
 
 async fn get(url: &str) -> (u16, String, Vec<u8>) {
@@ -370,7 +358,7 @@ async fn the_offline_root_certifies_the_issuing_ca_and_its_arl_is_served_and_che
     .unwrap();
     let (_, _, served) = get(&root_crl_url).await;
     assert_eq!(served, first_arl);
-    wait_for_log(&daemon, "root CRL refused");
+    daemon.wait_for_log("root CRL refused", 0);
 
     // A fresh ARL close to its nextUpdate: picked up when the file changes, and the daemon
     // warns on reload.
@@ -399,12 +387,8 @@ async fn the_offline_root_certifies_the_issuing_ca_and_its_arl_is_served_and_che
         std::fs::read(root_dir.join("root.crl")).unwrap()
     );
     assert_ne!(second_arl, first_arl);
-    let hup = Command::new("kill")
-        .args(["-HUP", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
-    wait_for_log(&daemon, "the root CRL goes stale soon");
+    daemon.reload();
+    daemon.wait_for_log("the root CRL goes stale soon", 0);
 
     // The root revokes the issuing CA: the new ARL lists it and openssl refuses the leaf.
     let out = estca_ok(

@@ -111,11 +111,7 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
 
     // SIGHUP: the new generation is in force once /ca.crt serves it.
     let revocation = daemon.ready_addr("revocation_http").to_string();
-    let status = Command::new("kill")
-        .args(["-HUP", &daemon.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    daemon.reload();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, der) = plain_get(&format!("http://{revocation}/ca.crt")).await;

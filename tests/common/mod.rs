@@ -573,6 +573,29 @@ impl TestDaemon {
         self.child.id()
     }
 
+    /// SIGHUP: the daemon reloads its configuration and its CA directory.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    /// Waits (up to 30 s) until the daemon's log, past its first `after` bytes, contains
+    /// `text`; returns the whole log.
+    pub fn wait_for_log(&self, text: &str, after: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.stderr();
+            if log.get(after..).is_some_and(|tail| tail.contains(text)) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then waits for the exit; returns the directory for a restart.
     pub fn stop(mut self) -> TestDir {
         wait_for_sigterm_handler(self.child.id());
