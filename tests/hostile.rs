@@ -428,6 +428,34 @@ async fn header_floods_and_slowloris_are_cut_off() {
     assert!(!d.stderr().contains("panicked"));
 }
 
+/// A keep-alive connection left idle after an answer is closed once the header timeout has
+/// passed: an idle client holds a connection slot for that long at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let d = hostile_daemon(&[("ESTCA_SERVER__HEADER_TIMEOUT_SECS", "2")]);
+    let mut s = tls_connect(d.port, tls_config(&d.dir().root_ca_pem()))
+        .await
+        .unwrap();
+    s.write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Reads the answer, then waits on the idle connection until the daemon closes it.
+    let answer = read_all(&mut s, Duration::from_secs(10)).await;
+    let idle_for = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    eprintln!("idle keep-alive connection closed after {idle_for:?} (header timeout 2 s)");
+    assert!(
+        idle_for >= Duration::from_millis(1900) && idle_for < Duration::from_secs(6),
+        "closed after {idle_for:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_connections_hit_the_limit_and_new_clients_get_503_fast() {
     // A lower limit than the default 1024 so that the test stays within small fd limits; the

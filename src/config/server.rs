@@ -24,7 +24,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's headers, counted from the end of the previous
+    /// answer on a keep-alive connection: it is also how long such a connection may stay idle.
     pub header_timeout_secs: u64,
     /// Time a request may take end to end.
     pub request_timeout_secs: u64,

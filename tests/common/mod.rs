@@ -830,6 +830,12 @@ impl EstClient {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .local_address(source)
+            // The daemon closes a keep-alive connection that stays idle for
+            // `server.header_timeout_secs` (10 s by default, 2 s in some tests). A POST sent on
+            // a pooled connection at the moment the daemon closes it fails with an unexpected
+            // EOF and is not retried; a client that forgets idle connections sooner never
+            // races the daemon's close.
+            .pool_idle_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
