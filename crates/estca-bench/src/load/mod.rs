@@ -561,6 +561,11 @@ async fn measure(
     let cpu_before = daemons_cpu()?;
     let database_before = database_cpu()?;
     let own_before = daemon::own_cpu_seconds()?;
+    // Announced, so that a profiler (`perf record -p`) can be started on the window alone.
+    eprintln!(
+        "estca-bench: window of {}s with {connections} connections begins",
+        duration.as_secs_f64()
+    );
     barrier.wait().await;
     let start = Instant::now();
     let killer = kill.map(|k| {
