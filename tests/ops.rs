@@ -318,6 +318,9 @@ fn client_config(capture: Arc<Capture>) -> rustls::ClientConfig {
 fn https_client() -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(client_config(Arc::default()))
+        // Below the daemon's keep-alive idle limit (`server.header_timeout_secs`), so that a
+        // request never goes out on a connection the daemon is closing (as `tests/common`).
+        .pool_idle_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
