@@ -156,14 +156,14 @@ impl RegistrationAuthority {
             // Whether the key was ever certified is the commit's check, made under the
             // store's lock where its answer holds (`StoreError::KeyReused` below); asking
             // the store before signing as well cost every issuance a read for the rare
-            // request it refuses (README, "Where the time goes"). The commit lets through
-            // the key of the certificate being superseded, which only a renewal may keep:
-            // anything else with that key is refused here.
+            // request it refuses (README, "The key's read before signing, dropped"). The
+            // commit lets through the key of the certificate being superseded, which only a
+            // renewal may keep: anything else with that key is refused here.
             let keeps_current_key = current
                 .as_ref()
                 .filter(|c| !renews_key && c.key == key.fingerprint());
             if let Some(c) = keeps_current_key {
-                // Named as before: the first certificate of the key.
+                // Named as the commit names a certified key: by its first certificate.
                 let first = self.store.key_certified_by(&c.key).await?;
                 let err = RaError::KeyReused(first.unwrap_or(c.serial));
                 self.record_refusal(caller, Some(&account), kind, err.to_string())
