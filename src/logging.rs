@@ -62,19 +62,37 @@ impl LogHandle {
     }
 }
 
-/// rustls warns, for every handshake of a client that sends an IP address as its server name
-/// (libest's `estclient -s 127.0.0.1`, many devices), "Illegal SNI extension: ignoring IP
-/// address presented as hostname". The handshake goes on; nothing is wrong for the operator
-/// to act on, so those messages are kept out unless the filter names rustls itself.
-const QUIET_RUSTLS_HANDSHAKE: &str = "rustls::msgs::handshake=error";
+/// Libraries whose routine messages are not events for the operator, each quietened to a
+/// level unless the operator's filter names the library itself:
+///
+/// - rustls warns, for every handshake of a client that sends an IP address as its server
+///   name (libest's `estclient -s 127.0.0.1`, many devices), "Illegal SNI extension:
+///   ignoring IP address presented as hostname". The handshake goes on; nothing is wrong.
+/// - fjall and its `lsm_tree` announce at INFO every partition they open and recover, about
+///   thirty lines at each start of a daemon on `store.backend = "fjall"`; their warnings and
+///   errors still show.
+const QUIETENED: [(&str, &str); 3] = [
+    ("rustls", "rustls::msgs::handshake=error"),
+    ("fjall", "fjall=warn"),
+    ("lsm_tree", "lsm_tree=warn"),
+];
+
+/// The operator's filter (`log.level`, `RUST_LOG` syntax) with the [`QUIETENED`] libraries
+/// it does not name added.
+fn with_quietened(level: &str) -> String {
+    if level.trim().is_empty() {
+        return level.to_owned();
+    }
+    QUIETENED
+        .iter()
+        .filter(|(library, _)| !level.contains(library))
+        .fold(level.to_owned(), |filter, (_, directive)| {
+            format!("{filter},{directive}")
+        })
+}
 
 fn parse_filter(level: &str) -> Result<EnvFilter, LoggingError> {
-    let filter = if level.contains("rustls") || level.trim().is_empty() {
-        level.to_owned()
-    } else {
-        format!("{level},{QUIET_RUSTLS_HANDSHAKE}")
-    };
-    EnvFilter::try_new(&filter).map_err(|e| LoggingError::Filter {
+    EnvFilter::try_new(with_quietened(level)).map_err(|e| LoggingError::Filter {
         level: level.to_owned(),
         reason: e.to_string(),
     })
@@ -169,6 +187,19 @@ mod tests {
         assert_eq!(syslog_priority(&Level::INFO), 6);
         assert_eq!(syslog_priority(&Level::DEBUG), 7);
         assert_eq!(syslog_priority(&Level::TRACE), 7);
+    }
+
+    #[test]
+    fn routine_library_messages_are_quietened_unless_the_filter_names_the_library() {
+        assert_eq!(
+            with_quietened("info"),
+            "info,rustls::msgs::handshake=error,fjall=warn,lsm_tree=warn"
+        );
+        assert_eq!(
+            with_quietened("info,fjall=debug"),
+            "info,fjall=debug,rustls::msgs::handshake=error,lsm_tree=warn"
+        );
+        assert_eq!(with_quietened(""), "");
     }
 
     #[test]
