@@ -87,6 +87,27 @@ pub enum ServeError {
     PrivateDir(#[from] crate::private_dir::PrivateDirError),
 }
 
+impl ServeError {
+    /// Whether starting again unchanged would fail the same way: a database bound to another
+    /// CA (or beside an empty CA directory), a data or CA directory others may read, a
+    /// stranger's file at the admin socket's path. Those need the operator to change the
+    /// configuration or the files; the command exits with the configuration code then (README
+    /// "Exit codes"), which the systemd unit does not restart on. Everything else (a port
+    /// still taken, an HSM not ready yet, a disk error) may pass, and exits with code 1.
+    pub fn needs_the_operator(&self) -> bool {
+        use crate::ca::binding::BindingError;
+        use crate::private_dir::PrivateDirError;
+        match self {
+            ServeError::Binding(e) => {
+                matches!(e, BindingError::OtherCa { .. } | BindingError::NoCa { .. })
+            }
+            ServeError::PrivateDir(e) => !matches!(e, PrivateDirError::Io { .. }),
+            ServeError::AdminSocketPathTaken { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
     let what = what.into();
     move |source| ServeError::Io { what, source }

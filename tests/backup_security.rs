@@ -353,6 +353,7 @@ fn open_data_and_ca_directories_are_refused_with_the_fix() {
         "{}",
         failure.stderr
     );
+    assert_eq!(failure.status.and_then(|s| s.code()), Some(3), "exit code");
     let (status, _, err) = dir.cli(&["init"], None);
     assert!(!status.success() && err.contains("chmod 700"), "{err}");
     let (status, _, err) = dir.cli(&["restore", "/nonexistent"], None);

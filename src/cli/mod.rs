@@ -88,7 +88,7 @@ pub fn main() -> ExitCode {
     };
     let result: Result<(), Failure> = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { .. } => Ok(serve(config, config_path).await?),
+            Command::Serve { .. } => serve(config, config_path).await,
             Command::Completions { .. } | Command::Man => Ok(()),
             Command::Init(args) => Ok(init(config, args, json)?),
             Command::CheckConfig => Ok(ops::check_config(&config, config_path.as_deref(), json)?),
@@ -115,15 +115,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), String> {
-    let log =
-        crate::logging::init(config.log.format, &config.log.level).map_err(|e| e.to_string())?;
+async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<(), Failure> {
+    let log = crate::logging::init(config.log.format, &config.log.level)
+        .map_err(|e| Failure::new(FailureKind::Configuration, e.to_string()))?;
     for variable in crate::config::ConfigurationVariables::split(std::env::vars()).ignored {
         tracing::debug!(%variable, "not configuration (that is ESTCA_<SECTION>__<KEY>); ignored");
     }
     crate::reload::serve_until_signalled(config_path, config, Arc::new(SystemClock), log)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let kind = if e.needs_the_operator() {
+                FailureKind::Configuration
+            } else {
+                FailureKind::Other
+            };
+            Failure::new(kind, e.to_string())
+        })
 }
 
 /// `estca init`: creates the CA directory (0700) and the CA in it. Without a usable
