@@ -90,14 +90,30 @@ pub enum ServeError {
 impl ServeError {
     /// Whether starting again unchanged would fail the same way: a database bound to another
     /// CA (or beside an empty CA directory), a data or CA directory others may read, a
-    /// stranger's file at the admin socket's path. Those need the operator to change the
-    /// configuration or the files; the command exits with the configuration code then (README
-    /// "Exit codes"), which the systemd unit does not restart on. Everything else (a port
-    /// still taken, an HSM not ready yet, a disk error) may pass, and exits with code 1.
+    /// stranger's file at the admin socket's path, CA files that are missing, mismatched or
+    /// exposed, a key's passphrase or PIN missing or wrong. Those need the operator to change
+    /// the configuration or the files; the command exits with the configuration code then
+    /// (README "Exit codes"), which the systemd unit does not restart on. Everything else (a
+    /// port still taken, an HSM not ready yet, a disk error) may pass, and exits with code 1.
     pub fn needs_the_operator(&self) -> bool {
         use crate::ca::binding::BindingError;
         use crate::private_dir::PrivateDirError;
         match self {
+            ServeError::Ca(e) => matches!(
+                e,
+                CaError::NotInitialized { .. }
+                    | CaError::Incomplete { .. }
+                    | CaError::AwaitingIssuingCertificate { .. }
+                    | CaError::InsecureKeyFile { .. }
+                    | CaError::BadKey { .. }
+                    | CaError::PassphraseMissing { .. }
+                    | CaError::WrongPassphrase { .. }
+                    | CaError::PinMissing { .. }
+                    | CaError::BadCertificate { .. }
+                    | CaError::KeyMismatch { .. }
+                    | CaError::NotCa { .. }
+                    | CaError::InvalidName(_)
+            ),
             ServeError::Binding(e) => {
                 matches!(e, BindingError::OtherCa { .. } | BindingError::NoCa { .. })
             }

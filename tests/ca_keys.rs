@@ -122,6 +122,8 @@ async fn a_production_ca_is_encrypted_by_default_and_the_daemon_decrypts_it_with
         "{}",
         failure.stderr
     );
+    // The configuration's exit code: the systemd unit does not restart into the same refusal.
+    assert_eq!(failure.status.and_then(|s| s.code()), Some(3));
 
     // A wrong passphrase in the systemd credential: refused, and the passphrase never shown.
     let credentials = dir.path().join("credentials");
@@ -143,6 +145,7 @@ async fn a_production_ca_is_encrypted_by_default_and_the_daemon_decrypts_it_with
         "{}",
         failure.stderr
     );
+    assert_eq!(failure.status.and_then(|s| s.code()), Some(3));
     assert!(
         !failure.stderr.contains("zebra-quartz"),
         "{}",
