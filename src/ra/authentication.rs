@@ -10,7 +10,7 @@ use super::policy::{self, Refusal};
 use super::{Caller, RaError, RegistrationAuthority, MAX_ATTEMPTS};
 
 /// Longest a password check waits for the checks already counted against its ID to end.
-const PENDING_CHECKS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const PENDING_CHECKS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RegistrationAuthority {
     /// Checks a password; all failures look the same outside (401, one Argon2 check each).
@@ -31,7 +31,7 @@ impl RegistrationAuthority {
         let slot = self.passwords.admit()?;
         let id: Option<AccountId> = id.parse().ok();
         let attempt = match &id {
-            Some(id) => self.count_password_attempt(id).await?,
+            Some(id) => self.count_password_attempt(source, id).await?,
             None => PasswordAttempt::UnknownId,
         };
         let account = match attempt {
@@ -93,8 +93,16 @@ impl RegistrationAuthority {
     /// [`PENDING_CHECKS_WAIT`], polling the store), since a right password among them resets
     /// the count: many right passwords sent at once are all checked, however many there are,
     /// and wrong ones never more than the limit.
+    ///
+    /// Counted checks that have not ended by then never will: their requests were cancelled
+    /// (the client closed the connection, the request timed out) or their daemon stopped
+    /// between counting and settling. Each was a guess that nobody may take back, so the ID is
+    /// locked then, as the last of them would have locked it ([`Self::lock_unsettled`]):
+    /// otherwise it would stay at the limit unlocked, every later attempt waiting here in vain
+    /// and its administrators seeing it as not locked.
     pub(super) async fn count_password_attempt(
         &self,
+        source: &str,
         id: &AccountId,
     ) -> Result<PasswordAttempt, RaError> {
         let deadline = tokio::time::Instant::now() + PENDING_CHECKS_WAIT;
@@ -105,17 +113,71 @@ impl RegistrationAuthority {
                 .count_password_attempt(id, self.max_failed_attempts)
                 .await?;
             match attempt {
-                PasswordAttempt::OverLimit(ref account)
-                    if !account.locked
-                        && !account.is_removed()
-                        && tokio::time::Instant::now() + pause < deadline =>
+                PasswordAttempt::OverLimit(account)
+                    if policy::locks_after_failed_check(&account, self.max_failed_attempts)
+                        && !account.is_removed() =>
                 {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Ok(PasswordAttempt::OverLimit(
+                            self.lock_unsettled(source, account).await?,
+                        ));
+                    }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
                 other => return Ok(other),
             }
         }
+    }
+
+    /// Locks an ID whose counted password checks never ended (see
+    /// [`Self::count_password_attempt`]), recording why; returns the account as it is now
+    /// (locked, by this call or by the check that settled meanwhile, or cleared by a right
+    /// password that settled meanwhile). `source` is the attempt that found them.
+    async fn lock_unsettled(&self, source: &str, counted: Account) -> Result<Account, RaError> {
+        let mut account = counted;
+        for _ in 0..MAX_ATTEMPTS {
+            if !policy::locks_after_failed_check(&account, self.max_failed_attempts)
+                || account.is_removed()
+            {
+                return Ok(account);
+            }
+            let lock = self.event(
+                &Caller::enrolling(Actor::System, source),
+                Some(&account),
+                EventKind::Lock,
+                Outcome::Ok {
+                    detail: format!(
+                        "locked: {} password checks were counted and never ended (their requests \
+                         were cancelled or their daemon stopped), each a guess",
+                        account.failed_attempts
+                    ),
+                },
+            );
+            match self
+                .store
+                .update_account(AccountChange {
+                    id: account.id.clone(),
+                    expected_version: account.version,
+                    edits: vec![AccountEdit::LockAtFailures(self.max_failed_attempts)],
+                    revoke: None,
+                    events: vec![lock],
+                })
+                .await
+            {
+                Ok(locked) => {
+                    tracing::warn!(
+                        id = %locked.id,
+                        "ID locked: password checks counted against it never ended"
+                    );
+                    self.observer.locked_out();
+                    return Ok(locked);
+                }
+                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RaError::Contended)
     }
 
     /// A right password: clears the failure count, unless the ID was locked meanwhile by

@@ -67,14 +67,23 @@ const KEY_GENERATION_QUEUE_PER_THREAD: usize = 4;
 /// Largest page of history one query returns.
 pub const MAX_HISTORY_PAGE: usize = 1000;
 
-/// The first password of a new account.
-#[derive(Debug)]
+/// The first password of a new account. Its `Debug` shows which kind it is, never the
+/// password or the hash.
 pub enum InitialPassword {
     /// As typed: checked against the length rules and hashed with Argon2id.
     Clear(Zeroizing<String>),
     /// An Argon2 PHC hash made elsewhere, for the operator's bulk loads (one hash shared by
     /// many IDs costs one hashing): refused from anyone else, and refused unless it parses.
     Hashed(String),
+}
+
+impl std::fmt::Debug for InitialPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InitialPassword::Clear(_) => "InitialPassword::Clear(..)",
+            InitialPassword::Hashed(_) => "InitialPassword::Hashed(..)",
+        })
+    }
 }
 
 /// A new account as an administrator asks for it.

@@ -38,6 +38,23 @@ pub enum PasswordError {
     Hashing(String),
 }
 
+/// What one Argon2 check costs: memory and passes over it.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    memory_kib: u32,
+    iterations: u32,
+}
+
+/// The costliest stored hash checked when the daemon's own parameters are lower: 256 MiB and
+/// 16 passes, far above any estca default yet bounded. A hash beyond it (written by hand into
+/// a database, or restored from one that had no such bound) is refused with an error instead
+/// of allocating its memory: a `m` near 4 TiB would abort the process at the first guess, a
+/// huge `t` would hold a hashing thread for ever.
+const VERIFY_CEILING: Cost = Cost {
+    memory_kib: 256 * 1024,
+    iterations: 16,
+};
+
 /// Hashes and verifies passwords under a concurrency bound.
 #[derive(Debug)]
 pub struct Passwords {
@@ -77,14 +94,28 @@ impl Passwords {
         }
     }
 
-    /// Checks that `hash` is an Argon2 PHC string estca can verify passwords against.
-    pub fn check_hash(hash: &str) -> Result<(), PasswordError> {
+    /// Checks that `hash` is an Argon2 PHC string estca can verify passwords against, at no
+    /// more memory and iterations per check than this daemon's own (`auth.argon2_*`): every
+    /// guess at the ID will cost one check of it, so a hash given by the operator must not
+    /// cost more than the bound the hashing threads are sized for.
+    pub fn check_hash(&self, hash: &str) -> Result<(), PasswordError> {
         let parsed = PasswordHash::new(hash)
             .map_err(|e| PasswordError::BadHash(format!("not a PHC password hash: {e}")))?;
         Algorithm::try_from(parsed.algorithm)
             .map_err(|e| PasswordError::BadHash(format!("not an Argon2 hash: {e}")))?;
-        Params::try_from(&parsed)
+        let params = Params::try_from(&parsed)
             .map_err(|e| PasswordError::BadHash(format!("unusable Argon2 parameters: {e}")))?;
+        if params.m_cost() > self.params.m_cost() || params.t_cost() > self.params.t_cost() {
+            return Err(PasswordError::BadHash(format!(
+                "its Argon2 cost (m={}, t={}) is above this daemon's (auth.argon2_memory_kib = {}, \
+                 auth.argon2_iterations = {}): hash the password with those parameters or lower, \
+                 or raise the settings",
+                params.m_cost(),
+                params.t_cost(),
+                self.params.m_cost(),
+                self.params.t_cost()
+            )));
+        }
         if parsed.salt.is_none() || parsed.hash.is_none() {
             return Err(PasswordError::BadHash(
                 "a password hash needs its salt and output".into(),
@@ -123,6 +154,15 @@ impl Passwords {
         })
     }
 
+    /// The most a stored hash may cost to be checked: the daemon's own parameters, or
+    /// [`VERIFY_CEILING`] when the settings were lowered below it after hashes were stored.
+    fn verify_ceiling(&self) -> Cost {
+        Cost {
+            memory_kib: self.params.m_cost().max(VERIFY_CEILING.memory_kib),
+            iterations: self.params.t_cost().max(VERIFY_CEILING.iterations),
+        }
+    }
+
     /// Password checks waiting for a hashing slot now (for metrics and tests).
     pub fn queue_depth(&self) -> usize {
         self.workers.queue_depth()
@@ -145,11 +185,12 @@ impl CheckSlot<'_> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.passwords.dummy_hash.clone());
         let too_long = password.len() > MAX_PASSWORD_LEN;
+        let ceiling = self.passwords.verify_ceiling();
         let matches = self
             .run(move || {
                 // Over-long passwords are checked as an empty one: same cost, never a match.
                 let candidate: &[u8] = if too_long { b"" } else { &password };
-                verify_now(candidate, &hash)
+                verify_now(candidate, &hash, ceiling)
             })
             .await??;
         Ok(known && !too_long && matches)
@@ -185,8 +226,9 @@ thread_local! {
 }
 
 /// Checks `candidate` against the PHC string `stored` in this thread's reused Argon2 memory
-/// (wiped after each use), comparing in constant time.
-fn verify_now(candidate: &[u8], stored: &str) -> Result<bool, PasswordError> {
+/// (wiped after each use), comparing in constant time; a hash costlier than `ceiling` is an
+/// error, not checked.
+fn verify_now(candidate: &[u8], stored: &str, ceiling: Cost) -> Result<bool, PasswordError> {
     let bad = |e: password_hash::Error| PasswordError::Hashing(e.to_string());
     let parsed = PasswordHash::new(stored).map_err(bad)?;
     let algorithm =
@@ -198,6 +240,16 @@ fn verify_now(candidate: &[u8], stored: &str) -> Result<bool, PasswordError> {
         .map_err(|e| PasswordError::Hashing(e.to_string()))?
         .unwrap_or_default();
     let params = Params::try_from(&parsed).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    if params.m_cost() > ceiling.memory_kib || params.t_cost() > ceiling.iterations {
+        return Err(PasswordError::Hashing(format!(
+            "a stored password hash costs m={} KiB, t={}, above the {} KiB and {} iterations \
+             estca checks; set a new password for the ID",
+            params.m_cost(),
+            params.t_cost(),
+            ceiling.memory_kib,
+            ceiling.iterations
+        )));
+    }
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(PasswordError::Hashing(
             "a stored password hash lacks its salt or output".into(),
@@ -279,6 +331,42 @@ mod tests {
             .await
             .unwrap();
         assert!(!unknown, "the dummy hash must never authenticate");
+    }
+
+    /// A hash given by the operator may cost no more than the daemon's own; one stored
+    /// beyond the ceiling (a huge memory cost would abort the process when allocated) is an
+    /// error at the check, not an allocation.
+    #[tokio::test]
+    async fn hashes_costlier_than_the_daemons_are_refused() {
+        let p = Passwords::new(&config(1, 4)).unwrap();
+        let own = p
+            .hash(Zeroizing::new("correct horse".into()))
+            .await
+            .unwrap();
+        p.check_hash(&own).unwrap();
+        let salt_and_output = own.rsplitn(3, '$').take(2).collect::<Vec<_>>();
+        let with = |params: &str| {
+            format!(
+                "$argon2id$v=19${params}${}${}",
+                salt_and_output[1], salt_and_output[0]
+            )
+        };
+        for costly in ["m=2048,t=1,p=1", "m=1024,t=2,p=1"] {
+            let err = p.check_hash(&with(costly)).unwrap_err().to_string();
+            assert!(err.contains("auth.argon2_memory_kib = 1024"), "{err}");
+        }
+        let huge = with("m=4294967295,t=1,p=1");
+        let err = p
+            .verify(Zeroizing::new(b"correct horse".to_vec()), Some(huge))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("above the 262144 KiB"), "{err}");
+        let endless = with("m=1024,t=4294967295,p=1");
+        assert!(p
+            .verify(Zeroizing::new(b"correct horse".to_vec()), Some(endless))
+            .await
+            .is_err());
     }
 
     #[tokio::test]

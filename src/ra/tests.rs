@@ -484,3 +484,80 @@ async fn removing_an_id_revokes_its_certificate_and_is_final() {
         "{elsewhere}"
     );
 }
+
+/// Password checks counted against an ID that never ended (their requests cancelled between
+/// counting and checking, or their daemon stopped) lock it at the next attempt once they are
+/// overdue, with the reason in history; that attempt, even with the right password, is refused
+/// as on any locked ID, and the ones after it no longer wait. Time is paused: the wait for
+/// the checks passes at once.
+#[tokio::test(start_paused = true)]
+async fn password_checks_counted_and_never_ended_lock_the_id() {
+    let w = world();
+    let (u1, _) = with_two_ids(&w).await;
+    for _ in 0..w.ra.max_failed_attempts {
+        // What a cancelled request leaves: the attempt counted, never settled.
+        w.ra.store
+            .count_password_attempt(&u1, w.ra.max_failed_attempts)
+            .await
+            .unwrap();
+    }
+    let enroll = || {
+        w.ra.enroll_with_password(
+            "192.0.2.9",
+            None,
+            "u1",
+            Zeroizing::new(b"correct horse battery".to_vec()),
+            &[],
+        )
+    };
+    let started = tokio::time::Instant::now();
+    let refused = enroll().await.unwrap_err();
+    assert!(matches!(refused, RaError::Unauthenticated), "{refused}");
+    assert!(started.elapsed() >= super::authentication::PENDING_CHECKS_WAIT / 2);
+    let account = w.ra.store.account(&u1).await.unwrap().unwrap();
+    assert!(
+        account.locked,
+        "the ID must be locked, not left at the limit"
+    );
+    let locks =
+        w.ra.history(
+            &Caller::operator(None),
+            HistoryQuery {
+                account: Some(u1.clone()),
+                kind: Some(EventKind::Lock),
+                page: PageRequest::first(10),
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(locks.len(), 1);
+    assert!(
+        matches!(&locks[0].event.outcome, Outcome::Ok { detail } if detail.contains("never ended")),
+        "{:?}",
+        locks[0].event.outcome
+    );
+    let again = tokio::time::Instant::now();
+    assert!(matches!(enroll().await, Err(RaError::Unauthenticated)));
+    assert!(
+        again.elapsed() < std::time::Duration::from_secs(1),
+        "a locked ID is refused at once"
+    );
+}
+
+/// Neither the password nor the hash of a new account shows in its `Debug` form.
+#[test]
+fn initial_passwords_are_not_shown_by_debug() {
+    let clear = new_account(
+        "u1",
+        InitialPassword::Clear(Zeroizing::new("another fine password".into())),
+    );
+    let hashed = new_account("u1", InitialPassword::Hashed("$argon2id$secret".into()));
+    for shown in [format!("{clear:?}"), format!("{hashed:?}")] {
+        assert!(
+            !shown.contains("fine password") && !shown.contains("secret"),
+            "{shown}"
+        );
+    }
+}

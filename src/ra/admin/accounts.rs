@@ -49,7 +49,7 @@ impl RegistrationAuthority {
                             .into(),
                     ));
                 }
-                Passwords::check_hash(hash)?;
+                self.passwords.check_hash(hash)?;
             }
         }
         let budget = caller.refused_ids_budget();
