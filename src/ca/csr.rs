@@ -7,6 +7,7 @@ use const_oid::ObjectIdentifier;
 use der::Decode;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::cri_attributes::{ChallengePassword, ParsedCriAttribute};
 use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer;
 
@@ -105,6 +106,13 @@ pub enum CsrError {
     /// (RFC 7030 section 4.4.1.1 and 4.4.1.2), which estca does not offer.
     #[error("the CSR asks for the server-generated key to be encrypted ({0} attribute, RFC 7030 section 4.4.1); estca returns the key unencrypted inside the TLS connection only: send the CSR without that attribute")]
     KeyEncryptionRequested(&'static str),
+    /// The CSR's version is not v1 (0), the only one RFC 2986 defines.
+    #[error("the CSR's version is {0}, but PKCS#10 (RFC 2986) defines only version 0 (v1): make the CSR with a standard tool such as openssl req")]
+    Version(u32),
+    /// The CSR carries a challengePassword, which RFC 7030 section 3.5 reserves for the TLS
+    /// channel binding (tls-unique) that estca cannot check.
+    #[error("the CSR carries a challengePassword, which EST (RFC 7030 section 3.5) reserves for binding the request to its TLS session (tls-unique); estca cannot check that binding, so it refuses the request rather than ignore it: make the CSR without a challenge password (with openssl req, leave it empty)")]
+    ChannelBinding,
     /// The CSR is signed with an algorithm estca cannot check.
     #[error("the CSR is signed with {0}, which estca cannot verify; sign it with SHA-256 (ECDSA or RSA PKCS#1 v1.5) or Ed25519")]
     UnsupportedSignatureAlgorithm(String),
@@ -205,6 +213,38 @@ const DECRYPT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 const ASYMM_DECRYPT_KEY_ID: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.54");
 
+/// pkcs-9 challengePassword (RFC 2985), which EST uses to carry tls-unique.
+const CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+
+/// Refuses a CSR whose challengePassword is not empty ([`CsrError::ChannelBinding`]).
+///
+/// RFC 7030 section 3.5: a client links its identity to the request by putting the
+/// tls-unique value of its TLS session in the challengePassword, and "any value submitted is
+/// verified by the server as tls-unique information"; an empty one means no binding. rustls
+/// exposes no tls-unique (and TLS 1.3 defines none), so estca can verify no value: it refuses
+/// them, which is what a failed verification would do, rather than accept a binding it did
+/// not check. Applied to requests an ID makes for itself; an EST registration authority
+/// checked its own client's binding (RFC 7030 section 3.5, as libest's proxy does) and
+/// forwards the CSR unchanged, so the registration authority does not ask this of them.
+pub fn refuse_channel_binding(der: &[u8]) -> Result<(), CsrError> {
+    let csr = parse_bounded(der)?;
+    let bound = csr
+        .certification_request_info
+        .attributes()
+        .iter()
+        .filter(|a| ObjectIdentifier::from_bytes(a.oid.as_bytes()).ok() == Some(CHALLENGE_PASSWORD))
+        .any(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ChallengePassword(ChallengePassword(value)) => !value.is_empty(),
+            // A value of a string type x509-parser does not read: not provably empty.
+            _ => true,
+        });
+    if bound {
+        Err(CsrError::ChannelBinding)
+    } else {
+        Ok(())
+    }
+}
+
 /// Reads a CSR sent to EST `serverkeygen` (RFC 7030 section 4.4.1): as any CSR, one DER
 /// PKCS#10 request within the attribute limits, but its public key and signature are ignored
 /// ("the server MUST ignore the public key values and signature in the CSR": the client may
@@ -255,6 +295,10 @@ fn parse_bounded(der: &[u8]) -> Result<X509CertificationRequest<'_>, CsrError> {
     })?;
     if !rest.is_empty() {
         return Err(CsrError::TrailingData);
+    }
+    let version = csr.certification_request_info.version.0;
+    if version != 0 {
+        return Err(CsrError::Version(version));
     }
     let attributes = csr.certification_request_info.attributes().len();
     let extensions = csr.requested_extensions().map_or(0, Iterator::count);

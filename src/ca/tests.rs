@@ -91,6 +91,11 @@ fn rcgen_csr(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
 
 /// A DER CSR made by `openssl req` for a key made by `openssl genpkey` with `args`.
 fn openssl_csr(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    openssl_csr_with(dir, name, args, &["-subj", "/CN=ignored"])
+}
+
+/// As [`openssl_csr`], with `req_args` for `openssl req` (a subject or a configuration).
+fn openssl_csr_with(dir: &Path, name: &str, args: &[&str], req_args: &[&str]) -> Vec<u8> {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let status = Command::new("openssl")
@@ -103,15 +108,9 @@ fn openssl_csr(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
         .unwrap();
     assert!(status.success(), "openssl genpkey {args:?}");
     let status = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-subj",
-            "/CN=ignored",
-            "-outform",
-            "DER",
-            "-key",
-        ])
+        .args(["req", "-new"])
+        .args(req_args)
+        .args(["-outform", "DER", "-key"])
         .arg(&key)
         .arg("-out")
         .arg(&csr)
@@ -119,6 +118,27 @@ fn openssl_csr(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
         .unwrap();
     assert!(status.success(), "openssl req {args:?}");
     std::fs::read(csr).unwrap()
+}
+
+/// A DER CSR for a new P-256 key made by `openssl req`, carrying a challengePassword of
+/// `value` (as an EST client binding it to its TLS session would).
+pub(crate) fn csr_with_challenge_password(dir: &Path, value: &str) -> Vec<u8> {
+    let config = dir.join("challenge.cnf");
+    std::fs::write(
+        &config,
+        format!(
+            "[req]\nprompt = no\ndistinguished_name = dn\nattributes = attrs\n\
+             [dn]\nCN = u1\n[attrs]\nchallengePassword = {value}\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    openssl_csr_with(
+        dir,
+        "challenge",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-config", &config],
+    )
 }
 
 fn id() -> AccountId {
@@ -551,6 +571,35 @@ fn csr_signature_and_encoding_are_checked() {
         assert!(matches!(err, CsrError::NotDer(_)), "{err}");
         assert!(err.to_string().contains("PKCS#10"), "{err}");
     }
+}
+
+/// RFC 2986 defines version 0 alone; the version is read before the signature.
+#[test]
+fn a_csr_of_another_version_is_refused() {
+    let mut csr = rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256);
+    // The first INTEGER 0 is CertificationRequestInfo's version.
+    let at = csr
+        .windows(3)
+        .position(|w| w == [0x02, 0x01, 0x00])
+        .unwrap();
+    csr[at + 2] = 0x01;
+    let err = validate_csr(&csr).unwrap_err();
+    assert_eq!(err, CsrError::Version(1));
+    assert!(err.to_string().contains("RFC 2986"), "{err}");
+}
+
+/// RFC 7030 section 3.5: a non-empty challengePassword is tls-unique to be verified, which
+/// estca cannot; a CSR without one passes.
+#[test]
+fn a_challenge_password_is_refused_as_an_unverifiable_channel_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = csr_with_challenge_password(dir.path(), "c29tZSB0bHMtdW5pcXVl");
+    assert!(validate_csr(&bound).is_ok(), "the CSR itself is valid");
+    let err = csr::refuse_channel_binding(&bound).unwrap_err();
+    assert_eq!(err, CsrError::ChannelBinding);
+    assert!(err.to_string().contains("RFC 7030 section 3.5"), "{err}");
+    let plain = rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256);
+    csr::refuse_channel_binding(&plain).unwrap();
 }
 
 #[test]

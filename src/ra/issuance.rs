@@ -21,8 +21,9 @@ pub(super) enum KeyOrigin {
 }
 
 impl RegistrationAuthority {
-    /// Validates the CSR (its key and proof of possession) and issues for its key
-    /// ([`RegistrationAuthority::issue_key`]).
+    /// Validates the CSR (its key and proof of possession; for an ID's own request, no
+    /// channel binding it cannot check: [`ca::csr::refuse_channel_binding`]) and issues for
+    /// its key ([`RegistrationAuthority::issue_key`]).
     pub(super) async fn issue(
         &self,
         caller: &Caller,
@@ -31,7 +32,13 @@ impl RegistrationAuthority {
         csr_der: &[u8],
         via: EnrollVia,
     ) -> Result<IssuedCertificate, RaError> {
-        let key = match ca::validate_csr(csr_der) {
+        let checked = ca::validate_csr(csr_der).and_then(|key| {
+            if via != EnrollVia::Delegated {
+                ca::csr::refuse_channel_binding(csr_der)?;
+            }
+            Ok(key)
+        });
+        let key = match checked {
             Ok(key) => key,
             Err(e) => {
                 self.record_refusal(caller, Some(account), kind, e.to_string())
@@ -68,7 +75,9 @@ impl RegistrationAuthority {
                 .await?;
             return Err(err);
         }
-        let requested = match ca::server_keygen_request(csr_der) {
+        let read = ca::server_keygen_request(csr_der)
+            .and_then(|kind| ca::csr::refuse_channel_binding(csr_der).map(|()| kind));
+        let requested = match read {
             Ok(requested) => requested,
             Err(e) => {
                 self.record_refusal(caller, Some(account), kind, e.to_string())

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::config::Config;
-use crate::model::{Actor, PresentedCertificate};
+use crate::model::{Actor, Holder, PresentedCertificate};
 use crate::store::{HistoryQuery, PageRequest, SledStore};
 
 struct World {
@@ -560,4 +560,41 @@ fn initial_passwords_are_not_shown_by_debug() {
             "{shown}"
         );
     }
+}
+
+/// A CSR with a challengePassword (RFC 7030 section 3.5 channel binding) is refused to the
+/// ID enrolling for itself, with the reason in history, and accepted from a registration
+/// authority, which checked its own client's binding.
+#[tokio::test]
+async fn a_channel_binding_is_refused_to_the_id_and_not_to_a_registration_authority() {
+    let w = world();
+    let (u1, _) = with_two_ids(&w).await;
+    let bound = crate::ca::tests::csr_with_challenge_password(w._dir.path(), "dGxzLXVuaXF1ZQ");
+    let refused =
+        w.ra.enroll_with_password(
+            "192.0.2.9",
+            None,
+            "u1",
+            Zeroizing::new(b"correct horse battery".to_vec()),
+            &bound,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            RaError::BadCsr(crate::ca::CsrError::ChannelBinding)
+        ),
+        "{refused}"
+    );
+    assert_eq!(refused.kind(), ErrorKind::Invalid, "{refused}");
+    let issued =
+        w.ra.issue_on_behalf(&Caller::operator(None), &u1, &bound)
+            .await
+            .unwrap();
+    assert!(
+        matches!(&issued.record().holder, Holder::Account { id, .. } if *id == u1),
+        "{:?}",
+        issued.record().holder
+    );
 }
