@@ -77,6 +77,32 @@ pub(super) fn verify_chain(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
     Ok(())
 }
 
+/// Refuses a chain (issuing CA first) that does not end at a self-signed root: EST's
+/// `cacerts` answer is built from it and "MUST include the current root CA certificate"
+/// (RFC 7030 section 4.1.3), without which a client has no anchor to check estca against.
+/// `path` is the file named in the error.
+pub(super) fn check_ends_at_root(ders: &[&[u8]], path: &Path) -> Result<(), CaError> {
+    let Some(last) = ders.last() else {
+        return Err(CaError::BadCertificate {
+            path: path.to_path_buf(),
+            reason: "holds no certificate".into(),
+        });
+    };
+    let last = parse(last, path)?;
+    if is_self_signed(&last) {
+        return Ok(());
+    }
+    Err(CaError::BadCertificate {
+        path: path.to_path_buf(),
+        reason: format!(
+            "the chain ends at '{}', which is not a self-signed root, and EST's cacerts must \
+             carry the root (RFC 7030 section 4.1.3): add the root CA certificate after it, \
+             or as root-ca.pem in the CA directory",
+            last.subject()
+        ),
+    })
+}
+
 /// Refuses a key file (`key_path`) whose key is not the one its certificate certifies.
 pub(super) fn check_key_matches(
     key: &CaKey,

@@ -16,7 +16,8 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::chain::{
-    certificate_not_after, check_is_ca, check_key_matches, is_self_signed, parse, verify_chain,
+    certificate_not_after, check_ends_at_root, check_is_ca, check_key_matches, is_self_signed,
+    parse, verify_chain,
 };
 use super::files::{
     check_key_mode, create_dir, io_error, pem, read_certificates, refuse_existing, write_new,
@@ -335,7 +336,9 @@ impl CertificateAuthority {
             .all(|name| config.dir.join(name).exists())
     }
 
-    /// Loads the CA as [`CertificateAuthority::load`] does; first, when
+    /// Loads the CA that a daemon serves: as [`CertificateAuthority::load`] does, and refusing
+    /// a chain that stops short of its root, which EST's cacerts must carry (RFC 7030 section
+    /// 4.1.3; a retired generation, loaded with `load`, needs none). First, when
     /// `config.create_if_missing` is set and the directory holds none of the CA files, creates
     /// a development hierarchy with [`CertificateAuthority::init`] and returns its report too.
     /// A directory holding some CA files but not the issuing CA's two is never written to:
@@ -352,7 +355,12 @@ impl CertificateAuthority {
             Err(e) => return Err(e),
             Ok(()) => None,
         };
-        Ok((Self::load(config, common_name_template)?, created))
+        let ca = Self::load(config, common_name_template)?;
+        let mut chain = vec![ca.issuing_der.as_slice()];
+        chain.extend(ca.chain_der.iter().map(Vec::as_slice));
+        chain.extend(ca.root_der.as_deref());
+        check_ends_at_root(&chain, &config.dir.join(ISSUING_CERT))?;
+        Ok((ca, created))
     }
 
     /// Creates a root and an issuing CA in `config.dir` (created if missing), refusing if any
@@ -460,8 +468,9 @@ impl CertificateAuthority {
     /// followed by its chain (root last); `key_pem` its P-256 or P-384 key in PKCS#8 or SEC1
     /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign),
     /// that the chain is in order and that the intermediate has not expired; then writes
-    /// `issuing-ca.pem`, `issuing-ca.key` (0600; encrypted with `passphrase` when given) and,
-    /// when the chain ends in a self-signed certificate, `root-ca.pem`. The key given may be
+    /// `issuing-ca.pem`, `issuing-ca.key` (0600; encrypted with `passphrase` when given) and
+    /// `root-ca.pem`: the chain must end at its self-signed root, which EST's cacerts carries
+    /// (RFC 7030 section 4.1.3). The key given may be
     /// encrypted PKCS#8 too, with the same passphrase.
     pub fn import(
         config: &CaConfig,
@@ -484,6 +493,7 @@ impl CertificateAuthority {
         check_key_matches(&key, &issuing, key_pem, cert_pem)?;
         check_is_ca(&issuing, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
+        check_ends_at_root(&refs, cert_pem)?;
         let not_after = certificate_not_after(refs[0], cert_pem)?;
         if not_after <= OffsetDateTime::now_utc() {
             return Err(CaError::BadCertificate {
@@ -547,7 +557,7 @@ impl CertificateAuthority {
     /// Loads the issuing CA from `config.dir`. Names the file that is missing
     /// ([`CaError::NotInitialized`], [`CaError::Incomplete`]) or unreadable
     /// ([`CaError::Io`]). Refuses key files that group or others can access, a key that does not match the certificate, a certificate that is not a CA and
-    /// a chain out of order. `root-ca.pem` is optional. `common_name_template` contains
+    /// a chain out of order. `root-ca.pem` is optional here (a retired generation has none). `common_name_template` contains
     /// `{id}` and maybe `{contract}`.
     pub fn load(config: &CaConfig, common_name_template: &str) -> Result<Self, CaError> {
         let dir = &config.dir;

@@ -776,7 +776,8 @@ fn init_load_permissions_and_import() {
         CaError::AlreadyExists { .. }
     ));
 
-    // Import of the intermediate alone, with a SEC1 key.
+    // Import of the intermediate alone (with a SEC1 key) is refused: cacerts must carry the
+    // root (RFC 7030 section 4.1.3). With the root after it, the SEC1 key is taken.
     let sec1 = tmp.path().join("sec1.key");
     let status = Command::new("openssl")
         .args(["ec", "-in"])
@@ -792,16 +793,22 @@ fn init_load_permissions_and_import() {
         .contains("BEGIN EC PRIVATE KEY"));
     let dir3 = tmp.path().join("ca3");
     let cfg3 = config(&dir3, KeyAlgorithm::P256, 10);
-    let report3 =
-        CertificateAuthority::import(&cfg3, &dir.join("issuing-ca.pem"), &sec1, None).unwrap();
-    assert_eq!(report3.root_certificate, None);
+    let err =
+        CertificateAuthority::import(&cfg3, &dir.join("issuing-ca.pem"), &sec1, None).unwrap_err();
+    assert!(err.to_string().contains("RFC 7030 section 4.1.3"), "{err}");
+    assert!(!dir3.join("issuing-ca.key").exists());
+    let report3 = CertificateAuthority::import(&cfg3, &chain, &sec1, None).unwrap();
+    assert_eq!(report3.root_certificate, Some(dir3.join("root-ca.pem")));
     let ca3 = CertificateAuthority::load(&cfg3, "{id}").unwrap();
-    assert_eq!(ca3.root_certificate_der(), None);
     let key = validate_csr(&rcgen_csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
     let signed = issue(&ca3, &key, OffsetDateTime::now_utc()).unwrap();
     parsed(&signed.der)
         .verify_signature(Some(issuing.public_key()))
         .unwrap();
+    // A daemon does not start on a CA directory whose chain stops short of the root.
+    std::fs::remove_file(dir3.join("root-ca.pem")).unwrap();
+    let err = CertificateAuthority::load_or_create(&cfg3, "{id}").unwrap_err();
+    assert!(err.to_string().contains("not a self-signed root"), "{err}");
 
     // Wrong key, and a root given as the intermediate, are refused.
     let dir4 = tmp.path().join("ca4");
