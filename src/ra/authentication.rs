@@ -42,14 +42,15 @@ impl RegistrationAuthority {
                     || "a malformed ID".to_owned(),
                     |id| format!("unknown ID {id}"),
                 );
-                self.record_refusal(
-                    &Caller::enrolling(Actor::Anonymous, source),
-                    None,
-                    EventKind::Enroll,
-                    format!("authentication failed: {claimed}"),
-                )
-                .await?;
-                return Err(RaError::Unauthenticated);
+                let recorded = self
+                    .record_refusal(
+                        &Caller::enrolling(Actor::Anonymous, source),
+                        None,
+                        EventKind::Enroll,
+                        format!("authentication failed: {claimed}"),
+                    )
+                    .await;
+                return Err(refused_even_unrecorded(recorded));
             }
             PasswordAttempt::OverLimit(account) => {
                 slot.verify(password, None).await?;
@@ -65,14 +66,15 @@ impl RegistrationAuthority {
                         account.failed_attempts
                     )
                 };
-                self.record_refusal(
-                    &Caller::account(&account.id, source),
-                    Some(&account),
-                    EventKind::Enroll,
-                    format!("authentication failed: {why}"),
-                )
-                .await?;
-                return Err(RaError::Unauthenticated);
+                let recorded = self
+                    .record_refusal(
+                        &Caller::account(&account.id, source),
+                        Some(&account),
+                        EventKind::Enroll,
+                        format!("authentication failed: {why}"),
+                    )
+                    .await;
+                return Err(refused_even_unrecorded(recorded));
             }
         };
         // The count was durable when it returned: a crash cannot give a guess back.
@@ -83,8 +85,8 @@ impl RegistrationAuthority {
         {
             self.accept_right_password(&caller, account).await
         } else {
-            self.settle_wrong_password(&caller, account).await?;
-            Err(RaError::Unauthenticated)
+            let settled = self.settle_wrong_password(&caller, account).await;
+            Err(refused_even_unrecorded(settled))
         }
     }
 
@@ -255,6 +257,23 @@ impl RegistrationAuthority {
         }
         Err(RaError::Contended)
     }
+}
+
+/// The answer to an attempt judged a failure (a wrong password, or one not checked: unknown
+/// ID, locked, over the limit) when recording it failed (the store unavailable): still 401,
+/// never the store's error, so that the source's failed-login tokens stay spent
+/// (`authenticate_enrollment` gives them back for errors, which judge no password) and the
+/// answer still looks like any other failure. The attempt itself was counted in the store
+/// before the check; a lock that could not be written is taken by a later attempt
+/// ([`RegistrationAuthority::count_password_attempt`]).
+fn refused_even_unrecorded(recorded: Result<(), RaError>) -> RaError {
+    if let Err(e) = recorded {
+        tracing::error!(
+            error = %e,
+            "a refused authentication could not be recorded in history; it is refused and counted all the same"
+        );
+    }
+    RaError::Unauthenticated
 }
 
 /// The outcome of an issuance to an ID that just gave its password: "locked" means the ID
