@@ -124,3 +124,55 @@ pub(super) async fn refilled_budgets_under_a_prefix_are_forgotten_and_no_others<
         1
     );
 }
+
+/// A budget taken from while a sweep forgets it (full again after a refund) is taken from
+/// or recreated, never an error: the take and the sweep race on the same row.
+pub(super) async fn a_budget_taken_from_while_it_is_forgotten_is_never_an_error<B: Backend>() {
+    let f = Fixture::<B>::empty().await;
+    let store = f.store();
+    let budget = Budget {
+        capacity: 4,
+        window: std::time::Duration::from_secs(60),
+    };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Sweeps for as long as the takers run.
+    let sweeper = {
+        let store = Arc::clone(store);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut forgotten = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                forgotten += store
+                    .forget_refilled_budgets("race/", budget, at(0))
+                    .await
+                    .unwrap();
+                // The embedded backends answer without awaiting: let the takers in.
+                tokio::task::yield_now().await;
+            }
+            forgotten
+        })
+    };
+    let takers: Vec<_> = (0..4)
+        .map(|n| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let key = format!("race/{n}");
+                for _ in 0..150 {
+                    let spent = store.take_from_budget(&key, budget, at(0)).await;
+                    assert_eq!(spent.unwrap(), BudgetSpend::Taken);
+                    // Full again: the sweep may forget it before the next take.
+                    store.refund_to_budget(&key, budget, at(0)).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in takers {
+        t.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sweeper.await.unwrap() > 0,
+        "the sweep forgot some full budgets"
+    );
+}

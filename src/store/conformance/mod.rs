@@ -83,6 +83,7 @@ macro_rules! suite {
                 backup::commits_survive_a_reopen,
                 budgets::budgets_hold_under_concurrency_refill_and_take_refunds,
                 budgets::refilled_budgets_under_a_prefix_are_forgotten_and_no_others,
+                budgets::a_budget_taken_from_while_it_is_forgotten_is_never_an_error,
                 removal::a_removed_id_stays_on_record_and_changes_no_more,
                 ca_binding::the_first_ca_binding_wins_under_concurrency_and_across_reopens,
             );

@@ -242,16 +242,24 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         let full = TokenBucket::full(budget, now);
-        tx.execute(
-            "INSERT INTO budgets (name, tokens, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            &[&key, &full.tokens, &full.updated_ms],
-        )
-        .await
-        .map_err(db)?;
-        let mut bucket = lock_bucket(&tx, key)
-            .await?
-            .ok_or_else(|| StoreError::Backend(format!("budget {key} vanished")))?;
+        // Inserted full, or the row there locked, in one statement: `ON CONFLICT DO UPDATE`
+        // locks the existing row, and if a sweep of refilled budgets
+        // (`forget_refilled_budgets_now`) deletes it meanwhile, inserts again. An insert that
+        // does nothing and a separate `SELECT … FOR UPDATE` could find the row deleted
+        // between the two, and answered an error.
+        let row = tx
+            .query_one(
+                "INSERT INTO budgets (name, tokens, updated_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET tokens = budgets.tokens \
+                 RETURNING tokens, updated_ms",
+                &[&key, &full.tokens, &full.updated_ms],
+            )
+            .await
+            .map_err(db)?;
+        let mut bucket = TokenBucket {
+            tokens: rows::get(&row, "tokens")?,
+            updated_ms: rows::get(&row, "updated_ms")?,
+        };
         let spend = bucket.take(budget, now);
         // A refusal changes nothing that the refill would not compute again.
         if spend == BudgetSpend::Taken {
