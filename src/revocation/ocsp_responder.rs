@@ -2,10 +2,11 @@
 //! with a BasicOCSPResponse signed by a delegated signing certificate.
 //!
 //! - One responder answers for one issuing CA generation ([`super::ocsp_responders`] picks
-//!   it by the request's CertID). A CertID is answered `good` or `revoked` (with time and
-//!   reason) only when its hash algorithm is SHA-1 or SHA-256, its issuer name and key hashes
-//!   are this generation's, and the store holds the serial as a certificate this generation
-//!   issued; anything else is `unknown`.
+//!   it by the request's CertID). A CertID is answered `good` or `revoked` (with time, and
+//!   reason unless it is `unspecified`) only when its hash algorithm is SHA-1, SHA-256,
+//!   SHA-384 or SHA-512 ([`CertIdHash::ALL`]), its issuer name and key hashes are this
+//!   generation's, and the store holds the serial as a certificate this generation issued;
+//!   anything else is `unknown`.
 //! - Each delegated signing certificate is recorded in the store (and flushed) before it
 //!   signs anything, so the responder answers `good` for its own signer like for any
 //!   certificate the CA signed.
@@ -40,7 +41,7 @@ use super::RevocationError;
 use crate::ca::crl::crl_reason;
 use crate::ca::ocsp::{CertIdHash, IssuerHashes, OcspSigner};
 use crate::ca::CertificateAuthority;
-use crate::model::Serial;
+use crate::model::{RevocationReason, Serial};
 use crate::ra::Clock;
 use crate::store::{RevocationStore, ServiceCertificates};
 
@@ -401,7 +402,7 @@ impl OcspResponder {
                 None => CertStatus::good(),
                 Some(revocation) => CertStatus::Revoked(RevokedInfo {
                     revocation_time: ocsp_time(revocation.at)?,
-                    revocation_reason: Some(crl_reason(revocation.reason)),
+                    revocation_reason: ocsp_reason(revocation.reason),
                 }),
             },
         };
@@ -423,6 +424,16 @@ impl OcspResponder {
             self.remember(key, generation, cached.clone());
         }
         Ok((cached, key, generation))
+    }
+}
+
+/// The revocationReason of a RevokedInfo: absent for `unspecified`, as RFC 5280 5.3.1 asks
+/// of CRL entries ("SHOULD be absent instead of using the unspecified (0) reasonCode") and
+/// as the CRL does, so that the two sources of revocation status say the same.
+fn ocsp_reason(reason: RevocationReason) -> Option<x509_cert::ext::pkix::CrlReason> {
+    match reason {
+        RevocationReason::Unspecified => None,
+        reason => Some(crl_reason(reason)),
     }
 }
 

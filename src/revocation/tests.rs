@@ -557,6 +557,22 @@ async fn ocsp_answers_good_revoked_and_unknown_and_echoes_the_nonce() {
 }
 
 #[tokio::test]
+async fn ocsp_leaves_the_reason_out_for_an_unspecified_revocation() {
+    // RFC 5280 5.3.1: the reason SHOULD be absent rather than unspecified (0), as in the CRL.
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let responder = w.responder().await;
+    w.revoke("alice", 1, RevocationReason::Unspecified).await;
+    let revoked = responder
+        .respond(&request(vec![w.cert_id(serial(1).as_bytes())], None))
+        .await;
+    match statuses(&revoked)[0] {
+        CertStatus::Revoked(info) => assert_eq!(info.revocation_reason, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn cached_answers_are_reused_until_a_revocation_or_half_their_validity() {
     let w = world().await;
     w.issue("alice", 1, 365).await;
