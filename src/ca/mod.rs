@@ -204,6 +204,15 @@ pub enum CaError {
         /// What is missing.
         reason: String,
     },
+    /// An issuing CA certificate whose keyUsage leaves out cRLSign: estca signs its CRLs with
+    /// the issuing CA's key, and relying parties refuse such CRLs (RFC 5280 6.3.3 (f)).
+    #[error("{} holds the CA certificate '{subject}', whose keyUsage lacks cRLSign; estca signs the CRLs with this CA's key and clients would refuse them (RFC 5280 section 6.3.3): have the root certify this key again with keyUsage keyCertSign and cRLSign, and give that certificate", .path.display())]
+    NoCrlSign {
+        /// The certificate file.
+        path: PathBuf,
+        /// The certificate's subject.
+        subject: String,
+    },
     /// The certificate would outlive the issuing CA: issuance has stopped until a new
     /// issuing CA is in place (HTTP 503 to clients).
     #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must roll over to a new issuing CA (`estca ca rollover`, then reload the daemon) before enrollment works again", crate::model::rfc3339(*.certificate_not_after), crate::model::rfc3339(*.ca_not_after))]

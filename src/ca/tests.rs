@@ -1090,3 +1090,71 @@ fn the_expiry_outlook_follows_the_one_year_rule() {
         CaExpiry::Distant
     );
 }
+
+/// An issuing CA certificate whose keyUsage lacks cRLSign is refused wherever estca takes
+/// one in (load, import; install-issuing and rollover install use the same check): its key
+/// signs the CRLs, which clients would refuse (RFC 5280 6.3.3 (f)).
+#[test]
+fn an_issuing_ca_without_crl_sign_is_refused_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    test_ca(&dir);
+    let config = test_ca_config(&dir);
+    let root_der = files::read_certificates(&dir.join("root-ca.pem"))
+        .unwrap()
+        .remove(0);
+    let root_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("root-ca.key")).unwrap())
+            .unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_der(
+        &rustls_pki_types::CertificateDer::from(root_der.as_slice()),
+        root_key,
+    )
+    .unwrap();
+    let issuing_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("issuing-ca.key")).unwrap())
+            .unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test Issuing");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_after = profile::add_years(OffsetDateTime::now_utc(), 5).unwrap();
+    let no_crl_sign = params.signed_by(&issuing_key, &issuer).unwrap();
+
+    // Import: refused, and nothing written.
+    let chain = tmp.path().join("chain.pem");
+    std::fs::write(
+        &chain,
+        no_crl_sign.pem() + &std::fs::read_to_string(dir.join("root-ca.pem")).unwrap(),
+    )
+    .unwrap();
+    let dir2 = tmp.path().join("ca2");
+    let err = CertificateAuthority::import(
+        &test_ca_config(&dir2),
+        &chain,
+        &dir.join("issuing-ca.key"),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaError::NoCrlSign { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("CN=Test Issuing")
+            && message.contains("lacks cRLSign")
+            && message.contains("keyCertSign and cRLSign"),
+        "{message}"
+    );
+    assert!(!dir2.join("issuing-ca.key").exists());
+
+    // Load: a CA directory whose issuing certificate was replaced by it is refused.
+    std::fs::write(dir.join("issuing-ca.pem"), no_crl_sign.pem()).unwrap();
+    let err = CertificateAuthority::load(&config, "{id}").unwrap_err();
+    assert!(matches!(err, CaError::NoCrlSign { .. }), "{err}");
+    assert!(err.to_string().contains("issuing-ca.pem"), "{err}");
+}
