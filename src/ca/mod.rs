@@ -443,7 +443,8 @@ impl CertificateAuthority {
 
     /// A TLS server certificate for the daemon itself, issued by the issuing CA for a fresh
     /// ECDSA P-256 key: SANs = `hostnames` (IP addresses as iPAddress, others as dNSName),
-    /// EKU serverAuth, CN = the first host name, valid `validity_days` but never beyond the
+    /// EKU serverAuth, CN = the first host name (none, and a critical SAN, when it is longer
+    /// than RFC 5280's 64-character ub-common-name), valid `validity_days` but never beyond the
     /// issuing CA. The chain (server, issuing CA, any intermediates above it) and the private
     /// key are handed out once the certificate is recorded ([`Unrecorded::record_in`]).
     pub fn issue_tls_server_certificate(
@@ -494,7 +495,8 @@ impl CertificateAuthority {
             holder: Holder::TlsServer {
                 names: hostnames.to_vec(),
             },
-            subject: format!("CN={}", hostnames.first().map_or("", String::as_str)),
+            subject: profile::tls_server_common_name(hostnames)
+                .map_or_else(String::new, |cn| format!("CN={cn}")),
             not_before,
             not_after,
             key: KeyFingerprint::of_spki_der(&spki_der),

@@ -1158,3 +1158,53 @@ fn an_issuing_ca_without_crl_sign_is_refused_with_what_to_do() {
     assert!(matches!(err, CaError::NoCrlSign { .. }), "{err}");
     assert!(err.to_string().contains("issuing-ca.pem"), "{err}");
 }
+
+/// A first host name longer than ub-common-name (64) is not put in the CN: the certificate
+/// is issued with an empty subject and a critical subjectAltName (RFC 5280 4.2.1.6), which
+/// still carries every name, and openssl verifies it for sslserver.
+#[test]
+fn a_tls_server_certificate_for_a_long_host_name_has_no_attribute_over_64_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let long = format!("{}.example.jp", "a".repeat(59));
+    assert_eq!(long.len(), 70);
+    let hosts = vec![long.clone(), "ca.example.jp".to_string()];
+    let (TlsServerCredentials { chain, key }, record) =
+        recorded(|serial| ca.issue_tls_server_certificate(serial, &hosts, 30).unwrap());
+    assert_eq!(record.subject, "");
+    let cert = parsed(chain[0].as_ref());
+    for attribute in cert.subject().iter_attributes() {
+        let value = attribute.as_str().unwrap();
+        assert!(value.chars().count() <= 64, "{value}");
+    }
+    assert_eq!(cert.subject().iter_attributes().count(), 0);
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert!(san.critical, "an empty subject needs a critical SAN");
+    assert_eq!(
+        san.value.general_names,
+        vec![
+            PGeneralName::DNSName(&long),
+            PGeneralName::DNSName("ca.example.jp")
+        ]
+    );
+    rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let leaf = dir.path().join("server.pem");
+    write_pem(&leaf, chain[0].as_ref());
+    openssl_verify(dir.path(), &leaf, "sslserver");
+
+    // Exactly 64 characters still fit in the CN.
+    let fits = format!("{}.example.jp", "a".repeat(53));
+    assert_eq!(fits.len(), 64);
+    let (_, record) = recorded(|serial| {
+        ca.issue_tls_server_certificate(serial, std::slice::from_ref(&fits), 30)
+            .unwrap()
+    });
+    assert_eq!(record.subject, format!("CN={fits}"));
+    assert!(
+        !parsed(&record.der)
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .critical
+    );
+}
