@@ -112,6 +112,7 @@ impl ServeError {
                     | CaError::BadCertificate { .. }
                     | CaError::KeyMismatch { .. }
                     | CaError::NotCa { .. }
+                    | CaError::NoCrlSign { .. }
                     | CaError::InvalidName(_)
             ),
             ServeError::Binding(e) => {

@@ -51,6 +51,21 @@ pub(super) fn check_is_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(),
     }
 }
 
+/// Refuses a certificate that cannot be estca's issuing CA: one that cannot issue
+/// certificates ([`check_is_ca`]), or whose keyUsage leaves out cRLSign. The issuing CA's key
+/// also signs the CRLs, and RFC 5280 6.3.3 (f) has relying parties refuse a CRL whose
+/// issuer's certificate has a keyUsage without cRLSign.
+pub(super) fn check_is_issuing_ca(cert: &X509Certificate<'_>, path: &Path) -> Result<(), CaError> {
+    check_is_ca(cert, path)?;
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.crl_sign() => Err(CaError::NoCrlSign {
+            path: path.to_path_buf(),
+            subject: cert.subject().to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// True when `cert` names itself as issuer and its signature verifies with its own key.
 pub(super) fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
     cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()

@@ -16,8 +16,8 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::chain::{
-    certificate_not_after, check_ends_at_root, check_is_ca, check_key_matches, is_self_signed,
-    parse, verify_chain,
+    certificate_not_after, check_ends_at_root, check_is_issuing_ca, check_key_matches,
+    is_self_signed, parse, verify_chain,
 };
 use super::files::{
     check_key_mode, create_dir, io_error, pem, read_certificates, refuse_existing, write_new,
@@ -466,7 +466,8 @@ impl CertificateAuthority {
 
     /// Takes over an existing intermediate. `cert_pem` holds the intermediate, optionally
     /// followed by its chain (root last); `key_pem` its P-256 or P-384 key in PKCS#8 or SEC1
-    /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign),
+    /// PEM. Checks that the key matches, that the certificate is a CA (CA:TRUE, keyCertSign)
+    /// whose keyUsage has cRLSign too (its key signs the CRLs),
     /// that the chain is in order and that the intermediate has not expired; then writes
     /// `issuing-ca.pem`, `issuing-ca.key` (0600; encrypted with `passphrase` when given) and
     /// `root-ca.pem`: the chain must end at its self-signed root, which EST's cacerts carries
@@ -491,7 +492,7 @@ impl CertificateAuthority {
         let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
         let issuing = parse(refs[0], cert_pem)?;
         check_key_matches(&key, &issuing, key_pem, cert_pem)?;
-        check_is_ca(&issuing, cert_pem)?;
+        check_is_issuing_ca(&issuing, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
         check_ends_at_root(&refs, cert_pem)?;
         let not_after = certificate_not_after(refs[0], cert_pem)?;
@@ -605,7 +606,7 @@ impl CertificateAuthority {
 
         let parsed = parse(&ders[0], &cert_path)?;
         check_key_matches(&key, &parsed, &key_path, &cert_path)?;
-        check_is_ca(&parsed, &cert_path)?;
+        check_is_issuing_ca(&parsed, &cert_path)?;
         let cert = Certificate::from_der(&ders[0]).map_err(|e| CaError::BadCertificate {
             path: cert_path.clone(),
             reason: format!("not a DER certificate ({e})"),

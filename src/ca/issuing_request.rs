@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
-use super::chain::{check_is_ca, check_key_matches, parse, verify_chain};
+use super::chain::{check_is_ca, check_is_issuing_ca, check_key_matches, parse, verify_chain};
 use super::files::{
     create_dir, pem, read_certificates, refuse_existing, write_new, ISSUING_CERT, ISSUING_CSR,
     ISSUING_KEY, ROOT_CERT, ROOT_KEY,
@@ -221,7 +221,7 @@ impl CertificateAuthority {
         }
         let issuing = parse(&issuing_der, cert_file)?;
         check_key_matches(&key, &issuing, &key_shown, cert_file)?;
-        check_is_ca(&issuing, cert_file)?;
+        check_is_issuing_ca(&issuing, cert_file)?;
         verify_chain(&[&issuing_der, &root_der], cert_file)?;
         let not_after = super::chain::certificate_not_after(&issuing_der, cert_file)?;
         if not_after <= OffsetDateTime::now_utc() {

@@ -204,6 +204,15 @@ pub enum CaError {
         /// What is missing.
         reason: String,
     },
+    /// An issuing CA certificate whose keyUsage leaves out cRLSign: estca signs its CRLs with
+    /// the issuing CA's key, and relying parties refuse such CRLs (RFC 5280 6.3.3 (f)).
+    #[error("{} holds the CA certificate '{subject}', whose keyUsage lacks cRLSign; estca signs the CRLs with this CA's key and clients would refuse them (RFC 5280 section 6.3.3): have the root certify this key again with keyUsage keyCertSign and cRLSign, and give that certificate", .path.display())]
+    NoCrlSign {
+        /// The certificate file.
+        path: PathBuf,
+        /// The certificate's subject.
+        subject: String,
+    },
     /// The certificate would outlive the issuing CA: issuance has stopped until a new
     /// issuing CA is in place (HTTP 503 to clients).
     #[error("estca cannot issue certificates now: one issued now would expire at {}, after the issuing CA itself ({}); the CA operator must roll over to a new issuing CA (`estca ca rollover`, then reload the daemon) before enrollment works again", crate::model::rfc3339(*.certificate_not_after), crate::model::rfc3339(*.ca_not_after))]
@@ -434,7 +443,8 @@ impl CertificateAuthority {
 
     /// A TLS server certificate for the daemon itself, issued by the issuing CA for a fresh
     /// ECDSA P-256 key: SANs = `hostnames` (IP addresses as iPAddress, others as dNSName),
-    /// EKU serverAuth, CN = the first host name, valid `validity_days` but never beyond the
+    /// EKU serverAuth, CN = the first host name (none, and a critical SAN, when it is longer
+    /// than RFC 5280's 64-character ub-common-name), valid `validity_days` but never beyond the
     /// issuing CA. The chain (server, issuing CA, any intermediates above it) and the private
     /// key are handed out once the certificate is recorded ([`Unrecorded::record_in`]).
     pub fn issue_tls_server_certificate(
@@ -485,7 +495,8 @@ impl CertificateAuthority {
             holder: Holder::TlsServer {
                 names: hostnames.to_vec(),
             },
-            subject: format!("CN={}", hostnames.first().map_or("", String::as_str)),
+            subject: profile::tls_server_common_name(hostnames)
+                .map_or_else(String::new, |cn| format!("CN={cn}")),
             not_before,
             not_after,
             key: KeyFingerprint::of_spki_der(&spki_der),

@@ -471,7 +471,21 @@ pub(crate) fn end_entity_tbs(
     Ok((tbs, display, not_before, not_after))
 }
 
-/// The to-be-signed TLS server certificate for `hostnames` (CN = the first).
+/// The commonName of the TLS server certificate for `hostnames`: the first host name, unless
+/// it is longer than ub-common-name (64 characters, RFC 5280 appendix A), which a host name
+/// may be (up to 253). Then there is none: the subject is left empty rather than truncated or
+/// filled with another name, since the subjectAltName carries every host name and is what
+/// TLS clients match (RFC 6125).
+pub(crate) fn tls_server_common_name(hostnames: &[String]) -> Option<&str> {
+    hostnames
+        .first()
+        .map(String::as_str)
+        .filter(|first| first.chars().count() <= MAX_COMMON_NAME)
+}
+
+/// The to-be-signed TLS server certificate for `hostnames`: CN = the first when it fits
+/// ([`tls_server_common_name`]), otherwise an empty subject with a critical subjectAltName
+/// (RFC 5280 4.2.1.6 asks for that criticality when the subject is empty).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tls_server_tbs(
     ctx: &IssuerContext<'_>,
@@ -482,9 +496,11 @@ pub(crate) fn tls_server_tbs(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<TbsCertificate, CaError> {
-    let first = hostnames.first().ok_or_else(|| {
-        CaError::InvalidName("give at least one host name for the server certificate".into())
-    })?;
+    if hostnames.is_empty() {
+        return Err(CaError::InvalidName(
+            "give at least one host name for the server certificate".into(),
+        ));
+    }
     let mut names = Vec::with_capacity(hostnames.len());
     for host in hostnames {
         let host: HostName = host
@@ -492,14 +508,18 @@ pub(crate) fn tls_server_tbs(
             .map_err(|e| CaError::InvalidName(format!("{e}: fix server.hostnames")))?;
         names.push(host_general_name(&host)?);
     }
-    let subject = RdnSequence(vec![rdn(rfc4519::CN, utf8(first, "host name")?)?]);
+    let subject = match tls_server_common_name(hostnames) {
+        Some(cn) => RdnSequence(vec![rdn(rfc4519::CN, utf8(cn, "host name")?)?]),
+        None => RdnSequence(Vec::new()),
+    };
+    let san_critical = subject.0.is_empty();
     let mut extensions = leaf_extensions(
         ctx,
         &spki,
         KeyUsage(KeyUsages::DigitalSignature.into()),
         &[rfc5280::ID_KP_SERVER_AUTH],
     )?;
-    extensions.push(extension(&SubjectAltName(names), false)?);
+    extensions.push(extension(&SubjectAltName(names), san_critical)?);
     tbs_certificate(
         serial, ctx.name, key, subject, spki, not_before, not_after, extensions,
     )

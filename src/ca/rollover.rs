@@ -38,7 +38,8 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use super::chain::{
-    certificate_not_after, check_is_ca, check_key_matches, is_self_signed, parse, verify_chain,
+    certificate_not_after, check_is_issuing_ca, check_key_matches, is_self_signed, parse,
+    verify_chain,
 };
 use super::files::{
     create_dir, io_error, pem, read_certificates, write_new, ISSUING_CERT, ISSUING_KEY,
@@ -265,7 +266,7 @@ impl CertificateAuthority {
         }
         let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
         let new = parse(refs[0], cert_pem)?;
-        check_is_ca(&new, cert_pem)?;
+        check_is_issuing_ca(&new, cert_pem)?;
         verify_chain(&refs, cert_pem)?;
         let not_after = certificate_not_after(refs[0], cert_pem)?;
         let now = now()?;

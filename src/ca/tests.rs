@@ -1146,3 +1146,121 @@ fn the_expiry_outlook_follows_the_one_year_rule() {
         CaExpiry::Distant
     );
 }
+
+/// An issuing CA certificate whose keyUsage lacks cRLSign is refused wherever estca takes
+/// one in (load, import; install-issuing and rollover install use the same check): its key
+/// signs the CRLs, which clients would refuse (RFC 5280 6.3.3 (f)).
+#[test]
+fn an_issuing_ca_without_crl_sign_is_refused_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    test_ca(&dir);
+    let config = test_ca_config(&dir);
+    let root_der = files::read_certificates(&dir.join("root-ca.pem"))
+        .unwrap()
+        .remove(0);
+    let root_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("root-ca.key")).unwrap())
+            .unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_der(
+        &rustls_pki_types::CertificateDer::from(root_der.as_slice()),
+        root_key,
+    )
+    .unwrap();
+    let issuing_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("issuing-ca.key")).unwrap())
+            .unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test Issuing");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_after = profile::add_years(OffsetDateTime::now_utc(), 5).unwrap();
+    let no_crl_sign = params.signed_by(&issuing_key, &issuer).unwrap();
+
+    // Import: refused, and nothing written.
+    let chain = tmp.path().join("chain.pem");
+    std::fs::write(
+        &chain,
+        no_crl_sign.pem() + &std::fs::read_to_string(dir.join("root-ca.pem")).unwrap(),
+    )
+    .unwrap();
+    let dir2 = tmp.path().join("ca2");
+    let err = CertificateAuthority::import(
+        &test_ca_config(&dir2),
+        &chain,
+        &dir.join("issuing-ca.key"),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaError::NoCrlSign { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("CN=Test Issuing")
+            && message.contains("lacks cRLSign")
+            && message.contains("keyCertSign and cRLSign"),
+        "{message}"
+    );
+    assert!(!dir2.join("issuing-ca.key").exists());
+
+    // Load: a CA directory whose issuing certificate was replaced by it is refused.
+    std::fs::write(dir.join("issuing-ca.pem"), no_crl_sign.pem()).unwrap();
+    let err = CertificateAuthority::load(&config, "{id}").unwrap_err();
+    assert!(matches!(err, CaError::NoCrlSign { .. }), "{err}");
+    assert!(err.to_string().contains("issuing-ca.pem"), "{err}");
+}
+
+/// A first host name longer than ub-common-name (64) is not put in the CN: the certificate
+/// is issued with an empty subject and a critical subjectAltName (RFC 5280 4.2.1.6), which
+/// still carries every name, and openssl verifies it for sslserver.
+#[test]
+fn a_tls_server_certificate_for_a_long_host_name_has_no_attribute_over_64_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path(), KeyAlgorithm::P256, 10);
+    let long = format!("{}.example.jp", "a".repeat(59));
+    assert_eq!(long.len(), 70);
+    let hosts = vec![long.clone(), "ca.example.jp".to_string()];
+    let (TlsServerCredentials { chain, key }, record) =
+        recorded(|serial| ca.issue_tls_server_certificate(serial, &hosts, 30).unwrap());
+    assert_eq!(record.subject, "");
+    let cert = parsed(chain[0].as_ref());
+    for attribute in cert.subject().iter_attributes() {
+        let value = attribute.as_str().unwrap();
+        assert!(value.chars().count() <= 64, "{value}");
+    }
+    assert_eq!(cert.subject().iter_attributes().count(), 0);
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert!(san.critical, "an empty subject needs a critical SAN");
+    assert_eq!(
+        san.value.general_names,
+        vec![
+            PGeneralName::DNSName(&long),
+            PGeneralName::DNSName("ca.example.jp")
+        ]
+    );
+    rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let leaf = dir.path().join("server.pem");
+    write_pem(&leaf, chain[0].as_ref());
+    openssl_verify(dir.path(), &leaf, "sslserver");
+
+    // Exactly 64 characters still fit in the CN.
+    let fits = format!("{}.example.jp", "a".repeat(53));
+    assert_eq!(fits.len(), 64);
+    let (_, record) = recorded(|serial| {
+        ca.issue_tls_server_certificate(serial, std::slice::from_ref(&fits), 30)
+            .unwrap()
+    });
+    assert_eq!(record.subject, format!("CN={fits}"));
+    assert!(
+        !parsed(&record.der)
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .critical
+    );
+}

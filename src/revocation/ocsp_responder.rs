@@ -2,10 +2,11 @@
 //! with a BasicOCSPResponse signed by a delegated signing certificate.
 //!
 //! - One responder answers for one issuing CA generation ([`super::ocsp_responders`] picks
-//!   it by the request's CertID). A CertID is answered `good` or `revoked` (with time and
-//!   reason) only when its hash algorithm is SHA-1 or SHA-256, its issuer name and key hashes
-//!   are this generation's, and the store holds the serial as a certificate this generation
-//!   issued; anything else is `unknown`.
+//!   it by the request's CertID). A CertID is answered `good` or `revoked` (with time, and
+//!   reason unless it is `unspecified`) only when its hash algorithm is SHA-1, SHA-256,
+//!   SHA-384 or SHA-512 ([`CertIdHash::ALL`]), its issuer name and key hashes are this
+//!   generation's, and the store holds the serial as a certificate this generation issued;
+//!   anything else is `unknown`.
 //! - Each delegated signing certificate is recorded in the store (and flushed) before it
 //!   signs anything, so the responder answers `good` for its own signer like for any
 //!   certificate the CA signed.
@@ -14,7 +15,9 @@
 //!   8954: 1 to 32 octets, longer ones are refused as malformed).
 //! - Malformed requests get an OCSPResponse with status `malformedRequest`, failures of estca
 //!   itself `internalError`; nothing a client sends makes the responder panic.
-//! - Answers for known serials are cached per (hash algorithm, serial): a single-request,
+//! - Answers for known serials are cached per CertID (hash algorithm and its parameters,
+//!   serial; see [`CacheKey`]), so that every SingleResponse carries exactly the CertID its
+//!   client sent (RFC 6960 4.2.2.3; clients compare it structurally): a single-request,
 //!   nonce-free query is answered with the cached signed bytes; other queries reuse the
 //!   cached status and sign anew. The cache is emptied when the store's revocation feed
 //!   moves (so a revocation shows at once), when the signer is rotated, and entries are used
@@ -25,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use const_oid::db::rfc6960;
-use der::asn1::OctetString;
+use der::asn1::{Any, Null, OctetString};
 use der::{Decode, Encode};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::watch;
@@ -40,7 +43,7 @@ use super::RevocationError;
 use crate::ca::crl::crl_reason;
 use crate::ca::ocsp::{CertIdHash, IssuerHashes, OcspSigner};
 use crate::ca::CertificateAuthority;
-use crate::model::Serial;
+use crate::model::{RevocationReason, Serial};
 use crate::ra::Clock;
 use crate::store::{RevocationStore, ServiceCertificates};
 
@@ -106,7 +109,33 @@ struct Cached {
 struct Cache {
     /// The revocation feed's value the entries were made under.
     generation: u64,
-    entries: HashMap<(CertIdHash, Serial), Cached>,
+    entries: HashMap<CacheKey, Cached>,
+}
+
+/// The hashAlgorithm parameters of a CertID the cache holds. For the SHA family they are
+/// either NULL (openssl) or absent (RFC 5754 section 2; Bouncy Castle, Go), and a client
+/// compares the CertID of the answer with its own structurally, so the two are kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum HashParameters {
+    /// No parameters.
+    Absent,
+    /// An explicit NULL.
+    Null,
+}
+
+/// What a cached answer is filed under. Why this and not the CertID's bytes: a key is only
+/// made for a CertID whose algorithm, issuer name hash and issuer key hash match the issuing
+/// CA ([`IssuerHashes::matches`], which fixes the OID and both hashes) and whose serial has
+/// estca's 16-byte shape, so (algorithm, parameters, serial) determine the whole CertID,
+/// byte for byte; the cached SingleResponse and signed bytes therefore carry the very CertID
+/// of any request that finds them. The key stays small, hashable and allocation-free, and
+/// the cache stays effective (at most two entries per serial and algorithm). A CertID with
+/// any other parameters is answered, just not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CacheKey {
+    hash: CertIdHash,
+    parameters: HashParameters,
+    serial: Serial,
 }
 
 /// The current signer and when it is to be replaced.
@@ -335,15 +364,30 @@ impl OcspResponder {
         })
     }
 
-    /// The cache key of a CertID naming the issuing CA and an estca-shaped serial.
-    fn cache_key(&self, cert_id: &CertId) -> Option<(CertIdHash, Serial)> {
-        let hash = self.issuer.matches(cert_id)?;
-        let serial = serial_of(cert_id)?;
-        Some((hash, serial))
+    /// The cache key of a CertID naming the issuing CA and an estca-shaped serial, with
+    /// NULL or absent hash parameters.
+    fn cache_key(&self, cert_id: &CertId) -> Option<CacheKey> {
+        let (hash, serial) = self.named_serial(cert_id)?;
+        let parameters = match &cert_id.hash_algorithm.parameters {
+            None => HashParameters::Absent,
+            Some(p) if *p == Any::from(Null) => HashParameters::Null,
+            Some(_) => return None,
+        };
+        Some(CacheKey {
+            hash,
+            parameters,
+            serial,
+        })
+    }
+
+    /// The hash algorithm and serial of a CertID naming the issuing CA and an estca-shaped
+    /// serial: one the store may know.
+    fn named_serial(&self, cert_id: &CertId) -> Option<(CertIdHash, Serial)> {
+        Some((self.issuer.matches(cert_id)?, serial_of(cert_id)?))
     }
 
     /// A cached entry still fresh at `now` and made under the current revocation feed.
-    fn cached(&self, key: &(CertIdHash, Serial), now: OffsetDateTime) -> Option<Cached> {
+    fn cached(&self, key: &CacheKey, now: OffsetDateTime) -> Option<Cached> {
         let generation = *self.feed.borrow();
         let mut cache = self.lock_cache();
         if cache.generation != generation {
@@ -356,7 +400,7 @@ impl OcspResponder {
     }
 
     /// Keeps `cached` unless a revocation happened since `generation` was read.
-    fn remember(&self, key: (CertIdHash, Serial), generation: u64, cached: Cached) {
+    fn remember(&self, key: CacheKey, generation: u64, cached: Cached) {
         let mut cache = self.lock_cache();
         let current = *self.feed.borrow();
         if cache.generation != current {
@@ -379,7 +423,7 @@ impl OcspResponder {
         cert_id: &CertId,
         now: OffsetDateTime,
         signer: &OcspSigner,
-    ) -> Result<(Cached, Option<(CertIdHash, Serial)>, u64), RevocationError> {
+    ) -> Result<(Cached, Option<CacheKey>, u64), RevocationError> {
         let key = self.cache_key(cert_id);
         let generation = *self.feed.borrow();
         if let Some(key) = &key {
@@ -387,10 +431,10 @@ impl OcspResponder {
                 return Ok((cached, Some(*key), generation));
             }
         }
-        let record = match &key {
+        let record = match self.named_serial(cert_id) {
             Some((_, serial)) => self
                 .store
-                .certificate(serial)
+                .certificate(&serial)
                 .await?
                 .filter(|record| self.issuers.issued(&self.ca, record)),
             None => None,
@@ -401,7 +445,7 @@ impl OcspResponder {
                 None => CertStatus::good(),
                 Some(revocation) => CertStatus::Revoked(RevokedInfo {
                     revocation_time: ocsp_time(revocation.at)?,
-                    revocation_reason: Some(crl_reason(revocation.reason)),
+                    revocation_reason: ocsp_reason(revocation.reason),
                 }),
             },
         };
@@ -423,6 +467,16 @@ impl OcspResponder {
             self.remember(key, generation, cached.clone());
         }
         Ok((cached, key, generation))
+    }
+}
+
+/// The revocationReason of a RevokedInfo: absent for `unspecified`, as RFC 5280 5.3.1 asks
+/// of CRL entries ("SHOULD be absent instead of using the unspecified (0) reasonCode") and
+/// as the CRL does, so that the two sources of revocation status say the same.
+fn ocsp_reason(reason: RevocationReason) -> Option<x509_cert::ext::pkix::CrlReason> {
+    match reason {
+        RevocationReason::Unspecified => None,
+        reason => Some(crl_reason(reason)),
     }
 }
 

@@ -557,6 +557,62 @@ async fn ocsp_answers_good_revoked_and_unknown_and_echoes_the_nonce() {
 }
 
 #[tokio::test]
+async fn ocsp_leaves_the_reason_out_for_an_unspecified_revocation() {
+    // RFC 5280 5.3.1: the reason SHOULD be absent rather than unspecified (0), as in the CRL.
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let responder = w.responder().await;
+    w.revoke("alice", 1, RevocationReason::Unspecified).await;
+    let revoked = responder
+        .respond(&request(vec![w.cert_id(serial(1).as_bytes())], None))
+        .await;
+    match statuses(&revoked)[0] {
+        CertStatus::Revoked(info) => assert_eq!(info.revocation_reason, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_answer_carries_the_cert_id_its_request_sent_byte_for_byte() {
+    // SHA-1 CertIDs with NULL and with absent parameters name the same certificate; RFC 6960
+    // 4.2.2.3 and clients that compare CertIDs structurally (Bouncy Castle) need each answer
+    // to carry the request's own, from the cache too.
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let responder = w.responder().await;
+    let null = w.cert_id(serial(1).as_bytes());
+    assert!(null.hash_algorithm.parameters.is_some());
+    let mut absent = null.clone();
+    absent.hash_algorithm.parameters = None;
+    let nonce: &[u8] = b"0123456789abcdef";
+    let queries = [
+        (vec![null.clone()], None),
+        (vec![absent.clone()], None),
+        (vec![null.clone()], Some(nonce)),
+        (vec![absent.clone()], Some(nonce)),
+        (vec![absent.clone(), null.clone()], None),
+    ];
+    // The second round is answered from the cache the first filled.
+    for round in 0..2 {
+        for (cert_ids, nonce) in &queries {
+            let answer = responder.respond(&request(cert_ids.clone(), *nonce)).await;
+            let responses = basic(&answer).tbs_response_data.responses;
+            assert_eq!(responses.len(), cert_ids.len());
+            for (sent, single) in cert_ids.iter().zip(&responses) {
+                let sent = sent.to_der().unwrap();
+                assert_eq!(single.cert_id.to_der().unwrap(), sent, "round {round}");
+                assert!(
+                    answer.der.windows(sent.len()).any(|w| w == sent.as_slice()),
+                    "round {round}: the request's CertID bytes are in the answer"
+                );
+                assert!(matches!(single.cert_status, CertStatus::Good(_)));
+            }
+        }
+    }
+    assert_eq!(responder.cached_entries(), 2, "one entry per CertID form");
+}
+
+#[tokio::test]
 async fn cached_answers_are_reused_until_a_revocation_or_half_their_validity() {
     let w = world().await;
     w.issue("alice", 1, 365).await;
