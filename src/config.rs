@@ -594,6 +594,7 @@ mod tests {
             (1024, 128)
         );
         assert_eq!(c.server.first_byte_timeout_secs, 5);
+        assert_eq!(c.server.write_timeout_secs, 30);
         assert_eq!(
             (
                 c.revocation.max_connections,
@@ -627,6 +628,11 @@ mod tests {
                 "ESTCA_SERVER__FIRST_BYTE_TIMEOUT_SECS",
                 "0",
                 "server.first_byte_timeout_secs",
+            ),
+            (
+                "ESTCA_SERVER__WRITE_TIMEOUT_SECS",
+                "0",
+                "server.write_timeout_secs",
             ),
         ] {
             let err = Config::load_from(None, env(&[(key, value)]))

@@ -33,6 +33,7 @@ mod first_byte;
 mod listeners;
 mod overload;
 mod plain_http;
+mod write_deadline;
 
 use admin_socket::bind_admin_socket;
 use budget::ConnectionBudget;
@@ -411,6 +412,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         first_byte_timeout: Duration::from_secs(config.server.first_byte_timeout_secs),
         handshake_timeout: Duration::from_secs(config.server.handshake_timeout_secs),
         header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+        write_timeout: Duration::from_secs(config.server.write_timeout_secs),
         ipv6_source_prefix: config.server.ipv6_source_prefix,
         grace_secs: grace_secs.clone(),
         spelling: spelling.clone(),

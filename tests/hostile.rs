@@ -716,3 +716,167 @@ async fn a_password_flood_is_throttled_bounded_and_others_still_enroll() {
     assert!(hwm < 256 * 1024, "peak RSS {hwm} KiB is over 256 MiB");
     assert!(!d.stderr().contains("panicked"));
 }
+
+/// A connection from `source` to `to` whose receive buffer is as small as the kernel allows,
+/// so that the daemon's answers pile up on its side at once.
+async fn tiny_window_from(source: Ipv4Addr, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(IpAddr::V4(source), 0))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Writes `requests` pipelined on `stream`, as much of them as the daemon takes within 1 s
+/// (it stops reading once its answers cannot be written).
+async fn pipeline<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, requests: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(requests.as_bytes()).await?;
+        stream.flush().await
+    })
+    .await;
+}
+
+/// Polls with `attempt` every 100 ms until it succeeds; how long after `since` that was, or
+/// `None` when `limit` after `since` has passed.
+async fn served_within<F, Fut>(since: Instant, limit: Duration, mut attempt: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    while since.elapsed() < limit {
+        if attempt().await {
+            return Some(since.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A plain-HTTP GET of `url` from `source`: whether it was answered 200.
+async fn plain_ok(source: Ipv4Addr, url: &str) -> bool {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(http) = reqwest::Client::builder()
+        .local_address(IpAddr::V4(source))
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    match http.get(url).send().await {
+        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Slow-read clients: a source that fills its whole share of connections with requests for
+/// large answers (the enrollment page's script over HTTPS, pipelined; the CA chain over the
+/// plain-HTTP revocation listener, pipelined) and never reads them loses those connections
+/// once `server.write_timeout_secs` has passed with nothing taken, and the same source is
+/// served again, instead of being locked out (with a few addresses, the whole listener) for
+/// good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_never_read_their_answers_lose_their_connections_after_the_write_timeout() {
+    const SHARE: usize = 4;
+    let share = SHARE.to_string();
+    let d = hostile_daemon(&[
+        ("ESTCA_SERVER__WRITE_TIMEOUT_SECS", "1"),
+        // Long, so that only the write deadline can free the connections in time.
+        ("ESTCA_SERVER__HEADER_TIMEOUT_SECS", "60"),
+        ("ESTCA_SERVER__REQUEST_TIMEOUT_SECS", "60"),
+        ("ESTCA_SERVER__MAX_CONNECTIONS_PER_SOURCE", share.as_str()),
+        (
+            "ESTCA_REVOCATION__MAX_CONNECTIONS_PER_SOURCE",
+            share.as_str(),
+        ),
+    ]);
+    let root = d.dir().root_ca_pem();
+    let config = tls_config(&root);
+    let https = d.ready_addr("https");
+    let revocation = d.ready_addr("revocation_http");
+    let slow = Ipv4Addr::new(127, 0, 6, 1);
+
+    // HTTPS: each connection asks for the 651 KB script 16 times and reads nothing.
+    let mut held_https = Vec::new();
+    for _ in 0..SHARE {
+        let tcp = tiny_window_from(slow, https).await;
+        let mut tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        pipeline(
+            &mut tls,
+            &"GET /assets/enroll.js HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(16),
+        )
+        .await;
+        held_https.push(tls);
+    }
+    // Revocation: the CA chain, 20,000 times pipelined (tens of MB of answers).
+    let mut held_plain = Vec::new();
+    for _ in 0..SHARE {
+        let mut tcp = tiny_window_from(slow, revocation).await;
+        pipeline(
+            &mut tcp,
+            &"GET /ca.pem HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(20_000),
+        )
+        .await;
+        held_plain.push(tcp);
+    }
+    let stalled = Instant::now();
+
+    // The source held its whole share on both listeners; the write deadline (1 s) frees it.
+    let c = client_from(d.port, &root, slow);
+    let https_again = served_within(stalled, Duration::from_secs(10), || async {
+        matches!(
+            c.http.get(format!("{}/cacerts", c.base)).send().await,
+            Ok(r) if r.status() == 200
+        )
+    })
+    .await;
+    let plain_url = format!("http://{revocation}/ca.pem");
+    let plain_again = served_within(stalled, Duration::from_secs(10), || {
+        plain_ok(slow, &plain_url)
+    })
+    .await;
+    eprintln!(
+        "slow readers ({SHARE} per listener, write timeout 1 s): the source served again \
+         {https_again:?} (HTTPS) and {plain_again:?} (revocation) after the stall"
+    );
+    let https_again = https_again.expect("HTTPS: the stalled connections were never released");
+    let plain_again = plain_again.expect("revocation: the stalled connections were never released");
+    // Within the deadline (1 s) plus a margin for the test's own connections.
+    assert!(https_again < Duration::from_secs(4), "{https_again:?}");
+    assert!(plain_again < Duration::from_secs(4), "{plain_again:?}");
+
+    // Each stalled connection is closed, and logged once, without request data. (The log is
+    // waited for: a connection stalls only once the kernel's buffers on both sides are full.)
+    const CLOSED: &str = "within the write timeout; connection closed";
+    let closed_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(CLOSED))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let waited = served_within(stalled, Duration::from_secs(10), || async {
+        closed_lines(&d.stderr()).len() >= 2 * SHARE
+    })
+    .await;
+    let log = d.stderr();
+    let closed = closed_lines(&log);
+    for line in &closed {
+        eprintln!("{line}");
+    }
+    assert!(
+        waited.is_some(),
+        "{} closed:\n{}",
+        closed.len(),
+        closed.join("\n")
+    );
+    assert_eq!(closed.len(), 2 * SHARE, "{}", closed.join("\n"));
+    assert!(closed
+        .iter()
+        .all(|l| !l.contains("enroll.js") && !l.contains("ca.pem")));
+    assert!(!log.contains("panicked"));
+    drop((held_https, held_plain));
+}

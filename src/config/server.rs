@@ -41,6 +41,11 @@ pub struct ServerConfig {
     /// the plain-HTTP listeners) before it is closed; much shorter than the handshake and
     /// header timeouts, so that idle connections cannot hold the budgets.
     pub first_byte_timeout_secs: u64,
+    /// Seconds a write of an answer may wait with none of its bytes taken by the client
+    /// before the connection is closed, on every listener: without it a client that asks for
+    /// a large answer and never reads would hold its connection (and its budget's place)
+    /// forever. Progress rearms it, so a slow but reading client is not cut.
+    pub write_timeout_secs: u64,
     /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
     /// IPv6 clients are counted per network of this prefix length by the per-source limits
@@ -83,6 +88,7 @@ impl ServerConfig {
                 "server.first_byte_timeout_secs",
                 self.first_byte_timeout_secs,
             ),
+            ("server.write_timeout_secs", self.write_timeout_secs),
         ] {
             if !(1..=3600).contains(&v) {
                 return Err(ConfigError::invalid(

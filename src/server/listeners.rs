@@ -1,6 +1,6 @@
 //! The listeners' accept loops: each connection admitted against its listener's budget and
-//! per-source cap, given its first-byte, handshake and header deadlines, served by hyper with
-//! the peer's identity attached, and given the grace period at a stop.
+//! per-source cap, given its first-byte, handshake, header and write deadlines, served by
+//! hyper with the peer's identity attached, and given the grace period at a stop.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,7 @@ use crate::model::PresentedCertificate;
 use crate::source::SourceKey;
 
 use super::budget::{ConnectionBudget, Refused};
+use super::write_deadline::{is_write_stall, WriteDeadline};
 use super::{first_byte, overload, plain_http};
 
 /// What one listener enforces on its connections.
@@ -38,8 +39,14 @@ pub(super) struct Limits {
     pub(super) refusals: Arc<Semaphore>,
     /// `server.first_byte_timeout_secs`: how long a new connection may stay silent.
     pub(super) first_byte_timeout: Duration,
+    /// `server.handshake_timeout_secs`: how long the TLS handshake may take.
     pub(super) handshake_timeout: Duration,
+    /// `server.header_timeout_secs`: how long a request's headers (or a keep-alive idle
+    /// connection) may take.
     pub(super) header_timeout: Duration,
+    /// `server.write_timeout_secs`: how long writing an answer may make no progress (see
+    /// `write_deadline`).
+    pub(super) write_timeout: Duration,
     /// `server.ipv6_source_prefix`: how IPv6 peers are grouped into sources.
     pub(super) ipv6_source_prefix: u8,
     /// `server.shutdown_grace_secs`, changed by a reload.
@@ -135,6 +142,8 @@ pub(super) async fn serve_tls(
                 plain_http::answer_with_hint(tcp, limits.header_timeout).await;
                 return;
             }
+            // Beneath TLS, so that the deadline counts the bytes the peer really takes.
+            let tcp = WriteDeadline::new(tcp, limits.write_timeout, limits.listener, Some(addr));
             let tls =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
@@ -191,6 +200,8 @@ pub(super) async fn serve_admin(
                     tracing::debug!("admin connection silent past the first-byte deadline; closed");
                     return;
                 }
+                let stream =
+                    WriteDeadline::new(stream, limits.write_timeout, limits.listener, None);
                 serve_connection(TokioIo::new(stream), app, peer, &limits, watcher).await;
             });
         },
@@ -230,6 +241,8 @@ pub(super) async fn serve_plain_http(
                     tracing::debug!(%addr, "no request byte within the first-byte deadline; closed");
                     return;
                 }
+                let tcp =
+                    WriteDeadline::new(tcp, limits.write_timeout, limits.listener, Some(addr));
                 serve_connection(TokioIo::new(tcp), app, peer, &limits, watcher).await;
             });
         },
@@ -270,7 +283,10 @@ async fn serve_connection<IO>(
     let builder = builder.http1_only();
     let connection = builder.serve_connection(io, TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+        // A stalled write was logged by `WriteDeadline` already, once.
+        if !is_write_stall(&*e) {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
     }
 }
 
