@@ -102,13 +102,21 @@ impl RegistrationAuthority {
         let (admitted, spent) = match throttled {
             Ok(tokens) => tokens,
             Err(throttled) => {
-                self.record_refusal(
-                    &Caller::enrolling(Actor::Anonymous, source),
-                    None,
-                    EventKind::Enroll,
-                    format!("authentication refused: {throttled}"),
-                )
-                .await?;
+                // Counted always (the refusal metric); written to history once a minute per
+                // source, so that a throttled flood is not a durable write per request.
+                if self.failures_by_source.records_refusal(source_key) {
+                    self.record_refusal(
+                        &Caller::enrolling(Actor::Anonymous, source),
+                        None,
+                        EventKind::Enroll,
+                        format!(
+                            "authentication refused: {throttled} (this address's further refusals \
+                             within {} s are counted, not recorded)",
+                            throttle::REFUSAL_RECORD_INTERVAL.as_secs()
+                        ),
+                    )
+                    .await?;
+                }
                 return Err(throttled.into());
             }
         };

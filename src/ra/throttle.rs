@@ -6,11 +6,15 @@
 //! ([`FailureThrottle::admit`]), so a burst of guesses sent together from one source is bounded
 //! by its tokens, not by the password-check queue; a check that ends well (right password, or
 //! never checked because estca was busy) gives its token back ([`AdmittedCheck::refund`]).
-//! Only failures therefore cost anything, and any number of right passwords from one address
-//! (a company behind one NAT) is never throttled: a check that finds every token held by
-//! checks still running waits (at most [`MAX_WAIT`]) for them to end, and goes on when one
-//! gives its token back. A source whose tokens are spent by failures is refused at once
-//! (HTTP 429 with `Retry-After`), before any Argon2 work.
+//! Only failures therefore cost anything: any number of right passwords from one address (a
+//! company behind one NAT) spends nothing, and a check that finds every token held by checks
+//! still running waits (at most [`MAX_WAIT`]) for them to end, and goes on when one gives its
+//! token back. A source whose tokens are spent by failures is refused at once (HTTP 429 with
+//! `Retry-After`), before any Argon2 work: everyone behind it, right passwords included, since
+//! nothing tells them apart before a check. History records the first such refusal of a
+//! source and then at most one per [`REFUSAL_RECORD_INTERVAL`]
+//! ([`FailureThrottle::records_refusal`]); the others are counted, not written, so that a
+//! throttled source sending at line rate cannot make each request a durable write.
 //!
 //! Memory is bounded: at most [`MAX_TRACKED_SOURCES`] sources are tracked; full buckets are
 //! forgotten first, then the least recently used.
@@ -35,6 +39,10 @@ pub const MAX_TRACKED_SOURCES: usize = 65_536;
 /// Longest a check waits for its source's running checks to end before it is refused.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
+/// How often a source's throttled refusals go to history: the first, then at most one per
+/// this interval (per daemon).
+pub const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The source has used up its failed authentications for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -51,6 +59,8 @@ struct Bucket {
     updated: Instant,
     /// Admitted checks still running, each holding one token.
     running: u32,
+    /// When a refusal of this source last went to history.
+    refusal_recorded: Option<Instant>,
 }
 
 /// What taking a token found.
@@ -164,6 +174,7 @@ impl FailureThrottle {
             tokens: self.capacity,
             updated: now,
             running: 0,
+            refusal_recorded: None,
         });
         self.refill(bucket, now);
         if bucket.tokens >= 1.0 {
@@ -211,6 +222,27 @@ impl FailureThrottle {
             }
         }
         self.ended.notify_waiters();
+    }
+
+    /// Whether a refusal of `source` (just throttled) goes to history: the first of it, then
+    /// at most one per [`REFUSAL_RECORD_INTERVAL`]. `None` (never throttled) always does, as
+    /// does a source no longer tracked.
+    pub fn records_refusal(&self, source: Option<SourceKey>) -> bool {
+        source.is_none_or(|source| self.records_refusal_at(source, Instant::now()))
+    }
+
+    fn records_refusal_at(&self, source: SourceKey, now: Instant) -> bool {
+        let mut buckets = self.lock();
+        let Some(bucket) = buckets.get_mut(&source) else {
+            return true;
+        };
+        let due = bucket
+            .refusal_recorded
+            .is_none_or(|at| now.saturating_duration_since(at) >= REFUSAL_RECORD_INTERVAL);
+        if due {
+            bucket.refusal_recorded = Some(now);
+        }
+        due
     }
 
     /// Sources tracked now (for tests and metrics).
@@ -282,6 +314,26 @@ mod tests {
         fail_at(&t, "192.0.2.2", now).unwrap();
         // The bucket refills with time.
         fail_at(&t, "192.0.2.1", now + Duration::from_secs(20)).unwrap();
+    }
+
+    /// A throttled source's refusals go to history once, then once a minute.
+    #[test]
+    fn a_throttled_sources_refusals_are_recorded_once_a_minute() {
+        let t = FailureThrottle::new(1, Duration::from_secs(3600));
+        let now = Instant::now();
+        fail_at(&t, "192.0.2.1", now).unwrap();
+        fail_at(&t, "192.0.2.1", now).unwrap_err();
+        let source = src("192.0.2.1");
+        assert!(t.records_refusal_at(source, now));
+        for seconds in [0, 1, 59] {
+            assert!(!t.records_refusal_at(source, now + Duration::from_secs(seconds)));
+        }
+        assert!(t.records_refusal_at(source, now + Duration::from_secs(60)));
+        assert!(!t.records_refusal_at(source, now + Duration::from_secs(61)));
+        // Each source on its own; the admin socket always.
+        fail_at(&t, "192.0.2.2", now).unwrap();
+        assert!(t.records_refusal_at(src("192.0.2.2"), now));
+        assert!(t.records_refusal(None));
     }
 
     #[tokio::test]
