@@ -68,6 +68,8 @@ pub enum RefusalReason {
     busy,
     /// The issuing CA expires within a year, so no certificate fits: 503.
     issuing_ca_expiring,
+    /// The source's failed logins are spent: 429 before any password check.
+    throttled,
     /// The store's database cannot be reached (PostgreSQL lost): 503.
     store_unavailable,
     /// Any other refusal (invalid input, forbidden, not found).
@@ -94,6 +96,7 @@ impl RefusalReason {
             },
             RaError::BadCsr(_) => Self::bad_csr,
             RaError::KeyReused(_) => Self::key_reused,
+            RaError::Throttled(_) => Self::throttled,
             RaError::Password(PasswordError::Busy) | RaError::Contended => Self::busy,
             RaError::Ca(crate::ca::CaError::CaExpiresTooSoon { .. }) => Self::issuing_ca_expiring,
             RaError::Store(crate::store::StoreError::Unavailable(_)) => Self::store_unavailable,

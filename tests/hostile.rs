@@ -671,6 +671,15 @@ async fn a_password_flood_is_throttled_bounded_and_others_still_enroll() {
         totals.keys().all(|s| matches!(s, 401 | 429 | 503)),
         "{totals:?}"
     );
+    // The 429s cost no write each: history has the address's first, the rest are counted.
+    let page = d.dir().cli_json(&["history", "--limit", "1000"]);
+    let recorded = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("too many failed logins"))
+        .count();
+    assert_eq!(recorded, 1, "throttled refusals written to history");
 
     // Phase 2: 1,000 more from 40 addresses (25 each, within each address's budget), so the
     // Argon2 bound, not the throttle, is what protects memory; a normal client enrolls from
