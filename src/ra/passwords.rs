@@ -6,8 +6,11 @@
 //! Unknown IDs are checked against a dummy hash made with the same parameters, so an unknown
 //! ID costs the same time as a wrong password.
 //!
-//! Hashes run on [`Workers`] of their own, `max_concurrent_hashes` threads, each reusing
-//! one Argon2 block.
+//! Checks run on [`Workers`] of their own, `max_concurrent_hashes` threads, each reusing
+//! one Argon2 block. Hashing a new password (an administrator creating an ID or setting its
+//! password) runs on one thread apart, with a queue of `max_queued_hashes`: administrators
+//! of one contract sending many at once wait for each other, and can never take the places
+//! the password checks of enrollments need.
 
 use argon2::password_hash::{self, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -61,6 +64,8 @@ pub struct Passwords {
     params: Params,
     dummy_hash: String,
     workers: Workers,
+    /// The thread that hashes new passwords, apart from the checks.
+    new_passwords: Workers,
 }
 
 impl Passwords {
@@ -82,6 +87,7 @@ impl Passwords {
                 config.max_concurrent_hashes,
                 config.max_queued_hashes,
             )?,
+            new_passwords: Workers::new("estca-argon2-new", 1, config.max_queued_hashes)?,
         })
     }
 
@@ -124,11 +130,13 @@ impl Passwords {
         Ok(())
     }
 
-    /// Hashes a new password (after [`Passwords::check_new`]) into a PHC string.
+    /// Hashes a new password (after [`Passwords::check_new`]) into a PHC string, on the
+    /// thread for new passwords ([`PasswordError::Busy`] when its queue is full).
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
         Self::check_new(&password)?;
         let params = self.params.clone();
-        self.admit()?
+        self.new_passwords
+            .admit()?
             .run(move || hash_now(&params, password.as_bytes()))
             .await?
     }
@@ -367,6 +375,24 @@ mod tests {
             .verify(Zeroizing::new(b"correct horse".to_vec()), Some(endless))
             .await
             .is_err());
+    }
+
+    /// New passwords are hashed apart: with every place among the checks taken, an
+    /// administrator's new password is still hashed.
+    #[tokio::test]
+    async fn new_passwords_never_take_the_checks_places() {
+        let p = Passwords::new(&config(1, 0)).unwrap();
+        let held = p.admit().unwrap();
+        assert!(matches!(p.admit(), Err(PasswordError::Busy)));
+        let hash = p
+            .hash(Zeroizing::new("correct horse".into()))
+            .await
+            .unwrap();
+        drop(held);
+        assert!(p
+            .verify(Zeroizing::new(b"correct horse".to_vec()), Some(hash))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
