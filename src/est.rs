@@ -426,17 +426,40 @@ pub(crate) fn enrollment_response(
     ))
 }
 
+/// Whether the client prefers the PEM chain (`application/pem-certificate-chain`, RFC 8555;
+/// an estca extension) to EST's PKCS#7: its `Accept` names the PEM type itself with a quality
+/// above 0 (RFC 9110 section 12.4.2: 0 is "not acceptable") and at least the quality it gives
+/// `application/pkcs7-mime` through its most specific matching range. A wildcard alone keeps
+/// EST's answer.
 fn wants_pem(headers: &HeaderMap) -> bool {
-    headers
+    let ranges: Vec<(mime::Mime, f32)> = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| {
-            t.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case(PEM_CHAIN))
+        .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
+        .map(|range| {
+            let q = range
+                .get_param("q")
+                .and_then(|q| q.as_str().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (range, q)
         })
+        .collect();
+    let quality = |essence: &str| {
+        ranges
+            .iter()
+            .find(|(range, _)| range.essence_str().eq_ignore_ascii_case(essence))
+            .map(|(_, q)| *q)
+    };
+    let Some(pem) = quality(PEM_CHAIN) else {
+        return false;
+    };
+    let pkcs7 = quality("application/pkcs7-mime")
+        .or_else(|| quality("application/*"))
+        .or_else(|| quality("*/*"))
+        .unwrap_or(0.0);
+    pem > 0.0 && pem >= pkcs7
 }
 
 fn pem_response(pem: String) -> Response {
@@ -529,6 +552,22 @@ mod tests {
             "accept",
             "text/plain, application/pem-certificate-chain;q=0.9"
         )])));
+        assert!(wants_pem(&headers(&[(
+            "accept",
+            "application/pem-certificate-chain, */*"
+        )])));
         assert!(!wants_pem(&headers(&[("accept", "*/*")])));
+        assert!(!wants_pem(&headers(&[(
+            "accept",
+            "application/pem-certificate-chain;q=0"
+        )])));
+        assert!(!wants_pem(&headers(&[(
+            "accept",
+            "application/pkcs7-mime, application/pem-certificate-chain;q=0.5"
+        )])));
+        assert!(!wants_pem(&headers(&[(
+            "accept",
+            "application/*;q=0.8, application/pem-certificate-chain;q=0.3"
+        )])));
     }
 }

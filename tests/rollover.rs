@@ -172,6 +172,20 @@ async fn a_rollover_with_the_local_root_takes_effect_at_sighup_without_a_failed_
     assert_eq!(status, 200);
     let chain = String::from_utf8(chain).unwrap();
     assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3);
+    // The current chain comes first and in order (the new issuing CA, then the root that
+    // certifies it), the retired issuing CA last.
+    let blocks: Vec<Vec<u8>> = chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|b| b.contains("BEGIN"))
+        .map(|b| pem_rfc7468::decode_vec(b.trim().as_bytes()).unwrap().1)
+        .collect();
+    let root_der = pem_rfc7468::decode_vec(dir.root_ca_pem().trim_ascii())
+        .unwrap()
+        .1;
+    assert_eq!(
+        blocks[1], root_der,
+        "the root follows the current issuing CA"
+    );
     let trust = dir.path().join("trust.pem");
     std::fs::write(&trust, &chain).unwrap();
     // openssl builds the path of a certificate of either generation from that bundle (the

@@ -74,18 +74,22 @@ impl Generations {
                 certificates.push(der.to_vec());
             }
         };
-        let all: Vec<&Arc<CertificateAuthority>> =
-            std::iter::once(&current).chain(previous.iter()).collect();
-        for ca in &all {
-            add(ca.issuing_certificate_der());
-        }
-        for ca in &all {
-            for der in ca.intermediate_certificates_der() {
-                add(der);
-            }
+        // The current chain first, in order, so that each certificate of it is certified by
+        // the next one up to the root (a PEM chain's order); then the retired generations.
+        add(current.issuing_certificate_der());
+        for der in current.intermediate_certificates_der() {
+            add(der);
         }
         if let Some(root) = current.root_certificate_der() {
             add(root);
+        }
+        for ca in &previous {
+            add(ca.issuing_certificate_der());
+        }
+        for ca in &previous {
+            for der in ca.intermediate_certificates_der() {
+                add(der);
+            }
         }
         let refs: Vec<&[u8]> = certificates.iter().map(Vec::as_slice).collect();
         let cacerts = pkcs7::certs_only(&refs)?;
@@ -175,7 +179,8 @@ impl Generations {
     }
 
     /// The CA certificates, DER, in the order of `/ca.pem` and the PEM form of `cacerts`:
-    /// the current issuing CA, the retired ones newest first, the intermediates, the root.
+    /// the current chain in order (issuing CA, its intermediates, the root: each certified by
+    /// the next), then the retired issuing CAs newest first and their intermediates.
     pub fn certificates_der(&self) -> Vec<&[u8]> {
         self.certificates.iter().map(Vec::as_slice).collect()
     }

@@ -241,8 +241,9 @@ impl RegistrationAuthority {
         self.ca.current().issuing_certificate_der().to_vec()
     }
 
-    /// The CA certificates, DER, in the order of the PEM `cacerts` answer: the current
-    /// issuing CA, the retired ones still loaded (newest first), intermediates, the root.
+    /// The CA certificates, DER, in the order of the PEM `cacerts` answer
+    /// ([`crate::ca::Generations::certificates_der`]): the current chain up to the root, then
+    /// the retired issuing CAs still loaded.
     pub fn ca_chain_der(&self) -> Vec<Vec<u8>> {
         self.ca
             .get()
