@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::model::{Account, AccountId, Actor, EventKind, Outcome};
+use crate::model::{Account, AccountId, Actor, EventKind, HistoryEvent, Outcome};
 use crate::store::{AccountChange, AccountEdit, PasswordAttempt, StoreError};
 
 use super::policy::{self, Refusal};
@@ -137,23 +137,51 @@ impl RegistrationAuthority {
     /// (locked, by this call or by the check that settled meanwhile, or cleared by a right
     /// password that settled meanwhile). `source` is the attempt that found them.
     async fn lock_unsettled(&self, source: &str, counted: Account) -> Result<Account, RaError> {
+        let locking = self
+            .lock_at_limit(source, counted, None, |account| {
+                format!(
+                    "locked: {} password checks were counted and never ended (their requests \
+                     were cancelled or their daemon stopped), each a guess",
+                    account.failed_attempts
+                )
+            })
+            .await?;
+        Ok(match locking {
+            Locking::Locked(account) => {
+                tracing::warn!(
+                    id = %account.id,
+                    "ID locked: password checks counted against it never ended"
+                );
+                account
+            }
+            Locking::NotNeeded(account) => account,
+        })
+    }
+
+    /// Locks `account` if its counted failures have reached the limit, in one write with the
+    /// lock's history entry (`detail`) after `first`, when given; on a concurrent change,
+    /// decides again on the account as it is then. An ID unlocked, cleared, already locked
+    /// or removed meanwhile needs no lock ([`Locking::NotNeeded`]).
+    async fn lock_at_limit(
+        &self,
+        source: &str,
+        counted: Account,
+        first: Option<&HistoryEvent>,
+        detail: impl Fn(&Account) -> String,
+    ) -> Result<Locking, RaError> {
         let mut account = counted;
         for _ in 0..MAX_ATTEMPTS {
             if !policy::locks_after_failed_check(&account, self.max_failed_attempts)
                 || account.is_removed()
             {
-                return Ok(account);
+                return Ok(Locking::NotNeeded(account));
             }
             let lock = self.event(
                 &Caller::enrolling(Actor::System, source),
                 Some(&account),
                 EventKind::Lock,
                 Outcome::Ok {
-                    detail: format!(
-                        "locked: {} password checks were counted and never ended (their requests \
-                         were cancelled or their daemon stopped), each a guess",
-                        account.failed_attempts
-                    ),
+                    detail: detail(&account),
                 },
             );
             match self
@@ -163,17 +191,13 @@ impl RegistrationAuthority {
                     expected_version: account.version,
                     edits: vec![AccountEdit::LockAtFailures(self.max_failed_attempts)],
                     revoke: None,
-                    events: vec![lock],
+                    events: first.cloned().into_iter().chain([lock]).collect(),
                 })
                 .await
             {
                 Ok(locked) => {
-                    tracing::warn!(
-                        id = %locked.id,
-                        "ID locked: password checks counted against it never ended"
-                    );
                     self.observer.locked_out();
-                    return Ok(locked);
+                    return Ok(Locking::Locked(locked));
                 }
                 Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
                 Err(e) => return Err(e.into()),
@@ -221,42 +245,27 @@ impl RegistrationAuthority {
                 ),
             },
         );
-        let mut account = counted;
-        for _ in 0..MAX_ATTEMPTS {
-            if !policy::locks_after_failed_check(&account, self.max_failed_attempts) {
-                self.store.append_history(failed).await?;
-                return Ok(());
+        let locking = self
+            .lock_at_limit(&caller.source, counted, Some(&failed), |account| {
+                format!("locked after {} wrong passwords", account.failed_attempts)
+            })
+            .await?;
+        match locking {
+            Locking::Locked(account) => {
+                tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
             }
-            let lock = self.event(
-                &Caller::enrolling(Actor::System, &caller.source),
-                Some(&account),
-                EventKind::Lock,
-                Outcome::Ok {
-                    detail: format!("locked after {} wrong passwords", account.failed_attempts),
-                },
-            );
-            match self
-                .store
-                .update_account(AccountChange {
-                    id: account.id.clone(),
-                    expected_version: account.version,
-                    edits: vec![AccountEdit::LockAtFailures(self.max_failed_attempts)],
-                    revoke: None,
-                    events: vec![failed.clone(), lock],
-                })
-                .await
-            {
-                Ok(_) => {
-                    tracing::warn!(id = %account.id, "ID locked after too many wrong passwords");
-                    self.observer.locked_out();
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => account = self.reload(&account.id).await?,
-                Err(e) => return Err(e.into()),
-            }
+            Locking::NotNeeded(_) => self.store.append_history(failed).await?,
         }
-        Err(RaError::Contended)
+        Ok(())
     }
+}
+
+/// What [`RegistrationAuthority::lock_at_limit`] did.
+enum Locking {
+    /// Locked now, by this call: the account as stored.
+    Locked(Account),
+    /// Not (or no longer) at the limit, already locked, or removed: the account as found.
+    NotNeeded(Account),
 }
 
 /// The answer to an attempt judged a failure (a wrong password, or one not checked: unknown
