@@ -260,13 +260,14 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     let (_, text) = ocsp(ca2_pem, "a.pem").await;
     assert!(text.contains("a.pem: unknown"), "{text}");
 
-    // cacerts holds both issuing CAs and the root; the PEM order is current, previous, root.
+    // cacerts holds both issuing CAs and the root; the PEM order is the current chain (CA 2,
+    // then the root that certifies it), then the previous issuing CA.
     assert_eq!(
         ra.ca_chain_der(),
         vec![
             ca2.issuing_certificate_der().to_vec(),
-            ca1.issuing_certificate_der().to_vec(),
-            root.to_vec()
+            root.to_vec(),
+            ca1.issuing_certificate_der().to_vec()
         ]
     );
     let p7 = tmp.path().join("cacerts.p7");
