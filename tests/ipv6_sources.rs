@@ -127,9 +127,12 @@ fn the_failed_login_throttle_counts_an_ipv6_64_once() {
                 .enroll("nobody", "wrong password", &csr)
                 .await;
             assert_eq!(other.status, 401, "{other:?}");
-            // History records the real address, not the network.
+            // History records the real address, not the network: the fifth guess's, and the
+            // first refusal's (::6); the refusals after it are counted, not recorded.
             let history = d.cli_ok(&["--json", "history", "--limit", "100"], None);
-            assert!(history.contains("2001:db8:1:2::c"), "{history}");
+            assert!(history.contains("2001:db8:1:2::5"), "{history}");
+            assert!(history.contains("2001:db8:1:2::6"), "{history}");
+            assert!(!history.contains("2001:db8:1:2::c"), "{history}");
         });
     });
 }
