@@ -48,6 +48,21 @@ struct Cost {
     iterations: u32,
 }
 
+impl Cost {
+    /// The cost of a check with `params`.
+    fn of(params: &Params) -> Self {
+        Self {
+            memory_kib: params.m_cost(),
+            iterations: params.t_cost(),
+        }
+    }
+
+    /// Whether it costs no more than `limit`, in memory and in passes.
+    fn within(self, limit: Cost) -> bool {
+        self.memory_kib <= limit.memory_kib && self.iterations <= limit.iterations
+    }
+}
+
 /// The costliest stored hash checked when the daemon's own parameters are lower: 256 MiB and
 /// 16 passes, far above any estca default yet bounded. A hash beyond it (written by hand into
 /// a database, or restored from one that had no such bound) is refused with an error instead
@@ -111,7 +126,7 @@ impl Passwords {
             .map_err(|e| PasswordError::BadHash(format!("not an Argon2 hash: {e}")))?;
         let params = Params::try_from(&parsed)
             .map_err(|e| PasswordError::BadHash(format!("unusable Argon2 parameters: {e}")))?;
-        if params.m_cost() > self.params.m_cost() || params.t_cost() > self.params.t_cost() {
+        if !Cost::of(&params).within(Cost::of(&self.params)) {
             return Err(PasswordError::BadHash(format!(
                 "its Argon2 cost (m={}, t={}) is above this daemon's (auth.argon2_memory_kib = {}, \
                  auth.argon2_iterations = {}): hash the password with those parameters or lower, \
@@ -165,9 +180,10 @@ impl Passwords {
     /// The most a stored hash may cost to be checked: the daemon's own parameters, or
     /// [`VERIFY_CEILING`] when the settings were lowered below it after hashes were stored.
     fn verify_ceiling(&self) -> Cost {
+        let own = Cost::of(&self.params);
         Cost {
-            memory_kib: self.params.m_cost().max(VERIFY_CEILING.memory_kib),
-            iterations: self.params.t_cost().max(VERIFY_CEILING.iterations),
+            memory_kib: own.memory_kib.max(VERIFY_CEILING.memory_kib),
+            iterations: own.iterations.max(VERIFY_CEILING.iterations),
         }
     }
 
@@ -248,7 +264,7 @@ fn verify_now(candidate: &[u8], stored: &str, ceiling: Cost) -> Result<bool, Pas
         .map_err(|e| PasswordError::Hashing(e.to_string()))?
         .unwrap_or_default();
     let params = Params::try_from(&parsed).map_err(|e| PasswordError::Hashing(e.to_string()))?;
-    if params.m_cost() > ceiling.memory_kib || params.t_cost() > ceiling.iterations {
+    if !Cost::of(&params).within(ceiling) {
         return Err(PasswordError::Hashing(format!(
             "a stored password hash costs m={} KiB, t={}, above the {} KiB and {} iterations \
              estca checks; set a new password for the ID",

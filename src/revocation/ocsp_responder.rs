@@ -367,7 +367,12 @@ impl OcspResponder {
     /// The cache key of a CertID naming the issuing CA and an estca-shaped serial, with
     /// NULL or absent hash parameters.
     fn cache_key(&self, cert_id: &CertId) -> Option<CacheKey> {
-        let (hash, serial) = self.named_serial(cert_id)?;
+        Self::key_for(cert_id, self.named_serial(cert_id)?)
+    }
+
+    /// The cache key of a CertID whose hash algorithm and serial are `named` (see
+    /// [`Self::named_serial`]), when its hash parameters are NULL or absent.
+    fn key_for(cert_id: &CertId, (hash, serial): (CertIdHash, Serial)) -> Option<CacheKey> {
         let parameters = match &cert_id.hash_algorithm.parameters {
             None => HashParameters::Absent,
             Some(p) if *p == Any::from(Null) => HashParameters::Null,
@@ -424,14 +429,15 @@ impl OcspResponder {
         now: OffsetDateTime,
         signer: &OcspSigner,
     ) -> Result<(Cached, Option<CacheKey>, u64), RevocationError> {
-        let key = self.cache_key(cert_id);
+        let named = self.named_serial(cert_id);
+        let key = named.and_then(|named| Self::key_for(cert_id, named));
         let generation = *self.feed.borrow();
         if let Some(key) = &key {
             if let Some(cached) = self.cached(key, now) {
                 return Ok((cached, Some(*key), generation));
             }
         }
-        let record = match self.named_serial(cert_id) {
+        let record = match named {
             Some((_, serial)) => self
                 .store
                 .certificate(&serial)
