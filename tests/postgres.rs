@@ -72,6 +72,71 @@ async fn a_daemon_on_postgres_enrolls_and_records_the_certificate_in_the_databas
     assert!(!d.dir().path().join("data/db").exists());
 }
 
+/// A refusal that history cannot record (the database refuses every new `history` row: a
+/// trigger, as a full disk or a broken table would) is still the refusal, never the store's
+/// error: wrong passwords stay 401 and keep the source's failed-login tokens spent, so the
+/// guess after the budget is 429 (were the store's error answered instead, the tokens would
+/// be given back and guesses would be free while history fails), and that 429 too stays a
+/// 429 (even for the right password). The guesses are still counted on the ID.
+#[tokio::test]
+async fn refusals_that_history_cannot_record_are_refused_all_the_same() {
+    let Some(server) = TestPostgres::shared() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = TestPostgres::password_file(secrets.path());
+    let database = server.database();
+    let mut env = postgres_env(&server.url(&database), &password_file);
+    env.push(("ESTCA_AUTH__MAX_FAILURES_PER_SOURCE".into(), "3".into()));
+    let d = TestDaemon::start(Options {
+        env,
+        ..Options::default()
+    });
+    with_account(&d, "nozawa1", "5110");
+    server.psql_in(
+        &database,
+        "CREATE FUNCTION refuse_history() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'history refused by the test'; END $$; \
+         CREATE TRIGGER refuse_history BEFORE INSERT ON history \
+         FOR EACH ROW EXECUTE FUNCTION refuse_history()",
+    );
+    let client = d.client();
+    let csr = p256().csr_der;
+    for _ in 0..3 {
+        client
+            .enroll("nozawa1", "guess-5f3a9c", &csr)
+            .await
+            .assert_status(401);
+    }
+    let throttled = client.enroll("nozawa1", PASSWORD, &csr).await;
+    throttled.assert_error(429);
+    assert!(
+        throttled.headers.contains_key("retry-after"),
+        "{throttled:?}"
+    );
+    assert_eq!(
+        server
+            .psql_in(
+                &database,
+                "SELECT failed_attempts FROM accounts WHERE id = 'nozawa1'"
+            )
+            .trim(),
+        "3"
+    );
+    assert_eq!(
+        server
+            .psql_in(&database, "SELECT count(*) FROM history WHERE refused")
+            .trim(),
+        "0",
+        "the trigger let a refusal through"
+    );
+    let log = d.wait_for_log("a refusal could not be recorded in history", 0);
+    assert!(
+        !log.contains("guess-5f3a9c"),
+        "a password in the log:\n{log}"
+    );
+}
+
 #[tokio::test]
 async fn a_restart_on_an_existing_schema_logs_no_notice_from_the_database() {
     let Some(server) = TestPostgres::shared() else {

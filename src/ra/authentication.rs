@@ -50,7 +50,7 @@ impl RegistrationAuthority {
                         format!("authentication failed: {claimed}"),
                     )
                     .await;
-                return Err(refused_even_unrecorded(recorded));
+                return Err(refused_even_unrecorded(recorded, RaError::Unauthenticated));
             }
             PasswordAttempt::OverLimit(account) => {
                 slot.verify(password, None).await?;
@@ -74,7 +74,7 @@ impl RegistrationAuthority {
                         format!("authentication failed: {why}"),
                     )
                     .await;
-                return Err(refused_even_unrecorded(recorded));
+                return Err(refused_even_unrecorded(recorded, RaError::Unauthenticated));
             }
         };
         // The count was durable when it returned: a crash cannot give a guess back.
@@ -86,7 +86,7 @@ impl RegistrationAuthority {
             self.accept_right_password(&caller, account).await
         } else {
             let settled = self.settle_wrong_password(&caller, account).await;
-            Err(refused_even_unrecorded(settled))
+            Err(refused_even_unrecorded(settled, RaError::Unauthenticated))
         }
     }
 
@@ -215,14 +215,15 @@ impl RegistrationAuthority {
     ) -> Result<Account, RaError> {
         let account = self.store.clear_password_attempts(&account.id).await?;
         if account.locked {
-            self.record_refusal(
-                caller,
-                Some(&account),
-                EventKind::Enroll,
-                "authentication failed: ID locked while the password was checked".into(),
-            )
-            .await?;
-            return Err(RaError::Unauthenticated);
+            let recorded = self
+                .record_refusal(
+                    caller,
+                    Some(&account),
+                    EventKind::Enroll,
+                    "authentication failed: ID locked while the password was checked".into(),
+                )
+                .await;
+            return Err(refused_even_unrecorded(recorded, RaError::Unauthenticated));
         }
         Ok(account)
     }
@@ -268,21 +269,23 @@ enum Locking {
     NotNeeded(Account),
 }
 
-/// The answer to an attempt judged a failure (a wrong password, or one not checked: unknown
-/// ID, locked, over the limit) when recording it failed (the store unavailable): still 401,
-/// never the store's error, so that the source's failed-login tokens stay spent
-/// (`authenticate_enrollment` gives them back for errors, which judge no password) and the
-/// answer still looks like any other failure. The attempt itself was counted in the store
-/// before the check; a lock that could not be written is taken by a later attempt
-/// ([`RegistrationAuthority::count_password_attempt`]).
-fn refused_even_unrecorded(recorded: Result<(), RaError>) -> RaError {
+/// The answer to a refusal when recording it in history failed (the store unavailable):
+/// the refusal all the same, never the store's error. For a failed authentication (a wrong
+/// password, or one not checked: unknown ID, locked, over the limit) this keeps the source's
+/// failed-login tokens spent (`authenticate_enrollment` gives them back for errors, which
+/// judge no password) and the answer like any other failure; the attempt itself was counted
+/// in the store before the check, and a lock that could not be written is taken by a later
+/// attempt ([`RegistrationAuthority::count_password_attempt`]). For a throttled source the
+/// answer stays 429 with its Retry-After.
+pub(super) fn refused_even_unrecorded(recorded: Result<(), RaError>, refusal: RaError) -> RaError {
     if let Err(e) = recorded {
         tracing::error!(
             error = %e,
-            "a refused authentication could not be recorded in history; it is refused and counted all the same"
+            refusal = %refusal,
+            "a refusal could not be recorded in history; it is refused all the same"
         );
     }
-    RaError::Unauthenticated
+    refusal
 }
 
 /// The outcome of an issuance to an ID that just gave its password: "locked" means the ID

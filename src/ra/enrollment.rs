@@ -8,7 +8,7 @@ use crate::model::{Account, Actor, CertificateRecord, EventKind, PresentedCertif
 use crate::source::SourceKey;
 use crate::store::IssuedCertificate;
 
-use super::authentication::unauthenticated_if_locked;
+use super::authentication::{refused_even_unrecorded, unauthenticated_if_locked};
 use super::policy::EnrollVia;
 use super::{source_budget, throttle, Caller, RaError, RegistrationAuthority};
 
@@ -104,20 +104,22 @@ impl RegistrationAuthority {
             Err(throttled) => {
                 // Counted always (the refusal metric); written to history once a minute per
                 // source, so that a throttled flood is not a durable write per request.
+                let mut recorded = Ok(());
                 if self.failures_by_source.records_refusal(source_key) {
-                    self.record_refusal(
-                        &Caller::enrolling(Actor::Anonymous, source),
-                        None,
-                        EventKind::Enroll,
-                        format!(
-                            "authentication refused: {throttled} (this address's further refusals \
-                             within {} s are counted, not recorded)",
-                            throttle::REFUSAL_RECORD_INTERVAL.as_secs()
-                        ),
-                    )
-                    .await?;
+                    recorded = self
+                        .record_refusal(
+                            &Caller::enrolling(Actor::Anonymous, source),
+                            None,
+                            EventKind::Enroll,
+                            format!(
+                                "authentication refused: {throttled} (this address's further \
+                                 refusals within {} s are counted, not recorded)",
+                                throttle::REFUSAL_RECORD_INTERVAL.as_secs()
+                            ),
+                        )
+                        .await;
                 }
-                return Err(throttled.into());
+                return Err(refused_even_unrecorded(recorded, throttled.into()));
             }
         };
         let account = match self.authenticate(source, id, password).await {

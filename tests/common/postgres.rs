@@ -312,6 +312,17 @@ impl TestPostgres {
 
     /// As [`TestPostgres::psql`], the server's error returned instead of a panic.
     pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        self.try_psql_in("postgres", sql)
+    }
+
+    /// As [`TestPostgres::psql`], in database `database` (e.g. one of
+    /// [`TestPostgres::database`]'s, to change what a daemon sees).
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
+        self.try_psql_in(database, sql)
+            .unwrap_or_else(|error| panic!("psql -d {database} -c {sql:?}: {error}"))
+    }
+
+    fn try_psql_in(&self, database: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.dir.join("socket"))
@@ -321,7 +332,7 @@ impl TestPostgres {
                 "-U",
                 PG_USER,
                 "-d",
-                "postgres",
+                database,
                 "-c",
                 sql,
             ])
