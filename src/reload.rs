@@ -244,7 +244,7 @@ pub async fn serve_until_signalled(
     let mut hup = listen(SignalKind::hangup(), "SIGHUP")?;
 
     let daemon = crate::server::start(config, clock).await?;
-    crate::notify::ready(&format!("serving https on {}", daemon.https_addr));
+    crate::notify::ready(&format!("ready: {}", daemon.listeners()));
     let watchdog = crate::notify::watchdog_interval().map(|interval| {
         tracing::info!(
             interval_ms = interval.as_millis() as u64,

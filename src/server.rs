@@ -156,6 +156,22 @@ pub struct RunningDaemon {
 }
 
 impl RunningDaemon {
+    /// Where the daemon listens, as `https=ADDR admin_socket=PATH metrics=ADDR|off
+    /// revocation_http=ADDR|off`: the systemd status line of a ready daemon, which is also
+    /// how a program that started it on ephemeral ports (`estca-bench`) learns them, whatever
+    /// the log's level and format.
+    pub fn listeners(&self) -> String {
+        let or_off =
+            |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        format!(
+            "https={} admin_socket={} metrics={} revocation_http={}",
+            self.https_addr,
+            self.admin_socket.display(),
+            or_off(self.metrics_addr),
+            or_off(self.revocation_http_addr)
+        )
+    }
+
     /// Stops accepting, lets in-flight requests finish (bounded), and removes the admin
     /// socket. Every write was durable when it returned; the store is closed when the last
     /// handle to it goes.

@@ -450,7 +450,7 @@ fn sample(text: &str, series: &str) -> f64 {
 // ----- the tests ----------------------------------------------------------------------------
 
 /// Started as the unit starts it, estca sends READY=1 only once the HTTPS port accepts
-/// connections, WATCHDOG=1 when WATCHDOG_USEC is set, and STOPPING=1 on SIGTERM, then exits 0.
+/// connections, with a status line naming its addresses, WATCHDOG=1 when WATCHDOG_USEC is set, and STOPPING=1 on SIGTERM, then exits 0.
 #[test]
 fn notifies_systemd_ready_watchdog_and_stopping() {
     let dir = Dir::new("", "");
@@ -474,6 +474,9 @@ fn notifies_systemd_ready_watchdog_and_stopping() {
     };
     let first = recv(&mut buf);
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    // Its status line names the addresses bound (port 0 in the configuration).
+    let status = format!("STATUS=ready: https={} admin_socket=", daemon.https);
+    assert!(first.lines().any(|l| l.starts_with(&status)), "{first:?}");
     // READY=1 arrived: the port must accept connections now.
     std::net::TcpStream::connect(daemon.https).expect("the port accepts after READY=1");
 

@@ -1,9 +1,11 @@
 //! The daemon under test: a bench directory (configuration, CA, data), starting `estca serve`
-//! on it and waiting for its ready line, killing it, and reading its CPU time, memory and
+//! on it and waiting for it to be ready (systemd's readiness protocol), killing it, and reading its CPU time, memory and
 //! disk use from `/proc` and the file system.
 
 use std::fs::File;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,14 +163,19 @@ pub struct Daemon {
     child: Child,
     /// Its addresses.
     pub endpoints: Endpoints,
-    /// From spawning to the ready line.
+    /// From spawning to its `READY=1`.
     pub startup: Duration,
+    /// Where it sends its notifications (kept while it runs: it notifies `STOPPING=1`).
+    _notifications: Notifications,
 }
 
 impl Daemon {
     /// Starts `estca serve --config DIR/estca.toml` with its log in `DIR/daemon.log` (the
     /// previous daemon's log, if any, moved to `DIR/daemon.log.1`), and waits (up to
-    /// `timeout`) for the ready line.
+    /// `timeout`) for it to be ready: as systemd does for `Type=notify`, through a
+    /// `NOTIFY_SOCKET` of this tool's, whose `READY=1` comes with a status line naming the
+    /// addresses bound. So the log may have any level and format (`ESTCA_LOG__LEVEL=warn`,
+    /// `ESTCA_LOG__FORMAT=json`, to measure what logging costs).
     pub fn start(estca: &Path, dir: &BenchDir, timeout: Duration) -> Result<Self> {
         let log_path = dir.root.join("daemon.log");
         if log_path.exists() {
@@ -178,43 +185,45 @@ impl Daemon {
         }
         let log = File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let notifications = Notifications::bind()?;
         let started = Instant::now();
         let mut child = Command::new(estca)
             .arg("serve")
             .arg("--config")
             .arg(dir.config())
             .current_dir(&dir.root)
+            .env("NOTIFY_SOCKET", &notifications.path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot run {}", estca.display()))?;
+        let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
         loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("estca ready")) {
-                let startup = started.elapsed();
-                let endpoints = parse_ready(line, child.id())?;
+            if let Some(status) = notifications.ready(Duration::from_millis(20))? {
                 return Ok(Self {
+                    endpoints: parse_ready(&status, child.id())?,
                     child,
-                    endpoints,
-                    startup,
+                    startup: started.elapsed(),
+                    _notifications: notifications,
                 });
             }
             if let Some(status) = child.try_wait()? {
                 bail!(
-                    "estca exited ({status}) before it was ready; its log ({}):\n{text}",
-                    log_path.display()
+                    "estca exited ({status}) before it was ready; its log ({}):\n{}",
+                    log_path.display(),
+                    log_text()
                 );
             }
             if started.elapsed() > timeout {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
-                    "estca was not ready after {timeout:?}; its log ({}):\n{text}",
-                    log_path.display()
+                    "estca was not ready after {timeout:?}; its log ({}):\n{}",
+                    log_path.display(),
+                    log_text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -264,7 +273,60 @@ impl Drop for Daemon {
     }
 }
 
-/// Reads `https=… admin_socket=… metrics=… revocation_http=…` from the ready line.
+/// A datagram socket for a daemon's systemd notifications (sd_notify(3)), in the temporary
+/// directory (a bench directory's path may be longer than a socket's 108 bytes); removed on
+/// drop.
+#[derive(Debug)]
+struct Notifications {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl Notifications {
+    fn bind() -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "estca-bench-notify-{}-{nanos}.sock",
+            std::process::id()
+        ));
+        let socket = UnixDatagram::bind(&path)
+            .with_context(|| format!("cannot bind a notification socket at {}", path.display()))?;
+        Ok(Self { socket, path })
+    }
+
+    /// Waits up to `wait` for a notification; the `STATUS=` of one that says `READY=1`.
+    fn ready(&self, wait: Duration) -> Result<Option<String>> {
+        self.socket.set_read_timeout(Some(wait))?;
+        let mut buf = [0u8; 4096];
+        let n = match self.socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e).context("reading the daemon's notifications"),
+        };
+        let message = String::from_utf8_lossy(&buf[..n]);
+        if !message.lines().any(|l| l == "READY=1") {
+            return Ok(None);
+        }
+        message
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .map(|status| Some(status.to_owned()))
+            .ok_or_else(|| anyhow!("READY=1 without a status line: {message:?}"))
+    }
+}
+
+impl Drop for Notifications {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads `https=… admin_socket=… metrics=… revocation_http=…` from a ready daemon's status
+/// line.
 fn parse_ready(line: &str, pid: u32) -> Result<Endpoints> {
     let field = |name: &str| {
         line.split_whitespace()
@@ -272,12 +334,12 @@ fn parse_ready(line: &str, pid: u32) -> Result<Endpoints> {
             .map(|v| v.trim_matches('"').to_owned())
     };
     let https = field("https")
-        .ok_or_else(|| anyhow!("no https= in the ready line: {line}"))?
+        .ok_or_else(|| anyhow!("no https= in the status line: {line}"))?
         .parse()
-        .with_context(|| format!("bad https= in the ready line: {line}"))?;
+        .with_context(|| format!("bad https= in the status line: {line}"))?;
     let admin_socket = field("admin_socket")
         .map(PathBuf::from)
-        .ok_or_else(|| anyhow!("no admin_socket= in the ready line: {line}"))?;
+        .ok_or_else(|| anyhow!("no admin_socket= in the status line: {line}"))?;
     let revocation_http = field("revocation_http").and_then(|v| v.parse().ok());
     Ok(Endpoints {
         https,
@@ -432,14 +494,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ready_line_is_parsed() {
-        let line = "2025-01-01T00:00:00Z  INFO estca::server: estca ready https=127.0.0.1:4433 admin_socket=/tmp/x/admin.sock metrics=127.0.0.1:9 revocation_http=127.0.0.1:8081";
+    fn the_status_line_is_parsed() {
+        let line = "ready: https=127.0.0.1:4433 admin_socket=/tmp/x/admin.sock metrics=127.0.0.1:9 revocation_http=127.0.0.1:8081";
         let e = parse_ready(line, 7).unwrap();
         assert_eq!(e.https.port(), 4433);
         assert_eq!(e.admin_socket, PathBuf::from("/tmp/x/admin.sock"));
         assert_eq!(e.revocation_http.map(|a| a.port()), Some(8081));
         let off = parse_ready(
-            "estca ready https=127.0.0.1:1 admin_socket=/s metrics=off revocation_http=off",
+            "ready: https=127.0.0.1:1 admin_socket=/s metrics=off revocation_http=off",
             7,
         )
         .unwrap();

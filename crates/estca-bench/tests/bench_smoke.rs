@@ -173,7 +173,11 @@ fn populate_then_run_on_the_populated_directory() {
     assert_eq!(line["ids_total"], 55);
     assert!(line["data_dir_bytes"].as_u64().unwrap() > 0);
 
+    // A quiet, JSON log: the bench learns the daemon's ports from its readiness
+    // notification, not from its log.
     let out = bench()
+        .env("ESTCA_LOG__LEVEL", "warn")
+        .env("ESTCA_LOG__FORMAT", "json")
         .args([
             "run",
             "--scenario",
@@ -235,7 +239,11 @@ fn fjall_directory_populated_then_killed_under_load_and_restarted() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("store.backend"));
 
+    // A quiet, JSON log: the bench learns the daemon's ports from its readiness
+    // notification, not from its log.
     let out = bench()
+        .env("ESTCA_LOG__LEVEL", "warn")
+        .env("ESTCA_LOG__FORMAT", "json")
         .args([
             "run",
             "--scenario",
