@@ -53,10 +53,16 @@ impl Base64Lines {
 /// once (no reallocation leaves a copy behind).
 fn wrap(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / RFC2045_LINE * 2 + 2);
-    // base64 text is ASCII, so cutting at any byte keeps whole characters.
-    for line in text.as_bytes().chunks(RFC2045_LINE) {
-        out.push_str(&String::from_utf8_lossy(line));
+    let mut rest = text;
+    while !rest.is_empty() {
+        // base64 text is ASCII, so every byte is a character boundary and the cut always
+        // succeeds (a line is copied as it is, not checked again as UTF-8).
+        let (line, tail) = rest
+            .split_at_checked(rest.len().min(RFC2045_LINE))
+            .unwrap_or((rest, ""));
+        out.push_str(line);
         out.push_str("\r\n");
+        rest = tail;
     }
     out
 }
