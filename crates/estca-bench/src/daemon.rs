@@ -1,6 +1,6 @@
 //! The daemon under test: a bench directory (configuration, CA, data), starting `estca serve`
-//! on it and waiting for it to be ready (systemd's readiness protocol), killing it, and reading its CPU time, memory and
-//! disk use from `/proc` and the file system.
+//! on it and waiting for it to be ready (systemd's readiness protocol), killing it, and
+//! reading its CPU time, memory and disk use from `/proc` and the file system.
 
 use std::fs::File;
 use std::io::ErrorKind;
