@@ -108,7 +108,10 @@ listen = "127.0.0.1:0"
 max_connections = 4096
 max_connections_per_source = 4096
 EOF
-  "$estca" serve --config "$dir/estca.toml" >"$dir/daemon.log" 2>&1 &
+  # The ready line is read from the log: its level and format are the defaults, whatever the
+  # caller's environment says.
+  env -u ESTCA_LOG__LEVEL -u ESTCA_LOG__FORMAT \
+    "$estca" serve --config "$dir/estca.toml" >"$dir/daemon.log" 2>&1 &
   pids+=($!)
   echo $! >"$dir/pid"
   for _ in $(seq 300); do
