@@ -301,7 +301,7 @@ fn files_the_daemon_creates_are_private_whatever_the_umask() {
     std::fs::write(dir.ca_dir().join("README.md"), "# certs/\n").unwrap();
     set_mode(&dir.ca_dir(), 0o755);
     let mut command = std::process::Command::new("sh");
-    command
+    common::without_estca_variables(&mut command)
         .arg("-c")
         .arg("umask 022 && exec \"$0\" serve --config \"$1\"")
         .arg(common::estca_bin())

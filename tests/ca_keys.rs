@@ -16,7 +16,7 @@ const PASSPHRASE: &str = "tr0ub4dor & 3 more words";
 
 /// Runs `estca --config FILE ARGS` with extra environment variables (configuration overrides).
 fn estca(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(estca_bin())
+    estca_command()
         .arg("--config")
         .arg(&dir.config)
         .args(args)

@@ -440,7 +440,7 @@ async fn an_issuing_ca_within_a_year_of_expiry_warns_and_enrollment_gets_503() {
     // A CA whose issuing certificate is valid exactly one year: from the next second on, a
     // one-year certificate no longer fits.
     let dir = TestDir::new(Options::default());
-    run(Command::new(estca_bin())
+    run(estca_command()
         .arg("--config")
         .arg(&dir.config)
         .arg("init")

@@ -107,7 +107,7 @@ async fn every_issuance_is_synced_before_its_answer_leaves() {
     let dir = TestDir::new(Options::default());
     let trace = dir.path().join("strace.txt");
     let mut command = Command::new("strace");
-    command
+    without_estca_variables(&mut command)
         .args(["-f", "-yy", "-xx", "-s", "4194304", "-o"])
         .arg(&trace)
         .args([

@@ -74,7 +74,7 @@ async fn sixty_parallel_guesses_check_at_most_five_and_the_right_one_gets_the_sa
     loop {
         let dir = d.dir().config.clone();
         let counted = tokio::task::spawn_blocking(move || {
-            let out = std::process::Command::new(estca_bin())
+            let out = estca_command()
                 .args(["--config"])
                 .arg(dir)
                 .args(["--json", "account", "show", ID])

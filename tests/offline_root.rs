@@ -24,7 +24,7 @@ fn text(out: &Output) -> String {
 
 /// `estca --config CONFIG ARGS` with the directory's environment (the production CA settings).
 fn estca(dir: &TestDir, args: &[&str]) -> Output {
-    Command::new(estca_bin())
+    estca_command()
         .arg("--config")
         .arg(&dir.config)
         .args(args)

@@ -14,7 +14,7 @@ async fn password_prompt_at_a_terminal_does_not_echo() {
     let d = TestDaemon::start(Options::default());
     d.dir().add_contract("5110");
     let typed = "typed at the terminal 1";
-    let mut command = Command::new(estca_bin());
+    let mut command = estca_command();
     command.arg("--config").arg(&d.dir().config).args([
         "account",
         "add",
@@ -42,7 +42,7 @@ async fn password_prompt_at_a_terminal_does_not_echo() {
         .assert_status(200);
 
     // Two different passwords: refused, nothing changed.
-    let mut command = Command::new(estca_bin());
+    let mut command = estca_command();
     command.arg("--config").arg(&d.dir().config).args([
         "account",
         "passwd",
@@ -61,7 +61,7 @@ async fn password_prompt_at_a_terminal_does_not_echo() {
 
 /// Runs `estca --config FILE ARGS` with extra environment variables; exit code, stdout, stderr.
 fn run(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(estca_bin())
+    let out = estca_command()
         .arg("--config")
         .arg(&dir.config)
         .args(args)
@@ -397,7 +397,7 @@ async fn account_remove_confirms_on_a_terminal_and_needs_yes_elsewhere() {
     d.dir().add_account("leaver2", "5110", "user");
     enroll_new(&d, "leaver1").await;
     let prompt = |answer: &str| {
-        let mut command = Command::new(estca_bin());
+        let mut command = estca_command();
         command
             .arg("--config")
             .arg(&d.dir().config)
@@ -461,7 +461,7 @@ fn run_into_closed_pipe(dir: &TestDir, args: &[&str]) -> (i32, String) {
     let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
     let closed = reader.stdin.take().unwrap();
     reader.wait().unwrap();
-    let out = Command::new(estca_bin())
+    let out = estca_command()
         .arg("--config")
         .arg(&dir.config)
         .args(args)

@@ -3,6 +3,8 @@
 //!
 //! Each test runs the built binary in its own temporary directory with ephemeral ports.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -105,7 +107,7 @@ impl Dir {
 }
 
 fn cli_with(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
+    let mut child = common::estca_command()
         .arg("--config")
         .arg(config)
         .args(args)
@@ -138,7 +140,7 @@ fn field(line: &str, name: &str) -> Option<String> {
 
 impl Daemon {
     fn start(dir: &Dir, env: &[(&str, &str)], args: &[&str]) -> Daemon {
-        let mut command = Command::new(bin());
+        let mut command = common::estca_command();
         command
             .args(dir.unit_args())
             .args(args)

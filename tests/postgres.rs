@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -171,7 +170,7 @@ fn store_migrate_creates_the_schema_once() {
     let password_file = TestPostgres::password_file(secrets.path());
     let url = server.url(&server.database());
     let migrate = || {
-        let out = Command::new(estca_bin())
+        let out = estca_command()
             .args(["store", "migrate", "--config"])
             .arg(&dir.config)
             .envs(postgres_env(&url, &password_file))
@@ -214,7 +213,7 @@ fn serve_exits_non_zero_naming_the_unreachable_database_and_not_its_password() {
     let password_file = dir.path().join("pg-password");
     std::fs::write(&password_file, "s3cret-pass\n").unwrap();
     let url = format!("postgres://estca@127.0.0.1:{port}/estca");
-    let mut child = Command::new(estca_bin())
+    let mut child = estca_command()
         .args(["serve", "--config"])
         .arg(&dir.config)
         .envs(postgres_env(&url, &password_file))
@@ -236,7 +235,7 @@ fn serve_exits_non_zero_naming_the_unreachable_database_and_not_its_password() {
 
 /// Runs `estca store copy` with the configuration of `dir` and `env`; returns its output.
 fn store_copy(dir: &TestDir, from: &str, to: &str, env: &[(String, String)]) -> String {
-    let out = Command::new(estca_bin())
+    let out = estca_command()
         .args(["store", "copy", "--from", from, "--to", to, "--config"])
         .arg(&dir.config)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -300,7 +299,7 @@ async fn an_installation_moves_from_sled_to_postgres_and_back() {
     );
     assert!(copied.contains("both export the same records"), "{copied}");
     // Into a store that is not empty: refused.
-    let out = Command::new(estca_bin())
+    let out = estca_command()
         .args(["store", "copy", "--from"])
         .arg(format!("postgres:{url}"))
         .arg("--to")

@@ -135,7 +135,7 @@ fn cli_in_background(
 ) -> tokio::task::JoinHandle<bool> {
     let config = config.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(estca_bin())
+        estca_command()
             .arg("--config")
             .arg(&config)
             .args(args)

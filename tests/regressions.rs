@@ -17,7 +17,7 @@ use common::*;
 fn sigterm_right_after_ready_stops_gracefully() {
     for attempt in 0..30 {
         let dir = TestDir::new(Options::default());
-        let mut child = Command::new(estca_bin())
+        let mut child = estca_command()
             .arg("serve")
             .arg("--config")
             .arg(&dir.config)

@@ -19,7 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_estca");
 const PUBLIC_URL: &str = "http://revocation.test:8080";
 const PASSWORD: &str = "correct horse battery";
 
@@ -52,7 +51,7 @@ impl Daemon {
             )
             .unwrap();
         }
-        let mut child = Command::new(BIN)
+        let mut child = common::estca_command()
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -127,7 +126,7 @@ impl Daemon {
 
     /// Runs an `estca` admin command against this daemon; panics unless it succeeds.
     fn estca(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut child = Command::new(BIN)
+        let mut child = common::estca_command()
             .arg("--config")
             .arg(self.path("estca.toml"))
             .args(args)

@@ -74,7 +74,7 @@ fn readme_walkthrough_runs_verbatim() {
         .prefix("estca-walkthrough")
         .tempdir()
         .unwrap();
-    let mut serve = Command::new(estca_bin());
+    let mut serve = estca_command();
     serve
         .arg("serve")
         .current_dir(dir.path())

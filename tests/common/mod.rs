@@ -98,6 +98,25 @@ pub fn estca_bin() -> &'static str {
     env!("CARGO_BIN_EXE_estca")
 }
 
+/// A command running [`estca_bin`] configured by its test alone ([`without_estca_variables`]).
+pub fn estca_command() -> Command {
+    let mut command = Command::new(estca_bin());
+    without_estca_variables(&mut command);
+    command
+}
+
+/// Leaves out of `command`'s environment the `ESTCA_*` variables of the one the tests run in (a
+/// developer's shell may set some, `ESTCA_LOG__LEVEL=warn` say), so that an estca it runs is
+/// configured by its test alone, which sets the variables it wants afterwards.
+pub fn without_estca_variables(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("ESTCA_")) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Configuration choices a test may change; everything else is the embedded default, with all
 /// paths inside the test's directory, an ephemeral port and warnings only (plus `estca::server` at info, which logs the ready line).
 #[derive(Debug, Clone)]
@@ -223,7 +242,7 @@ impl TestDir {
 
     /// Runs `estca --config FILE ARGS`, feeding `stdin`; returns exit status, stdout, stderr.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
-        let mut child = Command::new(estca_bin())
+        let mut child = estca_command()
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -528,7 +547,7 @@ impl TestDaemon {
     }
 
     pub fn try_start_in(dir: TestDir) -> Result<Self, Box<(TestDir, StartFailure)>> {
-        let mut command = Command::new(estca_bin());
+        let mut command = estca_command();
         command
             .arg("serve")
             .arg("--config")

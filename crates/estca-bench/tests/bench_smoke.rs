@@ -8,8 +8,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+/// `estca-bench` without the `ESTCA_*` variables of the environment the tests run in: the
+/// bench hands its environment to the daemon it starts (so that `ESTCA_LOG__LEVEL=warn
+/// estca-bench run` measures a quiet daemon), and a developer's shell may set some.
 fn bench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_estca-bench"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_estca-bench"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("ESTCA_")) {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// The `estca` binary the bench starts. It belongs to another package of the workspace, so
