@@ -161,14 +161,12 @@ impl RunningDaemon {
     /// how a program that started it on ephemeral ports (`estca-bench`) learns them, whatever
     /// the log's level and format.
     pub fn listeners(&self) -> String {
-        let or_off =
-            |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
         format!(
             "https={} admin_socket={} metrics={} revocation_http={}",
             self.https_addr,
             self.admin_socket.display(),
-            or_off(self.metrics_addr),
-            or_off(self.revocation_http_addr)
+            address_or_off(self.metrics_addr),
+            address_or_off(self.revocation_http_addr)
         )
     }
 
@@ -184,6 +182,12 @@ impl RunningDaemon {
         let _ = std::fs::remove_file(&self.admin_socket);
         Ok(())
     }
+}
+
+/// An optional listener's address as the ready line and the systemd status line give it:
+/// `off` when it is not enabled.
+fn address_or_off(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_owned(), |a| a.to_string())
 }
 
 /// Loads the CA, creating a development hierarchy first when `may_create` (and
@@ -490,12 +494,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningDaemo
         None => None,
     };
     metrics.set_ready(true);
-    let revocation_http = revocation_http_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(
         https = %https_addr,
         admin_socket = %config.admin.socket.display(),
-        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
-        revocation_http = %revocation_http,
+        metrics = %address_or_off(metrics_addr),
+        revocation_http = %address_or_off(revocation_http_addr),
         "estca ready"
     );
     Ok(RunningDaemon {

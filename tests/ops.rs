@@ -19,10 +19,6 @@ use base64::Engine;
 const PASSWORD: &str = "correct horse battery";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_estca")
-}
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -452,7 +448,8 @@ fn sample(text: &str, series: &str) -> f64 {
 // ----- the tests ----------------------------------------------------------------------------
 
 /// Started as the unit starts it, estca sends READY=1 only once the HTTPS port accepts
-/// connections, with a status line naming its addresses, WATCHDOG=1 when WATCHDOG_USEC is set, and STOPPING=1 on SIGTERM, then exits 0.
+/// connections, with a status line naming its addresses, WATCHDOG=1 when WATCHDOG_USEC is set,
+/// and STOPPING=1 on SIGTERM, then exits 0.
 #[test]
 fn notifies_systemd_ready_watchdog_and_stopping() {
     let dir = Dir::new("", "");
@@ -1034,7 +1031,11 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     let text = std::fs::read_to_string(&unit).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("estca.service");
-    std::fs::write(&copy, text.replace("/usr/local/bin/estca", bin())).unwrap();
+    std::fs::write(
+        &copy,
+        text.replace("/usr/local/bin/estca", common::estca_bin()),
+    )
+    .unwrap();
     let out = Command::new(analyze)
         .arg("verify")
         .arg(&copy)

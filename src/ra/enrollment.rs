@@ -104,21 +104,21 @@ impl RegistrationAuthority {
             Err(throttled) => {
                 // Counted always (the refusal metric); written to history once a minute per
                 // source, so that a throttled flood is not a durable write per request.
-                let mut recorded = Ok(());
-                if self.failures_by_source.records_refusal(source_key) {
-                    recorded = self
-                        .record_refusal(
-                            &Caller::enrolling(Actor::Anonymous, source),
-                            None,
-                            EventKind::Enroll,
-                            format!(
-                                "authentication refused: {throttled} (this address's further \
-                                 refusals within {} s are counted, not recorded)",
-                                throttle::REFUSAL_RECORD_INTERVAL.as_secs()
-                            ),
-                        )
-                        .await;
-                }
+                let recorded = if self.failures_by_source.records_refusal(source_key) {
+                    self.record_refusal(
+                        &Caller::enrolling(Actor::Anonymous, source),
+                        None,
+                        EventKind::Enroll,
+                        format!(
+                            "authentication refused: {throttled} (this address's further refusals \
+                             within {} s are counted, not recorded)",
+                            throttle::REFUSAL_RECORD_INTERVAL.as_secs()
+                        ),
+                    )
+                    .await
+                } else {
+                    Ok(())
+                };
                 return Err(refused_even_unrecorded(recorded, throttled.into()));
             }
         };

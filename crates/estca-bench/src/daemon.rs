@@ -200,7 +200,7 @@ impl Daemon {
             .with_context(|| format!("cannot run {}", estca.display()))?;
         let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
         loop {
-            if let Some(status) = notifications.ready(Duration::from_millis(20))? {
+            if let Some(status) = notifications.ready()? {
                 return Ok(Self {
                     endpoints: parse_ready(&status, child.id())?,
                     child,
@@ -293,12 +293,15 @@ impl Notifications {
         ));
         let socket = UnixDatagram::bind(&path)
             .with_context(|| format!("cannot bind a notification socket at {}", path.display()))?;
-        Ok(Self { socket, path })
+        let notifications = Self { socket, path };
+        notifications
+            .socket
+            .set_read_timeout(Some(Duration::from_millis(20)))?;
+        Ok(notifications)
     }
 
-    /// Waits up to `wait` for a notification; the `STATUS=` of one that says `READY=1`.
-    fn ready(&self, wait: Duration) -> Result<Option<String>> {
-        self.socket.set_read_timeout(Some(wait))?;
+    /// Waits a moment (20 ms) for a notification; the `STATUS=` of one that says `READY=1`.
+    fn ready(&self) -> Result<Option<String>> {
         let mut buf = [0u8; 4096];
         let n = match self.socket.recv(&mut buf) {
             Ok(n) => n,
