@@ -340,6 +340,15 @@ impl CertificateAuthority {
         &self.issuing_key_id
     }
 
+    /// True when `other` has this issuing CA's subject, attribute for attribute: the same
+    /// CRL issuer for relying parties (RFC 5280 6.3.3 matches a CRL to a certificate by the
+    /// issuer's name, and lets any key of that CA sign it), as a rollover that keeps
+    /// `ca.issuing_name` makes the generations. The comparison is of the encoded names, so
+    /// two names RFC 5280 7.1 would match but that are spelled differently count as two.
+    pub fn same_issuer_name(&self, other: &CertificateAuthority) -> bool {
+        self.issuing_subject == other.issuing_subject
+    }
+
     /// The generation ID in the URLs of this issuing CA's CRL and certificate
     /// (`/crl/<id>`, `/ca/<id>.crt`): the first eight bytes of its key identifier in
     /// lowercase hex. Stable for the life of the CA, and different for each new key.

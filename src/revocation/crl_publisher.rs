@@ -16,8 +16,9 @@
 //! than a tenth of a core. Such a CRL can lag a revocation by that long (OCSP never lags);
 //! a CRL that is due is re-signed at once.
 //!
-//! One publisher serves one issuing CA generation: its CRL lists the certificates that
-//! generation issued ([`IssuerIndex`]); [`super::crl_publishers`] keeps one per generation.
+//! One publisher serves one issuing CA generation, whose key signs its CRL;
+//! [`super::crl_publishers`] keeps one per generation. The CRL lists the revoked certificates
+//! of every generation under the same name, not only that key's ([`IssuerIndex`] says why).
 
 use std::sync::{Arc, RwLock};
 
@@ -322,8 +323,8 @@ impl CrlPublisher {
     }
 }
 
-/// Reads the revocation index and signs a CRL of the unexpired revoked certificates `ca`
-/// issued.
+/// Reads the revocation index and signs a CRL of the unexpired revoked certificates issued
+/// under `ca`'s name.
 async fn build(
     store: &dyn RevocationStore,
     ca: &Arc<CertificateAuthority>,
@@ -348,7 +349,7 @@ async fn build(
         .filter(|r| r.not_after > this_update)
         .collect();
     let entries: Vec<CrlEntry> = issuers
-        .issued_by(ca, unexpired)
+        .in_crl_scope(ca, unexpired)
         .await?
         .into_iter()
         .map(|r| CrlEntry {

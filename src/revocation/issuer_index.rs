@@ -6,8 +6,15 @@
 //! migration). The CRL publishers read the revocation index, which holds serials only; the
 //! index below reads each revoked certificate's record once and remembers its issuer (it
 //! never changes), so that re-signing a CRL costs no lookup for the serials seen before.
-//! With one generation loaded nothing is read at all: every certificate that has not
-//! expired is that generation's ([`crate::ca::generations`]).
+//! With every loaded generation under one name nothing is read at all (see
+//! [`IssuerIndex::in_crl_scope`]).
+//!
+//! OCSP answers per key (RFC 6960's CertID names the issuer's key), CRLs per name: a CRL
+//! without an issuingDistributionPoint covers every certificate its issuer's name issued
+//! (RFC 5280 5.2.5), and a relying party may take a CRL that another key of the same CA
+//! signed (RFC 5280 6.3.3 (b), (f)). So each generation's CRL lists the revoked certificates
+//! of every generation that shares its name: a CRL that listed only its own key's would tell
+//! such a relying party that the other generations' revoked certificates are good.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,20 +57,23 @@ impl IssuerIndex {
             .is_some_and(|issuer| issuer.key_id() == ca.key_id())
     }
 
-    /// The entries of `revoked` that `ca` issued, in their order; none while `ca` is not yet
-    /// in force.
-    pub async fn issued_by(
+    /// The entries of `revoked` a CRL that `ca` signs must list: those issued under `ca`'s
+    /// name, by any loaded generation with that name ([`CertificateAuthority::same_issuer_name`]),
+    /// in their order. When every loaded generation has that name (one generation, or
+    /// rollovers that kept `ca.issuing_name`), that is all of them, read from nothing; also
+    /// while a reload puts `ca` in place (its first CRL is signed before it is in force).
+    pub async fn in_crl_scope(
         &self,
         ca: &CertificateAuthority,
         revoked: Vec<RevokedCertificate>,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         let generations = self.cas.get();
-        if !generations.all().any(|g| g.key_id() == ca.key_id()) {
-            // A reload is putting `ca` in place (its first CRL is signed before it is in
-            // force): it has issued nothing yet.
-            return Ok(Vec::new());
-        }
-        if generations.previous().is_empty() {
+        let same_name: Vec<&[u8]> = generations
+            .all()
+            .filter(|g| g.same_issuer_name(ca))
+            .map(|g| g.key_id())
+            .collect();
+        if same_name.len() == generations.all().count() {
             return Ok(revoked);
         }
         let mut kept = Vec::with_capacity(revoked.len());
@@ -87,7 +97,7 @@ impl IssuerIndex {
                     issuer
                 }
             };
-            if issuer == ca.key_id() {
+            if same_name.contains(&issuer.as_slice()) {
                 kept.push(entry);
             }
         }

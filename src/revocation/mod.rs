@@ -10,7 +10,8 @@
 //!   `/ca.crt`, `/ca/<generation>.crt`, `/ca.pem`) and the operator's `GET /api/v1/crl`.
 //! - Every loaded issuing CA generation has its own CRL publisher and OCSP responder
 //!   ([`crl_publishers`], [`ocsp_responders`]); [`issuer_index`] tells which generation
-//!   issued a certificate.
+//!   issued a certificate. An OCSP responder answers for its own key's certificates; a CRL
+//!   lists those of every generation under its name (RFC 5280's CRL scope).
 //!
 //! This is a front end like EST: it reads the [`store`](crate::store) (the revocation index
 //! and its change feed) and has the [`ca`](crate::ca) sign. The registration authority does

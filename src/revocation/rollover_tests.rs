@@ -168,9 +168,19 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     assert_eq!(generations.previous().len(), 1);
     services.sync(&generations).await.unwrap();
     let id2 = generations.current().generation_id();
-    assert!(
-        services.crl.by_id(&id2).unwrap().last().entries.is_empty(),
-        "the new generation's first CRL, signed before it is in force, lists nothing of CA 1"
+    assert_eq!(
+        services
+            .crl
+            .by_id(&id2)
+            .unwrap()
+            .last()
+            .entries
+            .iter()
+            .map(|e| e.serial)
+            .collect::<Vec<_>>(),
+        vec![c.record().serial],
+        "the new generation's first CRL, signed before it is in force, lists the certificate \
+         revoked under the same name by CA 1"
     );
     cas.replace(generations);
     let ca2 = cas.current();
@@ -195,16 +205,19 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     .await
     .unwrap();
 
-    // Each generation's CRL; CA 1's lists A, CA 2's does not.
+    // Each generation's CRL, each signed by its own key: both list A and C, the revoked
+    // certificates of the name both generations share (RFC 5280's scope of a CRL without an
+    // issuingDistributionPoint).
     let crl1 = services.crl.by_id(&id1).unwrap().current().await;
     let crl2 = services.crl.by_id(&id2).unwrap().current().await;
     let mut expected = vec![a.record().serial, c.record().serial];
     expected.sort();
-    assert_eq!(
-        crl1.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(crl2.entries.is_empty());
+    for crl in [&crl1, &crl2] {
+        assert_eq!(
+            crl.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
+            expected
+        );
+    }
     assert_eq!(
         services.crl.current().unwrap().current().await.number,
         services.crl.by_id(&id2).unwrap().last().number,
@@ -243,6 +256,31 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     assert!(!ok && text.contains("certificate revoked"), "{text}");
     let (ok, text) = verify("b.pem");
     assert!(ok, "{text}");
+    // A relying party that takes a CRL another key of the issuer signed (RFC 5280 6.3.3 (f);
+    // openssl's -extended_crl, which looks for that key's certificate among -untrusted),
+    // given only CA 2's CRL: A is revoked there too, not good.
+    let crl2_file = tmp.path().join("crl2.pem");
+    std::fs::write(&crl2_file, crl2.pem.as_ref()).unwrap();
+    let ca2_alone = pem_file(
+        tmp.path(),
+        "ca2-untrusted.pem",
+        &[ca2.issuing_certificate_der()],
+    );
+    let (ok, text) = openssl(&[
+        "verify",
+        "-attime",
+        &at,
+        "-crl_check",
+        "-extended_crl",
+        "-CAfile",
+        trust.to_str().unwrap(),
+        "-untrusted",
+        ca2_alone.to_str().unwrap(),
+        "-CRLfile",
+        crl2_file.to_str().unwrap(),
+        tmp.path().join("a.pem").to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("certificate revoked"), "{text}");
 
     // OCSP through the one responder URL: each request goes to its issuer's responder.
     let ca1_pem = pem_file(tmp.path(), "ca1.pem", &[ca1.issuing_certificate_der()]);
@@ -337,4 +375,85 @@ async fn ocsp_check(
         "-validity_period",
         "100000000",
     ])
+}
+
+/// A rollover that renames the issuing CA (`ca.issuing_name` changed before it) makes a new
+/// CRL issuer: each generation's CRL then lists its own name's revoked certificates only.
+#[tokio::test]
+async fn a_renamed_generation_lists_only_its_own_names_revocations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_dir = tmp.path().join("ca");
+    let config = ca_config(&ca_dir, 2);
+    CertificateAuthority::init(&config, None).unwrap();
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let cas = Arc::new(IssuingCas::new(load(&config, now)));
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.path().join("db")).unwrap());
+    let defaults = Config::load_from(None, Vec::<(String, String)>::new()).unwrap();
+    let services = RevocationServices::new(
+        store.clone(),
+        cas.clone(),
+        clock.clone(),
+        &defaults.revocation,
+    )
+    .await
+    .unwrap();
+    let mut auth = defaults.auth.clone();
+    auth.argon2_memory_kib = 1024;
+    auth.argon2_iterations = 1;
+    let ra = RegistrationAuthority::new(store, cas.clone(), clock.clone(), &auth).unwrap();
+    let operator = Caller::operator(None);
+    ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
+        .await
+        .unwrap();
+    let mut revoked = Vec::new();
+    for (id, rolled_over) in [("r1", false), ("r2", true)] {
+        if rolled_over {
+            let renamed = CaConfig {
+                issuing_name: "Test Issuing Renamed".into(),
+                ..config.clone()
+            };
+            CertificateAuthority::rollover(&renamed, None).unwrap();
+            let generations = load(&renamed, clock.now());
+            assert_eq!(generations.previous().len(), 1);
+            assert!(!generations
+                .current()
+                .same_issuer_name(&generations.previous()[0]));
+            services.sync(&generations).await.unwrap();
+            cas.replace(generations);
+        }
+        ra.create_account(
+            &operator,
+            NewAccount {
+                id: Some(id.parse().unwrap()),
+                contract: "5110".parse().unwrap(),
+                role: Role::User,
+                name: "U".into(),
+                password: InitialPassword::Clear(Zeroizing::new("correct horse battery".into())),
+            },
+        )
+        .await
+        .unwrap();
+        let account: AccountId = id.parse().unwrap();
+        let issued = ra
+            .issue_on_behalf(&operator, &account, &csr())
+            .await
+            .unwrap();
+        ra.certificate_action(
+            &operator,
+            &account,
+            CertificateAction::Revoke(RevocationReason::KeyCompromise),
+        )
+        .await
+        .unwrap();
+        revoked.push((cas.current().generation_id(), issued.record().serial));
+    }
+    for (generation, serial) in &revoked {
+        let crl = services.crl.by_id(generation).unwrap().current().await;
+        assert_eq!(
+            crl.entries.iter().map(|e| e.serial).collect::<Vec<_>>(),
+            vec![*serial],
+            "generation {generation}"
+        );
+    }
 }
