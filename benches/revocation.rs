@@ -171,6 +171,7 @@ fn benches(c: &mut Criterion) {
             store.clone(),
             ca.clone(),
             issuers.clone(),
+            Arc::default(),
             Arc::new(SystemClock),
             Duration::hours(24),
             Default::default(),

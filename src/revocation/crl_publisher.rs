@@ -142,11 +142,21 @@ impl ResignThrottle {
     }
 }
 
+/// Orders the CRLs that one daemon's publishers sign (one per generation, all sharing the
+/// store's CRL numbers): held from reading the revocation index to drawing the number, so
+/// that a CRL with a higher number lists at least every revocation one with a lower number
+/// lists. The generations of one name publish CRLs of one scope (see [`IssuerIndex`]), and a
+/// higher number tells relying parties which CRL supersedes the other (RFC 5280 5.2.3).
+/// Signing, the slow part, is outside it.
+#[derive(Debug, Default)]
+pub struct CrlNumbering(tokio::sync::Mutex<()>);
+
 /// Keeps the current CRL.
 pub struct CrlPublisher {
     store: Arc<dyn RevocationStore>,
     ca: Arc<CertificateAuthority>,
     issuers: Arc<IssuerIndex>,
+    numbering: Arc<CrlNumbering>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     throttle: ResignThrottle,
@@ -157,24 +167,27 @@ pub struct CrlPublisher {
 }
 
 impl CrlPublisher {
-    /// Signs the first CRL of `ca`, listing the revoked certificates `issuers` says it
-    /// issued; `interval` is nextUpdate minus thisUpdate, `throttle` how soon a revocation
-    /// may have a large CRL re-signed.
+    /// Signs the first CRL of `ca`, listing the revoked certificates `issuers` puts in its
+    /// scope, numbered in order with the other publishers sharing `numbering`; `interval`
+    /// is nextUpdate minus thisUpdate, `throttle` how soon a revocation may have a large CRL
+    /// re-signed.
     pub async fn new(
         store: Arc<dyn RevocationStore>,
         ca: Arc<CertificateAuthority>,
         issuers: Arc<IssuerIndex>,
+        numbering: Arc<CrlNumbering>,
         clock: Arc<dyn Clock>,
         interval: Duration,
         throttle: ResignThrottle,
     ) -> Result<Arc<Self>, RevocationError> {
         let feed = store.revocations();
-        let first = build(&*store, &ca, &issuers, &*clock, interval, &feed).await?;
+        let first = build(&*store, &ca, &issuers, &numbering, &*clock, interval, &feed).await?;
         first.log_signed(&ca);
         Ok(Arc::new(Self {
             store,
             ca,
             issuers,
+            numbering,
             clock,
             interval,
             throttle,
@@ -248,6 +261,7 @@ impl CrlPublisher {
                 &*self.store,
                 &self.ca,
                 &self.issuers,
+                &self.numbering,
                 &*self.clock,
                 self.interval,
                 &self.feed,
@@ -329,10 +343,12 @@ async fn build(
     store: &dyn RevocationStore,
     ca: &Arc<CertificateAuthority>,
     issuers: &IssuerIndex,
+    numbering: &CrlNumbering,
     clock: &dyn Clock,
     interval: Duration,
     feed: &watch::Receiver<u64>,
 ) -> Result<PublishedCrl, RevocationError> {
+    let numbering = numbering.0.lock().await;
     // The feed's value is read before the index: a revocation committed after this read
     // moves the feed past `generation`, so the CRL will be found stale and rebuilt.
     let generation = *feed.borrow();
@@ -366,6 +382,7 @@ async fn build(
     took += built.elapsed();
     // Drawing the number is one write, whatever the CRL's size: the throttle leaves it out.
     let number = store.next_crl_number().await?;
+    drop(numbering);
     let signing = Instant::now();
     // Signing a large CRL takes a while: keep it off the async worker threads.
     let signer = ca.clone();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use time::Duration;
 use tokio::sync::watch;
 
-use super::crl_publisher::{CrlPublisher, ResignThrottle};
+use super::crl_publisher::{CrlNumbering, CrlPublisher, ResignThrottle};
 use super::issuer_index::IssuerIndex;
 use super::per_generation::{OfGeneration, PerGeneration};
 use super::RevocationError;
@@ -35,6 +35,7 @@ struct Task {
 pub struct CrlPublishers {
     store: Arc<dyn RevocationStore>,
     issuers: Arc<IssuerIndex>,
+    numbering: Arc<CrlNumbering>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     publishers: PerGeneration<CrlPublisher>,
@@ -53,6 +54,7 @@ impl CrlPublishers {
         let set = Arc::new(Self {
             store,
             issuers,
+            numbering: Arc::default(),
             clock,
             interval,
             publishers: PerGeneration::new(Vec::new()),
@@ -88,6 +90,7 @@ impl CrlPublishers {
                     self.store.clone(),
                     ca,
                     self.issuers.clone(),
+                    self.numbering.clone(),
                     self.clock.clone(),
                     self.interval,
                     ResignThrottle::default(),

@@ -16,7 +16,7 @@ use x509_ocsp::{
     TbsRequest,
 };
 
-use super::crl_publisher::ResignThrottle;
+use super::crl_publisher::{CrlNumbering, ResignThrottle};
 use super::ocsp_responder::MAX_REQUESTS_PER_QUERY;
 use super::*;
 use crate::ca::ocsp::CertIdHash;
@@ -192,6 +192,7 @@ impl World {
             self.store.clone(),
             self.ca.clone(),
             self.issuers(),
+            Arc::default(),
             self.clock.clone(),
             Duration::hours(24),
             throttle,
@@ -376,7 +377,10 @@ async fn a_slow_crl_is_not_re_signed_for_every_revocation() {
 /// does, without a large one.
 struct SlowIndex {
     inner: Arc<SledStore>,
+    /// How long a read of the revocation index waits before it reads.
     delay: std::time::Duration,
+    /// How long it waits after it read, before it returns what it read.
+    after: std::time::Duration,
 }
 
 #[async_trait::async_trait]
@@ -429,7 +433,9 @@ impl RevocationStore for SlowIndex {
         page: PageRequest,
     ) -> Result<Page<RevokedCertificate>, StoreError> {
         tokio::time::sleep(self.delay).await;
-        self.inner.revoked_certificates(page).await
+        let read = self.inner.revoked_certificates(page).await;
+        tokio::time::sleep(self.after).await;
+        read
     }
 
     async fn next_crl_number(&self) -> Result<u64, StoreError> {
@@ -452,12 +458,14 @@ async fn the_background_task_publishes_a_throttled_revocation_when_the_throttle_
     let slow = Arc::new(SlowIndex {
         inner: w.store.clone(),
         delay: std::time::Duration::from_secs(1),
+        after: std::time::Duration::ZERO,
     });
     let began = tokio::time::Instant::now();
     let publisher = CrlPublisher::new(
         slow,
         w.ca.clone(),
         w.issuers(),
+        Arc::default(),
         w.clock.clone(),
         Duration::hours(24),
         ResignThrottle::default(),
@@ -483,6 +491,60 @@ async fn the_background_task_publishes_a_throttled_revocation_when_the_throttle_
     );
     stop.send(true).unwrap();
     task.await.unwrap();
+}
+
+/// Two publishers sharing one numbering (as a daemon's generations do): one reads the index
+/// before a revocation and takes long to return it, the other reads after the revocation.
+/// The CRL with the higher number lists the revocation: numbers follow what was read, not
+/// which read finished first.
+#[tokio::test(start_paused = true)]
+async fn a_higher_crl_number_lists_every_revocation_a_lower_one_lists() {
+    let w = world().await;
+    w.issue("alice", 1, 365).await;
+    let numbering: Arc<CrlNumbering> = Arc::default();
+    let publisher = |store: Arc<dyn RevocationStore>| {
+        CrlPublisher::new(
+            store,
+            w.ca.clone(),
+            w.issuers(),
+            numbering.clone(),
+            w.clock.clone(),
+            Duration::hours(24),
+            ResignThrottle::default(),
+        )
+    };
+    let late = publisher(Arc::new(SlowIndex {
+        inner: w.store.clone(),
+        delay: std::time::Duration::ZERO,
+        after: std::time::Duration::from_secs(1),
+    }))
+    .await
+    .unwrap();
+    let quick = publisher(w.store.clone()).await.unwrap();
+    let late_signing = tokio::spawn({
+        let late = late.clone();
+        async move { late.sign_now().await.unwrap() }
+    });
+    // The late one has read the index (nothing revoked) and is waiting to return it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    w.revoke("alice", 1, RevocationReason::KeyCompromise).await;
+    let quick_crl = quick.sign_now().await.unwrap();
+    let late_crl = late_signing.await.unwrap();
+    assert!(late_crl.entries.is_empty(), "read before the revocation");
+    assert_eq!(
+        quick_crl
+            .entries
+            .iter()
+            .map(|e| e.serial)
+            .collect::<Vec<_>>(),
+        [serial(1)]
+    );
+    assert!(
+        quick_crl.number > late_crl.number,
+        "the CRL listing the revocation is numbered {}, the one without it {}",
+        quick_crl.number,
+        late_crl.number
+    );
 }
 
 #[tokio::test]
