@@ -34,7 +34,7 @@ use super::{CrlEntryView, CrlView, RevocationError};
 use crate::ca::crl::{CrlEntry, CrlRequest};
 use crate::ca::CertificateAuthority;
 use crate::ra::Clock;
-use crate::store::{Page, RevocationStore};
+use crate::store::RevocationStore;
 
 /// How long the background task gathers further revocations before re-signing.
 const COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -105,9 +105,6 @@ impl PublishedCrl {
         }
     }
 }
-
-/// Revoked certificates read from the index per page while a CRL is built.
-const REVOKED_PAGE: usize = 10_000;
 
 /// How soon after a CRL was signed a revocation may have it re-signed, from how long the
 /// signing took: so that the re-signings of a large CRL take at most a share of a core.
@@ -359,7 +356,9 @@ async fn build(
         .replace_nanosecond(0)
         .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
     let next_update = this_update + interval;
-    let revoked = Page::collect_all(REVOKED_PAGE, |page| store.revoked_certificates(page)).await?;
+    // The revocations, then the number drawn after them (in turn with the other publishers).
+    let (revoked, number) = store.revoked_for_crl().await?;
+    drop(numbering);
     let unexpired = revoked
         .into_iter()
         .filter(|r| r.not_after > this_update)
@@ -380,9 +379,6 @@ async fn build(
         })
         .collect();
     took += built.elapsed();
-    // Drawing the number is one write, whatever the CRL's size: the throttle leaves it out.
-    let number = store.next_crl_number().await?;
-    drop(numbering);
     let signing = Instant::now();
     // Signing a large CRL takes a while: keep it off the async worker threads.
     let signer = ca.clone();

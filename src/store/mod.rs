@@ -543,6 +543,9 @@ pub trait ServiceCertificates: Send + Sync + 'static {
     ) -> Result<IssuedCertificate, StoreError>;
 }
 
+/// Revoked certificates read per page for a CRL ([`RevocationStore::revoked_for_crl`]).
+const REVOKED_PAGE: usize = 10_000;
+
 /// What publishing revocation status (CRL, OCSP) needs: certificate lookups, the revocation
 /// index, CRL numbers and the change feed.
 #[async_trait]
@@ -558,6 +561,20 @@ pub trait RevocationStore: StoreReads {
     /// restarts (durable before it is returned), and never handed out twice even to
     /// concurrent callers.
     async fn next_crl_number(&self) -> Result<u64, StoreError>;
+
+    /// Every revoked certificate, and a CRL number drawn after reading them: what a CRL
+    /// lists, and its number. The draw follows the read, so that a CRL with a higher number
+    /// lists every revocation one with a lower number lists (the higher number supersedes,
+    /// RFC 5280 5.2.3) as long as the callers take turns: one process opens an embedded
+    /// store, and its CRL publishers do
+    /// ([`CrlNumbering`](crate::revocation::crl_publisher::CrlNumbering)); PostgreSQL, which
+    /// several daemons share, overrides this to hold the counter's row lock from before the
+    /// read to the draw.
+    async fn revoked_for_crl(&self) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
+        let revoked =
+            Page::collect_all(REVOKED_PAGE, |page| self.revoked_certificates(page)).await?;
+        Ok((revoked, self.next_crl_number().await?))
+    }
 
     /// A change feed of revocations: the value is bumped after each committed revocation
     /// (an explicit revoke or a superseding issuance), so a publisher of revocation status

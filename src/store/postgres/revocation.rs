@@ -1,5 +1,6 @@
 //! [`RevocationStore`] on PostgreSQL: the revocation index by pages, CRL numbers drawn under
-//! a row lock, and a change feed that spans daemons.
+//! a row lock (for a CRL, held from before reading what it lists), and a change feed that
+//! spans daemons.
 //!
 //! Every revoking transaction also sends `NOTIFY estca_revocations` (delivered only if it
 //! commits), its payload naming the store handle that sent it. Each handle keeps one
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use super::connect::Target;
 use super::reads::fetch_limit;
 use super::rows::{self, REVOKED};
-use super::{db, PostgresStore};
+use super::{begin, commit, db, PostgresStore};
 use crate::store::listing::{cursor_position, Listing};
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
@@ -139,6 +140,46 @@ impl RevocationStore for PostgresStore {
             .first()
             .ok_or_else(|| rows::bad("no crl_number counter"))?;
         rows::u64_of(row, "value")
+    }
+
+    /// One transaction: the counter's row lock first, then the read, then the draw. A
+    /// daemon building a CRL at the same moment waits at the lock until this one committed
+    /// its number, and its own read (each statement sees what was committed before it
+    /// began) then lists every revocation this one's did.
+    async fn revoked_for_crl(&self) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        tx.execute(
+            "SELECT value FROM counters WHERE name = 'crl_number' FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(db)?;
+        let revoked = tx
+            .query(
+                &format!(
+                    "SELECT {REVOKED} FROM certificates WHERE revoked_at IS NOT NULL \
+                     ORDER BY serial"
+                ),
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::revoked)
+            .collect::<Result<Vec<_>, _>>()?;
+        let drawn = tx
+            .query_opt(
+                "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' \
+                 RETURNING value",
+                &[],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| rows::bad("no crl_number counter"))?;
+        let number = rows::u64_of(&drawn, "value")?;
+        commit(tx).await?;
+        Ok((revoked, number))
     }
 
     fn revocations(&self) -> watch::Receiver<u64> {

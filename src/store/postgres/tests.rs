@@ -223,6 +223,67 @@ async fn crl_numbers_strictly_increase_across_daemons() {
     assert_eq!(all, (1..=40).collect::<Vec<u64>>());
 }
 
+/// A CRL's read waits for the number another daemon is drawing: with the counter's row held
+/// (as a daemon building a CRL holds it), `revoked_for_crl` does not read; a revocation
+/// committed meanwhile is in what it reads once the row is let go, and its number comes
+/// after the other daemon's. Reading first and drawing after (without the lock) would have
+/// read before the revocation and drawn the higher number all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crl_read_waits_for_the_number_another_daemon_is_drawing() {
+    let Some((_db, a, b)) = two_daemons().await else {
+        return;
+    };
+    issue(&a, 0, record(1, "nozawa1", 1, 1, 100), None)
+        .await
+        .unwrap();
+    let mut other_daemon = a.client().await.unwrap();
+    let drawing = other_daemon.transaction().await.unwrap();
+    let held = drawing
+        .query_one(
+            "SELECT value FROM counters WHERE name = 'crl_number' FOR UPDATE",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>("value");
+    let reading = tokio::spawn(async move { b.revoked_for_crl().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reading.is_finished(), "the read waits for the row");
+    a.update_account(AccountChange {
+        id: id("nozawa1"),
+        expected_version: 1,
+        edits: vec![AccountEdit::Choose(CertificateChoice::Revoked)],
+        revoke: Some((
+            serial(1),
+            Revocation {
+                at: at(200),
+                reason: RevocationReason::KeyCompromise,
+            },
+        )),
+        events: vec![],
+    })
+    .await
+    .unwrap();
+    drawing
+        .execute(
+            "UPDATE counters SET value = value + 1 WHERE name = 'crl_number'",
+            &[],
+        )
+        .await
+        .unwrap();
+    drawing.commit().await.unwrap();
+    let (revoked, number) = tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        revoked.iter().map(|r| r.serial).collect::<Vec<_>>(),
+        [serial(1)]
+    );
+    assert_eq!(number, u64::try_from(held).unwrap() + 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_refuses_a_second_current_certificate_for_an_id() {
     let Some((_db, a, _b)) = two_daemons().await else {
