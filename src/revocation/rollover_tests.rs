@@ -65,8 +65,20 @@ fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
-#[tokio::test]
-async fn after_a_rollover_both_generations_answer_for_their_certificates_and_openssl_agrees() {
+/// A CA directory with a two-year issuing CA, a sled store, its revocation services and a
+/// registration authority with contract 5110, at a manual clock that starts now.
+struct Setup {
+    tmp: tempfile::TempDir,
+    ca_dir: PathBuf,
+    config: CaConfig,
+    clock: Arc<ManualClock>,
+    cas: Arc<IssuingCas>,
+    services: RevocationServices,
+    ra: RegistrationAuthority,
+    operator: Caller,
+}
+
+async fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let ca_dir = tmp.path().join("ca");
     let config = ca_config(&ca_dir, 2);
@@ -92,9 +104,23 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
     ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
         .await
         .unwrap();
-    for id in ["u1", "u2", "u3"] {
+    Setup {
+        tmp,
+        ca_dir,
+        config,
+        clock,
+        cas,
+        services,
+        ra,
+        operator,
+    }
+}
+
+/// Creates user IDs in contract 5110.
+async fn add_ids(ra: &RegistrationAuthority, operator: &Caller, ids: &[&str]) {
+    for id in ids {
         ra.create_account(
-            &operator,
+            operator,
             NewAccount {
                 id: Some(id.parse().unwrap()),
                 contract: "5110".parse().unwrap(),
@@ -106,6 +132,21 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
         .await
         .unwrap();
     }
+}
+
+#[tokio::test]
+async fn after_a_rollover_both_generations_answer_for_their_certificates_and_openssl_agrees() {
+    let Setup {
+        tmp,
+        ca_dir,
+        config,
+        clock,
+        cas,
+        services,
+        ra,
+        operator,
+    } = setup().await;
+    add_ids(&ra, &operator, &["u1", "u2", "u3"]).await;
     let u1: AccountId = "u1".parse().unwrap();
     let u2: AccountId = "u2".parse().unwrap();
     let ca1 = cas.current();
@@ -381,31 +422,17 @@ async fn ocsp_check(
 /// CRL issuer: each generation's CRL then lists its own name's revoked certificates only.
 #[tokio::test]
 async fn a_renamed_generation_lists_only_its_own_names_revocations() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ca_dir = tmp.path().join("ca");
-    let config = ca_config(&ca_dir, 2);
-    CertificateAuthority::init(&config, None).unwrap();
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let clock = Arc::new(ManualClock::new(now));
-    let cas = Arc::new(IssuingCas::new(load(&config, now)));
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&tmp.path().join("db")).unwrap());
-    let defaults = Config::load_from(None, Vec::<(String, String)>::new()).unwrap();
-    let services = RevocationServices::new(
-        store.clone(),
-        cas.clone(),
-        clock.clone(),
-        &defaults.revocation,
-    )
-    .await
-    .unwrap();
-    let mut auth = defaults.auth.clone();
-    auth.argon2_memory_kib = 1024;
-    auth.argon2_iterations = 1;
-    let ra = RegistrationAuthority::new(store, cas.clone(), clock.clone(), &auth).unwrap();
-    let operator = Caller::operator(None);
-    ra.create_contract(&operator, "5110".parse().unwrap(), "C".into(), false)
-        .await
-        .unwrap();
+    let Setup {
+        tmp: _tmp,
+        config,
+        clock,
+        cas,
+        services,
+        ra,
+        operator,
+        ..
+    } = setup().await;
+    add_ids(&ra, &operator, &["r1", "r2"]).await;
     let mut revoked = Vec::new();
     for (id, rolled_over) in [("r1", false), ("r2", true)] {
         if rolled_over {
@@ -422,18 +449,6 @@ async fn a_renamed_generation_lists_only_its_own_names_revocations() {
             services.sync(&generations).await.unwrap();
             cas.replace(generations);
         }
-        ra.create_account(
-            &operator,
-            NewAccount {
-                id: Some(id.parse().unwrap()),
-                contract: "5110".parse().unwrap(),
-                role: Role::User,
-                name: "U".into(),
-                password: InitialPassword::Clear(Zeroizing::new("correct horse battery".into())),
-            },
-        )
-        .await
-        .unwrap();
         let account: AccountId = id.parse().unwrap();
         let issued = ra
             .issue_on_behalf(&operator, &account, &csr())
