@@ -14,6 +14,9 @@ pub const PASSWORD: &str = "fuzz password 1";
 pub struct Fixture {
     pub runtime: tokio::runtime::Runtime,
     pub ra: Arc<RegistrationAuthority>,
+    /// The issuing CA and the store the registration authority works on.
+    pub cas: Arc<estca::ca::IssuingCas>,
+    pub store: Arc<SledStore>,
     pub max_body_bytes: usize,
     _dir: tempfile::TempDir,
 }
@@ -36,15 +39,21 @@ pub fn fixture() -> &'static Fixture {
         let ca = Arc::new(estca::ca::IssuingCas::from(
             estca::server::load_or_create_ca(&config, true).expect("CA"),
         ));
-        let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(&config.store.path.join("db")).expect("store"));
+        let store = Arc::new(SledStore::open(&config.store.path.join("db")).expect("store"));
         let ra = Arc::new(
-            RegistrationAuthority::new(store, ca, Arc::new(SystemClock), &config.auth)
-                .expect("registration authority"),
+            RegistrationAuthority::new(
+                store.clone() as Arc<dyn Store>,
+                ca.clone(),
+                Arc::new(SystemClock),
+                &config.auth,
+            )
+            .expect("registration authority"),
         );
         let fixture = Fixture {
             runtime,
             ra,
+            cas: ca,
+            store,
             max_body_bytes: config.server.max_body_bytes,
             _dir: dir,
         };
@@ -104,7 +113,9 @@ pub fn drive(router: axum::Router, request: http::Request<axum::body::Body>) -> 
         let status = response.status().as_u16();
         let challenge = status == 401
             && !had_credentials
-            && response.headers().contains_key(http::header::WWW_AUTHENTICATE);
+            && response
+                .headers()
+                .contains_key(http::header::WWW_AUTHENTICATE);
         let body = response
             .into_body()
             .collect()
