@@ -566,10 +566,9 @@ pub trait RevocationStore: StoreReads {
     /// lists, and its number. The draw follows the read, so that a CRL with a higher number
     /// lists every revocation one with a lower number lists (the higher number supersedes,
     /// RFC 5280 5.2.3) as long as the callers take turns: one process opens an embedded
-    /// store, and its CRL publishers do
-    /// ([`CrlNumbering`](crate::revocation::crl_publisher::CrlNumbering)); PostgreSQL, which
-    /// several daemons share, overrides this to hold the counter's row lock from before the
-    /// read to the draw.
+    /// store, and its CRL publishers do (the revocation module's `CrlNumbering`); PostgreSQL,
+    /// which several daemons share, overrides this to hold the counter's row lock from before
+    /// the read to the draw.
     async fn revoked_for_crl(&self) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
         let revoked =
             Page::collect_all(REVOKED_PAGE, |page| self.revoked_certificates(page)).await?;
