@@ -345,7 +345,7 @@ async fn build(
     interval: Duration,
     feed: &watch::Receiver<u64>,
 ) -> Result<PublishedCrl, RevocationError> {
-    let numbering = numbering.0.lock().await;
+    let turn = numbering.0.lock().await;
     // The feed's value is read before the index: a revocation committed after this read
     // moves the feed past `generation`, so the CRL will be found stale and rebuilt.
     let generation = *feed.borrow();
@@ -358,7 +358,7 @@ async fn build(
     let next_update = this_update + interval;
     // The revocations, then the number drawn after them (in turn with the other publishers).
     let (revoked, number) = store.revoked_for_crl().await?;
-    drop(numbering);
+    drop(turn);
     let unexpired = revoked
         .into_iter()
         .filter(|r| r.not_after > this_update)

@@ -280,52 +280,39 @@ async fn after_a_rollover_both_generations_answer_for_their_certificates_and_ope
         ],
     );
     let at = clock.now().unix_timestamp().to_string();
-    let verify = |cert: &str| {
-        openssl(&[
-            "verify",
-            "-attime",
-            &at,
-            "-crl_check",
+    // `extra` options go before the files.
+    let verify = |cert: &str, crls: &Path, extra: &[&str]| {
+        let mut args = vec!["verify", "-attime", &at, "-crl_check"];
+        args.extend_from_slice(extra);
+        let cert = tmp.path().join(cert);
+        args.extend([
             "-CAfile",
             trust.to_str().unwrap(),
             "-CRLfile",
             crls.to_str().unwrap(),
-            tmp.path().join(cert).to_str().unwrap(),
-        ])
+            cert.to_str().unwrap(),
+        ]);
+        openssl(&args)
     };
-    let (ok, text) = verify("a.pem");
+    let (ok, text) = verify("a.pem", &crls, &[]);
     assert!(!ok && text.contains("certificate revoked"), "{text}");
-    let (ok, text) = verify("b.pem");
+    let (ok, text) = verify("b.pem", &crls, &[]);
     assert!(ok, "{text}");
     // A relying party that takes a CRL another key of the issuer signed (RFC 5280 6.3.3 (f);
     // openssl's -extended_crl, which looks for that key's certificate among -untrusted),
     // given only CA 2's CRL: A is revoked there too, not good.
     let crl2_file = tmp.path().join("crl2.pem");
     std::fs::write(&crl2_file, crl2.pem.as_ref()).unwrap();
-    let ca2_alone = pem_file(
-        tmp.path(),
-        "ca2-untrusted.pem",
-        &[ca2.issuing_certificate_der()],
+    let ca1_pem = pem_file(tmp.path(), "ca1.pem", &[ca1.issuing_certificate_der()]);
+    let ca2_pem = pem_file(tmp.path(), "ca2.pem", &[ca2.issuing_certificate_der()]);
+    let (ok, text) = verify(
+        "a.pem",
+        &crl2_file,
+        &["-extended_crl", "-untrusted", ca2_pem.to_str().unwrap()],
     );
-    let (ok, text) = openssl(&[
-        "verify",
-        "-attime",
-        &at,
-        "-crl_check",
-        "-extended_crl",
-        "-CAfile",
-        trust.to_str().unwrap(),
-        "-untrusted",
-        ca2_alone.to_str().unwrap(),
-        "-CRLfile",
-        crl2_file.to_str().unwrap(),
-        tmp.path().join("a.pem").to_str().unwrap(),
-    ]);
     assert!(!ok && text.contains("certificate revoked"), "{text}");
 
     // OCSP through the one responder URL: each request goes to its issuer's responder.
-    let ca1_pem = pem_file(tmp.path(), "ca1.pem", &[ca1.issuing_certificate_der()]);
-    let ca2_pem = pem_file(tmp.path(), "ca2.pem", &[ca2.issuing_certificate_der()]);
     let ocsp = |issuer: PathBuf, cert: &'static str| {
         ocsp_check(&services, tmp.path(), &trust, &at, issuer, cert)
     };

@@ -27,6 +27,18 @@ use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, Store
 /// The notification channel of revocations.
 const CHANNEL: &str = "estca_revocations";
 
+/// Draws the next CRL number (under the counter's row lock, until the transaction ends).
+const DRAW_CRL_NUMBER: &str =
+    "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value";
+
+/// The number [`DRAW_CRL_NUMBER`] returned.
+fn drawn_crl_number(row: Option<&tokio_postgres::Row>) -> Result<u64, StoreError> {
+    rows::u64_of(
+        row.ok_or_else(|| rows::bad("no crl_number counter"))?,
+        "value",
+    )
+}
+
 /// How long the listener waits before connecting again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
@@ -130,16 +142,7 @@ impl RevocationStore for PostgresStore {
     async fn next_crl_number(&self) -> Result<u64, StoreError> {
         // One statement, committed (durably) before it returns: the row lock makes concurrent
         // callers on every daemon take turns, each drawing the number after the last.
-        let rows = self
-            .rows(
-                "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value",
-                &[],
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| rows::bad("no crl_number counter"))?;
-        rows::u64_of(row, "value")
+        drawn_crl_number(self.rows(DRAW_CRL_NUMBER, &[]).await?.first())
     }
 
     /// One transaction: the counter's row lock first, then the read, then the draw. A
@@ -168,16 +171,12 @@ impl RevocationStore for PostgresStore {
             .iter()
             .map(rows::revoked)
             .collect::<Result<Vec<_>, _>>()?;
-        let drawn = tx
-            .query_opt(
-                "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' \
-                 RETURNING value",
-                &[],
-            )
-            .await
-            .map_err(db)?
-            .ok_or_else(|| rows::bad("no crl_number counter"))?;
-        let number = rows::u64_of(&drawn, "value")?;
+        let number = drawn_crl_number(
+            tx.query_opt(DRAW_CRL_NUMBER, &[])
+                .await
+                .map_err(db)?
+                .as_ref(),
+        )?;
         commit(tx).await?;
         Ok((revoked, number))
     }
