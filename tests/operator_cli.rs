@@ -303,6 +303,7 @@ async fn readme_log_samples_match_real_output() {
     c.enroll("nozawa1", "wrong password", &p256().csr_der)
         .await
         .assert_error(401);
+    d.cli_ok(&["account", "revoke", "nozawa1"], None);
     // The request line is written once the answer is sent; give it a moment.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let stderr = d.stderr();

@@ -772,6 +772,25 @@ async fn metrics_move_with_enrollments_and_requests_are_logged_as_json() {
     assert_eq!(request["fields"]["id"], "alice", "{request}");
     assert_eq!(request["fields"]["method"], "POST");
     assert!(request["fields"]["latency_ms"].is_number());
+    // The log names what was issued and what was revoked, should the database be lost.
+    let logged = |message: &str| -> serde_json::Value {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == message && v["fields"]["id"] == "alice")
+            .unwrap_or_else(|| panic!("no {message:?} line for alice; log:\n{log}"))
+    };
+    let issued_line = logged("certificate issued");
+    let revoked_line = logged("certificate revoked");
+    assert!(issued_line["fields"]["serial"].is_string(), "{issued_line}");
+    assert_eq!(
+        revoked_line["fields"]["serial"], issued_line["fields"]["serial"],
+        "{revoked_line}"
+    );
+    assert_eq!(revoked_line["fields"]["reason"], "keyCompromise");
+    assert!(
+        revoked_line["fields"]["actor"].is_string(),
+        "{revoked_line}"
+    );
     assert!(
         !log.contains(PASSWORD) && !log.contains("wrong password!"),
         "{log}"
@@ -983,8 +1002,20 @@ async fn backup_and_restore_round_trip() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete"));
 
-    let printed = restored.cli_ok(&["restore", file.to_str().unwrap()], "");
+    let out = restored.cli(&["restore", file.to_str().unwrap()], "");
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
     assert!(printed.contains("3 accounts"), "{printed}");
+    // The operator is told that what happened after the backup is not in it, and when it was.
+    let note = String::from_utf8(out.stderr).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let taken_at = header["created_at"].as_str().unwrap();
+    assert!(
+        note.contains(&format!(
+            "as it was when this backup was taken ({taken_at})"
+        )) && note.contains("revoked since are good again"),
+        "{note}"
+    );
 
     let daemon = Daemon::start(&restored, &[], &[]);
     let accounts_after: Vec<_> = ids.iter().map(|id| shown(&restored, id)).collect();

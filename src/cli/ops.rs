@@ -383,6 +383,12 @@ pub async fn restore(
         Some(&signer),
         json,
     ))?;
+    if !json {
+        eprintln!(
+            "estca: the database is as it was when this backup was taken ({}): certificates issued or revoked since are not in it, and those revoked since are good again in the CRL and OCSP until revoked again (README, \"Backup and restore\")",
+            crate::model::rfc3339(imported.taken_at)
+        );
+    }
     Ok(())
 }
 
@@ -397,6 +403,7 @@ fn report(
     if json {
         serde_json::json!({
             "path": path, "counts": summary.counts, "sha256": summary.sha256, "signed_by": signer,
+            "taken_at": crate::model::rfc3339(summary.taken_at),
         })
         .to_string()
     } else {

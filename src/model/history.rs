@@ -35,7 +35,7 @@ pub enum Actor {
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Actor::Operator { uid: Some(uid) } => write!(f, "operator(uid {uid})"),
+            Actor::Operator { uid: Some(uid) } => write!(f, "operator(uid={uid})"),
             Actor::Operator { uid: None } => f.write_str("operator"),
             Actor::Account { id } => write!(f, "{id}"),
             Actor::App { name } => write!(f, "app:{name}"),

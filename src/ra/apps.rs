@@ -189,6 +189,13 @@ impl RegistrationAuthority {
             }
             Err(e) => return Err(e.into()),
         };
+        tracing::info!(
+            actor = %caller.actor,
+            app = %name,
+            serial = %app.certificate,
+            reason = %revocation.reason,
+            "certificate revoked"
+        );
         let certificate = self.store.certificate(&app.certificate).await?;
         Ok(AppView::new(&app, certificate.as_ref(), now))
     }

@@ -334,6 +334,16 @@ impl CrlPublisher {
     }
 }
 
+/// The lowest number a CRL signed `now` may carry: `now` in milliseconds since 1970 (its
+/// thisUpdate is `now` in whole seconds). A number is drawn above the last one and at least
+/// this, so a CRL signed after a restore from a backup, which puts the counter back to the
+/// backup's, still has a higher number than every CRL signed before (RFC 5280 5.2.3), as
+/// long as the clock has not gone back. (Numbers stay below 2^63 until the year
+/// 292,278,994; RFC 5280 allows 20 octets.)
+fn number_floor(now: OffsetDateTime) -> u64 {
+    u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 /// Reads the revocation index and signs a CRL of the unexpired revoked certificates issued
 /// under `ca`'s name.
 async fn build(
@@ -351,13 +361,13 @@ async fn build(
     let generation = *feed.borrow();
     let built = Instant::now();
     let mut took = std::time::Duration::ZERO;
-    let this_update = clock
-        .now()
+    let now = clock.now();
+    let this_update = now
         .replace_nanosecond(0)
         .map_err(|e| RevocationError::Task(format!("truncating the time: {e}")))?;
     let next_update = this_update + interval;
     // The revocations, then the number drawn after them (in turn with the other publishers).
-    let (revoked, number) = store.revoked_for_crl().await?;
+    let (revoked, number) = store.revoked_for_crl(number_floor(now)).await?;
     drop(turn);
     let unexpired = revoked
         .into_iter()

@@ -179,8 +179,8 @@ mod tests {
             .await
             .unwrap();
         store.record_service_certificate(service).await.unwrap();
-        store.next_crl_number().await.unwrap();
-        store.next_crl_number().await.unwrap();
+        store.next_crl_number(0).await.unwrap();
+        store.next_crl_number(0).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(fjall.bound_ca().await.unwrap(), Some(ca));
         // What was copied behaves as the original: the next history entry comes after the
         // copied ones, the CRL number goes on upwards, the ID renews on its version.
-        assert_eq!(postgres.next_crl_number().await.unwrap(), 3);
+        assert_eq!(postgres.next_crl_number(0).await.unwrap(), 3);
         issue(
             &*postgres,
             2,

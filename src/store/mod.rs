@@ -557,22 +557,28 @@ pub trait RevocationStore: StoreReads {
         page: PageRequest,
     ) -> Result<Page<RevokedCertificate>, StoreError>;
 
-    /// Draws the next CRL number: strictly greater than every number drawn before, across
-    /// restarts (durable before it is returned), and never handed out twice even to
-    /// concurrent callers.
-    async fn next_crl_number(&self) -> Result<u64, StoreError>;
+    /// Draws the next CRL number: one more than the last number drawn, or `floor` if that is
+    /// higher (the store's rule `crl_number_after`). So it is strictly greater than every number
+    /// drawn before, across restarts (durable before it is returned), and never handed out
+    /// twice even to concurrent callers; and a floor that grows with time (the CRL
+    /// publisher's is the CRL's thisUpdate in milliseconds) keeps numbers above those drawn
+    /// after a backup once that backup is restored, which puts the counter back.
+    async fn next_crl_number(&self, floor: u64) -> Result<u64, StoreError>;
 
-    /// Every revoked certificate, and a CRL number drawn after reading them: what a CRL
-    /// lists, and its number. The draw follows the read, so that a CRL with a higher number
-    /// lists every revocation one with a lower number lists (the higher number supersedes,
-    /// RFC 5280 5.2.3) as long as the callers take turns: one process opens an embedded
-    /// store, and its CRL publishers do (the revocation module's `CrlNumbering`); PostgreSQL,
-    /// which several daemons share, overrides this to hold the counter's row lock from before
-    /// the read to the draw.
-    async fn revoked_for_crl(&self) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
+    /// Every revoked certificate, and a CRL number drawn after reading them (as
+    /// [`RevocationStore::next_crl_number`] draws it): what a CRL lists, and its number. The
+    /// draw follows the read, so that a CRL with a higher number lists every revocation one
+    /// with a lower number lists (the higher number supersedes, RFC 5280 5.2.3) as long as
+    /// the callers take turns: one process opens an embedded store, and its CRL publishers do
+    /// (the revocation module's `CrlNumbering`); PostgreSQL, which several daemons share,
+    /// overrides this to hold the counter's row lock from before the read to the draw.
+    async fn revoked_for_crl(
+        &self,
+        floor: u64,
+    ) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
         let revoked =
             Page::collect_all(REVOKED_PAGE, |page| self.revoked_certificates(page)).await?;
-        Ok((revoked, self.next_crl_number().await?))
+        Ok((revoked, self.next_crl_number(floor).await?))
     }
 
     /// A change feed of revocations: the value is bumped after each committed revocation

@@ -267,6 +267,7 @@ impl RegistrationAuthority {
                     ..self.event(caller, Some(&account), kind, Outcome::Ok { detail })
                 })
                 .collect();
+            let revoked = revoke.as_ref().map(|(serial, r)| (*serial, r.reason));
             match self
                 .store
                 .update_account(AccountChange {
@@ -279,6 +280,18 @@ impl RegistrationAuthority {
                 .await
             {
                 Ok(stored) => {
+                    // Beside "certificate issued": the log names every certificate the CA
+                    // stopped vouching for, should the database be lost or restored from an
+                    // older backup (which brings it back as good).
+                    if let Some((serial, reason)) = revoked {
+                        tracing::info!(
+                            actor = %caller.actor,
+                            id = %account.id,
+                            %serial,
+                            %reason,
+                            "certificate revoked"
+                        );
+                    }
                     let current = self.current_certificate(&stored).await?;
                     return Ok(AccountView::new(
                         &stored,

@@ -131,6 +131,9 @@ struct Trailer {
 /// any, is carried but not yet checked: that is the CA's part (`crate::ca::backup_signature`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupSummary {
+    /// When the daemon took the snapshot (the header's `created_at`): a restore brings the
+    /// store back to that moment.
+    pub taken_at: OffsetDateTime,
     /// Records of each kind.
     pub counts: BTreeMap<String, u64>,
     /// SHA-256 of the file up to the trailer, hex.
@@ -160,6 +163,7 @@ impl std::fmt::Display for BackupSummary {
 pub struct BackupWriter {
     hasher: Sha256,
     counts: BTreeMap<String, u64>,
+    taken_at: OffsetDateTime,
 }
 
 impl Default for BackupWriter {
@@ -178,6 +182,8 @@ impl BackupWriter {
         Self {
             hasher: Sha256::new(),
             counts,
+            // Set by the header line, which comes first.
+            taken_at: OffsetDateTime::UNIX_EPOCH,
         }
     }
 
@@ -198,6 +204,7 @@ impl BackupWriter {
             created_at,
             estca_version: env!("CARGO_PKG_VERSION").into(),
         })
+        .inspect(|_| self.taken_at = created_at)
     }
 
     /// The line of one record.
@@ -215,6 +222,7 @@ impl BackupWriter {
         let digest = self.hasher.finalize();
         let signature = sign(&signed_message(&digest))?;
         let summary = BackupSummary {
+            taken_at: self.taken_at,
             counts: self.counts,
             sha256: hex::encode(digest),
             signature: Some(signature),
@@ -247,6 +255,7 @@ pub fn read(
     let mut number = 0usize;
     let mut trailer = None;
     let mut version = VERSION;
+    let mut taken_at = OffsetDateTime::UNIX_EPOCH;
     loop {
         buf.clear();
         if input.read_until(b'\n', &mut buf)? == 0 {
@@ -279,6 +288,7 @@ pub fn read(
                     )));
                 }
                 version = header.version;
+                taken_at = header.created_at;
             }
             (1, _) => {
                 return Err(malformed(
@@ -343,6 +353,7 @@ pub fn read(
         each(pending)?;
     }
     Ok(BackupSummary {
+        taken_at,
         counts: trailer.counts,
         sha256,
         signature: trailer.signature,

@@ -62,7 +62,7 @@ pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
         .append_history(event(EventKind::Lock, Some("nozawa1"), Some("5110"), 30))
         .await
         .unwrap();
-    let crl = store.next_crl_number().await.unwrap();
+    let crl = store.next_crl_number(0).await.unwrap();
 
     let mut exported = Vec::new();
     store
@@ -139,7 +139,7 @@ pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
         contract.server_keygen,
         "the option travels with its contract"
     );
-    assert!(copy_store.next_crl_number().await.unwrap() > crl);
+    assert!(copy_store.next_crl_number(0).await.unwrap() > crl);
     let newest = theirs[0].seq;
     copy_store
         .append_history(event(EventKind::Unlock, Some("nozawa1"), Some("5110"), 40))

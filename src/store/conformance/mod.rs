@@ -79,6 +79,7 @@ macro_rules! suite {
                 paging::a_cursor_from_another_listing_is_refused,
                 revocation::the_revocation_index_follows_revokes_and_supersedes_and_the_feed_says_so,
                 revocation::crl_numbers_strictly_increase_under_concurrency_and_across_reopens,
+                revocation::a_crl_number_is_at_least_its_floor_even_after_a_restore_puts_it_back,
                 backup::export_import_round_trips_every_record,
                 backup::commits_survive_a_reopen,
                 budgets::budgets_hold_under_concurrency_refill_and_take_refunds,

@@ -95,7 +95,7 @@ pub(super) async fn crl_numbers_strictly_increase_under_concurrency_and_across_r
         for _ in 0..10 {
             let store = Arc::clone(f.store());
             tasks.push(tokio::spawn(async move {
-                store.next_crl_number().await.unwrap()
+                store.next_crl_number(0).await.unwrap()
             }));
         }
         let mut these = Vec::new();
@@ -112,4 +112,37 @@ pub(super) async fn crl_numbers_strictly_increase_under_concurrency_and_across_r
     }
     assert_eq!(seen.len(), 30);
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
+
+pub(super) async fn a_crl_number_is_at_least_its_floor_even_after_a_restore_puts_it_back<
+    B: Backend,
+>() {
+    let f = Fixture::<B>::empty().await;
+    let store = f.store();
+    assert_eq!(store.next_crl_number(0).await.unwrap(), 1);
+    assert_eq!(store.next_crl_number(1_000).await.unwrap(), 1_000);
+    assert_eq!(
+        store.next_crl_number(10).await.unwrap(),
+        1_001,
+        "a floor below the last number changes nothing"
+    );
+    // A backup now holds 1,001; the daemon goes on and signs up to 2,000 before the restore.
+    let mut backup = Vec::new();
+    store
+        .export(&mut |r| {
+            backup.push(r);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.next_crl_number(2_000).await.unwrap(), 2_000);
+    let restored = Fixture::<B>::empty().await;
+    restored.store().import(backup).await.unwrap();
+    assert_eq!(
+        restored.store().next_crl_number(2_500).await.unwrap(),
+        2_500,
+        "the later floor is above what was signed after the backup"
+    );
+    let (_, number) = restored.store().revoked_for_crl(2_500).await.unwrap();
+    assert_eq!(number, 2_501, "a CRL's read draws the same way");
 }

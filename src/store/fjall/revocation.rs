@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{tx_get, FjallStore, META, REVOKED};
-use crate::store::rows;
+use crate::store::{rows, rules};
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
 /// `meta` key of the last CRL number drawn.
@@ -23,16 +23,14 @@ impl RevocationStore for FjallStore {
         )
     }
 
-    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+    async fn next_crl_number(&self, floor: u64) -> Result<u64, StoreError> {
         // One transaction at a time: concurrent callers each get their own number.
         let (number, _) = self.transact(|tx| {
             let last = tx_get(tx, &self.parts.meta, META, META_CRL_NUMBER)?
                 .map(|bytes| rows::u64_be(META, META_CRL_NUMBER, &bytes))
                 .transpose()?
                 .unwrap_or(0);
-            let next = last
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Backend("the CRL number is exhausted".into()))?;
+            let next = rules::crl_number_after(last, floor)?;
             tx.insert(&self.parts.meta, META_CRL_NUMBER, next.to_be_bytes());
             Ok((next, true))
         })?;

@@ -27,9 +27,11 @@ use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, Store
 /// The notification channel of revocations.
 const CHANNEL: &str = "estca_revocations";
 
-/// Draws the next CRL number (under the counter's row lock, until the transaction ends).
-const DRAW_CRL_NUMBER: &str =
-    "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value";
+/// Draws the next CRL number, one more than the last or the floor `$1` if that is higher
+/// (the store's rule `crl_number_after`), under the counter's row lock until the transaction
+/// ends.
+const DRAW_CRL_NUMBER: &str = "UPDATE counters SET value = GREATEST(value + 1, $1) \
+     WHERE name = 'crl_number' RETURNING value";
 
 /// The number [`DRAW_CRL_NUMBER`] returned.
 fn drawn_crl_number(row: Option<&tokio_postgres::Row>) -> Result<u64, StoreError> {
@@ -139,17 +141,22 @@ impl RevocationStore for PostgresStore {
         )
     }
 
-    async fn next_crl_number(&self) -> Result<u64, StoreError> {
+    async fn next_crl_number(&self, floor: u64) -> Result<u64, StoreError> {
         // One statement, committed (durably) before it returns: the row lock makes concurrent
         // callers on every daemon take turns, each drawing the number after the last.
-        drawn_crl_number(self.rows(DRAW_CRL_NUMBER, &[]).await?.first())
+        let floor = rows::to_i64(floor)?;
+        drawn_crl_number(self.rows(DRAW_CRL_NUMBER, &[&floor]).await?.first())
     }
 
     /// One transaction: the counter's row lock first, then the read, then the draw. A
     /// daemon building a CRL at the same moment waits at the lock until this one committed
     /// its number, and its own read (each statement sees what was committed before it
     /// began) then lists every revocation this one's did.
-    async fn revoked_for_crl(&self) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
+    async fn revoked_for_crl(
+        &self,
+        floor: u64,
+    ) -> Result<(Vec<RevokedCertificate>, u64), StoreError> {
+        let floor = rows::to_i64(floor)?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
         tx.execute(
@@ -172,7 +179,7 @@ impl RevocationStore for PostgresStore {
             .map(rows::revoked)
             .collect::<Result<Vec<_>, _>>()?;
         let number = drawn_crl_number(
-            tx.query_opt(DRAW_CRL_NUMBER, &[])
+            tx.query_opt(DRAW_CRL_NUMBER, &[&floor])
                 .await
                 .map_err(db)?
                 .as_ref(),

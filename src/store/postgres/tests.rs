@@ -209,8 +209,8 @@ async fn crl_numbers_strictly_increase_across_daemons() {
     for n in 0..20 {
         let store = Arc::clone(if n % 2 == 0 { &a } else { &b });
         tasks.push(tokio::spawn(async move {
-            let first = store.next_crl_number().await.unwrap();
-            let second = store.next_crl_number().await.unwrap();
+            let first = store.next_crl_number(0).await.unwrap();
+            let second = store.next_crl_number(0).await.unwrap();
             assert!(second > first, "{first} then {second}");
             [first, second]
         }));
@@ -246,7 +246,7 @@ async fn a_crl_read_waits_for_the_number_another_daemon_is_drawing() {
         .await
         .unwrap()
         .get::<_, i64>("value");
-    let reading = tokio::spawn(async move { b.revoked_for_crl().await });
+    let reading = tokio::spawn(async move { b.revoked_for_crl(0).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!reading.is_finished(), "the read waits for the row");
     a.update_account(AccountChange {

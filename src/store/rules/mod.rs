@@ -9,6 +9,7 @@
 
 mod accounts;
 mod certificates;
+mod crl_number;
 
 pub(in crate::store) use accounts::{
     apply_change, clear_password_attempts, contract_options, count_password_attempt,
@@ -19,6 +20,7 @@ pub(in crate::store) use certificates::{
     revoke_account_certificate, revoke_app, revoke_app_certificate, service_certificate,
     supersession,
 };
+pub(in crate::store) use crl_number::crl_number_after;
 
 #[cfg(test)]
 mod tests;

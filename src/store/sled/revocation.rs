@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use super::{storage, SledStore, META};
 use crate::store::listing::Listing;
 use crate::store::rows::u64_be;
+use crate::store::rules;
 use crate::store::{Page, PageRequest, RevocationStore, RevokedCertificate, StoreError};
 
 /// `meta` key of the last CRL number drawn.
@@ -33,8 +34,8 @@ impl RevocationStore for SledStore {
         self.page(&self.revoked, Listing::Revoked, &page)
     }
 
-    async fn next_crl_number(&self) -> Result<u64, StoreError> {
-        let mut overflow = false;
+    async fn next_crl_number(&self, floor: u64) -> Result<u64, StoreError> {
+        let mut exhausted = None;
         // update_and_fetch is an atomic compare-and-swap loop: concurrent callers each get
         // their own number.
         let stored = self
@@ -43,17 +44,17 @@ impl RevocationStore for SledStore {
                 let last = old
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map_or(0, u64::from_be_bytes);
-                match last.checked_add(1) {
-                    Some(next) => Some(next.to_be_bytes().to_vec()),
-                    None => {
-                        overflow = true;
+                match rules::crl_number_after(last, floor) {
+                    Ok(next) => Some(next.to_be_bytes().to_vec()),
+                    Err(e) => {
+                        exhausted = Some(e);
                         old.map(<[u8]>::to_vec)
                     }
                 }
             })
             .map_err(|e| storage(META, e))?;
-        if overflow {
-            return Err(StoreError::Backend("the CRL number is exhausted".into()));
+        if let Some(e) = exhausted {
+            return Err(e);
         }
         let number = match stored {
             Some(bytes) => u64_be(META, META_CRL_NUMBER, &bytes)?,
