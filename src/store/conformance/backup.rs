@@ -64,14 +64,7 @@ pub(super) async fn export_import_round_trips_every_record<B: Backend>() {
         .unwrap();
     let crl = store.next_crl_number(0).await.unwrap();
 
-    let mut exported = Vec::new();
-    store
-        .export(&mut |r| {
-            exported.push(r);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let exported = export_all(store).await;
     let kinds: Vec<&str> = exported.iter().map(StoreRecord::kind).collect();
     let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
     assert_eq!(

@@ -236,14 +236,7 @@ pub(super) async fn service_certificates_are_reserved_recorded_backed_up_and_uni
     assert_eq!(store.certificate(&serial(9)).await.unwrap(), None);
 
     // Backups carry them, and a restore rebuilds their key index.
-    let mut exported = Vec::new();
-    store
-        .export(&mut |r| {
-            exported.push(r);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let exported = export_all(store).await;
     assert_eq!(
         exported,
         vec![

@@ -233,3 +233,16 @@ pub(in crate::store) async fn all_accounts(
     .map(|a| a.id.to_string())
     .collect()
 }
+
+/// Every record `store` exports, in export order: what a backup of it holds.
+pub(in crate::store) async fn export_all(store: &dyn Store) -> Vec<crate::store::StoreRecord> {
+    let mut records = Vec::new();
+    store
+        .export(&mut |r| {
+            records.push(r);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    records
+}

@@ -116,14 +116,7 @@ pub(super) async fn a_removed_id_stays_on_record_and_changes_no_more<B: Backend>
     assert_eq!(all_accounts(&*store, Some("5110")).await, ["nozawa1"]);
 
     // Exported and imported as it is, and read back after a reopen.
-    let mut exported = Vec::new();
-    store
-        .export(&mut |r| {
-            exported.push(r);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let exported = export_all(&*store).await;
     assert!(exported.contains(&StoreRecord::Account(removed.clone())));
     let copy = Fixture::<B>::empty().await;
     copy.store().import(exported).await.unwrap();

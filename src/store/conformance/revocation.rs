@@ -127,14 +127,7 @@ pub(super) async fn a_crl_number_is_at_least_its_floor_even_after_a_restore_puts
         "a floor below the last number changes nothing"
     );
     // A backup now holds 1,001; the daemon goes on and signs up to 2,000 before the restore.
-    let mut backup = Vec::new();
-    store
-        .export(&mut |r| {
-            backup.push(r);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let backup = export_all(&**store).await;
     assert_eq!(store.next_crl_number(2_000).await.unwrap(), 2_000);
     let restored = Fixture::<B>::empty().await;
     restored.store().import(backup).await.unwrap();
